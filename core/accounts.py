@@ -1,0 +1,190 @@
+"""Portals, users, addresses and API tokens: creating them and resolving them."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import InvalidInput
+from core.models import ApiToken, Portal, User, UserAddress
+
+USER_TOKEN_PREFIX = "ilu_"
+ADMIN_TOKEN_PREFIX = "ila_"
+# Letters and digits only, so the token survives every mail client's address handling.
+_BCC_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def normalize_address(address: str) -> str:
+    """Validate an email address and return it lower-cased, or raise InvalidInput."""
+    try:
+        result = validate_email(address.strip(), check_deliverability=False,
+                                allow_smtputf8=True, allow_display_name=False)
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"invalid email address {address!r}: {exc}") from exc
+    return result.normalized.lower()
+
+
+def hash_token(token: str) -> str:
+    # Tokens are 256-bit random strings: a plain sha256 is enough, no slow KDF needed.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_token(prefix: str) -> str:
+    return prefix + secrets.token_urlsafe(32)
+
+
+def new_bcc_token() -> str:
+    return "".join(secrets.choice(_BCC_ALPHABET) for _ in range(20))
+
+
+@dataclass(frozen=True)
+class CreatedPortal:
+    portal: Portal
+    admin_token: str
+
+
+@dataclass(frozen=True)
+class CreatedUser:
+    user: User
+    api_token: str
+
+
+async def create_portal(session: AsyncSession, name: str) -> CreatedPortal:
+    """Create a portal with a fresh secret logging token and an admin API token."""
+    if not name.strip():
+        raise InvalidInput("portal name must not be empty")
+    portal = Portal(name=name.strip(), bcc_token=new_bcc_token(), never_log=[])
+    session.add(portal)
+    await session.flush()
+    token = _new_token(ADMIN_TOKEN_PREFIX)
+    session.add(ApiToken(portal_id=portal.id, user_id=None, token_hash=hash_token(token)))
+    await session.flush()
+    return CreatedPortal(portal, token)
+
+
+async def add_user(
+    session: AsyncSession, portal_id: int, email: str, *, name: str = "",
+    aliases: tuple[str, ...] = (),
+) -> CreatedUser:
+    """Add a user with their primary address and aliases, and issue an API token."""
+    portal = await session.get(Portal, portal_id)
+    if portal is None:
+        raise InvalidInput(f"no portal {portal_id}")
+    addresses = list(dict.fromkeys(normalize_address(a) for a in (email, *aliases)))
+    taken = await session.scalars(
+        select(UserAddress.address).where(
+            UserAddress.portal_id == portal_id, UserAddress.address.in_(addresses)
+        )
+    )
+    if clash := list(taken):
+        raise InvalidInput(f"address already belongs to a user: {', '.join(clash)}")
+    user = User(portal_id=portal_id, email=addresses[0], name=name.strip())
+    user.addresses = [UserAddress(portal_id=portal_id, address=a) for a in addresses]
+    session.add(user)
+    await session.flush()
+    token = _new_token(USER_TOKEN_PREFIX)
+    session.add(ApiToken(portal_id=portal_id, user_id=user.id, token_hash=hash_token(token)))
+    await session.flush()
+    return CreatedUser(user, token)
+
+
+async def token_owner(session: AsyncSession, token: str) -> ApiToken | None:
+    """The live (not revoked) token record for a bearer token, or None."""
+    if not token.startswith((USER_TOKEN_PREFIX, ADMIN_TOKEN_PREFIX)):
+        return None
+    found = await session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+    if found is None or found.revoked_at is not None:
+        return None
+    return found
+
+
+@dataclass(frozen=True)
+class LoggingAddress:
+    """A parsed logging address: ``<bcc_token>[+<tag>]@<bcc_domain>``."""
+
+    bcc_token: str
+    tag: str | None
+
+
+_LOCAL = re.compile(r"^([a-z0-9]+)(?:\+([A-Za-z0-9._-]+))?$")
+
+
+def parse_logging_address(address: str, bcc_domain: str) -> LoggingAddress | None:
+    """Split a recipient into token and tag when it is at the logging domain."""
+    local, sep, domain = address.strip().strip("<>").rpartition("@")
+    if not sep or domain.lower() != bcc_domain.lower():
+        return None
+    match = _LOCAL.match(local.lower())
+    if match is None:
+        return None
+    return LoggingAddress(match.group(1), match.group(2))
+
+
+async def portal_for_address(
+    session: AsyncSession, address: str, bcc_domain: str
+) -> tuple[Portal, str | None] | None:
+    """The portal a logging address routes to, and its tag, or None."""
+    parsed = parse_logging_address(address, bcc_domain)
+    if parsed is None:
+        return None
+    portal = await session.scalar(select(Portal).where(Portal.bcc_token == parsed.bcc_token))
+    return None if portal is None else (portal, parsed.tag)
+
+
+async def users_by_address(session: AsyncSession, portal_id: int) -> dict[str, User]:
+    """Every user address of a portal (lower-case) mapped to its user."""
+    rows = await session.execute(
+        select(UserAddress.address, User)
+        .join(User, User.id == UserAddress.user_id)
+        .where(UserAddress.portal_id == portal_id)
+    )
+    return {address: user for address, user in rows}
+
+
+PORTAL_SETTINGS = ("log_attachments", "auto_create_contacts", "never_log")
+
+
+def portal_settings(portal: Portal) -> dict[str, object]:
+    return {
+        "log_attachments": portal.log_attachments,
+        "auto_create_contacts": portal.auto_create_contacts,
+        "never_log": list(portal.never_log),
+    }
+
+
+def _never_log_entry(entry: object) -> str:
+    """An address or a bare domain, normalized; InvalidInput otherwise."""
+    if not isinstance(entry, str) or not entry.strip():
+        raise InvalidInput("never_log entries must be non-empty strings")
+    entry = entry.strip().lower()
+    if "@" in entry:
+        return normalize_address(entry)
+    domain = entry.lstrip("@")
+    if not re.fullmatch(r"(?=.{1,253}$)([a-z0-9-]{1,63}\.)+[a-z]{2,63}", domain):
+        raise InvalidInput(f"not an address or a domain: {entry!r}")
+    return domain
+
+
+def update_settings(portal: Portal, changes: dict[str, object]) -> None:
+    """Apply a partial settings change after validating every field in it."""
+    unknown = set(changes) - set(PORTAL_SETTINGS)
+    if unknown:
+        raise InvalidInput(f"unknown settings: {', '.join(sorted(unknown))}")
+    for flag in ("log_attachments", "auto_create_contacts"):
+        if flag in changes and not isinstance(changes[flag], bool):
+            raise InvalidInput(f"{flag} must be true or false")
+    never_log = changes.get("never_log")
+    if "never_log" in changes:
+        if not isinstance(never_log, list) or len(never_log) > 10_000:
+            raise InvalidInput("never_log must be a list of at most 10000 entries")
+        portal.never_log = list(dict.fromkeys(_never_log_entry(e) for e in never_log))
+    if "log_attachments" in changes:
+        portal.log_attachments = bool(changes["log_attachments"])
+    if "auto_create_contacts" in changes:
+        portal.auto_create_contacts = bool(changes["auto_create_contacts"])

@@ -1,0 +1,158 @@
+"""Engines, transactions and migrations: one code path for SQLite and PostgreSQL.
+
+Entry points open one transaction per inbound unit with ``Database.transaction()``;
+core functions take the session and never commit (STYLE habit 8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from core.errors import StorageUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def _is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" hook, not the driver, start transactions.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is on disk before it returns, so a 250 survives power loss.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _make_engine(url: str, *, immediate: bool = False, **kwargs: Any) -> AsyncEngine:
+    if not _is_sqlite(url):
+        return create_async_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        # A deferred transaction that reads and then writes can fail at once with
+        # SQLITE_BUSY when another writer got in between; IMMEDIATE waits its turn.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """The storage of one inboxlog instance: a read engine and a write engine.
+
+    On PostgreSQL both are the same engine. On SQLite writes go through their own
+    engine whose transactions start with ``BEGIN IMMEDIATE``, and an in-process lock
+    keeps writers in line so they queue on the event loop, not in busy-wait threads.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = _is_sqlite(url)
+        if self.is_sqlite:
+            path = url.split(":///", 1)[1] if ":///" in url else ""
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.read_engine = _make_engine(url)
+            self.write_engine = _make_engine(url, immediate=True)
+        else:
+            self.read_engine = self.write_engine = _make_engine(url, pool_size=10, max_overflow=20)
+        self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads; closing it rolls back anything left open.
+
+        Objects loaded through it stay readable after the block (nothing is expired).
+        """
+        try:
+            async with self._read_sessions() as session:
+                yield session
+        except (OperationalError, InterfaceError, OSError) as exc:
+            raise StorageUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One write transaction: committed when the block exits cleanly, else rolled back.
+
+        Connection failures surface as ``StorageUnavailable``; when this returns, the
+        commit is durable.
+        """
+        if self._write_lock is not None:
+            await self._write_lock.acquire()
+        try:
+            async with self._write_sessions() as session, session.begin():
+                yield session
+        except (OperationalError, InterfaceError, OSError) as exc:
+            raise StorageUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StorageUnavailable("database connection lost") from exc
+            raise
+        finally:
+            if self._write_lock is not None:
+                self._write_lock.release()
+
+    async def run(
+        self, work: Callable[[AsyncSession], Awaitable[T]], *, attempts: int = 3
+    ) -> T:
+        """Run ``work`` in a transaction, again from scratch when a concurrent writer
+        won a unique-key race (two copies of one message arriving at once)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.transaction() as session:
+                    return await work(session)
+            except IntegrityError:
+                if attempt == attempts:
+                    raise
+                log.info("unique-key race, retrying (attempt %d)", attempt)
+        raise AssertionError("unreachable")
+
+    async def dispose(self) -> None:
+        await self.read_engine.dispose()
+        if self.write_engine is not self.read_engine:
+            await self.write_engine.dispose()
+
+
+def _alembic_config(connection: Any) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+async def migrate(db: Database) -> None:
+    """Bring the schema to the newest migration (idempotent)."""
+    from alembic import command
+
+    def upgrade(sync_conn: Any) -> None:
+        command.upgrade(_alembic_config(sync_conn), "head")
+
+    async with db.write_engine.begin() as conn:
+        await conn.run_sync(upgrade)

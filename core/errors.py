@@ -1,0 +1,49 @@
+"""The one exception root of core; adapters map these to SMTP replies and HTTP errors."""
+
+from __future__ import annotations
+
+
+class CoreError(Exception):
+    """Root of every error core raises on purpose. ``code`` is a stable machine name."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(CoreError):
+    """The object does not exist, or belongs to another portal (never say which)."""
+
+    code = "not_found"
+
+
+class InvalidInput(CoreError):
+    """The caller sent something core cannot accept as it is."""
+
+    code = "invalid_input"
+
+
+class UnknownRecipient(CoreError):
+    """No portal has this logging address."""
+
+    code = "unknown_recipient"
+
+
+class SenderNotAllowed(CoreError):
+    """The message does not come from a user of the portal."""
+
+    code = "sender_not_allowed"
+
+
+class MessageTooLarge(CoreError):
+    """The message (or its header block) is over a configured limit."""
+
+    code = "too_large"
+
+
+class StorageUnavailable(CoreError):
+    """The database or blob store failed in a way a retry later may fix."""
+
+    code = "storage_unavailable"

@@ -1,0 +1,32 @@
+"""Alembic environment: runs on the connection core.db.migrate hands over."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from core.models import Base
+from core.models.base import UTCDateTime
+
+config = context.config
+connection = config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("run migrations through `inboxlog migrate` (core.db.migrate)")
+
+
+
+def render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+    """Render our UTC column type as a plain sa.DateTime so migrations stay self-contained."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+    compare_type=True,
+    render_item=render_item,
+)
+with context.begin_transaction():
+    context.run_migrations()

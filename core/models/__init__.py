@@ -1,0 +1,42 @@
+"""The SQLAlchemy models; importing this package registers every table on Base.metadata."""
+
+from core.models.base import Base, utcnow
+from core.models.crm import Company, Contact, Deal, Ticket
+from core.models.email import (
+    Attachment,
+    Blob,
+    Email,
+    EmailCompany,
+    EmailContact,
+    EmailDeal,
+    EmailSource,
+    EmailTicket,
+    Thread,
+    ThreadRef,
+)
+from core.models.event import Event
+from core.models.portal import ApiToken, Portal, User, UserAddress
+
+__all__ = [
+    "ApiToken",
+    "Attachment",
+    "Base",
+    "Blob",
+    "Company",
+    "Contact",
+    "Deal",
+    "Email",
+    "EmailCompany",
+    "EmailContact",
+    "EmailDeal",
+    "EmailSource",
+    "EmailTicket",
+    "Event",
+    "Portal",
+    "Thread",
+    "ThreadRef",
+    "Ticket",
+    "User",
+    "UserAddress",
+    "utcnow",
+]

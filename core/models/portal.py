@@ -1,0 +1,67 @@
+"""A portal (one CRM account), its users, their addresses and API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core.models.base import Base, BigId, utcnow
+
+
+class Portal(Base):
+    __tablename__ = "portals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    bcc_token: Mapped[str] = mapped_column(String(64), unique=True)
+    log_attachments: Mapped[bool] = mapped_column(default=True)
+    auto_create_contacts: Mapped[bool] = mapped_column(default=True)
+    # Addresses ("a@b.com") and domains ("b.com") whose mail is never logged.
+    never_log: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    addresses: Mapped[list[UserAddress]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class UserAddress(Base):
+    """Every address a user sends from: the primary one and the aliases."""
+
+    __tablename__ = "user_addresses"
+    __table_args__ = (UniqueConstraint("portal_id", "address"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    address: Mapped[str] = mapped_column(String(320))  # lower-case
+
+    user: Mapped[User] = relationship(back_populates="addresses")
+
+
+class ApiToken(Base):
+    """A bearer token; only its sha256 is stored. ``user_id`` is None for admin tokens."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)

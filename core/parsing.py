@@ -1,0 +1,425 @@
+"""Parse raw RFC 822 bytes into a :class:`ParsedMessage`, whatever state they are in.
+
+Contract: :func:`parse_message` never raises. Anything it had to guess or skip is
+described in :attr:`ParsedMessage.defects`; text fields never contain NUL
+characters or lone surrogates, so they can be stored as UTF-8 as they are.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import hashlib
+import html as html_lib
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import Message
+from email.parser import BytesParser
+from html.parser import HTMLParser
+
+import nh3
+
+from core import _mime
+from core.types import MessageId
+
+_MAX_REFERENCES = 100
+
+
+@dataclass(frozen=True)
+class Address:
+    """One mailbox from an address header."""
+
+    email: str  # addr-spec as found, whitespace stripped; domain lower-cased; local part kept
+    name: str  # decoded display name (RFC 2047), "" if none
+
+    @property
+    def key(self) -> str:
+        """The address lower-cased, for matching against contacts."""
+        return self.email.lower()
+
+
+@dataclass(frozen=True)
+class Part:
+    """An attachment or inline image."""
+
+    filename: str  # decoded; generated from the content type when missing
+    content_type: str  # lower-case "type/subtype"
+    content: bytes  # transfer encoding undone
+    inline: bool  # Content-Disposition inline, or a Content-ID the html refers to
+    content_id: str | None  # without <>
+
+
+@dataclass(frozen=True)
+class ParsedMessage:
+    """Everything inboxlog reads from one message.
+
+    ``text`` and ``html`` have their line endings normalised to ``\\n``; ``html`` is
+    NOT sanitized (see :func:`sanitize_html`). ``date`` is aware and in UTC.
+    """
+
+    message_id: MessageId | None
+    in_reply_to: tuple[MessageId, ...]
+    references: tuple[MessageId, ...]
+    from_: Address | None
+    sender: Address | None
+    reply_to: tuple[Address, ...]
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    resent_from: tuple[Address, ...]
+    subject: str
+    date: datetime | None
+    text: str
+    html: str
+    attachments: tuple[Part, ...]
+    headers: tuple[tuple[str, str], ...]
+    thread_index: str | None
+    defects: tuple[str, ...]
+
+    def header(self, name: str) -> str | None:
+        """The first header value named ``name`` (case-insensitive), decoded."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key.lower() == wanted), None)
+
+
+def parse_message(raw: bytes) -> ParsedMessage:
+    """Parse ``raw`` message bytes; never raises, see the module docstring."""
+    try:
+        return _parse(bytes(raw))
+    except Exception as exc:  # last resort: the contract is "never raises"
+        text, _ = _mime.decode_bytes(bytes(raw), None, "message")
+        return _empty(
+            text=_mime.clean_text(text),
+            defects=(f"message could not be parsed ({type(exc).__name__})",),
+        )
+
+
+def _empty(text: str, defects: tuple[str, ...]) -> ParsedMessage:
+    return ParsedMessage(
+        message_id=None, in_reply_to=(), references=(), from_=None, sender=None,
+        reply_to=(), to=(), cc=(), resent_from=(), subject="", date=None, text=text,
+        html="", attachments=(), headers=(), thread_index=None, defects=defects,
+    )  # fmt: skip
+
+
+def _load(raw: bytes, defects: list[str]) -> Message:
+    try:
+        return BytesParser(policy=email.policy.default).parsebytes(raw)
+    except Exception as exc:  # RecursionError on absurdly deep nesting, parser bugs
+        defects.append(
+            f"MIME structure could not be parsed ({type(exc).__name__}); body kept as text"
+        )
+    # Headers only: the whole body becomes one payload handled as a broken multipart.
+    return BytesParser(policy=email.policy.default).parsebytes(raw, headersonly=True)
+
+
+def _parse(raw: bytes) -> ParsedMessage:
+    defects: list[str] = []
+    msg = _load(raw, defects)
+    headers: list[tuple[str, str]] = []
+    raw_by_name: dict[str, list[str]] = {}  # lower-case name -> raw values, in order
+    first: dict[str, str] = {}  # lower-case name -> first decoded value
+    for name, value in msg.raw_items():
+        name = _mime.clean_text(str(name)).strip()
+        decoded, notes = _mime.decode_header_value(str(value), name)
+        headers.append((name, decoded))
+        defects.extend(notes)
+        raw_by_name.setdefault(name.lower(), []).append(str(value))
+        first.setdefault(name.lower(), decoded)
+
+    def addresses(name: str) -> tuple[Address, ...]:
+        pairs, notes = _mime.parse_addresses(raw_by_name.get(name.lower(), []), name)
+        defects.extend(notes)
+        return tuple(Address(email=addr, name=display) for display, addr in pairs)
+
+    from_ = addresses("From")
+    sender = addresses("Sender")
+    date = _mime.parse_date(first["date"]) if "date" in first else None
+    if "date" in first and date is None:
+        defects.append(f"Date: unparseable value {first['date']!r}")
+    message_ids = _mime.extract_ids(first.get("message-id", ""), allow_bare=True)
+    for header, label in (("from", "From"), ("date", "Date"), ("message-id", "Message-ID")):
+        if header not in first:
+            defects.append(f"missing {label} header")
+
+    defects.extend(_mime.describe_defect(defect, "message") for defect in msg.defects)
+    text, html, attachments = _bodies(msg, raw, defects)
+    return ParsedMessage(
+        message_id=message_ids[0] if message_ids else None,
+        in_reply_to=tuple(_mime.extract_ids(first.get("in-reply-to", ""))),
+        references=_references(first.get("references", "")),
+        from_=from_[0] if from_ else None,
+        sender=sender[0] if sender else None,
+        reply_to=addresses("Reply-To"),
+        to=addresses("To"),
+        cc=addresses("Cc"),
+        resent_from=addresses("Resent-From"),
+        subject=first.get("subject", ""),
+        date=date,
+        text=text,
+        html=html,
+        attachments=attachments,
+        headers=tuple(headers),
+        thread_index=first.get("thread-index") or None,
+        defects=tuple(dict.fromkeys(defects)),  # de-duplicated, order kept
+    )
+
+
+def _references(value: str) -> tuple[MessageId, ...]:
+    unique = tuple(dict.fromkeys(_mime.extract_ids(value)))
+    # The newest ancestors are at the end and matter most for threading.
+    return unique[-_MAX_REFERENCES:]
+
+
+def _bodies(msg: Message, raw: bytes, defects: list[str]) -> tuple[str, str, tuple[Part, ...]]:
+    """Pick the text and html bodies; every other leaf part becomes a :class:`Part`."""
+    text_leaf: _mime.Leaf | None = None
+    html_leaf: _mime.Leaf | None = None
+    others: list[tuple[_mime.Leaf, str | None]] = []
+    for number, leaf in enumerate(_mime.leaves(msg), start=1):
+        where = f"part {number} ({leaf.content_type})"
+        if leaf.part is not msg:  # the top-level defects are already noted
+            defects.extend(_mime.describe_defect(d, where) for d in leaf.part.defects)
+        if leaf.is_broken_multipart:
+            defects.append(f"{where}: multipart without usable parts; read as text")
+        name, notes = _mime.filename(leaf.part, where)
+        defects.extend(notes)
+        body_candidate = (
+            not leaf.is_message
+            and name is None
+            and _mime.disposition(leaf.part) != "attachment"
+            and (leaf.content_type in {"text/plain", "text/html"} or leaf.is_broken_multipart)
+        )
+        if body_candidate and leaf.content_type != "text/html" and text_leaf is None:
+            text_leaf = leaf
+        elif body_candidate and leaf.content_type == "text/html" and html_leaf is None:
+            html_leaf = leaf
+        else:
+            others.append((leaf, name))
+    text = _leaf_text(text_leaf, defects)
+    html = _leaf_text(html_leaf, defects)
+    if not text and html:
+        text = html_to_text(html)
+    linesep = "\r\n" if b"\r\n" in raw else "\n"
+    referenced = _mime.cid_references(html)
+    parts = tuple(
+        _part(leaf, name, index, referenced, linesep, defects)
+        for index, (leaf, name) in enumerate(others, start=1)
+    )
+    return text, html, parts
+
+
+def _leaf_text(leaf: _mime.Leaf | None, defects: list[str]) -> str:
+    if leaf is None:
+        return ""
+    where = f"{leaf.content_type} body"
+    data, notes = _mime.payload_bytes(leaf.part, where)
+    text, more = _mime.decode_bytes(data, _mime.charset(leaf.part), where)
+    defects.extend(notes + more)
+    return _mime.clean_text(text).replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _part(
+    leaf: _mime.Leaf,
+    name: str | None,
+    index: int,
+    referenced: set[str],
+    linesep: str,
+    defects: list[str],
+) -> Part:
+    where = f"attachment {index} ({leaf.content_type})"
+    if leaf.is_message:
+        payload = _mime.safe_payload(leaf.part)
+        inner = [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
+        content = b"".join(_mime.serialize(p, linesep) for p in inner)
+        if name is None and leaf.content_type == "message/rfc822":
+            subject = _inner_subject(inner[0]) if inner else ""
+            name = f"{subject or 'message'}.eml"
+    else:
+        content, notes = _mime.payload_bytes(leaf.part, where)
+        defects.extend(notes)
+    cid = _mime.content_id(leaf.part)
+    inline = _mime.disposition(leaf.part) == "inline" or (
+        cid is not None and (cid.lower() in referenced or leaf.in_related)
+    )
+    return Part(
+        filename=name or _mime.generated_filename(leaf.content_type, index),
+        content_type=leaf.content_type,
+        content=content,
+        inline=inline,
+        content_id=cid,
+    )
+
+
+def _inner_subject(inner: Message) -> str:
+    raw = _mime.raw_header(inner, "Subject") or ""
+    subject, _ = _mime.decode_header_value(raw, "Subject")
+    # The subject becomes a filename: no path separators or control characters.
+    return re.sub(r"[\x00-\x1f\x7f/\\]", "", subject).strip()
+
+
+def synthetic_message_id(parsed: ParsedMessage) -> MessageId:
+    """A stable msg-id for a message that has none, equal for identical copies.
+
+    Built from the From key, Date, Subject, the sorted To/Cc keys and the
+    text body, so the same message received twice maps to the same id.
+    """
+    recipients = sorted({a.key for a in parsed.to + parsed.cc})
+    fields = [
+        parsed.from_.key if parsed.from_ else "",
+        parsed.date.isoformat() if parsed.date else "",
+        parsed.subject,
+        recipients,
+        hashlib.sha256(parsed.text.strip().encode("utf-8", "replace")).hexdigest(),
+    ]
+    digest = hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+    return MessageId(f"{digest[:32]}@synthetic.inboxlog")
+
+
+_BLOCK_TAGS = frozenset(
+    {
+        "p",
+        "div",
+        "li",
+        "tr",
+        "table",
+        "ul",
+        "ol",
+        "blockquote",
+        "pre",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+    }
+)
+_SKIPPED_TAGS = frozenset({"script", "style", "title", "template"})
+
+
+class _TextExtractor(HTMLParser):
+    """Collects the visible text of an html document, with line breaks for blocks."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.chunks: list[str] = []
+        self._skipping = 0
+        self._pre = 0
+
+    def _newline(self) -> None:
+        if self.chunks and not self.chunks[-1].endswith("\n"):
+            self.chunks.append("\n")
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIPPED_TAGS:
+            self._skipping += 1
+        elif tag == "br":
+            self.chunks.append("\n")
+        elif tag in _BLOCK_TAGS:
+            self._pre += tag == "pre"
+            self._newline()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIPPED_TAGS:
+            self._skipping = max(0, self._skipping - 1)
+        elif tag in _BLOCK_TAGS:
+            self._pre = max(0, self._pre - (tag == "pre"))
+            self._newline()
+        elif tag in {"td", "th"}:
+            self.chunks.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            # Source whitespace is not layout in html, except inside <pre>.
+            self.chunks.append(data if self._pre else re.sub(r"\s+", " ", data))
+
+
+def html_to_text(html: str) -> str:
+    """Visible text of ``html``: tags, scripts and styles removed, blocks on new lines.
+
+    Entities are unescaped, each line is stripped, and runs of blank lines
+    collapse to one. Never raises.
+    """
+    extractor = _TextExtractor()
+    try:
+        extractor.feed(html)
+        extractor.close()
+        text = "".join(extractor.chunks)
+    except Exception:  # HTMLParser has asserted on odd markup in the past
+        text = html_lib.unescape(re.sub(r"<[^>]*>", " ", html))
+    text = _mime.clean_text(text).replace("\xa0", " ").replace("\u200b", "").replace("\ufeff", "")
+    lines = [line.strip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+_ALLOWED_TAGS = nh3.ALLOWED_TAGS | {"font", "tfoot", "big", "center", "u", "s"}
+_DROPPED_WITH_CONTENT = {
+    "script", "style", "title", "template", "iframe", "frame", "frameset", "object",
+    "embed", "applet", "textarea", "select", "button", "option",
+}  # fmt: skip
+_ATTRIBUTES = {
+    "*": {"style", "title", "dir", "lang", "align", "valign", "width", "height", "bgcolor"},
+    "a": {"href", "name"},
+    "img": {"src", "alt", "border"},
+    "font": {"color", "face", "size"},
+    "table": {"border", "cellpadding", "cellspacing"},
+    "td": {"colspan", "rowspan", "nowrap"},
+    "th": {"colspan", "rowspan", "nowrap", "scope"},
+    "col": {"span"},
+    "colgroup": {"span"},
+    "ol": {"start", "type"},
+    "ul": {"type"},
+    "blockquote": {"cite", "type"},
+}
+# No position/z-index (overlays that spoof the host page) and nothing that can
+# hold url(), which would load remote content past our src checks.
+_STYLE_PROPERTIES = {
+    "color", "background-color", "font", "font-family", "font-size", "font-style",
+    "font-weight", "font-variant", "text-align", "text-decoration", "text-indent",
+    "text-transform", "line-height", "letter-spacing", "word-spacing", "white-space",
+    "vertical-align", "direction", "display", "float", "clear", "width", "height",
+    "max-width", "min-width", "max-height", "min-height", "margin", "margin-top",
+    "margin-right", "margin-bottom", "margin-left", "padding", "padding-top",
+    "padding-right", "padding-bottom", "padding-left", "border", "border-top",
+    "border-right", "border-bottom", "border-left", "border-color", "border-style",
+    "border-width", "border-radius", "border-collapse", "border-spacing",
+    "table-layout", "list-style-type", "overflow", "opacity",
+}  # fmt: skip
+_IMAGE_DATA_URL = re.compile(r"^data:image/(png|jpe?g|gif|webp|bmp);", re.IGNORECASE)
+
+
+def _filter_attribute(tag: str, attribute: str, value: str) -> str | None:
+    """Per-attribute URL policy: nh3's scheme list is shared by href and src."""
+    lowered = value.strip().lower()
+    if attribute == "href":
+        return value if lowered.startswith(("http://", "https://", "mailto:")) else None
+    if attribute == "src":
+        if lowered.startswith(("http://", "https://", "cid:")) or _IMAGE_DATA_URL.match(lowered):
+            return value
+        return None
+    return value
+
+
+def sanitize_html(html: str) -> str:
+    """Make untrusted email html safe to display; never raises.
+
+    Keeps formatting, tables, images (``http``, ``https``, ``cid``, ``data:image``)
+    and links (``http``, ``https``, ``mailto``, with ``rel="noopener noreferrer"``);
+    drops scripts, styles, frames, forms, event handlers and unsafe CSS.
+    """
+    try:
+        return nh3.clean(
+            _mime.clean_text(html),
+            tags=_ALLOWED_TAGS,
+            clean_content_tags=_DROPPED_WITH_CONTENT,
+            attributes=_ATTRIBUTES,
+            attribute_filter=_filter_attribute,
+            url_schemes={"http", "https", "mailto", "cid", "data"},
+            filter_style_properties=_STYLE_PROPERTIES,
+            link_rel="noopener noreferrer",
+            url_relative="deny",
+        )
+    except Exception:  # fall back to showing the markup as inert text
+        return html_lib.escape(_mime.clean_text(html))

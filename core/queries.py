@@ -1,0 +1,117 @@
+"""Read side: portal-scoped look-ups for the API. Another portal's ids are NotFound."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import NotFound
+from core.models import Attachment, Company, Contact, Email, EmailContact, Thread
+
+M = TypeVar("M", Contact, Company, Thread)
+
+
+async def _owned(session: AsyncSession, model: type[M], portal_id: int, object_id: int) -> M:
+    found = await session.get(model, object_id)
+    if found is None or found.portal_id != portal_id:
+        raise NotFound(f"no {model.__tablename__[:-1]} {object_id}")
+    return found
+
+
+async def contact(session: AsyncSession, portal_id: int, contact_id: int) -> Contact:
+    return await _owned(session, Contact, portal_id, contact_id)
+
+
+async def company(session: AsyncSession, portal_id: int, company_id: int) -> Company:
+    return await _owned(session, Company, portal_id, company_id)
+
+
+async def thread(session: AsyncSession, portal_id: int, thread_id: int) -> Thread:
+    return await _owned(session, Thread, portal_id, thread_id)
+
+
+async def contacts_by_email(session: AsyncSession, portal_id: int, email: str) -> Sequence[Contact]:
+    return (await session.scalars(
+        select(Contact).where(Contact.portal_id == portal_id, Contact.email == email.lower())
+    )).all()
+
+
+async def contacts_page(
+    session: AsyncSession, portal_id: int, *, after: int, limit: int
+) -> Sequence[Contact]:
+    return (await session.scalars(
+        select(Contact).where(Contact.portal_id == portal_id, Contact.id > after)
+        .order_by(Contact.id).limit(limit)
+    )).all()
+
+
+async def email(session: AsyncSession, portal_id: int, email_id: int) -> Email:
+    found = await session.get(Email, email_id)
+    if found is None or found.portal_id != portal_id or found.deleted_at is not None:
+        raise NotFound(f"no email {email_id}")
+    return found
+
+
+async def emails_by_message_id(
+    session: AsyncSession, portal_id: int, message_id: str
+) -> Sequence[Email]:
+    return (await session.scalars(
+        select(Email).where(
+            Email.portal_id == portal_id, Email.message_id == message_id.strip().strip("<>"),
+            Email.deleted_at.is_(None),
+        )
+    )).all()
+
+
+async def timeline(
+    session: AsyncSession, portal_id: int, contact_id: int, *, limit: int
+) -> Sequence[Email]:
+    """A contact's emails, newest first."""
+    await contact(session, portal_id, contact_id)
+    return (await session.scalars(
+        select(Email)
+        .join(EmailContact, EmailContact.email_id == Email.id)
+        .where(EmailContact.contact_id == contact_id, Email.deleted_at.is_(None))
+        .order_by(Email.sent_at.desc(), Email.id.desc())
+        .limit(limit)
+    )).all()
+
+
+async def thread_emails(session: AsyncSession, portal_id: int, thread_id: int) -> Sequence[Email]:
+    """A thread's emails, oldest first."""
+    await thread(session, portal_id, thread_id)
+    return (await session.scalars(
+        select(Email)
+        .where(Email.thread_id == thread_id, Email.deleted_at.is_(None))
+        .order_by(Email.sent_at, Email.id)
+    )).all()
+
+
+async def contact_attachments(
+    session: AsyncSession, portal_id: int, contact_id: int
+) -> Sequence[Any]:
+    """Every file logged with a contact's emails, newest email first: (Attachment, Email)."""
+    await contact(session, portal_id, contact_id)
+    rows = await session.execute(
+        select(Attachment, Email)
+        .join(Email, Email.id == Attachment.email_id)
+        .join(EmailContact, EmailContact.email_id == Email.id)
+        .where(EmailContact.contact_id == contact_id, Email.deleted_at.is_(None))
+        .order_by(Email.sent_at.desc(), Attachment.id)
+    )
+    return [(a, e) for a, e in rows]
+
+
+async def attachment(session: AsyncSession, portal_id: int, attachment_id: int) -> Attachment:
+    row = (await session.execute(
+        select(Attachment, Email.portal_id, Email.deleted_at)
+        .join(Email, Email.id == Attachment.email_id)
+        .where(Attachment.id == attachment_id)
+    )).first()
+    if row is None or row[1] != portal_id or row[2] is not None:
+        raise NotFound(f"no attachment {attachment_id}")
+    found: Attachment = row[0]
+    return found

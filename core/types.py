@@ -1,0 +1,54 @@
+"""Contracts shared across core and the adapters: identifiers, enums, the envelope."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import NewType
+
+MessageId = NewType("MessageId", str)
+"""An RFC 5322 msg-id without its angle brackets, e.g. ``abc@mail.example.com``."""
+
+BlobHash = NewType("BlobHash", str)
+"""Lower-case hex sha256 of a blob's bytes."""
+
+
+class Direction(enum.StrEnum):
+    OUTGOING = "outgoing"
+    INCOMING = "incoming"
+
+
+class Source(enum.StrEnum):
+    """How a message reached inboxlog; one email may have several."""
+
+    BCC = "bcc"
+    FORWARD = "forward"
+    RULE = "rule"
+    EXTENSION = "extension"
+    SYNC = "sync"
+    CRM_SEND = "crm_send"
+
+
+class ThreadReason(enum.StrEnum):
+    """Why an email joined its thread."""
+
+    IN_REPLY_TO = "in_reply_to"
+    REFERENCES = "references"
+    THREAD_INDEX = "thread_index"
+    TRACKING_TOKEN = "tracking_token"
+    NEW = "new"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What the transport knew about a message besides its bytes.
+
+    ``rcpt_tos`` are the envelope recipients as given (RCPT TO for SMTP); a logging
+    address there that is missing from To/Cc is how a BCC shows.
+    """
+
+    mail_from: str | None = None
+    rcpt_tos: tuple[str, ...] = ()
+    peer: str | None = None
+    source_hint: Source | None = None
+    tags: tuple[str, ...] = field(default=())

@@ -1,0 +1,1 @@
+"""The HTTP adapter: the extension API, tracking endpoints and pages."""

@@ -1,0 +1,52 @@
+"""Contacts: look-up by email, by id, their timeline and their attachments."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from core import queries
+from extension_api.auth import Principal, authenticated, runtime_of
+from extension_api.endpoints._params import path_id, query_int
+from extension_api.schemas import attachment_json, contact_json, email_summary_json
+
+
+@authenticated
+async def list_contacts(request: Request, principal: Principal) -> Response:
+    email = request.query_params.get("email")
+    async with runtime_of(request).db.read() as session:
+        if email is not None:
+            found = await queries.contacts_by_email(session, principal.portal_id, email)
+            return JSONResponse({"items": [contact_json(c) for c in found]})
+        after = query_int(request, "after", 0, low=0, high=2**63 - 1)
+        limit = query_int(request, "limit", 50, low=1, high=200)
+        page = await queries.contacts_page(session, principal.portal_id, after=after, limit=limit)
+        cursor = page[-1].id if len(page) == limit else None
+        return JSONResponse({"items": [contact_json(c) for c in page], "cursor": cursor})
+
+
+@authenticated
+async def get_contact(request: Request, principal: Principal) -> Response:
+    async with runtime_of(request).db.read() as session:
+        found = await queries.contact(session, principal.portal_id, path_id(request))
+        return JSONResponse(contact_json(found))
+
+
+@authenticated
+async def contact_timeline(request: Request, principal: Principal) -> Response:
+    limit = query_int(request, "limit", 50, low=1, high=200)
+    async with runtime_of(request).db.read() as session:
+        emails = await queries.timeline(session, principal.portal_id, path_id(request), limit=limit)
+        return JSONResponse({"items": [email_summary_json(e) for e in emails]})
+
+
+@authenticated
+async def contact_attachments(request: Request, principal: Principal) -> Response:
+    async with runtime_of(request).db.read() as session:
+        rows = await queries.contact_attachments(session, principal.portal_id, path_id(request))
+        items = [
+            {**attachment_json(a), "email_id": e.id, "email_subject": e.subject,
+             "sent_at": e.sent_at.isoformat().replace("+00:00", "Z")}
+            for a, e in rows
+        ]
+        return JSONResponse({"items": items})

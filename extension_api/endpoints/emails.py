@@ -1,0 +1,38 @@
+"""Logged emails and their threads."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from core import queries
+from extension_api.auth import Principal, authenticated, runtime_of
+from extension_api.endpoints._params import path_id
+from extension_api.errors import ApiError
+from extension_api.schemas import email_json, thread_json
+
+
+@authenticated
+async def find_emails(request: Request, principal: Principal) -> Response:
+    message_id = request.query_params.get("message_id")
+    if not message_id or not message_id.strip("<> "):
+        raise ApiError(400, "bad_request", "give ?message_id=")
+    async with runtime_of(request).db.read() as session:
+        found = await queries.emails_by_message_id(session, principal.portal_id, message_id)
+        return JSONResponse({"items": [email_json(e) for e in found]})
+
+
+@authenticated
+async def get_email(request: Request, principal: Principal) -> Response:
+    async with runtime_of(request).db.read() as session:
+        found = await queries.email(session, principal.portal_id, path_id(request))
+        return JSONResponse(email_json(found))
+
+
+@authenticated
+async def get_thread(request: Request, principal: Principal) -> Response:
+    thread_id = path_id(request)
+    async with runtime_of(request).db.read() as session:
+        thread = await queries.thread(session, principal.portal_id, thread_id)
+        emails = await queries.thread_emails(session, principal.portal_id, thread_id)
+        return JSONResponse(thread_json(thread, list(emails)))

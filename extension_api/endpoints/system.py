@@ -1,0 +1,24 @@
+"""Health and the OpenAPI description."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from core.errors import StorageUnavailable
+from extension_api.auth import runtime_of
+from extension_api.openapi import openapi_document
+
+
+async def healthz(request: Request) -> Response:
+    try:
+        async with runtime_of(request).db.read() as session:
+            await session.execute(text("SELECT 1"))
+    except StorageUnavailable as exc:
+        return JSONResponse({"status": "unavailable", "database": exc.message}, 503)
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document(runtime_of(request).settings.base_url))

@@ -1,0 +1,176 @@
+"""The OpenAPI 3.1 description of the API, served at ``/openapi.json``.
+
+Written out by hand next to the routes so it says exactly what the endpoints do;
+tests compare it with the URL map.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ID = {"type": "integer", "minimum": 1}
+_NULLABLE_ID = {"type": ["integer", "null"]}
+_STR = {"type": "string"}
+_DATE = {"type": "string", "format": "date-time"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(props: dict[str, Any], *, required: list[str] | None = None) -> dict[str, Any]:
+    return {"type": "object", "properties": props,
+            "required": list(props) if required is None else required}
+
+
+def _items(name: str, **extra: Any) -> dict[str, Any]:
+    return _obj({"items": {"type": "array", "items": _ref(name)}, **extra}, required=["items"])
+
+
+_PERSON = _obj({"email": _STR, "name": _STR})
+_TRACKING = _obj({k: {"type": "integer"} for k in
+                  ("opens", "clicks", "machine_opens", "machine_clicks")})
+_SOURCES = {"type": "array", "items": {"enum": ["bcc", "forward", "rule", "extension",
+                                                "sync", "crm_send"]}}
+_EMAIL_COMMON = {
+    "id": _ID, "message_id": _STR, "thread_id": _ID,
+    "direction": {"enum": ["outgoing", "incoming"]}, "sources": _SOURCES,
+    "from": _ref("Person"), "to": {"type": "array", "items": _ref("Person")},
+    "cc": {"type": "array", "items": _ref("Person")}, "subject": _STR, "sent_at": _DATE,
+    "contact_ids": {"type": "array", "items": _ID}, "tracking": _ref("Tracking"),
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _obj({"error": _obj({"code": _STR, "message": _STR})}),
+    "Person": _PERSON,
+    "Tracking": _TRACKING,
+    "Contact": _obj({"id": _ID, "email": _STR, "name": _STR, "company_id": _NULLABLE_ID,
+                     "created_at": _DATE}),
+    "Attachment": _obj({
+        "id": _ID, "filename": _STR, "content_type": _STR, "size": {"type": "integer"},
+        "sha256": _STR, "stored": {"type": "boolean"}, "inline": {"type": "boolean"},
+        "content_id": {"type": ["string", "null"]},
+    }),
+    "ContactAttachment": {"allOf": [_ref("Attachment"), _obj(
+        {"email_id": _ID, "email_subject": _STR, "sent_at": _DATE})]},
+    "Email": _obj({
+        **_EMAIL_COMMON,
+        "thread_reason": {"enum": ["in_reply_to", "references", "thread_index",
+                                   "tracking_token", "new"]},
+        "logged_at": _DATE, "text": _STR, "html": {"type": "string", "description":
+                                                   "sanitized HTML"},
+        "attachments": {"type": "array", "items": _ref("Attachment")},
+    }),
+    "EmailSummary": _obj({**_EMAIL_COMMON, "snippet": _STR,
+                          "attachment_count": {"type": "integer"}}),
+    "Thread": _obj({"id": _ID, "subject": _STR,
+                    "emails": {"type": "array", "items": _ref("EmailSummary")}}),
+    "Settings": _obj({
+        "log_attachments": {"type": "boolean"}, "auto_create_contacts": {"type": "boolean"},
+        "never_log": {"type": "array", "items": _STR,
+                      "description": "addresses and domains whose mail is never logged"},
+    }),
+    "SettingsPatch": {**_obj({
+        "log_attachments": {"type": "boolean"}, "auto_create_contacts": {"type": "boolean"},
+        "never_log": {"type": "array", "items": _STR, "maxItems": 10000},
+    }, required=[]), "additionalProperties": False},
+    "Me": _obj({
+        "role": {"enum": ["user", "admin"]},
+        "portal": _obj({"id": _ID, "name": _STR, "bcc_address": _STR}),
+        "user": {"oneOf": [{"type": "null"}, _obj({
+            "id": _ID, "email": _STR, "name": _STR,
+            "addresses": {"type": "array", "items": _STR}})]},
+    }),
+    "Health": _obj({"status": {"enum": ["ok", "unavailable"]}, "database": _STR}),
+}
+
+
+def _json(name_or_schema: str | dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    schema = _ref(name_or_schema) if isinstance(name_or_schema, str) else name_or_schema
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    text = {400: "bad request", 401: "missing, invalid or revoked token",
+            404: "not found (or another portal's)", 413: "too large",
+            422: "invalid input", 503: "database unavailable"}
+    return {str(s): _json("Error", text[s]) for s in statuses}
+
+
+def _path_id(name: str = "id") -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}
+
+
+def _query(name: str, schema: dict[str, Any], *, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema}
+
+
+def _op(summary: str, ok: dict[str, Any], *errors: int, params: list[Any] | None = None,
+        body: dict[str, Any] | None = None, auth: bool = True) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "parameters": params or [],
+                          "responses": {"200": ok, **_errors(*errors)}}
+    if auth:
+        op["responses"].update(_errors(401))
+    else:
+        op["security"] = []
+    if body is not None:
+        op["requestBody"] = body
+    return op
+
+
+_LIMIT = {"type": "integer", "minimum": 1, "maximum": 200}
+
+PATHS: dict[str, Any] = {
+    "/api/v1/me": {"get": _op("The caller, their portal and logging address", _json("Me"))},
+    "/api/v1/contacts": {"get": _op(
+        "Look a contact up by email, or page through contacts",
+        _json(_items("Contact", cursor=_NULLABLE_ID)), 400,
+        params=[_query("email", _STR), _query("after", {"type": "integer", "minimum": 0}),
+                _query("limit", _LIMIT)])},
+    "/api/v1/contacts/{id}": {"get": _op("A contact", _json("Contact"), 404,
+                                         params=[_path_id()])},
+    "/api/v1/contacts/{id}/timeline": {"get": _op(
+        "A contact's emails, newest first", _json(_items("EmailSummary")), 400, 404,
+        params=[_path_id(), _query("limit", _LIMIT)])},
+    "/api/v1/contacts/{id}/attachments": {"get": _op(
+        "Every file logged with a contact's emails", _json(_items("ContactAttachment")), 404,
+        params=[_path_id()])},
+    "/api/v1/emails": {"get": _op(
+        "Find emails by Message-ID (with or without <>)", _json(_items("Email")), 400,
+        params=[_query("message_id", {"type": "string", "minLength": 1}, required=True)])},
+    "/api/v1/emails/{id}": {"get": _op("A logged email", _json("Email"), 404,
+                                       params=[_path_id()])},
+    "/api/v1/threads/{id}": {"get": _op("A thread, its emails oldest first", _json("Thread"),
+                                        404, params=[_path_id()])},
+    "/api/v1/attachments/{id}": {"get": _op(
+        "An attachment's bytes (Content-Disposition: attachment)",
+        {"description": "the file", "content": {"application/octet-stream": {
+            "schema": {"type": "string", "format": "binary"}}}},
+        404, params=[_path_id()])},
+    "/api/v1/settings": {
+        "get": _op("The portal's logging settings", _json("Settings")),
+        "patch": _op("Change some logging settings", _json("Settings"), 400, 413, 422,
+                     body={"required": True, "content": {
+                         "application/json": {"schema": _ref("SettingsPatch")}}}),
+    },
+    "/healthz": {"get": {**_op("Liveness and database reachability", _json("Health"),
+                               auth=False),
+                         "responses": {"200": _json("Health"),
+                                       "503": _json("Health", "database unavailable")}}},
+}
+
+
+def openapi_document(base_url: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "inboxlog API", "version": "1",
+                 "description": "Email logging for CRMs: contacts, timelines, emails."},
+        "servers": [{"url": base_url}],
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": SCHEMAS,
+        },
+        "paths": PATHS,
+    }

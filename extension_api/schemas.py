@@ -1,0 +1,89 @@
+"""JSON shapes of the API objects (SPEC "HTTP contract"); one function per object."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from core.models import Attachment, Company, Contact, Email, Portal, Thread, User
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def contact_json(contact: Contact) -> dict[str, Any]:
+    return {
+        "id": contact.id, "email": contact.email, "name": contact.name,
+        "company_id": contact.company_id, "created_at": iso(contact.created_at),
+    }
+
+
+def company_json(company: Company) -> dict[str, Any]:
+    return {"id": company.id, "name": company.name, "domain": company.domain}
+
+
+def attachment_json(attachment: Attachment) -> dict[str, Any]:
+    return {
+        "id": attachment.id, "filename": attachment.filename,
+        "content_type": attachment.content_type, "size": attachment.size,
+        "sha256": attachment.sha256, "stored": attachment.blob_sha256 is not None,
+        "inline": attachment.inline, "content_id": attachment.content_id,
+    }
+
+
+def _tracking(email: Email) -> dict[str, int]:
+    # Tracked sends record opens and clicks; until one is linked the counts are zero.
+    return {"opens": 0, "clicks": 0, "machine_opens": 0, "machine_clicks": 0}
+
+
+def _snippet(text: str) -> str:
+    return " ".join(text.split())[:200]
+
+
+def email_summary_json(email: Email) -> dict[str, Any]:
+    return {
+        "id": email.id, "message_id": email.message_id, "thread_id": email.thread_id,
+        "direction": email.direction, "sources": [s.source for s in email.sources],
+        "from": {"email": email.from_email, "name": email.from_name},
+        "to": email.to, "cc": email.cc, "subject": email.subject,
+        "sent_at": iso(email.sent_at), "snippet": _snippet(email.text),
+        "contact_ids": [link.contact_id for link in email.contact_links],
+        "attachment_count": len(email.attachments), "tracking": _tracking(email),
+    }
+
+
+def email_json(email: Email) -> dict[str, Any]:
+    return {
+        "id": email.id, "message_id": email.message_id, "thread_id": email.thread_id,
+        "thread_reason": email.thread_reason, "direction": email.direction,
+        "sources": [s.source for s in email.sources],
+        "from": {"email": email.from_email, "name": email.from_name},
+        "to": email.to, "cc": email.cc, "subject": email.subject,
+        "sent_at": iso(email.sent_at), "logged_at": iso(email.created_at),
+        "text": email.text, "html": email.html,
+        "contact_ids": [link.contact_id for link in email.contact_links],
+        "attachments": [attachment_json(a) for a in email.attachments],
+        "tracking": _tracking(email),
+    }
+
+
+def thread_json(thread: Thread, emails: list[Email]) -> dict[str, Any]:
+    return {
+        "id": thread.id, "subject": thread.subject,
+        "emails": [email_summary_json(e) for e in emails],
+    }
+
+
+def me_json(portal: Portal, user: User | None, bcc_domain: str) -> dict[str, Any]:
+    return {
+        "role": "admin" if user is None else "user",
+        "portal": {
+            "id": portal.id, "name": portal.name,
+            "bcc_address": f"{portal.bcc_token}@{bcc_domain}",
+        },
+        "user": None if user is None else {
+            "id": user.id, "email": user.email, "name": user.name,
+            "addresses": [a.address for a in user.addresses],
+        },
+    }

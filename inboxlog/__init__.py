@@ -1,0 +1,1 @@
+"""The composition root: the `inboxlog` command wires core to its adapters."""

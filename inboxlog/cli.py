@@ -1,0 +1,201 @@
+"""The `inboxlog` command. Every option also reads ``INBOXLOG_<OPTION>`` from the environment."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from core import accounts, pipeline
+from core.db import migrate as run_migrations
+from core.errors import CoreError
+from core.models import Portal
+from core.runtime import Runtime, Settings
+from core.types import Envelope
+from inboxlog.serve import ServeOptions, serve
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _env(name: str) -> str:
+    return "INBOXLOG_" + name.upper().replace("-", "_")
+
+
+def option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
+    """A click option whose value may also come from INBOXLOG_<NAME>."""
+    name = decls[0].lstrip("-").split("/")[0]
+    return click.option(*decls, envvar=_env(name), show_envvar=True, **kwargs)
+
+
+def storage_options(func: F) -> F:
+    func = option("--data-dir", type=click.Path(path_type=Path), default=Path("var"),
+                  show_default=True, help="Where the SQLite database and blobs live.")(func)
+    func = option("--db", default="", help="SQLAlchemy URL; default SQLite under --data-dir.")(func)
+    return func
+
+
+def _settings(db: str, data_dir: Path, **extra: Any) -> Settings:
+    return Settings(data_dir=data_dir, db_url=db, **extra)
+
+
+def _run_with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
+    async def main() -> T:
+        runtime = Runtime(settings)
+        try:
+            await run_migrations(runtime.db)
+            return await work(runtime)
+        finally:
+            await runtime.close()
+
+    return asyncio.run(main())
+
+
+def _fail(message: str, code: str = "error") -> None:
+    click.echo(json.dumps({"error": {"code": code, "message": message}}), err=True)
+    sys.exit(1)
+
+
+@click.group()
+def main() -> None:
+    """inboxlog: put your customer email on CRM timelines."""
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+@main.command("serve")
+@storage_options
+@option("--smtp-host", default="127.0.0.1", show_default=True)
+@option("--smtp-port", type=int, default=2525, show_default=True)
+@option("--http-host", default="127.0.0.1", show_default=True)
+@option("--http-port", type=int, default=8025, show_default=True)
+@option("--bcc-domain", default="bcc.localhost", show_default=True,
+        help="Domain of the logging addresses.")
+@option("--base-url", default="http://127.0.0.1:8025", show_default=True,
+        help="Public URL of the HTTP API.")
+@option("--secret-key", default="", help="Signing key (tracking tokens).")
+@option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Certificate (PEM) for SMTP STARTTLS and HTTPS.")
+@option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@option("--no-demo", is_flag=True, help="Do not create a demo account on first start.")
+@option("--forwarded-allow-ips", default="127.0.0.1", show_default=True,
+        help="Proxies trusted to set X-Forwarded-For.")
+@option("--only", type=click.Choice(["smtp", "http"]), default=None,
+        help="Serve only one of the two protocols.")
+def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_host: str,
+                  http_port: int, bcc_domain: str, base_url: str, secret_key: str,
+                  tls_cert: Path | None, tls_key: Path | None, no_demo: bool,
+                  forwarded_allow_ips: str, only: str | None) -> None:
+    """Serve SMTP (logging addresses) and HTTP (extension API) on one event loop."""
+    if bool(tls_cert) != bool(tls_key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    settings = _settings(db, data_dir, bcc_domain=bcc_domain, base_url=base_url,
+                         secret_key=secret_key)
+    options = ServeOptions(
+        smtp_host=smtp_host, smtp_port=smtp_port, http_host=http_host, http_port=http_port,
+        tls_cert=tls_cert, tls_key=tls_key, demo=not no_demo,
+        forwarded_allow_ips=forwarded_allow_ips, smtp=only != "http", http=only != "smtp",
+    )
+    asyncio.run(serve(settings, options))
+
+
+@main.command("migrate")
+@storage_options
+def migrate_command(db: str, data_dir: Path) -> None:
+    """Create or upgrade the database schema."""
+
+    async def done(runtime: Runtime) -> None:
+        click.echo(json.dumps({"migrated": True}))
+
+    _run_with_runtime(_settings(db, data_dir), done)
+
+
+@main.group("admin")
+def admin() -> None:
+    """Create portals and users."""
+
+
+@admin.command("create-portal")
+@storage_options
+@option("--name", required=True)
+@option("--bcc-domain", default="bcc.localhost", show_default=True)
+def create_portal_command(db: str, data_dir: Path, name: str, bcc_domain: str) -> None:
+    """Create a portal; prints its logging address and admin token."""
+
+    async def work(runtime: Runtime) -> dict[str, object]:
+        async with runtime.db.transaction() as session:
+            created = await accounts.create_portal(session, name)
+            return {
+                "portal_id": created.portal.id,
+                "bcc_address": f"{created.portal.bcc_token}@{bcc_domain}",
+                "admin_token": created.admin_token,
+            }
+
+    try:
+        click.echo(json.dumps(_run_with_runtime(_settings(db, data_dir), work)))
+    except CoreError as exc:
+        _fail(exc.message, exc.code)
+
+
+@admin.command("add-user")
+@storage_options
+@option("--portal", "portal_id", type=int, required=True)
+@option("--email", required=True)
+@option("--alias", "aliases", multiple=True, help="Another address the user sends from.")
+@option("--name", default="")
+def add_user_command(db: str, data_dir: Path, portal_id: int, email: str,
+                     aliases: tuple[str, ...], name: str) -> None:
+    """Add a user to a portal; prints their id and API token."""
+
+    async def work(runtime: Runtime) -> dict[str, object]:
+        async with runtime.db.transaction() as session:
+            created = await accounts.add_user(session, portal_id, email, name=name,
+                                              aliases=aliases)
+            return {"user_id": created.user.id, "api_token": created.api_token}
+
+    try:
+        click.echo(json.dumps(_run_with_runtime(_settings(db, data_dir), work)))
+    except CoreError as exc:
+        _fail(exc.message, exc.code)
+
+
+@main.command("ingest")
+@storage_options
+@click.argument("file", type=click.File("rb"))
+@option("--portal", "portal_id", type=int, required=True)
+@option("--bcc-domain", default="bcc.localhost", show_default=True)
+def ingest_command(db: str, data_dir: Path, file: Any, portal_id: int, bcc_domain: str) -> None:
+    """Log one raw message (a .eml file, or - for standard input)."""
+    raw = file.read()
+
+    async def work(runtime: Runtime) -> dict[str, object]:
+        prepared = await pipeline.prepare(raw)
+
+        async def log_it(session: Any) -> pipeline.IngestResult:
+            portal = await session.get(Portal, portal_id)
+            if portal is None:
+                raise CoreError(f"no portal {portal_id}")
+            return await pipeline.ingest(
+                session, portal=portal, prepared=prepared, envelope=Envelope(),
+                blobs=runtime.blobs, bcc_domain=bcc_domain,
+            )
+
+        result = await runtime.db.run(log_it)
+        return {"outcome": result.outcome, "email_id": result.email_id,
+                "thread_id": result.thread_id, "reason": result.reason}
+
+    try:
+        click.echo(json.dumps(_run_with_runtime(_settings(db, data_dir), work)))
+    except CoreError as exc:
+        _fail(exc.message, exc.code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""`inboxlog serve`: SMTP and HTTP on one event loop, sharing one Runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from sqlalchemy import func, select
+
+from core import accounts
+from core.db import migrate
+from core.models import Portal
+from core.runtime import Runtime, Settings
+from extension_api.app import create_app
+from smtp_ingest.server import start_smtp_server
+
+log = logging.getLogger("inboxlog")
+
+DEMO_FILE = "demo-account.json"
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    http_host: str = "127.0.0.1"
+    http_port: int = 8025
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    demo: bool = True
+    forwarded_allow_ips: str = "127.0.0.1"
+    smtp: bool = True
+    http: bool = True
+
+
+def smtp_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+async def ensure_demo_account(runtime: Runtime) -> dict[str, object]:
+    """On an empty database create a demo portal and user; return their credentials.
+
+    The tokens are shown once at creation and kept in ``<data_dir>/demo-account.json``
+    (mode 0600) so later starts can print them again.
+    """
+    path = runtime.settings.data_dir / DEMO_FILE
+    async with runtime.db.transaction() as session:
+        count = await session.scalar(select(func.count()).select_from(Portal))
+        if count:
+            return json.loads(path.read_text()) if path.exists() else {}
+        created = await accounts.create_portal(session, "Demo")
+        user = await accounts.add_user(
+            session, created.portal.id, "you@example.com", name="Demo User"
+        )
+        demo = {
+            "portal_id": created.portal.id,
+            "bcc_address": f"{created.portal.bcc_token}@{runtime.settings.bcc_domain}",
+            "admin_token": created.admin_token,
+            "user_email": user.user.email,
+            "user_token": user.api_token,
+        }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(demo, handle, indent=2)
+    return demo
+
+
+def _print_banner(settings: Settings, options: ServeOptions, demo: dict[str, object]) -> None:
+    lines = ["inboxlog is running"]
+    if options.smtp:
+        lines.append(f"  SMTP  {options.smtp_host}:{options.smtp_port}")
+    if options.http:
+        scheme = "https" if options.tls_cert else "http"
+        lines.append(f"  HTTP  {scheme}://{options.http_host}:{options.http_port}")
+    if demo:
+        lines += [
+            "  demo account:",
+            f"    logging address  {demo['bcc_address']}",
+            f"    user             {demo['user_email']}",
+            f"    user token       {demo['user_token']}",
+            f"    admin token      {demo['admin_token']}",
+        ]
+    print("\n".join(lines), flush=True)
+
+
+async def serve(settings: Settings, options: ServeOptions) -> None:
+    runtime = Runtime(settings)
+    try:
+        await migrate(runtime.db)
+        demo = await ensure_demo_account(runtime) if options.demo else {}
+        smtp_server = None
+        if options.smtp:
+            tls = (smtp_tls_context(options.tls_cert, options.tls_key)
+                   if options.tls_cert and options.tls_key else None)
+            smtp_server = await start_smtp_server(
+                runtime, options.smtp_host, options.smtp_port, tls_context=tls
+            )
+        config = uvicorn.Config(
+            create_app(runtime), host=options.http_host, port=options.http_port,
+            ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
+            ssl_keyfile=str(options.tls_key) if options.tls_key else None,
+            proxy_headers=True, forwarded_allow_ips=options.forwarded_allow_ips,
+            lifespan="off", log_level="info", access_log=False, server_header=False,
+        )
+        server = uvicorn.Server(config)
+        _print_banner(settings, options, demo)
+        try:
+            if options.http:
+                await server.serve()
+            else:
+                await _wait_for_signal()
+        finally:
+            if smtp_server is not None:
+                smtp_server.close()
+                await smtp_server.wait_closed()
+    finally:
+        await runtime.close()
+
+
+async def _wait_for_signal() -> None:
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

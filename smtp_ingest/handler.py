@@ -1,0 +1,127 @@
+"""The aiosmtpd handler: validates recipients, then hands DATA to the core pipeline.
+
+The reply to DATA is sent only after the transaction that stores the message has
+committed; any failure before that answers 451 so the sending MTA keeps the message.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from core import pipeline
+from core.accounts import portal_for_address
+from core.errors import MessageTooLarge, SenderNotAllowed, StorageUnavailable
+from core.models import Portal
+from core.runtime import Runtime
+from core.types import Envelope as CoreEnvelope
+from smtp_ingest import replies
+
+log = logging.getLogger(__name__)
+
+# RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients.
+MAX_RECIPIENTS = 100
+
+
+class IngestHandler:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        # No AUTH: the logging address itself is the credential.
+        kept = [r for r in responses[:-1] if not r[4:].upper().startswith("AUTH")]
+        return [*kept, "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return replies.TOO_MANY_RECIPIENTS
+        try:
+            async with self.runtime.db.read() as db_session:
+                found = await portal_for_address(
+                    db_session, address, self.runtime.settings.bcc_domain
+                )
+        except StorageUnavailable:
+            log.warning("database unavailable at RCPT", exc_info=True)
+            return replies.TRANSIENT
+        if found is None:
+            return replies.UNKNOWN_RECIPIENT
+        envelope.rcpt_tos.append(address)
+        return replies.RCPT_OK
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        try:
+            prepared = await pipeline.prepare(raw)
+        except MessageTooLarge as exc:
+            return replies.too_large(replies.one_line(exc.message))
+        try:
+            return await self._log(prepared, session, envelope)
+        except StorageUnavailable:
+            log.warning("database unavailable at DATA", exc_info=True)
+            return replies.TRANSIENT
+        except Exception:
+            # A bug must not lose mail: 451 makes the sender's MTA keep and retry it.
+            log.exception("unexpected error while logging a message")
+            return replies.TRANSIENT
+
+    async def _log(self, prepared: pipeline.Prepared, session: Session, envelope: Envelope) -> str:
+        runtime = self.runtime
+        routes = await self._portals(envelope.rcpt_tos)
+        logged: list[int] = []
+        skipped: list[str] = []
+        for portal_id, tags in routes.items():
+            core_envelope = CoreEnvelope(
+                mail_from=envelope.mail_from, rcpt_tos=tuple(envelope.rcpt_tos),
+                peer=_peer(session), tags=tuple(tags),
+            )
+
+            async def work(db_session: Any, portal_id: int = portal_id,
+                           core_envelope: CoreEnvelope = core_envelope) -> pipeline.IngestResult:
+                portal = await db_session.get(Portal, portal_id)
+                return await pipeline.ingest(
+                    db_session, portal=portal, prepared=prepared, envelope=core_envelope,
+                    blobs=runtime.blobs, bcc_domain=runtime.settings.bcc_domain,
+                )
+
+            try:
+                result = await runtime.db.run(work)
+            except SenderNotAllowed as exc:
+                return replies.sender_not_allowed(replies.one_line(exc.message))
+            if result.email_id is not None:
+                logged.append(result.email_id)
+            else:
+                skipped.append(result.reason or "not logged")
+        if logged:
+            return replies.logged(logged)
+        return replies.not_logged(replies.one_line("; ".join(dict.fromkeys(skipped))))
+
+    async def _portals(self, rcpt_tos: list[str]) -> dict[int, list[str]]:
+        """Portal id -> the tags given on its logging addresses, in RCPT order."""
+        routes: dict[int, list[str]] = {}
+        async with self.runtime.db.read() as db_session:
+            for address in rcpt_tos:
+                found = await portal_for_address(
+                    db_session, address, self.runtime.settings.bcc_domain
+                )
+                if found is not None:
+                    portal, tag = found
+                    routes.setdefault(portal.id, [])
+                    if tag:
+                        routes[portal.id].append(tag)
+        return routes
+
+
+def _peer(session: Session) -> str | None:
+    peer = session.peer
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return str(peer) if peer else None
