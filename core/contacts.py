@@ -8,7 +8,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.freemail import is_free_mail
 from core.models import Company, Contact
 
-
 # Second-level labels under which country domains register names (acme.co.uk, acme.com.au).
 _COUNTRY_SECOND_LEVEL = frozenset({"co", "com", "net", "org", "gov", "edu", "ac", "ne", "or", "go"})
 

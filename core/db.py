@@ -14,8 +14,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from core.errors import StorageUnavailable
 
@@ -43,6 +49,14 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Whether a storage error may go away by itself (connection refused, lost, pool
+    exhausted, database restarting) rather than being a bug or a constraint."""
+    if isinstance(exc, IntegrityError | ProgrammingError | DataError):
+        return False
+    return isinstance(exc, DBAPIError | PoolTimeout | OSError)
 
 
 def _make_engine(url: str, *, immediate: bool = False, **kwargs: Any) -> AsyncEngine:
@@ -92,8 +106,10 @@ class Database:
         try:
             async with self._read_sessions() as session:
                 yield session
-        except (OperationalError, InterfaceError, OSError) as exc:
-            raise StorageUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
+        except Exception as exc:
+            if _is_transient(exc):
+                raise StorageUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+            raise
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -107,11 +123,9 @@ class Database:
         try:
             async with self._write_sessions() as session, session.begin():
                 yield session
-        except (OperationalError, InterfaceError, OSError) as exc:
-            raise StorageUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StorageUnavailable("database connection lost") from exc
+        except Exception as exc:
+            if _is_transient(exc):
+                raise StorageUnavailable(f"database unavailable: {type(exc).__name__}") from exc
             raise
         finally:
             if self._write_lock is not None:

@@ -142,7 +142,6 @@ def _parse(raw: bytes) -> ParsedMessage:
         if header not in first:
             defects.append(f"missing {label} header")
 
-    defects.extend(_mime.describe_defect(defect, "message") for defect in msg.defects)
     text, html, attachments = _bodies(msg, raw, defects)
     return ParsedMessage(
         message_id=message_ids[0] if message_ids else None,
@@ -173,17 +172,18 @@ def _references(value: str) -> tuple[MessageId, ...]:
 
 def _bodies(msg: Message, raw: bytes, defects: list[str]) -> tuple[str, str, tuple[Part, ...]]:
     """Pick the text and html bodies; every other leaf part becomes a :class:`Part`."""
-    text_leaf: _mime.Leaf | None = None
-    html_leaf: _mime.Leaf | None = None
-    others: list[tuple[_mime.Leaf, str | None]] = []
+    text_leaf: _Labelled | None = None
+    html_leaf: _Labelled | None = None
+    others: list[_Labelled] = []
+    walked: list[_Labelled] = []
     for number, leaf in enumerate(_mime.leaves(msg), start=1):
         where = f"part {number} ({leaf.content_type})"
-        if leaf.part is not msg:  # the top-level defects are already noted
-            defects.extend(_mime.describe_defect(d, where) for d in leaf.part.defects)
         if leaf.is_broken_multipart:
             defects.append(f"{where}: multipart without usable parts; read as text")
         name, notes = _mime.filename(leaf.part, where)
         defects.extend(notes)
+        labelled = _Labelled(leaf, where, name)
+        walked.append(labelled)
         body_candidate = (
             not leaf.is_message
             and name is None
@@ -191,43 +191,49 @@ def _bodies(msg: Message, raw: bytes, defects: list[str]) -> tuple[str, str, tup
             and (leaf.content_type in {"text/plain", "text/html"} or leaf.is_broken_multipart)
         )
         if body_candidate and leaf.content_type != "text/html" and text_leaf is None:
-            text_leaf = leaf
+            text_leaf = labelled
         elif body_candidate and leaf.content_type == "text/html" and html_leaf is None:
-            html_leaf = leaf
+            html_leaf = labelled
         else:
-            others.append((leaf, name))
-    text = _leaf_text(text_leaf, defects)
-    html = _leaf_text(html_leaf, defects)
+            others.append(labelled)
+    text = _body_text(text_leaf, defects)
+    html = _body_text(html_leaf, defects)
     if not text and html:
         text = html_to_text(html)
     linesep = "\r\n" if b"\r\n" in raw else "\n"
     referenced = _mime.cid_references(html)
     parts = tuple(
-        _part(leaf, name, index, referenced, linesep, defects)
-        for index, (leaf, name) in enumerate(others, start=1)
+        _part(item, index, referenced, linesep, defects)
+        for index, item in enumerate(others, start=1)
     )
+    # Collected last: decoding a payload is what reports bad base64 and the like.
+    defects.extend(_mime.describe_defect(d, "message") for d in msg.defects)
+    for item in walked:
+        if item.leaf.part is not msg:
+            defects.extend(_mime.describe_defect(d, item.where) for d in item.leaf.part.defects)
     return text, html, parts
 
 
-def _leaf_text(leaf: _mime.Leaf | None, defects: list[str]) -> str:
-    if leaf is None:
+@dataclass(frozen=True)
+class _Labelled:
+    leaf: _mime.Leaf
+    where: str  # how defect notes name the part
+    filename: str | None
+
+
+def _body_text(item: _Labelled | None, defects: list[str]) -> str:
+    if item is None:
         return ""
-    where = f"{leaf.content_type} body"
-    data, notes = _mime.payload_bytes(leaf.part, where)
-    text, more = _mime.decode_bytes(data, _mime.charset(leaf.part), where)
+    data, notes = _mime.payload_bytes(item.leaf.part, item.where)
+    text, more = _mime.decode_bytes(data, _mime.charset(item.leaf.part), item.where)
     defects.extend(notes + more)
     return _mime.clean_text(text).replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _part(
-    leaf: _mime.Leaf,
-    name: str | None,
-    index: int,
-    referenced: set[str],
-    linesep: str,
-    defects: list[str],
+    item: _Labelled, index: int, referenced: set[str], linesep: str, defects: list[str]
 ) -> Part:
-    where = f"attachment {index} ({leaf.content_type})"
+    leaf, name = item.leaf, item.filename
     if leaf.is_message:
         payload = _mime.safe_payload(leaf.part)
         inner = [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
@@ -236,7 +242,7 @@ def _part(
             subject = _inner_subject(inner[0]) if inner else ""
             name = f"{subject or 'message'}.eml"
     else:
-        content, notes = _mime.payload_bytes(leaf.part, where)
+        content, notes = _mime.payload_bytes(leaf.part, item.where)
         defects.extend(notes)
     cid = _mime.content_id(leaf.part)
     inline = _mime.disposition(leaf.part) == "inline" or (
@@ -296,6 +302,8 @@ _BLOCK_TAGS = frozenset(
         "hr",
     }
 )
+# html whitespace is ASCII only: &nbsp; must survive (an Outlook empty paragraph).
+_HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
 _SKIPPED_TAGS = frozenset({"script", "style", "title", "template"})
 
 
@@ -309,6 +317,8 @@ class _TextExtractor(HTMLParser):
         self._pre = 0
 
     def _newline(self) -> None:
+        while self.chunks and not self.chunks[-1].strip(" "):  # drop inter-tag spaces
+            self.chunks.pop()
         if self.chunks and not self.chunks[-1].endswith("\n"):
             self.chunks.append("\n")
 
@@ -333,7 +343,7 @@ class _TextExtractor(HTMLParser):
     def handle_data(self, data: str) -> None:
         if not self._skipping:
             # Source whitespace is not layout in html, except inside <pre>.
-            self.chunks.append(data if self._pre else re.sub(r"\s+", " ", data))
+            self.chunks.append(data if self._pre else _HTML_SPACE.sub(" ", data))
 
 
 def html_to_text(html: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -22,6 +23,7 @@ from core.contacts import match_contacts
 from core.errors import MessageTooLarge, SenderNotAllowed
 from core.models import (
     Attachment,
+    Base,
     Blob,
     Company,
     Deal,
@@ -190,23 +192,34 @@ async def _claim_refs(
     )
 
 
+_TAG_TARGETS: dict[str, tuple[type[Deal] | type[Company] | type[Ticket],
+                              Callable[[int, int], Base]]] = {
+    "deal": (Deal, lambda email_id, deal_id: EmailDeal(email_id=email_id, deal_id=deal_id)),
+    "company": (Company, lambda email_id, company_id: EmailCompany(email_id=email_id,
+                                                                   company_id=company_id)),
+    "ticket": (Ticket, lambda email_id, ticket_id: EmailTicket(email_id=email_id,
+                                                               ticket_id=ticket_id)),
+}
+
+
 async def _associate_tags(
-    session: AsyncSession, portal_id: int, email_id: int, tags: tuple[str, ...]
+    session: AsyncSession, portal_id: int, email_id: int, tags: tuple[str, ...],
+    already: set[int],
 ) -> None:
-    """Link the objects named by ``+deal-<id>`` style tags; unknown ids are ignored."""
-    kinds = {"deal": (Deal, EmailDeal, "deal_id"), "company": (Company, EmailCompany, "company_id"),
-             "ticket": (Ticket, EmailTicket, "ticket_id")}
-    for tag in tags:
-        match = _TAG.match(tag.lower())
-        if match is None:
+    """Link the objects named by ``+deal-<id>`` style tags; unknown ids are ignored.
+
+    ``already`` holds the company ids the email is linked to through its contacts.
+    """
+    for kind, object_id in sorted({
+        (m.group(1), int(m.group(2))) for m in map(_TAG.match, (t.lower() for t in tags)) if m
+    }):
+        model, link = _TAG_TARGETS[kind]
+        owner = await session.scalar(select(model.portal_id).where(model.id == object_id))
+        if owner != portal_id:
             continue
-        model, link, column = kinds[match.group(1)]
-        target = await session.get(model, int(match.group(2)))
-        if target is None or target.portal_id != portal_id:
+        if kind == "company" and object_id in already:
             continue
-        exists = await session.get(link, {"email_id": email_id, column: target.id})
-        if exists is None:
-            session.add(link(email_id=email_id, **{column: target.id}))
+        session.add(link(email_id, object_id))
 
 
 async def _store_attachments(
@@ -269,10 +282,10 @@ async def ingest(
         session, portal.id, people, create=portal.auto_create_contacts
     )
 
-    if found is not None and route.direction is Direction.OUTGOING and contacts:
-        # Re-using an old email to write to new people is a new conversation.
-        if not {c.id for c in contacts} & await _thread_contact_ids(session, found[0]):
-            found = None
+    # Re-using an old email to write to new people is a new conversation.
+    if (found is not None and route.direction is Direction.OUTGOING and contacts
+            and not {c.id for c in contacts} & await _thread_contact_ids(session, found[0])):
+        found = None
     if found is None:
         thread = Thread(portal_id=portal.id, subject=base_subject(parsed.subject)[:998])
         session.add(thread)
@@ -303,7 +316,7 @@ async def ingest(
 
     company_ids = {c.company_id for c in contacts if c.company_id is not None}
     session.add_all(EmailCompany(email_id=email.id, company_id=cid) for cid in company_ids)
-    await _associate_tags(session, portal.id, email.id, envelope.tags)
+    await _associate_tags(session, portal.id, email.id, envelope.tags, company_ids)
     await _claim_refs(
         session, portal.id, thread_id,
         [prepared.message_id, *parsed.in_reply_to, *parsed.references],

@@ -46,6 +46,7 @@ SCHEMAS: dict[str, Any] = {
     "Tracking": _TRACKING,
     "Contact": _obj({"id": _ID, "email": _STR, "name": _STR, "company_id": _NULLABLE_ID,
                      "created_at": _DATE}),
+    "Company": _obj({"id": _ID, "name": _STR, "domain": {"type": ["string", "null"]}}),
     "Attachment": _obj({
         "id": _ID, "filename": _STR, "content_type": _STR, "size": {"type": "integer"},
         "sha256": _STR, "stored": {"type": "boolean"}, "inline": {"type": "boolean"},
@@ -136,6 +137,8 @@ PATHS: dict[str, Any] = {
     "/api/v1/contacts/{id}/attachments": {"get": _op(
         "Every file logged with a contact's emails", _json(_items("ContactAttachment")), 404,
         params=[_path_id()])},
+    "/api/v1/companies/{id}": {"get": _op("A company (contacts join one by email domain)",
+                                          _json("Company"), 404, params=[_path_id()])},
     "/api/v1/emails": {"get": _op(
         "Find emails by Message-ID (with or without <>)", _json(_items("Email")), 400,
         params=[_query("message_id", {"type": "string", "minLength": 1}, required=True)])},

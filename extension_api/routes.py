@@ -16,6 +16,7 @@ routes = [
     Route(f"{API}/contacts/{{id:int}}", contacts.get_contact),
     Route(f"{API}/contacts/{{id:int}}/timeline", contacts.contact_timeline),
     Route(f"{API}/contacts/{{id:int}}/attachments", contacts.contact_attachments),
+    Route(f"{API}/companies/{{id:int}}", contacts.get_company),
     Route(f"{API}/emails", emails.find_emails),
     Route(f"{API}/emails/{{id:int}}", emails.get_email),
     Route(f"{API}/threads/{{id:int}}", emails.get_thread),

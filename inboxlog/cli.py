@@ -67,7 +67,9 @@ def main() -> None:
     """inboxlog: put your customer email on CRM timelines."""
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # aiosmtpd logs every command at INFO; keep its warnings and errors only.
+    for noisy in ("alembic", "mail.log"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @main.command("serve")

@@ -30,7 +30,7 @@ class InboxlogSMTP(SMTP):
 
     line_length_limit = LINE_LENGTH_LIMIT
 
-    async def push(self, status: str) -> None:
+    async def push(self, status: str) -> None:  # type: ignore[override]
         await super().push(_REWRITES.get(status, status))
 
 

@@ -1,4 +1,4 @@
-"""Contacts: look-up by email, by id, their timeline and their attachments."""
+"""Contacts (look-up by email, by id, timeline, attachments) and their companies."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, Response
 from core import queries
 from extension_api.auth import Principal, authenticated, runtime_of
 from extension_api.endpoints._params import path_id, query_int
-from extension_api.schemas import attachment_json, contact_json, email_summary_json
+from extension_api.schemas import attachment_json, company_json, contact_json, email_summary_json
 
 
 @authenticated
@@ -50,3 +50,10 @@ async def contact_attachments(request: Request, principal: Principal) -> Respons
             for a, e in rows
         ]
         return JSONResponse({"items": items})
+
+
+@authenticated
+async def get_company(request: Request, principal: Principal) -> Response:
+    async with runtime_of(request).db.read() as session:
+        found = await queries.company(session, principal.portal_id, path_id(request))
+        return JSONResponse(company_json(found))

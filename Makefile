@@ -1,0 +1,29 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test check clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "inboxlog needs Python 3.11 or newer (found $$($(PYTHON) --version))"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@
+
+run: $(STAMP)
+	$(BIN)/inboxlog serve
+
+test: $(STAMP)
+	INBOXLOG_TEST_PG_URL="$${INBOXLOG_TEST_PG_URL:-$$(scripts/postgres-for-tests.sh)}" \
+		$(BIN)/pytest $(PYTEST_ARGS)
+
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy core smtp_ingest extension_api inboxlog
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

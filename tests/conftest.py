@@ -1,0 +1,57 @@
+"""Fixtures shared by the whole suite: servers and databases, real ones."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from core.db import Database, migrate
+from tests.support import postgres
+from tests.support.server import PortalAccount, Server
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    return postgres.admin_url()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One `inboxlog serve` on SQLite for the session; tests isolate by portal."""
+    running = Server(tmp_path_factory.mktemp("server")).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def account(server: Server) -> PortalAccount:
+    """A fresh portal with one user on the shared server."""
+    return server.new_portal()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated, empty database on each backend."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    else:
+        url = await postgres.create_database()
+    db = Database(url)
+    await migrate(db)
+    yield db
+    await db.dispose()
+    if request.param == "postgres":
+        await postgres.drop_database(url)
+
+
+@pytest.fixture
+def pg_server(tmp_path: Path) -> Iterator[Server]:
+    """A server of its own on a database of its own in PostgreSQL."""
+    url = asyncio.run(postgres.create_database())
+    running = Server(tmp_path / "pg-server", db_url=url).start()
+    yield running
+    running.stop()
+    asyncio.run(postgres.drop_database(url))

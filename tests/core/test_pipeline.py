@@ -1,0 +1,199 @@
+"""The ingest pipeline against real storage, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from email.utils import make_msgid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from core import accounts, pipeline, queries
+from core.attachments import BlobStore
+from core.db import Database
+from core.errors import SenderNotAllowed
+from core.models import Blob, Company, Contact, Deal, Email, EmailDeal, Event, Portal
+from core.types import Envelope, Source
+from tests.support.mail import message
+
+BCC_DOMAIN = "bcc.test"
+USER = "rep@ourco.example"
+
+
+async def _portal(db: Database, **settings: object) -> int:
+    async with db.transaction() as session:
+        created = await accounts.create_portal(session, "Pipeline")
+        await accounts.add_user(session, created.portal.id, USER, aliases=("rep@alias.example",))
+        accounts.update_settings(created.portal, dict(settings))
+        return created.portal.id
+
+
+async def _ingest(db: Database, blobs: BlobStore, portal_id: int, raw: bytes,
+                  envelope: Envelope | None = None) -> pipeline.IngestResult:
+    prepared = await pipeline.prepare(raw)
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        portal = await session.get(Portal, portal_id)
+        return await pipeline.ingest(session, portal=portal, prepared=prepared,
+                                     envelope=envelope or Envelope(), blobs=blobs,
+                                     bcc_domain=BCC_DOMAIN)
+
+    return await db.run(work)
+
+
+@pytest.fixture
+def blobs(tmp_path: Path) -> BlobStore:
+    return BlobStore(tmp_path / "blobs")
+
+
+async def test_outgoing_email_creates_contacts_and_companies(database: Database, blobs) -> None:
+    """To/Cc become contacts; colleagues share a company; free mail gets none; users don't."""
+    portal_id = await _portal(database)
+    raw = message(sender=USER, to=["Ann <ann@acme.example>", "bob@gmail.com", USER],
+                  cc=["carl@acme.example", f"x@{BCC_DOMAIN}", "rep@alias.example"],
+                  message_id=make_msgid()).as_bytes()
+    result = await _ingest(database, blobs, portal_id, raw)
+    assert result.outcome == "logged"
+    async with database.read() as session:
+        contacts = {c.email: c for c in await session.scalars(
+            select(Contact).where(Contact.portal_id == portal_id))}
+        assert set(contacts) == {"ann@acme.example", "bob@gmail.com", "carl@acme.example"}
+        assert contacts["ann@acme.example"].name == "Ann"
+        assert contacts["bob@gmail.com"].company_id is None
+        assert contacts["ann@acme.example"].company_id == contacts["carl@acme.example"].company_id
+        company = await session.get(Company, contacts["ann@acme.example"].company_id)
+        assert (company.domain, company.name) == ("acme.example", "Acme")
+        events = (await session.scalars(select(Event).where(Event.portal_id == portal_id))).all()
+        assert [(e.type, e.email_id) for e in events] == [("logged", result.email_id)]
+
+
+async def test_duplicate_adds_a_source_not_an_email(database: Database, blobs) -> None:
+    """The same Message-ID by BCC and then by extension is one email with two sources."""
+    portal_id = await _portal(database)
+    raw = message(sender=USER, to="dan@dup.example", message_id=make_msgid()).as_bytes()
+    first = await _ingest(database, blobs, portal_id, raw)
+    second = await _ingest(database, blobs, portal_id, raw,
+                           Envelope(source_hint=Source.EXTENSION))
+    assert (second.outcome, second.email_id) == ("duplicate", first.email_id)
+    async with database.read() as session:
+        email = await queries.email(session, portal_id, first.email_id)
+        assert [s.source for s in email.sources] == ["bcc", "extension"]
+        count = await session.scalar(select(func.count()).select_from(Email)
+                                     .where(Email.portal_id == portal_id))
+        assert count == 1
+
+
+async def test_concurrent_copies_of_one_message_make_one_email(database: Database, blobs) -> None:
+    """Ten simultaneous deliveries of one message race to one row, every caller gets its id."""
+    portal_id = await _portal(database)
+    raw = message(sender=USER, to="eve@race.example", message_id=make_msgid()).as_bytes()
+    results = await asyncio.gather(*(_ingest(database, blobs, portal_id, raw) for _ in range(10)))
+    assert len({r.email_id for r in results}) == 1
+    assert sorted(r.outcome for r in results) == ["duplicate"] * 9 + ["logged"]
+
+
+async def test_reply_threads_and_new_people_start_a_new_thread(database: Database, blobs) -> None:
+    """A reply joins by In-Reply-To; re-using the thread to write to strangers starts anew."""
+    portal_id = await _portal(database)
+    root_id = make_msgid()
+    root = await _ingest(database, blobs, portal_id, message(
+        sender=USER, to="fay@thread.example", message_id=root_id).as_bytes())
+    reply = await _ingest(database, blobs, portal_id, message(
+        sender=USER, to="fay@thread.example", subject="Re: Quarterly numbers",
+        message_id=make_msgid(), in_reply_to=root_id).as_bytes())
+    reused = await _ingest(database, blobs, portal_id, message(
+        sender=USER, to="gus@unrelated.example", subject="Fwd: Quarterly numbers",
+        message_id=make_msgid(), in_reply_to=root_id).as_bytes())
+    assert reply.thread_id == root.thread_id
+    assert reused.thread_id != root.thread_id
+    async with database.read() as session:
+        reply_email = await queries.email(session, portal_id, reply.email_id)
+        reused_email = await queries.email(session, portal_id, reused.email_id)
+        assert (reply_email.thread_reason, reused_email.thread_reason) == ("in_reply_to", "new")
+        thread = await queries.thread(session, portal_id, root.thread_id)
+        assert thread.subject == "Quarterly numbers"
+
+
+async def test_reply_arriving_before_its_parent_shares_its_thread(
+    database: Database, blobs: BlobStore
+) -> None:
+    """Out of order: the parent, logged after its reply, joins the reply's thread."""
+    portal_id = await _portal(database)
+    parent_id = make_msgid()
+    reply = await _ingest(database, blobs, portal_id, message(
+        sender=USER, to="hal@order.example", message_id=make_msgid(),
+        in_reply_to=parent_id).as_bytes())
+    parent = await _ingest(database, blobs, portal_id, message(
+        sender=USER, to="hal@order.example", message_id=parent_id).as_bytes())
+    assert parent.thread_id == reply.thread_id
+
+
+async def test_rule_forwarded_mail_needs_a_logged_thread(database: Database, blobs) -> None:
+    """Forwarding-rule mail is stored only when it replies to a logged email."""
+    portal_id = await _portal(database)
+    root_id = make_msgid()
+    await _ingest(database, blobs, portal_id, message(
+        sender=USER, to="ida@rule.example", message_id=root_id).as_bytes())
+    unrelated = await _ingest(database, blobs, portal_id, message(
+        sender="ida@rule.example", to=USER, message_id=make_msgid()).as_bytes(),
+        Envelope(mail_from=USER))
+    assert (unrelated.outcome, unrelated.reason) == ("not_logged", "not part of a logged thread")
+    reply = await _ingest(database, blobs, portal_id, message(
+        sender="ida@rule.example", to=USER, message_id=make_msgid(),
+        in_reply_to=root_id).as_bytes(), Envelope(mail_from=USER))
+    assert reply.outcome == "logged"
+    # Resent-From naming the user also identifies a forwarding rule.
+    resent = message(sender="ida@rule.example", to=USER, message_id=make_msgid(),
+                     in_reply_to=root_id)
+    resent["Resent-From"] = USER
+    assert (await _ingest(database, blobs, portal_id, resent.as_bytes())).outcome == "logged"
+
+
+async def test_unknown_sender_is_refused(database: Database, blobs) -> None:
+    """No user in From, envelope or forwarding headers: SenderNotAllowed, nothing stored."""
+    portal_id = await _portal(database)
+    with pytest.raises(SenderNotAllowed):
+        await _ingest(database, blobs, portal_id, message(
+            sender="mallory@evil.example", to=USER, message_id=make_msgid()).as_bytes(),
+            Envelope(mail_from="mallory@evil.example"))
+    async with database.read() as session:
+        assert await session.scalar(select(func.count()).select_from(Contact)
+                                    .where(Contact.portal_id == portal_id)) == 0
+
+
+async def test_settings_shape_what_is_stored(database: Database, blobs) -> None:
+    """log_attachments off lists files unstored; auto-create off makes no contacts; never-log."""
+    portal_id = await _portal(database, log_attachments=False, auto_create_contacts=False,
+                              never_log=["blocked.example"])
+    msg = message(sender=USER, to=["jan@new.example", "kay@blocked.example"],
+                  message_id=make_msgid())
+    msg.add_attachment(b"secret bytes", maintype="application", subtype="octet-stream",
+                       filename="s.bin")
+    result = await _ingest(database, blobs, portal_id, msg.as_bytes())
+    blocked_only = await _ingest(database, blobs, portal_id, message(
+        sender=USER, to="lou@blocked.example", message_id=make_msgid()).as_bytes())
+    assert blocked_only.outcome == "not_logged"
+    async with database.read() as session:
+        email = await queries.email(session, portal_id, result.email_id)
+        assert [(a.filename, a.blob_sha256) for a in email.attachments] == [("s.bin", None)]
+        assert email.contact_links == []
+        assert await session.scalar(select(func.count()).select_from(Blob)) == 0
+    assert not (blobs.root).exists()
+
+
+async def test_tags_associate_deals(database: Database, blobs) -> None:
+    """A +deal-<id> tag links the email to that deal of the portal, and ignores others'."""
+    portal_id = await _portal(database)
+    other_portal = await _portal(database)
+    async with database.transaction() as session:
+        deal = Deal(portal_id=portal_id, name="Big deal")
+        foreign = Deal(portal_id=other_portal, name="Not yours")
+        session.add_all([deal, foreign])
+    result = await _ingest(database, blobs, portal_id, message(
+        sender=USER, to="max@deal.example", message_id=make_msgid()).as_bytes(),
+        Envelope(tags=(f"deal-{deal.id}", f"deal-{foreign.id}", "junk")))
+    async with database.read() as session:
+        links = (await session.scalars(select(EmailDeal.deal_id)
+                                       .where(EmailDeal.email_id == result.email_id))).all()
+        assert links == [deal.id]

@@ -1,0 +1,1 @@
+"""Test harness: real servers and databases for the suite."""

@@ -1,0 +1,80 @@
+"""A throw-away PostgreSQL database per test run, on the server `make test` started."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def admin_url() -> str:
+    """The SQLAlchemy URL of the test superuser; starts PostgreSQL when not given."""
+    url = os.environ.get("INBOXLOG_TEST_PG_URL")
+    if url:
+        return url
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "postgres-for-tests.sh")],
+        capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"could not start PostgreSQL for the tests:\n{result.stderr}")
+    url = result.stdout.strip()
+    os.environ["INBOXLOG_TEST_PG_URL"] = url
+    return url
+
+
+def _dsn(url: str, database: str | None = None) -> str:
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    if database is not None:
+        dsn = dsn.rsplit("/", 1)[0] + "/" + database
+    return dsn
+
+
+def url_for(database: str) -> str:
+    return admin_url().rsplit("/", 1)[0] + "/" + database
+
+
+async def create_database() -> str:
+    """Create a fresh database and return its SQLAlchemy URL."""
+    name = "inboxlog_test_" + uuid.uuid4().hex[:12]
+    conn = await asyncpg.connect(_dsn(admin_url()))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return url_for(name)
+
+
+async def drop_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(_dsn(admin_url()))
+    try:
+        await conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    finally:
+        await conn.close()
+
+
+async def set_available(url: str, available: bool) -> None:
+    """Cut a database off (existing sessions killed, new ones refused) or restore it."""
+    name = url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(_dsn(admin_url()))
+    try:
+        await conn.execute(
+            f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"true" if available else "false"}'
+        )
+        if not available:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()", name,
+            )
+    finally:
+        await conn.close()

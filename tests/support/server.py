@@ -1,0 +1,125 @@
+"""`inboxlog serve` in a subprocess, on free loopback ports, driven like a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import smtplib
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BCC_DOMAIN = "bcc.test"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class PortalAccount:
+    portal_id: int
+    bcc_address: str
+    admin_token: str
+    user_id: int
+    user_email: str
+    user_token: str
+
+
+class Server:
+    """A running `inboxlog serve` with its own data dir and database."""
+
+    def __init__(self, data_dir: Path, db_url: str = "", extra_args: tuple[str, ...] = ()):
+        self.data_dir = data_dir
+        self.db_url = db_url
+        self.smtp_port = free_port()
+        self.http_port = free_port()
+        self.extra_args = extra_args
+        self.log_path = data_dir / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INBOXLOG_")}
+        env["INBOXLOG_DATA_DIR"] = str(self.data_dir)
+        env["INBOXLOG_BCC_DOMAIN"] = BCC_DOMAIN
+        if self.db_url:
+            env["INBOXLOG_DB"] = self.db_url
+        return env
+
+    def start(self, timeout: float = 30, *, scheme: str = "http",
+              verify: bool | ssl.SSLContext = True) -> Server:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "inboxlog.cli", "serve", "--no-demo",
+                 "--smtp-port", str(self.smtp_port), "--http-port", str(self.http_port),
+                 "--base-url", self.base_url, *self.extra_args],
+                env=self._env(), stdout=log, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                url = f"{scheme}://127.0.0.1:{self.http_port}/healthz"
+                httpx.get(url, timeout=1, verify=verify).raise_for_status()
+                with socket.create_connection(("127.0.0.1", self.smtp_port), timeout=1):
+                    return self
+            except (httpx.HTTPError, OSError):
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not start in {timeout}s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def cli(self, *args: str, stdin: bytes | None = None) -> Any:
+        """Run an `inboxlog` subcommand against this server's storage; parse its JSON."""
+        result = subprocess.run(
+            [sys.executable, "-m", "inboxlog.cli", *args], env=self._env(),
+            input=stdin, capture_output=True, check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"inboxlog {' '.join(args)} failed:\n{result.stderr.decode()}")
+        return json.loads(result.stdout.decode().strip().splitlines()[-1])
+
+    def new_portal(self, user_email: str = "rep@ourco.example", *aliases: str,
+                   name: str = "Test portal") -> PortalAccount:
+        portal = self.cli("admin", "create-portal", "--name", name)
+        alias_args = [a for alias in aliases for a in ("--alias", alias)]
+        user = self.cli("admin", "add-user", "--portal", str(portal["portal_id"]),
+                        "--email", user_email, "--name", "Rita Rep", *alias_args)
+        return PortalAccount(portal["portal_id"], portal["bcc_address"], portal["admin_token"],
+                             user["user_id"], user_email, user["api_token"])
+
+    def smtp(self) -> smtplib.SMTP:
+        return smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=30)
+
+    def api(self, token: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
