@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import email.policy
 import email.utils
 import io
@@ -67,18 +68,12 @@ _EXTENSIONS = {
 }
 _MIME_TYPES: mimetypes.MimeTypes | None = None
 _TRANSFER_ENCODINGS = frozenset(
-    {
-        "",
-        "7bit",
-        "8bit",
-        "binary",
-        "base64",
-        "quoted-printable",
-        "x-uuencode",
-        "uuencode",
-        "uue",
-        "x-uue",
-    }
+    ["", "7bit", "8bit", "binary", "base64", "quoted-printable", "x-uuencode", "uuencode", "uue"]
+)
+# Python codecs that are not charsets: a message must not choose to have its
+# body run through an escape-sequence interpreter.
+_NOT_CHARSETS = frozenset(
+    ["unicode-escape", "raw-unicode-escape", "undefined", "idna", "punycode", "charmap"]
 )
 
 
@@ -93,6 +88,23 @@ def _normalize_charset(charset: str | None) -> str | None:
         return None
     name = charset.strip().strip("\"'").lower()
     return _CHARSET_ALIASES.get(name, name) if name else None
+
+
+def _codec(name: str) -> str | None:
+    """Python's canonical codec name for a charset label, ``None`` if unusable."""
+    try:
+        codec = codecs.lookup(name).name
+    except (LookupError, ValueError, UnicodeError):  # unknown, NUL or surrogate in the name
+        return None
+    return None if codec.replace("_", "-") in _NOT_CHARSETS else codec
+
+
+def to_bytes(text: str) -> bytes:
+    """Recover the bytes behind a str the email parser decoded with surrogateescape."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # surrogates that did not come from undecodable bytes
+        return text.encode("utf-8", "replace")
 
 
 def _guess_decode(data: bytes) -> tuple[str, str]:
@@ -130,12 +142,15 @@ def decode_bytes(data: bytes, charset: str | None, where: str) -> tuple[str, lis
             f" (declared {charset!r})" if declared else ""
         )
     else:
-        try:
-            return data.decode(declared), []
-        except LookupError:
-            problem = f"{where}: unknown charset {charset!r}"
-        except (UnicodeError, ValueError):
-            problem = f"{where}: bytes are not valid {charset!r}"
+        codec = _codec(declared)
+        problem = f"{where}: unknown charset {charset!r}"
+        if codec is not None:
+            try:
+                return data.decode(codec), []
+            except (UnicodeError, ValueError):
+                problem = f"{where}: bytes are not valid {charset!r}"
+            except LookupError:  # a bytes-to-bytes codec such as base64
+                pass
     text, used = _guess_decode(data)
     return text, [f"{problem}; decoded as {used}"]
 
@@ -144,10 +159,7 @@ def header_text(raw: str, where: str) -> tuple[str, list[str]]:
     """Turn a raw parsed header value (8-bit bytes as surrogates) into real text."""
     if not _SURROGATES.search(raw):
         return raw, []
-    try:
-        data = raw.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # surrogates that did not come from undecodable bytes
-        data = raw.encode("utf-8", "replace")
+    data = to_bytes(raw)
     try:
         return data.decode("utf-8"), []
     except UnicodeDecodeError:
@@ -399,7 +411,7 @@ def payload_bytes(part: Message, where: str) -> tuple[bytes, list[str]]:
     payload = safe_payload(part)
     if isinstance(payload, str):
         defects.append(f"{where}: undecodable transfer encoding")
-        return payload.encode("utf-8", "surrogateescape"), defects
+        return to_bytes(payload), defects
     return b"", defects
 
 

@@ -46,7 +46,7 @@ class Part:
     filename: str  # decoded; generated from the content type when missing
     content_type: str  # lower-case "type/subtype"
     content: bytes  # transfer encoding undone
-    inline: bool  # Content-Disposition inline, or a Content-ID the html refers to
+    inline: bool  # disposition inline, or a Content-ID used by the html or multipart/related
     content_id: str | None  # without <>
 
 
@@ -59,22 +59,22 @@ class ParsedMessage:
     """
 
     message_id: MessageId | None
-    in_reply_to: tuple[MessageId, ...]
-    references: tuple[MessageId, ...]
-    from_: Address | None
+    in_reply_to: tuple[MessageId, ...]  # only <x@y> tokens
+    references: tuple[MessageId, ...]  # de-duplicated, in order, the last 100
+    from_: Address | None  # the first mailbox of the first From header
     sender: Address | None
     reply_to: tuple[Address, ...]
-    to: tuple[Address, ...]
+    to: tuple[Address, ...]  # from every To header, in order
     cc: tuple[Address, ...]
     resent_from: tuple[Address, ...]
-    subject: str
-    date: datetime | None
-    text: str
-    html: str
-    attachments: tuple[Part, ...]
-    headers: tuple[tuple[str, str], ...]
-    thread_index: str | None
-    defects: tuple[str, ...]
+    subject: str  # decoded, unfolded, stripped; "" if missing
+    date: datetime | None  # aware, UTC; None if missing or unparseable
+    text: str  # first non-attachment text/plain, else derived from html; "" if none
+    html: str  # first non-attachment text/html, raw (NOT sanitized); "" if none
+    attachments: tuple[Part, ...]  # every other leaf part, in document order
+    headers: tuple[tuple[str, str], ...]  # every header (name, decoded unfolded value)
+    thread_index: str | None  # Outlook's Thread-Index
+    defects: tuple[str, ...]  # human-readable notes on what was broken or guessed
 
     def header(self, name: str) -> str | None:
         """The first header value named ``name`` (case-insensitive), decoded."""
@@ -159,8 +159,8 @@ def _parse(raw: bytes) -> ParsedMessage:
         html=html,
         attachments=attachments,
         headers=tuple(headers),
-        thread_index=first.get("thread-index") or None,
-        defects=tuple(dict.fromkeys(defects)),  # de-duplicated, order kept
+        thread_index="".join(first.get("thread-index", "").split()) or None,
+        defects=tuple(dict.fromkeys(_mime.clean_text(d) for d in defects)),  # order kept
     )
 
 
@@ -198,7 +198,7 @@ def _bodies(msg: Message, raw: bytes, defects: list[str]) -> tuple[str, str, tup
             others.append(labelled)
     text = _body_text(text_leaf, defects)
     html = _body_text(html_leaf, defects)
-    if not text and html:
+    if not text.strip() and html:  # some clients send an empty text alternative
         text = html_to_text(html)
     linesep = "\r\n" if b"\r\n" in raw else "\n"
     referenced = _mime.cid_references(html)
@@ -282,26 +282,10 @@ def synthetic_message_id(parsed: ParsedMessage) -> MessageId:
     return MessageId(f"{digest[:32]}@synthetic.inboxlog")
 
 
-_BLOCK_TAGS = frozenset(
-    {
-        "p",
-        "div",
-        "li",
-        "tr",
-        "table",
-        "ul",
-        "ol",
-        "blockquote",
-        "pre",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "hr",
-    }
-)
+_BLOCK_TAGS = frozenset({
+    "p", "div", "li", "tr", "table", "ul", "ol", "blockquote", "pre",
+    "h1", "h2", "h3", "h4", "h5", "h6", "hr",
+})  # fmt: skip
 # html whitespace is ASCII only: &nbsp; must survive (an Outlook empty paragraph).
 _HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
 _SKIPPED_TAGS = frozenset({"script", "style", "title", "template"})
@@ -395,7 +379,7 @@ _STYLE_PROPERTIES = {
     "padding-right", "padding-bottom", "padding-left", "border", "border-top",
     "border-right", "border-bottom", "border-left", "border-color", "border-style",
     "border-width", "border-radius", "border-collapse", "border-spacing",
-    "table-layout", "list-style-type", "overflow", "opacity",
+    "table-layout", "list-style-type", "overflow",
 }  # fmt: skip
 _IMAGE_DATA_URL = re.compile(r"^data:image/(png|jpe?g|gif|webp|bmp);", re.IGNORECASE)
 
