@@ -147,7 +147,8 @@ async def users_by_address(session: AsyncSession, portal_id: int) -> dict[str, U
     return {address: user for address, user in rows}
 
 
-PORTAL_SETTINGS = ("log_attachments", "auto_create_contacts", "never_log")
+PORTAL_SETTINGS = ("log_attachments", "auto_create_contacts", "never_log", "inbox_log_mode")
+INBOX_LOG_MODES = ("replies", "known_contacts")
 
 
 def portal_settings(portal: Portal) -> dict[str, object]:
@@ -155,6 +156,7 @@ def portal_settings(portal: Portal) -> dict[str, object]:
         "log_attachments": portal.log_attachments,
         "auto_create_contacts": portal.auto_create_contacts,
         "never_log": list(portal.never_log),
+        "inbox_log_mode": portal.inbox_log_mode,
     }
 
 
@@ -179,6 +181,8 @@ def update_settings(portal: Portal, changes: dict[str, object]) -> None:
     for flag in ("log_attachments", "auto_create_contacts"):
         if flag in changes and not isinstance(changes[flag], bool):
             raise InvalidInput(f"{flag} must be true or false")
+    if "inbox_log_mode" in changes and changes["inbox_log_mode"] not in INBOX_LOG_MODES:
+        raise InvalidInput(f"inbox_log_mode must be one of {', '.join(INBOX_LOG_MODES)}")
     never_log = changes.get("never_log")
     if "never_log" in changes:
         if not isinstance(never_log, list) or len(never_log) > 10_000:
@@ -188,3 +192,5 @@ def update_settings(portal: Portal, changes: dict[str, object]) -> None:
         portal.log_attachments = bool(changes["log_attachments"])
     if "auto_create_contacts" in changes:
         portal.auto_create_contacts = bool(changes["auto_create_contacts"])
+    if "inbox_log_mode" in changes:
+        portal.inbox_log_mode = str(changes["inbox_log_mode"])

@@ -14,7 +14,7 @@ from core.types import MessageId, ThreadReason
 
 _PREFIX = re.compile(
     r"^\s*((re|aw|sv|vs|antw|odp|ynt|r|rif|res|fwd?|tr|wg|rv|enc|doorst|pd|továbbítás)"
-    r"(\[\d+\])?\s*[:：]\s*)+",  # noqa: RUF001 (CJK clients write a fullwidth colon)
+    r"(\[\d+\])?\s*[:：]\s*)+",
     re.IGNORECASE,
 )
 

@@ -49,6 +49,7 @@ class Envelope:
 
     mail_from: str | None = None
     rcpt_tos: tuple[str, ...] = ()
+    logging_address: str | None = None  # the portal's address this copy came to
     peer: str | None = None
     source_hint: Source | None = None
     tags: tuple[str, ...] = field(default=())

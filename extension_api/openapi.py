@@ -70,10 +70,14 @@ SCHEMAS: dict[str, Any] = {
         "log_attachments": {"type": "boolean"}, "auto_create_contacts": {"type": "boolean"},
         "never_log": {"type": "array", "items": _STR,
                       "description": "addresses and domains whose mail is never logged"},
+        "inbox_log_mode": {"enum": ["replies", "known_contacts"], "description":
+                           "connected inboxes log replies to logged threads only, or "
+                           "also all mail with known contacts"},
     }),
     "SettingsPatch": {**_obj({
         "log_attachments": {"type": "boolean"}, "auto_create_contacts": {"type": "boolean"},
         "never_log": {"type": "array", "items": _STR, "maxItems": 10000},
+        "inbox_log_mode": {"enum": ["replies", "known_contacts"]},
     }, required=[]), "additionalProperties": False},
     "Me": _obj({
         "role": {"enum": ["user", "admin"]},
@@ -81,6 +85,17 @@ SCHEMAS: dict[str, Any] = {
         "user": {"oneOf": [{"type": "null"}, _obj({
             "id": _ID, "email": _STR, "name": _STR,
             "addresses": {"type": "array", "items": _STR}})]},
+    }),
+    "Deleted": _obj({"id": _ID, "deleted_at": _DATE, "restorable_until": _DATE}),
+    "ContactDeleted": _obj({"deleted": {"const": True}, "erased": _obj({
+        k: {"type": "integer"} for k in
+        ("emails", "attachments", "events", "audit_entries", "blobs")})}),
+    "IngestLogEntry": _obj({
+        "id": _ID, "at": _DATE, "logging_address": _STR, "sender": _STR,
+        "envelope_sender": _STR, "message_id": {"type": ["string", "null"]}, "source": _STR,
+        "reason_code": {"enum": ["not_a_user", "not_in_thread", "never_log", "bulk",
+                                 "too_large", "forward_unparsable", "deleted"]},
+        "reason": _STR, "size": {"type": "integer"},
     }),
     "Health": _obj({"status": {"enum": ["ok", "unavailable"]}, "database": _STR}),
 }
@@ -129,8 +144,13 @@ PATHS: dict[str, Any] = {
         _json(_items("Contact", cursor=_NULLABLE_ID)), 400,
         params=[_query("email", _STR), _query("after", {"type": "integer", "minimum": 0}),
                 _query("limit", _LIMIT)])},
-    "/api/v1/contacts/{id}": {"get": _op("A contact", _json("Contact"), 404,
-                                         params=[_path_id()])},
+    "/api/v1/contacts/{id}": {
+        "get": _op("A contact", _json("Contact"), 404, params=[_path_id()]),
+        "delete": _op(
+            "Delete a contact; with erase=true also every email, file, event and audit "
+            "entry no other contact needs (right to be forgotten)", _json("ContactDeleted"),
+            400, 404, params=[_path_id(), _query("erase", {"enum": ["true", "false", "1", "0"]})]),
+    },
     "/api/v1/contacts/{id}/timeline": {"get": _op(
         "A contact's emails, newest first", _json(_items("EmailSummary")), 400, 404,
         params=[_path_id(), _query("limit", _LIMIT)])},
@@ -142,8 +162,17 @@ PATHS: dict[str, Any] = {
     "/api/v1/emails": {"get": _op(
         "Find emails by Message-ID (with or without <>)", _json(_items("Email")), 400,
         params=[_query("message_id", {"type": "string", "minLength": 1}, required=True)])},
-    "/api/v1/emails/{id}": {"get": _op("A logged email", _json("Email"), 404,
-                                       params=[_path_id()])},
+    "/api/v1/emails/{id}": {
+        "get": _op("A logged email", _json("Email"), 404, params=[_path_id()]),
+        "delete": _op("Delete an email; restorable for 90 days", _json("Deleted"), 404,
+                      params=[_path_id()]),
+    },
+    "/api/v1/emails/{id}/restore": {"post": _op(
+        "Restore a deleted email within 90 days", _json("Email"), 404, params=[_path_id()])},
+    "/api/v1/ingest-log": {"get": _op(
+        "Messages received and not logged, and why; newest first, kept 30 days",
+        _json(_items("IngestLogEntry", cursor=_NULLABLE_ID)), 400,
+        params=[_query("before", {"type": "integer", "minimum": 1}), _query("limit", _LIMIT)])},
     "/api/v1/threads/{id}": {"get": _op("A thread, its emails oldest first", _json("Thread"),
                                         404, params=[_path_id()])},
     "/api/v1/attachments/{id}": {"get": _op(

@@ -7,12 +7,13 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from core import accounts, pipeline
+from core import accounts, pipeline, retention
 from core.db import migrate as run_migrations
 from core.errors import CoreError
 from core.models import Portal
@@ -91,10 +92,12 @@ def main() -> None:
         help="Proxies trusted to set X-Forwarded-For.")
 @option("--only", type=click.Choice(["smtp", "http"]), default=None,
         help="Serve only one of the two protocols.")
+@option("--purge-interval", type=click.IntRange(min=0), default=3600, show_default=True,
+        help="Seconds between retention purges; 0 turns the periodic purge off.")
 def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_host: str,
                   http_port: int, bcc_domain: str, base_url: str, secret_key: str,
                   tls_cert: Path | None, tls_key: Path | None, no_demo: bool,
-                  forwarded_allow_ips: str, only: str | None) -> None:
+                  forwarded_allow_ips: str, only: str | None, purge_interval: int) -> None:
     """Serve SMTP (logging addresses) and HTTP (extension API) on one event loop."""
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -104,6 +107,7 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
         smtp_host=smtp_host, smtp_port=smtp_port, http_host=http_host, http_port=http_port,
         tls_cert=tls_cert, tls_key=tls_key, demo=not no_demo,
         forwarded_allow_ips=forwarded_allow_ips, smtp=only != "http", http=only != "smtp",
+        purge_interval=purge_interval,
     )
     asyncio.run(serve(settings, options))
 
@@ -166,6 +170,26 @@ def add_user_command(db: str, data_dir: Path, portal_id: int, email: str,
         click.echo(json.dumps(_run_with_runtime(_settings(db, data_dir), work)))
     except CoreError as exc:
         _fail(exc.message, exc.code)
+
+
+@main.command("purge")
+@storage_options
+@option("--now", "now", default=None, help="Apply the rules as at this ISO 8601 time.")
+def purge_command(db: str, data_dir: Path, now: str | None) -> None:
+    """Apply the retention rules; prints what each rule removed."""
+    when = None
+    if now:
+        try:
+            when = datetime.fromisoformat(now.replace("Z", "+00:00"))
+        except ValueError:
+            raise click.BadParameter(f"not an ISO 8601 time: {now!r}", param_hint="--now") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+
+    async def work(runtime: Runtime) -> dict[str, int]:
+        return await retention.purge(runtime.db, runtime.blobs, when)
+
+    click.echo(json.dumps(_run_with_runtime(_settings(db, data_dir), work)))
 
 
 @main.command("ingest")

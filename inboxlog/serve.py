@@ -13,7 +13,7 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy import func, select
 
-from core import accounts
+from core import accounts, retention
 from core.db import migrate
 from core.models import Portal
 from core.runtime import Runtime, Settings
@@ -37,6 +37,7 @@ class ServeOptions:
     forwarded_allow_ips: str = "127.0.0.1"
     smtp: bool = True
     http: bool = True
+    purge_interval: int = 3600
 
 
 def smtp_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -113,17 +114,33 @@ async def serve(settings: Settings, options: ServeOptions) -> None:
         )
         server = uvicorn.Server(config)
         _print_banner(settings, options, demo)
+        purger = (asyncio.create_task(_purge_periodically(runtime, options.purge_interval))
+                  if options.purge_interval else None)
         try:
             if options.http:
                 await server.serve()
             else:
                 await _wait_for_signal()
         finally:
+            if purger is not None:
+                purger.cancel()
             if smtp_server is not None:
                 smtp_server.close()
                 await smtp_server.wait_closed()
     finally:
         await runtime.close()
+
+
+async def _purge_periodically(runtime: Runtime, interval: int) -> None:
+    """Apply the retention rules every ``interval`` seconds; a failed run is retried next
+    time, never fatal to the server."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            counts = await retention.purge(runtime.db, runtime.blobs)
+            log.info("retention purge: %s", json.dumps(counts))
+        except Exception:
+            log.exception("retention purge failed; retrying in %d s", interval)
 
 
 async def _wait_for_signal() -> None:

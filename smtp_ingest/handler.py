@@ -7,12 +7,13 @@ committed; any failure before that answers 451 so the sending MTA keeps the mess
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import pipeline
+from core import audit, pipeline
 from core.accounts import portal_for_address
+from core.audit import NotLoggedReason
 from core.errors import MessageTooLarge, SenderNotAllowed, StorageUnavailable
 from core.models import Portal
 from core.runtime import Runtime
@@ -60,10 +61,12 @@ class IngestHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         try:
-            prepared = await pipeline.prepare(raw)
-        except MessageTooLarge as exc:
-            return replies.too_large(replies.one_line(exc.message))
-        try:
+            try:
+                prepared = await pipeline.prepare(raw)
+            except MessageTooLarge as exc:
+                await self.record_refusal(envelope, NotLoggedReason.TOO_LARGE, exc.message,
+                                          size=len(raw))
+                return replies.too_large(replies.one_line(exc.message))
             return await self._log(prepared, session, envelope)
         except StorageUnavailable:
             log.warning("database unavailable at DATA", exc_info=True)
@@ -75,18 +78,18 @@ class IngestHandler:
 
     async def _log(self, prepared: pipeline.Prepared, session: Session, envelope: Envelope) -> str:
         runtime = self.runtime
-        routes = await self._portals(envelope.rcpt_tos)
         logged: list[int] = []
         skipped: list[str] = []
-        for portal_id, tags in routes.items():
+        for portal_id, (logging_address, tags) in (await self._portals(envelope)).items():
             core_envelope = CoreEnvelope(
                 mail_from=envelope.mail_from, rcpt_tos=tuple(envelope.rcpt_tos),
-                peer=_peer(session), tags=tuple(tags),
+                logging_address=logging_address, peer=_peer(session), tags=tuple(tags),
             )
 
-            async def work(db_session: Any, portal_id: int = portal_id,
+            async def work(db_session: AsyncSession, portal_id: int = portal_id,
                            core_envelope: CoreEnvelope = core_envelope) -> pipeline.IngestResult:
                 portal = await db_session.get(Portal, portal_id)
+                assert portal is not None
                 return await pipeline.ingest(
                     db_session, portal=portal, prepared=prepared, envelope=core_envelope,
                     blobs=runtime.blobs, bcc_domain=runtime.settings.bcc_domain,
@@ -95,6 +98,8 @@ class IngestHandler:
             try:
                 result = await runtime.db.run(work)
             except SenderNotAllowed as exc:
+                await self.record_refusal(envelope, NotLoggedReason.NOT_A_USER, exc.message,
+                                          size=len(prepared.raw), prepared=prepared)
                 return replies.sender_not_allowed(replies.one_line(exc.message))
             if result.email_id is not None:
                 logged.append(result.email_id)
@@ -104,20 +109,44 @@ class IngestHandler:
             return replies.logged(logged)
         return replies.not_logged(replies.one_line("; ".join(dict.fromkeys(skipped))))
 
-    async def _portals(self, rcpt_tos: list[str]) -> dict[int, list[str]]:
-        """Portal id -> the tags given on its logging addresses, in RCPT order."""
-        routes: dict[int, list[str]] = {}
+    async def _portals(self, envelope: Envelope) -> dict[int, tuple[str, list[str]]]:
+        """Portal id -> (its first logging address in RCPT order, the tags given)."""
+        routes: dict[int, tuple[str, list[str]]] = {}
         async with self.runtime.db.read() as db_session:
-            for address in rcpt_tos:
+            for address in envelope.rcpt_tos:
                 found = await portal_for_address(
                     db_session, address, self.runtime.settings.bcc_domain
                 )
                 if found is not None:
                     portal, tag = found
-                    routes.setdefault(portal.id, [])
+                    _, tags = routes.setdefault(portal.id, (address, []))
                     if tag:
-                        routes[portal.id].append(tag)
+                        tags.append(tag)
         return routes
+
+    async def record_refusal(
+        self, envelope: Envelope, code: NotLoggedReason, reason: str, *, size: int,
+        prepared: pipeline.Prepared | None = None,
+    ) -> None:
+        """Leave an audit entry for each portal a refused message was addressed to.
+
+        Best effort: the refusal stands even when the database cannot take the entry.
+        """
+        sender = None
+        if prepared is not None and prepared.parsed.from_ is not None:
+            sender = prepared.parsed.from_.key
+        try:
+            portals = await self._portals(envelope)
+            async with self.runtime.db.transaction() as db_session:
+                for portal_id, (logging_address, _) in portals.items():
+                    audit.record(
+                        db_session, portal_id, code, reason, source="smtp",
+                        logging_address=logging_address, sender=sender,
+                        envelope_sender=envelope.mail_from,
+                        message_id=prepared.message_id if prepared else None, size=size,
+                    )
+        except StorageUnavailable:
+            log.warning("could not record a refused message in the audit log", exc_info=True)
 
 
 def _peer(session: Session) -> str | None:

@@ -7,6 +7,7 @@ import ssl
 
 from aiosmtpd.smtp import SMTP
 
+from core.audit import NotLoggedReason
 from core.pipeline import MAX_MESSAGE_BYTES
 from core.runtime import Runtime
 from smtp_ingest import replies
@@ -17,9 +18,10 @@ IDLE_TIMEOUT_SECONDS = 300
 # would lose mail. This bounds memory per line instead.
 LINE_LENGTH_LIMIT = 64 * 1024
 
+_TOO_MUCH_DATA = "552 Error: Too much mail data"
 # aiosmtpd's own replies for the limits it enforces, and ours in their place.
 _REWRITES = {
-    "552 Error: Too much mail data": replies.TOO_LARGE,
+    _TOO_MUCH_DATA: replies.TOO_LARGE,
     "552 Error: message size exceeds fixed maximum message size": replies.TOO_LARGE,
     "500 Line too long (see RFC5321 4.5.3.1.6)": replies.LINE_TOO_LONG,
 }
@@ -31,6 +33,11 @@ class InboxlogSMTP(SMTP):
     line_length_limit = LINE_LENGTH_LIMIT
 
     async def push(self, status: str) -> None:  # type: ignore[override]
+        if status == _TOO_MUCH_DATA and self.envelope is not None:
+            # aiosmtpd refused the body itself; the handler never saw it. Audit it here.
+            handler: IngestHandler = self.event_handler
+            await handler.record_refusal(self.envelope, NotLoggedReason.TOO_LARGE,
+                                         "message exceeds the size limit", size=0)
         await super().push(_REWRITES.get(status, status))
 
 

@@ -16,6 +16,7 @@ from core.models.email import (
 )
 from core.models.event import Event
 from core.models.portal import ApiToken, Portal, User, UserAddress
+from core.models.retention import IngestLogEntry, RawCopy
 
 __all__ = [
     "ApiToken",
@@ -32,7 +33,9 @@ __all__ = [
     "EmailSource",
     "EmailTicket",
     "Event",
+    "IngestLogEntry",
     "Portal",
+    "RawCopy",
     "Thread",
     "ThreadRef",
     "Ticket",

@@ -43,6 +43,7 @@ class Email(Base):
     __table_args__ = (
         UniqueConstraint("portal_id", "message_id"),
         Index("ix_emails_portal_sent_at", "portal_id", "sent_at"),
+        Index("ix_emails_deleted_at", "deleted_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

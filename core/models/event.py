@@ -19,7 +19,9 @@ class Event(Base):
     portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     type: Mapped[str] = mapped_column(String(30))
-    email_id: Mapped[int | None] = mapped_column(ForeignKey("emails.id", ondelete="CASCADE"))
+    email_id: Mapped[int | None] = mapped_column(
+        ForeignKey("emails.id", ondelete="CASCADE"), index=True
+    )
     at: Mapped[datetime] = mapped_column(default=utcnow)
     machine: Mapped[bool] = mapped_column(default=False)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -21,6 +21,11 @@ class Portal(Base):
     auto_create_contacts: Mapped[bool] = mapped_column(default=True)
     # Addresses ("a@b.com") and domains ("b.com") whose mail is never logged.
     never_log: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Connected inboxes: log only replies to logged threads ("replies"), or also any
+    # mail with a known contact ("known_contacts").
+    inbox_log_mode: Mapped[str] = mapped_column(
+        String(20), default="replies", server_default="replies"
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -1,13 +1,15 @@
-"""Contacts (look-up by email, by id, timeline, attachments) and their companies."""
+"""Contacts (look-up, timeline, attachments, deletion and erasure) and their companies."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from core import queries
+from core import deletion, queries
+from core.retention import remove_orphan_blobs
 from extension_api.auth import Principal, authenticated, runtime_of
 from extension_api.endpoints._params import path_id, query_int
+from extension_api.errors import ApiError
 from extension_api.schemas import attachment_json, company_json, contact_json, email_summary_json
 
 
@@ -57,3 +59,19 @@ async def get_company(request: Request, principal: Principal) -> Response:
     async with runtime_of(request).db.read() as session:
         found = await queries.company(session, principal.portal_id, path_id(request))
         return JSONResponse(company_json(found))
+
+
+@authenticated
+async def delete_contact(request: Request, principal: Principal) -> Response:
+    erase = request.query_params.get("erase", "false").lower()
+    if erase not in ("true", "false", "1", "0"):
+        raise ApiError(400, "bad_request", "erase must be true or false")
+    runtime = runtime_of(request)
+    async with runtime.db.transaction() as session:
+        erased = await deletion.delete_contact(session, principal.portal_id, path_id(request),
+                                               erase=erase in ("true", "1"))
+    # Right to be forgotten: the files go now, not at the next periodic purge.
+    blobs = await remove_orphan_blobs(runtime.db, runtime.blobs) if erase in ("true", "1") else 0
+    return JSONResponse({"deleted": True, "erased": {
+        "emails": erased.emails, "attachments": erased.attachments, "events": erased.events,
+        "audit_entries": erased.audit_entries, "blobs": blobs}})

@@ -1,15 +1,16 @@
-"""Logged emails and their threads."""
+"""Logged emails (find, read, delete, restore) and their threads."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from core import queries
+from core import deletion, queries
+from core.retention import restorable_until
 from extension_api.auth import Principal, authenticated, runtime_of
 from extension_api.endpoints._params import path_id
 from extension_api.errors import ApiError
-from extension_api.schemas import email_json, thread_json
+from extension_api.schemas import email_json, iso, thread_json
 
 
 @authenticated
@@ -36,3 +37,21 @@ async def get_thread(request: Request, principal: Principal) -> Response:
         thread = await queries.thread(session, principal.portal_id, thread_id)
         emails = await queries.thread_emails(session, principal.portal_id, thread_id)
         return JSONResponse(thread_json(thread, list(emails)))
+
+
+@authenticated
+async def delete_email(request: Request, principal: Principal) -> Response:
+    async with runtime_of(request).db.transaction() as session:
+        email = await deletion.delete_email(session, principal.portal_id, path_id(request))
+        assert email.deleted_at is not None
+        body = {"id": email.id, "deleted_at": iso(email.deleted_at),
+                "restorable_until": iso(restorable_until(email.deleted_at))}
+    return JSONResponse(body)
+
+
+@authenticated
+async def restore_email(request: Request, principal: Principal) -> Response:
+    async with runtime_of(request).db.transaction() as session:
+        email = await deletion.restore_email(session, principal.portal_id, path_id(request))
+        body = email_json(email)
+    return JSONResponse(body)

@@ -178,8 +178,9 @@ async def test_settings_shape_what_is_stored(database: Database, blobs) -> None:
         email = await queries.email(session, portal_id, result.email_id)
         assert [(a.filename, a.blob_sha256) for a in email.attachments] == [("s.bin", None)]
         assert email.contact_links == []
-        assert await session.scalar(select(func.count()).select_from(Blob)) == 0
-    assert not (blobs.root).exists()
+        digest = email.attachments[0].sha256
+        assert await session.get(Blob, digest) is None
+    assert not blobs.path(digest).exists()
 
 
 async def test_tags_associate_deals(database: Database, blobs) -> None:

@@ -1,0 +1,112 @@
+"""Private storage steps of the pipeline: blobs, attachments, raw copies, tags, refs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.attachments import BlobStore, sha256_hex
+from core.models import (
+    Attachment,
+    Base,
+    Blob,
+    Company,
+    Deal,
+    Email,
+    EmailCompany,
+    EmailDeal,
+    EmailTicket,
+    RawCopy,
+    ThreadRef,
+    Ticket,
+)
+from core.parsing import Part
+from core.retention import RawPolicy
+from core.types import BlobHash, MessageId
+
+_TAG = re.compile(r"^(deal|company|ticket)-(\d{1,18})$")
+
+
+async def store_blob(session: AsyncSession, blobs: BlobStore, data: bytes) -> BlobHash:
+    """Reference ``data`` in the blob store within the caller's transaction.
+
+    The row goes first, then the file: an orphan sweep deleting the same blob holds the
+    row locked while it unlinks, so this either waits for it and writes the file anew,
+    or fails on the foreign key and is retried (see ``retention.remove_orphan_blobs``).
+    """
+    digest = sha256_hex(data)
+    if await session.get(Blob, digest) is None:
+        session.add(Blob(sha256=digest, size=len(data)))
+        await session.flush()
+    await blobs.put(data)
+    return digest
+
+
+async def store_attachments(
+    session: AsyncSession, blobs: BlobStore, email: Email, parts: tuple[Part, ...],
+    *, keep_files: bool,
+) -> None:
+    """Attach ``parts`` to ``email``; without ``keep_files`` they are listed, not stored."""
+    for part in parts:
+        stored = await store_blob(session, blobs, part.content) if keep_files else None
+        email.attachments.append(Attachment(
+            filename=part.filename[:500], content_type=part.content_type[:200],
+            size=len(part.content), sha256=sha256_hex(part.content), blob_sha256=stored,
+            inline=part.inline, content_id=part.content_id,
+        ))
+
+
+def header_block(raw: bytes) -> bytes:
+    """The header block of a raw message, without the empty line that ends it."""
+    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    return raw[: min(ends)] if ends else raw
+
+
+async def store_raw_copy(
+    session: AsyncSession, blobs: BlobStore, email_id: int, raw: bytes, policy: RawPolicy
+) -> None:
+    """Keep the raw message (or its headers) for as long as ``policy.rule`` allows."""
+    data = raw if policy.full else header_block(raw)
+    digest = await store_blob(session, blobs, data)
+    session.add(RawCopy(email_id=email_id, rule=policy.rule.value, blob_sha256=digest))
+
+
+_TAG_TARGETS: dict[str, tuple[type[Deal] | type[Company] | type[Ticket],
+                              Callable[[int, int], Base]]] = {
+    "deal": (Deal, lambda email_id, deal_id: EmailDeal(email_id=email_id, deal_id=deal_id)),
+    "company": (Company, lambda email_id, company_id: EmailCompany(email_id=email_id,
+                                                                   company_id=company_id)),
+    "ticket": (Ticket, lambda email_id, ticket_id: EmailTicket(email_id=email_id,
+                                                               ticket_id=ticket_id)),
+}
+
+
+async def associate(
+    session: AsyncSession, portal_id: int, email_id: int, company_ids: set[int],
+    tags: tuple[str, ...],
+) -> None:
+    """Link the email to its contacts' companies and to the objects named by
+    ``+deal-<id>``/``+company-<id>``/``+ticket-<id>`` tags; unknown ids are ignored."""
+    session.add_all(EmailCompany(email_id=email_id, company_id=cid) for cid in company_ids)
+    for kind, object_id in sorted({
+        (m.group(1), int(m.group(2))) for m in map(_TAG.match, (t.lower() for t in tags)) if m
+    }):
+        model, link = _TAG_TARGETS[kind]
+        owner = await session.scalar(select(model.portal_id).where(model.id == object_id))
+        if owner != portal_id or (kind == "company" and object_id in company_ids):
+            continue
+        session.add(link(email_id, object_id))
+
+
+async def claim_refs(
+    session: AsyncSession, portal_id: int, thread_id: int, ids: list[MessageId]
+) -> None:
+    """Make the thread claim these Message-IDs, except those another thread has."""
+    ids = list(dict.fromkeys(ids))
+    taken = set(await session.scalars(select(ThreadRef.message_id).where(
+        ThreadRef.portal_id == portal_id, ThreadRef.message_id.in_(ids))))
+    session.add_all(ThreadRef(portal_id=portal_id, message_id=m, thread_id=thread_id)
+                    for m in ids if m not in taken)

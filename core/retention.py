@@ -1,0 +1,159 @@
+"""Retention: which raw copies are kept beside logged email, and purging what expired.
+
+Rules, per portal (SPEC "Retention"):
+
+=====================  ==============================================  ==================
+rule                   what                                            kept
+=====================  ==============================================  ==================
+sync_headers           raw headers of synced inbox mail                7 days
+extension_full         full raw copy of extension-logged email         1 day
+crm_send_headers       raw headers of email sent via a connected inbox 1 year
+header_metadata        raw headers of one-to-one email (BCC, forward,  current and previous
+                       forwarding rule)                                calendar month
+deleted_emails         an email deleted by a user, restorable          90 days
+ingest_log             audit entries of mail not logged               30 days
+=====================  ==============================================  ==================
+
+The logged email itself (what a timeline shows) stays until a user deletes it. Blobs
+no attachment or raw copy uses any more are removed last, file and row together.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.attachments import BlobStore
+from core.db import Database
+from core.models import Attachment, Blob, Email, IngestLogEntry, RawCopy, Thread
+from core.types import Source
+
+
+class RawRule(enum.StrEnum):
+    SYNC_HEADERS = "sync_headers"
+    EXTENSION_FULL = "extension_full"
+    CRM_SEND_HEADERS = "crm_send_headers"
+    HEADER_METADATA = "header_metadata"
+
+
+@dataclass(frozen=True)
+class RawPolicy:
+    rule: RawRule
+    full: bool  # the whole message, or only its header block
+
+
+RAW_POLICY: dict[Source, RawPolicy] = {
+    Source.SYNC: RawPolicy(RawRule.SYNC_HEADERS, full=False),
+    Source.EXTENSION: RawPolicy(RawRule.EXTENSION_FULL, full=True),
+    Source.CRM_SEND: RawPolicy(RawRule.CRM_SEND_HEADERS, full=False),
+    Source.BCC: RawPolicy(RawRule.HEADER_METADATA, full=False),
+    Source.FORWARD: RawPolicy(RawRule.HEADER_METADATA, full=False),
+    Source.RULE: RawPolicy(RawRule.HEADER_METADATA, full=False),
+}
+
+DELETED_EMAIL_DAYS = 90
+INGEST_LOG_DAYS = 30
+
+
+def _start_of_previous_month(now: datetime) -> datetime:
+    first = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return (first - timedelta(days=1)).replace(day=1)
+
+
+RAW_CUTOFF: dict[RawRule, Callable[[datetime], datetime]] = {
+    RawRule.SYNC_HEADERS: lambda now: now - timedelta(days=7),
+    RawRule.EXTENSION_FULL: lambda now: now - timedelta(days=1),
+    RawRule.CRM_SEND_HEADERS: lambda now: now - timedelta(days=365),
+    RawRule.HEADER_METADATA: _start_of_previous_month,
+}
+
+
+def restorable_until(deleted_at: datetime) -> datetime:
+    return deleted_at + timedelta(days=DELETED_EMAIL_DAYS)
+
+
+async def purge_expired(session: AsyncSession, now: datetime) -> dict[str, int]:
+    """Delete what every rule says has expired at ``now``; counts per rule.
+
+    Runs in the caller's transaction. Blob files are not touched here: see
+    ``remove_orphan_blobs``, which runs after this commits.
+    """
+    counts: dict[str, int] = {}
+    for rule, cutoff in RAW_CUTOFF.items():
+        result = await session.execute(
+            delete(RawCopy).where(RawCopy.rule == rule.value, RawCopy.created_at < cutoff(now))
+        )
+        counts[rule.value] = result.rowcount or 0  # type: ignore[attr-defined]
+    expired = (await session.scalars(select(Email.id).where(
+        Email.deleted_at.is_not(None),
+        Email.deleted_at < now - timedelta(days=DELETED_EMAIL_DAYS),
+    ))).all()
+    counts["deleted_emails"] = await delete_emails(session, list(expired))
+    result = await session.execute(delete(IngestLogEntry).where(
+        IngestLogEntry.at < now - timedelta(days=INGEST_LOG_DAYS)))
+    counts["ingest_log"] = result.rowcount or 0  # type: ignore[attr-defined]
+    return counts
+
+
+async def delete_emails(session: AsyncSession, email_ids: list[int]) -> int:
+    """Remove emails for good (their links, attachments rows, raw copies and events go
+    with them by cascade), and the threads they leave empty."""
+    if not email_ids:
+        return 0
+    thread_ids = set((await session.scalars(
+        select(Email.thread_id).where(Email.id.in_(email_ids)))).all())
+    for start in range(0, len(email_ids), 500):
+        await session.execute(delete(Email).where(Email.id.in_(email_ids[start:start + 500])))
+    if thread_ids:
+        await session.execute(delete(Thread).where(
+            Thread.id.in_(thread_ids), ~exists().where(Email.thread_id == Thread.id)))
+    return len(email_ids)
+
+
+# True for a blob row that an attachment or a raw copy still points at.
+_BLOB_IN_USE = or_(exists().where(Attachment.blob_sha256 == Blob.sha256),
+                   exists().where(RawCopy.blob_sha256 == Blob.sha256))
+
+
+async def orphan_blobs(session: AsyncSession, limit: int = 10_000) -> list[str]:
+    rows = await session.scalars(
+        select(Blob.sha256).where(~_BLOB_IN_USE).limit(limit))
+    return list(rows)
+
+
+async def remove_orphan_blobs(db: Database, blobs: BlobStore) -> int:
+    """Delete blobs nothing references, each in a transaction that locks its row.
+
+    The lock orders this against an ingest adding the same content: the ingest either
+    sees the row gone and writes the file anew, or its attachment's foreign key waits
+    for this transaction and is retried. A file is unlinked only while its row is
+    locked and unreferenced.
+    """
+    async with db.read() as session:
+        candidates = await orphan_blobs(session)
+    removed = 0
+    for digest in candidates:
+        async with db.transaction() as session:
+            locked = await session.scalar(
+                select(Blob.sha256).where(Blob.sha256 == digest, ~_BLOB_IN_USE)
+                .with_for_update())
+            if locked is None:
+                continue
+            blobs.delete(digest)
+            await session.execute(delete(Blob).where(Blob.sha256 == digest))
+            removed += 1
+    return removed
+
+
+async def purge(db: Database, blobs: BlobStore, now: datetime | None = None) -> dict[str, int]:
+    """Apply every retention rule at ``now`` (default: the current time)."""
+    when = now or datetime.now(UTC)
+    async with db.transaction() as session:
+        counts = await purge_expired(session, when)
+    counts["blobs"] = await remove_orphan_blobs(db, blobs)
+    return counts

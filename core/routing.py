@@ -1,0 +1,80 @@
+"""Who logged a message, how it came, which way it went, and who its contacts are.
+
+Pure functions over a parsed message, the envelope and the portal's user addresses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.errors import SenderNotAllowed
+from core.models import User
+from core.parsing import Address, ParsedMessage
+from core.types import Direction, Envelope, Source
+
+# Headers naming the mailbox a forwarding rule forwarded from.
+FORWARDING_HEADERS = ("X-Forwarded-For", "X-Forwarded-To", "X-Original-To", "Delivered-To")
+
+
+@dataclass(frozen=True)
+class Route:
+    user: User
+    source: Source
+    direction: Direction
+    needs_thread: bool  # the privacy rule: log only when it ties to a logged thread
+
+
+def _header_values(parsed: ParsedMessage, name: str) -> list[str]:
+    return [v for k, v in parsed.headers if k.lower() == name.lower()]
+
+
+def route(parsed: ParsedMessage, envelope: Envelope, users: dict[str, User]) -> Route:
+    """How this message reached the portal; raises SenderNotAllowed when no user sent it.
+
+    From a user: the user's own outgoing mail (BCC). Else a forwarding rule, when the
+    envelope sender, Resent-From or a forwarding header names a user: incoming mail,
+    logged only when it ties to a logged thread.
+    """
+    if parsed.from_ is not None and parsed.from_.key in users:
+        source = envelope.source_hint or Source.BCC
+        return Route(users[parsed.from_.key], source, Direction.OUTGOING, needs_thread=False)
+    forwarders = [envelope.mail_from or "", *(a.key for a in parsed.resent_from)]
+    for name in FORWARDING_HEADERS:
+        forwarders.extend(v.strip().strip("<>") for v in _header_values(parsed, name))
+    for address in forwarders:
+        if address.lower() in users:
+            source = envelope.source_hint or Source.RULE
+            return Route(users[address.lower()], source, Direction.INCOMING, needs_thread=True)
+    sender = parsed.from_.email if parsed.from_ else "(no From)"
+    raise SenderNotAllowed(f"{sender} is not a user of this account")
+
+
+def _blocked(key: str, never_log: list[str]) -> bool:
+    domain = key.rpartition("@")[2]
+    return any(entry in (key, domain) or domain.endswith("." + entry)
+               for entry in never_log if entry)
+
+
+def contact_candidates(
+    parsed: ParsedMessage, direction: Direction, users: dict[str, User],
+    bcc_domain: str, never_log: list[str],
+) -> tuple[dict[str, str], bool]:
+    """Contact addresses (lower-case -> display name) and whether never-log removed any.
+
+    Outgoing mail: its To and Cc. Incoming: its sender first, then To and Cc. Never a
+    user, a logging address, or an address or domain on the never-log list.
+    """
+    addresses: list[Address] = [*parsed.to, *parsed.cc]
+    if direction is Direction.INCOMING and parsed.from_ is not None:
+        addresses.insert(0, parsed.from_)
+    people: dict[str, str] = {}
+    removed = False
+    for address in addresses:
+        key = address.key
+        if "@" not in key or key in users or key.rpartition("@")[2] == bcc_domain.lower():
+            continue
+        if _blocked(key, never_log):
+            removed = True
+            continue
+        people.setdefault(key, address.name)
+    return people, removed

@@ -1,0 +1,219 @@
+"""Retention rules and deletion, against real storage on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email.utils import make_msgid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from core import accounts, audit, deletion, pipeline, queries, retention
+from core.attachments import BlobStore, sha256_hex
+from core.audit import NotLoggedReason
+from core.db import Database
+from core.errors import NotFound
+from core.models import Blob, Email, IngestLogEntry, Portal, RawCopy
+from core.types import Envelope, Source
+from tests.support.mail import message
+
+USER = "rep@ourco.example"
+T0 = datetime(2026, 10, 15, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def blobs(tmp_path: Path) -> BlobStore:
+    return BlobStore(tmp_path / "blobs")
+
+
+async def _portal(db: Database) -> int:
+    async with db.transaction() as session:
+        created = await accounts.create_portal(session, "Retention")
+        await accounts.add_user(session, created.portal.id, USER)
+        return created.portal.id
+
+
+async def _ingest(db: Database, blobs: BlobStore, portal_id: int, raw: bytes,
+                  source: Source | None = None) -> int:
+    prepared = await pipeline.prepare(raw)
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        portal = await session.get(Portal, portal_id)
+        return await pipeline.ingest(session, portal=portal, prepared=prepared,
+                                     envelope=Envelope(source_hint=source), blobs=blobs,
+                                     bcc_domain="bcc.test")
+
+    result = await db.run(work)
+    assert result.email_id is not None
+    return result.email_id
+
+
+async def _age_everything(db: Database, when: datetime) -> None:
+    """Pretend every raw copy and audit entry was made at ``when``."""
+    async with db.transaction() as session:
+        await session.execute(update(RawCopy).values(created_at=when))
+        await session.execute(update(IngestLogEntry).values(at=when))
+
+
+async def _rules(db: Database, email_id: int) -> list[str]:
+    async with db.read() as session:
+        rows = await session.scalars(select(RawCopy.rule).where(RawCopy.email_id == email_id))
+        return sorted(rows)
+
+
+@pytest.mark.parametrize(
+    ("source", "rule", "keep_for"),
+    [
+        (Source.SYNC, "sync_headers", timedelta(days=7)),
+        (Source.EXTENSION, "extension_full", timedelta(days=1)),
+        (Source.CRM_SEND, "crm_send_headers", timedelta(days=365)),
+    ],
+)
+async def test_raw_copy_kept_exactly_as_long_as_its_rule(
+    database: Database, blobs: BlobStore, source: Source, rule: str, keep_for: timedelta
+) -> None:
+    """A raw copy survives a purge one second before its limit and is gone one second after."""
+    portal_id = await _portal(database)
+    raw = message(sender=USER, to="amy@keep.example", message_id=make_msgid()).as_bytes()
+    email_id = await _ingest(database, blobs, portal_id, raw, source)
+    assert await _rules(database, email_id) == [rule]
+    await _age_everything(database, T0)
+
+    counts = await retention.purge(database, blobs, T0 + keep_for - timedelta(seconds=1))
+    assert counts[rule] == 0 and await _rules(database, email_id) == [rule]
+    counts = await retention.purge(database, blobs, T0 + keep_for + timedelta(seconds=1))
+    assert counts[rule] == 1 and await _rules(database, email_id) == []
+    async with database.read() as session:
+        email = await queries.email(session, portal_id, email_id)  # the email itself stays
+        assert email.subject == "Quarterly numbers"
+
+
+async def test_extension_copy_is_the_full_message_and_others_are_headers(
+    database: Database, blobs: BlobStore
+) -> None:
+    """Extension-logged mail keeps the whole raw message; BCC keeps the header block only."""
+    portal_id = await _portal(database)
+    raw = message(sender=USER, to="bo@raw.example", message_id=make_msgid(),
+                  body="the body text").as_bytes()
+    email_id = await _ingest(database, blobs, portal_id, raw, Source.EXTENSION)
+    await _ingest(database, blobs, portal_id, raw)  # the BCC copy of the same message
+    async with database.read() as session:
+        copies = {c.rule: c.blob_sha256 for c in await session.scalars(
+            select(RawCopy).where(RawCopy.email_id == email_id))}
+    assert (await blobs.get(copies["extension_full"])) == raw
+    headers = await blobs.get(copies["header_metadata"])
+    assert b"Subject: Quarterly numbers" in headers and b"the body text" not in headers
+
+
+async def test_header_metadata_kept_for_current_and_previous_month(
+    database: Database, blobs: BlobStore
+) -> None:
+    """Headers from mid-October stay through November and go on the first of December."""
+    portal_id = await _portal(database)
+    email_id = await _ingest(database, blobs, portal_id, message(
+        sender=USER, to="cy@month.example", message_id=make_msgid()).as_bytes())
+    await _age_everything(database, T0)
+    await retention.purge(database, blobs, datetime(2026, 11, 30, 23, 59, tzinfo=UTC))
+    assert await _rules(database, email_id) == ["header_metadata"]
+    counts = await retention.purge(database, blobs, datetime(2026, 12, 1, 0, 1, tzinfo=UTC))
+    assert counts["header_metadata"] == 1
+    assert await _rules(database, email_id) == []
+
+
+async def test_deleted_email_restorable_for_90_days_then_gone_with_unshared_blobs(
+    database: Database, blobs: BlobStore
+) -> None:
+    """Deletion hides an email; restore works until day 90; the purge then removes the
+    email and its own files, and keeps a file another email still uses."""
+    portal_id = await _portal(database)
+    shared, own = b"shared file bytes", b"only in the deleted email"
+    doomed_msg = message(sender=USER, to="di@del.example", message_id=make_msgid())
+    doomed_msg.add_attachment(shared, maintype="application", subtype="octet-stream",
+                              filename="shared.bin")
+    doomed_msg.add_attachment(own, maintype="application", subtype="octet-stream",
+                              filename="own.bin")
+    doomed = await _ingest(database, blobs, portal_id, doomed_msg.as_bytes())
+    keeper_msg = message(sender=USER, to="di@del.example", message_id=make_msgid(),
+                         subject="keeper")
+    keeper_msg.add_attachment(shared, maintype="application", subtype="octet-stream",
+                              filename="same-content.bin")
+    keeper = await _ingest(database, blobs, portal_id, keeper_msg.as_bytes())
+
+    async with database.transaction() as session:
+        email = await deletion.delete_email(session, portal_id, doomed)
+        deleted_at = email.deleted_at
+    assert deleted_at is not None
+    async with database.read() as session:
+        with pytest.raises(NotFound):
+            await queries.email(session, portal_id, doomed)
+        timeline = await queries.timeline(session, portal_id,
+                                          (await queries.contacts_by_email(
+                                              session, portal_id, "di@del.example"))[0].id,
+                                          limit=10)
+        assert [e.id for e in timeline] == [keeper]
+    async with database.transaction() as session:
+        with pytest.raises(NotFound):
+            await deletion.restore_email(session, portal_id, doomed,
+                                         now=deleted_at + timedelta(days=90, seconds=1))
+    async with database.transaction() as session:
+        await deletion.restore_email(session, portal_id, doomed,
+                                     now=deleted_at + timedelta(days=89))
+    async with database.transaction() as session:
+        await deletion.delete_email(session, portal_id, doomed)
+        await session.execute(update(Email).where(Email.id == doomed).values(deleted_at=T0))
+
+    counts = await retention.purge(database, blobs, T0 + timedelta(days=89))
+    assert counts["deleted_emails"] == 0
+    counts = await retention.purge(database, blobs, T0 + timedelta(days=90, seconds=1))
+    assert counts["deleted_emails"] == 1
+    assert counts["blobs"] >= 1
+    async with database.read() as session:
+        assert await session.get(Email, doomed) is None
+        assert await session.get(Blob, sha256_hex(own)) is None
+        assert await session.get(Blob, sha256_hex(shared)) is not None
+        assert (await queries.email(session, portal_id, keeper)).attachments[0].blob_sha256
+    assert not blobs.path(sha256_hex(own)).exists()
+    assert blobs.path(sha256_hex(shared)).read_bytes() == shared
+
+
+async def test_ingest_log_kept_30_days(database: Database, blobs: BlobStore) -> None:
+    """Audit entries are purged after 30 days and not before."""
+    portal_id = await _portal(database)
+    async with database.transaction() as session:
+        audit.record(session, portal_id, NotLoggedReason.NOT_IN_THREAD, "not part of a thread",
+                     source="rule", sender="x@y.example")
+    await _age_everything(database, T0)
+    assert (await retention.purge(database, blobs, T0 + timedelta(days=29)))["ingest_log"] == 0
+    assert (await retention.purge(database, blobs, T0 + timedelta(days=31)))["ingest_log"] == 1
+
+
+async def test_erasing_a_contact_removes_what_only_they_needed(
+    database: Database, blobs: BlobStore
+) -> None:
+    """Erase removes the contact's own emails, files, events and audit entries; an email
+    shared with another contact stays, without the erased contact."""
+    portal_id = await _portal(database)
+    own_file = b"private to the erased person"
+    alone = message(sender=USER, to="eve@erase.example", message_id=make_msgid())
+    alone.add_attachment(own_file, maintype="application", subtype="octet-stream",
+                         filename="eve.bin")
+    alone_id = await _ingest(database, blobs, portal_id, alone.as_bytes())
+    shared_id = await _ingest(database, blobs, portal_id, message(
+        sender=USER, to=["eve@erase.example", "fred@erase.example"],
+        message_id=make_msgid()).as_bytes())
+    async with database.transaction() as session:
+        audit.record(session, portal_id, NotLoggedReason.NOT_IN_THREAD, "x", source="rule",
+                     sender="eve@erase.example")
+        eve = (await queries.contacts_by_email(session, portal_id, "eve@erase.example"))[0]
+        erased = await deletion.delete_contact(session, portal_id, eve.id, erase=True)
+    assert (erased.emails, erased.attachments, erased.audit_entries) == (1, 1, 1)
+    assert erased.events == 1
+    assert await retention.remove_orphan_blobs(database, blobs) >= 1
+    async with database.read() as session:
+        assert await session.get(Email, alone_id) is None
+        kept = await queries.email(session, portal_id, shared_id)
+        fred = (await queries.contacts_by_email(session, portal_id, "fred@erase.example"))[0]
+        assert [link.contact_id for link in kept.contact_links] == [fred.id]
+        assert await queries.contacts_by_email(session, portal_id, "eve@erase.example") == []
+    assert not blobs.path(sha256_hex(own_file)).exists()
