@@ -21,10 +21,20 @@ from core.attachments import BlobStore
 from core.audit import NotLoggedReason
 from core.contacts import match_contacts
 from core.errors import MessageTooLarge
-from core.models import Email, EmailContact, EmailSource, Event, Portal, Thread, ThreadRef, utcnow
+from core.models import (
+    Contact,
+    Email,
+    EmailContact,
+    EmailSource,
+    Event,
+    Portal,
+    Thread,
+    ThreadRef,
+    utcnow,
+)
 from core.parsing import ParsedMessage, parse_message, sanitize_html, synthetic_message_id
 from core.retention import RAW_POLICY
-from core.routing import Route, contact_candidates, route
+from core.routing import Privacy, Route, contact_candidates, route
 from core.threading import ThreadKey, base_subject, thread_keys
 from core.types import Direction, Envelope, MessageId, Source, ThreadReason
 
@@ -103,6 +113,67 @@ async def _thread_contact_ids(session: AsyncSession, thread_id: int) -> set[int]
     return set(rows)
 
 
+@dataclass(frozen=True)
+class Admission:
+    """Whether a message will be logged, decided from its headers alone.
+
+    ``refusal`` is set when it will not be; ``existing`` when it is logged already.
+    """
+
+    route: Route
+    existing: Email | None
+    thread: tuple[int, ThreadReason] | None
+    people: dict[str, str]
+    refusal: tuple[NotLoggedReason, str] | None
+
+    @property
+    def will_log(self) -> bool:
+        return self.refusal is None
+
+
+async def admit(
+    session: AsyncSession, portal: Portal, parsed: ParsedMessage, envelope: Envelope,
+    bcc_domain: str, *, message_id: MessageId | None = None,
+) -> Admission:
+    """Decide, without storing anything, whether ``ingest`` would log this message.
+
+    Needs only the headers, so a connected inbox can fetch bodies just for what will
+    be logged. Raises SenderNotAllowed like ``ingest``.
+    """
+    users = await accounts.users_by_address(session, portal.id)
+    how = route(parsed, envelope, users, inbox_log_mode=portal.inbox_log_mode)
+    message_id = message_id or parsed.message_id
+    existing = None if message_id is None else await session.scalar(
+        select(Email).where(Email.portal_id == portal.id, Email.message_id == message_id))
+    if existing is not None and existing.deleted_at is not None:
+        return Admission(how, existing, None, {}, (
+            NotLoggedReason.DELETED, "this message was deleted; restore it to see it again"))
+    found = await _find_thread(session, portal.id, thread_keys(parsed))
+    people, blocked = contact_candidates(parsed, how.direction, users, bcc_domain,
+                                         portal.never_log)
+    refusal = None if existing is not None else await _refusal(
+        session, portal.id, how.privacy, found is not None, people, blocked)
+    return Admission(how, existing, found, people, refusal)
+
+
+async def _refusal(
+    session: AsyncSession, portal_id: int, privacy: Privacy, in_thread: bool,
+    people: dict[str, str], blocked: bool,
+) -> tuple[NotLoggedReason, str] | None:
+    """Why a new message must not be logged, or None."""
+    if blocked and not people:
+        return NotLoggedReason.NEVER_LOG, "on the never-log list"
+    if in_thread or privacy is Privacy.NONE:
+        return None
+    if privacy is Privacy.THREAD_OR_CONTACT and people and await session.scalar(
+            select(Contact.id).where(Contact.portal_id == portal_id,
+                                     Contact.email.in_(people)).limit(1)) is not None:
+        return None
+    if privacy is Privacy.THREAD_OR_CONTACT:
+        return NotLoggedReason.NOT_IN_THREAD, "not part of a logged thread and no known contact"
+    return NotLoggedReason.NOT_IN_THREAD, "not part of a logged thread"
+
+
 @dataclass
 class _Ingest:
     """One ingest call's inputs, so the steps below need not pass them around."""
@@ -152,29 +223,19 @@ async def ingest(
     """
     run = _Ingest(session, portal, prepared, envelope, blobs, bcc_domain)
     parsed = prepared.parsed
-    users = await accounts.users_by_address(session, portal.id)
-    how = route(parsed, envelope, users)
-
-    existing = await session.scalar(
-        select(Email).where(Email.portal_id == portal.id, Email.message_id == prepared.message_id)
-    )
-    if existing is not None and existing.deleted_at is not None:
-        return run.not_logged(NotLoggedReason.DELETED,
-                              "this message was deleted; restore it to see it again", how.source)
+    admission = await admit(session, portal, parsed, envelope, bcc_domain,
+                            message_id=prepared.message_id)
+    how = admission.route
+    existing = admission.existing
+    if admission.refusal is not None:
+        code, reason = admission.refusal
+        return run.not_logged(code, reason, how.source)
     if existing is not None:
         await run.add_source(existing, how.source)
         return IngestResult("duplicate", existing.id, existing.thread_id)
 
-    found = await _find_thread(session, portal.id, thread_keys(parsed))
-    if how.needs_thread and found is None:
-        return run.not_logged(NotLoggedReason.NOT_IN_THREAD, "not part of a logged thread",
-                              how.source)
-
-    people, blocked = contact_candidates(parsed, how.direction, users, bcc_domain,
-                                         portal.never_log)
-    if blocked and not people:
-        return run.not_logged(NotLoggedReason.NEVER_LOG, "on the never-log list", how.source)
-    contacts = await match_contacts(session, portal.id, people,
+    found = admission.thread
+    contacts = await match_contacts(session, portal.id, admission.people,
                                     create=portal.auto_create_contacts)
 
     # Re-using an old email to write to new people is a new conversation.

@@ -5,6 +5,7 @@ Pure functions over a parsed message, the envelope and the portal's user address
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from core.errors import SenderNotAllowed
@@ -16,35 +17,61 @@ from core.types import Direction, Envelope, Source
 FORWARDING_HEADERS = ("X-Forwarded-For", "X-Forwarded-To", "X-Original-To", "Delivered-To")
 
 
+class Privacy(enum.StrEnum):
+    """What must hold for mail that did not come from a user's own hand to be logged."""
+
+    NONE = "none"                      # the user sent it, or asked to log it
+    THREAD = "thread"                  # it must tie to a logged thread
+    THREAD_OR_CONTACT = "thread_or_contact"  # ... or involve a known contact
+
+
 @dataclass(frozen=True)
 class Route:
     user: User
     source: Source
     direction: Direction
-    needs_thread: bool  # the privacy rule: log only when it ties to a logged thread
+    privacy: Privacy
 
 
 def _header_values(parsed: ParsedMessage, name: str) -> list[str]:
     return [v for k, v in parsed.headers if k.lower() == name.lower()]
 
 
-def route(parsed: ParsedMessage, envelope: Envelope, users: dict[str, User]) -> Route:
+def route(
+    parsed: ParsedMessage, envelope: Envelope, users: dict[str, User], *,
+    inbox_log_mode: str = "replies",
+) -> Route:
     """How this message reached the portal; raises SenderNotAllowed when no user sent it.
 
-    From a user: the user's own outgoing mail (BCC). Else a forwarding rule, when the
-    envelope sender, Resent-From or a forwarding header names a user: incoming mail,
+    On behalf of a user (extension, sync, CRM send): outgoing when From is a user, else
+    incoming; synced incoming mail falls under the privacy rule (``inbox_log_mode``).
+    At the logging address: From a user is the user's own mail (BCC); else a forwarding
+    rule when the envelope sender, Resent-From or a forwarding header names a user,
     logged only when it ties to a logged thread.
     """
-    if parsed.from_ is not None and parsed.from_.key in users:
-        source = envelope.source_hint or Source.BCC
-        return Route(users[parsed.from_.key], source, Direction.OUTGOING, needs_thread=False)
+    from_user = users.get(parsed.from_.key) if parsed.from_ is not None else None
+    if envelope.on_behalf_of is not None:
+        user = users.get(envelope.on_behalf_of.lower())
+        if user is None:
+            raise SenderNotAllowed(f"{envelope.on_behalf_of} is not a user of this account")
+        source = envelope.source_hint or Source.EXTENSION
+        if from_user is not None:
+            return Route(from_user, source, Direction.OUTGOING, Privacy.NONE)
+        privacy = Privacy.NONE
+        if source is Source.SYNC:
+            privacy = (Privacy.THREAD_OR_CONTACT if inbox_log_mode == "known_contacts"
+                       else Privacy.THREAD)
+        return Route(user, source, Direction.INCOMING, privacy)
+    if from_user is not None:
+        return Route(from_user, envelope.source_hint or Source.BCC, Direction.OUTGOING,
+                     Privacy.NONE)
     forwarders = [envelope.mail_from or "", *(a.key for a in parsed.resent_from)]
     for name in FORWARDING_HEADERS:
         forwarders.extend(v.strip().strip("<>") for v in _header_values(parsed, name))
     for address in forwarders:
         if address.lower() in users:
-            source = envelope.source_hint or Source.RULE
-            return Route(users[address.lower()], source, Direction.INCOMING, needs_thread=True)
+            return Route(users[address.lower()], envelope.source_hint or Source.RULE,
+                         Direction.INCOMING, Privacy.THREAD)
     sender = parsed.from_.email if parsed.from_ else "(no From)"
     raise SenderNotAllowed(f"{sender} is not a user of this account")
 

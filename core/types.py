@@ -51,5 +51,10 @@ class Envelope:
     rcpt_tos: tuple[str, ...] = ()
     logging_address: str | None = None  # the portal's address this copy came to
     peer: str | None = None
+    # How the message came when the entry point knows it (extension, sync, CRM send);
+    # None for the logging address, where the headers tell BCC from forwarding rule.
     source_hint: Source | None = None
+    # The portal user on whose behalf it arrives: who clicked "log", whose mailbox was
+    # synced, who sent through a connected inbox. None for the logging address.
+    on_behalf_of: str | None = None
     tags: tuple[str, ...] = field(default=())
