@@ -17,6 +17,7 @@ from core.models.email import (
 from core.models.event import Event
 from core.models.portal import ApiToken, Portal, User, UserAddress
 from core.models.retention import IngestLogEntry, RawCopy
+from core.models.tracking import TrackedLink, TrackedSend, TrackingHit
 
 __all__ = [
     "ApiToken",
@@ -39,6 +40,9 @@ __all__ = [
     "Thread",
     "ThreadRef",
     "Ticket",
+    "TrackedLink",
+    "TrackedSend",
+    "TrackingHit",
     "User",
     "UserAddress",
     "utcnow",

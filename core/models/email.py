@@ -63,6 +63,8 @@ class Email(Base):
     subject: Mapped[str] = mapped_column(Text, default="")
     sent_at: Mapped[datetime]
     text: Mapped[str] = mapped_column(Text, default="")
+    # The new part of a reply, without quoted history and signature, for timelines.
+    reply_text: Mapped[str] = mapped_column(Text, default="", server_default="")
     html: Mapped[str] = mapped_column(Text, default="")  # sanitized
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     parse_notes: Mapped[list[Any]] = mapped_column(JSON, default=list)
