@@ -37,6 +37,7 @@ class ThreadReason(enum.StrEnum):
     THREAD_INDEX = "thread_index"
     TRACKING_TOKEN = "tracking_token"
     NEW = "new"
+    MANUAL = "manual"  # a user moved it or split it off
 
 
 @dataclass(frozen=True)

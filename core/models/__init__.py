@@ -15,6 +15,7 @@ from core.models.email import (
     ThreadRef,
 )
 from core.models.event import Event
+from core.models.inbox import Inbox, InboxFolder
 from core.models.portal import ApiToken, Portal, User, UserAddress
 from core.models.retention import IngestLogEntry, RawCopy
 from core.models.tracking import TrackedLink, TrackedSend, TrackingHit
@@ -34,6 +35,8 @@ __all__ = [
     "EmailSource",
     "EmailTicket",
     "Event",
+    "Inbox",
+    "InboxFolder",
     "IngestLogEntry",
     "Portal",
     "RawCopy",

@@ -1,0 +1,149 @@
+"""Admission: whether, as what and where a message will be logged, from headers alone.
+
+``admit`` stores nothing, so a connected inbox can ask it before fetching a body, and
+``core.pipeline.ingest`` asks it before storing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import accounts
+from core.audit import NotLoggedReason
+from core.bulk import automatic_reason
+from core.models import Contact, Email, EmailContact, Portal, ThreadRef, User
+from core.parsing import ParsedMessage
+from core.routing import Privacy, Route, contact_candidates, route
+from core.threading import ThreadKey, thread_keys
+from core.types import Direction, Envelope, MessageId, Source, ThreadReason
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    """The original a user forwarded, recovered from the forward, as a message."""
+
+    parsed: ParsedMessage
+    message_id: MessageId
+    synthetic_id: bool
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The decision on one message.
+
+    ``parsed``/``message_id`` are what gets logged: the message itself, or for a
+    forward the original inside it. ``refusal`` is set when nothing will be logged;
+    ``existing`` when the message is logged already (a new source is all it adds).
+    """
+
+    route: Route
+    parsed: ParsedMessage
+    message_id: MessageId | None
+    existing: Email | None
+    thread: tuple[int, ThreadReason] | None
+    people: dict[str, str]
+    automatic: str | None  # why it is bulk or automatic mail, if it is
+    refusal: tuple[NotLoggedReason, str] | None
+
+    @property
+    def will_log(self) -> bool:
+        return self.refusal is None
+
+
+def _forward_route(how: Route, original: ParsedMessage, users: dict[str, User]) -> Route:
+    """A user forwarded an email: incoming from its sender, or the user's own sent mail."""
+    sender = users.get(original.from_.key) if original.from_ is not None else None
+    if sender is not None:
+        return Route(sender, Source.FORWARD, Direction.OUTGOING, Privacy.NONE)
+    return Route(how.user, Source.FORWARD, Direction.INCOMING, Privacy.NONE)
+
+
+async def admit(
+    session: AsyncSession, portal: Portal, parsed: ParsedMessage, envelope: Envelope,
+    bcc_domain: str, *, message_id: MessageId | None = None,
+    forwarded: Forwarded | None = None,
+) -> Admission:
+    """Decide, without storing anything, whether ``ingest`` would log this message.
+
+    Needs only the headers (and, for a forward, the recovered original). Raises
+    SenderNotAllowed when no portal user sent, forwarded or synced it.
+    """
+    users = await accounts.users_by_address(session, portal.id)
+    how = route(parsed, envelope, users, inbox_log_mode=portal.inbox_log_mode)
+    message_id = message_id or parsed.message_id
+    if forwarded is not None and how.source is Source.BCC:
+        how = _forward_route(how, forwarded.parsed, users)
+        parsed, message_id = forwarded.parsed, forwarded.message_id
+
+    existing = None if message_id is None else await session.scalar(
+        select(Email).where(Email.portal_id == portal.id, Email.message_id == message_id))
+    automatic = automatic_reason(parsed) if how.direction is Direction.INCOMING else None
+    if existing is not None and existing.deleted_at is not None:
+        return Admission(how, parsed, message_id, existing, None, {}, automatic, (
+            NotLoggedReason.DELETED, "this message was deleted; restore it to see it again"))
+    found = await _find_thread(session, portal.id, thread_keys(parsed))
+    people, blocked = contact_candidates(parsed, how.direction, users, bcc_domain,
+                                         portal.never_log)
+    # Re-using an old email to write to new people is a new conversation.
+    if (found is not None and how.direction is Direction.OUTGOING and people
+            and not await _thread_has_any(session, found[0], portal.id, people)):
+        found = None
+    refusal = None if existing is not None else await _refusal(
+        session, portal.id, how.privacy, found is not None, people, blocked, automatic)
+    return Admission(how, parsed, message_id, existing, found, people, automatic, refusal)
+
+
+async def _find_thread(
+    session: AsyncSession, portal_id: int, keys: list[ThreadKey]
+) -> tuple[int, ThreadReason] | None:
+    if not keys:
+        return None
+    rows = await session.execute(
+        select(ThreadRef.message_id, ThreadRef.thread_id).where(
+            ThreadRef.portal_id == portal_id,
+            ThreadRef.message_id.in_([k.message_id for k in keys]),
+        )
+    )
+    found = {message_id: thread_id for message_id, thread_id in rows}
+    for key in keys:
+        if key.message_id in found:
+            return found[key.message_id], key.reason
+    return None
+
+
+async def _thread_has_any(
+    session: AsyncSession, thread_id: int, portal_id: int, people: dict[str, str]
+) -> bool:
+    """Whether any of these addresses is a contact on the thread's emails."""
+    found = await session.scalar(
+        select(EmailContact.contact_id)
+        .join(Email, Email.id == EmailContact.email_id)
+        .join(Contact, Contact.id == EmailContact.contact_id)
+        .where(Email.thread_id == thread_id, Contact.portal_id == portal_id,
+               Contact.email.in_(people))
+        .limit(1)
+    )
+    return found is not None
+
+
+async def _refusal(
+    session: AsyncSession, portal_id: int, privacy: Privacy, in_thread: bool,
+    people: dict[str, str], blocked: bool, automatic: str | None,
+) -> tuple[NotLoggedReason, str] | None:
+    """Why a new message must not be logged, or None."""
+    if blocked and not people:
+        return NotLoggedReason.NEVER_LOG, "on the never-log list"
+    if in_thread or privacy is Privacy.NONE:
+        return None
+    if automatic is not None:
+        return NotLoggedReason.BULK, f"automatic mail ({automatic}) outside a logged thread"
+    if privacy is Privacy.THREAD_OR_CONTACT and people and await session.scalar(
+            select(Contact.id).where(Contact.portal_id == portal_id,
+                                     Contact.email.in_(people)).limit(1)) is not None:
+        return None
+    if privacy is Privacy.THREAD_OR_CONTACT:
+        return NotLoggedReason.NOT_IN_THREAD, "not part of a logged thread and no known contact"
+    return NotLoggedReason.NOT_IN_THREAD, "not part of a logged thread"

@@ -1,0 +1,228 @@
+"""Connected inboxes, core side: the records, their checkpoints, disconnects, and the
+contract the HTTP adapter uses to reach the IMAP/SMTP connector.
+
+The connector itself (``inbox_sync``) implements ``InboxConnector``; the composition
+root hands it to the HTTP app, so no adapter imports another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import CoreError, InvalidInput, NotFound
+from core.models import Contact, Event, Inbox, InboxFolder, Portal, utcnow
+from core.types import Direction
+
+SECURITY = ("ssl", "starttls", "none")
+INBOX_LOG_MODES = ("replies", "known_contacts")
+DEFAULT_FIRST_SYNC_DAYS = 30
+
+
+class InboxError(CoreError):
+    """Reaching or using a mailbox failed; ``code`` names the failure precisely:
+    ``name_not_found``, ``connection_refused``, ``timeout``, ``unreachable``,
+    ``tls_failure``, ``auth_rejected``, ``app_password_required``, ``no_imap``,
+    ``no_smtp``, ``throttled``, ``mailbox_full``, ``send_rejected``, ``imap_error``."""
+
+    def __init__(self, code: str, message: str, *, protocol: str = "imap") -> None:
+        super().__init__(message)
+        self.code = code
+        self.protocol = protocol
+
+    @property
+    def credentials_rejected(self) -> bool:
+        return self.code in ("auth_rejected", "app_password_required")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    security: str  # ssl | starttls | none
+
+
+@dataclass(frozen=True)
+class ConnectRequest:
+    """What a user gives to connect a mailbox. ``imap``/``smtp`` None: detect them."""
+
+    address: str
+    password: str
+    username: str = ""  # empty: the address
+    imap: Endpoint | None = None
+    smtp: Endpoint | None = None
+    first_sync_days: int = DEFAULT_FIRST_SYNC_DAYS
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    to: tuple[str, ...]
+    subject: str
+    cc: tuple[str, ...] = ()
+    bcc: tuple[str, ...] = ()
+    text: str = ""
+    html: str = ""
+    inbox_id: int | None = None  # None: the user's only inbox
+    in_reply_to: str | None = None
+    track_opens: bool = False
+    track_clicks: bool = False
+
+
+@dataclass(frozen=True)
+class SendResult:
+    email_id: int
+    message_id: str
+    thread_id: int | None
+    sent_folder: str | None  # where the copy was appended; None when it could not be
+    sent_copy_error: str | None = None
+
+
+@dataclass
+class FolderReport:
+    role: str
+    name: str
+    headers_fetched: int = 0
+    bodies_fetched: int = 0
+    logged: int = 0
+    already_logged: int = 0
+    last_uid: int = 0
+    error: str | None = None
+
+
+@dataclass
+class SyncReport:
+    inbox_id: int
+    status: str
+    folders: list[FolderReport] = field(default_factory=list)
+
+
+class InboxConnector(Protocol):
+    """What the HTTP adapter asks of the connector (implemented by inbox_sync)."""
+
+    async def connect(self, portal_id: int, user_id: int, request: ConnectRequest) -> int:
+        """Test both logins, store the inbox (or update it: a reconnect), start syncing."""
+        ...
+
+    async def sync_now(self, portal_id: int, inbox_id: int) -> SyncReport:
+        """Sync now (reconnecting a disconnected inbox) and report what was done."""
+        ...
+
+    async def send(self, portal_id: int, user_id: int, request: SendRequest) -> SendResult:
+        """Send through the inbox's SMTP server, copy to Sent, log as ``crm_send``."""
+        ...
+
+
+async def get_inbox(session: AsyncSession, portal_id: int, inbox_id: int) -> Inbox:
+    inbox = await session.get(Inbox, inbox_id)
+    if inbox is None or inbox.portal_id != portal_id:
+        raise NotFound(f"no inbox {inbox_id}")
+    return inbox
+
+
+async def user_inbox(session: AsyncSession, portal_id: int, user_id: int,
+                     inbox_id: int | None) -> Inbox:
+    """The inbox a user sends through: the one named, else their only one."""
+    if inbox_id is not None:
+        inbox = await get_inbox(session, portal_id, inbox_id)
+        if inbox.user_id != user_id:
+            raise NotFound(f"no inbox {inbox_id}")
+        return inbox
+    found = list(await session.scalars(
+        select(Inbox).where(Inbox.portal_id == portal_id, Inbox.user_id == user_id)
+        .order_by(Inbox.id)))
+    if not found:
+        raise InvalidInput("connect an inbox first (POST /api/v1/inboxes)")
+    if len(found) > 1:
+        raise InvalidInput("you have several inboxes: give inbox_id")
+    return found[0]
+
+
+async def save_inbox(
+    session: AsyncSession, portal_id: int, user_id: int, address: str, username: str,
+    imap: Endpoint, smtp: Endpoint, secret: str, first_sync_days: int,
+) -> Inbox:
+    """Create the inbox, or update the same address's record (a reconnect), keeping its
+    folder checkpoints so sync resumes where it stopped."""
+    inbox = await session.scalar(
+        select(Inbox).where(Inbox.portal_id == portal_id, Inbox.address == address))
+    if inbox is not None and inbox.user_id != user_id:
+        raise InvalidInput(f"{address} is connected by another user")
+    if inbox is None:
+        inbox = Inbox(portal_id=portal_id, user_id=user_id, address=address)
+        session.add(inbox)
+    inbox.username = username
+    inbox.imap_host, inbox.imap_port, inbox.imap_security = imap.host, imap.port, imap.security
+    inbox.smtp_host, inbox.smtp_port, inbox.smtp_security = smtp.host, smtp.port, smtp.security
+    inbox.secret = secret
+    inbox.first_sync_days = first_sync_days
+    inbox.status, inbox.status_reason, inbox.unreachable_since = "connected", "", None
+    await session.flush()
+    return inbox
+
+
+async def folder_checkpoint(session: AsyncSession, inbox_id: int, role: str,
+                            name: str) -> InboxFolder:
+    """The checkpoint row of one folder role, created (or renamed) as needed."""
+    folder = await session.scalar(
+        select(InboxFolder).where(InboxFolder.inbox_id == inbox_id, InboxFolder.role == role))
+    if folder is None:
+        folder = InboxFolder(inbox_id=inbox_id, role=role, name=name, last_uid=0, error="")
+        session.add(folder)
+    elif folder.name != name:
+        # Another folder now has the role: its UIDs mean nothing here.
+        folder.name, folder.uidvalidity, folder.last_uid = name, None, 0
+        folder.highest_modseq, folder.synced_at = None, None
+    await session.flush()
+    return folder
+
+
+async def set_status(session: AsyncSession, inbox_id: int, status: str,
+                     reason: str = "") -> Inbox | None:
+    """Record a status change; ``disconnected`` also emits ``inbox_disconnected`` once."""
+    inbox = await session.get(Inbox, inbox_id)
+    if inbox is None:
+        return None
+    if status == "disconnected" and inbox.status != "disconnected":
+        session.add(Event(portal_id=inbox.portal_id, user_id=inbox.user_id,
+                          type="inbox_disconnected", email_id=None,
+                          detail={"inbox_id": inbox.id, "address": inbox.address,
+                                  "reason": reason[:500]}))
+    inbox.status, inbox.status_reason = status, reason[:2000]
+    if status == "connected":
+        inbox.unreachable_since = None
+    await session.flush()
+    return inbox
+
+
+async def note_unreachable(session: AsyncSession, inbox_id: int) -> Inbox | None:
+    """Remember when the current outage began (the first failure of a run of them)."""
+    inbox = await session.get(Inbox, inbox_id)
+    if inbox is not None and inbox.unreachable_since is None:
+        inbox.unreachable_since = utcnow()
+        await session.flush()
+    return inbox
+
+
+async def keep_synced(session: AsyncSession, portal: Portal, admission: Any) -> bool:
+    """Whether a synced message that ``admit`` would log may be fetched and logged.
+
+    ``admit`` logs a user's own mail unconditionally (Privacy.NONE), which is right for
+    BCC and the extension, where the user asked; in a synced mailbox the user asked
+    nothing, so sent mail follows the same privacy rule as received mail: already
+    logged, part of a logged thread, or (``known_contacts``) addressed to a contact.
+    """
+    if not admission.will_log:
+        return False
+    if admission.route.direction is Direction.INCOMING or admission.existing is not None:
+        return True
+    if admission.thread is not None:
+        return True
+    if portal.inbox_log_mode == "known_contacts" and admission.people:
+        found = await session.scalar(
+            select(Contact.id).where(Contact.portal_id == portal.id,
+                                     Contact.email.in_(list(admission.people))).limit(1))
+        return found is not None
+    return False
