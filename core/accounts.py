@@ -164,10 +164,10 @@ def _never_log_entry(entry: object) -> str:
     """An address or a bare domain, normalized; InvalidInput otherwise."""
     if not isinstance(entry, str) or not entry.strip():
         raise InvalidInput("never_log entries must be non-empty strings")
-    entry = entry.strip().lower()
-    if "@" in entry:
-        return normalize_address(entry)
-    domain = entry.lstrip("@")
+    # "@acme.com" is how people often write a domain; anything else with "@" is an address.
+    domain = entry.strip().lower().removeprefix("@")
+    if "@" in domain:
+        return normalize_address(domain)
     if not re.fullmatch(r"(?=.{1,253}$)([a-z0-9-]{1,63}\.)+[a-z]{2,63}", domain):
         raise InvalidInput(f"not an address or a domain: {entry!r}")
     return domain

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import CoreError, InvalidInput, NotFound
@@ -226,3 +226,9 @@ async def keep_synced(session: AsyncSession, portal: Portal, admission: Any) -> 
                                      Contact.email.in_(list(admission.people))).limit(1))
         return found is not None
     return False
+
+
+def select_inboxes(portal_id: int, user_id: int | None) -> Select[Inbox]:
+    """A portal's inboxes (a user's own only, for a user token), oldest first."""
+    query = select(Inbox).where(Inbox.portal_id == portal_id).order_by(Inbox.id)
+    return query if user_id is None else query.where(Inbox.user_id == user_id)

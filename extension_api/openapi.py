@@ -40,6 +40,49 @@ _EMAIL_COMMON = {
     "contact_ids": {"type": "array", "items": _ID}, "tracking": _ref("Tracking"),
 }
 
+_SERVER = _obj({"host": _STR, "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                "security": {"enum": ["ssl", "starttls", "none"]}})
+_ADDRESSES = {"oneOf": [_STR, {"type": "array", "items": _STR, "maxItems": 100}]}
+_INBOX_SCHEMAS: dict[str, Any] = {
+    "MailServer": _SERVER,
+    "Inbox": _obj({
+        "id": _ID, "user_id": _ID, "address": _STR, "username": _STR,
+        "imap": _ref("MailServer"), "smtp": _ref("MailServer"),
+        "first_sync_days": {"type": "integer"},
+        "status": {"enum": ["connected", "throttled", "mailbox_full", "disconnected"]},
+        "status_reason": _STR, "last_sync_at": {"type": ["string", "null"],
+                                                "format": "date-time"},
+        "created_at": _DATE,
+        "folders": {"type": "array", "items": _obj({
+            "role": {"enum": ["inbox", "sent"]}, "name": _STR,
+            "uidvalidity": {"type": ["integer", "null"]}, "last_uid": {"type": "integer"},
+            "synced_at": {"type": ["string", "null"], "format": "date-time"},
+            "error": _STR})},
+    }),
+    "InboxConnect": {**_obj({
+        "address": _STR, "password": _STR, "username": _STR,
+        "imap": _ref("MailServer"), "smtp": _ref("MailServer"),
+        "first_sync_days": {"type": "integer", "minimum": 0, "maximum": 3650},
+    }, required=["address", "password"]), "description":
+        "imap and smtp are detected from the address (provider table, RFC 6186 SRV) "
+        "when omitted; the password is stored encrypted and never returned"},
+    "SyncReport": _obj({
+        "inbox_id": _ID, "status": _STR,
+        "folders": {"type": "array", "items": _obj({
+            "role": {"enum": ["inbox", "sent"]}, "name": _STR,
+            "headers_fetched": {"type": "integer"}, "bodies_fetched": {"type": "integer"},
+            "logged": {"type": "integer"}, "already_logged": {"type": "integer"},
+            "last_uid": {"type": "integer"}, "error": {"type": ["string", "null"]}})},
+    }),
+    "SendRequest": _obj({
+        "inbox_id": _ID, "to": _ADDRESSES, "cc": _ADDRESSES, "bcc": _ADDRESSES,
+        "subject": _STR, "text": _STR, "html": _STR, "in_reply_to": _STR,
+        "track_opens": {"type": "boolean"}, "track_clicks": {"type": "boolean"},
+    }, required=["to"]),
+    "Sent": _obj({"email": _ref("Email"), "sent_folder": {"type": ["string", "null"]},
+                  "sent_copy_error": {"type": ["string", "null"]}}),
+}
+
 SCHEMAS: dict[str, Any] = {
     "Error": _obj({"error": _obj({"code": _STR, "message": _STR})}),
     "Person": _PERSON,
@@ -57,9 +100,14 @@ SCHEMAS: dict[str, Any] = {
     "Email": _obj({
         **_EMAIL_COMMON,
         "thread_reason": {"enum": ["in_reply_to", "references", "thread_index",
-                                   "tracking_token", "new"]},
-        "logged_at": _DATE, "text": _STR, "html": {"type": "string", "description":
-                                                   "sanitized HTML"},
+                                   "tracking_token", "new", "manual"]},
+        "logged_at": _DATE, "text": _STR,
+        "reply_text": {"type": "string", "description":
+                       "the new part of a reply: no quoted history, no signature"},
+        "html": {"type": "string", "description": "sanitized HTML"},
+        "notes": {"type": "array", "items": _STR, "description":
+                  "what was broken or special in the message (charset fallbacks, an "
+                  "unreadable forward, automatic mail)"},
         "attachments": {"type": "array", "items": _ref("Attachment")},
     }),
     "EmailSummary": _obj({**_EMAIL_COMMON, "snippet": _STR,
@@ -98,6 +146,7 @@ SCHEMAS: dict[str, Any] = {
         "reason": _STR, "size": {"type": "integer"},
     }),
     "Health": _obj({"status": {"enum": ["ok", "unavailable"]}, "database": _STR}),
+    **_INBOX_SCHEMAS,
 }
 
 
@@ -109,7 +158,10 @@ def _json(name_or_schema: str | dict[str, Any], description: str = "OK") -> dict
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {400: "bad request", 401: "missing, invalid or revoked token",
             404: "not found (or another portal's)", 413: "too large",
-            422: "invalid input", 503: "database unavailable"}
+            422: "invalid input", 503: "database unavailable",
+            403: "needs a user token", 409: "the inbox is disconnected",
+            429: "the provider is throttling", 502: "the mail server failed or refused",
+            504: "the mail server did not answer", 507: "the mailbox is full"}
     return {str(s): _json("Error", text[s]) for s in statuses}
 
 
@@ -136,6 +188,16 @@ def _op(summary: str, ok: dict[str, Any], *errors: int, params: list[Any] | None
 
 
 _LIMIT = {"type": "integer", "minimum": 1, "maximum": 200}
+
+
+def _created(op: dict[str, Any]) -> dict[str, Any]:
+    """An operation answering 201 where ``_op`` wrote 200."""
+    op["responses"] = {("201" if k == "200" else k): v for k, v in op["responses"].items()}
+    return op
+
+
+def _body(name: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
 
 PATHS: dict[str, Any] = {
     "/api/v1/me": {"get": _op("The caller, their portal and logging address", _json("Me"))},
@@ -186,6 +248,28 @@ PATHS: dict[str, Any] = {
                      body={"required": True, "content": {
                          "application/json": {"schema": _ref("SettingsPatch")}}}),
     },
+    "/api/v1/inboxes": {
+        "get": _op("The caller's connected inboxes (all of the portal's for an admin)",
+                   _json(_items("Inbox"))),
+        "post": _created(_op(
+            "Connect an inbox: test the IMAP and SMTP logins, store it, start syncing. "
+            "Error codes: name_not_found, connection_refused, tls_failure, auth_rejected, "
+            "app_password_required, no_imap, no_smtp (422); timeout (504); throttled (429)",
+            _json("Inbox", "connected"), 400, 403, 413, 422, 429, 502, 503, 504,
+            body=_body("InboxConnect"))),
+    },
+    "/api/v1/inboxes/{id}": {"get": _op("A connected inbox, its status and checkpoints",
+                                        _json("Inbox"), 404, params=[_path_id()])},
+    "/api/v1/inboxes/{id}/sync": {"post": _op(
+        "Sync INBOX and Sent now (reconnecting a disconnected inbox); what was done",
+        _json("SyncReport"), 404, 422, 429, 502, 504, params=[_path_id()])},
+    "/api/v1/emails/send": {"post": _created(_op(
+        "Send through the caller's connected inbox, copy to its Sent folder and log it "
+        "(source crm_send); nothing is logged unless the SMTP server accepted it",
+        _json("Sent", "sent and logged"), 400, 403, 409, 413, 422, 429, 502, 503, 504, 507,
+        body=_body("SendRequest")))},
+    "/openapi.json": {"get": _op("This OpenAPI description", _json({"type": "object"}),
+                                 auth=False)},
     "/healthz": {"get": {**_op("Liveness and database reachability", _json("Health"),
                                auth=False),
                          "responses": {"200": _json("Health"),

@@ -39,3 +39,9 @@ async def patch_settings(request: Request, principal: Principal) -> Response:
         accounts.update_settings(portal, changes)
         body = accounts.portal_settings(portal)
     return JSONResponse(body)
+
+
+async def settings(request: Request) -> Response:
+    """GET and PATCH on one route, so a 405 lists both in Allow."""
+    handler = patch_settings if request.method == "PATCH" else get_settings
+    return await handler(request)

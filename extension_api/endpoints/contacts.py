@@ -75,3 +75,8 @@ async def delete_contact(request: Request, principal: Principal) -> Response:
     return JSONResponse({"deleted": True, "erased": {
         "emails": erased.emails, "attachments": erased.attachments, "events": erased.events,
         "audit_entries": erased.audit_entries, "blobs": blobs}})
+
+
+async def contact(request: Request) -> Response:
+    handler = delete_contact if request.method == "DELETE" else get_contact
+    return await handler(request)

@@ -55,3 +55,8 @@ async def restore_email(request: Request, principal: Principal) -> Response:
         email = await deletion.restore_email(session, principal.portal_id, path_id(request))
         body = email_json(email)
     return JSONResponse(body)
+
+
+async def email(request: Request) -> Response:
+    handler = delete_email if request.method == "DELETE" else get_email
+    return await handler(request)
