@@ -77,10 +77,11 @@ def test_forwarded_original_and_its_reply_share_a_thread(
     forward.set_content("FYI, logging this.")
     forward.add_attachment(original)
     first = logged_id(deliver(server, forward, account.bcc_address))
+    gmail_reply = ("Any news?\n\nOn Mon, Nov 16, 2026 at 9:30 AM Rita Rep "
+                   f"<{account.user_email}> wrote:\n> FYI, logging this.\n")
     reply = message(sender="cleo@customer.example", to=account.user_email,
                     subject="Re: Need a quote", message_id=make_msgid(),
-                    in_reply_to=original_id, body=("Any news?\n\nOn Mon, Nov 16, 2026 at 9:30 AM Rita Rep "
-                          f"<{account.user_email}> wrote:\n> FYI, logging this.\n"))
+                    in_reply_to=original_id, body=gmail_reply)
     second = logged_id(deliver(server, reply, account.bcc_address, mail_from=account.user_email))
     with server.api(account.user_token) as api:
         a = api.get(f"/api/v1/emails/{first}").json()
