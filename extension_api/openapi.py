@@ -231,6 +231,12 @@ PATHS: dict[str, Any] = {
     },
     "/api/v1/emails/{id}/restore": {"post": _op(
         "Restore a deleted email within 90 days", _json("Email"), 404, params=[_path_id()])},
+    "/api/v1/emails/{id}/thread": {"post": _op(
+        "Move an email to another thread, or split it off onto a new one (thread_id null)",
+        _json("Email"), 404, 422, params=[_path_id()],
+        body={"required": True, "content": {"application/json": {"schema": {
+            **_obj({"thread_id": {"type": ["integer", "null"], "minimum": 1}}),
+            "additionalProperties": False}}}})},
     "/api/v1/ingest-log": {"get": _op(
         "Messages received and not logged, and why; newest first, kept 30 days",
         _json(_items("IngestLogEntry", cursor=_NULLABLE_ID)), 400,

@@ -28,6 +28,7 @@ routes = [
     Route(f"{API}/emails/send", inboxes.send_email, methods=["POST"]),
     Route(f"{API}/emails/{{id:int}}", emails.email, methods=["GET", "DELETE"]),
     Route(f"{API}/emails/{{id:int}}/restore", emails.restore_email, methods=["POST"]),
+    Route(f"{API}/emails/{{id:int}}/thread", emails.move_email, methods=["POST"]),
     Route(f"{API}/threads/{{id:int}}", emails.get_thread),
     Route(f"{API}/attachments/{{id:int}}", attachments.download),
     Route(f"{API}/ingest-log", audit.ingest_log),

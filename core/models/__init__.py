@@ -50,3 +50,9 @@ __all__ = [
     "UserAddress",
     "utcnow",
 ]
+
+# Ids are public (URLs, API bodies): SQLite must never hand a deleted row's id to a new
+# one, which it does for a plain INTEGER PRIMARY KEY. PostgreSQL sequences never do.
+for _table in Base.metadata.tables.values():
+    if "id" in _table.c and _table.c.id.primary_key:
+        _table.dialect_options["sqlite"]["autoincrement"] = True

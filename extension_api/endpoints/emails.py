@@ -1,14 +1,14 @@
-"""Logged emails (find, read, delete, restore) and their threads."""
+"""Logged emails (find, read, delete, restore, move between threads) and threads."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from core import deletion, queries
+from core import deletion, queries, regroup
 from core.retention import restorable_until
 from extension_api.auth import Principal, authenticated, runtime_of
-from extension_api.endpoints._params import path_id
+from extension_api.endpoints._params import json_object, path_id
 from extension_api.errors import ApiError
 from extension_api.schemas import email_json, iso, thread_json
 
@@ -60,3 +60,20 @@ async def restore_email(request: Request, principal: Principal) -> Response:
 async def email(request: Request) -> Response:
     handler = delete_email if request.method == "DELETE" else get_email
     return await handler(request)
+
+
+@authenticated
+async def move_email(request: Request, principal: Principal) -> Response:
+    body = await json_object(request)
+    if set(body) != {"thread_id"}:
+        raise ApiError(422, "invalid_input",
+                       'give {"thread_id": <id>} to move, or {"thread_id": null} to split off')
+    target = body["thread_id"]
+    if target is not None and (not isinstance(target, int) or isinstance(target, bool)
+                               or not 1 <= target < 2**63):
+        raise ApiError(422, "invalid_input", "thread_id must be a thread id or null")
+    async with runtime_of(request).db.transaction() as session:
+        email = await regroup.move_to_thread(session, principal.portal_id, path_id(request),
+                                             target)
+        result = email_json(email)
+    return JSONResponse(result)

@@ -36,7 +36,8 @@ def upgrade() -> None:
     sa.Column('never_log', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_portals')),
-    sa.UniqueConstraint('bcc_token', name=op.f('uq_portals_bcc_token'))
+    sa.UniqueConstraint('bcc_token', name=op.f('uq_portals_bcc_token')),
+    sqlite_autoincrement=True
     )
     op.create_table('companies',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -46,7 +47,8 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['portal_id'], ['portals.id'], name=op.f('fk_companies_portal_id_portals'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_companies')),
-    sa.UniqueConstraint('portal_id', 'domain', name=op.f('uq_companies_portal_id_domain'))
+    sa.UniqueConstraint('portal_id', 'domain', name=op.f('uq_companies_portal_id_domain')),
+    sqlite_autoincrement=True
     )
     op.create_table('deals',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -54,7 +56,8 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['portal_id'], ['portals.id'], name=op.f('fk_deals_portal_id_portals'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_deals'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_deals')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('deals', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_deals_portal_id'), ['portal_id'], unique=False)
@@ -65,7 +68,8 @@ def upgrade() -> None:
     sa.Column('subject', sa.String(length=998), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['portal_id'], ['portals.id'], name=op.f('fk_threads_portal_id_portals'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_threads'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_threads')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('threads', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_threads_portal_id'), ['portal_id'], unique=False)
@@ -76,7 +80,8 @@ def upgrade() -> None:
     sa.Column('subject', sa.String(length=500), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['portal_id'], ['portals.id'], name=op.f('fk_tickets_portal_id_portals'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_tickets'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_tickets')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tickets_portal_id'), ['portal_id'], unique=False)
@@ -88,7 +93,8 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['portal_id'], ['portals.id'], name=op.f('fk_users_portal_id_portals'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_users'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_users_portal_id'), ['portal_id'], unique=False)
@@ -103,7 +109,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['portal_id'], ['portals.id'], name=op.f('fk_api_tokens_portal_id_portals'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_api_tokens_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
-    sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
+    sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_api_tokens_portal_id'), ['portal_id'], unique=False)
@@ -119,7 +126,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_contacts_company_id_companies'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['portal_id'], ['portals.id'], name=op.f('fk_contacts_portal_id_portals'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_contacts')),
-    sa.UniqueConstraint('portal_id', 'email', name=op.f('uq_contacts_portal_id_email'))
+    sa.UniqueConstraint('portal_id', 'email', name=op.f('uq_contacts_portal_id_email')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('contacts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_contacts_company_id'), ['company_id'], unique=False)
@@ -149,7 +157,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['thread_id'], ['threads.id'], name=op.f('fk_emails_thread_id_threads')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_emails_user_id_users'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_emails')),
-    sa.UniqueConstraint('portal_id', 'message_id', name=op.f('uq_emails_portal_id_message_id'))
+    sa.UniqueConstraint('portal_id', 'message_id', name=op.f('uq_emails_portal_id_message_id')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('emails', schema=None) as batch_op:
         batch_op.create_index('ix_emails_portal_sent_at', ['portal_id', 'sent_at'], unique=False)
@@ -164,7 +173,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['portal_id'], ['portals.id'], name=op.f('fk_thread_refs_portal_id_portals'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['thread_id'], ['threads.id'], name=op.f('fk_thread_refs_thread_id_threads'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_thread_refs')),
-    sa.UniqueConstraint('portal_id', 'message_id', name=op.f('uq_thread_refs_portal_id_message_id'))
+    sa.UniqueConstraint('portal_id', 'message_id', name=op.f('uq_thread_refs_portal_id_message_id')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('thread_refs', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_thread_refs_thread_id'), ['thread_id'], unique=False)
@@ -177,7 +187,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['portal_id'], ['portals.id'], name=op.f('fk_user_addresses_portal_id_portals'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_user_addresses_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_user_addresses')),
-    sa.UniqueConstraint('portal_id', 'address', name=op.f('uq_user_addresses_portal_id_address'))
+    sa.UniqueConstraint('portal_id', 'address', name=op.f('uq_user_addresses_portal_id_address')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('user_addresses', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_user_addresses_user_id'), ['user_id'], unique=False)
@@ -194,7 +205,8 @@ def upgrade() -> None:
     sa.Column('content_id', sa.String(length=998), nullable=True),
     sa.ForeignKeyConstraint(['blob_sha256'], ['blobs.sha256'], name=op.f('fk_attachments_blob_sha256_blobs')),
     sa.ForeignKeyConstraint(['email_id'], ['emails.id'], name=op.f('fk_attachments_email_id_emails'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_attachments'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_attachments')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('attachments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_attachments_blob_sha256'), ['blob_sha256'], unique=False)
@@ -259,7 +271,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['email_id'], ['emails.id'], name=op.f('fk_events_email_id_emails'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['portal_id'], ['portals.id'], name=op.f('fk_events_portal_id_portals'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_events_user_id_users'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_events'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_events')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index('ix_events_portal_id_id', ['portal_id', 'id'], unique=False)

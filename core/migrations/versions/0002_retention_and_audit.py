@@ -34,7 +34,8 @@ def upgrade() -> None:
     sa.Column('reason', sa.String(length=500), nullable=False),
     sa.Column('size', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['portal_id'], ['portals.id'], name=op.f('fk_ingest_log_portal_id_portals'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_ingest_log'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ingest_log')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('ingest_log', schema=None) as batch_op:
         batch_op.create_index('ix_ingest_log_at', ['at'], unique=False)
@@ -48,7 +49,8 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['blob_sha256'], ['blobs.sha256'], name=op.f('fk_raw_copies_blob_sha256_blobs')),
     sa.ForeignKeyConstraint(['email_id'], ['emails.id'], name=op.f('fk_raw_copies_email_id_emails'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_raw_copies'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_raw_copies')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('raw_copies', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_raw_copies_blob_sha256'), ['blob_sha256'], unique=False)

@@ -42,7 +42,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_tracked_sends_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tracked_sends')),
     sa.UniqueConstraint('email_id', name=op.f('uq_tracked_sends_email_id')),
-    sa.UniqueConstraint('token', name=op.f('uq_tracked_sends_token'))
+    sa.UniqueConstraint('token', name=op.f('uq_tracked_sends_token')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('tracked_sends', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tracked_sends_portal_id'), ['portal_id'], unique=False)
@@ -54,7 +55,8 @@ def upgrade() -> None:
     sa.Column('position', sa.Integer(), nullable=False),
     sa.Column('url', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['tracked_send_id'], ['tracked_sends.id'], name=op.f('fk_tracked_links_tracked_send_id_tracked_sends'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_tracked_links'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_tracked_links')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('tracked_links', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tracked_links_tracked_send_id'), ['tracked_send_id'], unique=False)
@@ -73,7 +75,8 @@ def upgrade() -> None:
     sa.Column('reason', sa.String(length=100), nullable=False),
     sa.ForeignKeyConstraint(['link_id'], ['tracked_links.id'], name=op.f('fk_tracking_hits_link_id_tracked_links'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['tracked_send_id'], ['tracked_sends.id'], name=op.f('fk_tracking_hits_tracked_send_id_tracked_sends'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_tracking_hits'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_tracking_hits')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('tracking_hits', schema=None) as batch_op:
         batch_op.create_index('ix_tracking_hits_send_at', ['tracked_send_id', 'at'], unique=False)
