@@ -112,7 +112,8 @@ def test_move_an_email_between_threads_and_split_it_off(
     b = logged_id(deliver(server, message(sender=account.user_email, to="wes@move.example",
                                           subject="Topic B", message_id=make_msgid()),
                           account.bcc_address))
-    thread_a, thread_b = _get(server, account, a)["thread_id"], _get(server, account, b)["thread_id"]
+    thread_a = _get(server, account, a)["thread_id"]
+    thread_b = _get(server, account, b)["thread_id"]
     with server.api(account.user_token) as api:
         moved = api.post(f"/api/v1/emails/{b}/thread", json={"thread_id": thread_a})
         assert moved.status_code == 200
