@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check clean
+.PHONY: run test check clean bench
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -18,8 +18,14 @@ run: $(STAMP)
 	$(BIN)/inboxlog serve
 
 test: $(STAMP)
+	scripts/dovecot-for-tests.sh >/dev/null
 	INBOXLOG_TEST_PG_URL="$${INBOXLOG_TEST_PG_URL:-$$(scripts/postgres-for-tests.sh)}" \
 		$(BIN)/pytest $(PYTEST_ARGS)
+
+# Figures as ratios against baselines measured in the same run; writes docs/benchmarks.md.
+bench: $(STAMP)
+	INBOXLOG_TEST_PG_URL="$${INBOXLOG_TEST_PG_URL:-$$(scripts/postgres-for-tests.sh)}" \
+		$(BIN)/python -m bench
 
 check: $(STAMP)
 	$(BIN)/ruff check .

@@ -88,10 +88,18 @@ async def add_user(
     user.addresses = [UserAddress(portal_id=portal_id, address=a) for a in addresses]
     session.add(user)
     await session.flush()
-    token = _new_token(USER_TOKEN_PREFIX)
-    session.add(ApiToken(portal_id=portal_id, user_id=user.id, token_hash=hash_token(token)))
-    await session.flush()
+    _, token = await issue_token(session, user, name="created with the user")
     return CreatedUser(user, token)
+
+
+async def issue_token(session: AsyncSession, user: User, *, name: str = "") -> tuple[ApiToken, str]:
+    """A new API token for ``user``; the secret is returned once, only its hash is kept."""
+    token = _new_token(USER_TOKEN_PREFIX)
+    record = ApiToken(portal_id=user.portal_id, user_id=user.id, token_hash=hash_token(token),
+                      name=name)
+    session.add(record)
+    await session.flush()
+    return record, token
 
 
 async def token_owner(session: AsyncSession, token: str) -> ApiToken | None:

@@ -7,17 +7,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import accounts
+from core import accounts, tracked_sends
 from core.audit import NotLoggedReason
 from core.bulk import automatic_reason
-from core.models import Contact, Email, EmailContact, Portal, ThreadRef, User
+from core.models import (
+    Contact,
+    Email,
+    EmailContact,
+    Portal,
+    ThreadRef,
+    TrackedSend,
+    User,
+    utcnow,
+)
 from core.parsing import ParsedMessage
 from core.routing import Privacy, Route, contact_candidates, route
 from core.threading import ThreadKey, thread_keys
+from core.tracking import send_tokens_in_html
 from core.types import Direction, Envelope, MessageId, Source, ThreadReason
 
 
@@ -47,6 +58,7 @@ class Admission:
     people: dict[str, str]
     automatic: str | None  # why it is bulk or automatic mail, if it is
     refusal: tuple[NotLoggedReason, str] | None
+    tracked: tuple[TrackedSend, ...] = ()  # tracked sends whose pixel the HTML carries
 
     @property
     def will_log(self) -> bool:
@@ -80,11 +92,16 @@ async def admit(
 
     existing = None if message_id is None else await session.scalar(
         select(Email).where(Email.portal_id == portal.id, Email.message_id == message_id))
+    sends = await tracked_sends.by_tokens(session, portal.id, send_tokens_in_html(parsed.html))
+    if existing is None and how.direction is Direction.OUTGOING:
+        existing = await _tracked_copy(session, sends)
     automatic = automatic_reason(parsed) if how.direction is Direction.INCOMING else None
     if existing is not None and existing.deleted_at is not None:
         return Admission(how, parsed, message_id, existing, None, {}, automatic, (
             NotLoggedReason.DELETED, "this message was deleted; restore it to see it again"))
     found = await _find_thread(session, portal.id, thread_keys(parsed))
+    if found is None:
+        found = await _thread_of_tracked(session, sends)
     people, blocked = contact_candidates(parsed, how.direction, users, bcc_domain,
                                          portal.never_log)
     # Re-using an old email to write to new people is a new conversation.
@@ -93,7 +110,34 @@ async def admit(
         found = None
     refusal = None if existing is not None else await _refusal(
         session, portal.id, how.privacy, found is not None, people, blocked, automatic)
-    return Admission(how, parsed, message_id, existing, found, people, automatic, refusal)
+    if refusal is None and existing is None and found is not None and automatic is not None:
+        refusal = await _auto_reply_loop(session, found[0], parsed)
+    return Admission(how, parsed, message_id, existing, found, people, automatic, refusal,
+                     tuple(sends))
+
+
+async def _tracked_copy(session: AsyncSession, sends: list[TrackedSend]) -> Email | None:
+    """The email a tracked send was logged as before its copy arrived (``/sent`` without
+    a Message-ID): one email, never two. An old tracked email quoted in a new one has a
+    real Message-ID already, so it is not mistaken for this message."""
+    for send in sends:
+        if send.email_id is not None:
+            email = await session.get(Email, send.email_id)
+            if email is not None and email.synthetic_message_id:
+                return email
+    return None
+
+
+async def _thread_of_tracked(
+    session: AsyncSession, sends: list[TrackedSend]
+) -> tuple[int, ThreadReason] | None:
+    """A reply quoting a tracked email's HTML carries its pixel: join that email's thread."""
+    for send in sends:
+        if send.email_id is not None:
+            email = await session.get(Email, send.email_id)
+            if email is not None and email.deleted_at is None:
+                return email.thread_id, ThreadReason.TRACKING_TOKEN
+    return None
 
 
 async def _find_thread(
@@ -127,6 +171,25 @@ async def _thread_has_any(
         .limit(1)
     )
     return found is not None
+
+
+# An auto-responder answering an auto-responder must not flood a timeline: past this many
+# automatic emails from one sender in one thread within a day, the rest are not logged.
+AUTOMATIC_PER_THREAD_PER_DAY = 3
+
+
+async def _auto_reply_loop(
+    session: AsyncSession, thread_id: int, parsed: ParsedMessage
+) -> tuple[NotLoggedReason, str] | None:
+    sender = parsed.from_.email if parsed.from_ is not None else ""
+    recent = await session.scalar(select(func.count()).select_from(Email).where(
+        Email.thread_id == thread_id, Email.automatic.is_not(None),
+        func.lower(Email.from_email) == sender.lower(),
+        Email.created_at > utcnow() - timedelta(days=1)))
+    if (recent or 0) >= AUTOMATIC_PER_THREAD_PER_DAY:
+        return (NotLoggedReason.BULK,
+                f"automatic mail: more than {AUTOMATIC_PER_THREAD_PER_DAY} a day in this thread")
+    return None
 
 
 async def _refusal(

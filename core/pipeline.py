@@ -30,7 +30,7 @@ from core.parsing import ParsedMessage, parse_message, sanitize_html, synthetic_
 from core.quotes import reply_text
 from core.retention import RAW_POLICY
 from core.threading import base_subject, claimed_ids
-from core.types import Envelope, MessageId, Source, ThreadReason
+from core.types import Direction, Envelope, MessageId, Source, ThreadReason
 
 MAX_MESSAGE_BYTES = 50 * 1024 * 1024
 # Python's header parser is quadratic in header size; refuse before parsing.
@@ -137,6 +137,11 @@ class _Ingest:
             email.html = sanitize_html(parsed.html)
         if not email.from_name and parsed.from_ is not None:
             email.from_name = parsed.from_.name
+        message_id = self.admission.message_id
+        if email.synthetic_message_id and message_id and not self.prepared.synthetic_id:
+            # The copy of a tracked send logged before its Message-ID was known.
+            email.message_id, email.synthetic_message_id = message_id, False
+            await claim_refs(self.session, email.portal_id, email.thread_id, [message_id])
         if not email.attachments and parsed.attachments:
             await store_attachments(self.session, self.blobs, email, parsed.attachments,
                                     keep_files=self.portal.log_attachments)
@@ -194,12 +199,28 @@ async def ingest(
                     {c.company_id for c in contacts if c.company_id is not None}, envelope.tags)
     assert admission.message_id is not None
     await claim_refs(session, portal.id, thread_id, claimed_ids(parsed, admission.message_id))
+    _link_tracked_send(admission, email)
     session.add(Event(
         portal_id=portal.id, user_id=admission.route.user.id, type="logged", email_id=email.id,
         detail={"source": admission.route.source.value, "subject": parsed.subject[:200]},
     ))
+    if admission.route.direction is Direction.INCOMING and admission.thread is not None:
+        session.add(Event(
+            portal_id=portal.id, user_id=admission.route.user.id, type="reply",
+            email_id=email.id, detail={"thread_id": thread_id, "from": email.from_email},
+        ))
     await session.flush()
     return IngestResult("logged", email.id, thread_id)
+
+
+def _link_tracked_send(admission: Admission, email: Email) -> None:
+    """The first copy of a tracked send to be logged becomes its email."""
+    if admission.route.direction is not Direction.OUTGOING:
+        return
+    for send in admission.tracked:
+        if send.email_id is None and send.user_id == admission.route.user.id:
+            send.email_id = email.id
+            return
 
 
 async def _store_email(
@@ -229,7 +250,7 @@ async def _store_email(
         subject=parsed.subject, sent_at=sent_at, text=parsed.text,
         reply_text=reply_text(parsed.text),
         html=sanitize_html(parsed.html) if parsed.html else "",
-        size=len(prepared.raw), parse_notes=notes,
+        size=len(prepared.raw), parse_notes=notes, automatic=admission.automatic,
         sources=[EmailSource(source=how.source.value)], attachments=[],
         contact_links=[EmailContact(contact_id=cid) for cid in contact_ids],
     )

@@ -2,15 +2,63 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 
 from core.runtime import Runtime
+from core.tracking import TokenSigner
 from extension_api.errors import EXCEPTION_HANDLERS
+from extension_api.live import EventBus, HitRecorder
 from extension_api.routes import routes
 
+log = logging.getLogger(__name__)
 
-def create_app(runtime: Runtime) -> Starlette:
-    """The API app serving ``runtime``; the caller owns the runtime's lifetime."""
-    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+# Where the extension runs: its own pages, and the webmail it injects into.
+DEFAULT_CORS_ORIGINS = (
+    r"chrome-extension://[a-p]{32}|moz-extension://[0-9a-f-]{36}|"
+    r"safari-web-extension://[0-9A-Za-z-]+|"
+    r"https://mail\.google\.com|https://outlook\.(office|office365|live)\.com"
+)
+
+
+def create_app(runtime: Runtime, *, cors_origins: str = DEFAULT_CORS_ORIGINS) -> Starlette:
+    """The API app serving ``runtime``; the caller owns the runtime's lifetime.
+
+    ``cors_origins`` is a regular expression of the origins allowed to call the API
+    from a browser. The app's lifespan runs the tracking-hit recorder and flushes it
+    on shutdown.
+    """
+    secret = runtime.settings.secret_key
+    if not secret:
+        log.warning("no secret key: tracking links made now will not survive a restart")
+        secret = secrets.token_urlsafe(32)
+    events = EventBus()
+    recorder = HitRecorder(runtime.db, on_recorded=events.notify)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        recorder.start()
+        try:
+            yield
+        finally:
+            await recorder.stop()
+
+    app = Starlette(
+        routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan,
+        middleware=[Middleware(
+            CORSMiddleware, allow_origin_regex=cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"], max_age=600,
+        )],
+    )
     app.state.runtime = runtime
+    app.state.signer = TokenSigner(secret)
+    app.state.recorder = recorder
+    app.state.events = events
     return app

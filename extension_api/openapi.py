@@ -145,6 +145,46 @@ SCHEMAS: dict[str, Any] = {
                                  "too_large", "forward_unparsable", "deleted"]},
         "reason": _STR, "size": {"type": "integer"},
     }),
+    "Token": _obj({"id": _ID, "name": _STR, "user_id": _NULLABLE_ID, "created_at": _DATE,
+                   "revoked_at": {"type": ["string", "null"], "format": "date-time"}}),
+    "NewToken": {"allOf": [_ref("Token"), _obj({"token": {
+        "type": "string", "description": "the bearer token; shown only this once"}})]},
+    "TokenRequest": {**_obj({"name": {"type": "string", "maxLength": 200},
+                             "user_id": {"type": "integer", "minimum": 1}}, required=[]),
+                     "additionalProperties": False},
+    "TrackedSendRequest": {**_obj({
+        "to": {"type": "array", "items": _STR, "minItems": 1, "maxItems": 500},
+        "cc": {"type": "array", "items": _STR, "maxItems": 500},
+        "bcc": {"type": "array", "items": _STR, "maxItems": 500},
+        "subject": {"type": "string", "maxLength": 998}, "html": _STR,
+        "track_opens": {"type": "boolean"}, "track_clicks": {"type": "boolean"},
+        "log": {"type": "boolean"},
+    }, required=["to"]), "additionalProperties": False},
+    "TrackedSendCreated": _obj({
+        "id": _ID, "token": _STR,
+        "html": {"type": "string", "description": "send this: links rewritten, pixel added"},
+        "pixel_url": {"type": ["string", "null"]}}),
+    "TrackedSend": _obj({
+        "id": _ID, "token": _STR, "subject": _STR,
+        "to": {"type": "array", "items": _STR}, "cc": {"type": "array", "items": _STR},
+        "bcc": {"type": "array", "items": _STR}, "track_opens": {"type": "boolean"},
+        "track_clicks": {"type": "boolean"}, "log": {"type": "boolean"}, "created_at": _DATE,
+        "sent_at": {"type": ["string", "null"], "format": "date-time"},
+        "email_id": _NULLABLE_ID, "tracking": _ref("Tracking")}),
+    "TrackedSendNotLogged": {"allOf": [_ref("TrackedSend"),
+                                       _obj({"logged": {"const": False}})]},
+    "SentRequest": {**_obj({"message_id": {"type": "string", "minLength": 3,
+                                           "maxLength": 900, "pattern": "@"}}, required=[]),
+                    "additionalProperties": False},
+    "Event": _obj({
+        "id": _ID, "type": {"enum": ["open", "click", "reply", "logged",
+                                     "inbox_disconnected"]},
+        "email_id": _NULLABLE_ID, "at": _DATE, "machine": {"type": "boolean"},
+        "detail": {"type": "object"}}),
+    "Lookup": _obj({
+        "contact": {"oneOf": [{"type": "null"}, _ref("Contact")]},
+        "company": {"oneOf": [{"type": "null"}, _ref("Company")]},
+        "recent_emails": {"type": "array", "items": _ref("EmailSummary")}}),
     "Health": _obj({"status": {"enum": ["ok", "unavailable"]}, "database": _STR}),
     **_INBOX_SCHEMAS,
 }
@@ -158,7 +198,7 @@ def _json(name_or_schema: str | dict[str, Any], description: str = "OK") -> dict
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {400: "bad request", 401: "missing, invalid or revoked token",
             404: "not found (or another portal's)", 413: "too large",
-            422: "invalid input", 503: "database unavailable",
+            415: "send message/rfc822", 422: "invalid input", 503: "database unavailable",
             403: "needs a user token", 409: "the inbox is disconnected",
             429: "the provider is throttling", 502: "the mail server failed or refused",
             504: "the mail server did not answer", 507: "the mailbox is full"}
@@ -183,7 +223,10 @@ def _op(summary: str, ok: dict[str, Any], *errors: int, params: list[Any] | None
     else:
         op["security"] = []
     if body is not None:
+        # Any request body can be malformed or too large.
         op["requestBody"] = body
+        op["responses"].update({k: v for k, v in _errors(400, 413).items()
+                                if k not in op["responses"]})
     return op
 
 
@@ -193,6 +236,12 @@ _LIMIT = {"type": "integer", "minimum": 1, "maximum": 200}
 def _created(op: dict[str, Any]) -> dict[str, Any]:
     """An operation answering 201 where ``_op`` wrote 200."""
     op["responses"] = {("201" if k == "200" else k): v for k, v in op["responses"].items()}
+    return op
+
+
+def _also_created(op: dict[str, Any], created: dict[str, Any]) -> dict[str, Any]:
+    """An operation answering 201 when it made something and 200 when it existed."""
+    op["responses"]["201"] = created
     return op
 
 
@@ -274,6 +323,65 @@ PATHS: dict[str, Any] = {
         "(source crm_send); nothing is logged unless the SMTP server accepted it",
         _json("Sent", "sent and logged"), 400, 403, 409, 413, 422, 429, 502, 503, 504, 507,
         body=_body("SendRequest")))},
+    "/api/v1/tokens": {
+        "get": _op("The caller's API tokens (all of the portal's for an admin), no secrets",
+                   _json(_items("Token"))),
+        "post": _created(_op("A new token for the caller (an admin may name a user_id)",
+                             _json("NewToken"), 400, 403, 404, 413, 422,
+                             body=_body("TokenRequest"))),
+    },
+    "/api/v1/tokens/{id}": {"delete": _op("Revoke a token at once", _json("Token"), 404,
+                                          params=[_path_id()])},
+    "/api/v1/contacts/lookup": {"get": _op(
+        "The extension sidebar: contact, company, recent emails with opens and clicks",
+        _json("Lookup"), 400,
+        params=[_query("email", {"type": "string", "minLength": 1}, required=True),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 50})])},
+    "/api/v1/emails/log": {"post": _also_created(_op(
+        "Log the raw message the user has open (one click): 201, or 200 when already logged",
+        _json("Email", "already logged"), 400, 403, 413, 415, 422,
+        body={"required": True, "content": {"message/rfc822": {
+            "schema": {"type": "string", "format": "binary"}}}}), _json("Email", "logged"))},
+    "/api/v1/tracked-sends": {"post": _created(_op(
+        "Trackable HTML for an email about to be sent: links rewritten, pixel appended",
+        _json("TrackedSendCreated"), 400, 403, 413, 422, body=_body("TrackedSendRequest")))},
+    "/api/v1/tracked-sends/{id}": {"get": _op(
+        "A tracked send and its opens and clicks", _json("TrackedSend"), 404,
+        params=[_path_id()])},
+    "/api/v1/tracked-sends/{id}/sent": {"post": _also_created(_op(
+        "It was sent: log it (source extension, 201) unless its copy is logged already "
+        "(200), or just mark it sent when it is not to be logged",
+        _json({"oneOf": [_ref("Email"), _ref("TrackedSendNotLogged")]}, "already logged"),
+        400, 403, 404, 413, 422, params=[_path_id()],
+        body={"required": False, "content": {"application/json": {
+            "schema": _ref("SentRequest")}}}), _json("Email", "logged"))},
+    "/api/v1/events": {"get": _op(
+        "The caller's notifications after a cursor: open, click, reply, logged",
+        _json(_obj({"items": {"type": "array", "items": _ref("Event")},
+                    "cursor": {"type": "integer", "minimum": 0}})), 400,
+        params=[_query("after", {"type": "integer", "minimum": 0}),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 500})])},
+    "/api/v1/events/stream": {"get": _op(
+        "The same events live, as Server-Sent Events (resumes from Last-Event-ID)",
+        {"description": "an event stream", "content": {"text/event-stream": {
+            "schema": {"type": "string"}}}}, 400,
+        params=[_query("after", {"type": "integer", "minimum": 0})])},
+    "/t/o/{token}": {"get": {**_op("Open pixel: a 1x1 GIF, never cached", {
+        "description": "the pixel", "content": {"image/gif": {
+            "schema": {"type": "string", "format": "binary"}}}}, auth=False),
+        "parameters": [{"name": "token", "in": "path", "required": True,
+                        "schema": {"type": "string"}}]}},
+    "/t/c/{token}": {"get": {
+        "summary": "Click: 302 to the signed original URL; a bad token is 404, never a redirect",
+        "security": [],
+        "parameters": [{"name": "token", "in": "path", "required": True,
+                        "schema": {"type": "string"}}],
+        "responses": {"302": {"description": "to the original URL"},
+                      "404": {"description": "unknown or tampered token",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+    "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "parameters": [],
+                         "responses": {"200": {"description": "metrics", "content": {
+                             "text/plain": {"schema": {"type": "string"}}}}}}},
     "/openapi.json": {"get": _op("This OpenAPI description", _json({"type": "object"}),
                                  auth=False)},
     "/healthz": {"get": {**_op("Liveness and database reachability", _json("Health"),

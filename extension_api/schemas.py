@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from core.models import Attachment, Company, Contact, Email, Portal, Thread, User
+from core.tracking import Counts
 
 
 def iso(value: datetime | None) -> str | None:
@@ -32,16 +33,19 @@ def attachment_json(attachment: Attachment) -> dict[str, Any]:
     }
 
 
-def _tracking(email: Email) -> dict[str, int]:
-    # Tracked sends record opens and clicks; until one is linked the counts are zero.
-    return {"opens": 0, "clicks": 0, "machine_opens": 0, "machine_clicks": 0}
+def tracking_json(counts: Counts | None) -> dict[str, int]:
+    """Opens and clicks of a tracked email; zeros for an email that was not tracked."""
+    if counts is None:
+        return {"opens": 0, "clicks": 0, "machine_opens": 0, "machine_clicks": 0}
+    return {"opens": counts.opens, "clicks": counts.clicks,
+            "machine_opens": counts.machine_opens, "machine_clicks": counts.machine_clicks}
 
 
 def _snippet(text: str) -> str:
     return " ".join(text.split())[:200]
 
 
-def email_summary_json(email: Email) -> dict[str, Any]:
+def email_summary_json(email: Email, counts: Counts | None = None) -> dict[str, Any]:
     return {
         "id": email.id, "message_id": email.message_id, "thread_id": email.thread_id,
         "direction": email.direction, "sources": [s.source for s in email.sources],
@@ -50,11 +54,11 @@ def email_summary_json(email: Email) -> dict[str, Any]:
         "sent_at": iso(email.sent_at),
         "snippet": _snippet(email.reply_text or email.text),
         "contact_ids": [link.contact_id for link in email.contact_links],
-        "attachment_count": len(email.attachments), "tracking": _tracking(email),
+        "attachment_count": len(email.attachments), "tracking": tracking_json(counts),
     }
 
 
-def email_json(email: Email) -> dict[str, Any]:
+def email_json(email: Email, counts: Counts | None = None) -> dict[str, Any]:
     return {
         "id": email.id, "message_id": email.message_id, "thread_id": email.thread_id,
         "thread_reason": email.thread_reason, "direction": email.direction,
@@ -66,14 +70,14 @@ def email_json(email: Email) -> dict[str, Any]:
         "notes": list(email.parse_notes),
         "contact_ids": [link.contact_id for link in email.contact_links],
         "attachments": [attachment_json(a) for a in email.attachments],
-        "tracking": _tracking(email),
+        "tracking": tracking_json(counts),
     }
 
 
-def thread_json(thread: Thread, emails: list[Email]) -> dict[str, Any]:
+def thread_json(thread: Thread, emails: list[Email], counts: dict[int, Counts]) -> dict[str, Any]:
     return {
         "id": thread.id, "subject": thread.subject,
-        "emails": [email_summary_json(e) for e in emails],
+        "emails": [email_summary_json(e, counts.get(e.id)) for e in emails],
     }
 
 

@@ -7,18 +7,20 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from core import accounts, pipeline, retention
+from core import secret_key as secret_key_file
 from core.db import migrate as run_migrations
 from core.errors import CoreError
 from core.models import Portal
 from core.runtime import Runtime, Settings
 from core.types import Envelope
+from inbox_sync.service import ServiceOptions
 from inboxlog.serve import ServeOptions, serve
 
 T = TypeVar("T")
@@ -83,7 +85,8 @@ def main() -> None:
         help="Domain of the logging addresses.")
 @option("--base-url", default="http://127.0.0.1:8025", show_default=True,
         help="Public URL of the HTTP API.")
-@option("--secret-key", default="", help="Signing key (tracking tokens).")
+@option("--secret-key", default="",
+        help="Signing and encryption key; empty: generated once into <data-dir>/secret_key.")
 @option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="Certificate (PEM) for SMTP STARTTLS and HTTPS.")
 @option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -94,13 +97,23 @@ def main() -> None:
         help="Serve only one of the two protocols.")
 @option("--purge-interval", type=click.IntRange(min=0), default=3600, show_default=True,
         help="Seconds between retention purges; 0 turns the periodic purge off.")
+@option("--inbox-sync/--no-inbox-sync", default=True, show_default=True,
+        help="Keep connected inboxes synced in the background.")
+@option("--inbox-poll-interval", type=click.FloatRange(min=1), default=60.0, show_default=True,
+        help="Seconds between polls of an IMAP server without IDLE.")
+@option("--inbox-disconnect-after", type=click.FloatRange(min=0), default=86400.0,
+        show_default=True, help="Seconds an unreachable IMAP server is retried before the "
+        "inbox is marked disconnected.")
 def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_host: str,
                   http_port: int, bcc_domain: str, base_url: str, secret_key: str,
                   tls_cert: Path | None, tls_key: Path | None, no_demo: bool,
-                  forwarded_allow_ips: str, only: str | None, purge_interval: int) -> None:
+                  forwarded_allow_ips: str, only: str | None, purge_interval: int,
+                  inbox_sync: bool, inbox_poll_interval: float,
+                  inbox_disconnect_after: float) -> None:
     """Serve SMTP (logging addresses) and HTTP (extension API) on one event loop."""
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    secret_key = secret_key_file.load_or_create(data_dir, secret_key)
     settings = _settings(db, data_dir, bcc_domain=bcc_domain, base_url=base_url,
                          secret_key=secret_key)
     options = ServeOptions(
@@ -108,6 +121,9 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
         tls_cert=tls_cert, tls_key=tls_key, demo=not no_demo,
         forwarded_allow_ips=forwarded_allow_ips, smtp=only != "http", http=only != "smtp",
         purge_interval=purge_interval,
+        inbox_sync=ServiceOptions(
+            background=inbox_sync, poll_interval=inbox_poll_interval,
+            disconnect_after=timedelta(seconds=inbox_disconnect_after)),
     )
     asyncio.run(serve(settings, options))
 

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
@@ -18,6 +18,7 @@ from core.db import migrate
 from core.models import Portal
 from core.runtime import Runtime, Settings
 from extension_api.app import create_app
+from inbox_sync.service import InboxService, ServiceOptions
 from smtp_ingest.server import start_smtp_server
 
 log = logging.getLogger("inboxlog")
@@ -38,6 +39,7 @@ class ServeOptions:
     smtp: bool = True
     http: bool = True
     purge_interval: int = 3600
+    inbox_sync: ServiceOptions = field(default_factory=ServiceOptions)
 
 
 def smtp_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -105,17 +107,21 @@ async def serve(settings: Settings, options: ServeOptions) -> None:
             smtp_server = await start_smtp_server(
                 runtime, options.smtp_host, options.smtp_port, tls_context=tls
             )
+        app = create_app(runtime)
+        inbox_service = app.state.inboxes = InboxService(runtime, options.inbox_sync)
         config = uvicorn.Config(
-            create_app(runtime), host=options.http_host, port=options.http_port,
+            app, host=options.http_host, port=options.http_port,
             ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
             ssl_keyfile=str(options.tls_key) if options.tls_key else None,
             proxy_headers=True, forwarded_allow_ips=options.forwarded_allow_ips,
-            lifespan="off", log_level="info", access_log=False, server_header=False,
+            lifespan="on", log_level="info", access_log=False, server_header=False,
         )
         server = uvicorn.Server(config)
         _print_banner(settings, options, demo)
         purger = (asyncio.create_task(_purge_periodically(runtime, options.purge_interval))
                   if options.purge_interval else None)
+        # In the background: connecting to every inbox must not delay startup.
+        inbox_starter = asyncio.create_task(inbox_service.start())
         try:
             if options.http:
                 await server.serve()
@@ -124,6 +130,8 @@ async def serve(settings: Settings, options: ServeOptions) -> None:
         finally:
             if purger is not None:
                 purger.cancel()
+            inbox_starter.cancel()
+            await inbox_service.stop()
             if smtp_server is not None:
                 smtp_server.close()
                 await smtp_server.wait_closed()

@@ -68,6 +68,8 @@ class Email(Base):
     html: Mapped[str] = mapped_column(Text, default="")  # sanitized
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     parse_notes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Why it is bulk or automatic mail (auto-reply, mailing list, bounce), if it is.
+    automatic: Mapped[str | None] = mapped_column(String(40), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 

@@ -29,6 +29,8 @@ class TrackedSend(Base):
     track_opens: Mapped[bool] = mapped_column(default=True)
     track_clicks: Mapped[bool] = mapped_column(default=True)
     log: Mapped[bool] = mapped_column(default=True)
+    # Where the sender was when they created it: hits from there are their own opens.
+    creator_ip: Mapped[str] = mapped_column(String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
     email_id: Mapped[int | None] = mapped_column(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from core import deletion, queries
+from core import deletion, queries, tracked_sends
 from core.retention import remove_orphan_blobs
 from extension_api.auth import Principal, authenticated, runtime_of
 from extension_api.endpoints._params import path_id, query_int
@@ -39,7 +39,8 @@ async def contact_timeline(request: Request, principal: Principal) -> Response:
     limit = query_int(request, "limit", 50, low=1, high=200)
     async with runtime_of(request).db.read() as session:
         emails = await queries.timeline(session, principal.portal_id, path_id(request), limit=limit)
-        return JSONResponse({"items": [email_summary_json(e) for e in emails]})
+        counts = await tracked_sends.counts_for(session, emails)
+        return JSONResponse({"items": [email_summary_json(e, counts.get(e.id)) for e in emails]})
 
 
 @authenticated
@@ -80,3 +81,26 @@ async def delete_contact(request: Request, principal: Principal) -> Response:
 async def contact(request: Request) -> Response:
     handler = delete_contact if request.method == "DELETE" else get_contact
     return await handler(request)
+
+
+@authenticated
+async def lookup(request: Request, principal: Principal) -> Response:
+    """The extension's sidebar: the contact, their company, recent emails with tracking."""
+    email = request.query_params.get("email", "").strip()
+    if not email:
+        raise ApiError(400, "bad_request", "give ?email=")
+    limit = query_int(request, "limit", 10, low=1, high=50)
+    async with runtime_of(request).db.read() as session:
+        found = await queries.contacts_by_email(session, principal.portal_id, email)
+        if not found:
+            return JSONResponse({"contact": None, "company": None, "recent_emails": []})
+        contact = found[0]
+        company = (await queries.company(session, principal.portal_id, contact.company_id)
+                   if contact.company_id else None)
+        emails = await queries.timeline(session, principal.portal_id, contact.id, limit=limit)
+        counts = await tracked_sends.counts_for(session, emails)
+        return JSONResponse({
+            "contact": contact_json(contact),
+            "company": company_json(company) if company else None,
+            "recent_emails": [email_summary_json(e, counts.get(e.id)) for e in emails],
+        })

@@ -1,7 +1,8 @@
-"""Health and the OpenAPI description."""
+"""Health, metrics and the OpenAPI description."""
 
 from __future__ import annotations
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,6 +19,10 @@ async def healthz(request: Request) -> Response:
     except StorageUnavailable as exc:
         return JSONResponse({"status": "unavailable", "database": exc.message}, 503)
     return JSONResponse({"status": "ok", "database": "ok"})
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 async def openapi(request: Request) -> Response:

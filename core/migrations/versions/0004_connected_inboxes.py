@@ -43,7 +43,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['portal_id'], ['portals.id'], name=op.f('fk_inboxes_portal_id_portals'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_inboxes_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_inboxes')),
-    sa.UniqueConstraint('portal_id', 'address', name=op.f('uq_inboxes_portal_id_address'))
+    sa.UniqueConstraint('portal_id', 'address', name=op.f('uq_inboxes_portal_id_address')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('inboxes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_inboxes_user_id'), ['user_id'], unique=False)
@@ -60,7 +61,8 @@ def upgrade() -> None:
     sa.Column('error', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['inbox_id'], ['inboxes.id'], name=op.f('fk_inbox_folders_inbox_id_inboxes'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_inbox_folders')),
-    sa.UniqueConstraint('inbox_id', 'role', name=op.f('uq_inbox_folders_inbox_id_role'))
+    sa.UniqueConstraint('inbox_id', 'role', name=op.f('uq_inbox_folders_inbox_id_role')),
+    sqlite_autoincrement=True
     )
     # ### end Alembic commands ###
 

@@ -1,0 +1,1 @@
+"""Benchmarks of inboxlog against baselines measured in the same run (`make bench`)."""

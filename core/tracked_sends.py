@@ -1,0 +1,212 @@
+"""Tracked sends in storage: creating them, recording hits, linking the logged email."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exists, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from core.errors import InvalidInput, NotFound
+from core.models import Email, Event, TrackedLink, TrackedSend, TrackingHit
+from core.tracking import (
+    Counts,
+    Hit,
+    History,
+    TokenSigner,
+    classify,
+    count,
+    new_send_token,
+    rewrite_html,
+)
+
+MAX_RECIPIENTS = 500
+
+
+def _addresses(value: Any, field: str) -> list[str]:
+    from core.accounts import normalize_address
+
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or len(value) > MAX_RECIPIENTS:
+        raise InvalidInput(f"{field} must be a list of at most {MAX_RECIPIENTS} addresses")
+    result = []
+    for item in value:
+        address = item.get("email") if isinstance(item, dict) else item
+        if not isinstance(address, str):
+            raise InvalidInput(f"{field} holds something that is not an address")
+        result.append(normalize_address(address))
+    return result
+
+
+@dataclass(frozen=True)
+class NewTrackedSend:
+    send: TrackedSend
+    pixel_url: str | None
+
+
+async def create(
+    session: AsyncSession, *, portal_id: int, user_id: int, body: dict[str, Any],
+    signer: TokenSigner, base_url: str, creator_ip: str,
+) -> NewTrackedSend:
+    """Validate a tracked-send request, rewrite its HTML, and store it."""
+    unknown = set(body) - {"to", "cc", "bcc", "subject", "html", "track_opens", "track_clicks",
+                           "log"}
+    if unknown:
+        raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}")
+    html, subject = body.get("html", ""), body.get("subject", "")
+    if not isinstance(html, str) or not isinstance(subject, str):
+        raise InvalidInput("subject and html must be strings")
+    if len(html) > 5_000_000 or len(subject) > 998:
+        raise InvalidInput("html or subject too long")
+    flags = {}
+    for flag in ("track_opens", "track_clicks", "log"):
+        value = body.get(flag, True)
+        if not isinstance(value, bool):
+            raise InvalidInput(f"{flag} must be true or false")
+        flags[flag] = value
+    to = _addresses(body.get("to"), "to")
+    if not to:
+        raise InvalidInput("to must name at least one recipient")
+    token = new_send_token()
+    rewritten = rewrite_html(html, base_url=base_url, send_token=token, signer=signer,
+                             track_opens=flags["track_opens"], track_clicks=flags["track_clicks"])
+    send = TrackedSend(
+        portal_id=portal_id, user_id=user_id, token=token, to=to,
+        cc=_addresses(body.get("cc"), "cc"), bcc=_addresses(body.get("bcc"), "bcc"),
+        subject=subject, html=rewritten.html, creator_ip=creator_ip[:64], **flags,
+    )
+    session.add(send)
+    await session.flush()
+    session.add_all(TrackedLink(tracked_send_id=send.id, position=i, url=url)
+                    for i, url in enumerate(rewritten.links))
+    pixel = (f"{base_url.rstrip('/')}/t/o/{signer.open_token(token)}"
+             if flags["track_opens"] else None)
+    return NewTrackedSend(send, pixel)
+
+
+async def owned(session: AsyncSession, portal_id: int, send_id: int) -> TrackedSend:
+    send = await session.get(TrackedSend, send_id)
+    if send is None or send.portal_id != portal_id:
+        raise NotFound(f"no tracked send {send_id}")
+    return send
+
+
+async def by_tokens(session: AsyncSession, portal_id: int, tokens: list[str]) -> list[TrackedSend]:
+    """The portal's tracked sends for these tokens, in the tokens' order."""
+    if not tokens:
+        return []
+    found = {s.token: s for s in await session.scalars(select(TrackedSend).where(
+        TrackedSend.token.in_(tokens), TrackedSend.portal_id == portal_id))}
+    return [found[t] for t in tokens if t in found]
+
+
+async def record_hits(session: AsyncSession, hits: Iterable[tuple[str, Hit]]) -> int:
+    """Store and classify a batch of hits (send token, hit); unknown sends are skipped.
+
+    Adds one event per counted hit to the sender's feed; returns how many.
+    """
+    by_send: dict[str, list[Hit]] = defaultdict(list)
+    for token, hit in hits:
+        by_send[token].append(hit)
+    sends = {s.token: s for s in await session.scalars(
+        select(TrackedSend).where(TrackedSend.token.in_(list(by_send))))}
+    events: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    for token, new_hits in by_send.items():
+        send = sends.get(token)
+        if send is None:
+            continue
+        new_hits.sort(key=lambda h: h.at)
+        history = await _history(session, send.id, since=new_hits[0].at - timedelta(seconds=5))
+        links = {link.position: link for link in await session.scalars(
+            select(TrackedLink).where(TrackedLink.tracked_send_id == send.id))}
+        sender_ips = {send.creator_ip} - {""}
+        for hit in new_hits:
+            verdict = classify(hit, history=history, sender_ips=sender_ips)
+            history.add(hit)
+            link = links.get(hit.position) if hit.position is not None else None
+            rows.append({
+                "tracked_send_id": send.id, "kind": hit.kind, "at": hit.at, "ip": hit.ip[:64],
+                "user_agent": hit.user_agent[:1000], "method": hit.method[:10],
+                "link_id": link.id if link else None, "machine": verdict.machine,
+                "counted": verdict.counted, "reason": verdict.reason,
+            })
+            if verdict.counted:
+                events.append({
+                    "portal_id": send.portal_id, "user_id": send.user_id, "type": hit.kind,
+                    "email_id": send.email_id, "at": hit.at, "machine": verdict.machine,
+                    "detail": {"tracked_send_id": send.id, "reason": verdict.reason,
+                               **({"url": link.url} if link else {})},
+                })
+    # Multi-row inserts, not ORM objects: the pixel's throughput rests on this.
+    if rows:
+        await session.execute(insert(TrackingHit), rows)
+    if events:
+        await session.execute(insert(Event), events)
+    return len(events)
+
+
+async def _history(session: AsyncSession, send_id: int, since: datetime) -> History:
+    """The summary of a send's stored hits that classification needs."""
+    opened = await session.scalar(select(TrackingHit.id).where(
+        TrackingHit.tracked_send_id == send_id, TrackingHit.kind == "open").limit(1))
+    gmail = await session.scalar(select(TrackingHit.id).where(
+        TrackingHit.tracked_send_id == send_id, TrackingHit.kind == "open",
+        TrackingHit.counted.is_(True), TrackingHit.user_agent.contains("GoogleImageProxy"),
+    ).limit(1))
+    clicks = await session.execute(
+        select(TrackingHit.at, TrackedLink.position)
+        .outerjoin(TrackedLink, TrackedLink.id == TrackingHit.link_id)
+        .where(TrackingHit.tracked_send_id == send_id, TrackingHit.kind == "click",
+               TrackingHit.at >= since))
+    return History(opened=opened is not None, gmail_counted=gmail is not None,
+                   recent_clicks=[(at, position) for at, position in clicks])
+
+
+async def counts_for(session: AsyncSession, emails: Sequence[Email]) -> dict[int, Counts]:
+    """Tracking totals per email id, for emails linked to a tracked send."""
+    ids = [e.id for e in emails]
+    if not ids:
+        return {}
+    sends = {s.id: s.email_id for s in await session.scalars(
+        select(TrackedSend).where(TrackedSend.email_id.in_(ids)))}
+    if not sends:
+        return {}
+    rows: dict[int, list[tuple[str, bool, bool]]] = defaultdict(list)
+    for send_id, kind, machine, counted in await session.execute(
+            select(TrackingHit.tracked_send_id, TrackingHit.kind, TrackingHit.machine,
+                   TrackingHit.counted).where(TrackingHit.tracked_send_id.in_(list(sends)))):
+        rows[send_id].append((kind, machine, counted))
+    replied = await replied_to(session, [e for e in sends.values() if e is not None])
+    result = {}
+    for send_id, email_id in sends.items():
+        assert email_id is not None
+        result[email_id] = count(rows.get(send_id, []), replied=email_id in replied)
+    return result
+
+
+async def counts_for_send(session: AsyncSession, send: TrackedSend) -> Counts:
+    """Tracking totals of one tracked send, logged or not."""
+    rows = [(k, m, c) for k, m, c in await session.execute(
+        select(TrackingHit.kind, TrackingHit.machine, TrackingHit.counted)
+        .where(TrackingHit.tracked_send_id == send.id))]
+    replied = (send.email_id is not None
+               and send.email_id in await replied_to(session, [send.email_id]))
+    return count(rows, replied=replied)
+
+
+async def replied_to(session: AsyncSession, email_ids: list[int]) -> set[int]:
+    """Which of these emails got an incoming reply later in their thread."""
+    reply = aliased(Email)
+    return set(await session.scalars(select(Email.id).where(
+        Email.id.in_(email_ids),
+        exists().where(reply.thread_id == Email.thread_id, reply.direction == "incoming",
+                       reply.sent_at > Email.sent_at, reply.deleted_at.is_(None)))))

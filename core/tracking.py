@@ -1,0 +1,220 @@
+"""Tracked sends: signed pixel and link tokens, HTML rewriting, and telling people from
+machines in the opens and clicks they get.
+
+Tokens are signed with itsdangerous. The pixel token is ``<send token>.<signature>``,
+so the pipeline can find the tracked send from a copy's HTML without the secret. A
+click token carries the original URL itself, signed: the redirect needs no database,
+and a tampered or unknown token can never redirect anywhere.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import ipaddress
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from itsdangerous import BadSignature, Signer, URLSafeSerializer
+
+_OPEN_SALT = "inboxlog.open"
+_CLICK_SALT = "inboxlog.click"
+SEND_TOKEN_PATTERN = r"[A-Za-z0-9_-]{20,64}"
+_PIXEL_IN_HTML = re.compile(rf"/t/o/({SEND_TOKEN_PATTERN})\.[A-Za-z0-9_-]+")
+_HREF = re.compile(
+    r"""(<a\b[^>]*?\bhref\s*=\s*)(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
+
+
+def new_send_token() -> str:
+    return secrets.token_urlsafe(18)
+
+
+class TokenSigner:
+    """Signs and verifies the tokens of pixel and click URLs with the server secret."""
+
+    def __init__(self, secret: str) -> None:
+        if not secret:
+            raise ValueError("a secret key is required to sign tracking tokens")
+        self._open = Signer(secret, salt=_OPEN_SALT)
+        self._click = URLSafeSerializer(secret, salt=_CLICK_SALT)
+
+    def open_token(self, send_token: str) -> str:
+        return self._open.sign(send_token).decode()
+
+    def verify_open(self, token: str) -> str | None:
+        """The send token inside a pixel token, or None when it is not genuine."""
+        try:
+            value = self._open.unsign(token).decode()
+        except (BadSignature, UnicodeDecodeError):
+            return None
+        return value if re.fullmatch(SEND_TOKEN_PATTERN, value) else None
+
+    def click_token(self, send_token: str, position: int, url: str) -> str:
+        return self._click.dumps([send_token, position, url])
+
+    def verify_click(self, token: str) -> tuple[str, int, str] | None:
+        """(send token, link position, original URL), or None when not genuine."""
+        try:
+            value: Any = self._click.loads(token)
+        except (BadSignature, ValueError, UnicodeDecodeError):
+            return None
+        if (not isinstance(value, list) or len(value) != 3 or not isinstance(value[0], str)
+                or not isinstance(value[1], int) or not isinstance(value[2], str)
+                or not value[2].lower().startswith(("http://", "https://"))):
+            return None
+        return value[0], value[1], value[2]
+
+
+def send_tokens_in_html(html: str) -> list[str]:
+    """The tracked-send tokens of the pixels in an email's HTML, quoted history included."""
+    return list(dict.fromkeys(_PIXEL_IN_HTML.findall(html)))
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    html: str
+    links: list[str]  # original URLs, by position
+
+
+def rewrite_html(
+    html: str, *, base_url: str, send_token: str, signer: TokenSigner, track_opens: bool,
+    track_clicks: bool,
+) -> Rewritten:
+    """Point every http(s) link at the click redirect and append the open pixel."""
+    links: list[str] = []
+    base = base_url.rstrip("/")
+
+    def replace(match: re.Match[str]) -> str:
+        raw = next(g for g in match.groups()[1:] if g is not None)
+        url = html_lib.unescape(raw).strip()
+        if not url.lower().startswith(("http://", "https://")):
+            return match.group(0)
+        links.append(url)
+        token = signer.click_token(send_token, len(links) - 1, url)
+        return f'{match.group(1)}"{base}/t/c/{token}"'
+
+    result = _HREF.sub(replace, html) if track_clicks else html
+    if track_opens:
+        pixel = (f'<img src="{base}/t/o/{signer.open_token(send_token)}" width="1" height="1" '
+                 'alt="" style="display:block;border:0;width:1px;height:1px">')
+        close = result.lower().rfind("</body>")
+        result = result[:close] + pixel + result[close:] if close >= 0 else result + pixel
+    return Rewritten(result, links)
+
+
+# --- classification -----------------------------------------------------------------
+
+# Link scanners and security gateways that fetch every link of a message.
+_SCANNER_AGENTS = re.compile(
+    r"proofpoint|mimecast|barracuda|safelinks|safe links|microsoft office protection|"
+    r"ms-office|forcepoint|symantec|messagelabs|trend ?micro|sophos|fireeye|cisco|ironport|"
+    r"zscaler|bot\b|spider|crawler|curl/|wget/|python-requests|python-urllib|go-http-client|"
+    r"headlesschrome|phantomjs|okhttp|java/|libwww|apache-httpclient|slackbot|facebookexternalhit",
+    re.IGNORECASE,
+)
+_GMAIL_PROXY = re.compile(r"GoogleImageProxy", re.IGNORECASE)
+_OTHER_PROXIES = re.compile(r"YahooMailProxy|Yahoo Mail Proxy", re.IGNORECASE)
+# Apple Mail Privacy Protection prefetches through Apple's network with a bare agent.
+_APPLE_NETWORKS = (ipaddress.ip_network("17.0.0.0/8"),)
+_BURST = timedelta(seconds=5)
+
+
+@dataclass(frozen=True)
+class Hit:
+    kind: str  # open | click
+    at: datetime
+    ip: str
+    user_agent: str
+    method: str
+    position: int | None = None  # the link, for clicks
+
+
+@dataclass
+class History:
+    """What classification needs to know of a send's earlier hits, kept small: whether
+    it was opened, whether Gmail's proxy already counted, and the clicks of the last
+    few seconds."""
+
+    opened: bool = False
+    gmail_counted: bool = False
+    recent_clicks: list[tuple[datetime, int | None]] = field(default_factory=list)
+
+    def add(self, hit: Hit) -> None:
+        if hit.kind == "open":
+            self.opened = True
+            self.gmail_counted = self.gmail_counted or bool(_GMAIL_PROXY.search(hit.user_agent))
+        else:
+            self.recent_clicks = [c for c in self.recent_clicks if hit.at - c[0] <= _BURST]
+            self.recent_clicks.append((hit.at, hit.position))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    machine: bool
+    counted: bool
+    reason: str
+
+
+def _apple(ip: str) -> bool:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in network for network in _APPLE_NETWORKS)
+
+
+def classify(hit: Hit, *, history: History, sender_ips: set[str]) -> Verdict:
+    """Decide whether a hit is a person or a machine, and whether it counts.
+
+    ``history`` sums up the send's earlier hits; ``sender_ips`` are the addresses the
+    sender used (their own opens do not count). Pure; see tests for each rule.
+    """
+    agent = hit.user_agent.strip()
+    if hit.method.upper() == "HEAD":
+        return Verdict(True, True, "HEAD request")
+    if hit.ip in sender_ips:
+        return Verdict(False, False, "the sender's own open")
+    if _GMAIL_PROXY.search(agent):
+        # Gmail fetches images through its proxy when a person opens the email, and
+        # caches them: the first fetch is a real open, later ones say nothing.
+        if history.gmail_counted:
+            return Verdict(False, False, "Gmail image proxy, already counted")
+        return Verdict(False, True, "Gmail image proxy")
+    if agent in ("", "Mozilla/5.0") or _apple(hit.ip):
+        return Verdict(True, True, "Apple Mail Privacy Protection prefetch"
+                       if agent == "Mozilla/5.0" or _apple(hit.ip) else "no user agent")
+    if _OTHER_PROXIES.search(agent):
+        return Verdict(True, True, "image proxy prefetch")
+    if _SCANNER_AGENTS.search(agent):
+        return Verdict(True, True, "link scanner or bot")
+    if hit.kind == "click":
+        clicks = [c for c in history.recent_clicks if abs(hit.at - c[0]) <= _BURST]
+        if any(position != hit.position for _, position in clicks):
+            return Verdict(True, True, "every link clicked within seconds")
+        if not history.opened and not clicks:
+            return Verdict(True, True, "click before any open")
+    return Verdict(False, True, "person")
+
+
+@dataclass(frozen=True)
+class Counts:
+    opens: int
+    clicks: int
+    machine_opens: int
+    machine_clicks: int
+
+
+def count(hits: list[tuple[str, bool, bool]], *, replied: bool) -> Counts:
+    """Totals from (kind, machine, counted) rows. A human click or a reply implies an
+    open, even when the pixel never loaded (images blocked)."""
+    opens = sum(1 for k, m, c in hits if k == "open" and c and not m)
+    clicks = sum(1 for k, m, c in hits if k == "click" and c and not m)
+    if opens == 0 and (clicks or replied):
+        opens = 1
+    return Counts(
+        opens=opens, clicks=clicks,
+        machine_opens=sum(1 for k, m, c in hits if k == "open" and m and c),
+        machine_clicks=sum(1 for k, m, c in hits if k == "click" and m and c),
+    )

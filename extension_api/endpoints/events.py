@@ -1,0 +1,72 @@
+"""The notification feed: open, click, reply and logged events, polled or streamed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sse_starlette.sse import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from core.errors import StorageUnavailable
+from core.models import Event
+from extension_api.auth import Principal, authenticated, runtime_of
+from extension_api.endpoints._params import query_int
+from extension_api.schemas import iso
+
+STREAM_POLL_SECONDS = 0.5
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    return {"id": event.id, "type": event.type, "email_id": event.email_id, "at": iso(event.at),
+            "machine": event.machine, "detail": event.detail}
+
+
+async def _events_after(request: Request, principal: Principal, after: int,
+                        limit: int) -> Sequence[Event]:
+    """The caller's feed: a user sees their own events, an admin the whole portal's."""
+    query = select(Event).where(Event.portal_id == principal.portal_id, Event.id > after)
+    if principal.user_id is not None:
+        query = query.where(Event.user_id == principal.user_id)
+    async with runtime_of(request).db.read() as session:
+        return (await session.scalars(query.order_by(Event.id).limit(limit))).all()
+
+
+@authenticated
+async def list_events(request: Request, principal: Principal) -> Response:
+    after = query_int(request, "after", 0, low=0, high=2**63 - 1)
+    limit = query_int(request, "limit", 100, low=1, high=500)
+    items = await _events_after(request, principal, after, limit)
+    return JSONResponse({"items": [event_json(e) for e in items],
+                         "cursor": items[-1].id if items else after})
+
+
+@authenticated
+async def stream(request: Request, principal: Principal) -> Response:
+    """Server-Sent Events from ``?after=`` (or Last-Event-ID), then live."""
+    last = request.headers.get("last-event-id", "")
+    after = int(last) if last.isdigit() else query_int(request, "after", 0, low=0,
+                                                         high=2**63 - 1)
+    bus = request.app.state.events
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        nonlocal after
+        while True:
+            try:
+                items = await _events_after(request, principal, after, 200)
+            except StorageUnavailable:
+                items = []
+            for event in items:
+                after = event.id
+                yield {"id": str(event.id), "event": event.type,
+                       "data": json.dumps(event_json(event))}
+            if not items:
+                await bus.wait(STREAM_POLL_SECONDS)
+            else:
+                await asyncio.sleep(0)
+
+    return EventSourceResponse(events(), ping=15, send_timeout=30)

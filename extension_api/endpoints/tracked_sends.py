@@ -1,0 +1,81 @@
+"""Tracked sends: the extension asks for trackable HTML, then says it was sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from core import extension_log, tracked_sends
+from core.models import Portal, TrackedSend, User
+from extension_api.auth import Principal, authenticated, runtime_of
+from extension_api.endpoints._params import json_object, path_id
+from extension_api.errors import ApiError
+from extension_api.schemas import email_json, iso, tracking_json
+
+
+def _user_only(principal: Principal) -> int:
+    if principal.user_id is None:
+        raise ApiError(403, "forbidden", "tracked sends belong to a user: use a user token")
+    return principal.user_id
+
+
+def send_json(send: TrackedSend, counts: dict[str, int] | None = None) -> dict[str, Any]:
+    return {
+        "id": send.id, "token": send.token, "subject": send.subject, "to": send.to,
+        "cc": send.cc, "bcc": send.bcc, "track_opens": send.track_opens,
+        "track_clicks": send.track_clicks, "log": send.log, "created_at": iso(send.created_at),
+        "sent_at": iso(send.sent_at), "email_id": send.email_id,
+        "tracking": counts or tracking_json(None),
+    }
+
+
+@authenticated
+async def create(request: Request, principal: Principal) -> Response:
+    user_id = _user_only(principal)
+    body = await json_object(request)
+    runtime = runtime_of(request)
+    async with runtime.db.transaction() as session:
+        created = await tracked_sends.create(
+            session, portal_id=principal.portal_id, user_id=user_id, body=body,
+            signer=request.app.state.signer, base_url=runtime.settings.base_url,
+            creator_ip=request.client.host if request.client else "",
+        )
+        result = {"id": created.send.id, "token": created.send.token,
+                  "html": created.send.html, "pixel_url": created.pixel_url}
+    return JSONResponse(result, status_code=201)
+
+
+@authenticated
+async def get(request: Request, principal: Principal) -> Response:
+    async with runtime_of(request).db.read() as session:
+        send = await tracked_sends.owned(session, principal.portal_id, path_id(request))
+        counts = await tracked_sends.counts_for_send(session, send)
+        return JSONResponse(send_json(send, tracking_json(counts)))
+
+
+@authenticated
+async def sent(request: Request, principal: Principal) -> Response:
+    """The extension sent it: log it (unless its copy is logged already) and link it."""
+    user_id = _user_only(principal)
+    body = await json_object(request) if await request.body() else {}
+    if set(body) - {"message_id"} or not isinstance(body.get("message_id", ""), str):
+        raise ApiError(422, "invalid_input", 'the body is {"message_id": "<id>"} or empty')
+    runtime = runtime_of(request)
+    async with runtime.db.transaction() as session:
+        send = await tracked_sends.owned(session, principal.portal_id, path_id(request))
+        if send.user_id != user_id:
+            raise ApiError(403, "forbidden", "this tracked send belongs to another user")
+        portal, user = await session.get(Portal, send.portal_id), await session.get(User, user_id)
+        assert portal is not None and user is not None
+        if not send.log:
+            await extension_log.mark_sent(send)
+            return JSONResponse({**send_json(send), "logged": False})
+        logged = await extension_log.log_tracked_send(
+            session, portal=portal, user=user, send=send, message_id=body.get("message_id"),
+            blobs=runtime.blobs, bcc_domain=runtime.settings.bcc_domain,
+        )
+        counts = await tracked_sends.counts_for(session, [logged.email])
+        result = email_json(logged.email, counts.get(logged.email.id))
+    return JSONResponse(result, status_code=201 if logged.created else 200)

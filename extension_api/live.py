@@ -1,0 +1,106 @@
+"""Live parts of the HTTP adapter: the batching hit recorder and the event wake-up bus.
+
+The pixel and click endpoints must answer fast and never lose a hit: they hand hits
+to ``HitRecorder``, which writes them in batches (one transaction per batch, classified
+in core) and flushes what is left when the server stops cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from core import tracked_sends
+from core.db import Database
+from core.errors import StorageUnavailable
+from core.tracking import Hit
+
+log = logging.getLogger(__name__)
+
+
+class EventBus:
+    """Wakes event streams when new events were committed in this process."""
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Event()
+
+    def notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        """Return when notified, or after ``timeout`` (streams poll too: other processes
+        may add events)."""
+        changed = self._changed
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), timeout)
+
+
+class HitRecorder:
+    def __init__(self, db: Database, *, interval: float = 0.2, batch: int = 2000,
+                 on_recorded: Callable[[], None] | None = None) -> None:
+        self._db = db
+        self._interval = interval
+        self._batch = batch
+        self._pending: list[tuple[str, Hit]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._on_recorded = on_recorded
+        self._stopping = False
+        self.recorded = 0
+
+    def add(self, send_token: str, hit: Hit) -> None:
+        self._pending.append((send_token, hit))
+        if len(self._pending) >= self._batch:
+            self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="hit-recorder")
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> bool:
+        """Write what is pending; on a database failure keep it for the next try."""
+        while self._pending:
+            batch, self._pending = self._pending[: self._batch], self._pending[self._batch:]
+            try:
+                async with self._db.transaction() as session:
+                    await tracked_sends.record_hits(session, batch)
+            except StorageUnavailable:
+                self._pending[:0] = batch
+                log.warning("could not record %d tracking hits yet", len(batch))
+                return False
+            except BaseException:
+                self._pending[:0] = batch  # cancelled mid-write: nothing was committed
+                raise
+            except Exception:
+                # A bug must not make the recorder spin on a poisoned batch forever.
+                log.exception("dropping %d tracking hits that failed to record", len(batch))
+                continue
+            self.recorded += len(batch)
+            if self._on_recorded is not None:
+                self._on_recorded()
+        return True
+
+    async def stop(self, attempts: int = 20) -> None:
+        """Stop the loop and flush everything left, retrying a while if the database is
+        down: a clean shutdown loses no hit that got its response."""
+        # Never cancel a flush in the middle: let the loop finish its batch and exit.
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        for _ in range(attempts):
+            if await self.flush():
+                return
+            await asyncio.sleep(0.5)
+        log.error("shutting down with %d tracking hits unrecorded", len(self._pending))

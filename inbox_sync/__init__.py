@@ -1,0 +1,1 @@
+"""The connected-inbox adapter: IMAP sync, SMTP send, and the background service."""

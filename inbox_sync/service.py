@@ -1,0 +1,328 @@
+"""The connector service: connects inboxes, keeps each one synced in the background
+(IDLE where the server has it, polling otherwise), sends through them.
+
+At most one IMAP connection per inbox (providers cap concurrent connections): every
+use goes through the inbox's lock, and a background IDLE gives the connection up
+within a second when something else needs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import accounts, inboxes, pipeline
+from core.credentials import CredentialBox
+from core.errors import InvalidInput
+from core.inboxes import (
+    ConnectRequest,
+    Endpoint,
+    InboxError,
+    SendRequest,
+    SendResult,
+    SyncReport,
+)
+from core.models import Inbox, Portal, TrackedSend, User, utcnow
+from core.runtime import Runtime
+from core.types import Envelope, Source
+from inbox_sync import detect, send, sync
+from inbox_sync.folders import sync_targets
+from inbox_sync.imap import ImapSession
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    background: bool = True  # run a sync worker per inbox
+    poll_interval: float = 60  # seconds between polls when the server has no IDLE
+    idle_seconds: float = 25 * 60  # re-issue IDLE before the 29-minute server limit
+    disconnect_after: timedelta = timedelta(hours=24)  # unreachable this long: give up
+    backoff_first: float = 5
+    backoff_max: float = 600
+    timeout: float = 30  # socket time-out of one IMAP or SMTP operation
+    batch_uids: int = sync.BATCH_UIDS
+    ssl_context: ssl.SSLContext | None = None  # trust store for IMAP/SMTP TLS
+
+
+@dataclass
+class _Slot:
+    """One inbox's connection, the lock that serializes its use, its worker task."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    session: ImapSession | None = None
+    waiting: int = 0
+    task: asyncio.Task[None] | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class InboxService:
+    """Implements ``core.inboxes.InboxConnector``."""
+
+    def __init__(self, runtime: Runtime, options: ServiceOptions | None = None) -> None:
+        self.runtime = runtime
+        self.options = options or ServiceOptions()
+        self.box = CredentialBox(runtime.settings.secret_key)
+        self._slots: dict[int, _Slot] = {}
+        self._closing = False
+
+    # -- lifetime -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start a worker for every inbox not disconnected. Returns at once."""
+        if not self.options.background:
+            return
+        async with self.runtime.db.read() as session:
+            ids = list(await session.scalars(
+                select(Inbox.id).where(Inbox.status != "disconnected")))
+        for inbox_id in ids:
+            self._start_worker(inbox_id)
+
+    async def stop(self) -> None:
+        """Stop every worker and close every connection (within about a second)."""
+        self._closing = True
+        tasks = [s.task for s in self._slots.values() if s.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for slot in self._slots.values():
+            if slot.session is not None:
+                # A worker thread may still be in IDLE on it: cut the socket, do not talk.
+                slot.session.abort()
+                slot.session = None
+
+    def _slot(self, inbox_id: int) -> _Slot:
+        return self._slots.setdefault(inbox_id, _Slot())
+
+    def _start_worker(self, inbox_id: int) -> None:
+        slot = self._slot(inbox_id)
+        if self._closing or (slot.task is not None and not slot.task.done()):
+            return
+        slot.task = asyncio.create_task(self._worker(inbox_id), name=f"inbox-{inbox_id}")
+
+    # -- the one connection ---------------------------------------------------------
+
+    async def _credentials(self, inbox_id: int) -> tuple[Endpoint, str, str]:
+        async with self.runtime.db.read() as session:
+            inbox = await session.get(Inbox, inbox_id)
+            if inbox is None:
+                raise InvalidInput(f"no inbox {inbox_id}")
+            return (Endpoint(inbox.imap_host, inbox.imap_port, inbox.imap_security),
+                    inbox.username, self.box.decrypt(inbox.secret))
+
+    @contextlib.asynccontextmanager
+    async def _imap(self, inbox_id: int) -> AsyncIterator[ImapSession]:
+        """The inbox's connection, opened when needed, used by one caller at a time."""
+        slot = self._slot(inbox_id)
+        slot.waiting += 1
+        try:
+            await slot.lock.acquire()
+        finally:
+            slot.waiting -= 1
+        try:
+            if slot.session is None:
+                endpoint, username, password = await self._credentials(inbox_id)
+                slot.session = await asyncio.to_thread(
+                    ImapSession.open, endpoint, username, password,
+                    timeout=self.options.timeout, ssl_context=self.options.ssl_context)
+            try:
+                yield slot.session
+            except InboxError as exc:
+                if exc.code in ("unreachable", "timeout", "throttled"):
+                    await self._drop(slot)
+                raise
+            if slot.task is None or slot.task.done():
+                await self._drop(slot)  # no worker keeps it: do not hold a connection
+        finally:
+            slot.lock.release()
+
+    @staticmethod
+    async def _drop(slot: _Slot) -> None:
+        if slot.session is not None:
+            session, slot.session = slot.session, None
+            await asyncio.to_thread(session.close)
+
+    # -- the background worker ------------------------------------------------------
+
+    async def _worker(self, inbox_id: int) -> None:
+        backoff = self.options.backoff_first
+        slot = self._slot(inbox_id)
+        while True:
+            try:
+                async with self._imap(inbox_id) as imap:
+                    await sync.sync_inbox(self.runtime, inbox_id, imap,
+                                          sync.SyncOptions(self.options.batch_uids))
+                backoff = self.options.backoff_first
+                await self._wait_for_news(inbox_id, slot)
+            except asyncio.CancelledError:
+                raise
+            except InboxError as exc:
+                if not await self._after_failure(inbox_id, exc):
+                    return
+                await self._sleep(slot, backoff)
+                backoff = min(backoff * 2, self.options.backoff_max)
+            except Exception:
+                log.exception("inbox %d: sync failed; retrying in %.0f s", inbox_id, backoff)
+                await self._sleep(slot, backoff)
+                backoff = min(backoff * 2, self.options.backoff_max)
+
+    async def _sleep(self, slot: _Slot, seconds: float) -> None:
+        slot.wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(slot.wake.wait(), seconds)
+
+    async def _wait_for_news(self, inbox_id: int, slot: _Slot) -> None:
+        async with self._imap(inbox_id) as imap:
+            if imap.has_idle:
+                targets = sync_targets(await imap.run(imap.folders))
+                if "inbox" in targets:
+                    await imap.run(imap.examine, targets["inbox"].name)
+                    await imap.run(imap.wait_for_news, self.options.idle_seconds,
+                                            lambda: slot.waiting > 0 or self._closing)
+                    return
+        await self._sleep(slot, self.options.poll_interval)
+
+    async def _after_failure(self, inbox_id: int, exc: InboxError) -> bool:
+        """Record a failure; False when the worker must stop (inbox disconnected)."""
+        async with self.runtime.db.transaction() as session:
+            if exc.credentials_rejected:
+                await inboxes.set_status(session, inbox_id, "disconnected", exc.message)
+                log.warning("inbox %d disconnected: %s", inbox_id, exc.message)
+                return False
+            if exc.code in ("throttled", "mailbox_full"):
+                await inboxes.set_status(session, inbox_id, exc.code, exc.message)
+                return True
+            inbox = await inboxes.note_unreachable(session, inbox_id)
+            if inbox is None:
+                return False
+            since = inbox.unreachable_since or utcnow()
+            if utcnow() - since >= self.options.disconnect_after:
+                await inboxes.set_status(session, inbox_id, "disconnected",
+                                         f"unreachable since {since.isoformat()}: {exc.message}")
+                return False
+            log.info("inbox %d unreachable (%s); retrying", inbox_id, exc.message)
+            return True
+
+    # -- InboxConnector -------------------------------------------------------------
+
+    async def connect(self, portal_id: int, user_id: int, request: ConnectRequest) -> int:
+        address = accounts.normalize_address(request.address)
+        imap, smtp = request.imap, request.smtp
+        if imap is None or smtp is None:
+            found = await detect.detect(address)
+            if found is None:
+                raise InvalidInput(f"cannot detect the mail servers of {address}: "
+                                   "give imap and smtp settings")
+            imap, smtp = imap or found.imap, smtp or found.smtp
+        username = request.username or address
+        session = await asyncio.to_thread(
+            ImapSession.open, imap, username, request.password,
+            timeout=self.options.timeout, ssl_context=self.options.ssl_context)
+        await asyncio.to_thread(session.close)
+        await send.check_login(smtp, username, request.password,
+                               timeout=self.options.timeout, context=self.options.ssl_context)
+        async with self.runtime.db.transaction() as db:
+            user = await db.get(User, user_id)
+            if user is None or user.portal_id != portal_id:
+                raise InvalidInput("connect an inbox with the user's own token")
+            inbox = await inboxes.save_inbox(
+                db, portal_id, user_id, address, username, imap, smtp,
+                self.box.encrypt(request.password), request.first_sync_days)
+            inbox_id = inbox.id
+        slot = self._slot(inbox_id)
+        await self._restart(inbox_id, slot)
+        return inbox_id
+
+    async def _restart(self, inbox_id: int, slot: _Slot) -> None:
+        """New credentials: drop the old connection; (re)start the worker."""
+        async with slot.lock:
+            await self._drop(slot)
+        if self.options.background:
+            if slot.task is not None and not slot.task.done():
+                slot.wake.set()
+            else:
+                self._start_worker(inbox_id)
+
+    async def sync_now(self, portal_id: int, inbox_id: int) -> SyncReport:
+        async with self.runtime.db.read() as session:
+            inbox = await inboxes.get_inbox(session, portal_id, inbox_id)
+            was_disconnected = inbox.status == "disconnected"
+        try:
+            async with self._imap(inbox_id) as imap:
+                report = await sync.sync_inbox(self.runtime, inbox_id, imap,
+                                               sync.SyncOptions(self.options.batch_uids))
+        except InboxError as exc:
+            await self._after_failure(inbox_id, exc)
+            raise
+        if was_disconnected and self.options.background:
+            self._start_worker(inbox_id)
+        return report
+
+    async def send(self, portal_id: int, user_id: int, request: SendRequest) -> SendResult:
+        runtime = self.runtime
+        async with runtime.db.read() as session:
+            inbox = await inboxes.user_inbox(session, portal_id, user_id, request.inbox_id)
+            user = await session.get(User, user_id)
+            assert user is not None
+            if inbox.status == "disconnected":
+                raise InboxError("disconnected", f"the inbox is disconnected "
+                                 f"({inbox.status_reason}); reconnect it first")
+            smtp = Endpoint(inbox.smtp_host, inbox.smtp_port, inbox.smtp_security)
+            password = self.box.decrypt(inbox.secret)
+            inbox_id, username, address = inbox.id, inbox.username, inbox.address
+        outgoing = send.compose(request, address, user.name,
+                                base_url=runtime.settings.base_url)
+        raw = outgoing.message.as_bytes()
+        prepared = await pipeline.prepare(raw)  # a message core cannot log is not sent
+        envelope = Envelope(on_behalf_of=user.email, source_hint=Source.CRM_SEND)
+        try:
+            await send.deliver(smtp, username, password, outgoing,
+                               timeout=self.options.timeout, context=self.options.ssl_context)
+        except InboxError as exc:
+            if exc.credentials_rejected:
+                async with runtime.db.transaction() as session:
+                    await inboxes.set_status(session, inbox_id, "disconnected", exc.message)
+            raise
+        sent_folder, copy_error = await self._copy_to_sent(inbox_id, raw)
+
+        async def log_it(session: AsyncSession) -> pipeline.IngestResult:
+            portal = await session.get(Portal, portal_id)
+            assert portal is not None
+            result = await pipeline.ingest(session, portal=portal, prepared=prepared,
+                                           envelope=envelope, blobs=runtime.blobs,
+                                           bcc_domain=runtime.settings.bcc_domain)
+            if outgoing.tracking_token is not None and result.email_id is not None:
+                session.add(TrackedSend(
+                    portal_id=portal_id, user_id=user_id, token=outgoing.tracking_token,
+                    to=list(request.to), cc=list(request.cc), bcc=list(request.bcc),
+                    subject=request.subject, html=request.html,
+                    track_opens=request.track_opens, track_clicks=request.track_clicks,
+                    log=True, sent_at=utcnow(), email_id=result.email_id))
+            return result
+
+        result = await runtime.db.run(log_it)
+        if result.email_id is None:
+            raise InboxError("not_logged", f"sent, but not logged: {result.reason}")
+        return SendResult(result.email_id, outgoing.message_id, result.thread_id,
+                          sent_folder, copy_error)
+
+    async def _copy_to_sent(self, inbox_id: int, raw: bytes) -> tuple[str | None, str | None]:
+        """Append the sent message to the Sent folder; (folder, None) or (None, error)."""
+        try:
+            async with self._imap(inbox_id) as imap:
+                target = sync_targets(await imap.run(imap.folders)).get("sent")
+                if target is None:
+                    return None, "the mailbox has no Sent folder"
+                await imap.run(imap.append, target.name, raw, utcnow())
+                return target.name, None
+        except InboxError as exc:
+            log.warning("inbox %d: copy to Sent failed: %s", inbox_id, exc.message)
+            return None, exc.message

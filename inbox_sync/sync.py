@@ -1,0 +1,263 @@
+"""Incremental, resumable sync of one mailbox's INBOX and Sent folders.
+
+Per folder: UIDs past the checkpoint (``last_uid`` under ``uidvalidity``) are read in
+batched UID ranges. For each batch the header blocks are fetched and shown to
+``pipeline.admit``; bodies are fetched only for the messages that will be logged, and
+each is logged in its own transaction (Message-ID makes that idempotent). The
+checkpoint moves after every batch, so a crash redoes at most one batch and logs
+nothing twice. Memory is bounded by the batch size, not the folder size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import parseaddr
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import accounts, inboxes, pipeline
+from core.errors import CoreError, MessageTooLarge, SenderNotAllowed
+from core.inboxes import FolderReport, InboxError, SyncReport
+from core.models import Email, Inbox, InboxFolder, Portal, ThreadRef, User, utcnow
+from core.parsing import parse_message
+from core.runtime import Runtime
+from core.types import Envelope, Source
+from inbox_sync.folders import sync_targets
+from inbox_sync.imap import Header, ImapSession
+
+log = logging.getLogger(__name__)
+
+BATCH_UIDS = 500
+# Bodies fetched per round trip: at most this many, and about this many bytes.
+BODY_BATCH = 25
+BODY_BATCH_BYTES = 20 * 1024 * 1024
+
+@dataclass(frozen=True)
+class SyncOptions:
+    batch_uids: int = BATCH_UIDS
+    # Test hook: called after each committed batch (a crash there must lose nothing).
+    after_batch: Callable[[str, int], None] | None = None
+
+
+async def sync_inbox(runtime: Runtime, inbox_id: int, imap: ImapSession,
+                     options: SyncOptions | None = None) -> SyncReport:
+    """Sync INBOX and Sent once. A folder that fails is reported and skipped; a lost
+    connection (InboxError ``unreachable``, ``throttled``) stops the whole run."""
+    options = options or SyncOptions()
+    async with runtime.db.read() as session:
+        inbox = await session.get(Inbox, inbox_id)
+        if inbox is None:
+            raise CoreError(f"inbox {inbox_id} is gone")
+        user = await session.get(User, inbox.user_id)
+        assert user is not None
+        user_address, window = user.email, inbox.first_sync_days
+    targets = sync_targets(await imap.run(imap.folders))
+    report = SyncReport(inbox_id, "connected")
+    for role in ("inbox", "sent"):
+        target = targets.get(role)
+        if target is None:
+            report.folders.append(FolderReport(role, "", error=f"no {role} folder found"))
+            continue
+        folder_report = FolderReport(role, target.name)
+        report.folders.append(folder_report)
+        async with runtime.db.transaction() as session:
+            checkpoint = await inboxes.folder_checkpoint(session, inbox_id, role, target.name)
+            checkpoint_id = checkpoint.id
+        try:
+            await _sync_folder(runtime, inbox_id, checkpoint_id, imap, user_address, window,
+                               folder_report, options)
+            error = ""
+        except InboxError as exc:
+            if exc.code in ("unreachable", "throttled", "timeout"):
+                raise
+            error = exc.message
+        except CoreError as exc:
+            error = exc.message
+        if error:
+            log.warning("inbox %d: folder %s failed: %s", inbox_id, target.name, error)
+            folder_report.error = error
+        async with runtime.db.transaction() as session:
+            row = await session.get(InboxFolder, checkpoint_id)
+            if row is not None:
+                row.error = error
+    async with runtime.db.transaction() as session:
+        row_inbox = await session.get(Inbox, inbox_id)
+        if row_inbox is not None:
+            row_inbox.last_sync_at = utcnow()
+            if row_inbox.status != "connected":
+                await inboxes.set_status(session, inbox_id, "connected")
+            report.status = row_inbox.status
+    return report
+
+
+async def _sync_folder(runtime: Runtime, inbox_id: int, checkpoint_id: int, imap: ImapSession,
+                       user_address: str, window_days: int, report: FolderReport,
+                       options: SyncOptions) -> None:
+    async with runtime.db.read() as session:
+        checkpoint = await session.get(InboxFolder, checkpoint_id)
+        assert checkpoint is not None
+    state = await imap.run(imap.examine, checkpoint.name)
+    last_uid = checkpoint.last_uid
+    first_scan = checkpoint.synced_at is None or checkpoint.uidvalidity != state.uidvalidity
+    if checkpoint.uidvalidity != state.uidvalidity:
+        last_uid = 0  # the server renumbered the folder: start over (logging is idempotent)
+    elif (state.highest_modseq is not None and state.highest_modseq == checkpoint.highest_modseq
+          and checkpoint.synced_at is not None):
+        report.last_uid = last_uid  # CONDSTORE: nothing changed since last time
+        return
+    high = state.uidnext - 1 if state.uidnext else await imap.run(imap.max_uid)
+    since: date | None = (utcnow() - timedelta(days=window_days)).date() if first_scan else None
+    for low in range(last_uid + 1, high + 1, options.batch_uids):
+        top = min(low + options.batch_uids - 1, high)
+        uids = await imap.run(imap.search_range, low, top, since)
+        if uids:
+            await _sync_batch(runtime, inbox_id, imap, user_address, uids, report)
+        async with runtime.db.transaction() as session:
+            row = await session.get(InboxFolder, checkpoint_id)
+            assert row is not None
+            row.uidvalidity, row.last_uid = state.uidvalidity, top
+        report.last_uid = top
+        if options.after_batch is not None:
+            options.after_batch(report.role, top)
+    async with runtime.db.transaction() as session:
+        row = await session.get(InboxFolder, checkpoint_id)
+        assert row is not None
+        row.uidvalidity, row.last_uid = state.uidvalidity, max(high, last_uid)
+        row.highest_modseq, row.synced_at = state.highest_modseq, utcnow()
+    report.last_uid = max(high, last_uid)
+
+
+async def _sync_batch(runtime: Runtime, inbox_id: int, imap: ImapSession, user_address: str,
+                      uids: list[int], report: FolderReport) -> None:
+    headers = await imap.run(imap.fetch_headers, uids)
+    report.headers_fetched += len(headers)
+    envelope = Envelope(on_behalf_of=user_address, source_hint=Source.SYNC)
+    wanted = await _select(runtime, inbox_id, headers, envelope)
+    # Bodies in small rounds: memory stays bounded even when big messages qualify.
+    chunk: list[int] = []
+    chunk_bytes = 0
+    sizes = {h.uid: h.size for h in headers}
+    for uid in wanted:
+        chunk.append(uid)
+        chunk_bytes += sizes[uid]
+        if len(chunk) >= BODY_BATCH or chunk_bytes >= BODY_BATCH_BYTES:
+            await _log_bodies(runtime, inbox_id, imap, chunk, envelope, report)
+            chunk, chunk_bytes = [], 0
+    if chunk:
+        await _log_bodies(runtime, inbox_id, imap, chunk, envelope, report)
+
+
+_MSG_ID = re.compile(r"<([^<>\s]+)>")
+
+
+@dataclass(frozen=True)
+class _Glance:
+    """What the cheap pre-filter reads from a header block (no full parse)."""
+
+    sender: str  # lower-case From address
+    ids: frozenset[str]  # own Message-ID, In-Reply-To and References ids
+    thread_index_only: bool  # Outlook Thread-Index with no reference headers
+
+
+def _glance(header: bytes) -> _Glance:
+    msg = _HEADERS.parsebytes(header)
+
+    def text(name: str) -> str:
+        return " ".join(str(v) for v in msg.get_all(name, []))
+
+    references = text("In-Reply-To") + " " + text("References")
+    return _Glance(parseaddr(text("From"))[1].strip().lower(),
+                   frozenset(_MSG_ID.findall(references + " " + text("Message-ID"))),
+                   bool(msg.get("Thread-Index")) and not references.strip())
+
+
+_HEADERS = BytesHeaderParser(policy=compat32)
+
+
+async def _maybe(session: AsyncSession, portal: Portal, headers: list[Header]) -> list[Header]:
+    """The messages worth a full parse and an ``admit``, found with two queries per batch.
+
+    In "replies" mode, mail not from a user is logged only when it is logged already or
+    ties to a logged thread; anything else would be refused, so it is not parsed and
+    asked about one by one (the full parse is most of the cost of a big first sync).
+    """
+    if portal.inbox_log_mode != "replies":
+        return headers
+    glances = await asyncio.to_thread(lambda: [_glance(h.header) for h in headers])
+    users = await accounts.users_by_address(session, portal.id)
+    listed = sorted({i for g in glances for i in g.ids})
+    known: set[str] = set()
+    for start in range(0, len(listed), 500):
+        chunk = listed[start:start + 500]
+        known.update(await session.scalars(select(ThreadRef.message_id).where(
+            ThreadRef.portal_id == portal.id, ThreadRef.message_id.in_(chunk))))
+        known.update(await session.scalars(select(Email.message_id).where(
+            Email.portal_id == portal.id, Email.message_id.in_(chunk))))
+    return [h for h, g in zip(headers, glances, strict=True)
+            if g.sender in users or g.thread_index_only or g.ids & known]
+
+
+async def _select(runtime: Runtime, inbox_id: int, headers: list[Header],
+                  envelope: Envelope) -> list[int]:
+    """UIDs whose message will be logged, decided from the headers alone."""
+    wanted: list[int] = []
+    headers = [h for h in headers if h.header and h.size <= pipeline.MAX_MESSAGE_BYTES]
+    async with runtime.db.read() as session:
+        portal = await _portal(session, inbox_id)
+        candidates = await _maybe(session, portal, headers)
+        parsed = await asyncio.to_thread(
+            lambda: [(h, parse_message(h.header)) for h in candidates])
+        for header, message in parsed:
+            try:
+                admission = await pipeline.admit(session, portal, message, envelope,
+                                                 runtime.settings.bcc_domain)
+            except SenderNotAllowed:
+                continue
+            if await inboxes.keep_synced(session, portal, admission):
+                wanted.append(header.uid)
+    return wanted
+
+
+async def _portal(session: AsyncSession, inbox_id: int) -> Portal:
+    inbox = await session.get(Inbox, inbox_id)
+    assert inbox is not None
+    portal = await session.get(Portal, inbox.portal_id)
+    assert portal is not None
+    return portal
+
+
+async def _log_bodies(runtime: Runtime, inbox_id: int, imap: ImapSession, uids: list[int],
+                      envelope: Envelope, report: FolderReport) -> None:
+    bodies = await imap.run(imap.fetch_bodies, uids)
+    report.bodies_fetched += len(bodies)
+    for uid in uids:
+        raw = bodies.pop(uid, b"")
+        if not raw:
+            continue
+        try:
+            prepared = await pipeline.prepare(raw)
+        except MessageTooLarge:
+            continue
+
+        async def log_it(session: AsyncSession, prepared: pipeline.Prepared = prepared
+                         ) -> pipeline.IngestResult:
+            return await pipeline.ingest(
+                session, portal=await _portal(session, inbox_id), prepared=prepared,
+                envelope=envelope, blobs=runtime.blobs, bcc_domain=runtime.settings.bcc_domain)
+
+        try:
+            result = await runtime.db.run(log_it)
+        except SenderNotAllowed:
+            continue
+        if result.outcome == "logged":
+            report.logged += 1
+        elif result.outcome == "duplicate":
+            report.already_logged += 1

@@ -1,0 +1,129 @@
+"""A real SMTP submission server (aiosmtpd, AUTH PLAIN/LOGIN) that records what it gets.
+
+Run as ``python -m tests.support.smtp_recorder PORT DIR``; users and passwords are in
+DIR/users.json. Each accepted message is written to DIR as ``<n>.eml`` with its
+envelope in ``<n>.json``; recipients at refused.example get ``550``. A password of
+``!app`` answers Gmail's ``534 5.7.9 Application-specific password
+required`` for that user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+
+class Recorder:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.count = 0
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        if address.lower().endswith("@refused.example"):
+            return "550 5.1.1 no such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.count += 1
+        base = self.folder / str(self.count)
+        base.with_suffix(".eml").write_bytes(envelope.original_content or envelope.content)
+        base.with_suffix(".json").write_text(json.dumps(
+            {"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
+             "user": getattr(session, "login_data", None) and
+             session.login_data.decode(errors="replace")}))
+        return "250 2.0.0 queued"
+
+
+class Authenticator:
+    """Checks against ``users``, re-read from DIR/users.json on every login."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "users.json"
+
+    @property
+    def users(self) -> dict[str, str]:
+        return dict(json.loads(self.path.read_text()))
+
+    def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str,
+                 auth_data: Any) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        user, password = auth_data.login.decode(), auth_data.password.decode()
+        expected = self.users.get(user)
+        if expected == "!app":
+            return AuthResult(success=False, handled=True, message=(
+                "534 5.7.9 Application-specific password required"))
+        if expected is None or expected != password:
+            return AuthResult(success=False, handled=False)
+        session.login_data = auth_data.login
+        return AuthResult(success=True)
+
+
+async def main(port: int, folder: Path) -> None:
+    controller = Controller(Recorder(folder), hostname="127.0.0.1", port=port,
+                            authenticator=Authenticator(folder), auth_require_tls=False,
+                            auth_required=True)
+    controller.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print("ready", flush=True)
+    await stop.wait()
+    controller.stop()
+
+
+class SmtpRecorder:
+    """The recorder in a subprocess; ``messages()`` reads what it received."""
+
+    def __init__(self, folder: Path, port: int) -> None:
+        self.folder, self.port = folder, port
+        self.users: dict[str, str] = {}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def add_user(self, user: str, password: str) -> None:
+        """``password`` "!app": this user is told an app password is required."""
+        self.users[user] = password
+        (self.folder / "users.json").write_text(json.dumps(self.users))
+
+    def start(self) -> SmtpRecorder:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "users.json").write_text(json.dumps(self.users))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.smtp_recorder", str(self.port),
+             str(self.folder)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != b"ready":
+            raise RuntimeError("the SMTP recorder did not start")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def messages(self) -> list[tuple[dict[str, Any], bytes]]:
+        found = sorted((p for p in self.folder.glob("*.json") if p.stem.isdigit()),
+                       key=lambda p: int(p.stem))
+        return [(json.loads(p.read_text()), p.with_suffix(".eml").read_bytes()) for p in found]
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]), Path(sys.argv[2])))
