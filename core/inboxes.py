@@ -8,14 +8,13 @@ root hands it to the HTTP app, so no adapter imports another.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import CoreError, InvalidInput, NotFound
-from core.models import Contact, Event, Inbox, InboxFolder, Portal, utcnow
-from core.types import Direction
+from core.models import Event, Inbox, InboxFolder, utcnow
 
 SECURITY = ("ssl", "starttls", "none")
 INBOX_LOG_MODES = ("replies", "known_contacts")
@@ -204,28 +203,6 @@ async def note_unreachable(session: AsyncSession, inbox_id: int) -> Inbox | None
         inbox.unreachable_since = utcnow()
         await session.flush()
     return inbox
-
-
-async def keep_synced(session: AsyncSession, portal: Portal, admission: Any) -> bool:
-    """Whether a synced message that ``admit`` would log may be fetched and logged.
-
-    ``admit`` logs a user's own mail unconditionally (Privacy.NONE), which is right for
-    BCC and the extension, where the user asked; in a synced mailbox the user asked
-    nothing, so sent mail follows the same privacy rule as received mail: already
-    logged, part of a logged thread, or (``known_contacts``) addressed to a contact.
-    """
-    if not admission.will_log:
-        return False
-    if admission.route.direction is Direction.INCOMING or admission.existing is not None:
-        return True
-    if admission.thread is not None:
-        return True
-    if portal.inbox_log_mode == "known_contacts" and admission.people:
-        found = await session.scalar(
-            select(Contact.id).where(Contact.portal_id == portal.id,
-                                     Contact.email.in_(list(admission.people))).limit(1))
-        return found is not None
-    return False
 
 
 def select_inboxes(portal_id: int, user_id: int | None) -> Select[Inbox]:

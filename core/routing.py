@@ -55,12 +55,14 @@ def route(
         if user is None:
             raise SenderNotAllowed(f"{envelope.on_behalf_of} is not a user of this account")
         source = envelope.source_hint or Source.EXTENSION
-        if from_user is not None:
-            return Route(from_user, source, Direction.OUTGOING, Privacy.NONE)
+        # Synced mail, sent or received, is logged only under the privacy rule; what a
+        # user asked to log or sent from the CRM always is.
         privacy = Privacy.NONE
         if source is Source.SYNC:
             privacy = (Privacy.THREAD_OR_CONTACT if inbox_log_mode == "known_contacts"
                        else Privacy.THREAD)
+        if from_user is not None:
+            return Route(from_user, source, Direction.OUTGOING, privacy)
         return Route(user, source, Direction.INCOMING, privacy)
     if from_user is not None:
         return Route(from_user, envelope.source_hint or Source.BCC, Direction.OUTGOING,

@@ -221,7 +221,7 @@ async def _select(runtime: Runtime, inbox_id: int, headers: list[Header],
                                                  runtime.settings.bcc_domain)
             except SenderNotAllowed:
                 continue
-            if await inboxes.keep_synced(session, portal, admission):
+            if admission.will_log:
                 wanted.append(header.uid)
     return wanted
 
