@@ -33,12 +33,21 @@ from core.types import Direction, Envelope, MessageId, Source, ThreadReason
 
 
 @dataclass(frozen=True)
+class Display:
+    """What a timeline shows of a message, worked out in ``prepare`` (in a thread)."""
+
+    reply_text: str
+    html: str  # sanitized
+
+
+@dataclass(frozen=True)
 class Forwarded:
     """The original a user forwarded, recovered from the forward, as a message."""
 
     parsed: ParsedMessage
     message_id: MessageId
     synthetic_id: bool
+    display: Display
 
 
 @dataclass(frozen=True)

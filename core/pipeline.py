@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit
 from core._store import associate, claim_refs, store_attachments, store_raw_copy
-from core.admission import Admission, Forwarded, admit
+from core.admission import Admission, Display, Forwarded, admit
 from core.attachments import BlobStore
 from core.audit import NotLoggedReason
 from core.contacts import match_contacts
@@ -47,8 +47,15 @@ class Prepared:
     parsed: ParsedMessage
     message_id: MessageId
     synthetic_id: bool
+    display: Display
     forwarded: Forwarded | None = None
     forward_failure: str | None = None  # it looks like a forward, but could not be read
+
+    def display_of(self, parsed: ParsedMessage) -> Display:
+        """The display parts of the message or, for a forward, of its original."""
+        if self.forwarded is not None and parsed is self.forwarded.parsed:
+            return self.forwarded.display
+        return self.display
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,12 @@ def header_block_size(raw: bytes) -> int:
     return min(ends) if ends else len(raw)
 
 
+def _display(parsed: ParsedMessage) -> Display:
+    # CPU-heavy (regexes over every line, an HTML sanitizer): done here, in a thread,
+    # not inside the write transaction.
+    return Display(reply_text(parsed.text), sanitize_html(parsed.html) if parsed.html else "")
+
+
 def _original_as_message(original: ForwardedOriginal, outer: ParsedMessage) -> Forwarded:
     parsed = dataclasses.replace(
         outer, message_id=original.message_id, in_reply_to=original.in_reply_to,
@@ -78,8 +91,8 @@ def _original_as_message(original: ForwardedOriginal, outer: ParsedMessage) -> F
         defects=(*outer.defects, f"original recovered from a {original.format} forward"),
     )
     if original.message_id:
-        return Forwarded(parsed, original.message_id, False)
-    return Forwarded(parsed, synthetic_message_id(parsed), True)
+        return Forwarded(parsed, original.message_id, False, _display(parsed))
+    return Forwarded(parsed, synthetic_message_id(parsed), True, _display(parsed))
 
 
 def _prepare_sync(raw: bytes) -> Prepared:
@@ -92,8 +105,8 @@ def _prepare_sync(raw: bytes) -> Prepared:
     forward = extract_forward(parsed, raw)
     forwarded = (_original_as_message(forward.original, parsed)
                  if forward.original is not None else None)
-    return Prepared(raw, parsed, message_id, parsed.message_id is None, forwarded,
-                    forward.reason)
+    return Prepared(raw, parsed, message_id, parsed.message_id is None, _display(parsed),
+                    forwarded, forward.reason)
 
 
 async def prepare(raw: bytes) -> Prepared:
@@ -131,10 +144,11 @@ class _Ingest:
             return
         email.sources.append(EmailSource(source=source.value))
         parsed = self.admission.parsed
+        display = self.prepared.display_of(parsed)
         if not email.text.strip() and parsed.text.strip():
-            email.text, email.reply_text = parsed.text, reply_text(parsed.text)
-        if not email.html and parsed.html:
-            email.html = sanitize_html(parsed.html)
+            email.text, email.reply_text = parsed.text, display.reply_text
+        if not email.html and display.html:
+            email.html = display.html
         if not email.from_name and parsed.from_ is not None:
             email.from_name = parsed.from_.name
         message_id = self.admission.message_id
@@ -248,8 +262,8 @@ async def _store_email(
         to=[{"email": a.email, "name": a.name} for a in parsed.to],
         cc=[{"email": a.email, "name": a.name} for a in parsed.cc],
         subject=parsed.subject, sent_at=sent_at, text=parsed.text,
-        reply_text=reply_text(parsed.text),
-        html=sanitize_html(parsed.html) if parsed.html else "",
+        reply_text=prepared.display_of(parsed).reply_text,
+        html=prepared.display_of(parsed).html,
         size=len(prepared.raw), parse_notes=notes, automatic=admission.automatic,
         sources=[EmailSource(source=how.source.value)], attachments=[],
         contact_links=[EmailContact(contact_id=cid) for cid in contact_ids],
