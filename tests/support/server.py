@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import smtplib
@@ -15,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from core import accounts
+from core.db import Database, sqlite_url
 
 BCC_DOMAIN = "bcc.test"
 
@@ -110,12 +114,24 @@ class Server:
 
     def new_portal(self, user_email: str = "rep@ourco.example", *aliases: str,
                    name: str = "Test portal") -> PortalAccount:
-        portal = self.cli("admin", "create-portal", "--name", name)
-        alias_args = [a for alias in aliases for a in ("--alias", alias)]
-        user = self.cli("admin", "add-user", "--portal", str(portal["portal_id"]),
-                        "--email", user_email, "--name", "Rita Rep", *alias_args)
-        return PortalAccount(portal["portal_id"], portal["bcc_address"], portal["admin_token"],
-                             user["user_id"], user_email, user["api_token"])
+        """A portal with one user, made through core against the server's database (the
+        same calls `inboxlog admin` makes; tests/test_cli.py covers the command itself,
+        and a subprocess per portal would cost the suite minutes)."""
+        return asyncio.run(self._new_portal(user_email, aliases, name))
+
+    async def _new_portal(self, user_email: str, aliases: tuple[str, ...],
+                          name: str) -> PortalAccount:
+        db = Database(self.db_url or sqlite_url(self.data_dir / "inboxlog.db"))
+        try:
+            async with db.transaction() as session:
+                portal = await accounts.create_portal(session, name)
+                user = await accounts.add_user(session, portal.portal.id, user_email,
+                                               name="Rita Rep", aliases=aliases)
+                return PortalAccount(
+                    portal.portal.id, f"{portal.portal.bcc_token}@{BCC_DOMAIN}",
+                    portal.admin_token, user.user.id, user.user.email, user.api_token)
+        finally:
+            await db.dispose()
 
     def smtp(self) -> smtplib.SMTP:
         return smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=30)
