@@ -93,6 +93,10 @@ def main() -> None:
 @option("--no-demo", is_flag=True, help="Do not create a demo account on first start.")
 @option("--forwarded-allow-ips", default="127.0.0.1", show_default=True,
         help="Proxies trusted to set X-Forwarded-For.")
+@option("--cors-origins", default=None,
+        help="Regular expression of the browser origins allowed to call the API "
+             "(default: the extension's chrome-extension://, moz-extension:// and "
+             "safari-web-extension:// pages, Gmail and Outlook on the web).")
 @option("--only", type=click.Choice(["smtp", "http"]), default=None,
         help="Serve only one of the two protocols.")
 @option("--purge-interval", type=click.IntRange(min=0), default=3600, show_default=True,
@@ -107,7 +111,8 @@ def main() -> None:
 def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_host: str,
                   http_port: int, bcc_domain: str, base_url: str, secret_key: str,
                   tls_cert: Path | None, tls_key: Path | None, no_demo: bool,
-                  forwarded_allow_ips: str, only: str | None, purge_interval: int,
+                  forwarded_allow_ips: str, cors_origins: str | None, only: str | None,
+                  purge_interval: int,
                   inbox_sync: bool, inbox_poll_interval: float,
                   inbox_disconnect_after: float) -> None:
     """Serve SMTP (logging addresses) and HTTP (extension API) on one event loop."""
@@ -120,6 +125,7 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
         smtp_host=smtp_host, smtp_port=smtp_port, http_host=http_host, http_port=http_port,
         tls_cert=tls_cert, tls_key=tls_key, demo=not no_demo,
         forwarded_allow_ips=forwarded_allow_ips, smtp=only != "http", http=only != "smtp",
+        **({"cors_origins": cors_origins} if cors_origins else {}),
         purge_interval=purge_interval,
         inbox_sync=ServiceOptions(
             background=inbox_sync, poll_interval=inbox_poll_interval,

@@ -17,7 +17,7 @@ from core import accounts, retention
 from core.db import migrate
 from core.models import Portal
 from core.runtime import Runtime, Settings
-from extension_api.app import create_app
+from extension_api.app import DEFAULT_CORS_ORIGINS, create_app
 from inbox_sync.service import InboxService, ServiceOptions
 from smtp_ingest.server import start_smtp_server
 
@@ -36,6 +36,7 @@ class ServeOptions:
     tls_key: Path | None = None
     demo: bool = True
     forwarded_allow_ips: str = "127.0.0.1"
+    cors_origins: str = DEFAULT_CORS_ORIGINS
     smtp: bool = True
     http: bool = True
     purge_interval: int = 3600
@@ -107,7 +108,7 @@ async def serve(settings: Settings, options: ServeOptions) -> None:
             smtp_server = await start_smtp_server(
                 runtime, options.smtp_host, options.smtp_port, tls_context=tls
             )
-        app = create_app(runtime)
+        app = create_app(runtime, cors_origins=options.cors_origins)
         inbox_service = app.state.inboxes = InboxService(runtime, options.inbox_sync)
         config = uvicorn.Config(
             app, host=options.http_host, port=options.http_port,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from core.tracking import (
-    Hit,
     History,
+    Hit,
     TokenSigner,
     classify,
     count,

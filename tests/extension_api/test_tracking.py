@@ -348,3 +348,17 @@ def test_no_hit_is_lost_on_a_clean_shutdown(tmp_path: Path) -> None:
             "machine_opens"] == 50
     finally:
         server.stop()
+
+
+def test_cors_origins_are_configurable(tmp_path: Path) -> None:
+    """--cors-origins replaces the default list of browser origins."""
+    server = Server(tmp_path / "cors", extra_args=(
+        "--cors-origins", r"https://crm\.example\.com")).start()
+    try:
+        for origin, granted in (("https://crm.example.com", True),
+                                ("https://mail.google.com", False)):
+            response = httpx.options(f"{server.base_url}/api/v1/me", headers={
+                "Origin": origin, "Access-Control-Request-Method": "GET"})
+            assert (response.headers.get("access-control-allow-origin") == origin) is granted
+    finally:
+        server.stop()

@@ -133,3 +133,20 @@ def test_move_an_email_between_threads_and_split_it_off(
     with server.api(account.user_token) as api:
         assert api.post(f"/api/v1/emails/{b}/thread",
                         json={"thread_id": 2**62}).status_code == 404
+
+
+def test_auto_reply_loop_cannot_flood_a_thread(server: Server, account: PortalAccount) -> None:
+    """Past 3 automatic emails a day from one sender in a thread, the rest are refused."""
+    root_id = make_msgid()
+    logged_id(deliver(server, message(sender=account.user_email, to="loop@autoloop.example",
+                                      message_id=root_id), account.bcc_address))
+    replies = []
+    for n in range(5):
+        auto = message(sender="loop@autoloop.example", to=account.user_email,
+                       subject="Out of Office: Quarterly numbers", message_id=make_msgid(),
+                       in_reply_to=root_id, body=f"I am away ({n}).")
+        auto["Auto-Submitted"] = "auto-replied"
+        replies.append(deliver(server, auto, account.bcc_address, mail_from=account.user_email))
+    assert [code for code, _ in replies] == [250] * 5
+    assert [text.startswith("2.0.0 logged") for _, text in replies] == [True] * 3 + [False] * 2
+    assert replies[4][1] == "2.0.0 not logged: automatic mail: more than 3 a day in this thread"
