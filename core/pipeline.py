@@ -29,6 +29,7 @@ from core.models import Email, EmailContact, EmailSource, Event, Portal, Thread,
 from core.parsing import ParsedMessage, parse_message, sanitize_html, synthetic_message_id
 from core.quotes import reply_text
 from core.retention import RAW_POLICY
+from core.routing import never_logged
 from core.threading import base_subject, claimed_ids
 from core.types import Direction, Envelope, MessageId, Source, ThreadReason
 
@@ -259,8 +260,11 @@ async def _store_email(
         user_id=how.user.id,
         from_email=parsed.from_.email if parsed.from_ else "",
         from_name=parsed.from_.name if parsed.from_ else "",
-        to=[{"email": a.email, "name": a.name} for a in parsed.to],
-        cc=[{"email": a.email, "name": a.name} for a in parsed.cc],
+        # Never-log addresses are not kept, not even as a recipient of a logged email.
+        to=[{"email": a.email, "name": a.name} for a in parsed.to
+            if not never_logged(a.key, run.portal.never_log)],
+        cc=[{"email": a.email, "name": a.name} for a in parsed.cc
+            if not never_logged(a.key, run.portal.never_log)],
         subject=parsed.subject, sent_at=sent_at, text=parsed.text,
         reply_text=prepared.display_of(parsed).reply_text,
         html=prepared.display_of(parsed).html,

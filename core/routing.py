@@ -78,7 +78,8 @@ def route(
     raise SenderNotAllowed(f"{sender} is not a user of this account")
 
 
-def _blocked(key: str, never_log: list[str]) -> bool:
+def never_logged(key: str, never_log: list[str]) -> bool:
+    """Whether an address (lower-case) is on the never-log list, itself or by domain."""
     domain = key.rpartition("@")[2]
     return any(entry in (key, domain) or domain.endswith("." + entry)
                for entry in never_log if entry)
@@ -102,7 +103,7 @@ def contact_candidates(
         key = address.key
         if "@" not in key or key in users or key.rpartition("@")[2] == bcc_domain.lower():
             continue
-        if _blocked(key, never_log):
+        if never_logged(key, never_log):
             removed = True
             continue
         people.setdefault(key, address.name)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import signal
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,7 +120,7 @@ async def serve(settings: Settings, options: ServeOptions) -> None:
             proxy_headers=True, forwarded_allow_ips=options.forwarded_allow_ips,
             lifespan="on", log_level="info", access_log=False, server_header=False,
         )
-        server = uvicorn.Server(config)
+        server = _Server(config)
         _print_banner(settings, options, demo)
         purger = (asyncio.create_task(_purge_periodically(runtime, options.purge_interval))
                   if options.purge_interval else None)
@@ -140,6 +143,26 @@ async def serve(settings: Settings, options: ServeOptions) -> None:
         await runtime.close()
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopping on SIGINT/SIGTERM without re-raising the signal.
+
+    uvicorn re-raises a captured Ctrl+C when it returns, which makes asyncio cancel
+    ``serve``'s own clean-up (closing SMTP, flushing tracking hits, closing the pool)
+    half-way. Here the signal only asks the server to stop, and ``serve`` finishes.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+
 async def _purge_periodically(runtime: Runtime, interval: int) -> None:
     """Apply the retention rules every ``interval`` seconds; a failed run is retried next
     time, never fatal to the server."""
@@ -153,8 +176,6 @@ async def _purge_periodically(runtime: Runtime, interval: int) -> None:
 
 
 async def _wait_for_signal() -> None:
-    import signal
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

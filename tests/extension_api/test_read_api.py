@@ -571,13 +571,15 @@ def test_never_log_domain_is_not_logged(server: Server, account: PortalAccount) 
 
 
 def test_never_log_address_is_left_out(server: Server, account: PortalAccount) -> None:
-    """An email to a never-log address and another one is logged without the blocked contact."""
+    """An email to a never-log address and another one is logged without the blocked
+    address: no contact, and not among the stored recipients either."""
     patch_settings(server, account, {"never_log": ["boss@rival.example"]})
     email_id = log(server, account, make_message(
         account, to="boss@rival.example, dana@acme.example"))
     dana = contact_by_email(server, account, "dana@acme.example")
     email = get_json(server, account.user_token, f"/api/v1/emails/{email_id}")
     assert email["contact_ids"] == [dana["id"]]
+    assert [p["email"] for p in email["to"]] == ["dana@acme.example"]
     assert get_json(server, account.user_token,
                     "/api/v1/contacts?email=boss@rival.example") == {"items": []}
 
