@@ -11,9 +11,11 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -21,6 +23,18 @@ from core import accounts
 from core.db import Database, sqlite_url
 
 BCC_DOMAIN = "bcc.test"
+T = TypeVar("T")
+
+
+def run_coroutine(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from sync code, also when called from inside an
+    async test (whose loop is running): then on a loop of its own in a thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
 
 
 def free_port() -> int:
@@ -117,7 +131,7 @@ class Server:
         """A portal with one user, made through core against the server's database (the
         same calls `inboxlog admin` makes; tests/test_cli.py covers the command itself,
         and a subprocess per portal would cost the suite minutes)."""
-        return asyncio.run(self._new_portal(user_email, aliases, name))
+        return run_coroutine(lambda: self._new_portal(user_email, aliases, name))
 
     async def _new_portal(self, user_email: str, aliases: tuple[str, ...],
                           name: str) -> PortalAccount:
