@@ -139,20 +139,22 @@ _MERIDIEM = re.compile(r"(?<!\w)([ap])\.?\s?m\.?(?!\w)")
 _WORD = re.compile(r"[^\W\d_]+")
 
 
-def parse_loose_date(value: str) -> datetime | None:
+def parse_loose_date(value: str, default_offset: timedelta = timedelta(0)) -> datetime | None:
     """Best-effort parse of a date written by a mail client in any language.
 
     RFC 5322 first, then month names and numeric forms with a time, an AM/PM
-    marker and a zone (``GMT+1``, ``+0100``, ``CET``...). Without a zone the time
-    is taken as UTC. Returns an aware UTC datetime or ``None``; never raises.
+    marker and a zone (``GMT+1``, ``+0100``, ``CET``...). Without a zone the time is
+    taken at ``default_offset`` (a client writes a forward header in its user's local
+    time: the caller passes the forwarding message's offset). Returns an aware UTC
+    datetime or ``None``; never raises.
     """
     try:
-        return _parse_loose_date(value)
+        return _parse_loose_date(value, default_offset)
     except Exception:  # any odd value: the date is optional
         return None
 
 
-def _parse_loose_date(value: str) -> datetime | None:
+def _parse_loose_date(value: str, default_offset: timedelta) -> datetime | None:
     value = value.strip()
     if not value or not any(c.isdigit() for c in value):
         return None
@@ -185,7 +187,7 @@ def _parse_loose_date(value: str) -> datetime | None:
                 hour += 12
             elif meridiem.group(1) == "a" and hour == 12:
                 hour = 0
-    offset = _zone_offset(text, time_match is not None)
+    offset = _zone_offset(text, time_match is not None, default_offset)
     if month is None:
         months = [_MONTHS[w.rstrip(".")] for w in _WORD.findall(text) if w in _MONTHS]
         if not months:
@@ -203,7 +205,7 @@ def _parse_loose_date(value: str) -> datetime | None:
     return local.astimezone(UTC)
 
 
-def _zone_offset(text: str, has_time: bool) -> timedelta:
+def _zone_offset(text: str, has_time: bool, default: timedelta) -> timedelta:
     if not has_time:
         return timedelta(0)
     match = _OFFSET.search(text)
@@ -216,7 +218,7 @@ def _zone_offset(text: str, has_time: bool) -> timedelta:
     for word in _WORD.findall(text):
         if word in _ZONES:
             return timedelta(hours=_ZONES[word])
-    return timedelta(0)
+    return default
 
 
 _EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)

@@ -10,9 +10,10 @@ forwards yield the innermost original.
 
 from __future__ import annotations
 
+import email.utils
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from core import _forward_formats as formats
 from core.parsing import Address, ParsedMessage, Part, html_to_text, parse_message
@@ -203,13 +204,20 @@ def _from_inline(parsed: ParsedMessage, reasons: list[str]) -> ForwardedOriginal
             to=tuple(formats.parse_address_list(fields.get("to", ""))),
             cc=tuple(formats.parse_address_list(fields.get("cc", ""))),
             subject=strip_forward_prefixes(subject),
-            date=formats.parse_loose_date(fields.get("date", "")),
+            date=formats.parse_loose_date(fields.get("date", ""), _local_offset(parsed)),
             text=block.body,
             html=_original_html(parsed.html, levels),
             message_id=None, in_reply_to=(), references=(),
             attachments=parsed.attachments, note=outer_note, format=block.format,
         )  # fmt: skip
     return None
+
+
+def _local_offset(parsed: ParsedMessage) -> timedelta:
+    """The UTC offset of the forwarding message's own Date: the forwarder's local time."""
+    parts = email.utils.parsedate_tz(parsed.header("Date") or "")
+    offset = parts[9] if parts else None
+    return timedelta(seconds=offset) if offset and abs(offset) <= 14 * 3600 else timedelta(0)
 
 
 def _no_sender_reason(block: _Block) -> str:

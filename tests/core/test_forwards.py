@@ -18,7 +18,9 @@ from core.parsing import parse_message
 CORPUS = Path(__file__).resolve().parents[1] / "emails" / "forwards"
 ANNA = "anna.berg@acme-logistics.example"
 TOM = "tom.reed@acme-logistics.example"
-GMAIL_DATE = "2026-11-16T09:30:00+00:00"  # zone-less client dates are taken as UTC
+# Zone-less client dates ("Mon, Nov 16, 2026 at 9:30 AM") are the forwarder's local
+# time: the samples' own Date is +0100, so 09:30 there is 08:30 UTC.
+GMAIL_DATE = "2026-11-16T08:30:00+00:00"
 CET_DATE = "2026-11-16T08:30:00+00:00"  # 09:30 at UTC+1
 
 # file -> (original sender, original subject, date in UTC ISO or None, original To).
@@ -76,7 +78,7 @@ EXPECTED: dict[str, tuple[str | None, str, str | None, list[str]]] = {
     "outlook_legacy_plain_en.eml": (
         "karen.oneil@fabrikam.com",
         "Renewal of the 2026 contract",
-        "2026-11-16T21:30:00+00:00",
+        "2026-11-16T20:30:00+00:00",
         [],
     ),
     "outlook_html_only_it.eml": (
@@ -371,3 +373,12 @@ def test_is_forward_subject() -> None:
     assert is_forward_subject("[Fwd: x]")
     assert not is_forward_subject("Re: x")
     assert not is_forward_subject("Information: x")
+
+
+def test_zone_less_inline_date_takes_the_forwarders_offset() -> None:
+    """A forward header date without a zone is read in the forwarding message's zone."""
+    raw = (CORPUS / "gmail_en.eml").read_bytes().replace(
+        b"Date: Tue, 17 Nov 2026 10:02:11 +0100", b"Date: Tue, 17 Nov 2026 10:02:11 -0500")
+    original = extract_forward(parse_message(raw), raw).original
+    assert original is not None and original.date is not None
+    assert original.date.isoformat() == "2026-11-16T14:30:00+00:00"
