@@ -16,8 +16,8 @@ from core.errors import InvalidInput, NotFound
 from core.models import Email, Event, TrackedLink, TrackedSend, TrackingHit
 from core.tracking import (
     Counts,
-    Hit,
     History,
+    Hit,
     TokenSigner,
     classify,
     count,
