@@ -81,5 +81,9 @@ async def log_tracked_send(
                                    or "@" not in message_id):
         raise InvalidInput("message_id must look like local@domain")
     prepared = await pipeline.prepare(tracked_send_message(send, user, message_id))
-    return await log_raw(session, portal=portal, user=user, prepared=prepared, blobs=blobs,
-                         bcc_domain=bcc_domain)
+    logged = await log_raw(session, portal=portal, user=user, prepared=prepared, blobs=blobs,
+                           bcc_domain=bcc_domain)
+    # inboxlog wrote this message itself: a missing Message-ID is no defect of the user's.
+    logged.email.parse_notes = [n for n in logged.email.parse_notes
+                                if n != "missing Message-ID header"]
+    return logged

@@ -214,6 +214,7 @@ def test_sent_first_then_bcc_copy_is_still_one_email(
         assert logged.status_code == 201
         email = logged.json()
         assert email["sources"] == ["extension"] and email["direction"] == "outgoing"
+        assert "missing Message-ID header" not in email["notes"]
     real_id = make_msgid()
     copy = EmailMessage()
     copy["From"], copy["To"], copy["Subject"] = account.user_email, "cy@order.example", "Our offer"
