@@ -55,7 +55,7 @@ async def store_attachments(
         email.attachments.append(Attachment(
             filename=part.filename[:500], content_type=part.content_type[:200],
             size=len(part.content), sha256=sha256_hex(part.content), blob_sha256=stored,
-            inline=part.inline, content_id=part.content_id,
+            inline=part.inline, content_id=part.content_id[:998] if part.content_id else None,
         ))
 
 

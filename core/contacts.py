@@ -29,7 +29,7 @@ def company_name_for(domain: str) -> str:
 async def company_for_domain(session: AsyncSession, portal_id: int, domain: str) -> Company | None:
     """The portal's company for an email domain, created when missing; None for free mail."""
     domain = registrable_domain(domain)
-    if not domain or is_free_mail(domain):
+    if not domain or len(domain) > 255 or is_free_mail(domain):
         return None
     company = await session.scalar(
         select(Company).where(Company.portal_id == portal_id, Company.domain == domain)

@@ -51,11 +51,21 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# PostgreSQL SQLSTATE classes that pass: connection exceptions, insufficient resources,
+# operator intervention (shutdown, restart), serialization failures and deadlocks; and
+# 55000, which a database refusing connections (ALLOW_CONNECTIONS false) answers.
+_TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57", "40", "55000")
+
+
 def _is_transient(exc: BaseException) -> bool:
     """Whether a storage error may go away by itself (connection refused, lost, pool
-    exhausted, database restarting) rather than being a bug or a constraint."""
+    exhausted, database restarting) rather than being a bug or bad data, which a retry
+    would only repeat (a 451 that is retried for days and never logs the message)."""
     if isinstance(exc, IntegrityError | ProgrammingError | DataError):
         return False
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate:
+        return sqlstate.startswith(_TRANSIENT_SQLSTATE_PREFIXES)
     return isinstance(exc, DBAPIError | PoolTimeout | OSError)
 
 

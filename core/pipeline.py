@@ -11,6 +11,7 @@ acknowledges the message.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,6 +37,7 @@ from core.types import Direction, Envelope, MessageId, Source, ThreadReason
 MAX_MESSAGE_BYTES = 50 * 1024 * 1024
 # Python's header parser is quadratic in header size; refuse before parsing.
 MAX_HEADER_BYTES = 256 * 1024
+MAX_MESSAGE_ID = 998
 
 __all__ = ["Admission", "IngestResult", "Prepared", "admit", "ingest", "prepare"]
 
@@ -103,6 +105,10 @@ def _prepare_sync(raw: bytes) -> Prepared:
         raise MessageTooLarge(f"header block exceeds {MAX_HEADER_BYTES} bytes")
     parsed = parse_message(raw)
     message_id = parsed.message_id or synthetic_message_id(parsed)
+    if len(message_id) > MAX_MESSAGE_ID:
+        # RFC 5322 caps a line at 998 octets; a longer id is junk, but a stable one.
+        message_id = MessageId(hashlib.sha256(message_id.encode()).hexdigest()[:40]
+                               + "@long-id.inboxlog")
     forward = extract_forward(parsed, raw)
     forwarded = (_original_as_message(forward.original, parsed)
                  if forward.original is not None else None)
@@ -258,8 +264,8 @@ async def _store_email(
                               and how.source is Source.FORWARD else prepared.synthetic_id),
         thread_id=thread_id, thread_reason=reason.value, direction=how.direction.value,
         user_id=how.user.id,
-        from_email=parsed.from_.email if parsed.from_ else "",
-        from_name=parsed.from_.name if parsed.from_ else "",
+        from_email=parsed.from_.email[:320] if parsed.from_ else "",
+        from_name=parsed.from_.name[:200] if parsed.from_ else "",
         # Never-log addresses are not kept, not even as a recipient of a logged email.
         to=[{"email": a.email, "name": a.name} for a in parsed.to
             if not never_logged(a.key, run.portal.never_log)],

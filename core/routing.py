@@ -101,10 +101,11 @@ def contact_candidates(
     removed = False
     for address in addresses:
         key = address.key
-        if "@" not in key or key in users or key.rpartition("@")[2] == bcc_domain.lower():
+        if ("@" not in key or len(key) > 320 or key in users
+                or key.rpartition("@")[2] == bcc_domain.lower()):
             continue
         if never_logged(key, never_log):
             removed = True
             continue
-        people.setdefault(key, address.name)
+        people.setdefault(key, address.name[:200])
     return people, removed

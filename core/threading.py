@@ -41,8 +41,8 @@ def reference_ids(parsed: ParsedMessage) -> tuple[list[MessageId], list[MessageI
     equal to an address of the message's own participants is dropped.
     """
     addresses = _participants(parsed)
-    keep = [m for m in parsed.in_reply_to if m.lower() not in addresses]
-    refs = [m for m in parsed.references if m.lower() not in addresses]
+    keep = [m for m in parsed.in_reply_to if m.lower() not in addresses and len(m) <= 998]
+    refs = [m for m in parsed.references if m.lower() not in addresses and len(m) <= 998]
     return keep, refs
 
 

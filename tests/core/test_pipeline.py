@@ -198,3 +198,23 @@ async def test_tags_associate_deals(database: Database, blobs) -> None:
         links = (await session.scalars(select(EmailDeal.deal_id)
                                        .where(EmailDeal.email_id == result.email_id))).all()
         assert links == [deal.id]
+
+
+async def test_overlong_values_are_clamped_not_refused_forever(
+    database: Database, blobs: BlobStore
+) -> None:
+    """A 250-character display name, a 1200-character Message-ID and an over-long address
+    are stored within the columns' limits on both backends, not retried forever."""
+    portal_id = await _portal(database)
+    long_id = "<" + "x" * 1200 + "@long.example>"
+    raw = message(sender=USER, to=[f"{'N' * 250} <nia@long.example>",
+                                   f"{'a' * 300}@{'b' * 60}.example"],
+                  message_id=long_id, in_reply_to=long_id).as_bytes()
+    first = await _ingest(database, blobs, portal_id, raw)
+    again = await _ingest(database, blobs, portal_id, raw)
+    assert first.outcome == "logged" and again.email_id == first.email_id
+    async with database.read() as session:
+        email = await queries.email(session, portal_id, first.email_id)
+        assert len(email.message_id) <= 998
+        nia = (await queries.contacts_by_email(session, portal_id, "nia@long.example"))[0]
+        assert len(nia.name) == 200
