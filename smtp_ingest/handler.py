@@ -80,6 +80,7 @@ class IngestHandler:
         runtime = self.runtime
         logged: list[int] = []
         skipped: list[str] = []
+        refused: list[str] = []
         for portal_id, (logging_address, tags) in (await self._portals(envelope)).items():
             core_envelope = CoreEnvelope(
                 mail_from=envelope.mail_from, rcpt_tos=tuple(envelope.rcpt_tos),
@@ -98,16 +99,23 @@ class IngestHandler:
             try:
                 result = await runtime.db.run(work)
             except SenderNotAllowed as exc:
+                # Other portals of this message may have logged it already: decide the
+                # reply once every portal has had its say.
                 await self.record_refusal(envelope, NotLoggedReason.NOT_A_USER, exc.message,
-                                          size=len(prepared.raw), prepared=prepared)
-                return replies.sender_not_allowed(replies.one_line(exc.message))
+                                          size=len(prepared.raw), prepared=prepared,
+                                          portal_ids={portal_id})
+                refused.append(exc.message)
+                continue
             if result.email_id is not None:
                 logged.append(result.email_id)
             else:
                 skipped.append(result.reason or "not logged")
         if logged:
             return replies.logged(logged)
-        return replies.not_logged(replies.one_line("; ".join(dict.fromkeys(skipped))))
+        if skipped:
+            return replies.not_logged(replies.one_line("; ".join(dict.fromkeys(skipped))))
+        return replies.sender_not_allowed(replies.one_line(refused[0] if refused else
+                                                           "no portal accepted the message"))
 
     async def _portals(self, envelope: Envelope) -> dict[int, tuple[str, list[str]]]:
         """Portal id -> (its first logging address in RCPT order, the tags given)."""
@@ -126,7 +134,7 @@ class IngestHandler:
 
     async def record_refusal(
         self, envelope: Envelope, code: NotLoggedReason, reason: str, *, size: int,
-        prepared: pipeline.Prepared | None = None,
+        prepared: pipeline.Prepared | None = None, portal_ids: set[int] | None = None,
     ) -> None:
         """Leave an audit entry for each portal a refused message was addressed to.
 
@@ -139,6 +147,8 @@ class IngestHandler:
             portals = await self._portals(envelope)
             async with self.runtime.db.transaction() as db_session:
                 for portal_id, (logging_address, _) in portals.items():
+                    if portal_ids is not None and portal_id not in portal_ids:
+                        continue
                     audit.record(
                         db_session, portal_id, code, reason, source="smtp",
                         logging_address=logging_address, sender=sender,

@@ -211,3 +211,17 @@ def test_user_alias_counts_as_the_user(server: Server) -> None:
     email_id = logged_id(deliver(server, msg, account.bcc_address))
     with server.api(account.user_token) as api:
         assert api.get(f"/api/v1/emails/{email_id}").json()["direction"] == "outgoing"
+
+
+def test_two_portals_one_refusing_still_answers_logged(server: Server) -> None:
+    """A message BCC'd to two portals' addresses, from a user of only one, is logged there
+    and answered 250: never a 550 for mail that was stored."""
+    first = server.new_portal("ann@portal-one.example")
+    second = server.new_portal("bea@portal-two.example")
+    msg = message(sender=first.user_email, to="cid@both.example", message_id=make_msgid())
+    email_id = logged_id(deliver(server, msg, [second.bcc_address, first.bcc_address]))
+    with server.api(first.user_token) as api:
+        assert api.get(f"/api/v1/emails/{email_id}").status_code == 200
+    with server.api(second.user_token) as api:
+        entries = api.get("/api/v1/ingest-log").json()["items"]
+        assert [e["reason_code"] for e in entries] == ["not_a_user"]
