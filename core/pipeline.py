@@ -32,6 +32,7 @@ from core.quotes import reply_text
 from core.retention import RAW_POLICY
 from core.routing import never_logged
 from core.threading import base_subject, claimed_ids
+from core.tracking import strip_tracking
 from core.types import Direction, Envelope, MessageId, Source, ThreadReason
 
 MAX_MESSAGE_BYTES = 50 * 1024 * 1024
@@ -81,7 +82,8 @@ def header_block_size(raw: bytes) -> int:
 def _display(parsed: ParsedMessage) -> Display:
     # CPU-heavy (regexes over every line, an HTML sanitizer): done here, in a thread,
     # not inside the write transaction.
-    return Display(reply_text(parsed.text), sanitize_html(parsed.html) if parsed.html else "")
+    html = sanitize_html(strip_tracking(parsed.html)) if parsed.html else ""
+    return Display(reply_text(parsed.text), html)
 
 
 def _original_as_message(original: ForwardedOriginal, outer: ParsedMessage) -> Forwarded:

@@ -67,6 +67,31 @@ class TokenSigner:
         return value[0], value[1], value[2]
 
 
+_OWN_PIXEL = re.compile(
+    rf"""<img\b[^>]*?/t/o/{SEND_TOKEN_PATTERN}\.[A-Za-z0-9_-]+[^>]*>""", re.IGNORECASE)
+_OWN_LINK = re.compile(
+    r"""(\bhref\s*=\s*["']?)[^"'\s>]*/t/c/([A-Za-z0-9_.-]+)""", re.IGNORECASE)
+# Only reads the URL back out of a click token for display; never used to redirect.
+_UNVERIFIED = URLSafeSerializer("not-a-secret", salt=_CLICK_SALT)
+
+
+def strip_tracking(html: str) -> str:
+    """A logged copy of a tracked email without inboxlog's pixel, and with its links
+    pointing at their original URLs again: a CRM user reading the timeline must not
+    count as the recipient opening or clicking."""
+    def unwrap(match: re.Match[str]) -> str:
+        try:
+            _, payload = _UNVERIFIED.loads_unsafe(match.group(2))
+        except Exception:
+            return match.group(0)
+        if (isinstance(payload, list) and len(payload) == 3 and isinstance(payload[2], str)
+                and payload[2].lower().startswith(("http://", "https://"))):
+            return match.group(1) + html_lib.escape(payload[2], quote=True)
+        return match.group(0)
+
+    return _OWN_LINK.sub(unwrap, _OWN_PIXEL.sub("", html))
+
+
 def send_tokens_in_html(html: str) -> list[str]:
     """The tracked-send tokens of the pixels in an email's HTML, quoted history included."""
     return list(dict.fromkeys(_PIXEL_IN_HTML.findall(html)))

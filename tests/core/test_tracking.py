@@ -12,6 +12,7 @@ from core.tracking import (
     count,
     rewrite_html,
     send_tokens_in_html,
+    strip_tracking,
 )
 
 T = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -99,3 +100,15 @@ def test_counts_infer_an_open_from_a_click_or_a_reply() -> None:
     totals = count([("open", False, True), ("open", False, False), ("open", True, True),
                     ("click", True, True)], replied=False)
     assert (totals.opens, totals.machine_opens, totals.machine_clicks) == (1, 1, 1)
+
+
+def test_logged_copies_lose_the_pixel_and_get_their_links_back() -> None:
+    """strip_tracking removes inboxlog's pixel and restores the original link targets."""
+    signer = TokenSigner("s")
+    sent = rewrite_html('<p><a href="https://x.example/?a=1&amp;b=2">x</a></p><body></body>',
+                        base_url="https://t.example", send_token="b" * 24, signer=signer,
+                        track_opens=True, track_clicks=True).html
+    assert "/t/o/" in sent and "/t/c/" in sent
+    shown = strip_tracking(sent)
+    assert "/t/o/" not in shown and "/t/c/" not in shown
+    assert 'href="https://x.example/?a=1&amp;b=2"' in shown

@@ -196,6 +196,9 @@ def test_tracked_send_and_its_bcc_copy_are_one_email(
         assert marked.status_code == 200
         assert marked.json()["id"] == email_id
         assert marked.json()["sources"] == ["bcc", "extension"]
+        # Reading the logged copy must not count as the recipient opening or clicking.
+        assert "/t/o/" not in marked.json()["html"] and "/t/c/" not in marked.json()["html"]
+        assert 'href="https://shop.example/item/0?ref=mail&amp;x=1"' in marked.json()["html"]
     _hit(send["pixel_url"])
     with server.api(account.user_token) as api:
         deadline = time.monotonic() + 10
