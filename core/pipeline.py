@@ -11,8 +11,8 @@ acknowledges the message.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 
