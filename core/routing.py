@@ -6,6 +6,7 @@ Pure functions over a parsed message, the envelope and the portal's user address
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 from core.errors import SenderNotAllowed
@@ -31,6 +32,15 @@ class Route:
     source: Source
     direction: Direction
     privacy: Privacy
+
+
+_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def _without_tag(address: str) -> str:
+    """``you+caf_=...@example.com`` (Gmail's forwarding envelope sender) -> ``you@...``."""
+    local, at, domain = address.partition("@")
+    return local.split("+", 1)[0] + at + domain
 
 
 def _header_values(parsed: ParsedMessage, name: str) -> list[str]:
@@ -69,11 +79,15 @@ def route(
                      Privacy.NONE)
     forwarders = [envelope.mail_from or "", *(a.key for a in parsed.resent_from)]
     for name in FORWARDING_HEADERS:
-        forwarders.extend(v.strip().strip("<>") for v in _header_values(parsed, name))
+        for value in _header_values(parsed, name):
+            # Gmail writes "X-Forwarded-For: you@example.com logging@address": two
+            # addresses, no comma.
+            forwarders.extend(_ADDRESS.findall(value))
     for address in forwarders:
-        if address.lower() in users:
-            return Route(users[address.lower()], envelope.source_hint or Source.RULE,
-                         Direction.INCOMING, Privacy.THREAD)
+        for candidate in (address.lower(), _without_tag(address.lower())):
+            if candidate in users:
+                return Route(users[candidate], envelope.source_hint or Source.RULE,
+                             Direction.INCOMING, Privacy.THREAD)
     sender = parsed.from_.email if parsed.from_ else "(no From)"
     raise SenderNotAllowed(f"{sender} is not a user of this account")
 

@@ -218,3 +218,24 @@ async def test_overlong_values_are_clamped_not_refused_forever(
         assert len(email.message_id) <= 998
         nia = (await queries.contacts_by_email(session, portal_id, "nia@long.example"))[0]
         assert len(nia.name) == 200
+
+
+async def test_gmail_forwarding_rule_is_recognised(database: Database, blobs: BlobStore) -> None:
+    """Gmail's forwarding: envelope sender user+caf_=...@, X-Forwarded-For with two
+    addresses; a reply on a logged thread forwarded that way is logged."""
+    portal_id = await _portal(database)
+    root_id = make_msgid()
+    await _ingest(database, blobs, portal_id, message(
+        sender=USER, to="gil@gmailfwd.example", message_id=root_id).as_bytes())
+    reply = message(sender="gil@gmailfwd.example", to=USER, message_id=make_msgid(),
+                    in_reply_to=root_id)
+    reply["X-Forwarded-For"] = f"{USER} abc123@{BCC_DOMAIN}"
+    by_header = await _ingest(database, blobs, portal_id, reply.as_bytes(),
+                              Envelope(mail_from="bounces@gmail-relay.example"))
+    assert by_header.outcome == "logged"
+    second = message(sender="gil@gmailfwd.example", to=USER, message_id=make_msgid(),
+                     in_reply_to=root_id)
+    tagged = "rep+caf_=abc123=bcc.test@ourco.example"
+    by_envelope = await _ingest(database, blobs, portal_id, second.as_bytes(),
+                                Envelope(mail_from=tagged))
+    assert by_envelope.outcome == "logged"
