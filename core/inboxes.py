@@ -14,7 +14,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import CoreError, InvalidInput, NotFound
-from core.models import Event, Inbox, InboxFolder, utcnow
+from core.models import Event, Inbox, InboxFolder, UserAddress, utcnow
 
 SECURITY = ("ssl", "starttls", "none")
 INBOX_LOG_MODES = ("replies", "known_contacts")
@@ -149,6 +149,14 @@ async def save_inbox(
         select(Inbox).where(Inbox.portal_id == portal_id, Inbox.address == address))
     if inbox is not None and inbox.user_id != user_id:
         raise InvalidInput(f"{address} is connected by another user")
+    # The mailbox's address is the user's from now on: mail sent from it is theirs,
+    # outgoing, and never makes them a contact.
+    owner = await session.scalar(select(UserAddress).where(
+        UserAddress.portal_id == portal_id, UserAddress.address == address.lower()))
+    if owner is not None and owner.user_id != user_id:
+        raise InvalidInput(f"{address} belongs to another user of this account")
+    if owner is None:
+        session.add(UserAddress(portal_id=portal_id, user_id=user_id, address=address.lower()))
     if inbox is None:
         inbox = Inbox(portal_id=portal_id, user_id=user_id, address=address)
         session.add(inbox)

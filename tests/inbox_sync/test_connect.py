@@ -86,3 +86,23 @@ def test_settings_are_checked_before_connecting(mailbox: Mailbox) -> None:
         unknown = api.post("/api/v1/inboxes", json=body)
         assert unknown.status_code == 422
         assert "give imap and smtp" in unknown.json()["error"]["message"]
+
+
+def test_a_mailbox_under_another_address_becomes_the_users(mailbox: Mailbox) -> None:
+    """Connecting a mailbox whose address is not yet the user's makes it one of theirs:
+    mail sent from it is their outgoing mail, and they never become a contact."""
+    other = f"sales-{mailbox.address.split('@')[0]}@mailbox-two.example"
+    mailbox.dovecot.add_user(other, "second-password")
+    mailbox.recorder.add_user(other, "second-password")
+    with mailbox.server.api(mailbox.account.user_token) as api:
+        response = api.post("/api/v1/inboxes", json=mailbox.connect_body(
+            address=other, password="second-password"))
+        assert response.status_code == 201, response.text
+        assert other in api.get("/api/v1/me").json()["user"]["addresses"]
+        sent = api.post("/api/v1/emails/send", json={
+            "inbox_id": response.json()["id"], "to": ["customer@buyer-two.example"],
+            "subject": "From my second mailbox", "text": "Hello"})
+        assert sent.status_code == 201, sent.text
+        email = sent.json()["email"]
+        assert email["direction"] == "outgoing"
+        assert api.get("/api/v1/contacts", params={"email": other}).json()["items"] == []
