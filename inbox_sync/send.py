@@ -6,8 +6,6 @@ to Sent, log it as ``crm_send``. Nothing is logged unless the server accepted it
 
 from __future__ import annotations
 
-import html as html_lib
-import secrets
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -25,7 +23,6 @@ class Outgoing:
     message: EmailMessage
     message_id: str  # without <>
     recipients: tuple[str, ...]
-    tracking_token: str | None
 
 
 def _cause_chain(exc: BaseException) -> list[BaseException]:
@@ -117,9 +114,9 @@ async def deliver(endpoint: Endpoint, username: str, password: str, outgoing: Ou
 
 
 
-def compose(request: SendRequest, sender: str, sender_name: str, *,
-            base_url: str) -> Outgoing:
-    """The RFC 5322 message for a send request, with the open pixel when asked."""
+def compose(request: SendRequest, sender: str, sender_name: str, *, html: str) -> Outgoing:
+    """The RFC 5322 message for a send request; ``html`` is its HTML body, already
+    rewritten for tracking when that was asked (``core.tracked_sends.create``)."""
     message = EmailMessage()
     domain = sender.rpartition("@")[2] or "localhost"
     message_id = make_msgid(domain=domain)
@@ -134,14 +131,8 @@ def compose(request: SendRequest, sender: str, sender_name: str, *,
         reference = "<" + request.in_reply_to.strip().strip("<>") + ">"
         message["In-Reply-To"] = reference
         message["References"] = reference
-    token = secrets.token_urlsafe(24) if request.track_opens or request.track_clicks else None
-    body_html = request.html
-    if token is not None and request.track_opens:
-        pixel = (f'<img src="{html_lib.escape(base_url.rstrip("/"))}/t/o/{token}" width="1" '
-                 'height="1" alt="" style="display:none">')
-        body_html = (body_html or html_lib.escape(request.text).replace("\n", "<br>")) + pixel
     message.set_content(request.text or " ")
-    if body_html:
-        message.add_alternative(body_html, subtype="html")
+    if html:
+        message.add_alternative(html, subtype="html")
     recipients = tuple(dict.fromkeys((*request.to, *request.cc, *request.bcc)))
-    return Outgoing(message, message_id.strip("<>"), recipients, token)
+    return Outgoing(message, message_id.strip("<>"), recipients)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html as html_lib
 import logging
 import ssl
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import accounts, inboxes, pipeline
+from core import accounts, inboxes, pipeline, tracked_sends
 from core.credentials import CredentialBox
 from core.errors import InvalidInput
 from core.inboxes import (
@@ -32,6 +33,7 @@ from core.inboxes import (
 )
 from core.models import Inbox, Portal, TrackedSend, User, utcnow
 from core.runtime import Runtime
+from core.tracking import TokenSigner
 from core.types import Envelope, Source
 from inbox_sync import detect, send, sync
 from inbox_sync.folders import sync_targets
@@ -278,8 +280,8 @@ class InboxService:
             smtp = Endpoint(inbox.smtp_host, inbox.smtp_port, inbox.smtp_security)
             password = self.box.decrypt(inbox.secret)
             inbox_id, username, address = inbox.id, inbox.username, inbox.address
-        outgoing = send.compose(request, address, user.name,
-                                base_url=runtime.settings.base_url)
+        html, tracked_id = await self._tracked_html(request, portal_id, user_id)
+        outgoing = send.compose(request, address, user.name, html=html)
         raw = outgoing.message.as_bytes()
         prepared = await pipeline.prepare(raw)  # a message core cannot log is not sent
         envelope = Envelope(on_behalf_of=user.email, source_hint=Source.CRM_SEND)
@@ -299,13 +301,10 @@ class InboxService:
             result = await pipeline.ingest(session, portal=portal, prepared=prepared,
                                            envelope=envelope, blobs=runtime.blobs,
                                            bcc_domain=runtime.settings.bcc_domain)
-            if outgoing.tracking_token is not None and result.email_id is not None:
-                session.add(TrackedSend(
-                    portal_id=portal_id, user_id=user_id, token=outgoing.tracking_token,
-                    to=list(request.to), cc=list(request.cc), bcc=list(request.bcc),
-                    subject=request.subject, html=request.html,
-                    track_opens=request.track_opens, track_clicks=request.track_clicks,
-                    log=True, sent_at=utcnow(), email_id=result.email_id))
+            # The pipeline linked the tracked send to this email by its pixel.
+            tracked = await session.get(TrackedSend, tracked_id) if tracked_id else None
+            if tracked is not None:
+                tracked.sent_at = utcnow()
             return result
 
         result = await runtime.db.run(log_it)
@@ -313,6 +312,23 @@ class InboxService:
             raise InboxError("not_logged", f"sent, but not logged: {result.reason}")
         return SendResult(result.email_id, outgoing.message_id, result.thread_id,
                           sent_folder, copy_error)
+
+    async def _tracked_html(self, request: SendRequest, portal_id: int,
+                            user_id: int) -> tuple[str, int | None]:
+        """The HTML to send: as given, or rewritten with a signed pixel and signed links
+        by a new tracked send, exactly as for the extension's tracked sends."""
+        if not (request.track_opens or request.track_clicks):
+            return request.html, None
+        html = request.html or html_lib.escape(request.text).replace("\n", "<br>\n")
+        async with self.runtime.db.transaction() as session:
+            created = await tracked_sends.create(
+                session, portal_id=portal_id, user_id=user_id,
+                body={"to": list(request.to), "cc": list(request.cc), "bcc": list(request.bcc),
+                      "subject": request.subject, "html": html,
+                      "track_opens": request.track_opens, "track_clicks": request.track_clicks},
+                signer=TokenSigner(self.runtime.settings.secret_key),
+                base_url=self.runtime.settings.base_url, creator_ip="")
+            return created.send.html, created.send.id
 
     async def _copy_to_sent(self, inbox_id: int, raw: bytes) -> tuple[str | None, str | None]:
         """Append the sent message to the Sent folder; (folder, None) or (None, error)."""

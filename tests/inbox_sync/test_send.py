@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import time
 from email import message_from_bytes, policy
+
+import httpx
 
 from tests.inbox_sync.conftest import Mailbox
 
@@ -59,3 +63,35 @@ def test_send_needs_a_connected_inbox(mailbox: Mailbox) -> None:
                             json={"to": ["a@b.example"], "subject": "x", "text": "y"})
     assert response.status_code == 422
     assert "connect an inbox" in response.json()["error"]["message"]
+
+
+def test_tracked_crm_send_counts_opens_and_clicks(mailbox: Mailbox) -> None:
+    """With tracking asked, the sent HTML has a signed pixel and signed links; hitting
+    them counts on the logged email, and its logged copy shows the original link."""
+    mailbox.connect()
+    body = {"to": ["tia@tracked.example"], "subject": "Tracked", "text": "see html",
+            "html": '<p><a href="https://shop.example/deal">the deal</a></p>',
+            "track_opens": True, "track_clicks": True}
+    with mailbox.server.api(mailbox.account.user_token) as api:
+        response = api.post("/api/v1/emails/send", json=body)
+    assert response.status_code == 201, response.text
+    email = response.json()["email"]
+    raw = next(raw for _, raw in mailbox.recorder.messages()
+               if email["message_id"].encode() in raw)
+    html = message_from_bytes(raw, policy=policy.default).get_body(("html",)).get_content()
+    pixel = re.search(r'src="([^"]+/t/o/[^"]+)"', html).group(1)
+    link = re.search(r'href="([^"]+/t/c/[^"]+)"', html).group(1)
+    reader = {"User-Agent": "Mozilla/5.0 (Windows NT 10.0) Chrome/131.0",
+              "X-Forwarded-For": "203.0.113.80"}
+    assert httpx.get(pixel, headers=reader).status_code == 200
+    clicked = httpx.get(link, headers=reader, follow_redirects=False)
+    assert clicked.headers["location"] == "https://shop.example/deal"
+    deadline = time.monotonic() + 10
+    with mailbox.server.api(mailbox.account.user_token) as api:
+        while True:
+            logged = api.get(f"/api/v1/emails/{email['id']}").json()
+            if logged["tracking"]["clicks"] == 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    assert (logged["tracking"]["opens"], logged["tracking"]["clicks"]) == (1, 1)
+    assert 'href="https://shop.example/deal"' in logged["html"]
