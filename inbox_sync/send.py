@@ -6,7 +6,9 @@ to Sent, log it as ``crm_send``. Nothing is logged unless the server accepted it
 
 from __future__ import annotations
 
+import contextlib
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
@@ -71,13 +73,16 @@ def _client(endpoint: Endpoint, timeout: float,
     )
 
 
-async def check_login(endpoint: Endpoint, username: str, password: str, *,
-                      timeout: float = 20, context: ssl.SSLContext | None = None) -> None:
-    """Connect, secure and log in to the SMTP server; raise InboxError when that fails."""
+@contextlib.asynccontextmanager
+async def _logged_in(endpoint: Endpoint, username: str, password: str, timeout: float,
+                     context: ssl.SSLContext | None) -> AsyncIterator[aiosmtplib.SMTP]:
+    """A connected, secured, logged-in client; SMTP and network failures become
+    InboxError, and the connection is closed whatever happens."""
     client = _client(endpoint, timeout, context)
     try:
         await client.connect()
         await client.login(username, password)  # submission always authenticates
+        yield client
     except (aiosmtplib.SMTPException, OSError) as exc:
         raise smtp_error(exc, endpoint) from None
     finally:
@@ -86,32 +91,25 @@ async def check_login(endpoint: Endpoint, username: str, password: str, *,
                 await client.quit()
             except (aiosmtplib.SMTPException, OSError):
                 client.close()
+
+
+async def check_login(endpoint: Endpoint, username: str, password: str, *,
+                      timeout: float = 20, context: ssl.SSLContext | None = None) -> None:
+    """Connect, secure and log in to the SMTP server; raise InboxError when that fails."""
+    async with _logged_in(endpoint, username, password, timeout, context):
+        pass
 
 
 async def deliver(endpoint: Endpoint, username: str, password: str, outgoing: Outgoing, *,
                   timeout: float = 60, context: ssl.SSLContext | None = None) -> None:
     """Send through the user's server; returns only when it accepted every recipient."""
-    client = _client(endpoint, timeout, context)
-    try:
-        await client.connect()
-        await client.login(username, password)  # submission always authenticates
+    async with _logged_in(endpoint, username, password, timeout, context) as client:
         errors, _reply = await client.send_message(outgoing.message,
                                                    recipients=list(outgoing.recipients))
-        if errors:
-            refused = ", ".join(f"{rcpt} ({resp.code} {resp.message})"
-                                for rcpt, resp in errors.items())
-            raise InboxError("send_rejected", f"the SMTP server refused {refused}",
-                             protocol="smtp")
-    except (aiosmtplib.SMTPException, OSError) as exc:
-        raise smtp_error(exc, endpoint) from None
-    finally:
-        if client.is_connected:
-            try:
-                await client.quit()
-            except (aiosmtplib.SMTPException, OSError):
-                client.close()
-
-
+    if errors:
+        refused = ", ".join(f"{rcpt} ({resp.code} {resp.message})"
+                            for rcpt, resp in errors.items())
+        raise InboxError("send_rejected", f"the SMTP server refused {refused}", protocol="smtp")
 
 
 def compose(request: SendRequest, sender: str, sender_name: str, *, html: str) -> Outgoing:

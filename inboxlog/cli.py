@@ -60,6 +60,15 @@ def _run_with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]
     return asyncio.run(main())
 
 
+def _print_result(settings: Settings, work: Callable[[Runtime], Awaitable[Any]]) -> None:
+    """Run a command's work and print its JSON result; a CoreError exits 1 with a JSON
+    error on stderr."""
+    try:
+        click.echo(json.dumps(_run_with_runtime(settings, work)))
+    except CoreError as exc:
+        _fail(exc.message, exc.code)
+
+
 def _fail(message: str, code: str = "error") -> None:
     click.echo(json.dumps({"error": {"code": code, "message": message}}), err=True)
     sys.exit(1)
@@ -166,10 +175,7 @@ def create_portal_command(db: str, data_dir: Path, name: str, bcc_domain: str) -
                 "admin_token": created.admin_token,
             }
 
-    try:
-        click.echo(json.dumps(_run_with_runtime(_settings(db, data_dir), work)))
-    except CoreError as exc:
-        _fail(exc.message, exc.code)
+    _print_result(_settings(db, data_dir), work)
 
 
 @admin.command("add-user")
@@ -188,10 +194,7 @@ def add_user_command(db: str, data_dir: Path, portal_id: int, email: str,
                                               aliases=aliases)
             return {"user_id": created.user.id, "api_token": created.api_token}
 
-    try:
-        click.echo(json.dumps(_run_with_runtime(_settings(db, data_dir), work)))
-    except CoreError as exc:
-        _fail(exc.message, exc.code)
+    _print_result(_settings(db, data_dir), work)
 
 
 @main.command("purge")
@@ -211,7 +214,7 @@ def purge_command(db: str, data_dir: Path, now: str | None) -> None:
     async def work(runtime: Runtime) -> dict[str, int]:
         return await retention.purge(runtime.db, runtime.blobs, when)
 
-    click.echo(json.dumps(_run_with_runtime(_settings(db, data_dir), work)))
+    _print_result(_settings(db, data_dir), work)
 
 
 @main.command("ingest")
@@ -239,10 +242,7 @@ def ingest_command(db: str, data_dir: Path, file: Any, portal_id: int, bcc_domai
         return {"outcome": result.outcome, "email_id": result.email_id,
                 "thread_id": result.thread_id, "reason": result.reason}
 
-    try:
-        click.echo(json.dumps(_run_with_runtime(_settings(db, data_dir), work)))
-    except CoreError as exc:
-        _fail(exc.message, exc.code)
+    _print_result(_settings(db, data_dir), work)
 
 
 if __name__ == "__main__":
