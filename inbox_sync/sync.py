@@ -23,7 +23,8 @@ from email.utils import parseaddr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import accounts, inboxes, pipeline
+from core import accounts, audit, inboxes, pipeline
+from core.audit import NotLoggedReason
 from core.errors import CoreError, MessageTooLarge, SenderNotAllowed
 from core.inboxes import FolderReport, InboxError, SyncReport
 from core.models import Email, Inbox, InboxFolder, Portal, ThreadRef, User, utcnow
@@ -207,9 +208,14 @@ async def _maybe(session: AsyncSession, portal: Portal, headers: list[Header]) -
 
 async def _select(runtime: Runtime, inbox_id: int, headers: list[Header],
                   envelope: Envelope) -> list[int]:
-    """UIDs whose message will be logged, decided from the headers alone."""
+    """UIDs whose message will be logged, decided from the headers alone.
+
+    A message that would be logged but is over the size limit is not fetched; it leaves
+    an audit entry instead, so its absence can be explained.
+    """
     wanted: list[int] = []
-    headers = [h for h in headers if h.header and h.size <= pipeline.MAX_MESSAGE_BYTES]
+    too_large: list[tuple[Header, pipeline.Admission]] = []
+    headers = [h for h in headers if h.header]
     async with runtime.db.read() as session:
         portal = await _portal(session, inbox_id)
         candidates = await _maybe(session, portal, headers)
@@ -221,9 +227,25 @@ async def _select(runtime: Runtime, inbox_id: int, headers: list[Header],
                                                  runtime.settings.bcc_domain)
             except SenderNotAllowed:
                 continue
-            if admission.will_log:
+            if admission.will_log and header.size > pipeline.MAX_MESSAGE_BYTES:
+                too_large.append((header, admission))
+            elif admission.will_log:
                 wanted.append(header.uid)
+    if too_large:
+        await _audit_too_large(runtime, inbox_id, too_large)
     return wanted
+
+
+async def _audit_too_large(runtime: Runtime, inbox_id: int,
+                           found: list[tuple[Header, pipeline.Admission]]) -> None:
+    async with runtime.db.transaction() as session:
+        portal = await _portal(session, inbox_id)
+        for header, admission in found:
+            sender = admission.parsed.from_.key if admission.parsed.from_ else None
+            audit.record(session, portal.id, NotLoggedReason.TOO_LARGE,
+                         f"{header.size} bytes: over the {pipeline.MAX_MESSAGE_BYTES}-byte "
+                         "limit, not fetched", source=Source.SYNC.value, sender=sender,
+                         message_id=admission.message_id, size=header.size)
 
 
 async def _portal(session: AsyncSession, inbox_id: int) -> Portal:

@@ -154,3 +154,22 @@ def test_password_change_disconnects_and_reconnect_resumes(mailbox: Mailbox) -> 
     report = _sync(mailbox, inbox["id"])
     assert len(_find(mailbox, two)) == 1 and len(_find(mailbox, one)) == 1
     assert _folder(report, "inbox")["headers_fetched"] <= 1  # resumed after UID 1
+
+
+def test_oversized_reply_is_not_fetched_but_explained(mailbox: Mailbox) -> None:
+    """A reply to a logged thread over 50 MB is not fetched; the ingest log says why."""
+    first = _seed_thread(mailbox)
+    big = _mid()
+    reply = message(sender="Ann <ann@acme.example>", to=mailbox.address,
+                    subject="Re: Proposal (the scans)", message_id=big, in_reply_to=first)
+    reply.add_attachment(b"\0" * (51 * 1024 * 1024), maintype="application",
+                         subtype="octet-stream", filename="scans.bin")
+    mailbox.append(reply)
+    inbox = mailbox.connect()
+    report = _sync(mailbox, inbox["id"])
+    assert _folder(report, "inbox")["bodies_fetched"] == 0
+    assert _find(mailbox, big) == []
+    with mailbox.server.api(mailbox.account.user_token) as api:
+        entry = api.get("/api/v1/ingest-log").json()["items"][0]
+    assert (entry["reason_code"], entry["message_id"]) == ("too_large", big.strip("<>"))
+    assert entry["sender"] == "ann@acme.example" and entry["source"] == "sync"
