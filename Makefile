@@ -29,7 +29,7 @@ bench: $(STAMP)
 
 check: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy core smtp_ingest extension_api inboxlog
+	$(BIN)/mypy core smtp_ingest extension_api inbox_sync inboxlog
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
