@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import httpx
 
 from core import accounts
-from core.db import Database, sqlite_url
+from core.db import Database, migrate, sqlite_url
 
 BCC_DOMAIN = "bcc.test"
 T = TypeVar("T")
@@ -137,6 +137,7 @@ class Server:
                           name: str) -> PortalAccount:
         db = Database(self.db_url or sqlite_url(self.data_dir / "inboxlog.db"))
         try:
+            await migrate(db)  # as `inboxlog admin` does: the server may not have run yet
             async with db.transaction() as session:
                 portal = await accounts.create_portal(session, name)
                 user = await accounts.add_user(session, portal.portal.id, user_email,
