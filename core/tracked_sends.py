@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -108,6 +109,21 @@ async def by_tokens(session: AsyncSession, portal_id: int, tokens: list[str]) ->
     return [found[t] for t in tokens if t in found]
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """One send's new hits with what classifying them needs, as plain data (it is
+    worked on in a thread, away from the session)."""
+
+    send_id: int
+    portal_id: int
+    user_id: int
+    email_id: int | None
+    sender_ips: frozenset[str]
+    links: dict[int, tuple[int, str]]  # position -> (link id, url)
+    history: History
+    hits: list[Hit]
+
+
 async def record_hits(session: AsyncSession, hits: Iterable[tuple[str, Hit]]) -> int:
     """Store and classify a batch of hits (send token, hit); unknown sends are skipped.
 
@@ -118,40 +134,53 @@ async def record_hits(session: AsyncSession, hits: Iterable[tuple[str, Hit]]) ->
         by_send[token].append(hit)
     sends = {s.token: s for s in await session.scalars(
         select(TrackedSend).where(TrackedSend.token.in_(list(by_send))))}
-    events: list[dict[str, Any]] = []
-    rows: list[dict[str, Any]] = []
+    batches = []
     for token, new_hits in by_send.items():
         send = sends.get(token)
         if send is None:
             continue
         new_hits.sort(key=lambda h: h.at)
-        history = await _history(session, send.id, since=new_hits[0].at - timedelta(seconds=5))
-        links = {link.position: link for link in await session.scalars(
+        links = {link.position: (link.id, link.url) for link in await session.scalars(
             select(TrackedLink).where(TrackedLink.tracked_send_id == send.id))}
-        sender_ips = {send.creator_ip} - {""}
-        for hit in new_hits:
-            verdict = classify(hit, history=history, sender_ips=sender_ips)
-            history.add(hit)
-            link = links.get(hit.position) if hit.position is not None else None
-            rows.append({
-                "tracked_send_id": send.id, "kind": hit.kind, "at": hit.at, "ip": hit.ip[:64],
-                "user_agent": hit.user_agent[:1000], "method": hit.method[:10],
-                "link_id": link.id if link else None, "machine": verdict.machine,
-                "counted": verdict.counted, "reason": verdict.reason,
-            })
-            if verdict.counted:
-                events.append({
-                    "portal_id": send.portal_id, "user_id": send.user_id, "type": hit.kind,
-                    "email_id": send.email_id, "at": hit.at, "machine": verdict.machine,
-                    "detail": {"tracked_send_id": send.id, "reason": verdict.reason,
-                               **({"url": link.url} if link else {})},
-                })
+        batches.append(_Batch(
+            send.id, send.portal_id, send.user_id, send.email_id,
+            frozenset({send.creator_ip} - {""}), links,
+            await _history(session, send.id, since=new_hits[0].at - timedelta(seconds=5)),
+            new_hits))
+    # Classifying thousands of hits is CPU work: keep it off the event loop, so the
+    # pixel keeps answering while a batch is recorded.
+    rows, events = await asyncio.to_thread(_classify, batches)
     # Multi-row inserts, not ORM objects: the pixel's throughput rests on this.
     if rows:
         await session.execute(insert(TrackingHit), rows)
     if events:
         await session.execute(insert(Event), events)
     return len(events)
+
+
+def _classify(batches: list[_Batch]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for batch in batches:
+        for hit in batch.hits:
+            verdict = classify(hit, history=batch.history, sender_ips=set(batch.sender_ips))
+            batch.history.add(hit)
+            link = batch.links.get(hit.position) if hit.position is not None else None
+            rows.append({
+                "tracked_send_id": batch.send_id, "kind": hit.kind, "at": hit.at,
+                "ip": hit.ip[:64], "user_agent": hit.user_agent[:1000],
+                "method": hit.method[:10], "link_id": link[0] if link else None,
+                "machine": verdict.machine, "counted": verdict.counted,
+                "reason": verdict.reason,
+            })
+            if verdict.counted:
+                events.append({
+                    "portal_id": batch.portal_id, "user_id": batch.user_id, "type": hit.kind,
+                    "email_id": batch.email_id, "at": hit.at, "machine": verdict.machine,
+                    "detail": {"tracked_send_id": batch.send_id, "reason": verdict.reason,
+                               **({"url": link[1]} if link else {})},
+                })
+    return rows, events
 
 
 async def _history(session: AsyncSession, send_id: int, since: datetime) -> History:
