@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import imaplib
-import re
 import socket
 import ssl
 import time
@@ -24,18 +23,13 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from core.inboxes import Endpoint, InboxError
-from inbox_sync.detect import app_password_provider
+from inbox_sync.errors import address_error, error_text, login_error, response_error
 from inbox_sync.folders import Folder
 
 T = TypeVar("T")
 
 HEADER_ITEM = b"BODY[HEADER]"
 BODY_ITEM = b"BODY[]"
-# Response texts that mean "an app password is needed" (Gmail, Yahoo, iCloud, Outlook).
-_APP_PASSWORD = re.compile(r"application[-_ ]specific[-_ ]password|app[-_ ]?password", re.I)
-# RFC 5530 codes and provider texts meaning "slow down / too many connections".
-_THROTTLED = re.compile(r"\[(THROTTLED|LIMIT|UNAVAILABLE|INUSE)\]|too many|rate limit", re.I)
-_OVERQUOTA = re.compile(r"\[OVERQUOTA\]|quota exceeded|mailbox (is )?full", re.I)
 
 
 @dataclass(frozen=True)
@@ -53,64 +47,12 @@ class Header:
     size: int
 
 
-def _text(exc: BaseException) -> str:
-    return " ".join(str(a.decode(errors="replace") if isinstance(a, bytes) else a)
-                    for a in exc.args) or type(exc).__name__
-
-
-def response_error(exc: BaseException, what: str) -> InboxError:
-    """A NO/BAD answer of a connected server, as the precise InboxError."""
-    text = _text(exc)
-    if _THROTTLED.search(text):
-        return InboxError("throttled", f"the provider is throttling this mailbox: {text}")
-    if _OVERQUOTA.search(text):
-        return InboxError("mailbox_full", f"the mailbox is full: {text}")
-    return InboxError("imap_error", f"{what} failed: {text}")
-
-
-def _address_error(exc: OSError, endpoint: Endpoint, protocol: str) -> InboxError:
-    where = f"{endpoint.host}:{endpoint.port}"
-    label = protocol.upper()
-    if isinstance(exc, socket.gaierror):
-        return InboxError("name_not_found",
-                          f"{label} server name not found: {endpoint.host}", protocol=protocol)
-    if isinstance(exc, ConnectionRefusedError):
-        return InboxError("connection_refused",
-                          f"{label} server {where} refused the connection", protocol=protocol)
-    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
-        return InboxError("tls_failure", f"TLS with the {label} server {where} failed: "
-                          f"{getattr(exc, 'reason', None) or exc}", protocol=protocol)
-    if isinstance(exc, TimeoutError):
-        return InboxError("timeout", f"{label} server {where} did not answer in time",
-                          protocol=protocol)
-    return InboxError("unreachable", f"{label} server {where} unreachable: {exc}",
-                      protocol=protocol)
-
-
 def _port_open(endpoint: Endpoint, timeout: float) -> bool:
     try:
         with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout):
             return True
     except OSError:
         return False
-
-
-def login_error(exc: BaseException, endpoint: Endpoint, protocol: str = "imap") -> InboxError:
-    """The server refused the credentials: say whether an app password would help."""
-    text = _text(exc)
-    label = protocol.upper()
-    if _APP_PASSWORD.search(text):
-        return InboxError("app_password_required", f"the {label} server requires an app "
-                          f"password (create one in the account's security settings): {text}",
-                          protocol=protocol)
-    if _THROTTLED.search(text):
-        return InboxError("throttled", f"the provider is throttling logins: {text}",
-                          protocol=protocol)
-    hint = (" (this provider requires an app password when two-step verification is on)"
-            if app_password_provider(endpoint.host) else "")
-    return InboxError("auth_rejected",
-                      f"the {label} server rejected the username or password{hint}: {text}",
-                      protocol=protocol)
 
 
 class ImapSession:
@@ -137,17 +79,17 @@ class ImapSession:
             if isinstance(exc, TimeoutError) and _port_open(endpoint, min(timeout, 5)):
                 raise InboxError("no_imap", f"{endpoint.host}:{endpoint.port} accepts "
                                  "connections but sends no IMAP greeting") from None
-            raise _address_error(exc, endpoint, "imap") from None
+            raise address_error(exc, endpoint, "imap") from None
         except (imaplib.IMAP4.error, IMAPClientError) as exc:
             raise InboxError("no_imap", f"{endpoint.host}:{endpoint.port} does not speak "
-                             f"IMAP: {_text(exc)[:200]}") from None
+                             f"IMAP: {error_text(exc)[:200]}") from None
         try:
             if endpoint.security == "starttls":
                 try:
                     client.starttls(context)
                 except (imaplib.IMAP4.error, IMAPClientError) as exc:
                     raise InboxError("tls_failure", "the IMAP server does not offer "
-                                     f"STARTTLS: {_text(exc)}") from None
+                                     f"STARTTLS: {error_text(exc)}") from None
             try:
                 client.login(username, password)
             except LoginError as exc:
@@ -155,21 +97,21 @@ class ImapSession:
             return cls(client)
         except OSError as exc:
             _shutdown(client)
-            raise _address_error(exc, endpoint, "imap") from None
+            raise address_error(exc, endpoint, "imap") from None
         except InboxError:
             _shutdown(client)
             raise
         except (imaplib.IMAP4.error, IMAPClientError) as exc:
             _shutdown(client)
-            raise InboxError("imap_error", f"IMAP login failed: {_text(exc)}") from None
+            raise InboxError("imap_error", f"IMAP login failed: {error_text(exc)}") from None
 
     @contextmanager
     def _calls(self, what: str) -> Iterator[None]:
         try:
             yield
         except imaplib.IMAP4.abort as exc:
-            raise InboxError("unreachable", f"connection lost during {what}: {_text(exc)}") \
-                from None
+            raise InboxError("unreachable",
+                             f"connection lost during {what}: {error_text(exc)}") from None
         except OSError as exc:
             raise InboxError("unreachable", f"connection lost during {what}: {exc}") from None
         except (imaplib.IMAP4.error, IMAPClientError) as exc:

@@ -17,7 +17,7 @@ import aiosmtplib
 
 from core.inboxes import Endpoint, InboxError, SendRequest
 from core.models import utcnow
-from inbox_sync.imap import _OVERQUOTA, _THROTTLED, _address_error, login_error
+from inbox_sync.errors import OVERQUOTA, THROTTLED, address_error, login_error
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def smtp_error(exc: BaseException, endpoint: Endpoint) -> InboxError:
     """An aiosmtplib failure as the precise InboxError (protocol ``smtp``)."""
     for item in _cause_chain(exc):
         if isinstance(item, OSError) and not isinstance(item, aiosmtplib.SMTPException):
-            return _address_error(item, endpoint, "smtp")
+            return address_error(item, endpoint, "smtp")
     where = f"{endpoint.host}:{endpoint.port}"
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         return login_error(exc, endpoint, "smtp")
@@ -54,10 +54,10 @@ def smtp_error(exc: BaseException, endpoint: Endpoint) -> InboxError:
         return InboxError("tls_failure" if "STARTTLS" in str(exc).upper() else "no_smtp",
                           f"SMTP server {where}: {exc}", protocol="smtp")
     text = str(exc)
-    if _THROTTLED.search(text) or getattr(exc, "code", 0) == 421:
+    if THROTTLED.search(text) or getattr(exc, "code", 0) == 421:
         return InboxError("throttled", f"the SMTP server is throttling: {text}",
                           protocol="smtp")
-    if _OVERQUOTA.search(text):
+    if OVERQUOTA.search(text):
         return InboxError("mailbox_full", f"the SMTP server refused: {text}", protocol="smtp")
     return InboxError("send_rejected", f"the SMTP server refused the message: {text}",
                       protocol="smtp")

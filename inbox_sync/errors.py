@@ -1,0 +1,80 @@
+"""What the user's mail servers said, as the precise ``InboxError`` (IMAP and SMTP alike).
+
+The patterns read RFC 5530 response codes, RFC 3463 enhanced status codes and the
+texts providers send, so throttling and a full mailbox get their own status instead of
+a generic failure.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+
+from core.inboxes import Endpoint, InboxError
+from inbox_sync.detect import app_password_provider
+
+# Response texts that mean "an app password is needed" (Gmail, Yahoo, iCloud, Outlook).
+APP_PASSWORD = re.compile(r"application[-_ ]specific[-_ ]password|app[-_ ]?password", re.I)
+# "Slow down / too many connections": RFC 5530 codes (Dovecot answers [LIMIT] when
+# mail_max_userip_connections is reached), provider texts.
+THROTTLED = re.compile(
+    r"\[(THROTTLED|LIMIT|UNAVAILABLE|INUSE)\]|too many|rate limit|maximum number of connections",
+    re.I)
+# "The mailbox is full": RFC 5530 [OVERQUOTA], provider texts.
+OVERQUOTA = re.compile(r"\[OVERQUOTA\]|quota exceeded|over quota|mailbox (is )?full", re.I)
+
+
+def error_text(exc: BaseException) -> str:
+    """The server's words in an exception, decoded."""
+    return " ".join(str(a.decode(errors="replace") if isinstance(a, bytes) else a)
+                    for a in exc.args) or type(exc).__name__
+
+
+def response_error(exc: BaseException, what: str) -> InboxError:
+    """A NO/BAD answer of a connected IMAP server, as the precise InboxError."""
+    text = error_text(exc)
+    if THROTTLED.search(text):
+        return InboxError("throttled", f"the provider is throttling this mailbox: {text}")
+    if OVERQUOTA.search(text):
+        return InboxError("mailbox_full", f"the mailbox is full: {text}")
+    return InboxError("imap_error", f"{what} failed: {text}")
+
+
+def address_error(exc: OSError, endpoint: Endpoint, protocol: str) -> InboxError:
+    """A failure to reach ``endpoint`` at all (DNS, TCP, TLS, time-out)."""
+    where = f"{endpoint.host}:{endpoint.port}"
+    label = protocol.upper()
+    if isinstance(exc, socket.gaierror):
+        return InboxError("name_not_found",
+                          f"{label} server name not found: {endpoint.host}", protocol=protocol)
+    if isinstance(exc, ConnectionRefusedError):
+        return InboxError("connection_refused",
+                          f"{label} server {where} refused the connection", protocol=protocol)
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+        return InboxError("tls_failure", f"TLS with the {label} server {where} failed: "
+                          f"{getattr(exc, 'reason', None) or exc}", protocol=protocol)
+    if isinstance(exc, TimeoutError):
+        return InboxError("timeout", f"{label} server {where} did not answer in time",
+                          protocol=protocol)
+    return InboxError("unreachable", f"{label} server {where} unreachable: {exc}",
+                      protocol=protocol)
+
+
+def login_error(exc: BaseException, endpoint: Endpoint, protocol: str = "imap") -> InboxError:
+    """The server refused the login: say whether an app password would help, or whether
+    it only asks us to come back later (too many connections)."""
+    text = error_text(exc)
+    label = protocol.upper()
+    if APP_PASSWORD.search(text):
+        return InboxError("app_password_required", f"the {label} server requires an app "
+                          f"password (create one in the account's security settings): {text}",
+                          protocol=protocol)
+    if THROTTLED.search(text):
+        return InboxError("throttled", f"the provider is throttling logins: {text}",
+                          protocol=protocol)
+    hint = (" (this provider requires an app password when two-step verification is on)"
+            if app_password_provider(endpoint.host) else "")
+    return InboxError("auth_rejected",
+                      f"the {label} server rejected the username or password{hint}: {text}",
+                      protocol=protocol)
