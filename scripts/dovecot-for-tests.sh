@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install Dovecot's IMAP server for the test suite when missing (the tests run their own
 # instance in a temp dir; the system service is not used) and print the binary's path.
+# dovecot-imapd brings dovecot-core: doveadm and the quota/imap_quota plugins the tests
+# load for a full mailbox come with the two.
 set -euo pipefail
 
 log() { echo "dovecot-for-tests: $*" >&2; }

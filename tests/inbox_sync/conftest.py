@@ -10,12 +10,15 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
+import httpx
 import pytest
 from imapclient import IMAPClient
 
 from core import accounts
 from core.db import Database, sqlite_url
+from tests.extension_api.test_openapi import check
 from tests.support.dovecot import Dovecot
+from tests.support.mail import deliver, logged_id, message
 from tests.support.server import BCC_DOMAIN, PortalAccount, Server, free_port
 from tests.support.smtp_recorder import SmtpRecorder
 
@@ -82,6 +85,38 @@ class Mailbox:
         with self.imap() as client:
             client.append(folder, message.as_bytes(), msg_time=when or datetime.now(UTC))
 
+    def get(self, path: str, **params: Any) -> Any:
+        """GET an API path as the user; the JSON body (status 200 asserted)."""
+        with self.server.api(self.account.user_token) as api:
+            response = api.get(path, params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        with self.server.api(self.account.user_token) as api:
+            return api.post(path, json=body)
+
+    def send(self, body: dict[str, Any], status: int) -> dict[str, Any]:
+        """POST /api/v1/emails/send; the body, checked against /openapi.json."""
+        response = self.post("/api/v1/emails/send", body)
+        assert response.status_code == status, response.text
+        with self.server.api(None) as api:
+            document = api.get("/openapi.json").json()
+        check(document, "/api/v1/emails/send", "post", status, response.json())
+        return dict(response.json())
+
+    def find(self, message_id: str) -> list[dict[str, Any]]:
+        """The logged emails with this Message-ID (one at most, or the contract broke)."""
+        return list(self.get("/api/v1/emails", message_id=message_id)["items"])
+
+    def seed_thread(self, customer: str = "ann@acme.example") -> str:
+        """The user BCCs an email to a customer: a logged thread to reply to. Its id."""
+        first = f"<{uuid.uuid4().hex}@mail.test>"
+        logged_id(deliver(self.server, message(sender=self.address, to=customer,
+                                               message_id=first, subject="Proposal"),
+                          self.account.bcc_address, mail_from=self.address))
+        return first
+
 
 def new_portal(server: Server, user_email: str) -> PortalAccount:
     """A portal and its user, written straight into the server's SQLite database
@@ -103,12 +138,20 @@ def new_portal(server: Server, user_email: str) -> PortalAccount:
     return asyncio.run(create())
 
 
+def new_mailbox(dovecot: Dovecot, recorder: SmtpRecorder, server: Server, *,
+                quota_kb: int | None = None) -> Mailbox:
+    """A fresh Dovecot user (with a quota of ``quota_kb`` KiB when given) who is the
+    user of a fresh portal on ``server``."""
+    address = f"rep-{uuid.uuid4().hex[:10]}@ourco.example"
+    password = "pw-" + uuid.uuid4().hex[:8]
+    dovecot.add_user(address, password, quota_kb=quota_kb)
+    recorder.add_user(address, password)
+    account = (server.new_portal(address) if server.db_url
+               else new_portal(server, address))
+    return Mailbox(account, password, dovecot, recorder, server)
+
+
 @pytest.fixture
 def mailbox(dovecot: Dovecot, recorder: SmtpRecorder, inbox_server: Server) -> Mailbox:
     """A fresh mailbox and a fresh portal whose user owns it."""
-    address = f"rep-{uuid.uuid4().hex[:10]}@ourco.example"
-    password = "pw-" + uuid.uuid4().hex[:8]
-    dovecot.add_user(address, password)
-    recorder.add_user(address, password)
-    account = new_portal(inbox_server, address)
-    return Mailbox(account, password, dovecot, recorder, inbox_server)
+    return new_mailbox(dovecot, recorder, inbox_server)

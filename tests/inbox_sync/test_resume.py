@@ -10,16 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from core import accounts, inboxes, pipeline
-from core.credentials import CredentialBox
-from core.db import migrate
 from core.inboxes import Endpoint, InboxError
 from core.models import Email, Event, Inbox, InboxFolder
-from core.runtime import Runtime, Settings
-from core.types import Envelope
 from inbox_sync import sync
 from inbox_sync.imap import ImapSession
 from inbox_sync.service import InboxService, ServiceOptions
+from tests.inbox_sync.inprocess import setup_inbox
 from tests.support.dovecot import Dovecot
 from tests.support.mail import message
 from tests.support.server import free_port
@@ -29,35 +25,11 @@ class Crash(Exception):
     pass
 
 
-async def _setup(tmp_path: Path, dovecot: Dovecot, imap_port: int | None = None
-                 ) -> tuple[Runtime, int, str, str]:
-    runtime = Runtime(Settings(data_dir=tmp_path, secret_key="test-secret"))
-    await migrate(runtime.db)
-    address = f"r-{uuid.uuid4().hex[:8]}@ourco.example"
-    password = "pw"
-    dovecot.add_user(address, password)
-    seed = f"<{uuid.uuid4().hex}@mail.test>"
-    async with runtime.db.transaction() as session:
-        portal = (await accounts.create_portal(session, "p")).portal
-        await accounts.add_user(session, portal.id, address)
-        prepared = await pipeline.prepare(message(
-            sender=address, to="ann@acme.example", message_id=seed).as_bytes())
-        await pipeline.ingest(session, portal=portal, prepared=prepared, envelope=Envelope(),
-                              blobs=runtime.blobs, bcc_domain="bcc.test")
-        user = await accounts.users_by_address(session, portal.id)
-        endpoint = Endpoint("127.0.0.1", imap_port or dovecot.imap_port, "none")
-        inbox = await inboxes.save_inbox(
-            session, portal.id, user[address].id, address, address, endpoint,
-            Endpoint("127.0.0.1", 1, "none"), CredentialBox("test-secret").encrypt(password), 30)
-        inbox_id = inbox.id
-    return runtime, inbox_id, address, seed
-
-
 async def test_crash_mid_sync_resumes_without_duplicates(tmp_path: Path,
                                                          dovecot: Dovecot) -> None:
     """After a crash between batches, the next sync continues at the checkpoint and
     every reply is logged exactly once."""
-    runtime, inbox_id, address, seed = await _setup(tmp_path, dovecot)
+    runtime, inbox_id, address, seed = await setup_inbox(tmp_path, dovecot)
     imap = ImapSession.open(Endpoint("127.0.0.1", dovecot.imap_port, "none"), address, "pw")
     for n in range(5):
         imap.client.append("INBOX", message(
@@ -94,7 +66,7 @@ async def test_unreachable_server_is_disconnected_after_the_grace_time(
         tmp_path: Path, dovecot: Dovecot) -> None:
     """With disconnect_after elapsed, a refused connection marks the inbox disconnected
     and emits inbox_disconnected."""
-    runtime, inbox_id, _address, _seed = await _setup(tmp_path, dovecot, free_port())
+    runtime, inbox_id, _address, _seed = await setup_inbox(tmp_path, dovecot, free_port())
     service = InboxService(runtime, ServiceOptions(background=False,
                                                    disconnect_after=timedelta(0)))
     try:

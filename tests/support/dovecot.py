@@ -5,6 +5,10 @@ Folders use RFC 6154 SPECIAL-USE, the Sent folder under a German name ("Gesendet
 One user's login fails with Gmail's "Application-specific password required" text,
 through Dovecot's ``nologin``+``reason`` passdb fields: a simulation of that provider
 reply, but a real IMAP exchange.
+
+Provider limits are Dovecot's own: ``max_userip_connections`` (Dovecot refuses one
+connection too many with ``NO [LIMIT]``), and a per-user quota (the quota plugin, loaded
+for that user only through userdb fields; APPEND over it is ``NO [OVERQUOTA]``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +59,8 @@ class MailUser:
 class Dovecot:
     """``start()`` it, use ``imap_port`` (plain) and ``imaps_port`` (self-signed TLS)."""
 
-    def __init__(self, users: list[MailUser], app_password_users: list[str]):
+    def __init__(self, users: list[MailUser], app_password_users: list[str], *,
+                 max_userip_connections: int = 50):
         # Its own dir under /tmp, traversable: Dovecot's mail processes do not run as root.
         self.root = Path(tempfile.mkdtemp(prefix="inboxlog-dovecot-"))
         self.root.chmod(0o755)
@@ -61,6 +68,7 @@ class Dovecot:
                                         if os.getuid() == 0 else (os.getuid(), os.getgid()))
         self.users = users
         self.app_password_users = app_password_users
+        self.max_userip_connections = max_userip_connections
         self.imap_port = free_port()
         self.imaps_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -105,7 +113,7 @@ default_internal_group = {"dovecot" if os.getuid() == 0 else group}
 default_login_user = {login}
 first_valid_uid = 0
 mail_location = maildir:{root}/mail/%u
-mail_max_userip_connections = 50
+mail_max_userip_connections = {self.max_userip_connections}
 imap_idle_notify_interval = 1 secs
 passdb {{
   driver = passwd-file
@@ -137,6 +145,10 @@ service stats {{
 }}
 protocol imap {{
   mail_plugins =
+}}
+plugin {{
+  # Only for the users whose userdb fields load the plugin (add_user(quota_kb=...)).
+  quota = maildir:User quota
 }}
 namespace inbox {{
   inbox = yes
@@ -201,17 +213,42 @@ namespace inbox {{
     def _users(self) -> Path:
         return self.root / "users"
 
-    def add_user(self, address: str, password: str) -> None:
+    def add_user(self, address: str, password: str, *, quota_kb: int | None = None) -> None:
         """One passwd-file per user: Dovecot re-checks a known file at most once a
-        second, but opens a new one at once."""
+        second, but opens a new one at once. ``quota_kb``: the mailbox holds at most
+        that many KiB (the quota plugin, for this user only)."""
+        fields = ("" if quota_kb is None else
+                  f"userdb_mail_plugins=quota,imap_quota userdb_quota_rule=*:storage={quota_kb}K")
         (self._users() / f"{address}.passwd").write_text(
-            f"{address}:{{PLAIN}}{password}::::::\n")
+            f"{address}:{{PLAIN}}{password}::::::{fields}\n")
+
+    @contextmanager
+    def unreadable(self, address: str, folder: str) -> Iterator[None]:
+        """Within the block the folder's Maildir cannot be read by the mail processes,
+        so Dovecot answers ``NO [SERVERBUG]`` to SELECT/EXAMINE; LIST still shows it.
+        (They never run as root, so the permission holds also when the tests do.)"""
+        base = self.maildir(address, folder)
+        # INBOX is the Maildir root, which also holds the other folders: close only its
+        # own cur/new/tmp.
+        paths = [base / sub for sub in ("cur", "new", "tmp")] if folder == "INBOX" else [base]
+        modes = {p: p.stat().st_mode for p in paths}
+        for path in paths:
+            path.chmod(0)
+        try:
+            yield
+        finally:
+            for path, mode in modes.items():
+                path.chmod(mode)
 
     def set_password(self, address: str, password: str) -> None:
         """Change a user's password and end their sessions, as providers do when a
         password changes or access is revoked."""
         self.add_user(address, password)
         time.sleep(1.2)  # the old file may have been checked less than a second ago
+        self.kick(address)
+
+    def kick(self, address: str) -> None:
+        """End every IMAP session of the user."""
         doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
         subprocess.run([doveadm, "-c", str(self.root / "dovecot.conf"), "kick", address],
                        capture_output=True, check=False, timeout=10)

@@ -2,9 +2,14 @@
 
 Run as ``python -m tests.support.smtp_recorder PORT DIR``; users and passwords are in
 DIR/users.json. Each accepted message is written to DIR as ``<n>.eml`` with its
-envelope in ``<n>.json``; recipients at refused.example get ``550``. A password of
-``!app`` answers Gmail's ``534 5.7.9 Application-specific password
-required`` for that user.
+envelope in ``<n>.json``. A password of ``!app`` answers Gmail's ``534 5.7.9
+Application-specific password required`` for that user.
+
+Recipients choose the answer to RCPT: at refused.example ``550 5.1.1``, at
+throttled.example Gmail's rate limit ``421 4.7.0 Try again later`` (the server then
+hangs up), at full.example ``452 4.2.2 Mailbox full``. A message for hold.example waits
+after its DATA, before the reply, until the test calls ``release()``: the moment between
+"the server has the message" and "the sender knows it".
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +36,19 @@ class Recorder:
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
-        if address.lower().endswith("@refused.example"):
+        domain = address.lower().rpartition("@")[2]
+        if domain == "refused.example":
             return "550 5.1.1 no such user here"
+        if domain == "throttled.example":
+            return "421 4.7.0 Try again later, closing connection"
+        if domain == "full.example":
+            return "452 4.2.2 Mailbox full"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if any(r.lower().endswith("@hold.example") for r in envelope.rcpt_tos):
+            await self._hold()
         self.count += 1
         base = self.folder / str(self.count)
         base.with_suffix(".eml").write_bytes(envelope.original_content or envelope.content)
@@ -44,6 +57,15 @@ class Recorder:
              "user": getattr(session, "login_data", None) and
              session.login_data.decode(errors="replace")}))
         return "250 2.0.0 queued"
+
+    async def _hold(self) -> None:
+        holding, release = self.folder / "holding", self.folder / "release"
+        holding.touch()
+        deadline = time.monotonic() + 60
+        while not release.exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        release.unlink(missing_ok=True)
+        holding.unlink()
 
 
 class Authenticator:
@@ -114,6 +136,18 @@ class SmtpRecorder:
         stop_process(self.process)
         if self.process is not None and self.process.stdout is not None:
             self.process.stdout.close()
+
+    def wait_holding(self, timeout: float = 30) -> None:
+        """Until a message for hold.example has arrived and waits for its reply."""
+        deadline = time.monotonic() + timeout
+        while not (self.folder / "holding").exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("no message is being held")
+            time.sleep(0.02)
+
+    def release(self) -> None:
+        """Let the held message through: the server answers 250."""
+        (self.folder / "release").touch()
 
     def messages(self) -> list[tuple[dict[str, Any], bytes]]:
         found = sorted((p for p in self.folder.glob("*.json") if p.stem.isdigit()),

@@ -1,0 +1,62 @@
+"""In-process set-up for tests that drive inbox_sync directly against the real Dovecot:
+a migrated SQLite runtime, a portal whose user owns a Dovecot mailbox, a logged email."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from sqlalchemy import select
+
+from core import accounts, inboxes, pipeline
+from core.credentials import CredentialBox
+from core.db import migrate
+from core.inboxes import Endpoint
+from core.models import Email, Inbox
+from core.runtime import Runtime, Settings
+from core.types import Envelope
+from tests.support.dovecot import Dovecot
+from tests.support.mail import message
+
+PASSWORD = "pw"
+SECRET = "test-secret"
+
+
+async def setup_inbox(tmp_path: Path, dovecot: Dovecot, imap_port: int | None = None
+                      ) -> tuple[Runtime, int, str, str]:
+    """(runtime, inbox id, address, Message-ID of a logged email to the customer
+    ann@acme.example); the inbox's IMAP server is ``dovecot`` (or ``imap_port``), its
+    SMTP server a closed port. The password is ``PASSWORD``."""
+    runtime = Runtime(Settings(data_dir=tmp_path, secret_key=SECRET))
+    await migrate(runtime.db)
+    address = f"r-{uuid.uuid4().hex[:8]}@ourco.example"
+    dovecot.add_user(address, PASSWORD)
+    seed = f"<{uuid.uuid4().hex}@mail.test>"
+    async with runtime.db.transaction() as session:
+        portal = (await accounts.create_portal(session, "p")).portal
+        await accounts.add_user(session, portal.id, address)
+        prepared = await pipeline.prepare(message(
+            sender=address, to="ann@acme.example", message_id=seed).as_bytes())
+        await pipeline.ingest(session, portal=portal, prepared=prepared, envelope=Envelope(),
+                              blobs=runtime.blobs, bcc_domain="bcc.test")
+        user = await accounts.users_by_address(session, portal.id)
+        endpoint = Endpoint("127.0.0.1", imap_port or dovecot.imap_port, "none")
+        inbox = await inboxes.save_inbox(
+            session, portal.id, user[address].id, address, address, endpoint,
+            Endpoint("127.0.0.1", 1, "none"), CredentialBox(SECRET).encrypt(PASSWORD), 30)
+        inbox_id = inbox.id
+    return runtime, inbox_id, address, seed
+
+
+async def inbox_row(runtime: Runtime, inbox_id: int) -> Inbox:
+    async with runtime.db.read() as session:
+        inbox = await session.get(Inbox, inbox_id)
+        assert inbox is not None
+        return inbox
+
+
+async def logged(runtime: Runtime, message_id: str) -> bool:
+    """Whether an email with this Message-ID (without <>) is logged."""
+    async with runtime.db.read() as session:
+        return await session.scalar(select(Email.id).where(
+            Email.message_id == message_id)) is not None
