@@ -17,6 +17,8 @@ from core.errors import CoreError, InvalidInput, NotFound
 from core.models import Event, Inbox, InboxFolder, UserAddress, utcnow
 
 SECURITY = ("ssl", "starttls", "none")
+# Failures that end the connection itself (as opposed to one refused command).
+CONNECTION_FAILURES = ("unreachable", "timeout", "throttled")
 INBOX_LOG_MODES = ("replies", "known_contacts")
 DEFAULT_FIRST_SYNC_DAYS = 30
 
@@ -35,6 +37,11 @@ class InboxError(CoreError):
     @property
     def credentials_rejected(self) -> bool:
         return self.code in ("auth_rejected", "app_password_required")
+
+    @property
+    def connection_failed(self) -> bool:
+        """The connection is gone or unusable, not just one command refused."""
+        return self.code in CONNECTION_FAILURES
 
 
 @dataclass(frozen=True)

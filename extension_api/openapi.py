@@ -57,6 +57,9 @@ _INBOX_SCHEMAS: dict[str, Any] = {
             "role": {"enum": ["inbox", "sent"]}, "name": _STR,
             "uidvalidity": {"type": ["integer", "null"]}, "last_uid": {"type": "integer"},
             "synced_at": {"type": ["string", "null"], "format": "date-time"},
+            "status": {"enum": ["ok", "failing"], "description":
+                       "failing: the last sync could not read this folder (error says "
+                       "why); the other folder was synced all the same"},
             "error": _STR})},
     }),
     "InboxConnect": {**_obj({

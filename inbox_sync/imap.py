@@ -136,7 +136,7 @@ class ImapSession:
 
     def examine(self, name: str) -> FolderState:
         """Select a folder read-only (EXAMINE): nothing we do changes the user's flags."""
-        with self._calls(f"EXAMINE {name}"):
+        with self._calls(f"opening the folder {name} (EXAMINE)"):
             info = self.client.select_folder(name, readonly=True)
         modseq = info.get(b"HIGHESTMODSEQ")
         return FolderState(int(info[b"UIDVALIDITY"]),

@@ -138,7 +138,7 @@ class InboxService:
             try:
                 yield slot.session
             except InboxError as exc:
-                if exc.code in ("unreachable", "timeout", "throttled"):
+                if exc.connection_failed:
                     await self._drop(slot)
                 raise
             if slot.task is None or slot.task.done():
@@ -182,14 +182,22 @@ class InboxService:
             await asyncio.wait_for(slot.wake.wait(), seconds)
 
     async def _wait_for_news(self, inbox_id: int, slot: _Slot) -> None:
+        """IDLE on INBOX until something arrives; poll when the server has no IDLE or
+        INBOX cannot be opened (the sync records why on the folder and goes on with
+        the others, so one failing folder does not stop the inbox)."""
         async with self._imap(inbox_id) as imap:
             if imap.has_idle:
                 targets = sync_targets(await imap.run(imap.folders))
-                if "inbox" in targets:
-                    await imap.run(imap.examine, targets["inbox"].name)
-                    await imap.run(imap.wait_for_news, self.options.idle_seconds,
-                                            lambda: slot.waiting > 0 or self._closing)
-                    return
+                try:
+                    if "inbox" in targets:
+                        await imap.run(imap.examine, targets["inbox"].name)
+                        await imap.run(imap.wait_for_news, self.options.idle_seconds,
+                                       lambda: slot.waiting > 0 or self._closing)
+                        return
+                except InboxError as exc:
+                    if exc.connection_failed:
+                        raise
+                    log.info("inbox %d: cannot IDLE (%s); polling", inbox_id, exc.message)
         await self._sleep(slot, self.options.poll_interval)
 
     async def _after_failure(self, inbox_id: int, exc: InboxError) -> bool:

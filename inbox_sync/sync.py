@@ -77,7 +77,7 @@ async def sync_inbox(runtime: Runtime, inbox_id: int, imap: ImapSession,
                                folder_report, options)
             error = ""
         except InboxError as exc:
-            if exc.code in ("unreachable", "throttled", "timeout"):
+            if exc.connection_failed:
                 raise
             error = exc.message
         except CoreError as exc:

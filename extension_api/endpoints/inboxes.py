@@ -111,7 +111,8 @@ def inbox_json(inbox: Inbox) -> dict[str, Any]:
         "created_at": iso(inbox.created_at),
         "folders": [{"role": f.role, "name": f.name, "uidvalidity": f.uidvalidity,
                      "last_uid": f.last_uid, "synced_at": iso(f.synced_at),
-                     "error": f.error} for f in inbox.folders],
+                     "status": "failing" if f.error else "ok", "error": f.error}
+                    for f in inbox.folders],
     }
 
 
