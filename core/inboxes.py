@@ -27,7 +27,8 @@ class InboxError(CoreError):
     """Reaching or using a mailbox failed; ``code`` names the failure precisely:
     ``name_not_found``, ``connection_refused``, ``timeout``, ``unreachable``,
     ``tls_failure``, ``auth_rejected``, ``app_password_required``, ``no_imap``,
-    ``no_smtp``, ``throttled``, ``mailbox_full``, ``send_rejected``, ``imap_error``."""
+    ``no_smtp``, ``throttled``, ``mailbox_full``, ``send_rejected``, ``imap_error``,
+    ``no_sent_folder``."""
 
     def __init__(self, code: str, message: str, *, protocol: str = "imap") -> None:
         super().__init__(message)
@@ -79,11 +80,22 @@ class SendRequest:
 
 @dataclass(frozen=True)
 class SendResult:
-    email_id: int
+    """A message the SMTP server accepted, and what became of its copy and its log.
+
+    ``log``: ``logged`` (``email_id`` is set), ``pending`` (the database could not take
+    it now; it is kept durably and logged later, once) or ``not_logged`` (deliberately,
+    ``log_reason`` says why).
+    """
+
+    email_id: int | None
     message_id: str
     thread_id: int | None
     sent_folder: str | None  # where the copy was appended; None when it could not be
     sent_copy_error: str | None = None
+    sent_copy_error_code: str | None = None  # e.g. mailbox_full
+    log: str = "logged"
+    log_reason: str | None = None
+    refused_recipients: dict[str, str] = field(default_factory=dict)  # address -> reply
 
 
 @dataclass
@@ -209,6 +221,32 @@ async def set_status(session: AsyncSession, inbox_id: int, status: str,
         inbox.unreachable_since = None
     await session.flush()
     return inbox
+
+
+async def note_synced(session: AsyncSession, inbox_id: int) -> Inbox | None:
+    """A sync went through: the server is reachable and not throttling. A full mailbox
+    stays flagged (sync only reads; a later copy to Sent that works clears it)."""
+    inbox = await session.get(Inbox, inbox_id)
+    if inbox is None:
+        return None
+    inbox.last_sync_at, inbox.unreachable_since = utcnow(), None
+    if inbox.status not in ("connected", "mailbox_full"):
+        await set_status(session, inbox_id, "connected")
+    await session.flush()
+    return inbox
+
+
+async def note_sent_copy(session: AsyncSession, inbox_id: int, error_code: str | None,
+                         message: str = "") -> None:
+    """The copy of a sent email to the Sent folder worked (``error_code`` None) or not:
+    a full mailbox flags the inbox ``mailbox_full``; a copy that works clears that."""
+    inbox = await session.get(Inbox, inbox_id)
+    if inbox is None:
+        return
+    if error_code == "mailbox_full":
+        await set_status(session, inbox_id, "mailbox_full", message)
+    elif error_code is None and inbox.status == "mailbox_full":
+        await set_status(session, inbox_id, "connected")
 
 
 async def note_unreachable(session: AsyncSession, inbox_id: int) -> Inbox | None:

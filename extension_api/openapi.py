@@ -82,8 +82,24 @@ _INBOX_SCHEMAS: dict[str, Any] = {
         "subject": _STR, "text": _STR, "html": _STR, "in_reply_to": _STR,
         "track_opens": {"type": "boolean"}, "track_clicks": {"type": "boolean"},
     }, required=["to"]),
-    "Sent": _obj({"email": _ref("Email"), "sent_folder": {"type": ["string", "null"]},
-                  "sent_copy_error": {"type": ["string", "null"]}}),
+    "Sent": {**_obj({
+        "email": {"oneOf": [_ref("Email"), {"type": "null"}], "description":
+                  "the logged email; null when it is not logged (yet), or logged but not "
+                  "readable at this moment"},
+        "email_id": _NULLABLE_ID, "message_id": _STR,
+        "logged": {"type": "boolean"},
+        "log": {"enum": ["logged", "pending", "not_logged"], "description":
+                "pending: the database could not take it now; the message is kept durably "
+                "and logged in the background, once. Do not send it again"},
+        "log_reason": {"type": ["string", "null"]},
+        "sent_folder": {"type": ["string", "null"]},
+        "sent_copy_error": {"type": ["string", "null"]},
+        "sent_copy_error_code": {"type": ["string", "null"],
+                                 "description": "e.g. mailbox_full"},
+        "refused_recipients": {"type": "array", "items": _obj(
+            {"address": _STR, "reply": _STR}), "description":
+            "recipients the SMTP server refused while accepting the message for the others"},
+    }), "description": "The SMTP server accepted the message: it was sent"},
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -248,6 +264,14 @@ def _also_created(op: dict[str, Any], created: dict[str, Any]) -> dict[str, Any]
     return op
 
 
+def _sent(op: dict[str, Any]) -> dict[str, Any]:
+    """The send: 201 sent and logged, 202 sent and logged later, 200 sent only."""
+    op["responses"]["201"] = _json("Sent", "sent and logged")
+    op["responses"]["202"] = _json(
+        "Sent", "sent; the database could not log it now, it is logged later (log: pending)")
+    return op
+
+
 def _body(name: str) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
 
@@ -321,11 +345,14 @@ PATHS: dict[str, Any] = {
     "/api/v1/inboxes/{id}/sync": {"post": _op(
         "Sync INBOX and Sent now (reconnecting a disconnected inbox); what was done",
         _json("SyncReport"), 404, 422, 429, 502, 504, params=[_path_id()])},
-    "/api/v1/emails/send": {"post": _created(_op(
+    "/api/v1/emails/send": {"post": _sent(_op(
         "Send through the caller's connected inbox, copy to its Sent folder and log it "
-        "(source crm_send); nothing is logged unless the SMTP server accepted it",
-        _json("Sent", "sent and logged"), 400, 403, 409, 413, 422, 429, 502, 503, 504, 507,
-        body=_body("SendRequest")))},
+        "(source crm_send); nothing is logged unless the SMTP server accepted it. Once it "
+        "did, the answer is a success (201, 202 or 200), never an error. Error codes: "
+        "throttled (429, the SMTP server answered 421 or a rate limit), mailbox_full "
+        "(507), send_rejected (502), disconnected (409)",
+        _json("Sent", "sent, deliberately not logged (log: not_logged)"),
+        400, 403, 409, 413, 422, 429, 502, 503, 504, 507, body=_body("SendRequest")))},
     "/api/v1/tokens": {
         "get": _op("The caller's API tokens (all of the portal's for an admin), no secrets",
                    _json(_items("Token"))),

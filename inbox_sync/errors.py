@@ -21,8 +21,10 @@ APP_PASSWORD = re.compile(r"application[-_ ]specific[-_ ]password|app[-_ ]?passw
 THROTTLED = re.compile(
     r"\[(THROTTLED|LIMIT|UNAVAILABLE|INUSE)\]|too many|rate limit|maximum number of connections",
     re.I)
-# "The mailbox is full": RFC 5530 [OVERQUOTA], provider texts.
+# "The mailbox is full": RFC 5530 [OVERQUOTA], provider texts; in SMTP replies also the
+# RFC 3463 enhanced status X.2.2 ("mailbox full").
 OVERQUOTA = re.compile(r"\[OVERQUOTA\]|quota exceeded|over quota|mailbox (is )?full", re.I)
+SMTP_MAILBOX_FULL = re.compile(r"^[45]\.2\.2\b")
 
 
 def error_text(exc: BaseException) -> str:

@@ -28,6 +28,9 @@ from inbox_sync.folders import Folder
 
 T = TypeVar("T")
 
+# Where and as whom to log in: (server, username, password).
+Login = tuple[Endpoint, str, str]
+
 HEADER_ITEM = b"BODY[HEADER]"
 BODY_ITEM = b"BODY[]"
 

@@ -12,12 +12,19 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
+from typing import Any
 
 import aiosmtplib
 
 from core.inboxes import Endpoint, InboxError, SendRequest
 from core.models import utcnow
-from inbox_sync.errors import OVERQUOTA, THROTTLED, address_error, login_error
+from inbox_sync.errors import (
+    OVERQUOTA,
+    SMTP_MAILBOX_FULL,
+    THROTTLED,
+    address_error,
+    login_error,
+)
 
 
 @dataclass(frozen=True)
@@ -53,20 +60,44 @@ def smtp_error(exc: BaseException, endpoint: Endpoint) -> InboxError:
     if isinstance(exc, aiosmtplib.SMTPNotSupported):
         return InboxError("tls_failure" if "STARTTLS" in str(exc).upper() else "no_smtp",
                           f"SMTP server {where}: {exc}", protocol="smtp")
-    text = str(exc)
-    if THROTTLED.search(text) or getattr(exc, "code", 0) == 421:
-        return InboxError("throttled", f"the SMTP server is throttling: {text}",
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return refusal_error([(r.code, r.message, r.recipient) for r in exc.recipients])
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return refusal_error([(exc.code, exc.message, "")])
+    return refusal_error([(0, str(exc), "")])
+
+
+def refusal_error(refusals: list[tuple[int, str, str]]) -> InboxError:
+    """SMTP replies refusing the message, as one InboxError: ``throttled`` when the
+    server asked us to come back later (421, rate limits), ``mailbox_full`` when every
+    refusal says a mailbox is full (X.2.2, quota texts), else ``send_rejected``.
+    Each refusal is (reply code, reply text, recipient or "")."""
+    said = ", ".join(f"{rcpt} ({code} {text})" if rcpt else f"{code} {text}".strip()
+                     for code, text, rcpt in refusals)
+    if any(code == 421 or THROTTLED.search(text) for code, text, _ in refusals):
+        return InboxError("throttled", "the SMTP server is throttling this account, try "
+                          f"again later: {said}", protocol="smtp")
+    if all(SMTP_MAILBOX_FULL.match(text) or OVERQUOTA.search(text)
+           for _code, text, _rcpt in refusals):
+        return InboxError("mailbox_full", f"the SMTP server refused, mailbox full: {said}",
                           protocol="smtp")
-    if OVERQUOTA.search(text):
-        return InboxError("mailbox_full", f"the SMTP server refused: {text}", protocol="smtp")
-    return InboxError("send_rejected", f"the SMTP server refused the message: {text}",
-                      protocol="smtp")
+    return InboxError("send_rejected", f"the SMTP server refused {said}", protocol="smtp")
 
 
-def _client(endpoint: Endpoint, timeout: float,
-            context: ssl.SSLContext | None) -> aiosmtplib.SMTP:
+class _Client(aiosmtplib.SMTP):
+    """aiosmtplib's client, remembering the last reply: on a 421 it closes the
+    connection itself, and what the next command raises no longer says why."""
+
+    last_reply: aiosmtplib.SMTPResponse | None = None
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        self.last_reply = await super().execute_command(*args, **kwargs)
+        return self.last_reply
+
+
+def _client(endpoint: Endpoint, timeout: float, context: ssl.SSLContext | None) -> _Client:
     context = context or ssl.create_default_context()
-    return aiosmtplib.SMTP(
+    return _Client(
         hostname=endpoint.host, port=endpoint.port, timeout=timeout,
         use_tls=endpoint.security == "ssl", start_tls=endpoint.security == "starttls",
         tls_context=context,
@@ -75,7 +106,7 @@ def _client(endpoint: Endpoint, timeout: float,
 
 @contextlib.asynccontextmanager
 async def _logged_in(endpoint: Endpoint, username: str, password: str, timeout: float,
-                     context: ssl.SSLContext | None) -> AsyncIterator[aiosmtplib.SMTP]:
+                     context: ssl.SSLContext | None) -> AsyncIterator[_Client]:
     """A connected, secured, logged-in client; SMTP and network failures become
     InboxError, and the connection is closed whatever happens."""
     client = _client(endpoint, timeout, context)
@@ -83,6 +114,11 @@ async def _logged_in(endpoint: Endpoint, username: str, password: str, timeout: 
         await client.connect()
         await client.login(username, password)  # submission always authenticates
         yield client
+    except aiosmtplib.SMTPServerDisconnected as exc:
+        last = client.last_reply
+        if last is not None and last.code == 421:  # "closing connection": not a lost line
+            raise refusal_error([(last.code, last.message, "")]) from None
+        raise smtp_error(exc, endpoint) from None
     except (aiosmtplib.SMTPException, OSError) as exc:
         raise smtp_error(exc, endpoint) from None
     finally:
@@ -101,15 +137,15 @@ async def check_login(endpoint: Endpoint, username: str, password: str, *,
 
 
 async def deliver(endpoint: Endpoint, username: str, password: str, outgoing: Outgoing, *,
-                  timeout: float = 60, context: ssl.SSLContext | None = None) -> None:
-    """Send through the user's server; returns only when it accepted every recipient."""
+                  timeout: float = 60, context: ssl.SSLContext | None = None
+                  ) -> dict[str, str]:
+    """Send through the user's server. Returns once the server accepted the message for
+    at least one recipient (it is then on its way), with the recipients it refused:
+    address -> reply. Raises InboxError when nothing was sent."""
     async with _logged_in(endpoint, username, password, timeout, context) as client:
         errors, _reply = await client.send_message(outgoing.message,
                                                    recipients=list(outgoing.recipients))
-    if errors:
-        refused = ", ".join(f"{rcpt} ({resp.code} {resp.message})"
-                            for rcpt, resp in errors.items())
-        raise InboxError("send_rejected", f"the SMTP server refused {refused}", protocol="smtp")
+    return {rcpt: f"{resp.code} {resp.message}" for rcpt, resp in errors.items()}
 
 
 def compose(request: SendRequest, sender: str, sender_name: str, *, html: str) -> Outgoing:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html as html_lib
 import logging
 import ssl
 from collections.abc import AsyncIterator
@@ -18,9 +17,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import accounts, inboxes, pipeline, tracked_sends
+from core import accounts, inboxes
 from core.credentials import CredentialBox
 from core.errors import InvalidInput
 from core.inboxes import (
@@ -31,13 +29,13 @@ from core.inboxes import (
     SendResult,
     SyncReport,
 )
-from core.models import Inbox, Portal, TrackedSend, User, utcnow
+from core.models import Inbox, User, utcnow
 from core.runtime import Runtime
-from core.tracking import TokenSigner
-from core.types import Envelope, Source
-from inbox_sync import detect, send, sync
+from inbox_sync import detect, send, sent_log, sync
+from inbox_sync.crm_send import CrmSender
 from inbox_sync.folders import sync_targets
-from inbox_sync.imap import ImapSession
+from inbox_sync.imap import ImapSession, Login
+from inbox_sync.spool import SendSpool
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +49,7 @@ class ServiceOptions:
     backoff_first: float = 5
     backoff_max: float = 600
     timeout: float = 30  # socket time-out of one IMAP or SMTP operation
+    spool_scan_every: float = 60  # look for sent email still to log this often
     batch_uids: int = sync.BATCH_UIDS
     ssl_context: ssl.SSLContext | None = None  # trust store for IMAP/SMTP TLS
 
@@ -75,11 +74,26 @@ class InboxService:
         self.box = CredentialBox(runtime.settings.secret_key)
         self._slots: dict[int, _Slot] = {}
         self._closing = False
+        self.spool = SendSpool(runtime.settings.data_dir / "send-spool")
+        sending: set[str] = set()  # spool entries a send in progress logs itself
+        self.pending_logs = sent_log.PendingLogs(
+            runtime, self.spool, lambda path: path.stem in sending,
+            first=self.options.backoff_first, most=self.options.backoff_max,
+            scan_every=self.options.spool_scan_every)
+        self.sender = CrmSender(runtime, self.box, self.spool, self.pending_logs, sending,
+                                self._copy_to_sent, timeout=self.options.timeout,
+                                ssl_context=self.options.ssl_context)
+        self._pending_task: asyncio.Task[None] | None = None
 
     # -- lifetime -------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start a worker for every inbox not disconnected. Returns at once."""
+        """Start logging what earlier sends left to log (retried until the database
+        takes it), and a worker for every inbox not disconnected. Returns at once."""
+        await asyncio.to_thread(self.spool.set_aside_unfinished)
+        if not self._closing and self._pending_task is None:
+            self._pending_task = asyncio.create_task(self.pending_logs.run_forever(),
+                                                     name="send-spool")
         if not self.options.background:
             return
         async with self.runtime.db.read() as session:
@@ -92,6 +106,8 @@ class InboxService:
         """Stop every worker and close every connection (within about a second)."""
         self._closing = True
         tasks = [s.task for s in self._slots.values() if s.task is not None]
+        if self._pending_task is not None:
+            tasks.append(self._pending_task)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -112,7 +128,7 @@ class InboxService:
 
     # -- the one connection ---------------------------------------------------------
 
-    async def _credentials(self, inbox_id: int) -> tuple[Endpoint, str, str]:
+    async def _credentials(self, inbox_id: int) -> Login:
         async with self.runtime.db.read() as session:
             inbox = await session.get(Inbox, inbox_id)
             if inbox is None:
@@ -121,8 +137,10 @@ class InboxService:
                     inbox.username, self.box.decrypt(inbox.secret))
 
     @contextlib.asynccontextmanager
-    async def _imap(self, inbox_id: int) -> AsyncIterator[ImapSession]:
-        """The inbox's connection, opened when needed, used by one caller at a time."""
+    async def _imap(self, inbox_id: int, login: Login | None = None
+                    ) -> AsyncIterator[ImapSession]:
+        """The inbox's connection, opened when needed (with ``login``, else the stored
+        credentials), used by one caller at a time."""
         slot = self._slot(inbox_id)
         slot.waiting += 1
         try:
@@ -131,7 +149,7 @@ class InboxService:
             slot.waiting -= 1
         try:
             if slot.session is None:
-                endpoint, username, password = await self._credentials(inbox_id)
+                endpoint, username, password = login or await self._credentials(inbox_id)
                 slot.session = await asyncio.to_thread(
                     ImapSession.open, endpoint, username, password,
                     timeout=self.options.timeout, ssl_context=self.options.ssl_context)
@@ -277,76 +295,25 @@ class InboxService:
         return report
 
     async def send(self, portal_id: int, user_id: int, request: SendRequest) -> SendResult:
-        runtime = self.runtime
-        async with runtime.db.read() as session:
-            inbox = await inboxes.user_inbox(session, portal_id, user_id, request.inbox_id)
-            user = await session.get(User, user_id)
-            assert user is not None
-            if inbox.status == "disconnected":
-                raise InboxError("disconnected", f"the inbox is disconnected "
-                                 f"({inbox.status_reason}); reconnect it first")
-            smtp = Endpoint(inbox.smtp_host, inbox.smtp_port, inbox.smtp_security)
-            password = self.box.decrypt(inbox.secret)
-            inbox_id, username, address = inbox.id, inbox.username, inbox.address
-        html, tracked_id = await self._tracked_html(request, portal_id, user_id)
-        outgoing = send.compose(request, address, user.name, html=html)
-        raw = outgoing.message.as_bytes()
-        prepared = await pipeline.prepare(raw)  # a message core cannot log is not sent
-        envelope = Envelope(on_behalf_of=user.email, source_hint=Source.CRM_SEND)
+        return await self.sender.send(portal_id, user_id, request)
+
+    async def _copy_to_sent(self, inbox_id: int, login: Login,
+                            raw: bytes) -> tuple[str | None, InboxError | None]:
+        """Append a sent message to the Sent folder: (folder, None) or (None, error)."""
         try:
-            await send.deliver(smtp, username, password, outgoing,
-                               timeout=self.options.timeout, context=self.options.ssl_context)
-        except InboxError as exc:
-            if exc.credentials_rejected:
-                async with runtime.db.transaction() as session:
-                    await inboxes.set_status(session, inbox_id, "disconnected", exc.message)
-            raise
-        sent_folder, copy_error = await self._copy_to_sent(inbox_id, raw)
-
-        async def log_it(session: AsyncSession) -> pipeline.IngestResult:
-            portal = await session.get(Portal, portal_id)
-            assert portal is not None
-            result = await pipeline.ingest(session, portal=portal, prepared=prepared,
-                                           envelope=envelope, blobs=runtime.blobs,
-                                           bcc_domain=runtime.settings.bcc_domain)
-            # The pipeline linked the tracked send to this email by its pixel.
-            tracked = await session.get(TrackedSend, tracked_id) if tracked_id else None
-            if tracked is not None:
-                tracked.sent_at = utcnow()
-            return result
-
-        result = await runtime.db.run(log_it)
-        if result.email_id is None:
-            raise InboxError("not_logged", f"sent, but not logged: {result.reason}")
-        return SendResult(result.email_id, outgoing.message_id, result.thread_id,
-                          sent_folder, copy_error)
-
-    async def _tracked_html(self, request: SendRequest, portal_id: int,
-                            user_id: int) -> tuple[str, int | None]:
-        """The HTML to send: as given, or rewritten with a signed pixel and signed links
-        by a new tracked send, exactly as for the extension's tracked sends."""
-        if not (request.track_opens or request.track_clicks):
-            return request.html, None
-        html = request.html or html_lib.escape(request.text).replace("\n", "<br>\n")
-        async with self.runtime.db.transaction() as session:
-            created = await tracked_sends.create(
-                session, portal_id=portal_id, user_id=user_id,
-                body={"to": list(request.to), "cc": list(request.cc), "bcc": list(request.bcc),
-                      "subject": request.subject, "html": html,
-                      "track_opens": request.track_opens, "track_clicks": request.track_clicks},
-                signer=TokenSigner(self.runtime.settings.secret_key),
-                base_url=self.runtime.settings.base_url, creator_ip="")
-            return created.send.html, created.send.id
-
-    async def _copy_to_sent(self, inbox_id: int, raw: bytes) -> tuple[str | None, str | None]:
-        """Append the sent message to the Sent folder; (folder, None) or (None, error)."""
-        try:
-            async with self._imap(inbox_id) as imap:
+            async with self._imap(inbox_id, login) as imap:
                 target = sync_targets(await imap.run(imap.folders)).get("sent")
                 if target is None:
-                    return None, "the mailbox has no Sent folder"
-                await imap.run(imap.append, target.name, raw, utcnow())
+                    return None, InboxError("no_sent_folder", "the mailbox has no Sent folder")
+                try:
+                    await imap.run(imap.append, target.name, raw, utcnow())
+                except InboxError as exc:
+                    raise InboxError(exc.code, f"the copy to the Sent folder {target.name} "
+                                     f"failed: {exc.message}") from None
                 return target.name, None
         except InboxError as exc:
             log.warning("inbox %d: copy to Sent failed: %s", inbox_id, exc.message)
-            return None, exc.message
+            return None, exc
+        except Exception as exc:  # the email went out: report, do not fail the send
+            log.exception("inbox %d: copy to Sent failed", inbox_id)
+            return None, InboxError("imap_error", f"the copy to the Sent folder failed: {exc}")

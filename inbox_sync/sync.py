@@ -90,11 +90,8 @@ async def sync_inbox(runtime: Runtime, inbox_id: int, imap: ImapSession,
             if row is not None:
                 row.error = error
     async with runtime.db.transaction() as session:
-        row_inbox = await session.get(Inbox, inbox_id)
+        row_inbox = await inboxes.note_synced(session, inbox_id)
         if row_inbox is not None:
-            row_inbox.last_sync_at = utcnow()
-            if row_inbox.status != "connected":
-                await inboxes.set_status(session, inbox_id, "connected")
             report.status = row_inbox.status
     return report
 

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from core import inboxes, queries
+from core.errors import StorageUnavailable
 from core.inboxes import (
     SECURITY,
     ConnectRequest,
@@ -19,6 +20,7 @@ from core.inboxes import (
     InboxConnector,
     InboxError,
     SendRequest,
+    SendResult,
     SyncReport,
 )
 from core.models import Inbox
@@ -32,7 +34,7 @@ STATUS = {
     "name_not_found": 422, "connection_refused": 422, "tls_failure": 422,
     "auth_rejected": 422, "app_password_required": 422, "no_imap": 422, "no_smtp": 422,
     "timeout": 504, "unreachable": 502, "imap_error": 502, "send_rejected": 502,
-    "not_logged": 502, "throttled": 429, "mailbox_full": 507, "disconnected": 409,
+    "throttled": 429, "mailbox_full": 507, "disconnected": 409,
 }
 _MAX_ADDRESSES = 100
 
@@ -113,6 +115,19 @@ def inbox_json(inbox: Inbox) -> dict[str, Any]:
                      "last_uid": f.last_uid, "synced_at": iso(f.synced_at),
                      "status": "failing" if f.error else "ok", "error": f.error}
                     for f in inbox.folders],
+    }
+
+
+def sent_json(result: SendResult) -> dict[str, Any]:
+    """What became of a send the SMTP server accepted (``email`` is filled in by the
+    caller when it was logged)."""
+    return {
+        "email": None, "email_id": result.email_id, "message_id": result.message_id,
+        "logged": result.log == "logged", "log": result.log, "log_reason": result.log_reason,
+        "sent_folder": result.sent_folder, "sent_copy_error": result.sent_copy_error,
+        "sent_copy_error_code": result.sent_copy_error_code,
+        "refused_recipients": [{"address": address, "reply": reply}
+                               for address, reply in result.refused_recipients.items()],
     }
 
 
@@ -198,8 +213,14 @@ async def send_email(request: Request, principal: Principal) -> Response:
         result = await _connector(request).send(principal.portal_id, user_id, send)
     except InboxError as exc:
         raise _failure(exc) from None
-    async with runtime_of(request).db.read() as session:
-        email = await queries.email(session, principal.portal_id, result.email_id)
-        payload = {"email": email_json(email), "sent_folder": result.sent_folder,
-                   "sent_copy_error": result.sent_copy_error}
-    return JSONResponse(payload, 201)
+    payload = sent_json(result)
+    if result.email_id is not None:
+        try:
+            async with runtime_of(request).db.read() as session:
+                email = await queries.email(session, principal.portal_id, result.email_id)
+                payload["email"] = email_json(email)
+        except StorageUnavailable:
+            pass  # logged, only not readable now: the send must not look failed
+    # 201: sent and logged; 202: sent, logged later; 200: sent, deliberately not logged.
+    status = {"logged": 201, "pending": 202}.get(result.log, 200)
+    return JSONResponse(payload, status)

@@ -1,0 +1,185 @@
+"""A CRM send, end to end: compose, keep in the send spool, send through the user's
+SMTP server, copy to Sent, log as ``crm_send``.
+
+Nothing is logged unless the SMTP server accepted the message. Once it has, the caller
+always hears that it was sent, never an error that would invite sending it again: when
+the database cannot take the log right then, the message stays in the spool and
+``sent_log.PendingLogs`` logs it later, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html as html_lib
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from core import inboxes, pipeline, tracked_sends
+from core.credentials import CredentialBox
+from core.errors import CoreError, StorageUnavailable
+from core.inboxes import Endpoint, InboxError, SendRequest, SendResult
+from core.models import User
+from core.runtime import Runtime
+from core.tracking import TokenSigner
+from inbox_sync import sent_log
+from inbox_sync.imap import Login
+from inbox_sync.send import Outgoing, compose, deliver
+from inbox_sync.spool import SendSpool, SpooledSend
+
+log = logging.getLogger(__name__)
+
+# (inbox id, its IMAP login, the raw message) -> (Sent folder name, None) or (None, error)
+CopyToSent = Callable[[int, Login, bytes], Awaitable[tuple[str | None, InboxError | None]]]
+
+
+@dataclass(frozen=True)
+class _From:
+    """What a send needs to know about the sender's inbox, read before anything is sent
+    (afterwards the database may be gone)."""
+
+    inbox_id: int
+    address: str
+    name: str
+    user_email: str
+    smtp: Login
+    imap: Login
+
+
+class CrmSender:
+    """Sends for ``InboxService.send``. ``in_flight`` holds the spool entries (file
+    stems) of sends in progress, which ``pending`` must leave to them; ``copy_to_sent``
+    appends through the service's one IMAP connection of the inbox."""
+
+    def __init__(self, runtime: Runtime, box: CredentialBox, spool: SendSpool,
+                 pending: sent_log.PendingLogs, in_flight: set[str],
+                 copy_to_sent: CopyToSent, *, timeout: float,
+                 ssl_context: ssl.SSLContext | None) -> None:
+        self.runtime, self.box, self.spool, self.pending = runtime, box, spool, pending
+        self.in_flight, self.copy_to_sent = in_flight, copy_to_sent
+        self.timeout, self.ssl_context = timeout, ssl_context
+
+    async def send(self, portal_id: int, user_id: int, request: SendRequest) -> SendResult:
+        sender = await self._sender(portal_id, user_id, request.inbox_id)
+        html, tracked_id = await self._tracked_html(request, portal_id, user_id)
+        outgoing = compose(request, sender.address, sender.name, html=html)
+        raw = outgoing.message.as_bytes()
+        prepared = await pipeline.prepare(raw)  # a message core cannot log is not sent
+        entry = SpooledSend(portal_id, sender.user_email, sender.inbox_id,
+                            outgoing.message_id, tracked_id, raw)
+        path = await asyncio.to_thread(self.spool.hold, entry)
+        self.in_flight.add(path.stem)
+        try:
+            refused = await self._deliver(sender, outgoing, path)
+            path = await self._mark_sent(path)
+            folder, copy_error = await self.copy_to_sent(sender.inbox_id, sender.imap, raw)
+            await self._note_copy(sender.inbox_id, copy_error)
+            result, log_state, reason = await self._log(entry, prepared, path)
+        finally:
+            self.in_flight.discard(path.stem)
+        if log_state == "pending":
+            self.pending.wake.set()
+        return SendResult(
+            result.email_id if result else None, outgoing.message_id,
+            result.thread_id if result else None, folder,
+            copy_error.message if copy_error else None,
+            copy_error.code if copy_error else None,
+            log=log_state, log_reason=reason, refused_recipients=refused)
+
+    async def _sender(self, portal_id: int, user_id: int, inbox_id: int | None) -> _From:
+        async with self.runtime.db.read() as session:
+            inbox = await inboxes.user_inbox(session, portal_id, user_id, inbox_id)
+            user = await session.get(User, user_id)
+            assert user is not None
+            if inbox.status == "disconnected":
+                raise InboxError("disconnected", f"the inbox is disconnected "
+                                 f"({inbox.status_reason}); reconnect it first")
+            password = self.box.decrypt(inbox.secret)
+            return _From(
+                inbox.id, inbox.address, user.name, user.email,
+                (Endpoint(inbox.smtp_host, inbox.smtp_port, inbox.smtp_security),
+                 inbox.username, password),
+                (Endpoint(inbox.imap_host, inbox.imap_port, inbox.imap_security),
+                 inbox.username, password))
+
+    async def _deliver(self, sender: _From, outgoing: Outgoing,
+                       path: Path) -> dict[str, str]:
+        """Send; on a refusal the spool entry goes (nothing was sent) and InboxError
+        is raised. Returns the refused recipients when others accepted it."""
+        endpoint, username, password = sender.smtp
+        try:
+            return await deliver(endpoint, username, password, outgoing,
+                                 timeout=self.timeout, context=self.ssl_context)
+        except InboxError as exc:
+            await asyncio.to_thread(self.spool.remove, path)
+            if exc.credentials_rejected:
+                async with self.runtime.db.transaction() as session:
+                    await inboxes.set_status(session, sender.inbox_id, "disconnected",
+                                             exc.message)
+            raise
+
+    async def _mark_sent(self, path: Path) -> Path:
+        try:
+            return await asyncio.to_thread(self.spool.mark_sent, path)
+        except OSError:
+            # Sent all the same. Logged now it costs nothing; if logging must wait, the
+            # file stays "sending" and is set aside at the next start, not lost.
+            log.error("send spool: could not mark %s as sent", path.name, exc_info=True)
+            return path
+
+    async def _note_copy(self, inbox_id: int, error: InboxError | None) -> None:
+        """A full mailbox flags the inbox; best effort: the database may be down."""
+        try:
+            async with self.runtime.db.transaction() as session:
+                await inboxes.note_sent_copy(session, inbox_id, error.code if error else None,
+                                             error.message if error else "")
+        except Exception:  # the email went out: nothing after that may fail the send
+            log.warning("inbox %d: status not updated after the copy to Sent", inbox_id,
+                        exc_info=True)
+
+    async def _log(self, entry: SpooledSend, prepared: pipeline.Prepared, path: Path
+                   ) -> tuple[pipeline.IngestResult | None, str, str | None]:
+        """Log the message just sent: (result, "logged" | "not_logged" | "pending",
+        reason). Pending leaves it in the spool for the retry."""
+        try:
+            result = await sent_log.log_sent(self.runtime, entry, prepared)
+        except StorageUnavailable as exc:
+            log.warning("sent <%s>; logging it later: %s", entry.message_id, exc.message)
+            return None, "pending", "the database is unavailable; the email is logged " \
+                "as soon as it is back"
+        except CoreError as exc:
+            await self._forget(path)
+            return None, "not_logged", exc.message
+        except Exception:
+            log.exception("sent <%s>; logging it failed, retrying later", entry.message_id)
+            return None, "pending", "logging failed; it is retried in the background"
+        await self._forget(path)
+        if result.email_id is None:
+            return result, "not_logged", result.reason
+        return result, "logged", None
+
+    async def _forget(self, path: Path) -> None:
+        try:
+            await asyncio.to_thread(self.spool.remove, path)
+        except OSError:
+            # Logged already: a retry of this file would be a harmless duplicate.
+            log.warning("send spool: could not remove %s", path, exc_info=True)
+
+    async def _tracked_html(self, request: SendRequest, portal_id: int,
+                            user_id: int) -> tuple[str, int | None]:
+        """The HTML to send: as given, or rewritten with a signed pixel and signed links
+        by a new tracked send, exactly as for the extension's tracked sends."""
+        if not (request.track_opens or request.track_clicks):
+            return request.html, None
+        html = request.html or html_lib.escape(request.text).replace("\n", "<br>\n")
+        async with self.runtime.db.transaction() as session:
+            created = await tracked_sends.create(
+                session, portal_id=portal_id, user_id=user_id,
+                body={"to": list(request.to), "cc": list(request.cc), "bcc": list(request.bcc),
+                      "subject": request.subject, "html": html,
+                      "track_opens": request.track_opens, "track_clicks": request.track_clicks},
+                signer=TokenSigner(self.runtime.settings.secret_key),
+                base_url=self.runtime.settings.base_url, creator_ip="")
+            return created.send.html, created.send.id
