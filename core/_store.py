@@ -68,9 +68,16 @@ def header_block(raw: bytes) -> bytes:
 async def store_raw_copy(
     session: AsyncSession, blobs: BlobStore, email_id: int, raw: bytes, policy: RawPolicy
 ) -> None:
-    """Keep the raw message (or its headers) for as long as ``policy.rule`` allows."""
-    data = raw if policy.full else header_block(raw)
-    digest = await store_blob(session, blobs, data)
+    """Keep the raw message (or its headers) for as long as ``policy.rule`` allows.
+
+    A header block (a few KB) goes in the row: a blob file would cost every logged
+    message a file and two fsyncs. A whole message goes to the blob store.
+    """
+    if not policy.full:
+        session.add(RawCopy(email_id=email_id, rule=policy.rule.value,
+                            content=header_block(raw)))
+        return
+    digest = await store_blob(session, blobs, raw)
     session.add(RawCopy(email_id=email_id, rule=policy.rule.value, blob_sha256=digest))
 
 

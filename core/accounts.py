@@ -84,6 +84,7 @@ async def add_user(
     )
     if clash := list(taken):
         raise InvalidInput(f"address already belongs to a user: {', '.join(clash)}")
+    session.info.pop(("users_by_address", portal_id), None)
     user = User(portal_id=portal_id, email=addresses[0], name=name.strip())
     user.addresses = [UserAddress(portal_id=portal_id, address=a) for a in addresses]
     session.add(user)
@@ -146,13 +147,22 @@ async def portal_for_address(
 
 
 async def users_by_address(session: AsyncSession, portal_id: int) -> dict[str, User]:
-    """Every user address of a portal (lower-case) mapped to its user."""
+    """Every user address of a portal (lower-case) mapped to its user.
+
+    Remembered for the rest of the session: a group commit (``core.group_commit``)
+    ingests many messages of one portal in one session, and users don't change there
+    (``add_user`` forgets it).
+    """
+    key = ("users_by_address", portal_id)
+    if (known := session.info.get(key)) is not None:
+        return dict(known)
     rows = await session.execute(
         select(UserAddress.address, User)
         .join(User, User.id == UserAddress.user_id)
         .where(UserAddress.portal_id == portal_id)
     )
-    return {address: user for address, user in rows}
+    users = session.info[key] = {address: user for address, user in rows}
+    return dict(users)
 
 
 PORTAL_SETTINGS = ("log_attachments", "auto_create_contacts", "never_log", "inbox_log_mode")

@@ -23,7 +23,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from core import _inline_sqlite
 from core.errors import StorageUnavailable
+from core.group_commit import GroupCommit
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,6 +39,10 @@ def sqlite_url(path: Path) -> str:
 
 def _is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
+
+
+def _sqlite_path(url: str) -> str:
+    return url.split(":///", 1)[1] if ":///" in url else ""
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -69,9 +75,23 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError | PoolTimeout | OSError)
 
 
-def _make_engine(url: str, *, immediate: bool = False, **kwargs: Any) -> AsyncEngine:
+@asynccontextmanager
+async def _storage_errors() -> AsyncIterator[None]:
+    """Errors that may go away by itself become ``StorageUnavailable``."""
+    try:
+        yield
+    except Exception as exc:
+        if _is_transient(exc):
+            raise StorageUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+        raise
+
+
+def _make_engine(url: str, *, immediate: bool = False, inline: bool = False,
+                 **kwargs: Any) -> AsyncEngine:
     if not _is_sqlite(url):
         return create_async_engine(url, pool_pre_ping=True, **kwargs)
+    if inline:
+        kwargs["async_creator"] = _inline_sqlite.connector(_sqlite_path(url))
     engine = create_async_engine(url, **kwargs)
     event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
 
@@ -89,22 +109,34 @@ class Database:
 
     On PostgreSQL both are the same engine. On SQLite writes go through their own
     engine whose transactions start with ``BEGIN IMMEDIATE``, and an in-process lock
-    keeps writers in line so they queue on the event loop, not in busy-wait threads.
+    keeps writers in line so they queue on the event loop, not in busy-wait threads;
+    ``run`` (the ingest path: short, indexed transactions) has a third engine whose
+    statements run on the loop thread (``core._inline_sqlite``) and shares
+    transactions between concurrent callers (``core.group_commit``).
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = _is_sqlite(url)
+        self._group_commit: GroupCommit | None = None
         if self.is_sqlite:
-            path = url.split(":///", 1)[1] if ":///" in url else ""
+            path = _sqlite_path(url)
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.read_engine = _make_engine(url)
             self.write_engine = _make_engine(url, immediate=True)
+            self._ingest_engine = _make_engine(url, immediate=True, inline=bool(path))
+            self._lookup_engine = _make_engine(url, inline=bool(path))
+            ingest_sessions = async_sessionmaker(self._ingest_engine, expire_on_commit=False)
+            # One writer at a time: concurrent ingests share its transactions.
+            self._group_commit = GroupCommit(lambda: self._transaction(ingest_sessions),
+                                             _is_transient)
         else:
             self.read_engine = self.write_engine = _make_engine(url, pool_size=10, max_overflow=20)
+            self._ingest_engine = self._lookup_engine = self.write_engine
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
+        self._lookup_sessions = async_sessionmaker(self._lookup_engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
@@ -113,13 +145,15 @@ class Database:
 
         Objects loaded through it stay readable after the block (nothing is expired).
         """
-        try:
-            async with self._read_sessions() as session:
-                yield session
-        except Exception as exc:
-            if _is_transient(exc):
-                raise StorageUnavailable(f"database unavailable: {type(exc).__name__}") from exc
-            raise
+        async with _storage_errors(), self._read_sessions() as session:
+            yield session
+
+    @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[AsyncSession]:
+        """A session for the ingest path's short, indexed reads (which portal a logging
+        address belongs to); on SQLite they run on the loop thread like its writes."""
+        async with _storage_errors(), self._lookup_sessions() as session:
+            yield session
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -128,15 +162,18 @@ class Database:
         Connection failures surface as ``StorageUnavailable``; when this returns, the
         commit is durable.
         """
+        async with self._transaction(self._write_sessions) as session:
+            yield session
+
+    @asynccontextmanager
+    async def _transaction(
+        self, sessions: async_sessionmaker[AsyncSession]
+    ) -> AsyncIterator[AsyncSession]:
         if self._write_lock is not None:
             await self._write_lock.acquire()
         try:
-            async with self._write_sessions() as session, session.begin():
+            async with _storage_errors(), sessions() as session, session.begin():
                 yield session
-        except Exception as exc:
-            if _is_transient(exc):
-                raise StorageUnavailable(f"database unavailable: {type(exc).__name__}") from exc
-            raise
         finally:
             if self._write_lock is not None:
                 self._write_lock.release()
@@ -144,8 +181,14 @@ class Database:
     async def run(
         self, work: Callable[[AsyncSession], Awaitable[T]], *, attempts: int = 3
     ) -> T:
-        """Run ``work`` in a transaction, again from scratch when a concurrent writer
-        won a unique-key race (two copies of one message arriving at once)."""
+        """Run ``work`` in a transaction and return its result once that committed.
+
+        On SQLite, concurrent calls share a transaction (``core.group_commit``), each in
+        a savepoint of its own. On PostgreSQL each runs alone, again from scratch when a
+        concurrent writer won a unique-key race (two copies of one message at once).
+        """
+        if self._group_commit is not None:
+            return await self._group_commit.run(work)
         for attempt in range(1, attempts + 1):
             try:
                 async with self.transaction() as session:
@@ -160,6 +203,9 @@ class Database:
         await self.read_engine.dispose()
         if self.write_engine is not self.read_engine:
             await self.write_engine.dispose()
+        if self._ingest_engine is not self.write_engine:
+            await self._ingest_engine.dispose()
+            await self._lookup_engine.dispose()
 
 
 def _alembic_config(connection: Any) -> Any:

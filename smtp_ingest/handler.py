@@ -46,7 +46,7 @@ class IngestHandler:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return replies.TOO_MANY_RECIPIENTS
         try:
-            async with self.runtime.db.read() as db_session:
+            async with self.runtime.db.lookup() as db_session:
                 found = await portal_for_address(
                     db_session, address, self.runtime.settings.bcc_domain
                 )
@@ -120,7 +120,7 @@ class IngestHandler:
     async def _portals(self, envelope: Envelope) -> dict[int, tuple[str, list[str]]]:
         """Portal id -> (its first logging address in RCPT order, the tags given)."""
         routes: dict[int, tuple[str, list[str]]] = {}
-        async with self.runtime.db.read() as db_session:
+        async with self.runtime.db.lookup() as db_session:
             for address in envelope.rcpt_tos:
                 found = await portal_for_address(
                     db_session, address, self.runtime.settings.bcc_domain

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.models.base import Base, BigId, utcnow
 
 
 class RawCopy(Base):
-    """Raw bytes kept beside a logged email for a while: its header block or the whole
-    message, in the blob store. ``rule`` names the retention rule that removes it."""
+    """Raw bytes kept beside a logged email for a while: its header block, in the row
+    itself (``content``), or the whole message, in the blob store (``blob_sha256``).
+    ``rule`` names the retention rule that removes it."""
 
     __tablename__ = "raw_copies"
     __table_args__ = (Index("ix_raw_copies_rule_created_at", "rule", "created_at"),)
@@ -20,7 +21,8 @@ class RawCopy(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     email_id: Mapped[int] = mapped_column(ForeignKey("emails.id", ondelete="CASCADE"), index=True)
     rule: Mapped[str] = mapped_column(String(40))
-    blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), index=True)
+    blob_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"), index=True)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -99,10 +99,12 @@ async def test_extension_copy_is_the_full_message_and_others_are_headers(
     email_id = await _ingest(database, blobs, portal_id, raw, Source.EXTENSION)
     await _ingest(database, blobs, portal_id, raw)  # the BCC copy of the same message
     async with database.read() as session:
-        copies = {c.rule: c.blob_sha256 for c in await session.scalars(
+        copies = {c.rule: c for c in await session.scalars(
             select(RawCopy).where(RawCopy.email_id == email_id))}
-    assert (await blobs.get(copies["extension_full"])) == raw
-    headers = await blobs.get(copies["header_metadata"])
+    full = copies["extension_full"]
+    assert full.blob_sha256 is not None and (await blobs.get(full.blob_sha256)) == raw
+    headers = copies["header_metadata"].content  # kept in the row, not as a file
+    assert headers is not None and copies["header_metadata"].blob_sha256 is None
     assert b"Subject: Quarterly numbers" in headers and b"the body text" not in headers
 
 

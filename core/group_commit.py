@@ -1,0 +1,106 @@
+"""Group commit: concurrent writes to SQLite share one transaction and one fsync.
+
+SQLite takes one writer at a time, and with ``synchronous=FULL`` every commit waits
+for the disk. When twenty SMTP sessions each commit their own message, they queue on
+the write lock and each pays for a transaction of its own. Here the first caller to
+find nobody writing becomes the writer for everyone queued behind it: each piece of
+work runs in its own SAVEPOINT, so one that fails rolls back alone and its caller gets
+its exception; then a single COMMIT makes the rest durable, and only then does any
+caller get its result. "Acknowledged only after the commit" holds for every one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+Work = Callable[[AsyncSession], Awaitable[T]]
+
+
+@dataclass
+class _Job(Generic[T]):
+    work: Work[T]
+    future: asyncio.Future[T] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
+    outcome: tuple[bool, Any] | None = None  # (ok, result or exception), before the commit
+
+
+class GroupCommit:
+    """Runs queued work in shared transactions opened by ``transaction``.
+
+    ``is_transient`` tells a failure that breaks the whole transaction (a lost
+    connection, a full disk: every caller of the batch gets it) from one that belongs
+    to a single piece of work (bad data, a refusal raised by the work itself).
+    """
+
+    def __init__(
+        self,
+        transaction: Callable[[], AbstractAsyncContextManager[AsyncSession]],
+        is_transient: Callable[[BaseException], bool],
+        *,
+        max_batch: int = 64,
+    ) -> None:
+        self._transaction = transaction
+        self._is_transient = is_transient
+        self._max_batch = max_batch
+        self._queue: deque[_Job[Any]] = deque()
+        self._writer: asyncio.Task[None] | None = None
+
+    async def run(self, work: Work[T]) -> T:
+        """Run ``work`` in the next shared transaction; returns once that committed."""
+        job: _Job[T] = _Job(work)
+        self._queue.append(job)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain(), name="group-commit")
+        return await job.future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch: list[_Job[Any]] = []
+            while self._queue and len(batch) < self._max_batch:
+                job = self._queue.popleft()
+                if not job.future.done():  # its caller has gone: nothing to write
+                    batch.append(job)
+            if batch:
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[_Job[Any]]) -> None:
+        try:
+            async with self._transaction() as session:
+                for job in batch:
+                    job.outcome = await self._run_one(session, job)
+        except BaseException as exc:
+            for job in batch:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise  # cancellation or exit: the callers were told, now stop
+            log.warning("group commit of %d failed: %s", len(batch), exc)
+            return
+        for job in batch:
+            if job.future.done() or job.outcome is None:
+                continue
+            ok, value = job.outcome
+            if ok:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(value)
+
+    async def _run_one(self, session: AsyncSession, job: _Job[Any]) -> tuple[bool, Any]:
+        try:
+            async with session.begin_nested():
+                return True, await job.work(session)
+        except Exception as exc:
+            if self._is_transient(exc):
+                raise  # the transaction is gone for everyone in the batch
+            return False, exc
