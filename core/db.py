@@ -121,12 +121,13 @@ class Database:
         self._group_commit: GroupCommit | None = None
         if self.is_sqlite:
             path = _sqlite_path(url)
-            if path and path != ":memory:":
+            on_disk = bool(path) and path != ":memory:"
+            if on_disk:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.read_engine = _make_engine(url)
             self.write_engine = _make_engine(url, immediate=True)
-            self._ingest_engine = _make_engine(url, immediate=True, inline=bool(path))
-            self._lookup_engine = _make_engine(url, inline=bool(path))
+            self._ingest_engine = _make_engine(url, immediate=True, inline=on_disk)
+            self._lookup_engine = _make_engine(url, inline=on_disk)
             ingest_sessions = async_sessionmaker(self._ingest_engine, expire_on_commit=False)
             # One writer at a time: concurrent ingests share its transactions.
             self._group_commit = GroupCommit(lambda: self._transaction(ingest_sessions),

@@ -21,6 +21,9 @@ from extension_api.endpoints import (
 API = "/api/v1"
 
 routes = [
+    # First: the router tries routes in order, and these take the most requests by far.
+    Route("/t/o/{token}", tracking.pixel),
+    Route("/t/c/{token}", tracking.click),
     Route(f"{API}/me", account.me),
     Route(f"{API}/settings", account.settings, methods=["GET", "PATCH"]),
     Route(f"{API}/tokens", tokens.list_tokens, methods=["GET"]),
@@ -50,8 +53,6 @@ routes = [
     Route(f"{API}/inboxes", inboxes.connect_inbox, methods=["POST"]),
     Route(f"{API}/inboxes/{{id:int}}", inboxes.get_inbox, methods=["GET"]),
     Route(f"{API}/inboxes/{{id:int}}/sync", inboxes.sync_inbox, methods=["POST"]),
-    Route("/t/o/{token}", tracking.pixel),
-    Route("/t/c/{token}", tracking.click),
     Route("/healthz", system.healthz),
     Route("/metrics", system.metrics),
     Route("/openapi.json", system.openapi),

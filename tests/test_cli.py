@@ -226,6 +226,19 @@ def test_ingest_refusals(data_env: dict[str, str], tmp_path: Path) -> None:
     assert "Traceback" not in missing.stderr
 
 
+def test_ingest_refusals_leave_an_ingest_log_entry(server: Server, tmp_path: Path) -> None:
+    """A message the CLI refuses is in the portal's ingest log, like one refused by SMTP."""
+    account = server.new_portal()
+    eml = tmp_path / "stranger.eml"
+    eml.write_bytes(make_message("stranger@elsewhere.example"))
+    with pytest.raises(RuntimeError, match="sender_not_allowed"):
+        server.cli("ingest", str(eml), "--portal", str(account.portal_id))
+    with server.api(account.admin_token) as api:
+        items = api.get("/api/v1/ingest-log").json()["items"]
+    assert [(i["reason_code"], i["source"], i["sender"]) for i in items] == [
+        ("not_a_user", "cli", "stranger@elsewhere.example")]
+
+
 def test_db_option_and_env_select_the_database(tmp_path: Path, data_env: dict[str, str]) -> None:
     """--db and INBOXLOG_DB choose the database; --db wins over the environment."""
     one = tmp_path / "one.db"
