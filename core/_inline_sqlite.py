@@ -8,8 +8,8 @@ millisecond of actual SQLite work. An indexed statement on a WAL database in the
 cache takes microseconds, far less than a round trip, so for short write transactions
 it is cheaper to run them where they are issued.
 
-What may take long stays off the loop: ``BEGIN`` (it can wait for another process's
-write lock) and ``COMMIT`` (it waits for the disk) run in a worker thread. Use this
+What may take long stays off the loop: ``BEGIN IMMEDIATE`` (it can wait for another
+process's write lock) and ``COMMIT`` (it waits for the disk) run in a worker thread. Use this
 only for an engine whose transactions are short and indexed, like the ingest path in
 ``core.db``; bulk deletes and long reads belong on the ordinary aiosqlite engines.
 
@@ -26,11 +26,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 # Statements that can wait on something outside this process: run them in a thread.
-_WAITING = ("BEGIN", "COMMIT", "END")
+# (A deferred BEGIN takes no lock, and in WAL mode readers wait for nobody.)
+_WAITING = ("BEGIN IMMEDIATE", "BEGIN EXCLUSIVE", "COMMIT", "END")
 
 
 def _waits(sql: str) -> bool:
-    return sql.lstrip()[:6].upper().startswith(_WAITING)
+    return sql.lstrip()[:16].upper().startswith(_WAITING)
 
 
 class _Cursor:
