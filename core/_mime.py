@@ -395,13 +395,18 @@ def generated_filename(ctype: str, index: int) -> str:
     return f"{stem}-{index}{ext}"
 
 
-def payload_bytes(part: Message, where: str) -> tuple[bytes, list[str]]:
-    """The part body with its transfer encoding undone."""
-    defects: list[str] = []
+def transfer_encoding_notes(part: Message, where: str) -> list[str]:
+    """A note when the part's transfer encoding is one nobody knows."""
     cte = unfold(raw_header(part, "Content-Transfer-Encoding") or "").strip().lower()
     if cte not in _TRANSFER_ENCODINGS:
         # The stdlib returns such payloads untouched; say so rather than guess.
-        defects.append(f"{where}: unknown transfer encoding {cte!r}; content kept as is")
+        return [f"{where}: unknown transfer encoding {cte!r}; content kept as is"]
+    return []
+
+
+def payload_bytes(part: Message, where: str) -> tuple[bytes, list[str]]:
+    """The part body with its transfer encoding undone."""
+    defects = transfer_encoding_notes(part, where)
     try:
         data = part.get_payload(decode=True)
     except Exception:

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.attachments import BlobStore, sha256_hex
+from core._spool import SpooledFile
+from core.attachments import BlobStore, blob_size, sha256_hex
 from core.models import (
     Attachment,
     Base,
@@ -30,18 +31,23 @@ from core.types import BlobHash, MessageId
 _TAG = re.compile(r"^(deal|company|ticket)-(\d{1,18})$")
 
 
-async def store_blob(session: AsyncSession, blobs: BlobStore, data: bytes) -> BlobHash:
+async def store_blob(
+    session: AsyncSession, blobs: BlobStore, data: bytes | SpooledFile,
+    digest: BlobHash | None = None,
+) -> BlobHash:
     """Reference ``data`` in the blob store within the caller's transaction.
 
+    ``digest`` is ``data``'s sha256 when the caller has it (a parsed attachment's, hashed
+    outside the transaction; a large one is on disk already and is only linked).
     The row goes first, then the file: an orphan sweep deleting the same blob holds the
     row locked while it unlinks, so this either waits for it and writes the file anew,
     or fails on the foreign key and is retried (see ``retention.remove_orphan_blobs``).
     """
-    digest = sha256_hex(data)
+    digest = digest or sha256_hex(data)
     if await session.get(Blob, digest) is None:
-        session.add(Blob(sha256=digest, size=len(data)))
+        session.add(Blob(sha256=digest, size=blob_size(data)))
         await session.flush()
-    await blobs.put(data)
+    await blobs.put(data, digest)
     return digest
 
 
@@ -51,17 +57,20 @@ async def store_attachments(
 ) -> None:
     """Attach ``parts`` to ``email``; without ``keep_files`` they are listed, not stored."""
     for part in parts:
-        stored = await store_blob(session, blobs, part.content) if keep_files else None
+        stored = await store_blob(session, blobs, part.body, part.sha256) if keep_files else None
         email.attachments.append(Attachment(
             filename=part.filename[:500], content_type=part.content_type[:200],
-            size=len(part.content), sha256=sha256_hex(part.content), blob_sha256=stored,
+            size=part.size, sha256=part.sha256, blob_sha256=stored,
             inline=part.inline, content_id=part.content_id[:998] if part.content_id else None,
         ))
 
 
 def header_block(raw: bytes) -> bytes:
     """The header block of a raw message, without the empty line that ends it."""
-    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    crlf = raw.find(b"\r\n\r\n")
+    # An LF-LF ends it first only if it comes before: a 45 MB body is not scanned for one.
+    lf = raw.find(b"\n\n", 0, crlf + 1 if crlf >= 0 else len(raw))
+    ends = [i for i in (crlf, lf) if i >= 0]
     return raw[: min(ends)] if ends else raw
 
 

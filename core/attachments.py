@@ -2,8 +2,11 @@
 
 A blob is written to a temporary file, fsynced, and renamed into place before the
 database transaction that references it commits, so a committed row never points at
-a missing file. A crash between the two leaves at worst an unreferenced file, which
-the retention sweep removes.
+a missing file. A crash between the two leaves at worst an unreferenced file.
+
+A large attachment arrives already on disk (a :class:`SpooledFile` in ``spool_dir()``,
+written, hashed and fsynced while the message was parsed, outside any transaction):
+storing it is a hard link, not a rewrite.
 """
 
 from __future__ import annotations
@@ -11,28 +14,55 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import secrets
+import shutil
 import tempfile
 from pathlib import Path
 
+from core._spool import SpooledFile, remove_stale
 from core.types import BlobHash
 
+# Spool files older than this were left by a crash: no message takes this long to log.
+STALE_SPOOL_SECONDS = 6 * 3600
 
-def sha256_hex(data: bytes) -> BlobHash:
+
+def sha256_hex(data: bytes | SpooledFile) -> BlobHash:
+    if isinstance(data, SpooledFile):
+        return data.sha256
     return BlobHash(hashlib.sha256(data).hexdigest())
+
+
+def blob_size(data: bytes | SpooledFile) -> int:
+    return data.size if isinstance(data, SpooledFile) else len(data)
 
 
 class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._spool_dir: Path | None = None
 
     def path(self, digest: BlobHash | str) -> Path:
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise ValueError(f"not a sha256 hex digest: {digest!r}")
         return self.root / digest[:2] / digest[2:4] / digest
 
+    def spool_dir(self) -> Path:
+        """Where large bodies are decoded before they are stored: on the blobs' own file
+        system, so storing one is a link. Created on first use, when what a crash left
+        there is removed."""
+        if self._spool_dir is None:
+            spool = self.root / ".spool"
+            spool.mkdir(parents=True, exist_ok=True)
+            remove_stale(spool, STALE_SPOOL_SECONDS)
+            self._spool_dir = spool
+        return self._spool_dir
+
+    def _present(self, target: Path, size: int) -> bool:
+        return target.exists() and target.stat().st_size == size
+
     def _write(self, digest: BlobHash, data: bytes) -> None:
         target = self.path(digest)
-        if target.exists() and target.stat().st_size == len(data):
+        if self._present(target, len(data)):
             return
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
@@ -45,17 +75,55 @@ class BlobStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        dir_fd = os.open(target.parent, os.O_RDONLY)
+        self._sync_dir(target.parent)
+
+    def _link(self, spooled: SpooledFile) -> None:
+        """Give a spooled file its blob name: a hard link to its already fsynced data, or
+        a copy (then fsynced) when the spool is on another file system."""
+        target = self.path(spooled.sha256)
+        if self._present(target, spooled.size):
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # A unique name first: os.link does not replace, and the spool file stays usable
+        # (a retried transaction stores it again).
+        tmp = target.parent / f".tmp-{secrets.token_hex(8)}"
+        try:
+            try:
+                os.link(spooled.path, tmp)
+            except OSError:
+                shutil.copyfile(spooled.path, tmp)
+                with open(tmp, "rb") as handle:
+                    os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self._sync_dir(target.parent)
+
+    @staticmethod
+    def _sync_dir(directory: Path) -> None:
+        dir_fd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
 
-    async def put(self, data: bytes) -> BlobHash:
-        """Store ``data`` durably (idempotent) and return its sha256."""
-        digest = sha256_hex(data)
-        await asyncio.to_thread(self._write, digest, data)
-        return digest
+    async def put(self, data: bytes | SpooledFile, digest: BlobHash | None = None) -> BlobHash:
+        """Store ``data`` durably (idempotent) and return its sha256.
+
+        ``digest``, when the caller has it, is trusted. Hashing and writing run in a
+        worker thread: a large blob must not stall the event loop.
+        """
+        if isinstance(data, SpooledFile):
+            await asyncio.to_thread(self._link, data)
+            return data.sha256
+
+        def write() -> BlobHash:
+            known = digest or sha256_hex(data)
+            self._write(known, data)
+            return known
+
+        return await asyncio.to_thread(write)
 
     async def get(self, digest: BlobHash | str) -> bytes:
         return await asyncio.to_thread(self.path(digest).read_bytes)

@@ -17,11 +17,14 @@ from datetime import datetime
 from email.message import Message
 from email.parser import BytesParser
 from html.parser import HTMLParser
+from pathlib import Path
 
 import nh3
 
-from core import _mime
-from core.types import MessageId
+from core import _large_parts, _mime
+from core._large_parts import SPOOL_THRESHOLD, SpooledBody
+from core._spool import SpooledFile
+from core.types import BlobHash, MessageId
 
 _MAX_REFERENCES = 100
 
@@ -41,13 +44,28 @@ class Address:
 
 @dataclass(frozen=True)
 class Part:
-    """An attachment or inline image."""
+    """An attachment or inline image.
+
+    A large body (see :func:`parse_message`'s ``spool_dir``) stays on disk: ``body`` is
+    then a :class:`SpooledFile`, and ``size``, ``sha256`` and the blob store use it
+    without reading it back; ``content`` reads it.
+    """
 
     filename: str  # decoded; generated from the content type when missing
     content_type: str  # lower-case "type/subtype"
-    content: bytes  # transfer encoding undone
+    body: bytes | SpooledFile  # transfer encoding undone
     inline: bool  # disposition inline, or a Content-ID used by the html or multipart/related
     content_id: str | None  # without <>
+    sha256: BlobHash  # of the content, computed while parsing
+
+    @property
+    def content(self) -> bytes:
+        """The bytes, transfer encoding undone (read from disk for a spooled body)."""
+        return self.body if isinstance(self.body, bytes) else self.body.read_bytes()
+
+    @property
+    def size(self) -> int:
+        return len(self.body) if isinstance(self.body, bytes) else self.body.size
 
 
 @dataclass(frozen=True)
@@ -82,10 +100,17 @@ class ParsedMessage:
         return next((value for key, value in self.headers if key.lower() == wanted), None)
 
 
-def parse_message(raw: bytes) -> ParsedMessage:
-    """Parse ``raw`` message bytes; never raises, see the module docstring."""
+def parse_message(
+    raw: bytes, *, spool_dir: Path | None = None, spool_threshold: int = SPOOL_THRESHOLD
+) -> ParsedMessage:
+    """Parse ``raw`` message bytes; never raises, see the module docstring.
+
+    With ``spool_dir``, leaf bodies over ``spool_threshold`` bytes are decoded straight
+    to files there instead of memory (their parts' ``body`` is a :class:`SpooledFile`,
+    removed when the part is garbage-collected); the result is otherwise the same.
+    """
     try:
-        return _parse(bytes(raw))
+        return _parse(bytes(raw), spool_dir, spool_threshold)
     except Exception as exc:  # last resort: the contract is "never raises"
         text, _ = _mime.decode_bytes(bytes(raw), None, "message")
         return _empty(
@@ -102,20 +127,28 @@ def _empty(text: str, defects: tuple[str, ...]) -> ParsedMessage:
     )  # fmt: skip
 
 
-def _load(raw: bytes, defects: list[str]) -> Message:
+def _load(
+    raw: bytes, defects: list[str], spool_dir: Path | None, spool_threshold: int
+) -> tuple[Message, dict[int, SpooledBody]]:
+    """The parsed message, and the spooled body of each part whose payload is on disk
+    (by ``id(part)``)."""
+    if spool_dir is not None:
+        spooled = _large_parts.parse_spooling(raw, spool_dir, spool_threshold)
+        if spooled is not None:
+            return spooled
     try:
-        return BytesParser(policy=email.policy.default).parsebytes(raw)
+        return BytesParser(policy=email.policy.default).parsebytes(raw), {}
     except Exception as exc:  # RecursionError on absurdly deep nesting, parser bugs
         defects.append(
             f"MIME structure could not be parsed ({type(exc).__name__}); body kept as text"
         )
     # Headers only: the whole body becomes one payload handled as a broken multipart.
-    return BytesParser(policy=email.policy.default).parsebytes(raw, headersonly=True)
+    return BytesParser(policy=email.policy.default).parsebytes(raw, headersonly=True), {}
 
 
-def _parse(raw: bytes) -> ParsedMessage:
+def _parse(raw: bytes, spool_dir: Path | None, spool_threshold: int) -> ParsedMessage:
     defects: list[str] = []
-    msg = _load(raw, defects)
+    msg, spooled = _load(raw, defects, spool_dir, spool_threshold)
     headers: list[tuple[str, str]] = []
     raw_by_name: dict[str, list[str]] = {}  # lower-case name -> raw values, in order
     first: dict[str, str] = {}  # lower-case name -> first decoded value
@@ -142,7 +175,7 @@ def _parse(raw: bytes) -> ParsedMessage:
         if header not in first:
             defects.append(f"missing {label} header")
 
-    text, html, attachments = _bodies(msg, raw, defects)
+    text, html, attachments = _bodies(msg, raw, defects, spooled)
     return ParsedMessage(
         message_id=message_ids[0] if message_ids else None,
         in_reply_to=tuple(_mime.extract_ids(first.get("in-reply-to", ""))),
@@ -170,7 +203,9 @@ def _references(value: str) -> tuple[MessageId, ...]:
     return unique[-_MAX_REFERENCES:]
 
 
-def _bodies(msg: Message, raw: bytes, defects: list[str]) -> tuple[str, str, tuple[Part, ...]]:
+def _bodies(
+    msg: Message, raw: bytes, defects: list[str], spooled: dict[int, SpooledBody]
+) -> tuple[str, str, tuple[Part, ...]]:
     """Pick the text and html bodies; every other leaf part becomes a :class:`Part`."""
     text_leaf: _Labelled | None = None
     html_leaf: _Labelled | None = None
@@ -182,7 +217,7 @@ def _bodies(msg: Message, raw: bytes, defects: list[str]) -> tuple[str, str, tup
             defects.append(f"{where}: multipart without usable parts; read as text")
         name, notes = _mime.filename(leaf.part, where)
         defects.extend(notes)
-        labelled = _Labelled(leaf, where, name)
+        labelled = _Labelled(leaf, where, name, spooled.get(id(leaf.part)))
         walked.append(labelled)
         body_candidate = (
             not leaf.is_message
@@ -219,12 +254,25 @@ class _Labelled:
     leaf: _mime.Leaf
     where: str  # how defect notes name the part
     filename: str | None
+    spooled: SpooledBody | None  # its payload, when it was decoded to disk
+
+
+def _payload(item: _Labelled) -> tuple[bytes | SpooledFile, list[str]]:
+    """The part's payload, transfer encoding undone, as ``_mime.payload_bytes`` gives it."""
+    part, spooled = item.leaf.part, item.spooled
+    if spooled is None:
+        return _mime.payload_bytes(part, item.where)
+    # Decoded already: report what decoding it here would have reported.
+    for defect in spooled.defects:
+        part.policy.handle_defect(part, defect)
+    return spooled.file, _mime.transfer_encoding_notes(part, item.where)
 
 
 def _body_text(item: _Labelled | None, defects: list[str]) -> str:
     if item is None:
         return ""
-    data, notes = _mime.payload_bytes(item.leaf.part, item.where)
+    payload, notes = _payload(item)
+    data = payload if isinstance(payload, bytes) else payload.read_bytes()
     text, more = _mime.decode_bytes(data, _mime.charset(item.leaf.part), item.where)
     defects.extend(notes + more)
     return _mime.clean_text(text).replace("\r\n", "\n").replace("\r", "\n")
@@ -234,6 +282,7 @@ def _part(
     item: _Labelled, index: int, referenced: set[str], linesep: str, defects: list[str]
 ) -> Part:
     leaf, name = item.leaf, item.filename
+    content: bytes | SpooledFile
     if leaf.is_message:
         payload = _mime.safe_payload(leaf.part)
         inner = [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
@@ -242,7 +291,7 @@ def _part(
             subject = _inner_subject(inner[0]) if inner else ""
             name = f"{subject or 'message'}.eml"
     else:
-        content, notes = _mime.payload_bytes(leaf.part, item.where)
+        content, notes = _payload(item)
         defects.extend(notes)
     cid = _mime.content_id(leaf.part)
     inline = _mime.disposition(leaf.part) == "inline" or (
@@ -251,9 +300,11 @@ def _part(
     return Part(
         filename=name or _mime.generated_filename(leaf.content_type, index),
         content_type=leaf.content_type,
-        content=content,
+        body=content,
         inline=inline,
         content_id=cid,
+        sha256=(BlobHash(hashlib.sha256(content).hexdigest()) if isinstance(content, bytes)
+                else content.sha256),
     )
 
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -100,12 +102,12 @@ def _original_as_message(original: ForwardedOriginal, outer: ParsedMessage) -> F
     return Forwarded(parsed, synthetic_message_id(parsed), True, _display(parsed))
 
 
-def _prepare_sync(raw: bytes) -> Prepared:
+def _prepare_sync(raw: bytes, spool_dir: Path) -> Prepared:
     if len(raw) > MAX_MESSAGE_BYTES:
         raise MessageTooLarge(f"message exceeds {MAX_MESSAGE_BYTES} bytes")
     if header_block_size(raw[: MAX_HEADER_BYTES + 4]) > MAX_HEADER_BYTES:
         raise MessageTooLarge(f"header block exceeds {MAX_HEADER_BYTES} bytes")
-    parsed = parse_message(raw)
+    parsed = parse_message(raw, spool_dir=spool_dir)
     message_id = parsed.message_id or synthetic_message_id(parsed)
     if len(message_id) > MAX_MESSAGE_ID:
         # RFC 5322 caps a line at 998 octets; a longer id is junk, but a stable one.
@@ -118,9 +120,15 @@ def _prepare_sync(raw: bytes) -> Prepared:
                     forwarded, forward.reason)
 
 
-async def prepare(raw: bytes) -> Prepared:
-    """Check the size limits and parse, in a worker thread. Raises MessageTooLarge."""
-    return await asyncio.to_thread(_prepare_sync, raw)
+async def prepare(raw: bytes, *, spool_dir: Path | None = None) -> Prepared:
+    """Check the size limits and parse, in a worker thread. Raises MessageTooLarge.
+
+    Large attachments are decoded to files in ``spool_dir`` (default: the system's temp
+    directory), hashed and fsynced there, not held in memory; give the blob store's
+    ``spool_dir()`` and storing them is a link. They go when the result does.
+    """
+    where = spool_dir if spool_dir is not None else Path(tempfile.gettempdir())
+    return await asyncio.to_thread(_prepare_sync, raw, where)
 
 
 @dataclass

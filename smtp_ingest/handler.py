@@ -62,7 +62,8 @@ class IngestHandler:
         raw = envelope.original_content or b""
         try:
             try:
-                prepared = await pipeline.prepare(raw)
+                prepared = await pipeline.prepare(
+                    raw, spool_dir=self.runtime.blobs.spool_dir())
             except MessageTooLarge as exc:
                 await self.record_refusal(envelope, NotLoggedReason.TOO_LARGE, exc.message,
                                           size=len(raw))
