@@ -2,7 +2,8 @@
 
 A blob is written to a temporary file, fsynced, and renamed into place before the
 database transaction that references it commits, so a committed row never points at
-a missing file. A crash between the two leaves at worst an unreferenced file.
+a missing file. A crash between the two, or a transaction that fails after the write,
+leaves at worst an unreferenced file, which ``retention.remove_stray_files`` removes.
 
 A large attachment arrives already on disk (a :class:`SpooledFile` in ``spool_dir()``,
 written, hashed and fsynced while the message was parsed, outside any transaction):
@@ -17,6 +18,8 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from core._spool import SpooledFile, remove_stale
@@ -133,3 +136,26 @@ class BlobStore:
 
     def delete(self, digest: BlobHash | str) -> None:
         self.path(digest).unlink(missing_ok=True)
+
+    def files_older_than(self, seconds: float) -> Iterator[str]:
+        """Digests of the blob files last written more than ``seconds`` ago; temporary
+        files that old (a write a crash interrupted) are removed on the way."""
+        cutoff = time.time() - seconds
+        for first in _subdirs(self.root):
+            for second in _subdirs(first):
+                for entry in os.scandir(second):
+                    if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                        continue
+                    if entry.name.startswith(".tmp-"):
+                        Path(entry.path).unlink(missing_ok=True)
+                    elif len(entry.name) == 64:
+                        yield entry.name
+
+
+def _subdirs(directory: Path) -> Iterator[Path]:
+    """The two-hex-digit fan-out directories under ``directory`` (not ``.spool``)."""
+    if not directory.is_dir():
+        return
+    for entry in os.scandir(directory):
+        if len(entry.name) == 2 and entry.is_dir(follow_symlinks=False):
+            yield Path(entry.path)

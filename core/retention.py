@@ -20,12 +20,14 @@ no attachment or raw copy uses any more are removed last, file and row together.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, exists, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.attachments import BlobStore
@@ -150,10 +152,59 @@ async def remove_orphan_blobs(db: Database, blobs: BlobStore) -> int:
     return removed
 
 
+# A blob file this young may belong to a transaction still under way.
+STRAY_FILE_SECONDS = 3600
+
+
+async def remove_stray_files(db: Database, blobs: BlobStore,
+                             min_age: float = STRAY_FILE_SECONDS) -> int:
+    """Delete blob files that have no blob row: written for a transaction that then
+    failed or never committed (a crash, a dead database).
+
+    Each is removed in a transaction that first claims its digest with a row of its
+    own, then rolls back: an ingest storing the same content right now holds that key
+    (PostgreSQL makes the claim wait for it, then fail), or on SQLite cannot be
+    writing at all; one that comes later finds no file and writes it anew.
+    """
+    async def known(digests: list[str]) -> set[str]:
+        async with db.read() as session:
+            return set(await session.scalars(select(Blob.sha256).where(
+                Blob.sha256.in_(digests))))
+
+    strays: list[str] = []
+    batch: list[str] = []
+    for digest in await asyncio.to_thread(lambda: list(blobs.files_older_than(min_age))):
+        batch.append(digest)
+        if len(batch) == 500:
+            strays += [d for d in batch if d not in await known(batch)]
+            batch = []
+    if batch:
+        strays += [d for d in batch if d not in await known(batch)]
+    removed = 0
+    for digest in strays:
+        try:
+            async with db.transaction() as session:
+                session.add(Blob(sha256=digest, size=0))
+                await session.flush()
+                blobs.delete(digest)
+                removed += 1
+                raise _ClaimReleased
+        except _ClaimReleased:
+            pass
+        except IntegrityError:
+            continue  # stored for real meanwhile
+    return removed
+
+
+class _ClaimReleased(Exception):
+    """Rolls back the row that claimed a stray file's digest while it was removed."""
+
+
 async def purge(db: Database, blobs: BlobStore, now: datetime | None = None) -> dict[str, int]:
     """Apply every retention rule at ``now`` (default: the current time)."""
     when = now or datetime.now(UTC)
     async with db.transaction() as session:
         counts = await purge_expired(session, when)
     counts["blobs"] = await remove_orphan_blobs(db, blobs)
+    counts["blobs"] += await remove_stray_files(db, blobs)
     return counts

@@ -219,3 +219,32 @@ async def test_erasing_a_contact_removes_what_only_they_needed(
         assert [link.contact_id for link in kept.contact_links] == [fred.id]
         assert await queries.contacts_by_email(session, portal_id, "eve@erase.example") == []
     assert not blobs.path(sha256_hex(own_file)).exists()
+
+
+async def test_blob_files_with_no_row_are_removed_once_old(
+    database: Database, blobs: BlobStore
+) -> None:
+    """A file left by a transaction that failed after writing it goes at the next purge;
+    a referenced file, and a young one (its transaction may be under way), stay."""
+    import os
+    import time
+
+    portal_id = await _portal(database)
+    email_id = await _ingest(database, blobs, portal_id, message(
+        sender=USER, to="di@files.example", message_id=make_msgid()).as_bytes(),
+        Source.EXTENSION)  # a full raw copy: a referenced blob file
+    async with database.read() as session:
+        kept = (await session.scalars(select(RawCopy.blob_sha256).where(
+            RawCopy.email_id == email_id))).one()
+    assert kept is not None
+    stray, young = await blobs.put(b"rolled back"), await blobs.put(b"in flight")
+    an_hour_ago = time.time() - 3700
+    for digest in (kept, stray):
+        os.utime(blobs.path(digest), (an_hour_ago, an_hour_ago))
+
+    counts = await retention.purge(database, blobs, datetime.now(UTC))
+    assert counts["blobs"] == 1
+    assert not blobs.exists(stray)
+    assert blobs.exists(kept) and blobs.exists(young)
+    async with database.read() as session:  # the claim on the stray's digest was undone
+        assert await session.get(Blob, stray) is None
