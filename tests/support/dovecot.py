@@ -247,8 +247,16 @@ namespace inbox {{
         time.sleep(1.2)  # the old file may have been checked less than a second ago
         self.kick(address)
 
+    def _doveadm(self, *args: str) -> str:
+        doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
+        return subprocess.run([doveadm, "-c", str(self.root / "dovecot.conf"), *args],
+                              capture_output=True, check=False, timeout=10, text=True).stdout
+
     def kick(self, address: str) -> None:
         """End every IMAP session of the user."""
-        doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
-        subprocess.run([doveadm, "-c", str(self.root / "dovecot.conf"), "kick", address],
-                       capture_output=True, check=False, timeout=10)
+        self._doveadm("kick", address)
+
+    def sessions(self, address: str) -> int:
+        """The user's IMAP sessions as Dovecot counts them for its connection limit."""
+        lines = self._doveadm("who", "-1", address).splitlines()[1:]
+        return sum(1 for line in lines if line.split()[:1] == [address])
