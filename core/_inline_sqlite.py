@@ -25,6 +25,8 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from core.worker_threads import to_thread_to_the_end
+
 # Statements that can wait on something outside this process: run them in a thread.
 # (A deferred BEGIN takes no lock, and in WAL mode readers wait for nobody.)
 _WAITING = ("BEGIN IMMEDIATE", "BEGIN EXCLUSIVE", "COMMIT", "END")
@@ -66,7 +68,9 @@ class _Cursor:
 
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> _Cursor:
         if _waits(sql):
-            await asyncio.to_thread(self._cursor.execute, sql, parameters)
+            # To the end: a rollback on the loop thread must not meet a COMMIT in the
+            # worker on the same connection.
+            await to_thread_to_the_end(self._cursor.execute, sql, parameters)
         else:
             self._cursor.execute(sql, parameters)
         return self
@@ -115,7 +119,7 @@ class InlineConnection:
         return _Cursor(self._conn.cursor())
 
     async def commit(self) -> None:
-        await asyncio.to_thread(self._conn.commit)
+        await to_thread_to_the_end(self._conn.commit)
 
     async def rollback(self) -> None:
         self._conn.rollback()

@@ -1,7 +1,9 @@
 """Engines, transactions and migrations: one code path for SQLite and PostgreSQL.
 
-Entry points open one transaction per inbound unit with ``Database.transaction()``;
-core functions take the session and never commit (STYLE habit 8).
+Entry points open one transaction per inbound unit with ``Database.transaction()``, or
+hand the unit to ``Database.run``, which on SQLite gives it a savepoint in a transaction
+shared with the units arriving at the same moment (one commit, then every caller hears
+back). Core functions take the session and never commit (STYLE habit 8).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
@@ -42,7 +44,7 @@ def _is_sqlite(url: str) -> bool:
 
 
 def _sqlite_path(url: str) -> str:
-    return url.split(":///", 1)[1] if ":///" in url else ""
+    return make_url(url).database or ""
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -105,14 +107,14 @@ def _make_engine(url: str, *, immediate: bool = False, inline: bool = False,
 
 
 class Database:
-    """The storage of one inboxlog instance: a read engine and a write engine.
+    """The storage of one inboxlog instance: its engines and write transactions.
 
-    On PostgreSQL both are the same engine. On SQLite writes go through their own
-    engine whose transactions start with ``BEGIN IMMEDIATE``, and an in-process lock
-    keeps writers in line so they queue on the event loop, not in busy-wait threads;
-    ``run`` (the ingest path: short, indexed transactions) has a third engine whose
-    statements run on the loop thread (``core._inline_sqlite``) and shares
-    transactions between concurrent callers (``core.group_commit``).
+    On PostgreSQL there is one engine. On SQLite there are four, on one file: reads;
+    writes, whose transactions start with ``BEGIN IMMEDIATE`` behind an in-process lock
+    (writers queue on the event loop, not in busy-wait threads); and for the ingest
+    path's short, indexed work, ``run`` (writes, sharing transactions between
+    concurrent callers: ``core.group_commit``) and ``lookup`` (reads), whose statements
+    run on the loop thread (``core._inline_sqlite``).
     """
 
     def __init__(self, url: str) -> None:

@@ -65,31 +65,48 @@ class GroupCommit:
         return await job.future
 
     async def _drain(self) -> None:
-        while self._queue:
-            batch: list[_Job[Any]] = []
-            while self._queue and len(batch) < self._max_batch:
-                job = self._queue.popleft()
-                if not job.future.done():  # its caller has gone: nothing to write
-                    batch.append(job)
-            if batch:
-                await self._commit(batch)
+        try:
+            while self._queue:
+                batch: list[_Job[Any]] = []
+                while self._queue and len(batch) < self._max_batch:
+                    job = self._queue.popleft()
+                    if not job.future.done():  # its caller has gone: nothing to write
+                        batch.append(job)
+                if batch:
+                    await self._commit(batch)
+        finally:
+            # Only when the writer itself was stopped (shutdown): nobody is left waiting.
+            while self._queue:
+                self._queue.popleft().future.cancel()
 
     async def _commit(self, batch: list[_Job[Any]]) -> None:
         try:
-            async with self._transaction() as session:
+            await self._run_batch(batch)
+        except Exception as exc:
+            if len(batch) > 1:
+                # One piece of work may have broken the transaction for all (a blob
+                # file it could not write): each alone now, so only that one fails.
+                log.warning("group commit of %d failed (%s); committing each alone",
+                            len(batch), exc)
                 for job in batch:
-                    job.outcome = await self._run_one(session, job)
+                    await self._commit([job])
+                return
+            _fail(batch, exc)
         except BaseException as exc:
+            _fail(batch, exc)
+            raise  # cancellation or exit: the callers were told, now stop
+
+    async def _run_batch(self, batch: list[_Job[Any]]) -> None:
+        async with self._transaction() as session:
             for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise  # cancellation or exit: the callers were told, now stop
-            log.warning("group commit of %d failed: %s", len(batch), exc)
-            return
+                job.outcome = await self._run_one(session, job)
+                # Statements run on the loop thread: let SMTP sessions and HTTP
+                # requests in between two messages of a batch.
+                await asyncio.sleep(0)
         for job in batch:
-            if job.future.done() or job.outcome is None:
+            if job.future.done():
                 continue
+            assert job.outcome is not None  # every job ran before the commit
             ok, value = job.outcome
             if ok:
                 job.future.set_result(value)
@@ -104,3 +121,9 @@ class GroupCommit:
             if self._is_transient(exc):
                 raise  # the transaction is gone for everyone in the batch
             return False, exc
+
+
+def _fail(batch: list[_Job[Any]], exc: BaseException) -> None:
+    for job in batch:
+        if not job.future.done():
+            job.future.set_exception(exc)

@@ -176,10 +176,12 @@ async def remove_stray_files(db: Database, blobs: BlobStore,
     for digest in await asyncio.to_thread(lambda: list(blobs.files_older_than(min_age))):
         batch.append(digest)
         if len(batch) == 500:
-            strays += [d for d in batch if d not in await known(batch)]
+            have = await known(batch)
+            strays += [d for d in batch if d not in have]
             batch = []
     if batch:
-        strays += [d for d in batch if d not in await known(batch)]
+        have = await known(batch)
+        strays += [d for d in batch if d not in have]
     removed = 0
     for digest in strays:
         try:

@@ -23,6 +23,8 @@ import io
 import tempfile
 from typing import IO
 
+from core.worker_threads import to_thread_to_the_end
+
 TERMINATOR = b"\r\n.\r\n"
 MEMORY_LIMIT = 1024 * 1024  # bodies past this go to a temporary file
 
@@ -151,7 +153,9 @@ class DataReader:
                 return raw.readall()
 
         try:
-            return await asyncio.to_thread(read_all)
+            # Cancelled (the client went away), it still waits for the thread: closing
+            # the file under it would free its descriptor number for another file.
+            return await to_thread_to_the_end(read_all)
         finally:
             self.close()
 

@@ -106,3 +106,44 @@ async def test_a_caller_that_went_away_is_not_written(db: Database) -> None:
         await gone
     assert await db.run(_add_portal("kept")) > 0
     assert await _count(db) == 1
+
+
+async def test_one_job_breaking_the_transaction_fails_alone(db: Database) -> None:
+    """A failure that ends the shared transaction (here an OSError, as from a blob file
+    that cannot be written) is retried job by job: only its own caller gets 451-worthy
+    StorageUnavailable, the others are committed."""
+    def add(name: str, *, broken: bool = False):  # type: ignore[no-untyped-def]
+        async def work(session: AsyncSession) -> int:
+            portal_id = await _add_portal(name)(session)
+            if broken:
+                raise OSError("No space left on device")
+            return portal_id
+        return work
+
+    results = await asyncio.gather(*(db.run(add(f"b{n}", broken=n == 4)) for n in range(12)),
+                                   return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert len(failed) == 1 and isinstance(failed[0], StorageUnavailable), results
+    assert await _count(db) == 11
+
+
+async def test_a_stopped_writer_leaves_nobody_waiting(db: Database) -> None:
+    """At shutdown the writer task is cancelled: its callers and those queued behind
+    it are told (cancelled), none waits for ever."""
+    started = asyncio.Event()
+
+    async def slow(session: AsyncSession) -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    first = asyncio.create_task(db.run(slow))
+    await started.wait()
+    queued = asyncio.create_task(db.run(_add_portal("queued")))
+    await asyncio.sleep(0.01)
+    writer = db._group_commit._writer  # type: ignore[union-attr]
+    assert writer is not None
+    writer.cancel()
+    done, pending = await asyncio.wait([first, queued], timeout=5)
+    assert not pending
+    assert all(task.cancelled() for task in done)
+    assert isinstance(await db.run(_add_portal("later")), int)  # a new writer starts
