@@ -229,7 +229,7 @@ def ingest_command(db: str, data_dir: Path, file: Any, portal_id: int, bcc_domai
 
     async def work(runtime: Runtime) -> dict[str, object]:
         try:
-            prepared = await pipeline.prepare(raw)
+            prepared = await pipeline.prepare(raw, spool_dir=runtime.blobs.spool_dir())
         except MessageTooLarge as exc:
             await _record_refusal(runtime, portal_id, NotLoggedReason.TOO_LARGE, exc, len(raw))
             raise

@@ -106,8 +106,8 @@ async def log_email(request: Request, principal: Principal) -> Response:
             raise ApiError(413, "too_large", f"messages over {MAX_RAW_BYTES} bytes are not logged")
     if not raw.strip():
         raise ApiError(400, "bad_request", "the body is empty: send the raw message")
-    prepared = await pipeline.prepare(bytes(raw))
     runtime = runtime_of(request)
+    prepared = await pipeline.prepare(bytes(raw), spool_dir=runtime.blobs.spool_dir())
 
     async def work(session):  # type: ignore[no-untyped-def]
         portal = await session.get(Portal, principal.portal_id)
