@@ -12,7 +12,7 @@ from core import accounts, inboxes, pipeline
 from core.credentials import CredentialBox
 from core.db import migrate
 from core.inboxes import Endpoint
-from core.models import Email, Inbox
+from core.models import Email, Inbox, User
 from core.runtime import Runtime, Settings
 from core.types import Envelope
 from tests.support.dovecot import Dovecot
@@ -22,12 +22,14 @@ PASSWORD = "pw"
 SECRET = "test-secret"
 
 
-async def setup_inbox(tmp_path: Path, dovecot: Dovecot, imap_port: int | None = None
+async def setup_inbox(tmp_path: Path, dovecot: Dovecot, imap_port: int | None = None, *,
+                      smtp_port: int | None = None, db_url: str = ""
                       ) -> tuple[Runtime, int, str, str]:
     """(runtime, inbox id, address, Message-ID of a logged email to the customer
     ann@acme.example); the inbox's IMAP server is ``dovecot`` (or ``imap_port``), its
-    SMTP server a closed port. The password is ``PASSWORD``."""
-    runtime = Runtime(Settings(data_dir=tmp_path, secret_key=SECRET))
+    SMTP server ``smtp_port`` (default a closed port). The password is ``PASSWORD``.
+    The database is SQLite under ``tmp_path``, or ``db_url``."""
+    runtime = Runtime(Settings(data_dir=tmp_path, secret_key=SECRET, db_url=db_url))
     await migrate(runtime.db)
     address = f"r-{uuid.uuid4().hex[:8]}@ourco.example"
     dovecot.add_user(address, PASSWORD)
@@ -43,7 +45,8 @@ async def setup_inbox(tmp_path: Path, dovecot: Dovecot, imap_port: int | None = 
         endpoint = Endpoint("127.0.0.1", imap_port or dovecot.imap_port, "none")
         inbox = await inboxes.save_inbox(
             session, portal.id, user[address].id, address, address, endpoint,
-            Endpoint("127.0.0.1", 1, "none"), CredentialBox(SECRET).encrypt(PASSWORD), 30)
+            Endpoint("127.0.0.1", smtp_port or 1, "none"),
+            CredentialBox(SECRET).encrypt(PASSWORD), 30)
         inbox_id = inbox.id
     return runtime, inbox_id, address, seed
 
@@ -60,3 +63,13 @@ async def logged(runtime: Runtime, message_id: str) -> bool:
     async with runtime.db.read() as session:
         return await session.scalar(select(Email.id).where(
             Email.message_id == message_id)) is not None
+
+
+async def user_token(runtime: Runtime, inbox_id: int) -> str:
+    """A new API token of the inbox's user."""
+    async with runtime.db.transaction() as session:
+        inbox = await session.get(Inbox, inbox_id)
+        assert inbox is not None
+        user = await session.get(User, inbox.user_id)
+        assert user is not None
+        return (await accounts.issue_token(session, user))[1]

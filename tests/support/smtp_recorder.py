@@ -9,7 +9,9 @@ Recipients choose the answer to RCPT: at refused.example ``550 5.1.1``, at
 throttled.example Gmail's rate limit ``421 4.7.0 Try again later`` (the server then
 hangs up), at full.example ``452 4.2.2 Mailbox full``. A message for hold.example waits
 after its DATA, before the reply, until the test calls ``release()``: the moment between
-"the server has the message" and "the sender knows it".
+"the server has the message" and "the sender knows it". A held message is recorded once
+released even if the client hung up meanwhile (a time-out waiting for the reply): the
+server had it, as a real one would have queued it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Recorder:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.count = 0
+        self.kept: set[asyncio.Task[None]] = set()
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
@@ -48,7 +51,21 @@ class Recorder:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if any(r.lower().endswith("@hold.example") for r in envelope.rcpt_tos):
-            await self._hold()
+            # aiosmtpd cancels the handler when the client hangs up: hold and record
+            # in a task of its own, which that does not stop.
+            task = asyncio.create_task(self._hold_then_record(session, envelope))
+            self.kept.add(task)
+            task.add_done_callback(self.kept.discard)
+            await asyncio.shield(task)
+        else:
+            self._record(session, envelope)
+        return "250 2.0.0 queued"
+
+    async def _hold_then_record(self, session: Any, envelope: Any) -> None:
+        await self._hold()
+        self._record(session, envelope)
+
+    def _record(self, session: Any, envelope: Any) -> None:
         self.count += 1
         base = self.folder / str(self.count)
         base.with_suffix(".eml").write_bytes(envelope.original_content or envelope.content)
@@ -56,7 +73,6 @@ class Recorder:
             {"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
              "user": getattr(session, "login_data", None) and
              session.login_data.decode(errors="replace")}))
-        return "250 2.0.0 queued"
 
     async def _hold(self) -> None:
         holding, release = self.folder / "holding", self.folder / "release"
