@@ -84,13 +84,16 @@ _INBOX_SCHEMAS: dict[str, Any] = {
     }, required=["to"]),
     "Sent": {**_obj({
         "email": {"oneOf": [_ref("Email"), {"type": "null"}], "description":
-                  "the logged email; null when it is not logged (yet), or logged but not "
-                  "readable at this moment"},
+                  "the logged email (always in a 201); null when it is not logged (yet), "
+                  "or logged but not readable at this moment (a 202 whose log_reason "
+                  "says so)"},
         "email_id": _NULLABLE_ID, "message_id": _STR,
         "logged": {"type": "boolean"},
-        "log": {"enum": ["logged", "pending", "not_logged"], "description":
+        "log": {"enum": ["logged", "pending", "not_logged", "failed"], "description":
                 "pending: the database could not take it now; the message is kept durably "
-                "and logged in the background, once. Do not send it again"},
+                "and logged in the background, once. Do not send it again. not_logged: "
+                "deliberately (never-log list). failed: sent, but it could not be logged "
+                "nor kept to log later (log_reason says why)"},
         "log_reason": {"type": ["string", "null"]},
         "sent_folder": {"type": ["string", "null"]},
         "sent_copy_error": {"type": ["string", "null"]},
@@ -266,9 +269,17 @@ def _also_created(op: dict[str, Any], created: dict[str, Any]) -> dict[str, Any]
 
 def _sent(op: dict[str, Any]) -> dict[str, Any]:
     """The send: 201 sent and logged, 202 sent and logged later, 200 sent only."""
-    op["responses"]["201"] = _json("Sent", "sent and logged")
+    op["responses"]["201"] = _json(
+        {"allOf": [_ref("Sent"), {"properties": {"email": _ref("Email")}}]},
+        "sent and logged, with the email")
     op["responses"]["202"] = _json(
-        "Sent", "sent; the database could not log it now, it is logged later (log: pending)")
+        "Sent", "sent; the database could not log it now, it is logged later (log: pending); "
+        "or logged but the email cannot be read back now (log: logged, email null)")
+    op["responses"]["504"] = _json(
+        "Error", "the mail server did not answer (timeout); or, with code "
+        "send_unconfirmed, it received the message and never confirmed it: it may have "
+        "been sent, is not logged, and must not be sent again before checking the Sent "
+        "folder")
     return op
 
 
@@ -350,8 +361,10 @@ PATHS: dict[str, Any] = {
         "(source crm_send); nothing is logged unless the SMTP server accepted it. Once it "
         "did, the answer is a success (201, 202 or 200), never an error. Error codes: "
         "throttled (429, the SMTP server answered 421 or a rate limit), mailbox_full "
-        "(507), send_rejected (502), disconnected (409)",
-        _json("Sent", "sent, deliberately not logged (log: not_logged)"),
+        "(507), send_rejected (502), disconnected (409), send_unconfirmed (504: the "
+        "server received the message but never answered, so it may have been sent; "
+        "nothing is logged: check the Sent folder before sending it again)",
+        _json("Sent", "sent, not logged (log: not_logged, or failed)"),
         400, 403, 409, 413, 422, 429, 502, 503, 504, 507, body=_body("SendRequest")))},
     "/api/v1/tokens": {
         "get": _op("The caller's API tokens (all of the portal's for an admin), no secrets",

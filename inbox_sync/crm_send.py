@@ -4,18 +4,27 @@ SMTP server, copy to Sent, log as ``crm_send``.
 Nothing is logged unless the SMTP server accepted the message. Once it has, the caller
 always hears that it was sent, never an error that would invite sending it again: when
 the database cannot take the log right then, the message stays in the spool and
-``sent_log.PendingLogs`` logs it later, once.
+``sent_log.PendingLogs`` logs it later, once. When the transaction broke off after the
+message went out and before the server answered, nobody can tell whether it was sent:
+the spool entry is set aside, nothing is logged, and the caller hears exactly that
+(``send_unconfirmed``), so that they check before sending again.
+
+Once the spool entry exists, the send runs to its end even if the caller is cancelled
+(the HTTP client went away): the server may be taking the message, and the spool must
+say what became of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html as html_lib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from core import inboxes, pipeline, tracked_sends
 from core.credentials import CredentialBox
@@ -30,6 +39,7 @@ from inbox_sync.send import Outgoing, compose, deliver
 from inbox_sync.spool import SendSpool, SpooledSend
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # (inbox id, its IMAP login, the raw message) -> (Sent folder name, None) or (None, error)
 CopyToSent = Callable[[int, Login, bytes], Awaitable[tuple[str | None, InboxError | None]]]
@@ -72,13 +82,18 @@ class CrmSender:
         path = await asyncio.to_thread(self.spool.hold, entry)
         self.in_flight.add(path.stem)
         try:
-            refused = await self._deliver(sender, outgoing, path)
-            path = await self._mark_sent(path)
-            folder, copy_error = await self.copy_to_sent(sender.inbox_id, sender.imap, raw)
-            await self._note_copy(sender.inbox_id, copy_error)
-            result, log_state, reason = await self._log(entry, prepared, path)
+            return await _to_the_end(self._send_held(sender, outgoing, entry, prepared, path))
         finally:
             self.in_flight.discard(path.stem)
+
+    async def _send_held(self, sender: _From, outgoing: Outgoing, entry: SpooledSend,
+                         prepared: pipeline.Prepared, path: Path) -> SendResult:
+        """Everything after the spool entry ``path`` is written (``in_flight`` holds it)."""
+        refused = await self._deliver(sender, outgoing, path)
+        path, marked = await self._mark_sent(path)
+        folder, copy_error = await self.copy_to_sent(sender.inbox_id, sender.imap, entry.raw)
+        await self._note_copy(sender.inbox_id, copy_error)
+        result, log_state, reason = await self._log(entry, prepared, path, marked)
         if log_state == "pending":
             self.pending.wake.set()
         return SendResult(
@@ -106,13 +121,20 @@ class CrmSender:
 
     async def _deliver(self, sender: _From, outgoing: Outgoing,
                        path: Path) -> dict[str, str]:
-        """Send; on a refusal the spool entry goes (nothing was sent) and InboxError
-        is raised. Returns the refused recipients when others accepted it."""
+        """Send; returns the refused recipients when others accepted it. On a failure
+        InboxError is raised: when nothing was sent the spool entry goes; when it may
+        have been sent (``send_unconfirmed``) the entry is set aside in ``unknown/``,
+        as at start-up, and not logged: logging an email that never went out would be
+        worse than missing one."""
         endpoint, username, password = sender.smtp
         try:
             return await deliver(endpoint, username, password, outgoing,
                                  timeout=self.timeout, context=self.ssl_context)
         except InboxError as exc:
+            if exc.code == "send_unconfirmed":
+                log.warning("send <%s>: %s", outgoing.message_id, exc.message)
+                await self._set_aside(path)
+                raise
             await asyncio.to_thread(self.spool.remove, path)
             if exc.credentials_rejected:
                 async with self.runtime.db.transaction() as session:
@@ -120,14 +142,26 @@ class CrmSender:
                                              exc.message)
             raise
 
-    async def _mark_sent(self, path: Path) -> Path:
+    async def _set_aside(self, path: Path) -> None:
         try:
-            return await asyncio.to_thread(self.spool.mark_sent, path)
+            aside = await asyncio.to_thread(self.spool.set_aside, path)
         except OSError:
-            # Sent all the same. Logged now it costs nothing; if logging must wait, the
-            # file stays "sending" and is set aside at the next start, not lost.
-            log.error("send spool: could not mark %s as sent", path.name, exc_info=True)
-            return path
+            # Left as .sending, it is set aside at the next start all the same.
+            log.error("send spool: could not set %s aside", path.name, exc_info=True)
+        else:
+            log.warning("send spool: kept in %s, not logged", aside)
+
+    async def _mark_sent(self, path: Path) -> tuple[Path, bool]:
+        """Mark the spool entry as sent, so that the retry logs it if this send cannot:
+        (its path, whether that worked). Tried twice; when it fails the entry stays
+        ``.sending``, which the retry never reads (and the next start sets aside)."""
+        for attempt in (1, 2):
+            try:
+                return await asyncio.to_thread(self.spool.mark_sent, path), True
+            except OSError:
+                log.error("send spool: could not mark %s as sent (attempt %d)", path.name,
+                          attempt, exc_info=True)
+        return path, False
 
     async def _note_copy(self, inbox_id: int, error: InboxError | None) -> None:
         """A full mailbox flags the inbox; best effort: the database may be down."""
@@ -139,26 +173,41 @@ class CrmSender:
             log.warning("inbox %d: status not updated after the copy to Sent", inbox_id,
                         exc_info=True)
 
-    async def _log(self, entry: SpooledSend, prepared: pipeline.Prepared, path: Path
-                   ) -> tuple[pipeline.IngestResult | None, str, str | None]:
-        """Log the message just sent: (result, "logged" | "not_logged" | "pending",
-        reason). Pending leaves it in the spool for the retry."""
+    async def _log(self, entry: SpooledSend, prepared: pipeline.Prepared, path: Path,
+                   marked: bool) -> tuple[pipeline.IngestResult | None, str, str | None]:
+        """Log the message just sent: (result, "logged" | "not_logged" | "pending" |
+        "failed", reason). Pending leaves it in the spool for the retry; that is only
+        promised when the entry is ``marked`` as sent, since the retry reads no other:
+        otherwise a failure is "failed", said as it is."""
         try:
             result = await sent_log.log_sent(self.runtime, entry, prepared)
         except StorageUnavailable as exc:
             log.warning("sent <%s>; logging it later: %s", entry.message_id, exc.message)
+            if not marked:
+                return self._unlogged(entry, f"{exc.message}")
             return None, "pending", "the database is unavailable; the email is logged " \
                 "as soon as it is back"
         except CoreError as exc:
             await self._forget(path)
             return None, "not_logged", exc.message
-        except Exception:
+        except Exception as exc:
             log.exception("sent <%s>; logging it failed, retrying later", entry.message_id)
+            if not marked:
+                return self._unlogged(entry, f"{type(exc).__name__}: {exc}")
             return None, "pending", "logging failed; it is retried in the background"
         await self._forget(path)
         if result.email_id is None:
             return result, "not_logged", result.reason
         return result, "logged", None
+
+    @staticmethod
+    def _unlogged(entry: SpooledSend, why: str
+                  ) -> tuple[pipeline.IngestResult | None, str, str | None]:
+        log.error("sent <%s>; not logged, and the send spool could not keep it for a "
+                  "later attempt: %s", entry.message_id, why)
+        return None, "failed", (
+            f"the email was sent but could not be logged ({why}), and it could not be "
+            "kept to log later; log it from the Sent folder")
 
     async def _forget(self, path: Path) -> None:
         try:
@@ -183,3 +232,19 @@ class CrmSender:
                 signer=TokenSigner(self.runtime.settings.secret_key),
                 base_url=self.runtime.settings.base_url, creator_ip="")
             return created.send.html, created.send.id
+
+
+async def _to_the_end(work: Awaitable[T]) -> T:
+    """Await ``work`` in a task of its own that a cancelled caller does not stop: the
+    caller's cancellation is passed on once the work has finished (its outcome is then
+    dropped)."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        while not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({task})
+        if not task.cancelled() and task.exception() is not None:
+            log.info("a cancelled send ended with %r", task.exception())
+        raise

@@ -85,14 +85,22 @@ def refusal_error(refusals: list[tuple[int, str, str]]) -> InboxError:
 
 
 class _Client(aiosmtplib.SMTP):
-    """aiosmtplib's client, remembering the last reply: on a 421 it closes the
-    connection itself, and what the next command raises no longer says why."""
+    """aiosmtplib's client, remembering the last reply (on a 421 it closes the
+    connection itself, and what the next command raises no longer says why) and whether
+    the DATA command was issued (from then on the server may have the message)."""
 
     last_reply: aiosmtplib.SMTPResponse | None = None
+    data_started = False
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
         self.last_reply = await super().execute_command(*args, **kwargs)
         return self.last_reply
+
+    async def data(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        # Not when the connection is already closed (a 421 to RCPT closes it): then
+        # DATA never goes out.
+        self.data_started = self.protocol is not None
+        return await super().data(*args, **kwargs)
 
 
 def _client(endpoint: Endpoint, timeout: float, context: ssl.SSLContext | None) -> _Client:
@@ -141,11 +149,39 @@ async def deliver(endpoint: Endpoint, username: str, password: str, outgoing: Ou
                   ) -> dict[str, str]:
     """Send through the user's server. Returns once the server accepted the message for
     at least one recipient (it is then on its way), with the recipients it refused:
-    address -> reply. Raises InboxError when nothing was sent."""
+    address -> reply.
+
+    Raises InboxError ``send_unconfirmed`` when the transaction broke off without a reply
+    once DATA was issued (a time-out, a lost connection): the server may have accepted
+    the message, so it must not be taken as unsent. Any other InboxError means nothing
+    was sent: the server could not be reached or logged in to, or it refused with a
+    reply."""
     async with _logged_in(endpoint, username, password, timeout, context) as client:
-        errors, _reply = await client.send_message(outgoing.message,
-                                                   recipients=list(outgoing.recipients))
+        try:
+            errors, _reply = await client.send_message(outgoing.message,
+                                                       recipients=list(outgoing.recipients))
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            # A reply refusing it (SMTPResponseException, SMTPRecipientsRefused) means
+            # the server does not have it, at any step.
+            if (client.data_started and not isinstance(
+                    exc, aiosmtplib.SMTPResponseException | aiosmtplib.SMTPRecipientsRefused)):
+                raise unconfirmed_error(exc, endpoint, outgoing.message_id) from None
+            raise
     return {rcpt: f"{resp.code} {resp.message}" for rcpt, resp in errors.items()}
+
+
+def unconfirmed_error(exc: BaseException, endpoint: Endpoint, message_id: str) -> InboxError:
+    """The transaction broke off after DATA with no reply: whether the server accepted
+    the message cannot be known."""
+    what = ("it did not answer in time" if any(isinstance(e, TimeoutError)
+                                               for e in _cause_chain(exc))
+            else f"the connection was lost: {exc}")
+    return InboxError(
+        "send_unconfirmed",
+        f"the message <{message_id}> may have been sent: the SMTP server "
+        f"{endpoint.host}:{endpoint.port} received it but did not confirm it ({what}). "
+        "Check the Sent folder (or ask the recipients) before sending it again; "
+        "it is not logged", protocol="smtp")
 
 
 def compose(request: SendRequest, sender: str, sender_name: str, *, html: str) -> Outgoing:

@@ -35,6 +35,8 @@ STATUS = {
     "auth_rejected": 422, "app_password_required": 422, "no_imap": 422, "no_smtp": 422,
     "timeout": 504, "unreachable": 502, "imap_error": 502, "send_rejected": 502,
     "throttled": 429, "mailbox_full": 507, "disconnected": 409,
+    # The server took the message and never answered: it may have been sent.
+    "send_unconfirmed": 504,
 }
 _MAX_ADDRESSES = 100
 
@@ -220,7 +222,12 @@ async def send_email(request: Request, principal: Principal) -> Response:
                 email = await queries.email(session, principal.portal_id, result.email_id)
                 payload["email"] = email_json(email)
         except StorageUnavailable:
-            pass  # logged, only not readable now: the send must not look failed
-    # 201: sent and logged; 202: sent, logged later; 200: sent, deliberately not logged.
+            # Logged, only not readable now: the send must not look failed, and a 201
+            # always carries its email, so this is a 202 that says so.
+            payload["log_reason"] = (f"logged as email {result.email_id}, which cannot be "
+                                     "read back right now; GET /api/v1/emails/"
+                                     f"{result.email_id} later")
+            return JSONResponse(payload, 202)
+    # 201: sent and logged; 202: sent, logged later; 200: sent, not logged.
     status = {"logged": 201, "pending": 202}.get(result.log, 200)
     return JSONResponse(payload, status)
