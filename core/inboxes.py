@@ -28,7 +28,8 @@ class InboxError(CoreError):
     ``name_not_found``, ``connection_refused``, ``timeout``, ``unreachable``,
     ``tls_failure``, ``auth_rejected``, ``app_password_required``, ``no_imap``,
     ``no_smtp``, ``throttled``, ``mailbox_full``, ``send_rejected``, ``imap_error``,
-    ``no_sent_folder``."""
+    ``no_sent_folder``, ``send_unconfirmed`` (the message went to the server and no
+    answer came back: it may have been sent)."""
 
     def __init__(self, code: str, message: str, *, protocol: str = "imap") -> None:
         super().__init__(message)
@@ -83,8 +84,9 @@ class SendResult:
     """A message the SMTP server accepted, and what became of its copy and its log.
 
     ``log``: ``logged`` (``email_id`` is set), ``pending`` (the database could not take
-    it now; it is kept durably and logged later, once) or ``not_logged`` (deliberately,
-    ``log_reason`` says why).
+    it now; it is kept durably and logged later, once), ``not_logged`` (deliberately,
+    ``log_reason`` says why) or ``failed`` (neither logged nor kept for a retry: the
+    spool could not be written; ``log_reason`` says so).
     """
 
     email_id: int | None

@@ -76,7 +76,8 @@ class CrmSender:
         html, tracked_id = await self._tracked_html(request, portal_id, user_id)
         outgoing = compose(request, sender.address, sender.name, html=html)
         raw = outgoing.message.as_bytes()
-        prepared = await pipeline.prepare(raw)  # a message core cannot log is not sent
+        # A message core cannot log is not sent.
+        prepared = await pipeline.prepare(raw, spool_dir=self.runtime.blobs.spool_dir())
         entry = SpooledSend(portal_id, sender.user_email, sender.inbox_id,
                             outgoing.message_id, tracked_id, raw)
         path = await asyncio.to_thread(self.spool.hold, entry)

@@ -33,7 +33,8 @@ async def log_sent(runtime: Runtime, entry: SpooledSend,
     Raises StorageUnavailable when the database is down, CoreError when it can never be
     logged (its portal is gone).
     """
-    prepared = prepared or await pipeline.prepare(entry.raw)
+    prepared = prepared or await pipeline.prepare(
+        entry.raw, spool_dir=runtime.blobs.spool_dir())
     envelope = Envelope(on_behalf_of=entry.user_email, source_hint=Source.CRM_SEND)
 
     async def work(session: AsyncSession) -> pipeline.IngestResult:

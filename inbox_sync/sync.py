@@ -262,7 +262,7 @@ async def _log_bodies(runtime: Runtime, inbox_id: int, imap: ImapSession, uids: 
         if not raw:
             continue
         try:
-            prepared = await pipeline.prepare(raw)
+            prepared = await pipeline.prepare(raw, spool_dir=runtime.blobs.spool_dir())
         except MessageTooLarge:
             continue
 
