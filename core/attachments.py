@@ -78,7 +78,7 @@ class BlobStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        self._sync_dir(target.parent)
+        fsync_directory(target.parent)
 
     def _link(self, spooled: SpooledFile) -> None:
         """Give a spooled file its blob name: a hard link to its already fsynced data, or
@@ -101,15 +101,7 @@ class BlobStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        self._sync_dir(target.parent)
-
-    @staticmethod
-    def _sync_dir(directory: Path) -> None:
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_directory(target.parent)
 
     async def put(self, data: bytes | SpooledFile, digest: BlobHash | None = None) -> BlobHash:
         """Store ``data`` durably (idempotent) and return its sha256.
@@ -150,6 +142,15 @@ class BlobStore:
                         Path(entry.path).unlink(missing_ok=True)
                     elif len(entry.name) == 64:
                         yield entry.name
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make the names in ``directory`` (a file created, renamed or removed) durable."""
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _subdirs(directory: Path) -> Iterator[Path]:

@@ -171,15 +171,10 @@ async def remove_stray_files(db: Database, blobs: BlobStore,
             return set(await session.scalars(select(Blob.sha256).where(
                 Blob.sha256.in_(digests))))
 
+    files = await asyncio.to_thread(lambda: list(blobs.files_older_than(min_age)))
     strays: list[str] = []
-    batch: list[str] = []
-    for digest in await asyncio.to_thread(lambda: list(blobs.files_older_than(min_age))):
-        batch.append(digest)
-        if len(batch) == 500:
-            have = await known(batch)
-            strays += [d for d in batch if d not in have]
-            batch = []
-    if batch:
+    for start in range(0, len(files), 500):
+        batch = files[start:start + 500]
         have = await known(batch)
         strays += [d for d in batch if d not in have]
     removed = 0

@@ -24,6 +24,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from core.attachments import fsync_directory
+
 log = logging.getLogger(__name__)
 
 SENDING = ".sending"
@@ -64,20 +66,20 @@ class SendSpool:
             os.fsync(fd)
         finally:
             os.close(fd)
-        self._sync_dir(self.folder)
+        fsync_directory(self.folder)
         return path
 
     def mark_sent(self, path: Path) -> Path:
         """The server accepted the message: it now waits to be logged. The new path."""
         pending = path.with_suffix(PENDING)
         os.replace(path, pending)
-        self._sync_dir(self.folder)
+        fsync_directory(self.folder)
         return pending
 
     def remove(self, path: Path) -> None:
         """Done with it: refused before sending, or logged."""
         path.unlink(missing_ok=True)
-        self._sync_dir(self.folder)
+        fsync_directory(self.folder)
 
     def pending(self) -> list[Path]:
         """Sent messages waiting to be logged, oldest first."""
@@ -104,8 +106,8 @@ class SendSpool:
         aside.mkdir(exist_ok=True)
         target = aside / path.name
         os.replace(path, target)
-        self._sync_dir(aside)
-        self._sync_dir(self.folder)
+        fsync_directory(aside)
+        fsync_directory(self.folder)
         return target
 
     def set_aside_unfinished(self) -> list[Path]:
@@ -121,14 +123,6 @@ class SendSpool:
                             "whether it went out is unknown, so it is not logged (kept in %s)",
                             path.name, moved[-1].parent)
         return moved
-
-    @staticmethod
-    def _sync_dir(folder: Path) -> None:
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _created_ns(path: Path) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import make_msgid
 from pathlib import Path
@@ -226,9 +228,6 @@ async def test_blob_files_with_no_row_are_removed_once_old(
 ) -> None:
     """A file left by a transaction that failed after writing it goes at the next purge;
     a referenced file, and a young one (its transaction may be under way), stay."""
-    import os
-    import time
-
     portal_id = await _portal(database)
     email_id = await _ingest(database, blobs, portal_id, message(
         sender=USER, to="di@files.example", message_id=make_msgid()).as_bytes(),
