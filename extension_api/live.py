@@ -19,6 +19,8 @@ from core.tracking import Hit
 
 log = logging.getLogger(__name__)
 
+MAX_SET_ASIDE = 10_000
+
 
 class EventBus:
     """Wakes event streams when new events were committed in this process."""
@@ -50,6 +52,8 @@ class HitRecorder:
         self._on_recorded = on_recorded
         self._stopping = False
         self.recorded = 0
+        # Hits that failed to record on their own, kept (bounded) for a look, never retried.
+        self.set_aside: list[tuple[str, Hit]] = []
 
     def add(self, send_token: str, hit: Hit) -> None:
         self._pending.append((send_token, hit))
@@ -65,29 +69,65 @@ class HitRecorder:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)
             self._wake.clear()
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:  # never let the recorder task die: hits would pile up
+                log.exception("the tracking-hit recorder failed; it goes on")
 
     async def flush(self) -> bool:
-        """Write what is pending; on a database failure keep it for the next try."""
+        """Write what is pending; on a database failure keep it for the next try.
+
+        A batch that fails for any other reason (a bug, a hit the database will not
+        take) is retried one tracked send at a time: the sends that still fail are set
+        aside in :attr:`set_aside` and logged, and the others are recorded. Nothing
+        but a cancellation ever stops the recorder.
+        """
         while self._pending:
             batch, self._pending = self._pending[: self._batch], self._pending[self._batch:]
             try:
-                async with self._db.transaction() as session:
-                    await tracked_sends.record_hits(session, batch)
+                await self._record(batch)
             except StorageUnavailable:
                 self._pending[:0] = batch
                 log.warning("could not record %d tracking hits yet", len(batch))
                 return False
+            except Exception:
+                log.exception("a batch of %d tracking hits failed; recording it send by send",
+                              len(batch))
+                if not await self._record_apart(batch):
+                    return False
             except BaseException:
                 self._pending[:0] = batch  # cancelled mid-write: nothing was committed
                 raise
+        return True
+
+    async def _record(self, batch: list[tuple[str, Hit]]) -> None:
+        async with self._db.transaction() as session:
+            await tracked_sends.record_hits(session, batch)
+        self.recorded += len(batch)
+        if self._on_recorded is not None:
+            self._on_recorded()
+
+    async def _record_apart(self, batch: list[tuple[str, Hit]]) -> bool:
+        """Record a failed batch one send at a time, setting aside the sends that fail."""
+        by_send: dict[str, list[tuple[str, Hit]]] = {}
+        for item in batch:
+            by_send.setdefault(item[0], []).append(item)
+        groups = list(by_send.values())
+        for index, group in enumerate(groups):
+            try:
+                await self._record(group)
+            except StorageUnavailable:
+                # The database went away meanwhile: the rest is retried as usual.
+                self._pending[:0] = [item for rest in groups[index:] for item in rest]
+                return False
             except Exception:
-                # A bug must not make the recorder spin on a poisoned batch forever.
-                log.exception("dropping %d tracking hits that failed to record", len(batch))
-                continue
-            self.recorded += len(batch)
-            if self._on_recorded is not None:
-                self._on_recorded()
+                log.exception("setting aside %d tracking hits of one send that cannot be "
+                              "recorded", len(group))
+                self.set_aside.extend(group)
+                del self.set_aside[: max(0, len(self.set_aside) - MAX_SET_ASIDE)]
+            except BaseException:
+                self._pending[:0] = [item for rest in groups[index:] for item in rest]
+                raise
         return True
 
     async def stop(self, attempts: int = 20) -> None:
