@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import re
+import textwrap
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -210,7 +211,66 @@ def _from_inline(parsed: ParsedMessage, reasons: list[str]) -> ForwardedOriginal
             message_id=None, in_reply_to=(), references=(),
             attachments=parsed.attachments, note=outer_note, format=block.format,
         )  # fmt: skip
+    if _LEADING_FORWARD_PREFIX.match(parsed.subject):
+        for text in candidates:
+            attributed = _from_attribution(text, parsed)
+            if attributed is not None:
+                return attributed
     return None
+
+
+# Outlook 2013/2019 desktop forwards some messages with a reply's attribution line
+# ("On 28/10/2021 12:46, "John Doe" <j@x.com> wrote:") and an indented body; only
+# a subject that *starts* with a forward prefix lets such a line name the original.
+_LEADING_FORWARD_PREFIX = re.compile(rf"^\s*(?:{_FORWARD_PREFIXES}){_NUMBER}\s*[:：]", re.I)
+_ATTRIBUTION_MAX = 300
+_BRACKETED_ADDRESS = re.compile(
+    r"[<\[(]\s*(?:mailto:)?([^<>\[\]()\s]{1,200}@[^<>\[\]()\s]{1,200})\s*[>\])]"
+)
+_QUOTED_NAME = re.compile(r"[\"“«„']\s*([^\"“”«»„']{1,120}?)\s*[\"”»“']\s*,?\s*$")
+_CLOCK = re.compile(r"\d{1,2}[:.]\d{2}(?:[:.]\d{2})?(?:\s*[ap]\.?\s?m\.?)?", re.I)
+
+
+def _from_attribution(text: str, parsed: ParsedMessage) -> ForwardedOriginal | None:
+    lines = _lines(text)
+    for index, line in enumerate(lines):
+        stripped = formats.unquote(line).strip()
+        if (
+            len(stripped) > _ATTRIBUTION_MAX
+            or not stripped.endswith((":", "："))
+            or "@" not in stripped
+            or not formats.WROTE_WORDS.search(stripped)
+        ):
+            continue
+        found = _BRACKETED_ADDRESS.search(stripped)
+        sender = formats.parse_one_address(found.group(1) if found else stripped)
+        if sender is None:
+            continue
+        before = stripped[: found.start()] if found else ""
+        name = _attribution_name(before)
+        rest = stripped.replace(found.group(0), " ") if found else stripped
+        if name:
+            rest = rest.replace(name, " ")
+        body = _dedent("\n".join(formats.unquote(x) for x in lines[index + 1 :]))
+        return ForwardedOriginal(
+            from_=Address(email=sender.email, name=name or sender.name), to=(), cc=(),
+            subject=strip_forward_prefixes(parsed.subject),
+            date=formats.parse_loose_date(rest, _local_offset(parsed)),
+            text=body, html="", message_id=None, in_reply_to=(), references=(),
+            attachments=parsed.attachments, note="\n".join(lines[:index]).strip(),
+            format="outlook_attribution",
+        )  # fmt: skip
+    return None
+
+
+def _attribution_name(before: str) -> str:
+    """The sender's name in the text before the address of an attribution line."""
+    quoted = _QUOTED_NAME.search(before)
+    if quoted is not None:
+        return quoted.group(1).strip()
+    clocks = list(_CLOCK.finditer(before))
+    tail = before[clocks[-1].end() :] if clocks else before.rpartition(",")[2]
+    return tail.strip(" ,\"'")
 
 
 def _local_offset(parsed: ParsedMessage) -> timedelta:
@@ -227,9 +287,30 @@ def _no_sender_reason(block: _Block) -> str:
     return f"{block.format} forward header names the sender {value[:80]!r} without an address"
 
 
+def _lines(text: str) -> list[str]:
+    """``text`` as lines, with header blocks flattened onto one line cut apart again."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")
+    lines: list[str] = []
+    for line in text.split("\n"):
+        lines.extend(formats.split_run_together(line) if len(line) > 40 else (line,))
+    return lines
+
+
 def _find_block(text: str, subject: str, reasons: list[str]) -> _Block | None:
-    """The first (outermost) forward header block in ``text``, or ``None``."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    """The first (outermost) forward header block in ``text``, or ``None``.
+
+    A forward quoted whole (Apple Mail, Sparrow: every line starts with ``> ``) is
+    read again without its quote marks when the plain reading finds nothing.
+    """
+    lines = _lines(text)
+    block = _find_block_in(lines, subject, reasons)
+    if block is None and any(line.lstrip().startswith(">") for line in lines):
+        unquoted = _lines("\n".join(formats.unquote(line) for line in lines))
+        block = _find_block_in(unquoted, subject, reasons)
+    return block
+
+
+def _find_block_in(lines: list[str], subject: str, reasons: list[str]) -> _Block | None:
     for index in range(len(lines)):
         kind = _separator(lines, index)
         if kind is None:
@@ -238,22 +319,25 @@ def _find_block(text: str, subject: str, reasons: list[str]) -> _Block | None:
         start = index if fmt == "outlook_bare" else _next_nonblank(lines, index + 1, 3)
         if start is None:
             continue
-        fields, end = _read_block(lines, start)
+        fields, end = _read_block(lines, start, subject)
         if len(fields.keys() & {"from", "date", "subject", "to"}) < 2:
             if explicit and fields:
                 reasons.append(f"{fmt} forward header block could not be read")
             continue
         if not explicit and not _is_forward_context(subject, fields.get("subject", "")):
             continue  # a reply's quoted history, not a forward
-        note_end = index
-        body_lines = lines[end:]
         return _Block(
             format="outlook" if fmt == "outlook_bare" else fmt,
             fields=fields,
-            note="\n".join(lines[:note_end]).strip(),
-            body="\n".join(body_lines).strip(),
+            note="\n".join(lines[:index]).strip(),
+            body=_dedent("\n".join(lines[end:])),
         )
     return None
+
+
+def _dedent(text: str) -> str:
+    # Outlook 2019 indents the forwarded body by four spaces.
+    return textwrap.dedent(text).strip()
 
 
 def _is_forward_context(subject: str, block_subject: str) -> bool:
@@ -292,9 +376,29 @@ def _separator(lines: list[str], index: int) -> tuple[str, bool] | None:
         and formats.header_label(line) is None
     ):
         return "apple_mail", True
-    if formats.is_header_block_start(lines, index):
+    if _is_bare_block_start(lines, index):
         return "outlook_bare", False
     return None
+
+
+def _is_bare_block_start(lines: list[str], index: int) -> bool:
+    """Whether ``lines[index]`` opens a header block with no separator line above it.
+
+    From, Date and To or Subject within seven lines, in any order (new Outlook and
+    Thunderbird put Date or Subject first): Outlook's "From:/Sent:/To:/Subject:".
+    """
+    first = formats.header_label(lines[index])
+    if first is None or first[0] not in {"from", "date", "subject", "to"}:
+        return False
+    fields = {first[0]}
+    for line in lines[index + 1 : index + 7]:
+        label = formats.header_label(line)
+        if label is None:
+            if line.strip():
+                break
+            continue
+        fields.add(label[0])
+    return {"from", "date"} <= fields and bool(fields & {"to", "subject"})
 
 
 def _next_nonblank(lines: list[str], start: int, limit: int) -> int | None:
@@ -304,8 +408,12 @@ def _next_nonblank(lines: list[str], start: int, limit: int) -> int | None:
     return None
 
 
-def _read_block(lines: list[str], start: int) -> tuple[dict[str, str], int]:
-    """Read ``Label: value`` lines from ``start``; returns the fields and the end index."""
+def _read_block(lines: list[str], start: int, subject: str) -> tuple[dict[str, str], int]:
+    """Read ``Label: value`` lines from ``start``; returns the fields and the end index.
+
+    ``subject`` (the forwarding message's) tells a forwarded Subject folded over two
+    lines from the body that follows it.
+    """
     fields: dict[str, str] = {}
     last: str | None = None
     index = start
@@ -328,15 +436,39 @@ def _read_block(lines: list[str], start: int) -> tuple[dict[str, str], int]:
                 fields[last] += " " + line.strip()
                 index += 1
                 continue
+            if last is not None and _continues(lines, index, fields[last], subject):
+                fields[last] += " " + line.strip()
+                index += 1
+                continue
             break
         field, value = label
         if field in fields and field != "other":
             break  # a second From: starts the next block
+        if not value and index + 1 < len(lines) and _is_value_line(lines[index + 1]):
+            value = lines[index + 1].strip()  # a table cell under its label
+            index += 1
         fields[field] = value
         last = field
         index += 1
     fields.pop("other", None)
     return fields, index
+
+
+def _is_value_line(line: str) -> bool:
+    return bool(line.strip()) and formats.header_label(line) is None
+
+
+def _continues(lines: list[str], index: int, value: str, subject: str) -> bool:
+    """Whether ``lines[index]`` (no label) continues the value of the line above."""
+    line = lines[index]
+    following = lines[index + 1] if index + 1 < len(lines) else ""
+    if following.strip() and formats.header_label(following) is not None:
+        return True  # the block goes on below: the line is part of it
+    indent = len(line) - len(line.lstrip())
+    if indent > len(lines[index - 1]) - len(lines[index - 1].lstrip()):
+        return True  # folded like a header
+    joined = f"{strip_forward_prefixes(value)} {line.strip()}".strip().lower()
+    return bool(value) and strip_forward_prefixes(subject).lower().startswith(joined)
 
 
 # Where each client's html forward header ends: (start marker, closing tag).
