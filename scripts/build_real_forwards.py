@@ -123,10 +123,12 @@ class Original:
 
 
 def load_originals(src: Path) -> list[Original]:
-    """Real notmuch-list mail from notmuch's test corpus, with a text part and a To."""
-    root = next(src.glob("notmuch-*/test/corpora/default"))
+    """Real list mail from notmuch's test corpora (the notmuch list, LKML) with a text part."""
+    corpora = next(src.glob("notmuch-*/test/corpora"))
+    paths = sorted(p for name in ("default", "lkml") for p in (corpora / name).rglob("*")
+                   if p.is_file())
     originals = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for path in paths:
         msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         try:
             name, addr = email.utils.parseaddr(str(msg["From"]))
@@ -474,6 +476,386 @@ def build_thunderbird(src: Path, picker: OriginalPicker) -> None:
             )
 
 
+# --- kind 3: the separators and labels crisp's email-forward-parser collected ------------
+
+CRISP_ENTRY = re.compile(r"^\s*/(?P<regex>.+)/(?P<flags>[a-z]*),?\s*//\s*(?P<comment>.+?)\s*$")
+CRISP_KEY = re.compile(r"^\s{4}(?P<key>[a-z_]+): \[\s*$")
+CRISP_CLIENT = re.compile(r"(?P<client>[A-Za-z0-9 /&.]+?)\s*\((?P<langs>[^)]*)\)")
+# crisp's comment names the wrong language for these entries; the text says which it is.
+CRISP_LANGUAGE_FIXES = {
+    ("separator", "Начало переадресованного сообщения", "ro"): "ru",
+    ("original_from", "Feladó", "fr"): "hu",
+    ("original_date_lax", "Verzonden", "it"): "nl",
+}
+CRISP_CLIENTS = {
+    "Apple Mail": "apple_mail", "Apple Mail iOS": "apple_mail_ios", "Gmail": "gmail",
+    "Outlook Live / 365": "outlook_live", "New Outlook 2019": "new_outlook",
+    "Outlook 2019": "outlook_2019", "Thunderbird": "thunderbird", "Yahoo Mail": "yahoo",
+    "Yahook Mail": "yahoo", "Missive": "missive", "HubSpot": "hubspot",
+    "IONOS by 1 & 1": "ionos", "Mailmate": "mailmate", "MailMate": "mailmate",
+}
+CRISP_LANGS = {"cz": "cs"}
+
+
+@dataclass(frozen=True)
+class CrispEntry:
+    key: str
+    regex: str
+    text: str  # the literal the regex matches, as the client writes it
+    clients: dict[str, tuple[str, ...]]  # client -> languages
+
+
+def regex_literal(regex: str) -> str:
+    """The text a crisp label or separator regex matches, with its own punctuation."""
+    text = regex
+    text = re.sub(r"^\^", "", text)
+    text = text.replace(r"\s?:", ":").replace(r"\s?：", "：")
+    text = re.sub(r"\(\.\+\??\)|\(\.\+\)\$|\$$", "", text)
+    text = text.replace(">?", "").replace(r"\*?", "")
+    text = re.sub(r"\\s[*?]", " ", text)
+    text = text.replace("(", "").replace(")", "") if text.startswith("(") else text
+    text = text.replace(r"\(", "(").replace(r"\)", ")").replace(r"\/", "/").replace("\\", "")
+    return " ".join(text.split())
+
+
+def load_crisp(path: Path) -> list[CrispEntry]:
+    entries = []
+    key = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        head = CRISP_KEY.match(line)
+        if head:
+            key = head.group("key")
+            continue
+        entry = CRISP_ENTRY.match(line)
+        if not (entry and key):
+            continue
+        clients: dict[str, tuple[str, ...]] = {}
+        for found in CRISP_CLIENT.finditer(entry.group("comment")):
+            name = CRISP_CLIENTS.get(found.group("client").strip().lstrip(", "))
+            if name is None:
+                continue
+            langs = tuple(
+                CRISP_LANGS.get(lang.strip(), lang.strip())
+                for lang in found.group("langs").split(",")
+            )
+            clients[name] = clients.get(name, ()) + langs
+        text = regex_literal(entry.group("regex")) if key != "separator_with_information" else ""
+        fixed = {}
+        for client, langs in clients.items():
+            fixed[client] = tuple(
+                CRISP_LANGUAGE_FIXES.get((key, text.rstrip(":"), lang), lang) for lang in langs
+            )
+        entries.append(CrispEntry(key, entry.group("regex"), text, fixed))
+    return entries
+
+
+def crisp_table(entries: list[CrispEntry]) -> dict[tuple[str, str, str], str]:
+    """(key, client, language) -> the literal, first listed entry first."""
+    table: dict[tuple[str, str, str], str] = {}
+    for entry in entries:
+        for client, langs in entry.clients.items():
+            for lang in langs:
+                table.setdefault((entry.key, client, lang), entry.text or entry.regex)
+    return table
+
+
+def crisp_languages(table: dict[tuple[str, str, str], str], key: str, client: str) -> list[str]:
+    return sorted({lang for (k, c, lang) in table if k == key and c == client})
+
+
+def label(
+    table: dict[tuple[str, str, str], str], key: str, client: str, lang: str
+) -> str | None:
+    """The label in ``lang`` (or crisp's "all locales"), up to its own colon."""
+    for candidate in (lang, "all locales"):
+        value = table.get((key, client, candidate))
+        if value:
+            colon = min(i for i in (value.find(":"), value.find("："), len(value)) if i >= 0)
+            return value[:colon] + (value[colon] if colon < len(value) else ":")
+    return None
+
+
+def dashes(separator: str, prefer: str = "min") -> str:
+    """``-{5,8} Mensaje reenviado -{5,8}`` as written: the least count, or as asked."""
+    def count(match: re.Match[str]) -> str:
+        low = int(match.group(2))
+        high = int(match.group(3) or low)
+        return match.group(1) * (low if prefer == "min" else high)
+
+    return re.sub(r"([-_])\{(\d+)(?:,(\d+))?\}", count, separator)
+
+
+BABEL_LOCALES = {"no": "nb", "pt": "pt_PT", "pt-br": "pt_BR", "cs": "cs"}
+BCP47 = {"pt-br": "pt-BR", "pt": "pt-PT", "no": "nb"}
+
+
+def babel_locale(lang: str) -> str:
+    return BABEL_LOCALES.get(lang, lang)
+
+
+def cldr(value: datetime, lang: str, date_format: str, time_pattern: str) -> str:
+    from babel.dates import format_date, format_time  # python3-babel (CLDR)
+
+    return (
+        f"{format_date(value, date_format, locale=babel_locale(lang))} "
+        f"{format_time(value, time_pattern, locale=babel_locale(lang))}"
+    )
+
+
+def gmt_offset(value: datetime, style: str) -> str:
+    offset = value.utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    if style == "hh:mm":
+        return f"GMT{sign}{hours:02d}:{rest:02d}"
+    return f"GMT{sign}{hours}" + (f":{rest:02d}" if rest else "")
+
+
+CRISP_ORIGIN = "package email-forward-parser 1.8.3 (npm), dist/parser.js"
+CRISP_NOTE = (
+    "Strings from crisp's email-forward-parser (the separators and labels it collected "
+    "per client and language, read out of dist/parser.js REGEXES by the script, each "
+    "entry's comment naming client and languages). "
+)
+
+
+def crisp_sample(
+    client: str, lang: str, variant: str, original: Original, subject_prefix: str,
+    text: str, notes: str, *, zone_less: bool, html: str | None = None,
+) -> None:
+    language = BCP47.get(lang, lang)
+    raw = outer_message(
+        f"{subject_prefix} {original.subject}",
+        text,
+        forward_date(original),
+        html=html,
+        message_id=f"{client}-{variant}-{lang}",
+    )
+    zone = ""
+    if zone_less:
+        zone = (" The forwarded date has no zone: the expectation assumes the outer "
+                f"Date's offset ({forward_date(original).strftime('%z')}), the zone it "
+                "is written in.")
+    add(
+        Sample(
+            source=client,
+            name=f"{variant}_{language}",
+            client=client,
+            client_version=None,
+            language=language,
+            kind="client_strings",
+            origin=f"{CRISP_ORIGIN}; original: {NOTMUCH_ORIGIN}{original.path}",
+            licence="MIT",
+            notes=CRISP_NOTE + notes + zone + " Original: real list mail (notmuch corpus, "
+            "GPL-3.0-or-later).",
+            expected=expected_for(original),
+            raw=raw,
+        )
+    )
+
+
+def subject_prefix(table: dict[tuple[str, str, str], str], client: str, lang: str) -> str:
+    for candidate in (lang, "all locales"):
+        value = table.get(("subject", client, candidate))
+        if value:
+            return value.replace("(.*)", "").rstrip(":").strip() + ":"
+    return "Fwd:"
+
+
+def quoted(lines: str) -> str:
+    return "\n".join(f"> {line}" if line else ">" for line in lines.splitlines())
+
+
+def build_crisp(src: Path, picker: OriginalPicker) -> None:
+    entries = load_crisp(next(src.glob("efp/package/dist/parser.js")))
+    table = crisp_table(entries)
+
+    # Apple Mail: "Begin forwarded message:" and the labels in the language; the date as
+    # in quotequail's verbatim Apple Mail fixtures ("1. August 2011 23:28:15 GMT-07:00").
+    for lang in crisp_languages(table, "separator", "apple_mail"):
+        labels = [label(table, k, "apple_mail", lang) for k in
+                  ("original_from", "original_date", "original_to", "original_subject")]
+        if None in labels:
+            continue
+        for variant in ("quoted", "plain"):
+            original = picker.next()
+            date = cldr(original.date, lang, "long", "HH:mm:ss") + " " + gmt_offset(
+                original.date, "hh:mm")
+            block = "\n".join(f"{lab} {value}" for lab, value in zip(
+                labels, (mailbox(original), date, original.to, original.subject)))
+            separator = table[("separator", "apple_mail", lang)]
+            if variant == "quoted":  # macOS 10.10 and later quote the whole forward
+                text = "\n\n" + quoted(f"{separator}\n\n{block}\n\n{original.body}") + "\n"
+                how = "every line quoted with '> ', the separator included"
+            else:  # macOS 10.9 and earlier: the separator, then the quoted block
+                text = f"\n\n{separator}\n\n" + quoted(f"{block}\n\n{original.body}") + "\n"
+                how = "the separator unquoted, the header block and body quoted"
+            crisp_sample("apple_mail", lang, variant, original, "Fwd:", text,
+                         f"Apple Mail forward ({how}); layout from quotequail's verbatim "
+                         "Apple Mail fixtures; date written as CLDR long date (Babel) + "
+                         "HH:mm:ss + GMT offset.", zone_less=False)
+
+    # Gmail: "---------- Forwarded message ---------" in every locale (10 and 9 dashes as
+    # Gmail writes them; crisp's regex takes 8 to 10), the From label in the language,
+    # Date/Subject/To in English (crisp: "Gmail (all locales)"). The date as in
+    # quotequail's verbatim Gmail fixtures: "Fri, Apr 26, 2013 at 8:13 PM" in English,
+    # CLDR long date + HH:mm elsewhere ("26 april 2013 20:13").
+    gmail_langs = ["en"] + crisp_languages(table, "original_from", "gmail")
+    for lang in gmail_langs:
+        original = picker.next()
+        local = original.date
+        if lang == "en":
+            date = local.strftime("%a, %b ") + f"{local.day}, {local.year} at " + \
+                local.strftime("%I:%M %p").lstrip("0")
+            from_label = "From:"
+        else:
+            date = cldr(local, lang, "long", "HH:mm")
+            from_label = label(table, "original_from", "gmail", lang)
+        block = "\n".join([
+            f"{from_label} {mailbox(original)}",
+            f"{label(table, 'original_date', 'gmail', lang)} {date}",
+            f"{label(table, 'original_subject', 'gmail', lang)} {original.subject}",
+            f"{label(table, 'original_to', 'gmail', lang)} {original.to}",
+        ])
+        separator = "---------- Forwarded message ---------"
+        text = f"\n\n{separator}\n{block}\n\n\n{original.body}\n"
+        crisp_sample("gmail", lang, "plain", original, "Fwd:", text,
+                     "Gmail forward; layout from quotequail's verbatim Gmail fixtures.",
+                     zone_less=True)
+
+    # Outlook 2019 (desktop) forwards whose attribution is reply-shaped, under "FW:":
+    # crisp's separator_with_information pattern for the language, its named groups
+    # filled in; the body below indented by four spaces (crisp's four_spaces rule).
+    for entry in entries:
+        if entry.key != "separator_with_information":
+            continue
+        for lang in entry.clients.get("outlook_2019", ()):
+            original = picker.next()
+            from babel.dates import get_date_format
+
+            pattern = get_date_format("short", locale=babel_locale(lang)).pattern
+            pattern = re.sub(r"(?<!y)y{1,2}(?!y)", "yyyy", pattern)
+            from babel.dates import format_date, format_time
+
+            date = (f"{format_date(original.date, pattern, locale=babel_locale(lang))} "
+                    f"{format_time(original.date, 'HH:mm', locale=babel_locale(lang))}")
+            line = attribution(entry.regex, date, original.from_name or original.from_addr,
+                               original.from_addr)
+            body = "\n".join(f"    {ln}" if ln else "" for ln in original.body.splitlines())
+            text = f"\n\n{line}\n\n{body}\n"
+            crisp_sample("outlook_2019", lang, "attribution", original, "FW:", text,
+                         "Outlook 2019 forward with a reply-shaped attribution line (crisp's "
+                         "separator_with_information pattern for the language, its groups "
+                         "filled with the original's date, name and address), body indented "
+                         "by four spaces; date as the CLDR short date (4-digit year) + "
+                         "HH:mm.", zone_less=True)
+
+    # Outlook Live / 365: 32 underscores, then From/Sent/To/Subject (English labels in
+    # every locale, crisp says), under the locale's own forward prefix.
+    for lang in crisp_languages(table, "subject", "outlook_live"):
+        original = picker.next()
+        from babel.dates import format_date, format_time
+
+        date = (f"{format_date(original.date, 'full', locale='en')} "
+                f"{format_time(original.date, 'h:mm a', locale='en')}")
+        block = "\n".join([
+            f"{label(table, 'original_from', 'outlook_live', lang)} {mailbox(original)}",
+            f"{label(table, 'original_date', 'outlook_live', lang)} {date}",
+            f"{label(table, 'original_to', 'outlook_live', lang)} {original.to}",
+            f"{label(table, 'original_subject', 'outlook_live', lang)} {original.subject}",
+        ])
+        separator = dashes(table[("separator", "outlook_live", "all locales")])
+        text = f"\n\n{separator}\n{block}\n\n{original.body}\n"
+        crisp_sample("outlook_live", lang, "plain", original,
+                     subject_prefix(table, "outlook_live", lang), text,
+                     "Outlook Live / 365 forward: the 32-underscore separator, English "
+                     "labels (crisp: all locales), the locale's own subject prefix; the date "
+                     "in English (CLDR full date + h:mm a).", zone_less=True)
+
+    # New Outlook 2019: the header block in the language's labels, no separator line.
+    for lang in crisp_languages(table, "original_from", "new_outlook"):
+        keys = ("original_from", "original_date", "original_to", "original_subject")
+        labels = [label(table, k, "new_outlook", lang) for k in keys]
+        if None in labels or ("subject", "new_outlook", lang) not in table:
+            continue
+        original = picker.next()
+        date = cldr(original.date, lang, "full", "HH:mm")
+        block = "\n".join(f"{lab} {value}" for lab, value in zip(
+            labels, (mailbox(original), date, original.to, original.subject)))
+        text = f"\n\n{block}\n\n{original.body}\n"
+        crisp_sample("new_outlook", lang, "plain", original,
+                     subject_prefix(table, "new_outlook", lang), text,
+                     "New Outlook 2019 forward: From/Date/To/Subject in the language's labels "
+                     "with no separator line; date as CLDR full date + HH:mm.",
+                     zone_less=True)
+
+    # Yahoo Mail: "----- Forwarded Message -----" and crisp's lax labels; half of them
+    # flattened from HTML onto one line, as their text part reads, the rest one per line.
+    for lang in crisp_languages(table, "original_from_lax", "yahoo"):
+        keys = ("original_from_lax", "original_to_lax", "original_date_lax",
+                "original_subject_lax")
+        labels = [label(table, k, "yahoo", lang) for k in keys]
+        separator = table.get(("separator", "yahoo", lang))
+        if None in labels or separator is None:
+            continue
+        for variant in ("flattened", "lines"):
+            original = picker.next()
+            from babel.dates import format_date, format_time
+
+            date = (f"{format_date(original.date, 'full', locale=babel_locale(lang))}, "
+                    f"{format_time(original.date, 'HH:mm:ss', locale=babel_locale(lang))} "
+                    f"{gmt_offset(original.date, 'h')}")
+            if lang == "en":
+                date = (f"{format_date(original.date, 'full', locale='en')}, "
+                        f"{original.date.strftime('%I:%M:%S %p')} "
+                        f"{gmt_offset(original.date, 'h')}")
+            to = ", ".join(f'"{a}" <{a}>' for a in original.to_addrs)
+            fields = [f"{lab} {value}" for lab, value in zip(
+                labels, (mailbox(original), to, date, original.subject))]
+            joiner = "" if variant == "flattened" else "\n"
+            text = f"\n\n{dashes(separator)}{joiner}{joiner.join(fields)}\n\n{original.body}\n"
+            crisp_sample("yahoo", lang, variant, original, "Fw:", text,
+                         "Yahoo Mail forward, " + (
+                             "its text part flattened from HTML: separator and labels run "
+                             "together on one line" if variant == "flattened" else
+                             "one label per line") + "; labels are crisp's Yahoo (lax) ones; "
+                         "date as CLDR full date, HH:mm:ss, GMT offset (the issue's sample "
+                         "'Tuesday, November 2, 2021, 09:26:50 AM GMT+1').", zone_less=False)
+
+    # HubSpot: its separator and labels per language (crisp), Gmail-like layout.
+    for lang in crisp_languages(table, "original_from", "hubspot"):
+        keys = ("original_from", "original_date", "original_subject", "original_to")
+        labels = [label(table, k, "hubspot", lang) for k in keys]
+        separator = table.get(("separator", "hubspot", lang)) or table.get(
+            ("separator", "hubspot", "en"))
+        if None in labels:
+            continue
+        original = picker.next()
+        date = cldr(original.date, lang, "full", "HH:mm")
+        block = "\n".join(f"{lab} {value}" for lab, value in zip(
+            labels, (mailbox(original), date, original.subject, original.to)))
+        text = f"\n\n{dashes(separator, 'max')}\n{block}\n\n{original.body}\n"
+        crisp_sample("hubspot", lang, "plain", original, "Fwd:", text,
+                     "HubSpot forward: the language's separator and labels; date as CLDR "
+                     "full date + HH:mm.", zone_less=True)
+
+
+def attribution(regex: str, date: str, name: str, addr: str) -> str:
+    """Crisp's attribution pattern written out: its groups filled, its syntax dropped."""
+    text = regex.lstrip("^")
+    text = text.replace("(?<date>.+)", "\x00D").replace("(?<from_name>.+)", "\x00N")
+    text = text.replace("(?<from_address>.+)", "\x00A")
+    text = text.replace("[\\[|<|(]", "<").replace("[\\]|>|)]", ">")
+    text = text.replace("[\\[|<]", "<").replace("[\\]|>]", ">")
+    text = re.sub(r"\\s[?*]", " ", text)
+    text = text.replace("\\(", "(").replace("\\)", ")").replace("\\,", ",").replace('\\"', '"')
+    text = text.replace("D.", "D.").replace("\\", "")
+    text = text.replace("\x00D", date).replace("\x00N", name).replace("\x00A", addr)
+    text = re.sub(r" +", " ", text).strip()
+    return re.sub(r" ([:,])", r"\1", text)
+
+
 # --- writing ---------------------------------------------------------------------------
 
 def write_all() -> None:
@@ -509,6 +891,7 @@ def main(argv: list[str]) -> int:
     picker = OriginalPicker(originals)
     build_quotequail(src)
     build_thunderbird(src, picker)
+    build_crisp(src, picker)
     write_all()
     print(f"{len(SAMPLES)} samples from {len(originals)} originals")
     return 0
