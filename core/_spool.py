@@ -18,6 +18,7 @@ import weakref
 from pathlib import Path
 from types import TracebackType
 
+from core._files import private_dir
 from core.types import BlobHash
 
 _PREFIX = "body-"
@@ -58,7 +59,7 @@ class SpoolWriter:
     """
 
     def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)
         fd, name = tempfile.mkstemp(dir=directory, prefix=_PREFIX)
         self._path = Path(name)
         self._file = os.fdopen(fd, "wb")

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from core._files import FILE_MODE, private_dir
 from core._spool import SpooledFile, remove_stale
 from core.types import BlobHash
 
@@ -55,7 +56,7 @@ class BlobStore:
         there is removed."""
         if self._spool_dir is None:
             spool = self.root / ".spool"
-            spool.mkdir(parents=True, exist_ok=True)
+            private_dir(spool)
             remove_stale(spool, STALE_SPOOL_SECONDS)
             self._spool_dir = spool
         return self._spool_dir
@@ -67,7 +68,7 @@ class BlobStore:
         target = self.path(digest)
         if self._present(target, len(data)):
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -86,7 +87,7 @@ class BlobStore:
         target = self.path(spooled.sha256)
         if self._present(target, spooled.size):
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent)
         # A unique name first: os.link does not replace, and the spool file stays usable
         # (a retried transaction stores it again).
         tmp = target.parent / f".tmp-{secrets.token_hex(8)}"
@@ -95,6 +96,7 @@ class BlobStore:
                 os.link(spooled.path, tmp)
             except OSError:
                 shutil.copyfile(spooled.path, tmp)
+                os.chmod(tmp, FILE_MODE)  # copyfile creates it with the umask's mode
                 with open(tmp, "rb") as handle:
                     os.fsync(handle.fileno())
             os.replace(tmp, target)

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from core import _inline_sqlite
+from core._files import private_dir, private_file
 from core.errors import StorageUnavailable
 from core.group_commit import GroupCommit
 
@@ -125,7 +126,10 @@ class Database:
             path = _sqlite_path(url)
             on_disk = bool(path) and path != ":memory:"
             if on_disk:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # The database and (as SQLite gives them its mode) its WAL and shared
+                # memory files: the owner's only.
+                private_dir(Path(path).parent)
+                private_file(Path(path))
             self.read_engine = _make_engine(url)
             self.write_engine = _make_engine(url, immediate=True)
             self._ingest_engine = _make_engine(url, immediate=True, inline=on_disk)

@@ -6,6 +6,8 @@ import os
 import secrets
 from pathlib import Path
 
+from core._files import private_dir
+
 SECRET_FILE = "secret_key"
 
 
@@ -15,7 +17,7 @@ def load_or_create(data_dir: Path, given: str = "") -> str:
     if given:
         return given
     path = data_dir / SECRET_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
