@@ -6,16 +6,13 @@ Pure functions over a parsed message, the envelope and the portal's user address
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
 
+from core import _forwarding_rules as forwarding
 from core.errors import SenderNotAllowed
 from core.models import User
 from core.parsing import Address, ParsedMessage
 from core.types import Direction, Envelope, Source
-
-# Headers naming the mailbox a forwarding rule forwarded from.
-FORWARDING_HEADERS = ("X-Forwarded-For", "X-Forwarded-To", "X-Original-To", "Delivered-To")
 
 
 class Privacy(enum.StrEnum):
@@ -34,19 +31,6 @@ class Route:
     privacy: Privacy
 
 
-_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
-
-
-def _without_tag(address: str) -> str:
-    """``you+caf_=...@example.com`` (Gmail's forwarding envelope sender) -> ``you@...``."""
-    local, at, domain = address.partition("@")
-    return local.split("+", 1)[0] + at + domain
-
-
-def _header_values(parsed: ParsedMessage, name: str) -> list[str]:
-    return [v for k, v in parsed.headers if k.lower() == name.lower()]
-
-
 def route(
     parsed: ParsedMessage, envelope: Envelope, users: dict[str, User], *,
     inbox_log_mode: str = "replies",
@@ -56,8 +40,9 @@ def route(
     On behalf of a user (extension, sync, CRM send): outgoing when From is a user, else
     incoming; synced incoming mail falls under the privacy rule (``inbox_log_mode``).
     At the logging address: From a user is the user's own mail (BCC); else a forwarding
-    rule when the envelope sender, Resent-From or a forwarding header names a user,
-    logged only when it ties to a logged thread.
+    rule when the envelope sender, Resent-From or a forwarding header names a user
+    (``forwarding_user``), logged only when it ties to a logged thread; else
+    SenderNotAllowed saying which candidates were seen (``not_a_user``).
     """
     from_user = users.get(parsed.from_.key) if parsed.from_ is not None else None
     if envelope.on_behalf_of is not None:
@@ -77,19 +62,48 @@ def route(
     if from_user is not None:
         return Route(from_user, envelope.source_hint or Source.BCC, Direction.OUTGOING,
                      Privacy.NONE)
-    forwarders = [envelope.mail_from or "", *(a.key for a in parsed.resent_from)]
-    for name in FORWARDING_HEADERS:
-        for value in _header_values(parsed, name):
-            # Gmail writes "X-Forwarded-For: you@example.com logging@address": two
-            # addresses, no comma.
-            forwarders.extend(_ADDRESS.findall(value))
-    for address in forwarders:
-        for candidate in (address.lower(), _without_tag(address.lower())):
+    forwarder = forwarding_user(parsed, envelope, users)
+    if forwarder is not None:
+        return Route(forwarder, envelope.source_hint or Source.RULE, Direction.INCOMING,
+                     Privacy.THREAD)
+    raise SenderNotAllowed(not_a_user(parsed, envelope))
+
+
+def forwarding_user(parsed: ParsedMessage, envelope: Envelope,
+                    users: dict[str, User]) -> User | None:
+    """The user whose mailbox a forwarding rule forwarded this from, or None.
+
+    The first claim (``core._forwarding_rules.claims``, most trusted first) that names
+    a user decides. A claim is only that: it makes the message this user's rule mail,
+    held to the privacy rule, and nothing more.
+    """
+    for claim in forwarding.claims(parsed, envelope):
+        for candidate in forwarding.matches(claim):
             if candidate in users:
-                return Route(users[candidate], envelope.source_hint or Source.RULE,
-                             Direction.INCOMING, Privacy.THREAD)
+                return users[candidate]
+    return None
+
+
+# The refusal fits one SMTP reply line (``smtp_ingest.replies.one_line`` keeps 400).
+_REFUSAL_BUDGET = 390
+
+
+def not_a_user(parsed: ParsedMessage, envelope: Envelope) -> str:
+    """Why no user sent or forwarded this, precisely: From, and every forwarding-mailbox
+    candidate seen (envelope sender, Resent-From, forwarding headers), none a user."""
     sender = parsed.from_.email if parsed.from_ else "(no From)"
-    raise SenderNotAllowed(f"{sender} is not a user of this account")
+    seen = forwarding.claims(parsed, envelope)
+    text = f"{sender} is not a user of this account"
+    if not seen:
+        return text + ", and no envelope sender or forwarding header names another mailbox"
+    text += ", nor is any forwarding mailbox the message names: "
+    for n, claim in enumerate(seen):
+        item = ("; " if n else "") + forwarding.describe(claim, envelope.logging_address)
+        rest = len(seen) - n
+        if len(text) + len(item) > _REFUSAL_BUDGET - (12 if rest > 1 else 0):
+            return text + f"; and {rest} more"
+        text += item
+    return text
 
 
 def never_logged(key: str, never_log: list[str]) -> bool:
