@@ -155,13 +155,23 @@ _SHORT_LABEL_BEFORE = re.compile(r"(?:\S|[>\])\"']\s)$")
 _MAX_RUN_LINE = 4000
 
 
+_SEPARATOR_THEN_TEXT = re.compile(r"^(\s*[-—–━]{2,}[^-—–━\n]{3,60}?[-—–━]{2,})(?=[^\s—–━-])")
+
+
 def split_run_together(line: str) -> list[str]:
     """``line`` cut before each header label when it holds a whole flattened block.
 
-    Only a line that starts with a From label and carries at least two more labels
-    of other fields is cut; each field is cut at its first label only. Anything else
-    comes back as ``[line]``.
+    Only a line that starts with a From label (after a separator such as
+    "----- Forwarded Message -----", itself cut off) and carries at least two more
+    labels of other fields is cut; each field is cut at its first label only.
+    Anything else comes back as ``[line]``.
     """
+    separator = _SEPARATOR_THEN_TEXT.match(line)
+    if separator is not None:
+        rest = split_run_together(line[separator.end() :])
+        if len(rest) > 1:
+            return [separator.group(1), *rest]
+        return [line]
     first = header_label(line)
     if first is None or first[0] != "from" or len(line) > _MAX_RUN_LINE or line.count(":") < 3:
         return [line]

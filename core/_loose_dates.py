@@ -74,7 +74,16 @@ _MONTH_NAMES = (
         "joulukuuta pro prosince prosinec груд грудень грудня дек декабрь декабря "
     ),
 )
+# Croatian (CLDR too), but for "listopad(a)", October there and November in Czech
+# and Polish, and the abbreviations that clash: the Czech and Polish reading wins.
+_CROATIAN = (
+    "siječanj siječnja", "veljača veljače", "ožujak ožujka", "travanj travnja",
+    "svibanj svibnja", "lipanj lipnja", "srpanj srpnja", "kolovoz kolovoza", "rujan rujna",
+    "", "studeni studenoga", "prosinac prosinca",
+)  # fmt: skip
 MONTHS: dict[str, int] = {
+    name: number for number, names in enumerate(_CROATIAN, start=1) for name in names.split()
+} | {
     name: number for number, names in enumerate(_MONTH_NAMES, start=1) for name in names.split()
 }
 

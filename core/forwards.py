@@ -24,13 +24,14 @@ _MAX_DEPTH = 8
 
 _FORWARD_PREFIXES = (
     r"fwd|fw|fwrd|tr|wg|rv|enc|i|doorst|pd|vs|vb|vl|tov|továbbítás|пересл|переслать"
-    r"|ilet|İlet|İLET|ilt|İlt|İLT"
+    r"|ilet|İlet|İLET|ilt|İlt|İLT|redir\.|videresend"
 )
 _REPLY_PREFIXES = r"re|aw|sv|antw|odp|r|ris|rif|res|ynt|yanıt|válasz|vá|отв|ответ"
 _NUMBER = r"(?:\s*(?:\[\d+\]|\(\d+\)|\^\d+))?"
 _PREFIX_CHAIN = re.compile(
     rf"^\s*(?:(?:{_FORWARD_PREFIXES}|{_REPLY_PREFIXES}){_NUMBER}\s*[:：]\s*)+", re.IGNORECASE
 )
+_FORWARD_CHAIN = re.compile(rf"^\s*(?:(?:{_FORWARD_PREFIXES}){_NUMBER}\s*[:：]\s*)+", re.I)
 _FORWARD_PREFIX = re.compile(rf"(?:^|[:：]\s*)(?:{_FORWARD_PREFIXES}){_NUMBER}\s*[:：]", re.I)
 _REPLY_PREFIX = re.compile(rf"^\s*(?:{_REPLY_PREFIXES}){_NUMBER}\s*[:：]", re.IGNORECASE)
 _BRACKETED = re.compile(r"^\s*\[(?:fwd|fw)\s*:\s*(.*)\]\s*$", re.IGNORECASE | re.DOTALL)
@@ -69,17 +70,17 @@ class ForwardResult:
 
 
 def strip_forward_prefixes(subject: str) -> str:
-    """``subject`` without any leading chain of forward and reply prefixes.
+    """``subject`` without its leading chain of forward prefixes.
 
     Handles ``Fwd:/Fw:/TR:/WG:/RV:/ENC:/I:/Doorst:/PD:/VS:/VB:/VL:/Továbbítás:/
-    Пересл:/İlet:`` and the reply prefixes mixed into such chains (``RE:/AW:/SV:/
-    Antw:/Odp:/R:/YNT:``...), counted forms (``Re[2]:``), ``[Fwd: ...]`` and a
-    trailing ``(fwd)``. Never raises.
+    Пересл:/İlet:``, counted forms (``Fwd[2]:``), ``[Fwd: ...]`` and a trailing
+    ``(fwd)``. A reply prefix ends the chain: ``FW: RE: Pricing`` was the original's
+    ``RE: Pricing``, and that is its subject. Never raises.
     """
     previous = None
     while previous != subject:
         previous = subject
-        subject = _PREFIX_CHAIN.sub("", subject)
+        subject = _FORWARD_CHAIN.sub("", subject)
         bracketed = _BRACKETED.match(subject)
         if bracketed is not None:
             subject = bracketed.group(1)
@@ -224,6 +225,7 @@ def _from_inline(parsed: ParsedMessage, reasons: list[str]) -> ForwardedOriginal
 # a subject that *starts* with a forward prefix lets such a line name the original.
 _LEADING_FORWARD_PREFIX = re.compile(rf"^\s*(?:{_FORWARD_PREFIXES}){_NUMBER}\s*[:：]", re.I)
 _ATTRIBUTION_MAX = 300
+_ATTRIBUTION_WITHIN = 40  # lines of note above it at most: deeper, it quotes the original
 _BRACKETED_ADDRESS = re.compile(
     r"[<\[(]\s*(?:mailto:)?([^<>\[\]()\s]{1,200}@[^<>\[\]()\s]{1,200})\s*[>\])]"
 )
@@ -233,8 +235,10 @@ _CLOCK = re.compile(r"\d{1,2}[:.]\d{2}(?:[:.]\d{2})?(?:\s*[ap]\.?\s?m\.?)?", re.
 
 def _from_attribution(text: str, parsed: ParsedMessage) -> ForwardedOriginal | None:
     lines = _lines(text)
-    for index, line in enumerate(lines):
+    for index, line in enumerate(lines[:_ATTRIBUTION_WITHIN]):
         stripped = formats.unquote(line).strip()
+        if formats.DASH_LINE.match(stripped) or formats.UNDERSCORE_LINE.match(stripped):
+            return None  # a separator the block reader could not read: not this shape
         if (
             len(stripped) > _ATTRIBUTION_MAX
             or not stripped.endswith((":", "："))
