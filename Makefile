@@ -19,6 +19,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	scripts/dovecot-for-tests.sh >/dev/null
+	scripts/postfix-for-tests.sh >/dev/null
 	INBOXLOG_TEST_PG_URL="$${INBOXLOG_TEST_PG_URL:-$$(scripts/postgres-for-tests.sh)}" \
 		$(BIN)/pytest $(PYTEST_ARGS)
 
