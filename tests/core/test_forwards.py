@@ -170,6 +170,47 @@ EXPECTED: dict[str, tuple[str | None, str, str | None, list[str]]] = {
         CET_DATE,
         [TOM],
     ),
+    # The families of issue 11, one hand-written sample each (regression, not the figure).
+    "apple_mail_quoted_de.eml": (
+        "j.schaefer@mueller-bau.de", "Angebot Lagerfläche", "2026-11-16T08:30:15+00:00", [ANNA]
+    ),
+    "sparrow_quoted_en.eml": (
+        "jordan.miles@northwind-traders.com", "Pallet pricing for Q1 2027", CET_DATE, [ANNA]
+    ),
+    "bold_labels_en.eml": (
+        "chris.walker@contoso.com", "Warehouse tour next week", CET_DATE, [ANNA]
+    ),
+    "yahoo_flattened_en.eml": (
+        "maria.gonzalez@yahoo.com", "Shipping to Texas: A to Z", CET_DATE, [ANNA]
+    ),
+    "outlook_2019_attribution_en.eml": (
+        "karen.oneil@fabrikam.com", "Contract renewal", CET_DATE, []
+    ),
+    "outlook_2019_attribution_de.eml": (
+        "j.schaefer@mueller-bau.de", "Angebot Lagerfläche", CET_DATE, []
+    ),
+    "ionos_quoted_en.eml": (
+        "hannah.klein@globex.example", "Cold storage capacity", CET_DATE, [ANNA]
+    ),
+    "mailmate_en.eml": (
+        "jordan.miles@northwind-traders.com", "Pallet pricing for Q1 2027", CET_DATE, [ANNA]
+    ),
+    "missive_en.eml": ("chris.walker@contoso.com", "Warehouse tour next week", CET_DATE, [ANNA]),
+    "hubspot_de.eml": ("j.schaefer@mueller-bau.de", "Angebot Lagerfläche", CET_DATE, [ANNA]),
+    "new_outlook_table_html.eml": ("mette.jensen@tdc.dk", "Tilbud på lagerplads", CET_DATE, []),
+    "thunderbird_table_zh_html.eml": ("wang.wei@example.cn", "仓储报价", CET_DATE, [ANNA]),
+    "folded_subject_en.eml": (
+        "karen.oneil@fabrikam.com",
+        "Renewal of the 2026 contract and the revised pallet rates for the northern depots",
+        CET_DATE,
+        [ANNA],
+    ),
+    "outlook_ko.eml": ("minsu.kim@example.kr", "창고 견적 요청", CET_DATE, [ANNA]),
+    "outlook_zh_hant.eml": ("meiling.chen@example.tw", "倉儲報價", CET_DATE, [ANNA]),
+    "outlook_vi.eml": ("an.nguyen@example.vn", "Báo giá kho bãi", CET_DATE, [ANNA]),
+    "thunderbird_uk.eml": ("olena.shevchenko@example.ua", "Запит ціни", CET_DATE, [ANNA]),
+    "gmail_ro.eml": ("andrei.popescu@example.ro", "Cerere de ofertă", CET_DATE, [ANNA]),
+    "outlook_ja.eml": ("hanako.sato@example.jp", "倉庫の見積もり", CET_DATE, [ANNA]),
     "unparseable_no_sender.eml": (None, "", None, []),
     "unparseable_fwd_subject_only.eml": (None, "", None, []),
 }
