@@ -6,7 +6,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exists, insert, select
@@ -15,15 +15,18 @@ from sqlalchemy.orm import aliased
 
 from core.errors import InvalidInput, NotFound
 from core.models import Email, Event, TrackedLink, TrackedSend, TrackingHit
-from core.tracking import (
+from core.tracking import TokenSigner, new_send_token, rewrite_html
+from core.tracking_verdicts import (
+    BURST,
+    RECENT_MAX,
     Counts,
     History,
     Hit,
-    TokenSigner,
+    Seen,
+    Send,
+    Verdict,
     classify,
     count,
-    new_send_token,
-    rewrite_html,
 )
 
 MAX_RECIPIENTS = 500
@@ -118,7 +121,7 @@ class _Batch:
     portal_id: int
     user_id: int
     email_id: int | None
-    sender_ips: frozenset[str]
+    send: Send
     links: dict[int, tuple[int, str]]  # position -> (link id, url)
     history: History
     hits: list[Hit]
@@ -144,9 +147,8 @@ async def record_hits(session: AsyncSession, hits: Iterable[tuple[str, Hit]]) ->
             select(TrackedLink).where(TrackedLink.tracked_send_id == send.id))}
         batches.append(_Batch(
             send.id, send.portal_id, send.user_id, send.email_id,
-            frozenset({send.creator_ip} - {""}), links,
-            await _history(session, send.id, since=new_hits[0].at - timedelta(seconds=5)),
-            new_hits))
+            Send(sent_at=send.sent_at, sender_ips=frozenset({send.creator_ip} - {""})),
+            links, await _history(session, send.id, since=new_hits[0].at - BURST), new_hits))
     # Classifying thousands of hits is CPU work: keep it off the event loop, so the
     # pixel keeps answering while a batch is recorded.
     rows, events = await asyncio.to_thread(_classify, batches)
@@ -162,23 +164,24 @@ def _classify(batches: list[_Batch]) -> tuple[list[dict[str, Any]], list[dict[st
     rows: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     for batch in batches:
-        for hit in batch.hits:
-            verdict = classify(hit, history=batch.history, sender_ips=set(batch.sender_ips))
-            batch.history.add(hit)
+        for i, hit in enumerate(batch.hits):
+            verdict = classify(hit, history=batch.history, send=batch.send,
+                               upcoming=batch.hits[i + 1:i + 1 + RECENT_MAX])
+            batch.history.add(hit, verdict)
             link = batch.links.get(hit.position) if hit.position is not None else None
             rows.append({
                 "tracked_send_id": batch.send_id, "kind": hit.kind, "at": hit.at,
                 "ip": hit.ip[:64], "user_agent": hit.user_agent[:1000],
                 "method": hit.method[:10], "link_id": link[0] if link else None,
                 "machine": verdict.machine, "counted": verdict.counted,
-                "reason": verdict.reason,
+                "reason": verdict.reason, "client": verdict.client[:60],
             })
             if verdict.counted:
                 events.append({
                     "portal_id": batch.portal_id, "user_id": batch.user_id, "type": hit.kind,
                     "email_id": batch.email_id, "at": hit.at, "machine": verdict.machine,
                     "detail": {"tracked_send_id": batch.send_id, "reason": verdict.reason,
-                               **({"url": link[1]} if link else {})},
+                               "client": verdict.client, **({"url": link[1]} if link else {})},
                 })
     return rows, events
 
@@ -186,18 +189,52 @@ def _classify(batches: list[_Batch]) -> tuple[list[dict[str, Any]], list[dict[st
 async def _history(session: AsyncSession, send_id: int, since: datetime) -> History:
     """The summary of a send's stored hits that classification needs."""
     opened = await session.scalar(select(TrackingHit.id).where(
-        TrackingHit.tracked_send_id == send_id, TrackingHit.kind == "open").limit(1))
+        TrackingHit.tracked_send_id == send_id, TrackingHit.kind == "open",
+        TrackingHit.counted.is_(True), TrackingHit.machine.is_(False)).limit(1))
     gmail = await session.scalar(select(TrackingHit.id).where(
         TrackingHit.tracked_send_id == send_id, TrackingHit.kind == "open",
-        TrackingHit.counted.is_(True), TrackingHit.user_agent.contains("GoogleImageProxy"),
+        TrackingHit.counted.is_(True), TrackingHit.machine.is_(False),
+        TrackingHit.user_agent.contains("GoogleImageProxy"),
     ).limit(1))
-    clicks = await session.execute(
-        select(TrackingHit.at, TrackedLink.position)
+    recent = await session.execute(
+        select(TrackingHit.at, TrackingHit.kind, TrackedLink.position, TrackingHit.ip,
+               TrackingHit.machine)
         .outerjoin(TrackedLink, TrackedLink.id == TrackingHit.link_id)
-        .where(TrackingHit.tracked_send_id == send_id, TrackingHit.kind == "click",
-               TrackingHit.at >= since))
-    return History(opened=opened is not None, gmail_counted=gmail is not None,
-                   recent_clicks=[(at, position) for at, position in clicks])
+        .where(TrackingHit.tracked_send_id == send_id, TrackingHit.at >= since)
+        .order_by(TrackingHit.at.desc()).limit(RECENT_MAX))
+    seen = [Seen(at, kind, position, ip, machine)
+            for at, kind, position, ip, machine in recent]
+    return History(person_opened=opened is not None, gmail_counted=gmail is not None,
+                   recent=seen[::-1])
+
+
+@dataclass(frozen=True)
+class StoredHit:
+    """A recorded hit as the API shows it."""
+
+    id: int
+    kind: str
+    at: datetime
+    verdict: Verdict
+    ip: str
+    position: int | None
+    url: str | None
+
+
+async def hits_of(session: AsyncSession, send: TrackedSend, *, after: int,
+                  limit: int) -> list[StoredHit]:
+    """A send's hits after the hit id ``after``, oldest first, at most ``limit``."""
+    rows = await session.execute(
+        select(TrackingHit, TrackedLink.position, TrackedLink.url)
+        .outerjoin(TrackedLink, TrackedLink.id == TrackingHit.link_id)
+        .where(TrackingHit.tracked_send_id == send.id, TrackingHit.id > after)
+        .order_by(TrackingHit.id).limit(limit))
+    result = []
+    for hit, position, url in rows:
+        result.append(StoredHit(
+            hit.id, hit.kind, hit.at, Verdict(hit.machine, hit.counted, hit.reason, hit.client),
+            hit.ip, position, url))
+    return result
 
 
 async def counts_for(session: AsyncSession, emails: Sequence[Email]) -> dict[int, Counts]:

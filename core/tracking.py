@@ -1,5 +1,5 @@
-"""Tracked sends: signed pixel and link tokens, HTML rewriting, and telling people from
-machines in the opens and clicks they get.
+"""Tracked sends: signed pixel and link tokens and HTML rewriting. Telling people from
+machines in the opens and clicks they get is ``core.tracking_verdicts``.
 
 Tokens are signed with itsdangerous. The pixel token is ``<send token>.<signature>``,
 so the pipeline can find the tracked send from a copy's HTML without the secret. A
@@ -10,14 +10,16 @@ and a tampered or unknown token can never redirect anywhere.
 from __future__ import annotations
 
 import html as html_lib
-import ipaddress
 import re
 import secrets
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
 from typing import Any
 
 from itsdangerous import BadSignature, Signer, URLSafeSerializer
+
+# Classification lives in core.tracking_verdicts; these two are the adapters' contract.
+from core.tracking_verdicts import Counts as Counts
+from core.tracking_verdicts import Hit as Hit
 
 _OPEN_SALT = "inboxlog.open"
 _CLICK_SALT = "inboxlog.click"
@@ -127,119 +129,3 @@ def rewrite_html(
         close = result.lower().rfind("</body>")
         result = result[:close] + pixel + result[close:] if close >= 0 else result + pixel
     return Rewritten(result, links)
-
-
-# --- classification -----------------------------------------------------------------
-
-# Link scanners and security gateways that fetch every link of a message.
-_SCANNER_AGENTS = re.compile(
-    r"proofpoint|mimecast|barracuda|safelinks|safe links|microsoft office protection|"
-    r"ms-office|forcepoint|symantec|messagelabs|trend ?micro|sophos|fireeye|cisco|ironport|"
-    r"zscaler|bot\b|spider|crawler|curl/|wget/|python-requests|python-urllib|go-http-client|"
-    r"headlesschrome|phantomjs|okhttp|java/|libwww|apache-httpclient|slackbot|facebookexternalhit",
-    re.IGNORECASE,
-)
-_GMAIL_PROXY = re.compile(r"GoogleImageProxy", re.IGNORECASE)
-_OTHER_PROXIES = re.compile(r"YahooMailProxy|Yahoo Mail Proxy", re.IGNORECASE)
-# Apple Mail Privacy Protection prefetches through Apple's network with a bare agent.
-_APPLE_NETWORKS = (ipaddress.ip_network("17.0.0.0/8"),)
-_BURST = timedelta(seconds=5)
-
-
-@dataclass(frozen=True)
-class Hit:
-    kind: str  # open | click
-    at: datetime
-    ip: str
-    user_agent: str
-    method: str
-    position: int | None = None  # the link, for clicks
-
-
-@dataclass
-class History:
-    """What classification needs to know of a send's earlier hits, kept small: whether
-    it was opened, whether Gmail's proxy already counted, and the clicks of the last
-    few seconds."""
-
-    opened: bool = False
-    gmail_counted: bool = False
-    recent_clicks: list[tuple[datetime, int | None]] = field(default_factory=list)
-
-    def add(self, hit: Hit) -> None:
-        if hit.kind == "open":
-            self.opened = True
-            self.gmail_counted = self.gmail_counted or bool(_GMAIL_PROXY.search(hit.user_agent))
-        else:
-            self.recent_clicks = [c for c in self.recent_clicks if hit.at - c[0] <= _BURST]
-            self.recent_clicks.append((hit.at, hit.position))
-
-
-@dataclass(frozen=True)
-class Verdict:
-    machine: bool
-    counted: bool
-    reason: str
-
-
-def _apple(ip: str) -> bool:
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    return any(address in network for network in _APPLE_NETWORKS)
-
-
-def classify(hit: Hit, *, history: History, sender_ips: set[str]) -> Verdict:
-    """Decide whether a hit is a person or a machine, and whether it counts.
-
-    ``history`` sums up the send's earlier hits; ``sender_ips`` are the addresses the
-    sender used (their own opens do not count). Pure; see tests for each rule.
-    """
-    agent = hit.user_agent.strip()
-    if hit.method.upper() == "HEAD":
-        return Verdict(True, True, "HEAD request")
-    if hit.ip in sender_ips:
-        return Verdict(False, False, "the sender's own open")
-    if _GMAIL_PROXY.search(agent):
-        # Gmail fetches images through its proxy when a person opens the email, and
-        # caches them: the first fetch is a real open, later ones say nothing.
-        if history.gmail_counted:
-            return Verdict(False, False, "Gmail image proxy, already counted")
-        return Verdict(False, True, "Gmail image proxy")
-    if agent in ("", "Mozilla/5.0") or _apple(hit.ip):
-        return Verdict(True, True, "Apple Mail Privacy Protection prefetch"
-                       if agent == "Mozilla/5.0" or _apple(hit.ip) else "no user agent")
-    if _OTHER_PROXIES.search(agent):
-        return Verdict(True, True, "image proxy prefetch")
-    if _SCANNER_AGENTS.search(agent):
-        return Verdict(True, True, "link scanner or bot")
-    if hit.kind == "click":
-        clicks = [c for c in history.recent_clicks if abs(hit.at - c[0]) <= _BURST]
-        if any(position != hit.position for _, position in clicks):
-            return Verdict(True, True, "every link clicked within seconds")
-        if not history.opened and not clicks:
-            return Verdict(True, True, "click before any open")
-    return Verdict(False, True, "person")
-
-
-@dataclass(frozen=True)
-class Counts:
-    opens: int
-    clicks: int
-    machine_opens: int
-    machine_clicks: int
-
-
-def count(hits: list[tuple[str, bool, bool]], *, replied: bool) -> Counts:
-    """Totals from (kind, machine, counted) rows. A human click or a reply implies an
-    open, even when the pixel never loaded (images blocked)."""
-    opens = sum(1 for k, m, c in hits if k == "open" and c and not m)
-    clicks = sum(1 for k, m, c in hits if k == "click" and c and not m)
-    if opens == 0 and (clicks or replied):
-        opens = 1
-    return Counts(
-        opens=opens, clicks=clicks,
-        machine_opens=sum(1 for k, m, c in hits if k == "open" and m and c),
-        machine_clicks=sum(1 for k, m, c in hits if k == "click" and m and c),
-    )

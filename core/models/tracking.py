@@ -66,5 +66,7 @@ class TrackingHit(Base):
     user_agent: Mapped[str] = mapped_column(String(1000), default="")
     method: Mapped[str] = mapped_column(String(10), default="GET")
     machine: Mapped[bool] = mapped_column(default=False)
-    counted: Mapped[bool] = mapped_column(default=True)  # False: the sender's own open
-    reason: Mapped[str] = mapped_column(String(100), default="")
+    # False: the sender's own open, or Gmail's proxy fetching again
+    counted: Mapped[bool] = mapped_column(default=True)
+    reason: Mapped[str] = mapped_column(String(100), default="")  # the verdict, in words
+    client: Mapped[str] = mapped_column(String(60), default="", server_default="")

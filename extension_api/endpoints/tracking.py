@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from core.metrics import TRACKING_HITS
-from core.models import utcnow
 from core.tracking import Hit
+from extension_api.tracking_clock import Clock
 
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 NO_CACHE = {
@@ -17,12 +17,17 @@ NO_CACHE = {
     "Pragma": "no-cache",
     "Expires": "0",
 }
+# Browsers and mail apps say a fetch is a prefetch or a preview in one of these.
+_PURPOSE_HEADERS = ("purpose", "sec-purpose", "x-purpose", "x-moz")
 
 
 def _hit(request: Request, kind: str, position: int | None = None) -> Hit:
-    return Hit(kind=kind, at=utcnow(), ip=request.client.host if request.client else "",
-               user_agent=request.headers.get("user-agent", ""), method=request.method,
-               position=position)
+    clock: Clock = request.app.state.hit_clock
+    headers = request.headers
+    purpose = " ".join(headers[name] for name in _PURPOSE_HEADERS if name in headers)
+    return Hit(kind=kind, at=clock(), ip=request.client.host if request.client else "",
+               user_agent=headers.get("user-agent", ""), method=request.method,
+               position=position, purpose=purpose[:200])
 
 
 async def pixel(request: Request) -> Response:
@@ -43,4 +48,3 @@ async def click(request: Request) -> Response:
     request.app.state.recorder.add(send_token, _hit(request, "click", position))
     TRACKING_HITS.labels("click").inc()
     return RedirectResponse(url, status_code=302, headers=NO_CACHE)
-

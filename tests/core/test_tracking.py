@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from core.tracking import (
-    History,
-    Hit,
-    TokenSigner,
-    classify,
-    count,
-    rewrite_html,
-    send_tokens_in_html,
-    strip_tracking,
-)
+from core.tracking import TokenSigner, rewrite_html, send_tokens_in_html, strip_tracking
+from core.tracking_verdicts import History, Hit, Send, Verdict, classify, count
 
 T = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"
@@ -59,37 +51,89 @@ def test_rewrite_keeps_non_http_links_and_unescapes_urls() -> None:
     assert plain.html == html and plain.links == []
 
 
-def _after(*hits: Hit) -> History:
+NOT_SENT = Send()
+SENT = Send(sent_at=T)
+
+
+def _after(*hits: Hit, send: Send = NOT_SENT) -> History:
     history = History()
-    for hit in hits:
-        history.add(hit)
+    for i, hit in enumerate(hits):
+        history.add(hit, classify(hit, history=history, send=send, upcoming=hits[i + 1:]))
     return history
+
+
+def _verdict(hit: Hit, *earlier: Hit, send: Send = NOT_SENT, upcoming: tuple[Hit, ...] = ()
+             ) -> Verdict:
+    return classify(hit, history=_after(*earlier, send=send), send=send, upcoming=upcoming)
 
 
 def test_classification_rules() -> None:
     """Each rule of the classifier on its own."""
-    none = History()
-    person = classify(_hit(), history=none, sender_ips=set())
+    person = _verdict(_hit())
     assert (person.machine, person.counted) == (False, True)
-    assert classify(_hit(method="HEAD"), history=none, sender_ips=set()).machine
-    own = classify(_hit(ip="198.51.100.1"), history=none, sender_ips={"198.51.100.1"})
-    assert (own.machine, own.counted) == (False, False)
-    assert classify(_hit(agent="Mozilla/5.0"), history=none, sender_ips=set()).machine
-    assert classify(_hit(ip="17.1.1.1"), history=none, sender_ips=set()).machine
+    assert _verdict(_hit(method="HEAD")).machine
+    own = classify(_hit(ip="198.51.100.1"), history=History(),
+                   send=Send(sender_ips=frozenset({"198.51.100.1"})))
+    assert (own.machine, own.counted, own.label) == (False, False, "sender")
+    assert _verdict(_hit(agent="Mozilla/5.0")).machine
+    assert _verdict(_hit(ip="17.1.1.1", agent="Mozilla/5.0")).reason == (
+        "Apple Mail Privacy Protection prefetch")
     proxy = "Mozilla/5.0 (via ggpht.com GoogleImageProxy)"
-    first = classify(_hit(agent=proxy), history=none, sender_ips=set())
-    again = classify(_hit(agent=proxy, seconds=60), history=_after(_hit(agent=proxy)),
-                     sender_ips=set())
+    first = _verdict(_hit(agent=proxy))
+    again = _verdict(_hit(agent=proxy, seconds=60), _hit(agent=proxy))
     assert (first.machine, first.counted) == (False, True)
     assert (again.machine, again.counted) == (False, False)
-    assert classify(_hit("click", agent="Mimecast URL check", position=0),
-                    history=_after(_hit()), sender_ips=set()).machine
-    assert classify(_hit("click", position=0), history=none, sender_ips=set()).reason == (
-        "click before any open")
-    burst = _after(_hit(), _hit("click", 1, position=0))
-    assert classify(_hit("click", 2, position=1), history=burst, sender_ips=set()).machine
-    slow = _after(_hit(), _hit("click", 1, position=0))
-    assert not classify(_hit("click", 60, position=1), history=slow, sender_ips=set()).machine
+    assert _verdict(_hit("click", agent="Mimecast URL check", position=0), _hit()).machine
+    burst = (_hit(), _hit("click", 1, position=0))
+    assert _verdict(_hit("click", 2, position=1), *burst).machine
+    assert not _verdict(_hit("click", 60, position=1), *burst).machine
+
+
+def test_outlook_desktop_is_a_person() -> None:
+    """Outlook for Windows' pixel fetch (ms-office) is a person reading, named as such."""
+    verdict = _verdict(_hit(seconds=7200, agent="Mozilla/4.0 (compatible; ms-office; MSOffice 16)"),
+                       send=SENT)
+    assert (verdict.machine, verdict.counted) == (False, True)
+    assert verdict.reason == "Outlook desktop (Windows), 2 h after the send"
+    assert verdict.client == "Outlook desktop (Windows)"
+
+
+def test_a_click_with_images_blocked_is_a_person_minutes_later() -> None:
+    """No open before a click is normal (images blocked); a click at delivery is not."""
+    assert not _verdict(_hit("click", 300, position=0), send=SENT).machine
+    at_delivery = _verdict(_hit("click", 3, position=0), send=SENT)
+    assert at_delivery.machine and "at delivery" in at_delivery.reason
+    unopened = _verdict(_hit("click", 40, position=0), send=SENT)
+    assert unopened.machine and "before any open" in unopened.reason
+    opened = _verdict(_hit("click", 40, position=0), _hit(seconds=30), send=SENT)
+    assert not opened.machine
+
+
+def test_the_first_click_of_a_burst_is_caught_too() -> None:
+    """Hits after a click in the same batch betray the first link of a scanner's burst."""
+    later = (_hit("click", 3600.5, position=1), _hit("click", 3601, position=2))
+    verdict = _verdict(_hit("click", 3600, position=0), send=SENT, upcoming=later)
+    assert verdict.machine and verdict.reason == "several links clicked within seconds"
+
+
+def test_scanner_ranges_and_prefetch_headers_are_machines() -> None:
+    """A browser agent from a published scanner range, or a prefetch header, is a machine."""
+    safe_links = _verdict(_hit("click", 3600, ip="40.107.22.5", position=0), send=SENT)
+    assert safe_links.machine and "Microsoft" in safe_links.reason
+    prefetch = classify(Hit("open", T, "203.0.113.5", CHROME, "GET", None, "prefetch"),
+                        history=History(), send=NOT_SENT)
+    assert prefetch.machine and "Purpose" in prefetch.reason
+
+
+def test_open_burst_from_several_addresses_at_delivery() -> None:
+    """Opens from three addresses within seconds are a prefetch burst, not three people."""
+    burst = [_hit(seconds=2 + i / 10, ip=f"104.28.0.{i}",
+                  agent="Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) "
+                        "AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148")
+             for i in range(3)]
+    verdicts = [_verdict(hit, *burst[:i], send=SENT, upcoming=tuple(burst[i + 1:]))
+                for i, hit in enumerate(burst)]
+    assert all(v.machine for v in verdicts)
 
 
 def test_counts_infer_an_open_from_a_click_or_a_reply() -> None:

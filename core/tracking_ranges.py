@@ -1,0 +1,93 @@
+"""The published address ranges of mail proxies and link scanners, and looking an IP up.
+
+Each range set is a data file in ``core/data/tracking_ranges/``: ``# key: value`` header
+lines (name, label, kind, one or more source URLs, the date it was taken), then one
+CIDR a line. ``scripts/refresh_tracking_ranges.py`` downloads them again from their
+sources. ``kind`` says what a hit from there means to classification: ``apple`` (Mail
+Privacy Protection proxies), ``google`` (Gmail's image proxy), ``yahoo`` (Yahoo's image
+proxy) or ``scanner`` (a security gateway following links).
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+_PACKAGE = "core.data.tracking_ranges"
+
+
+@dataclass(frozen=True)
+class RangeSet:
+    name: str
+    label: str
+    kind: str
+    sources: tuple[str, ...]
+    date: str
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(repr=False)
+
+
+def parse(text: str) -> RangeSet:
+    """One data file's range set; raises ValueError on a bad header or CIDR."""
+    header: dict[str, list[str]] = {}
+    networks = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#"):
+            key, sep, value = line[1:].partition(":")
+            if sep and key.strip() and not raw.startswith("#  "):
+                header.setdefault(key.strip(), []).append(value.strip())
+        elif line:
+            networks.append(ipaddress.ip_network(line, strict=False))
+    missing = {"name", "label", "kind", "source", "date"} - set(header)
+    if missing:
+        raise ValueError(f"range file without {', '.join(sorted(missing))}")
+    return RangeSet(header["name"][0], header["label"][0], header["kind"][0],
+                    tuple(header["source"]), header["date"][0], tuple(networks))
+
+
+class Ranges:
+    """Looks addresses up in range sets: sorted intervals and a bisection per family,
+    so a lookup costs the same with ten ranges or a hundred thousand."""
+
+    def __init__(self, sets: list[RangeSet]) -> None:
+        self.sets = sets
+        intervals: dict[int, list[tuple[int, int, RangeSet]]] = {4: [], 6: []}
+        for range_set in sets:
+            for network in range_set.networks:
+                intervals[network.version].append(
+                    (int(network.network_address), int(network.broadcast_address), range_set))
+        self._starts: dict[int, list[int]] = {}
+        self._ends: dict[int, list[tuple[int, RangeSet]]] = {}
+        for version, items in intervals.items():
+            items.sort(key=lambda item: (item[0], -item[1]))
+            self._starts[version] = [start for start, _, _ in items]
+            self._ends[version] = [(end, range_set) for _, end, range_set in items]
+
+    def lookup(self, ip: str) -> RangeSet | None:
+        """The range set holding ``ip``, or None (also for something not an address)."""
+        try:
+            address = ipaddress.ip_address(ip.strip())
+        except ValueError:
+            return None
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        value, starts = int(address), self._starts[address.version]
+        # Ranges may nest: walk back over the ones starting at or before the address.
+        index = bisect.bisect_right(starts, value) - 1
+        for i in range(index, max(index - 8, -1), -1):
+            end, range_set = self._ends[address.version][i]
+            if value <= end:
+                return range_set
+        return None
+
+
+@cache
+def published() -> Ranges:
+    """The range sets shipped with inboxlog (read once per process)."""
+    sets = [parse(entry.read_text(encoding="utf-8"))
+            for entry in sorted(resources.files(_PACKAGE).iterdir(), key=lambda e: e.name)
+            if entry.name.endswith(".txt")]
+    return Ranges(sets)
