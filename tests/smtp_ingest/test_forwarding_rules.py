@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.support.forwarders import (
+    DOT_FORWARD_USER,
     POSTFIX_DOMAIN,
     SIEVE_DOMAIN,
     VIRTUAL_DOMAIN,
@@ -29,7 +30,8 @@ NOT_IN_THREAD = (250, "2.0.0 not logged: not part of a logged thread")
 @pytest.fixture(scope="module")
 def rep(server: Server) -> PortalAccount:
     """One portal for the module; its user's mailboxes at every provider and forwarder."""
-    return server.new_portal(USER, *ALIASES, f"rep@{VIRTUAL_DOMAIN}", f"rep@{SIEVE_DOMAIN}")
+    return server.new_portal(USER, *ALIASES, f"rep@{VIRTUAL_DOMAIN}", f"rep@{SIEVE_DOMAIN}",
+                             f"{DOT_FORWARD_USER}@{POSTFIX_DOMAIN}")
 
 
 def _logged_thread(server: Server, rep: PortalAccount, contact: str) -> tuple[str, int]:
@@ -131,11 +133,12 @@ def test_srs_local_part_of_a_user_is_not_the_user(server: Server, rep: PortalAcc
 @pytest.fixture(scope="module")
 def postfix(server: Server, rep: PortalAccount) -> Iterator[Postfix]:
     """Debian's Postfix forwarding the user's mailboxes to the logging address: the alias
-    ``rep`` (local(8), as for .forward), ``rep@virt…`` (virtual_alias_maps), and the alias
-    ``stranger``, who is no user."""
+    ``rep`` (local(8)), the .forward of the Unix account nobody (local(8); one of the
+    user's addresses), ``rep@virt…`` (virtual_alias_maps), and the alias ``stranger``, who
+    is no user."""
     running = Postfix(server.smtp_port,
                       aliases={"rep": rep.bcc_address, "stranger": rep.bcc_address},
-                      virtual={"rep": rep.bcc_address}).start()
+                      virtual={"rep": rep.bcc_address}, dot_forward=rep.bcc_address).start()
     yield running
     running.stop()
 
@@ -160,15 +163,17 @@ def _wait_logged(server: Server, rep: PortalAccount, message_id: str,
     raise AssertionError(f"{message_id} was not logged in {timeout}s")
 
 
-@pytest.mark.parametrize("where", ["alias", "virtual", "postsrsd"])
+@pytest.mark.parametrize("where", ["alias", "dot_forward", "virtual", "postsrsd"])
 def test_postfix_forwarding(server: Server, rep: PortalAccount, postfix: Postfix,
                             where: str) -> None:
     """Postfix forwards the contact's reply (envelope sender kept, or SRS-rewritten by
     postsrsd): inboxlog logs it on the thread as rule mail and answers Postfix
     ``logged``; an unrelated message gets ``not logged``."""
-    contact = f"carl-postfix-{where}@customer.example"
+    contact = f"carl-postfix-{where.replace('_', '-')}@customer.example"
     root_id, thread_id = _logged_thread(server, rep, contact)
-    mailbox = f"rep@{VIRTUAL_DOMAIN if where == 'virtual' else POSTFIX_DOMAIN}"
+    mailbox = {"virtual": f"rep@{VIRTUAL_DOMAIN}",
+               "dot_forward": f"{DOT_FORWARD_USER}@{POSTFIX_DOMAIN}"}.get(
+                   where, f"rep@{POSTFIX_DOMAIN}")
     srs = where == "postsrsd"
 
     reply = _reply(contact, root_id)

@@ -2,8 +2,9 @@
 
 Postfix (Debian ``postfix``, installed by ``scripts/postfix-for-tests.sh``) runs with its
 own ``main.cf``/``master.cf``, on loopback only, with ``relayhost`` set to inboxlog's
-SMTP port. Its users forward the way Postfix users do: an alias in ``alias_maps``
-(local(8), which also handles ``.forward``; both prepend ``Delivered-To:``), a
+SMTP port. Its users forward the way Postfix users do: an alias in ``alias_maps`` and the
+``.forward`` of the Unix account ``nobody`` (both local(8), which prepends
+``Delivered-To:``), a
 ``virtual_alias_maps`` entry (trivial-rewrite: no header at all), and the same alias on
 a second listener whose cleanup rewrites the envelope sender with SRS through postsrsd
 (Debian ``postsrsd``).
@@ -32,6 +33,9 @@ ROOT = Path(__file__).resolve().parents[2]
 POSTFIX_DOMAIN = "ourco.example"  # mydestination: local(8) aliases
 VIRTUAL_DOMAIN = "virt.ourco.example"  # virtual_alias_domains
 SIEVE_DOMAIN = "sieve.ourco.example"
+# The Unix account whose .forward (at ``forward_path``, in the temp dir) forwards: one
+# every Debian system has, so the tests add no account to the machine.
+DOT_FORWARD_USER = "nobody"
 
 
 def _install(script: str) -> None:
@@ -86,12 +90,14 @@ class Postfix:
     ``aliases`` and ``virtual`` map a local part to where Postfix forwards it.
     """
 
-    def __init__(self, relay_port: int, aliases: dict[str, str], virtual: dict[str, str]):
+    def __init__(self, relay_port: int, aliases: dict[str, str], virtual: dict[str, str],
+                 dot_forward: str):
         self.root = Path(tempfile.mkdtemp(prefix="inboxlog-postfix-"))
         self.root.chmod(0o755)
         self.relay_port = relay_port
         self.aliases = aliases
         self.virtual = virtual
+        self.dot_forward = dot_forward
         self.port = free_port()
         self.srs_port = free_port()
         self.srs_forward_port = free_port()
@@ -116,6 +122,11 @@ class Postfix:
             "".join(f"{name}: {target}\n" for name, target in aliases.items()))
         (self.conf / "virtual").write_text("".join(
             f"{name}@{VIRTUAL_DOMAIN} {target}\n" for name, target in self.virtual.items()))
+        # ``nobody``'s .forward: local(8) reads it as that user, and wants it owned so.
+        (root / "forward").mkdir(mode=0o755)
+        dot_forward = root / "forward" / f"{DOT_FORWARD_USER}.forward"
+        dot_forward.write_text(f"{self.dot_forward}\n")
+        shutil.chown(dot_forward, DOT_FORWARD_USER)
         (root / "srs.secret").write_text("inboxlog-tests-not-a-secret\n")
         (root / "srs.secret").chmod(0o600)
         (self.conf / "main.cf").write_text(f"""\
@@ -138,7 +149,8 @@ relayhost = [127.0.0.1]:{self.relay_port}
 smtp_dns_support_level = disabled
 alias_maps = hash:{self.conf}/aliases
 alias_database = hash:{self.conf}/aliases
-local_recipient_maps = $alias_maps
+local_recipient_maps = $alias_maps unix:passwd.byname
+forward_path = {root}/forward/$user.forward
 virtual_alias_domains = {VIRTUAL_DOMAIN}
 virtual_alias_maps = hash:{self.conf}/virtual
 smtpd_relay_restrictions = permit_mynetworks, reject
