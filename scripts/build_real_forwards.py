@@ -856,6 +856,201 @@ def attribution(regex: str, date: str, name: str, addr: str) -> str:
     return re.sub(r" ([:,])", r"\1", text)
 
 
+# --- kind 3: Roundcube's own forward header over its localizations --------------------
+
+ROUNDCUBE_LOCALES = {  # localization directory -> BCP 47
+    "ar_SA": "ar", "bg_BG": "bg", "ca_ES": "ca", "cs_CZ": "cs", "da_DK": "da", "de_DE": "de",
+    "el_GR": "el", "en_US": "en", "es_ES": "es", "et_EE": "et", "fa_IR": "fa", "fi_FI": "fi",
+    "fr_FR": "fr", "he_IL": "he", "hr_HR": "hr", "hu_HU": "hu", "id_ID": "id", "it_IT": "it",
+    "ja_JP": "ja", "ko_KR": "ko", "lt_LT": "lt", "lv_LV": "lv", "nb_NO": "nb", "nl_NL": "nl",
+    "pl_PL": "pl", "pt_BR": "pt-BR", "pt_PT": "pt-PT", "ro_RO": "ro", "ru_RU": "ru",
+    "sk_SK": "sk", "sl_SI": "sl", "sr_CS": "sr", "sv_SE": "sv", "th_TH": "th", "tr_TR": "tr",
+    "uk_UA": "uk", "vi_VN": "vi", "zh_CN": "zh-Hans", "zh_TW": "zh-Hant",
+}
+ROUNDCUBE_HTML = ("de_DE", "fr_FR", "es_ES", "it_IT", "pl_PL", "cs_CZ", "ru_RU", "ja_JP",
+                  "zh_CN", "pt_BR", "tr_TR", "sv_SE")
+ROUNDCUBE_LABEL = re.compile(r"^\$labels\['(\w+)'\]\s*=\s*'((?:[^'\\]|\\.)*)';", re.M)
+
+
+def roundcube_labels(path: Path) -> dict[str, str]:
+    text = path.read_text(encoding="utf-8")
+    return {k: v.replace("\\'", "'") for k, v in ROUNDCUBE_LABEL.findall(text)}
+
+
+def build_roundcube(src: Path, picker: OriginalPicker) -> None:
+    root = next(src.glob("rc/usr/share/roundcube"))
+    version = next(src.glob("roundcube-core_*.deb")).name.split("_")[1]
+    english = roundcube_labels(root / "program/localization/en_US/labels.inc")
+    for locale, language in ROUNDCUBE_LOCALES.items():
+        # Roundcube falls back to en_US for a label its localization lacks.
+        labels = english | roundcube_labels(root / f"program/localization/{locale}/labels.inc")
+        for variant in ("plain", "html") if locale in ROUNDCUBE_HTML else ("plain",):
+            original = picker.next()
+            # date_long 'Y-m-d H:i' in the user's zone (config timezone 'auto')
+            date = original.date.strftime("%Y-%m-%d %H:%M")
+            if variant == "plain":
+                text = (
+                    f"\n\n\n-------- {labels['originalmessage']} --------\n"
+                    f"{labels['subject']}: {original.subject}\n"
+                    f"{labels['date']}: {date}\n"
+                    f"{labels['from']}: {mailbox(original)}\n"
+                    f"{labels['to']}: {original.to}\n\n{original.body}\n"
+                )
+                html = None
+            else:
+                rows = "".join(
+                    '<tr><th align="right" nowrap="nowrap" valign="baseline">%s: </th>'
+                    "<td>%s</td></tr>" % (html_escape(lab), html_escape(value))
+                    for lab, value in (
+                        (labels["subject"], original.subject), (labels["date"], date),
+                        (labels["from"], mailbox(original)), (labels["to"], original.to))
+                )
+                body = "<br />\n".join(html_escape(ln) for ln in original.body.splitlines())
+                html = (
+                    '<html><head><meta http-equiv="Content-Type" content="text/html; '
+                    'charset=UTF-8" /></head><body style=\'font-size: 10pt; font-family: '
+                    "Verdana,Geneva,sans-serif'>\n<p><br /></p>\n"
+                    f"<br /><p>-------- {html_escape(labels['originalmessage'])} --------</p>"
+                    '<table border="0" cellpadding="0" cellspacing="0"><tbody>'
+                    f"{rows}</tbody></table><br>\n<div class=\"pre\">{body}</div>\n"
+                    "</body></html>\n"
+                )
+                text = None
+            raw = outer_message(
+                f"Fwd: {original.subject}", text, forward_date(original), html=html,
+                message_id=f"roundcube-{locale}-{variant}",
+                user_agent=f"Roundcube Webmail/{version.split('+')[0]}",
+            )
+            add(
+                Sample(
+                    source="roundcube",
+                    name=f"{variant}_{language}",
+                    client="roundcube",
+                    client_version=version.split("+")[0],
+                    language=language,
+                    kind="client_strings",
+                    origin=f"package roundcube-core {version} (debian), "
+                    f"usr/share/roundcube/program/localization/{locale}/labels.inc "
+                    "(originalmessage, subject, date, from, to; en_US for those it lacks), "
+                    "layout of program/actions/mail/compose.php get_forward_header(), "
+                    f"date_long of etc/roundcube/defaults.inc.php; original: {NOTMUCH_ORIGIN}"
+                    f"{original.path}",
+                    licence="GPL-3.0-or-later",
+                    notes="Roundcube inline forward, " + (
+                        "text/plain" if variant == "plain" else
+                        "text/html only (the header block in Roundcube's table)") +
+                    ", written as get_forward_header() writes it. The date is date_long "
+                    "'Y-m-d H:i' without zone: the expectation assumes the outer Date's "
+                    f"offset ({forward_date(original).strftime('%z')}), the zone it is "
+                    "written in. Original: real list mail (notmuch's test corpus).",
+                    expected=expected_for(original),
+                    raw=raw,
+                )
+            )
+
+
+# --- kind 2: mutt itself forwards real list mail --------------------------------------
+
+MUTT_VARIANTS = {  # name -> muttrc lines beyond the common ones
+    "inline": ["set mime_forward=no"],
+    "inline_quoted": ["set mime_forward=no", "set forward_quote=yes"],
+    "attached": ["set mime_forward=yes"],
+    "fwd_subject": ["set mime_forward=no", 'set forward_format="Fwd: %s"'],
+}
+MUTT_LOCALES = {"en": "C.UTF-8", "de": "de_DE.UTF-8", "fr": "fr_FR.UTF-8", "cs": "cs_CZ.UTF-8",
+                "da": "da_DK.UTF-8", "fi": "fi_FI.UTF-8", "pl": "pl_PL.UTF-8",
+                "tr": "tr_TR.UTF-8", "ca": "ca_ES.UTF-8"}
+MUTT_RC = """set mbox_type=Maildir
+set folder="{work}"
+set sendmail="{work}/sink.sh"
+set editor="true"
+set from="Forwarder <forwarder@example.com>"
+set use_from=yes
+set askcc=no
+set edit_headers=no
+set record=""
+set copy=no
+set charset="utf-8"
+set send_charset="us-ascii:utf-8"
+set hostname="forwarder.example.com"
+set move=no
+set wait_key=no
+"""
+
+
+def mutt_forward(work: Path, message: Path, rc_lines: list[str], locale: str) -> bytes:
+    """Have mutt, in a tmux pane, forward ``message`` to the logging address; its output."""
+    import shutil
+    import subprocess
+    import time
+
+    shutil.rmtree(work, ignore_errors=True)
+    for sub in ("md/cur", "md/new", "md/tmp", "out"):
+        (work / sub).mkdir(parents=True)
+    shutil.copy(message, work / "md" / "cur" / "1:2,S")
+    sink = work / "sink.sh"
+    sink.write_text(f"#!/bin/sh\ncat > {work}/out/sent.eml\n")
+    sink.chmod(0o755)
+    (work / "muttrc").write_text(MUTT_RC.format(work=work) + "\n".join(rc_lines) + "\n")
+    session = f"inboxlog-mutt-{work.name}"
+    command = (f"env LANG={locale} LC_ALL={locale} mutt -n -F {work}/muttrc -f {work}/md "
+               "-e \"push '<forward-message>'\"")
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
+                    command], check=True)
+    try:
+        for keys in (["log@inboxlog.example", "Enter"], ["Enter"], ["y"], ["q"], ["y"]):
+            time.sleep(1.2)
+            subprocess.run(["tmux", "send-keys", "-t", session, *keys], check=False,
+                           stderr=subprocess.DEVNULL)
+        for _ in range(20):
+            if (work / "out" / "sent.eml").exists():
+                break
+            time.sleep(0.3)
+    finally:
+        time.sleep(0.5)
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+    return (work / "out" / "sent.eml").read_bytes()
+
+
+def build_mutt(src: Path, originals: list[Original], work: Path) -> None:
+    import subprocess
+
+    version = subprocess.run(["mutt", "-v"], capture_output=True, text=True).stdout.split()[1]
+    notmuch = next(src.glob("notmuch-*"))
+    chosen = originals[::max(1, len(originals) // 40)]
+    index = 0
+    for language, locale in MUTT_LOCALES.items():
+        variants = MUTT_VARIANTS if language == "en" else {"inline": MUTT_VARIANTS["inline"]}
+        for variant, rc_lines in variants.items():
+            for _ in range(3 if language == "en" else 1):
+                original = chosen[index % len(chosen)]
+                index += 1
+                raw = mutt_forward(work / f"{language}-{variant}", notmuch / original.path,
+                                   rc_lines, locale)
+                name = f"{variant}_{language}_{index:02d}"
+                add(
+                    Sample(
+                        source="mutt",
+                        name=name,
+                        client="mutt",
+                        client_version=version,
+                        language=language,
+                        kind="real_client",
+                        origin=f"mutt {version} (Debian package mutt) run here under tmux "
+                        f"with LANG={locale}; original: {NOTMUCH_ORIGIN}{original.path}",
+                        licence=NOTMUCH_LICENCE,
+                        notes="Written by mutt itself: <forward-message> to the logging "
+                        "address, muttrc " + "; ".join(rc_lines) + " (plus the common "
+                        "settings in scripts/build_real_forwards.py MUTT_RC), sent through a "
+                        "sendmail stand-in that keeps the message. Date and Message-ID are "
+                        "mutt's, so a rebuild differs in those. Original: real list mail "
+                        "(notmuch's test corpus).",
+                        expected=expected_for(original),
+                        raw=raw,
+                    )
+                )
+
+
 # --- writing ---------------------------------------------------------------------------
 
 def write_all() -> None:
@@ -882,8 +1077,22 @@ def write_all() -> None:
     )
 
 
+def keep_committed(source: str) -> None:
+    """Keep the committed samples of ``source`` as they are (``--no-mutt``)."""
+    manifest = json.loads((OUT / "manifest.json").read_text(encoding="utf-8"))
+    for entry in manifest:
+        folder, name = entry["file"].split("/", 1)
+        if folder != source:
+            continue
+        add(Sample(source=folder, name=name.removesuffix(".eml"), client=entry["client"],
+                   client_version=entry["client_version"], language=entry["language"],
+                   kind=entry["kind"], origin=entry["origin"], licence=entry["licence"],
+                   notes=entry["notes"], expected=entry["expected"],
+                   raw=(OUT / entry["file"]).read_bytes()))
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
+    if len(argv) < 2:
         print(__doc__)
         return 2
     src = Path(argv[1])
@@ -892,6 +1101,11 @@ def main(argv: list[str]) -> int:
     build_quotequail(src)
     build_thunderbird(src, picker)
     build_crisp(src, picker)
+    build_roundcube(src, picker)
+    if "--no-mutt" not in argv:
+        build_mutt(src, originals, src / "mutt-work")
+    else:
+        keep_committed("mutt")
     write_all()
     print(f"{len(SAMPLES)} samples from {len(originals)} originals")
     return 0
