@@ -29,6 +29,7 @@ from core.runtime import Runtime, Settings
 from core.types import Envelope
 from inbox_sync import sync
 from inbox_sync.imap import ImapSession
+from inbox_sync.outbound import Destinations
 from tests.support.dovecot import Dovecot
 
 COUNT = 100_000
@@ -98,7 +99,8 @@ async def _measure(count: int) -> list[Row]:
                 CredentialBox("bench").encrypt("pw"), 30)
             inbox_id = inbox.id
         _fill(dovecot, count, seed)
-        imap = ImapSession.open(Endpoint("127.0.0.1", dovecot.imap_port, "none"), ADDRESS, "pw")
+        imap = ImapSession.open(Endpoint("127.0.0.1", dovecot.imap_port, "none"), ADDRESS, "pw",
+                                destinations=Destinations.parse("127.0.0.1:*"))
         indexed = time.perf_counter()
         state = imap.examine("INBOX")  # Dovecot indexes the new Maildir here
         index_seconds = time.perf_counter() - indexed

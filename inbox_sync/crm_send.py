@@ -35,7 +35,8 @@ from core.runtime import Runtime
 from core.tracking import TokenSigner
 from inbox_sync import sent_log
 from inbox_sync.imap import Login
-from inbox_sync.send import Outgoing, compose, deliver
+from inbox_sync.network import NetworkWork
+from inbox_sync.send import Connect, Outgoing, compose, deliver
 from inbox_sync.spool import SendSpool, SpooledSend
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class _From:
     """What a send needs to know about the sender's inbox, read before anything is sent
     (afterwards the database may be gone)."""
 
+    portal_id: int
+    user_id: int
     inbox_id: int
     address: str
     name: str
@@ -66,10 +69,12 @@ class CrmSender:
     def __init__(self, runtime: Runtime, box: CredentialBox, spool: SendSpool,
                  pending: sent_log.PendingLogs, in_flight: set[str],
                  copy_to_sent: CopyToSent, *, timeout: float,
-                 ssl_context: ssl.SSLContext | None) -> None:
+                 ssl_context: ssl.SSLContext | None, network: NetworkWork,
+                 connect: Connect) -> None:
         self.runtime, self.box, self.spool, self.pending = runtime, box, spool, pending
         self.in_flight, self.copy_to_sent = in_flight, copy_to_sent
         self.timeout, self.ssl_context = timeout, ssl_context
+        self.network, self.connect = network, connect
 
     async def send(self, portal_id: int, user_id: int, request: SendRequest) -> SendResult:
         sender = await self._sender(portal_id, user_id, request.inbox_id)
@@ -114,7 +119,7 @@ class CrmSender:
                                  f"({inbox.status_reason}); reconnect it first")
             password = self.box.decrypt(inbox.secret)
             return _From(
-                inbox.id, inbox.address, user.name, user.email,
+                portal_id, user_id, inbox.id, inbox.address, user.name, user.email,
                 (Endpoint(inbox.smtp_host, inbox.smtp_port, inbox.smtp_security),
                  inbox.username, password),
                 (Endpoint(inbox.imap_host, inbox.imap_port, inbox.imap_security),
@@ -129,8 +134,10 @@ class CrmSender:
         worse than missing one."""
         endpoint, username, password = sender.smtp
         try:
-            return await deliver(endpoint, username, password, outgoing,
-                                 timeout=self.timeout, context=self.ssl_context)
+            async with self.network.turn(sender.portal_id, sender.user_id, "smtp"):
+                return await deliver(endpoint, username, password, outgoing,
+                                     connect=self.connect, timeout=self.timeout,
+                                     context=self.ssl_context)
         except InboxError as exc:
             if exc.code == "send_unconfirmed":
                 log.warning("send <%s>: %s", outgoing.message_id, exc.message)

@@ -53,8 +53,8 @@ PROVIDERS: dict[str, tuple[Endpoint, Endpoint, bool]] = {
     "fastmail.com": _pair("imap.fastmail.com", "smtp.fastmail.com", 465),
     "mail.ru": _pair("imap.mail.ru", "smtp.mail.ru", 465, True),
 }
-PROVIDERS["proton.me"] = (Endpoint("127.0.0.1", 1143, "starttls"),
-                          Endpoint("127.0.0.1", 1025, "starttls"), False)
+# Only providers' public servers: Proton Mail, say, is reached through a Bridge on the
+# user's own machine (127.0.0.1), which is no server of theirs here but of the host.
 
 # RFC 6186 service names, most secure first, with the security each implies.
 _IMAP_SRV = (("_imaps._tcp", "ssl"), ("_imap._tcp", "starttls"))
@@ -84,7 +84,9 @@ async def _srv(resolver: dns.asyncresolver.Resolver, domain: str,
 
 
 async def detect(address: str, *, timeout: float = 3.0) -> Detected | None:
-    """Settings for ``address`` from the provider table, else from SRV records."""
+    """Settings for ``address`` from the provider table, else from SRV records. What
+    SRV records name is not trusted: the connection is checked like any other
+    (``outbound``), so a target on a private address is refused there."""
     domain = address.rpartition("@")[2].lower().rstrip(".")
     if domain in PROVIDERS:
         imap, smtp, hint = PROVIDERS[domain]

@@ -27,10 +27,43 @@ OVERQUOTA = re.compile(r"\[OVERQUOTA\]|quota exceeded|over quota|mailbox (is )?f
 SMTP_MAILBOX_FULL = re.compile(r"^[45]\.2\.2\b")
 
 
+# A server's reply is shown to the user only once it answered as a mail server (a NO to
+# LOGIN, a 550 to RCPT: what they need to fix it), printable and at most this long.
+# Anything sent before or instead of a valid greeting is never shown.
+REPLY_CHARS = 300
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
+
+
+# Failures after which the connection is not used again, beyond core's
+# CONNECTION_FAILURES: a server that broke a limit is cut off.
+ENDS_CONNECTION = ("remote_protocol_violation",)
+
+
+def connection_ended(exc: InboxError) -> bool:
+    """Whether the connection is gone or must not be used again."""
+    return exc.connection_failed or exc.code in ENDS_CONNECTION
+
+
+def printable(text: str) -> str:
+    """A server's reply as it may be shown: printable ASCII, cut to REPLY_CHARS."""
+    text = _UNPRINTABLE.sub(" ", text).strip()
+    return text if len(text) <= REPLY_CHARS else text[:REPLY_CHARS] + "..."
+
+
 def error_text(exc: BaseException) -> str:
-    """The server's words in an exception, decoded."""
-    return " ".join(str(a.decode(errors="replace") if isinstance(a, bytes) else a)
-                    for a in exc.args) or type(exc).__name__
+    """The server's words in an exception, decoded, through ``printable``."""
+    return printable(" ".join(str(a.decode(errors="replace") if isinstance(a, bytes) else a)
+                              for a in exc.args) or type(exc).__name__)
+
+
+def violation_error(violation: BaseException, protocol: str) -> InboxError:
+    """A remote server broke one of the limits of a conversation (``limit`` says
+    which): the connection was ended."""
+    limit = getattr(violation, "limit", "protocol")
+    detail = getattr(violation, "detail", "")
+    return InboxError("remote_protocol_violation",
+                      f"the {protocol.upper()} server broke the {limit} limit ({detail}); "
+                      "the connection was closed", protocol=protocol)
 
 
 def response_error(exc: BaseException, what: str) -> InboxError:
@@ -59,8 +92,8 @@ def address_error(exc: OSError, endpoint: Endpoint, protocol: str) -> InboxError
     if isinstance(exc, TimeoutError):
         return InboxError("timeout", f"{label} server {where} did not answer in time",
                           protocol=protocol)
-    return InboxError("unreachable", f"{label} server {where} unreachable: {exc}",
-                      protocol=protocol)
+    return InboxError("unreachable", f"{label} server {where} unreachable: "
+                      f"{exc.strerror or type(exc).__name__}", protocol=protocol)
 
 
 def login_error(exc: BaseException, endpoint: Endpoint, protocol: str = "imap") -> InboxError:

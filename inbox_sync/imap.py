@@ -1,7 +1,11 @@
 """One IMAP connection, blocking (IMAPClient), with every failure named precisely.
 
 The service runs these methods in a worker thread, one call at a time per connection;
-nothing here touches the database.
+nothing here touches the database. The connection goes only where
+``outbound.Destinations`` allows, and what the server may send is bounded per command
+(``_imap_wire``): a breach ends the connection as ``remote_protocol_violation``.
+Nothing the server sent before a valid greeting (another service's banner) is ever
+repeated in an error.
 """
 
 from __future__ import annotations
@@ -9,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import imaplib
-import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
@@ -23,8 +26,11 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from core.inboxes import Endpoint, InboxError
-from inbox_sync.errors import address_error, error_text, login_error, response_error
+from core.pipeline import MAX_HEADER_BYTES, MAX_MESSAGE_BYTES
+from inbox_sync._imap_wire import BoundedIMAPClient, Budget, Meter, Profile, ProtocolViolation
+from inbox_sync.errors import address_error, login_error, response_error, violation_error
 from inbox_sync.folders import Folder
+from inbox_sync.outbound import Destinations
 
 T = TypeVar("T")
 
@@ -33,6 +39,36 @@ Login = tuple[Endpoint, str, str]
 
 HEADER_ITEM = b"BODY[HEADER]"
 BODY_ITEM = b"BODY[]"
+
+# What a server may send: a line, and per command a literal, a whole response and the
+# seconds it takes (multiples of the socket time-out). Header blocks are capped as the
+# pipeline caps them; a body at the message size limit (bigger ones are never fetched:
+# the size in the header FETCH says so first).
+LINE_BYTES = 128 * 1024
+SMALL_LITERAL = 64 * 1024
+SMALL_RESPONSE = 2 * 1024 * 1024
+HEADERS_RESPONSE = 64 * 1024 * 1024  # a batch of header blocks (500 at most)
+BODIES_RESPONSE = 20 * 1024 * 1024 + MAX_MESSAGE_BYTES  # sync.BODY_BATCH_BYTES + one big
+OPENING_BYTES = 1024 * 1024  # greeting, STARTTLS, login, capabilities together
+SYNC_BYTES = 4 * 1024 * 1024 * 1024
+SYNC_SECONDS = 30 * 60
+
+
+@dataclass(frozen=True)
+class Profiles:
+    """The per-command limits of one connection, scaled by its socket time-out."""
+
+    small: Profile
+    headers: Profile
+    bodies: Profile
+    idle: Profile
+
+    @classmethod
+    def for_timeout(cls, timeout: float) -> Profiles:
+        return cls(Profile(SMALL_LITERAL, SMALL_RESPONSE, timeout),
+                   Profile(MAX_HEADER_BYTES + 4, HEADERS_RESPONSE, 4 * timeout),
+                   Profile(MAX_MESSAGE_BYTES, BODIES_RESPONSE, 10 * timeout),
+                   Profile(SMALL_LITERAL, SMALL_RESPONSE, None))
 
 
 @dataclass(frozen=True)
@@ -50,75 +86,117 @@ class Header:
     size: int
 
 
-def _port_open(endpoint: Endpoint, timeout: float) -> bool:
-    try:
-        with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 class ImapSession:
     """A logged-in IMAP connection. Every method may raise InboxError."""
 
-    def __init__(self, client: IMAPClient) -> None:
+    def __init__(self, client: IMAPClient, meter: Meter, profiles: Profiles) -> None:
         self.client = client
+        self.meter, self.profiles = meter, profiles
         # Its own thread: a long IDLE must not take a worker of the loop's default pool
         # (pipeline.prepare and every other inbox need those).
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imap")
-        self.capabilities = {c.decode().upper() for c in client.capabilities()}
-        if "CONDSTORE" in self.capabilities:
-            client.enable("CONDSTORE")
+        with self._calls("CAPABILITY"):
+            self.capabilities = {c.decode().upper() for c in client.capabilities()}
+            if "CONDSTORE" in self.capabilities:
+                client.enable("CONDSTORE")
 
     @classmethod
     def open(cls, endpoint: Endpoint, username: str, password: str, *,
-             timeout: float = 30, ssl_context: ssl.SSLContext | None = None) -> ImapSession:
-        """Connect, secure the connection as asked, log in. Raises InboxError."""
+             timeout: float = 30, ssl_context: ssl.SSLContext | None = None,
+             destinations: Destinations | None = None) -> ImapSession:
+        """Connect (only where ``destinations`` allows: by default public addresses on
+        the mail ports), secure the connection as asked, log in, within ``timeout``
+        seconds and a small byte budget altogether. Raises InboxError."""
         context = ssl_context or ssl.create_default_context()
+        policy = destinations or Destinations()
+        profiles = Profiles.for_timeout(timeout)
+        meter = Meter(LINE_BYTES, profiles.small, timeout)
+        meter.budgets.append(Budget("connection opening", OPENING_BYTES,
+                                    time.monotonic() + timeout, timeout))
         try:
-            client = IMAPClient(endpoint.host, endpoint.port, ssl=endpoint.security == "ssl",
-                                ssl_context=context, timeout=timeout)
+            client = BoundedIMAPClient(
+                endpoint.host, endpoint.port, use_ssl=endpoint.security == "ssl",
+                ssl_context=context, timeout=timeout, meter=meter,
+                connect=lambda: policy.connect(endpoint, "imap", timeout))
+        except ProtocolViolation as exc:
+            raise violation_error(exc, "imap") from None
         except OSError as exc:
-            if isinstance(exc, TimeoutError) and _port_open(endpoint, min(timeout, 5)):
-                raise InboxError("no_imap", f"{endpoint.host}:{endpoint.port} accepts "
-                                 "connections but sends no IMAP greeting") from None
+            if meter.violation is not None:
+                raise violation_error(meter.violation, "imap") from None
             raise address_error(exc, endpoint, "imap") from None
-        except (imaplib.IMAP4.error, IMAPClientError) as exc:
+        except (imaplib.IMAP4.error, IMAPClientError):
+            if meter.violation is not None:
+                raise violation_error(meter.violation, "imap") from None
+            # Whatever it sent is not repeated: it may be another service's banner.
             raise InboxError("no_imap", f"{endpoint.host}:{endpoint.port} does not speak "
-                             f"IMAP: {error_text(exc)[:200]}") from None
+                             "IMAP (no valid greeting)") from None
         try:
             if endpoint.security == "starttls":
                 try:
                     client.starttls(context)
-                except (imaplib.IMAP4.error, IMAPClientError) as exc:
+                except (imaplib.IMAP4.error, IMAPClientError):
+                    if meter.violation is not None:
+                        raise violation_error(meter.violation, "imap") from None
                     raise InboxError("tls_failure", "the IMAP server does not offer "
-                                     f"STARTTLS: {error_text(exc)}") from None
+                                     "STARTTLS") from None
             try:
                 client.login(username, password)
             except LoginError as exc:
+                if meter.violation is not None:
+                    raise violation_error(meter.violation, "imap") from None
                 raise login_error(exc, endpoint) from None
-            return cls(client)
+            session = cls(client, meter, profiles)
+            meter.budgets.clear()
+            return session
         except OSError as exc:
             _shutdown(client)
+            if meter.violation is not None:
+                raise violation_error(meter.violation, "imap") from None
             raise address_error(exc, endpoint, "imap") from None
         except InboxError:
             _shutdown(client)
             raise
-        except (imaplib.IMAP4.error, IMAPClientError) as exc:
+        except (imaplib.IMAP4.error, IMAPClientError):
             _shutdown(client)
-            raise InboxError("imap_error", f"IMAP login failed: {error_text(exc)}") from None
+            if meter.violation is not None:
+                raise violation_error(meter.violation, "imap") from None
+            raise InboxError("imap_error", "IMAP login failed: the connection broke "
+                             "off") from None
 
     @contextmanager
-    def _calls(self, what: str) -> Iterator[None]:
+    def _calls(self, what: str, profile: Profile | None = None) -> Iterator[None]:
+        """One command (or a few) under ``profile``'s limits (default: small)."""
+        self.meter.begin(profile or self.profiles.small)
         try:
             yield
-        except imaplib.IMAP4.abort as exc:
-            raise InboxError("unreachable",
-                             f"connection lost during {what}: {error_text(exc)}") from None
-        except OSError as exc:
-            raise InboxError("unreachable", f"connection lost during {what}: {exc}") from None
-        except (imaplib.IMAP4.error, IMAPClientError) as exc:
-            raise response_error(exc, what) from None
+        except Exception as exc:
+            violation = self.meter.violation or (
+                exc if isinstance(exc, ProtocolViolation) else None)
+            if violation is not None:
+                with suppress(Exception):
+                    self.client.shutdown()  # no LOGOUT: nothing more is read from it
+                raise violation_error(violation, "imap") from None
+            if isinstance(exc, TimeoutError):
+                raise InboxError("timeout", f"the IMAP server did not answer in time "
+                                 f"during {what}") from None
+            if isinstance(exc, imaplib.IMAP4.abort | OSError):
+                raise InboxError("unreachable", f"connection lost during {what}") from None
+            if isinstance(exc, imaplib.IMAP4.error | IMAPClientError):
+                raise response_error(exc, what) from None
+            raise
+
+    @contextmanager
+    def sync_budget(self, seconds: float = SYNC_SECONDS,
+                    bytes_: int = SYNC_BYTES) -> Iterator[None]:
+        """Bound everything read during the block (one sync) to ``bytes_`` and
+        ``seconds``; commands keep their own limits inside it."""
+        budget = Budget("sync", bytes_, time.monotonic() + seconds, seconds)
+        self.meter.budgets.append(budget)
+        try:
+            yield
+        finally:
+            with suppress(ValueError):
+                self.meter.budgets.remove(budget)
 
     async def run(self, call: Callable[..., T], *args: Any) -> T:
         """Run one of these blocking methods on this connection's own thread."""
@@ -162,19 +240,19 @@ class ImapSession:
         return sorted(uid for uid in found if low <= uid <= high)
 
     def fetch_headers(self, uids: list[int]) -> list[Header]:
-        with self._calls("FETCH headers"):
+        with self._calls("FETCH headers", self.profiles.headers):
             data = self.client.fetch(uids, ["BODY.PEEK[HEADER]", "RFC822.SIZE"])
         return [Header(uid, bytes(item.get(HEADER_ITEM) or b""),
                        int(item.get(b"RFC822.SIZE", 0)))
                 for uid, item in sorted(data.items())]
 
     def fetch_bodies(self, uids: list[int]) -> dict[int, bytes]:
-        with self._calls("FETCH bodies"):
+        with self._calls("FETCH bodies", self.profiles.bodies):
             data = self.client.fetch(uids, ["BODY.PEEK[]"])
         return {uid: bytes(item.get(BODY_ITEM) or b"") for uid, item in data.items()}
 
     def append(self, folder: str, raw: bytes, when: datetime) -> None:
-        with self._calls(f"APPEND to {folder}"):
+        with self._calls(f"APPEND to {folder}", self.profiles.headers):
             self.client.append(folder, raw, flags=(b"\\Seen",), msg_time=when)
 
     def wait_for_news(self, seconds: float, interrupted: Callable[[], bool]) -> bool:
@@ -184,6 +262,7 @@ class ImapSession:
         deadline = time.monotonic() + seconds
         with self._calls("IDLE"):
             self.client.idle()
+            self.meter.begin(self.profiles.idle)  # no time limit while waiting
             try:
                 while not interrupted() and time.monotonic() < deadline:
                     responses = self.client.idle_check(timeout=1)
@@ -191,6 +270,7 @@ class ImapSession:
                         return True
                 return False
             finally:
+                self.meter.begin(self.profiles.small)
                 self.client.idle_done()
 
     def noop(self) -> None:
@@ -198,6 +278,7 @@ class ImapSession:
             self.client.noop()
 
     def close(self) -> None:
+        self.meter.begin(self.profiles.small)
         _shutdown(self.client)
         self._thread.shutdown(wait=False)
 

@@ -6,9 +6,11 @@ to Sent, log it as ``crm_send``. Nothing is logged unless the server accepted it
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
@@ -24,7 +26,25 @@ from inbox_sync.errors import (
     THROTTLED,
     address_error,
     login_error,
+    printable,
+    violation_error,
 )
+
+# Opens the TCP connection to an endpoint, to an address the policy allows (the service
+# runs ``outbound.Destinations.connect`` on its network executor).
+Connect = Callable[[Endpoint], Awaitable[socket.socket]]
+
+# A whole SMTP conversation, in socket time-outs: logging in, and a send (the message
+# may be 50 MB). Each reply also has its own time-out; aiosmtplib caps a reply line at
+# 8 KB and a reply at 32 KB.
+LOGIN_TIMEOUTS = 3
+SEND_TIMEOUTS = 10
+
+
+class _Violation(Exception):
+    def __init__(self, limit: str, detail: str) -> None:
+        super().__init__(detail)
+        self.limit, self.detail = limit, detail
 
 
 @dataclass(frozen=True)
@@ -46,17 +66,28 @@ def _cause_chain(exc: BaseException) -> list[BaseException]:
 def smtp_error(exc: BaseException, endpoint: Endpoint) -> InboxError:
     """An aiosmtplib failure as the precise InboxError (protocol ``smtp``)."""
     for item in _cause_chain(exc):
+        if isinstance(item, InboxError):
+            return item
+        if isinstance(item, _Violation):
+            return violation_error(item, "smtp")
         if isinstance(item, OSError) and not isinstance(item, aiosmtplib.SMTPException):
             return address_error(item, endpoint, "smtp")
     where = f"{endpoint.host}:{endpoint.port}"
+    if (isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code < 0
+            and "too long" in exc.message):
+        return violation_error(_Violation("reply length", "a reply over 8 KB a line or "
+                                          "32 KB in all"), "smtp")
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         return login_error(exc, endpoint, "smtp")
     if isinstance(exc, aiosmtplib.SMTPConnectTimeoutError | aiosmtplib.SMTPTimeoutError):
         return InboxError("timeout", f"SMTP server {where} did not answer in time",
                           protocol="smtp")
     if isinstance(exc, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPConnectResponseError
-                  | aiosmtplib.SMTPServerDisconnected | aiosmtplib.SMTPHeloError):
-        return InboxError("no_smtp", f"{where} does not speak SMTP: {exc}", protocol="smtp")
+                  | aiosmtplib.SMTPServerDisconnected | aiosmtplib.SMTPHeloError) or (
+            isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code < 0):
+        # What it sent is not repeated: it may be another service's banner.
+        return InboxError("no_smtp", f"{where} does not speak SMTP (no valid greeting "
+                          "or reply)", protocol="smtp")
     if isinstance(exc, aiosmtplib.SMTPNotSupported):
         return InboxError("tls_failure" if "STARTTLS" in str(exc).upper() else "no_smtp",
                           f"SMTP server {where}: {exc}", protocol="smtp")
@@ -72,7 +103,8 @@ def refusal_error(refusals: list[tuple[int, str, str]]) -> InboxError:
     server asked us to come back later (421, rate limits), ``mailbox_full`` when every
     refusal says a mailbox is full (X.2.2, quota texts), else ``send_rejected``.
     Each refusal is (reply code, reply text, recipient or "")."""
-    said = ", ".join(f"{rcpt} ({code} {text})" if rcpt else f"{code} {text}".strip()
+    said = ", ".join(f"{rcpt} ({code} {printable(text)})" if rcpt
+                     else f"{code} {printable(text)}".strip()
                      for code, text, rcpt in refusals)
     if any(code == 421 or THROTTLED.search(text) for code, text, _ in refusals):
         return InboxError("throttled", "the SMTP server is throttling this account, try "
@@ -103,10 +135,13 @@ class _Client(aiosmtplib.SMTP):
         return await super().data(*args, **kwargs)
 
 
-def _client(endpoint: Endpoint, timeout: float, context: ssl.SSLContext | None) -> _Client:
+def _client(endpoint: Endpoint, timeout: float, context: ssl.SSLContext | None,
+            sock: socket.socket) -> _Client:
+    """A client on ``sock``, already connected to a checked address; ``hostname`` is
+    the name, so TLS verifies the certificate against it (and sends it as SNI)."""
     context = context or ssl.create_default_context()
     return _Client(
-        hostname=endpoint.host, port=endpoint.port, timeout=timeout,
+        hostname=endpoint.host, sock=sock, timeout=timeout,
         use_tls=endpoint.security == "ssl", start_tls=endpoint.security == "starttls",
         tls_context=context,
     )
@@ -114,21 +149,30 @@ def _client(endpoint: Endpoint, timeout: float, context: ssl.SSLContext | None) 
 
 @contextlib.asynccontextmanager
 async def _logged_in(endpoint: Endpoint, username: str, password: str, timeout: float,
-                     context: ssl.SSLContext | None) -> AsyncIterator[_Client]:
+                     context: ssl.SSLContext | None, connect: Connect
+                     ) -> AsyncIterator[_Client]:
     """A connected, secured, logged-in client; SMTP and network failures become
     InboxError, and the connection is closed whatever happens."""
-    client = _client(endpoint, timeout, context)
+    client: _Client | None = None
+    budget = asyncio.timeout(LOGIN_TIMEOUTS * timeout)
     try:
-        await client.connect()
-        await client.login(username, password)  # submission always authenticates
+        async with budget:
+            sock = await connect(endpoint)
+            client = _client(endpoint, timeout, context, sock)
+            await client.connect()
+            await client.login(username, password)  # submission always authenticates
+    except (aiosmtplib.SMTPException, OSError) as exc:  # TimeoutError is an OSError
+        if client is not None:
+            client.close()
+        if budget.expired():
+            raise violation_error(_Violation("connection time", "logging in took longer "
+                                             f"than {LOGIN_TIMEOUTS * timeout:.0f} s"),
+                                  "smtp") from None
+        raise _failure(exc, client, endpoint) from None
+    try:
         yield client
-    except aiosmtplib.SMTPServerDisconnected as exc:
-        last = client.last_reply
-        if last is not None and last.code == 421:  # "closing connection": not a lost line
-            raise refusal_error([(last.code, last.message, "")]) from None
-        raise smtp_error(exc, endpoint) from None
     except (aiosmtplib.SMTPException, OSError) as exc:
-        raise smtp_error(exc, endpoint) from None
+        raise _failure(exc, client, endpoint) from None
     finally:
         if client.is_connected:
             try:
@@ -137,16 +181,26 @@ async def _logged_in(endpoint: Endpoint, username: str, password: str, timeout: 
                 client.close()
 
 
+def _failure(exc: BaseException, client: _Client | None, endpoint: Endpoint) -> InboxError:
+    if isinstance(exc, aiosmtplib.SMTPServerDisconnected) and client is not None:
+        last = client.last_reply
+        if last is not None and last.code == 421:  # "closing connection": not a lost line
+            return refusal_error([(last.code, last.message, "")])
+    return smtp_error(exc, endpoint)
+
+
 async def check_login(endpoint: Endpoint, username: str, password: str, *,
-                      timeout: float = 20, context: ssl.SSLContext | None = None) -> None:
-    """Connect, secure and log in to the SMTP server; raise InboxError when that fails."""
-    async with _logged_in(endpoint, username, password, timeout, context):
+                      connect: Connect, timeout: float = 20,
+                      context: ssl.SSLContext | None = None) -> None:
+    """Connect (through ``connect``), secure and log in to the SMTP server; raise
+    InboxError when that fails."""
+    async with _logged_in(endpoint, username, password, timeout, context, connect):
         pass
 
 
 async def deliver(endpoint: Endpoint, username: str, password: str, outgoing: Outgoing, *,
-                  timeout: float = 60, context: ssl.SSLContext | None = None
-                  ) -> dict[str, str]:
+                  connect: Connect, timeout: float = 60,
+                  context: ssl.SSLContext | None = None) -> dict[str, str]:
     """Send through the user's server. Returns once the server accepted the message for
     at least one recipient (it is then on its way), with the recipients it refused:
     address -> reply.
@@ -156,10 +210,12 @@ async def deliver(endpoint: Endpoint, username: str, password: str, outgoing: Ou
     the message, so it must not be taken as unsent. Any other InboxError means nothing
     was sent: the server could not be reached or logged in to, or it refused with a
     reply."""
-    async with _logged_in(endpoint, username, password, timeout, context) as client:
+    async with _logged_in(endpoint, username, password, timeout, context,
+                          connect) as client:
         try:
-            errors, _reply = await client.send_message(outgoing.message,
-                                                       recipients=list(outgoing.recipients))
+            async with asyncio.timeout(SEND_TIMEOUTS * timeout):
+                errors, _reply = await client.send_message(
+                    outgoing.message, recipients=list(outgoing.recipients))
         except (aiosmtplib.SMTPException, OSError) as exc:
             # A reply refusing it (SMTPResponseException, SMTPRecipientsRefused) means
             # the server does not have it, at any step.

@@ -3,14 +3,18 @@
 
 At most one IMAP connection per inbox (providers cap concurrent connections): every
 use goes through the inbox's lock, and a background IDLE gives the connection up
-within a second when something else needs it.
+within a second when something else needs it. Connections go only where
+``options.destinations`` allows; opening them (DNS, TCP, TLS, login) runs on the
+network executor, a bounded number at a time per user and per portal (``network``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -33,8 +37,11 @@ from core.models import Inbox, User, utcnow
 from core.runtime import Runtime
 from inbox_sync import detect, send, sent_log, sync
 from inbox_sync.crm_send import CrmSender
+from inbox_sync.errors import connection_ended
 from inbox_sync.folders import sync_targets
 from inbox_sync.imap import ImapSession, Login
+from inbox_sync.network import NetworkLimits, NetworkWork
+from inbox_sync.outbound import Destinations
 from inbox_sync.spool import SendSpool
 
 log = logging.getLogger(__name__)
@@ -52,6 +59,9 @@ class ServiceOptions:
     spool_scan_every: float = 60  # look for sent email still to log this often
     batch_uids: int = sync.BATCH_UIDS
     ssl_context: ssl.SSLContext | None = None  # trust store for IMAP/SMTP TLS
+    # Where connections may go: public addresses on mail ports, plus the operator's rules.
+    destinations: Destinations = field(default_factory=Destinations)
+    network: NetworkLimits = field(default_factory=NetworkLimits)
 
 
 @dataclass
@@ -63,6 +73,7 @@ class _Slot:
     waiting: int = 0
     task: asyncio.Task[None] | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    owner: tuple[int, int] | None = None  # (portal id, user id), for the limits
 
 
 class InboxService:
@@ -74,6 +85,7 @@ class InboxService:
         self.box = CredentialBox(runtime.settings.secret_key)
         self._slots: dict[int, _Slot] = {}
         self._closing = False
+        self.network = NetworkWork(self.options.network)
         self.spool = SendSpool(runtime.settings.data_dir / "send-spool")
         sending: set[str] = set()  # spool entries a send in progress logs itself
         self.pending_logs = sent_log.PendingLogs(
@@ -82,7 +94,8 @@ class InboxService:
             scan_every=self.options.spool_scan_every)
         self.sender = CrmSender(runtime, self.box, self.spool, self.pending_logs, sending,
                                 self._copy_to_sent, timeout=self.options.timeout,
-                                ssl_context=self.options.ssl_context)
+                                ssl_context=self.options.ssl_context,
+                                network=self.network, connect=self._smtp_socket)
         self._pending_task: asyncio.Task[None] | None = None
 
     # -- lifetime -------------------------------------------------------------------
@@ -116,6 +129,7 @@ class InboxService:
                 # A worker thread may still be in IDLE on it: cut the socket, do not talk.
                 slot.session.abort()
                 slot.session = None
+        self.network.shutdown()
 
     def _slot(self, inbox_id: int) -> _Slot:
         return self._slots.setdefault(inbox_id, _Slot())
@@ -128,13 +142,30 @@ class InboxService:
 
     # -- the one connection ---------------------------------------------------------
 
-    async def _credentials(self, inbox_id: int) -> Login:
+    async def _credentials(self, inbox_id: int) -> tuple[Login, tuple[int, int]]:
+        """The stored login of the inbox, and its (portal id, user id)."""
         async with self.runtime.db.read() as session:
             inbox = await session.get(Inbox, inbox_id)
             if inbox is None:
                 raise InvalidInput(f"no inbox {inbox_id}")
-            return (Endpoint(inbox.imap_host, inbox.imap_port, inbox.imap_security),
-                    inbox.username, self.box.decrypt(inbox.secret))
+            return ((Endpoint(inbox.imap_host, inbox.imap_port, inbox.imap_security),
+                     inbox.username, self.box.decrypt(inbox.secret)),
+                    (inbox.portal_id, inbox.user_id))
+
+    async def _open(self, owner: tuple[int, int], login: Login) -> ImapSession:
+        """Open an IMAP connection for ``owner``, in its turn, on the network executor."""
+        endpoint, username, password = login
+        async with self.network.turn(*owner):
+            return await self.network.run(functools.partial(
+                ImapSession.open, endpoint, username, password, timeout=self.options.timeout,
+                ssl_context=self.options.ssl_context,
+                destinations=self.options.destinations))
+
+    async def _smtp_socket(self, endpoint: Endpoint) -> socket.socket:
+        """A TCP connection to an allowed address of the SMTP server (the caller holds
+        the user's turn)."""
+        return await self.network.run(self.options.destinations.connect, endpoint, "smtp",
+                                      self.options.timeout)
 
     @contextlib.asynccontextmanager
     async def _imap(self, inbox_id: int, login: Login | None = None
@@ -149,14 +180,14 @@ class InboxService:
             slot.waiting -= 1
         try:
             if slot.session is None:
-                endpoint, username, password = login or await self._credentials(inbox_id)
-                slot.session = await asyncio.to_thread(
-                    ImapSession.open, endpoint, username, password,
-                    timeout=self.options.timeout, ssl_context=self.options.ssl_context)
+                if login is None or slot.owner is None:
+                    stored, slot.owner = await self._credentials(inbox_id)
+                    login = login or stored
+                slot.session = await self._open(slot.owner, login)
             try:
                 yield slot.session
             except InboxError as exc:
-                if exc.connection_failed:
+                if connection_ended(exc):
                     await self._drop(slot)
                 raise
             if slot.task is None or slot.task.done():
@@ -164,11 +195,10 @@ class InboxService:
         finally:
             slot.lock.release()
 
-    @staticmethod
-    async def _drop(slot: _Slot) -> None:
+    async def _drop(self, slot: _Slot) -> None:
         if slot.session is not None:
             session, slot.session = slot.session, None
-            await asyncio.to_thread(session.close)
+            await self.network.run(session.close)  # a LOGOUT: network work too
 
     # -- the background worker ------------------------------------------------------
 
@@ -213,19 +243,26 @@ class InboxService:
                                        lambda: slot.waiting > 0 or self._closing)
                         return
                 except InboxError as exc:
-                    if exc.connection_failed:
+                    if connection_ended(exc):
                         raise
                     log.info("inbox %d: cannot IDLE (%s); polling", inbox_id, exc.message)
         await self._sleep(slot, self.options.poll_interval)
 
     async def _after_failure(self, inbox_id: int, exc: InboxError) -> bool:
         """Record a failure; False when the worker must stop (inbox disconnected)."""
+        if exc.code == "too_many_connections":
+            return True  # our own limit: try again later, nothing to record
         async with self.runtime.db.transaction() as session:
+            if exc.code == "destination_not_allowed":
+                # Stored before the policy (or the operator's rules) changed: no retry.
+                await inboxes.set_status(session, inbox_id, exc.code, exc.message)
+                log.warning("inbox %d: %s", inbox_id, exc.message)
+                return False
             if exc.credentials_rejected:
                 await inboxes.set_status(session, inbox_id, "disconnected", exc.message)
                 log.warning("inbox %d disconnected: %s", inbox_id, exc.message)
                 return False
-            if exc.code in ("throttled", "mailbox_full"):
+            if exc.code in ("throttled", "mailbox_full", "remote_protocol_violation"):
                 await inboxes.set_status(session, inbox_id, exc.code, exc.message)
                 return True
             inbox = await inboxes.note_unreachable(session, inbox_id)
@@ -251,12 +288,13 @@ class InboxService:
                                    "give imap and smtp settings")
             imap, smtp = imap or found.imap, smtp or found.smtp
         username = request.username or address
-        session = await asyncio.to_thread(
-            ImapSession.open, imap, username, request.password,
-            timeout=self.options.timeout, ssl_context=self.options.ssl_context)
-        await asyncio.to_thread(session.close)
-        await send.check_login(smtp, username, request.password,
-                               timeout=self.options.timeout, context=self.options.ssl_context)
+        owner = (portal_id, user_id)
+        session = await self._open(owner, (imap, username, request.password))
+        await self.network.run(session.close)
+        async with self.network.turn(*owner, protocol="smtp"):
+            await send.check_login(smtp, username, request.password, connect=self._smtp_socket,
+                                   timeout=self.options.timeout,
+                                   context=self.options.ssl_context)
         async with self.runtime.db.transaction() as db:
             user = await db.get(User, user_id)
             if user is None or user.portal_id != portal_id:
@@ -282,7 +320,7 @@ class InboxService:
     async def sync_now(self, portal_id: int, inbox_id: int) -> SyncReport:
         async with self.runtime.db.read() as session:
             inbox = await inboxes.get_inbox(session, portal_id, inbox_id)
-            was_disconnected = inbox.status == "disconnected"
+            was_disconnected = inbox.status in ("disconnected", "destination_not_allowed")
         try:
             async with self._imap(inbox_id) as imap:
                 report = await sync.sync_inbox(self.runtime, inbox_id, imap,

@@ -31,6 +31,7 @@ from core.models import Email, Inbox, InboxFolder, Portal, ThreadRef, User, utcn
 from core.parsing import parse_message
 from core.runtime import Runtime
 from core.types import Envelope, Source
+from inbox_sync.errors import connection_ended
 from inbox_sync.folders import sync_targets
 from inbox_sync.imap import Header, ImapSession
 
@@ -51,8 +52,15 @@ class SyncOptions:
 async def sync_inbox(runtime: Runtime, inbox_id: int, imap: ImapSession,
                      options: SyncOptions | None = None) -> SyncReport:
     """Sync INBOX and Sent once. A folder that fails is reported and skipped; a lost
-    connection (InboxError ``unreachable``, ``throttled``) stops the whole run."""
-    options = options or SyncOptions()
+    connection (InboxError ``unreachable``, ``throttled``) or a server breaking a limit
+    (``remote_protocol_violation``, also when the run exceeds its byte or time budget)
+    stops the whole run."""
+    with imap.sync_budget():
+        return await _sync_inbox(runtime, inbox_id, imap, options or SyncOptions())
+
+
+async def _sync_inbox(runtime: Runtime, inbox_id: int, imap: ImapSession,
+                      options: SyncOptions) -> SyncReport:
     async with runtime.db.read() as session:
         inbox = await session.get(Inbox, inbox_id)
         if inbox is None:
@@ -77,7 +85,7 @@ async def sync_inbox(runtime: Runtime, inbox_id: int, imap: ImapSession,
                                folder_report, options)
             error = ""
         except InboxError as exc:
-            if exc.connection_failed:
+            if connection_ended(exc):
                 raise
             error = exc.message
         except CoreError as exc:

@@ -24,8 +24,8 @@ from core.inboxes import (
     SyncReport,
 )
 from core.models import Inbox
-from extension_api.auth import Principal, authenticated, runtime_of
-from extension_api.endpoints._params import json_object, path_id
+from extension_api.auth import Principal, authenticated, require_owner, runtime_of
+from extension_api.endpoints._params import json_object, mail_fields, path_id
 from extension_api.errors import ApiError
 from extension_api.schemas import email_json, iso
 
@@ -37,6 +37,12 @@ STATUS = {
     "throttled": 429, "mailbox_full": 507, "disconnected": 409,
     # The server took the message and never answered: it may have been sent.
     "send_unconfirmed": 504,
+    # Not a public address on a mail port (nor allowed by the operator): nothing was sent.
+    "destination_not_allowed": 422,
+    # The server broke a limit of the conversation (literal, line, reply, time, bytes).
+    "remote_protocol_violation": 502,
+    # This user or portal already has as many connections in progress as it may.
+    "too_many_connections": 429,
 }
 _MAX_ADDRESSES = 100
 
@@ -55,7 +61,8 @@ def _require_user(principal: Principal) -> int:
 
 
 def _failure(exc: InboxError) -> ApiError:
-    headers = {"Retry-After": "60"} if exc.code == "throttled" else None
+    headers = ({"Retry-After": "60"} if exc.code in ("throttled", "too_many_connections")
+               else None)
     return ApiError(STATUS.get(exc.code, 502), exc.code, exc.message, headers)
 
 
@@ -174,14 +181,17 @@ async def list_inboxes(request: Request, principal: Principal) -> Response:
 
 @authenticated
 async def get_inbox(request: Request, principal: Principal) -> Response:
-    return JSONResponse(await _inbox_body(request, principal.portal_id, path_id(request)))
+    body = await _inbox_body(request, principal.portal_id, path_id(request))
+    require_owner(principal, body["user_id"], f"inbox {body['id']}")  # a colleague's: 403
+    return JSONResponse(body)
 
 
 @authenticated
 async def sync_inbox(request: Request, principal: Principal) -> Response:
     inbox_id = path_id(request)
     async with runtime_of(request).db.read() as session:
-        await inboxes.get_inbox(session, principal.portal_id, inbox_id)
+        inbox = await inboxes.get_inbox(session, principal.portal_id, inbox_id)
+        require_owner(principal, inbox.user_id, f"inbox {inbox_id}")  # a colleague's: 403
     try:
         report = await _connector(request).sync_now(principal.portal_id, inbox_id)
     except InboxError as exc:
@@ -193,6 +203,7 @@ async def sync_inbox(request: Request, principal: Principal) -> Response:
 async def send_email(request: Request, principal: Principal) -> Response:
     user_id = _require_user(principal)
     body = await json_object(request)
+    mail_fields(body, addresses=("to", "cc", "bcc"), headers=("subject", "in_reply_to"))
     inbox_id = body.get("inbox_id")
     if inbox_id is not None and (not isinstance(inbox_id, int) or isinstance(inbox_id, bool)):
         raise _bad("inbox_id must be an integer")

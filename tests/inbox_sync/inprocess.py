@@ -15,11 +15,15 @@ from core.inboxes import Endpoint
 from core.models import Email, Inbox, User
 from core.runtime import Runtime, Settings
 from core.types import Envelope
+from inbox_sync.outbound import Destinations
 from tests.support.dovecot import Dovecot
 from tests.support.mail import message
+from tests.support.server import TEST_MAIL_HOSTS
 
 PASSWORD = "pw"
 SECRET = "test-secret"
+# The connector's destination policy, allowing the test servers on loopback.
+LOOPBACK = Destinations.parse(TEST_MAIL_HOSTS)
 
 
 async def setup_inbox(tmp_path: Path, dovecot: Dovecot, imap_port: int | None = None, *,

@@ -14,7 +14,7 @@ from imapclient import IMAPClient
 
 from inbox_sync.service import InboxService, ServiceOptions
 from tests.inbox_sync.conftest import Mailbox
-from tests.inbox_sync.inprocess import PASSWORD, inbox_row, logged, setup_inbox
+from tests.inbox_sync.inprocess import LOOPBACK, PASSWORD, inbox_row, logged, setup_inbox
 from tests.support.dovecot import Dovecot
 from tests.support.mail import message
 
@@ -86,7 +86,8 @@ async def test_the_background_worker_goes_on_around_a_failing_inbox(
                                           message_id=f"<{own_reply}>",
                                           in_reply_to=seed).as_bytes())
     service = InboxService(runtime, ServiceOptions(poll_interval=0.3, backoff_first=0.2,
-                                                   disconnect_after=timedelta(0)))
+                                                   disconnect_after=timedelta(0),
+                                                   destinations=LOOPBACK))
     try:
         with dovecot.unreadable(address, "INBOX"):
             await service.start()

@@ -15,7 +15,7 @@ from core.models import Email, Event, Inbox, InboxFolder
 from inbox_sync import sync
 from inbox_sync.imap import ImapSession
 from inbox_sync.service import InboxService, ServiceOptions
-from tests.inbox_sync.inprocess import setup_inbox
+from tests.inbox_sync.inprocess import LOOPBACK, setup_inbox
 from tests.support.dovecot import Dovecot
 from tests.support.mail import message
 from tests.support.server import free_port
@@ -30,7 +30,8 @@ async def test_crash_mid_sync_resumes_without_duplicates(tmp_path: Path,
     """After a crash between batches, the next sync continues at the checkpoint and
     every reply is logged exactly once."""
     runtime, inbox_id, address, seed = await setup_inbox(tmp_path, dovecot)
-    imap = ImapSession.open(Endpoint("127.0.0.1", dovecot.imap_port, "none"), address, "pw")
+    imap = ImapSession.open(Endpoint("127.0.0.1", dovecot.imap_port, "none"), address, "pw",
+                            destinations=LOOPBACK)
     for n in range(5):
         imap.client.append("INBOX", message(
             sender="ann@acme.example", to=address, subject=f"Re: {n}",
@@ -68,7 +69,8 @@ async def test_unreachable_server_is_disconnected_after_the_grace_time(
     and emits inbox_disconnected."""
     runtime, inbox_id, _address, _seed = await setup_inbox(tmp_path, dovecot, free_port())
     service = InboxService(runtime, ServiceOptions(background=False,
-                                                   disconnect_after=timedelta(0)))
+                                                   disconnect_after=timedelta(0),
+                                                   destinations=LOOPBACK))
     try:
         async with runtime.db.read() as session:
             portal_id = (await session.get(Inbox, inbox_id)).portal_id  # type: ignore[union-attr]

@@ -18,7 +18,7 @@ from inbox_sync.service import InboxService, ServiceOptions
 from inbox_sync.spool import SendSpool, SpooledSend
 from tests.extension_api.test_openapi import check
 from tests.inbox_sync.conftest import Mailbox, new_mailbox
-from tests.inbox_sync.inprocess import inbox_row, logged, setup_inbox
+from tests.inbox_sync.inprocess import LOOPBACK, inbox_row, logged, setup_inbox
 from tests.support import postgres
 from tests.support.dovecot import SENT, Dovecot
 from tests.support.mail import message
@@ -122,7 +122,7 @@ async def test_a_send_cut_off_mid_transaction_is_set_aside_not_logged(
     unknown, sent = entry("cut off"), entry("sent")
     spool.hold(unknown)
     spool.mark_sent(spool.hold(sent))
-    service = InboxService(runtime, ServiceOptions(background=False))
+    service = InboxService(runtime, ServiceOptions(background=False, destinations=LOOPBACK))
     try:
         await service.start()
         deadline = time.monotonic() + 20

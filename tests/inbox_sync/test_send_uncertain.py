@@ -26,7 +26,14 @@ from core.runtime import Runtime
 from extension_api.app import create_app
 from inbox_sync.service import InboxService, ServiceOptions
 from tests.extension_api.test_openapi import check
-from tests.inbox_sync.inprocess import PASSWORD, inbox_row, logged, setup_inbox, user_token
+from tests.inbox_sync.inprocess import (
+    LOOPBACK,
+    PASSWORD,
+    inbox_row,
+    logged,
+    setup_inbox,
+    user_token,
+)
 from tests.support import postgres
 from tests.support.dovecot import SENT, Dovecot
 from tests.support.smtp_recorder import SmtpRecorder
@@ -68,7 +75,8 @@ async def _sender(tmp_path: Path, dovecot: Dovecot, recorder: SmtpRecorder, *,
     recorder.add_user(address, PASSWORD)
     inbox = await inbox_row(runtime, inbox_id)
     service = InboxService(runtime, ServiceOptions(
-        background=False, timeout=timeout, backoff_first=0.2, backoff_max=1))
+        background=False, timeout=timeout, backoff_first=0.2, backoff_max=1,
+        destinations=LOOPBACK))
     await service.start()
     return Sender(runtime, service, inbox_id, inbox.portal_id, inbox.user_id, address,
                   dovecot)

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from core.models import Event
 from inbox_sync.service import InboxService, ServiceOptions
 from tests.inbox_sync.conftest import Mailbox, new_mailbox
-from tests.inbox_sync.inprocess import PASSWORD, inbox_row, logged, setup_inbox
+from tests.inbox_sync.inprocess import LOOPBACK, PASSWORD, inbox_row, logged, setup_inbox
 from tests.support.dovecot import Dovecot
 from tests.support.mail import message
 from tests.support.server import Server
@@ -129,7 +129,8 @@ async def test_a_throttled_worker_backs_off_and_is_never_disconnected(
     holder.append("INBOX", message(sender="ann@acme.example", to=address,
                                    message_id=f"<{reply}>", in_reply_to=seed).as_bytes())
     service = InboxService(runtime, ServiceOptions(backoff_first=0.2, backoff_max=30,
-                                                   disconnect_after=timedelta(0)))
+                                                   disconnect_after=timedelta(0),
+                                                   destinations=LOOPBACK))
     try:
         await service.start()
         deadline = time.monotonic() + 10

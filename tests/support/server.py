@@ -23,6 +23,9 @@ from core import accounts
 from core.db import Database, migrate, sqlite_url
 
 BCC_DOMAIN = "bcc.test"
+# The test mail servers (Dovecot, the SMTP recorder, the hostile ones) listen on
+# loopback, where a server connects only when the operator allows it.
+TEST_MAIL_HOSTS = "127.0.0.1:*"
 T = TypeVar("T")
 
 
@@ -67,8 +70,12 @@ class PortalAccount:
 class Server:
     """A running `inboxlog serve` with its own data dir and database."""
 
-    def __init__(self, data_dir: Path, db_url: str = "", extra_args: tuple[str, ...] = ()):
+    def __init__(self, data_dir: Path, db_url: str = "", extra_args: tuple[str, ...] = (),
+                 *, allow_mail_hosts: str = TEST_MAIL_HOSTS,
+                 extra_env: dict[str, str] | None = None):
         self.data_dir = data_dir
+        self.allow_mail_hosts = allow_mail_hosts
+        self.extra_env = dict(extra_env or {})
         self.db_url = db_url
         self.smtp_port = free_port()
         self.http_port = free_port()
@@ -86,6 +93,9 @@ class Server:
         env["INBOXLOG_BCC_DOMAIN"] = BCC_DOMAIN
         if self.db_url:
             env["INBOXLOG_DB"] = self.db_url
+        if self.allow_mail_hosts:
+            env["INBOXLOG_ALLOW_MAIL_HOSTS"] = self.allow_mail_hosts
+        env.update(self.extra_env)
         return env
 
     def start(self, timeout: float = 30, *, scheme: str = "http",
