@@ -21,6 +21,7 @@ from core.errors import CoreError, MessageTooLarge, SenderNotAllowed
 from core.models import Portal
 from core.runtime import Runtime, Settings
 from core.types import Envelope
+from inbox_sync.outbound import Destinations
 from inbox_sync.service import ServiceOptions
 from inboxlog.serve import ServeOptions, serve
 
@@ -118,11 +119,18 @@ def main() -> None:
 @option("--inbox-disconnect-after", type=click.FloatRange(min=0), default=86400.0,
         show_default=True, help="Seconds an unreachable IMAP server is retried before the "
         "inbox is marked disconnected.")
+@option("--allow-mail-hosts", default="",
+        help="More destinations connected inboxes may reach, as HOST:PORT,... (HOST an "
+             "address, a network or a name; PORT a number or *), e.g. 127.0.0.1:1143. "
+             "By default only public addresses on the ports 25, 143, 465, 587, 993, 2525.")
+@option("--inbox-timeout", type=click.FloatRange(min=1), default=30.0, show_default=True,
+        help="Seconds an IMAP or SMTP server has to answer; the longer budgets of a "
+             "connection are multiples of it.")
 def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_host: str,
                   http_port: int, bcc_domain: str, base_url: str, secret_key: str,
                   tls_cert: Path | None, tls_key: Path | None, no_demo: bool,
                   forwarded_allow_ips: str, cors_origins: str | None, only: str | None,
-                  purge_interval: int,
+                  purge_interval: int, allow_mail_hosts: str, inbox_timeout: float,
                   inbox_sync: bool, inbox_poll_interval: float,
                   inbox_disconnect_after: float) -> None:
     """Serve SMTP (logging addresses) and HTTP (extension API) on one event loop."""
@@ -139,9 +147,17 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
         purge_interval=purge_interval,
         inbox_sync=ServiceOptions(
             background=inbox_sync, poll_interval=inbox_poll_interval,
-            disconnect_after=timedelta(seconds=inbox_disconnect_after)),
+            disconnect_after=timedelta(seconds=inbox_disconnect_after),
+            timeout=inbox_timeout, destinations=_destinations(allow_mail_hosts)),
     )
     asyncio.run(serve(settings, options))
+
+
+def _destinations(allow_mail_hosts: str) -> Destinations:
+    try:
+        return Destinations.parse(allow_mail_hosts)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--allow-mail-hosts") from None
 
 
 @main.command("migrate")
