@@ -99,6 +99,7 @@ def outer_message(
         msg.set_content(text, cte="quoted-printable")
         if html is not None:
             msg.add_alternative(html, subtype="html", cte="quoted-printable")
+            msg.set_boundary(f"------------{message_id}")  # a rebuild writes the same bytes
     else:
         msg.set_content(html or "", subtype="html", cte="quoted-printable")
     return msg.as_bytes()
@@ -336,6 +337,129 @@ def build_quotequail(src: Path) -> None:
                     raw=raw,
                 )
             )
+
+
+# Verbatim forwards in other test modules: (package dir glob, module, function or
+# constant, client, language). Their senders, subjects and dates are the tests' own
+# assertions where the test asserts them, else read from the fixture's header block.
+FIXTURE_FORWARDS = [
+    ("email_forward_parser-0.2.1", "tests/forward_parser_test.py",
+     "test_parse_gmail_forwarded_body_with_semicolon_recipients", "gmail", "en"),
+    ("email_forward_parser-0.2.1", "tests/forward_parser_test.py",
+     "test_parse_gmail_forwarded_body_with_wrapped_from_line", "gmail", "en"),
+    ("email_forward_parser-0.2.1", "tests/forward_parser_test.py",
+     "test_parse_apple_forwarded_body_without_subject", "apple_mail", "en"),
+    ("email_forward_parser-0.2.1", "tests/forward_parser_test.py",
+     "test_parse_forwarded_body_keeps_name_only_from_line", "outlook_live", "en"),
+    ("email_forward_parser-0.2.1", "tests/forward_parser_test.py",
+     "test_parse_forwarded_body_with_wrapped_from_line_without_address", "gmail", "en"),
+    ("email_forward_parser-0.2.1", "tests/coverage_edges_test.py",
+     "test_parse_body_forwarded_subject_without_separator_uses_from_fallback", "unknown", "en"),
+    ("talon-1.4.4", "tests/text_quotations_test.py",
+     "test_dont_parse_quotations_for_forwarded_messages", "gmail", "en"),
+]
+FIXTURE_DATES = {  # as UTC; zone-less dates in the outer Date's offset (+00:00)
+    "Mon, 1 Jan 2024 at 12:00 PM": "2024-01-01T12:00:00+00:00",
+    "Sun, 13 Sept 2026 at 11:34": "2026-09-13T11:34:00+00:00",
+    "Sunday, 13 September 2026 11:34": "2026-09-13T11:34:00+00:00",
+    "Tue, Sep 4, 2012 at 1:35 PM": "2012-09-04T13:35:00+00:00",
+}
+FIXTURE_PACKAGES = {
+    "email_forward_parser-0.2.1": ("email-forward-parser 0.2.1 (pypi)", "Apache-2.0"),
+    "talon-1.4.4": ("talon 1.4.4 (pypi)", "Apache-2.0"),
+}
+
+
+def fixture_text(tree: ast.Module, function: str) -> str:
+    constants = {
+        target.id: node.value.value
+        for node in tree.body if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name) and isinstance(node.value, ast.Constant)
+    }
+    func = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function)
+    for node in ast.walk(func):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            return node.value.value
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in (
+                "get_forwarded_metadata",):
+            if isinstance(node.args[0], ast.Name) and node.args[0].id in constants:
+                return constants[node.args[0].id]
+    raise ValueError(function)
+
+
+def asserted(tree: ast.Module, function: str) -> dict[str, str]:
+    """The ``from_``/``subject``/``date`` values the test asserts."""
+    func = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function)
+    found: dict[str, str] = {}
+    for node in ast.walk(func):
+        if not (isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute)):
+            continue
+        right = node.comparators[0]
+        if node.left.attr == "from_" and isinstance(right, ast.Call):
+            found["from"] = ast.literal_eval(right.args[1])
+        elif node.left.attr in ("subject", "date") and isinstance(right, ast.Constant):
+            found[node.left.attr] = right.value
+    return found
+
+
+def header_value(text: str, name: str) -> str | None:
+    match = re.search(rf"^{name}:\s*(.+)$", text, re.M)
+    return match.group(1).strip() if match else None
+
+
+def build_fixture_forwards(src: Path) -> None:
+    for number, (package, module, function, client, language) in enumerate(FIXTURE_FORWARDS, 1):
+        root = next(src.glob(package))
+        tree = ast.parse((root / module).read_text(encoding="utf-8"))
+        text = fixture_text(tree, function)
+        claims = asserted(tree, function)
+        read = []
+        sender = claims.get("from")
+        if "from" not in claims:
+            sender = email.utils.parseaddr(header_value(text, "From") or "")[1]
+            read.append("from")
+        subject = claims.get("subject")
+        if subject is None:
+            match = re.search(r"^Subject:\s*(.+?)\n(?=[\w-]+:|\n)", text, re.M | re.S)
+            subject = " ".join(match.group(1).split()) if match else None
+            read.append("subject")
+        date = claims.get("date") or header_value(text, "Date")
+        if "date" not in claims:
+            read.append("date")
+        name_origin, licence = FIXTURE_PACKAGES[package]
+        source = package.split("-")[0].replace("_", "-")
+        raw = outer_message(
+            f"Fwd: {subject}" if subject else "Fwd:", text,
+            datetime(2026, 9, 20, 8, 0, tzinfo=timezone.utc),
+            message_id=f"{source}-{number}",
+        )
+        add(
+            Sample(
+                source=source,
+                name=f"{function.removeprefix('test_')[:60]}",
+                client=client,
+                client_version=None,
+                language=language,
+                kind="verbatim",
+                origin=f"package {name_origin}, {module} {function}",
+                licence=licence,
+                notes="wrapped: the fixture is a body text; the outer message (From "
+                "forwarder@example.com, Date 2026-09-20T08:00:00+00:00) is ours. Expected "
+                "values are the test's own assertions"
+                + (f", except {', '.join(read)} read from the fixture's header block"
+                   if read else "")
+                + ". A date without zone is taken in the outer Date's offset (+00:00)."
+                + (" The sender has no address: no original can be logged." if not sender
+                   else ""),
+                expected={
+                    "from": sender.lower() if sender else None,
+                    "subject": without_forward_prefix(subject) if subject else None,
+                    "date": FIXTURE_DATES.get(date) if date else None,
+                },
+                raw=raw,
+            )
+        )
 
 
 # --- kind 3: Thunderbird's language packs -------------------------------------------
@@ -1099,6 +1223,7 @@ def main(argv: list[str]) -> int:
     originals = load_originals(src)
     picker = OriginalPicker(originals)
     build_quotequail(src)
+    build_fixture_forwards(src)
     build_thunderbird(src, picker)
     build_crisp(src, picker)
     build_roundcube(src, picker)
