@@ -7,6 +7,9 @@ committed; any failure before that answers 451 so the sending MTA keeps the mess
 from __future__ import annotations
 
 import logging
+import time
+import weakref
+from collections import OrderedDict, deque
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,10 +28,60 @@ log = logging.getLogger(__name__)
 # RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients.
 MAX_RECIPIENTS = 100
 
+# Guessing logging addresses: a session may fail this many RCPTs, a client address this
+# many within the window; the last failure, and every RCPT after it, answers 421 and the
+# connection is closed. A sender that knows its logging address never gets near them.
+MAX_FAILED_RCPTS_PER_SESSION = 10
+MAX_FAILED_RCPTS_PER_IP = 50
+FAILED_RCPT_WINDOW_SECONDS = 15 * 60
+TOO_MANY_FAILED_RCPTS = "421 4.7.0 Too many unknown recipients, closing the connection"
+
+
+class FailedRecipients:
+    """Counts refused recipients per SMTP session and per client address (bounded)."""
+
+    def __init__(self, *, per_session: int = MAX_FAILED_RCPTS_PER_SESSION,
+                 per_ip: int = MAX_FAILED_RCPTS_PER_IP,
+                 window: float = FAILED_RCPT_WINDOW_SECONDS, max_ips: int = 100_000) -> None:
+        self.per_session, self.per_ip, self.window = per_session, per_ip, window
+        self._max_ips = max_ips
+        self._sessions: weakref.WeakKeyDictionary[Session, int] = weakref.WeakKeyDictionary()
+        self._ips: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _recent(self, ip: str | None) -> deque[float] | None:
+        times = self._ips.get(ip) if ip else None
+        if times is not None:
+            cutoff = time.monotonic() - self.window
+            while times and times[0] < cutoff:
+                times.popleft()
+        return times
+
+    def over(self, session: Session) -> bool:
+        """True when this session or its client address has used up its failures."""
+        if self._sessions.get(session, 0) >= self.per_session:
+            return True
+        times = self._recent(_peer(session))
+        return times is not None and len(times) >= self.per_ip
+
+    def fail(self, session: Session) -> bool:
+        """Count one refused recipient; True when that used the last one up."""
+        self._sessions[session] = self._sessions.get(session, 0) + 1
+        ip = _peer(session)
+        if ip:
+            times = self._recent(ip)
+            if times is None:
+                times = self._ips[ip] = deque(maxlen=self.per_ip)
+                while len(self._ips) > self._max_ips:
+                    self._ips.popitem(last=False)
+            self._ips.move_to_end(ip)
+            times.append(time.monotonic())
+        return self.over(session)
+
 
 class IngestHandler:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.failed_recipients = FailedRecipients()
 
     async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
@@ -43,6 +96,9 @@ class IngestHandler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str,
         rcpt_options: list[str],
     ) -> str:
+        if self.failed_recipients.over(session):
+            log.warning("%s: too many unknown recipients, closing", _peer(session))
+            return TOO_MANY_FAILED_RCPTS
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return replies.TOO_MANY_RECIPIENTS
         try:
@@ -54,6 +110,9 @@ class IngestHandler:
             log.warning("database unavailable at RCPT", exc_info=True)
             return replies.TRANSIENT
         if found is None:
+            if self.failed_recipients.fail(session):
+                log.warning("%s: too many unknown recipients, closing", _peer(session))
+                return TOO_MANY_FAILED_RCPTS
             return replies.UNKNOWN_RECIPIENT
         envelope.rcpt_tos.append(address)
         return replies.RCPT_OK

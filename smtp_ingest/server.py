@@ -36,6 +36,10 @@ class InboxlogSMTP(SMTP):
 
     async def push(self, status: str) -> None:  # type: ignore[override]
         await super().push(_REWRITES.get(status, status))
+        if status.startswith("421") and self.transport is not None:
+            # 421: the server closes the connection (RFC 5321 3.8), e.g. after too many
+            # unknown recipients.
+            self.transport.close()
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
