@@ -165,7 +165,10 @@ class OriginalPicker:
     """Hands out the originals in turn, so each layout gets a spread of real messages."""
 
     def __init__(self, originals: list[Original]) -> None:
-        self.originals = originals
+        import random
+
+        self.originals = list(originals)
+        random.Random(11).shuffle(self.originals)  # fixed seed: a rebuild picks the same
         self.index = 0
 
     def next(self) -> Original:
@@ -1073,6 +1076,73 @@ def build_roundcube(src: Path, picker: OriginalPicker) -> None:
             )
 
 
+# --- kind 3: Claws Mail's own forward template in each of its translations -----------
+
+CLAWS_LANGS = {"ca": "ca", "cs": "cs", "da": "da", "de": "de", "el_GR": "el", "es": "es",
+               "fi": "fi", "fr": "fr", "hu": "hu", "id_ID": "id", "it": "it", "ja": "ja",
+               "nb": "nb", "nl": "nl", "pl": "pl", "pt_BR": "pt-BR", "ro": "ro", "ru": "ru",
+               "sk": "sk", "sv": "sv", "tr": "tr", "zh_TW": "zh-Hant", "en": "en"}
+CLAWS_SYMBOLS = {"d": "date", "f": "from", "t": "to", "c": "cc", "n": "newsgroups",
+                 "s": "subject", "M": "body"}
+
+
+def claws_expand(template: str, values: dict[str, str]) -> str:
+    """Claws Mail's quote_fmt: ``?x{...}`` when x is set, ``%x`` symbols, ``\\n``."""
+    def conditional(match: re.Match[str]) -> str:
+        return match.group(2) if values.get(CLAWS_SYMBOLS[match.group(1)]) else ""
+
+    text = re.sub(r"\?([a-zA-Z])\{([^}]*)\}", conditional, template)
+    text = re.sub(r"%([a-zA-Z])", lambda m: values.get(CLAWS_SYMBOLS.get(m.group(1), ""), ""),
+                  text)
+    return text.replace("\\n", "\n")
+
+
+def build_claws(src: Path, picker: OriginalPicker) -> None:
+    root = next(src.glob("claws/usr/share/locale"))
+    version = next(src.glob("claws-mail-i18n_*.deb")).name.split("_")[1]
+    msgid = None
+    for lang, language in CLAWS_LANGS.items():
+        if lang == "en":
+            template, where = msgid, "the msgid itself (Claws Mail's English default)"
+        else:
+            catalog = gettext.GNUTranslations((root / lang / "LC_MESSAGES" /
+                                               "claws-mail.mo").open("rb"))._catalog
+            msgid = msgid or next(k for k in catalog if isinstance(k, str)
+                                  and k.startswith("\\n\\nBegin forwarded message:"))
+            template = catalog.get(msgid)
+            where = f"usr/share/locale/{lang}/LC_MESSAGES/claws-mail.mo"
+            if not template:
+                continue
+        original = picker.next()
+        text = claws_expand(template, {
+            "date": email.utils.format_datetime(original.date), "from": mailbox(original),
+            "to": original.to, "subject": original.subject, "body": original.body,
+        }) + "\n"
+        raw = outer_message(f"Fwd: {original.subject}", text, forward_date(original),
+                            message_id=f"claws-{lang}",
+                            user_agent=f"Claws Mail {version.split('-')[0]}")
+        add(
+            Sample(
+                source="claws_mail",
+                name=f"plain_{language}",
+                client="claws_mail",
+                client_version=version.split("-")[0],
+                language=language,
+                kind="client_strings",
+                origin=f"package claws-mail-i18n {version} (debian), {where}: the "
+                "translated default forward template (forward_body_format); original: "
+                f"{NOTMUCH_ORIGIN}{original.path}",
+                licence="GPL-3.0-or-later",
+                notes="Claws Mail inline forward: its default forward template as the "
+                "translation gives it, layout included, expanded as quote_fmt does "
+                "(?x{} conditionals; %d the Date header as written, %f From, %t To, %s "
+                "Subject, %M the body). Original: real list mail (notmuch's test corpus).",
+                expected=expected_for(original),
+                raw=raw,
+            )
+        )
+
+
 # --- kind 2: mutt itself forwards real list mail --------------------------------------
 
 MUTT_VARIANTS = {  # name -> muttrc lines beyond the common ones
@@ -1227,6 +1297,7 @@ def main(argv: list[str]) -> int:
     build_thunderbird(src, picker)
     build_crisp(src, picker)
     build_roundcube(src, picker)
+    build_claws(src, picker)
     if "--no-mutt" not in argv:
         build_mutt(src, originals, src / "mutt-work")
     else:
