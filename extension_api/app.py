@@ -6,6 +6,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -16,6 +17,7 @@ from core.tracking import TokenSigner
 from extension_api.errors import EXCEPTION_HANDLERS
 from extension_api.live import EventBus, HitRecorder
 from extension_api.routes import routes
+from extension_api.tracking_clock import hit_clock
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +29,13 @@ DEFAULT_CORS_ORIGINS = (
 )
 
 
-def create_app(runtime: Runtime, *, cors_origins: str = DEFAULT_CORS_ORIGINS) -> Starlette:
+def create_app(runtime: Runtime, *, cors_origins: str = DEFAULT_CORS_ORIGINS,
+               test_clock: Path | None = None) -> Starlette:
     """The API app serving ``runtime``; the caller owns the runtime's lifetime.
 
     ``cors_origins`` is a regular expression of the origins allowed to call the API
-    from a browser. The app's lifespan runs the tracking-hit recorder and flushes it
+    from a browser; ``test_clock`` is for tests only (see ``extension_api.tracking_clock``).
+    The app's lifespan runs the tracking-hit recorder and flushes it
     on shutdown.
     """
     secret = runtime.settings.secret_key
@@ -60,5 +64,6 @@ def create_app(runtime: Runtime, *, cors_origins: str = DEFAULT_CORS_ORIGINS) ->
     app.state.runtime = runtime
     app.state.signer = TokenSigner(secret)
     app.state.recorder = recorder
+    app.state.hit_clock = hit_clock(test_clock)
     app.state.events = events
     return app

@@ -193,6 +193,19 @@ SCHEMAS: dict[str, Any] = {
         "track_clicks": {"type": "boolean"}, "log": {"type": "boolean"}, "created_at": _DATE,
         "sent_at": {"type": ["string", "null"], "format": "date-time"},
         "email_id": _NULLABLE_ID, "tracking": _ref("Tracking")}),
+    "TrackingHit": _obj({
+        "id": _ID, "kind": {"enum": ["open", "click"]}, "at": _DATE,
+        "verdict": {"enum": ["person", "machine", "sender"], "description":
+                    "sender: the sender's own open, never counted"},
+        "counted": {"type": "boolean", "description": "false: the sender's own open, or "
+                    "Gmail's image proxy fetching again"},
+        "reason": {"type": "string", "description": 'why, in words: "Outlook desktop '
+                   '(Windows), 2 h after the send", "Apple Mail Privacy Protection prefetch"'},
+        "client": {"type": "string", "description": "client family named by the user agent"},
+        "network": {"type": "string", "description": "the address truncated to its /24 "
+                    "(IPv6 /48); the full address is never shown"},
+        "link": {"oneOf": [{"type": "null"}, _obj({"position": {"type": "integer"},
+                                                   "url": {"type": ["string", "null"]}})]}}),
     "TrackedSendNotLogged": {"allOf": [_ref("TrackedSend"),
                                        _obj({"logged": {"const": False}})]},
     "SentRequest": {**_obj({"message_id": {"type": "string", "minLength": 3,
@@ -391,6 +404,12 @@ PATHS: dict[str, Any] = {
     "/api/v1/tracked-sends/{id}": {"get": _op(
         "A tracked send and its opens and clicks", _json("TrackedSend"), 404,
         params=[_path_id()])},
+    "/api/v1/tracked-sends/{id}/hits": {"get": _op(
+        "The send's opens and clicks, oldest first, each with its verdict, reason and client",
+        _json(_obj({"items": {"type": "array", "items": _ref("TrackingHit")},
+                    "cursor": {"type": "integer", "minimum": 0}})), 400, 404,
+        params=[_path_id(), _query("after", {"type": "integer", "minimum": 0}),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 500})])},
     "/api/v1/tracked-sends/{id}/sent": {"post": _also_created(_op(
         "It was sent: log it (source extension, 201) unless its copy is logged already "
         "(200), or just mark it sent when it is not to be logged",

@@ -46,6 +46,7 @@ routes = [
     Route(f"{API}/tracked-sends", tracked_sends.create, methods=["POST"]),
     Route(f"{API}/tracked-sends/{{id:int}}", tracked_sends.get),
     Route(f"{API}/tracked-sends/{{id:int}}/sent", tracked_sends.sent, methods=["POST"]),
+    Route(f"{API}/tracked-sends/{{id:int}}/hits", tracked_sends.hits),
     Route(f"{API}/events", events.list_events),
     Route(f"{API}/events/stream", events.stream),
     Route(f"{API}/ingest-log", audit.ingest_log),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime
 from typing import Any
 
 from core.models import Attachment, Company, Contact, Email, Portal, Thread, User
+from core.tracked_sends import StoredHit
 from core.tracking import Counts
 
 
@@ -39,6 +41,26 @@ def tracking_json(counts: Counts | None) -> dict[str, int]:
         return {"opens": 0, "clicks": 0, "machine_opens": 0, "machine_clicks": 0}
     return {"opens": counts.opens, "clicks": counts.clicks,
             "machine_opens": counts.machine_opens, "machine_clicks": counts.machine_clicks}
+
+
+def truncated_ip(ip: str) -> str:
+    """An address cut to its network (IPv4 /24, IPv6 /48): where, never who."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ""
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+def hit_json(hit: StoredHit) -> dict[str, Any]:
+    """One open or click of a tracked send and its verdict; the address only truncated."""
+    return {
+        "id": hit.id, "kind": hit.kind, "at": iso(hit.at), "verdict": hit.verdict.label,
+        "counted": hit.verdict.counted, "reason": hit.verdict.reason,
+        "client": hit.verdict.client, "network": truncated_ip(hit.ip),
+        "link": None if hit.position is None else {"position": hit.position, "url": hit.url},
+    }
 
 
 def _snippet(text: str) -> str:

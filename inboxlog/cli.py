@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from core.errors import CoreError, MessageTooLarge, SenderNotAllowed
 from core.models import Portal
 from core.runtime import Runtime, Settings
 from core.types import Envelope
+from extension_api.tracking_clock import TEST_MODE_VARIABLE
 from inbox_sync.outbound import Destinations
 from inbox_sync.service import ServiceOptions
 from inboxlog.serve import ServeOptions, serve
@@ -126,16 +128,21 @@ def main() -> None:
 @option("--inbox-timeout", type=click.FloatRange(min=1), default=30.0, show_default=True,
         help="Seconds an IMAP or SMTP server has to answer; the longer budgets of a "
              "connection are multiples of it.")
+@option("--test-clock", type=click.Path(dir_okay=False, path_type=Path), default=None,
+        help="Tests only, refused unless INBOXLOG_TEST_MODE=1: date tracking hits by the "
+             "system time plus the seconds written in this file.")
 def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_host: str,
                   http_port: int, bcc_domain: str, base_url: str, secret_key: str,
                   tls_cert: Path | None, tls_key: Path | None, no_demo: bool,
                   forwarded_allow_ips: str, cors_origins: str | None, only: str | None,
                   purge_interval: int, allow_mail_hosts: str, inbox_timeout: float,
                   inbox_sync: bool, inbox_poll_interval: float,
-                  inbox_disconnect_after: float) -> None:
+                  inbox_disconnect_after: float, test_clock: Path | None) -> None:
     """Serve SMTP (logging addresses) and HTTP (extension API) on one event loop."""
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    if test_clock is not None and os.environ.get(TEST_MODE_VARIABLE) != "1":
+        raise click.UsageError(f"--test-clock is for tests only: it needs {TEST_MODE_VARIABLE}=1")
     secret_key = secret_key_file.load_or_create(data_dir, secret_key)
     settings = _settings(db, data_dir, bcc_domain=bcc_domain, base_url=base_url,
                          secret_key=secret_key)
@@ -144,7 +151,7 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
         tls_cert=tls_cert, tls_key=tls_key, demo=not no_demo,
         forwarded_allow_ips=forwarded_allow_ips, smtp=only != "http", http=only != "smtp",
         **({"cors_origins": cors_origins} if cors_origins else {}),
-        purge_interval=purge_interval,
+        purge_interval=purge_interval, test_clock=test_clock,
         inbox_sync=ServiceOptions(
             background=inbox_sync, poll_interval=inbox_poll_interval,
             disconnect_after=timedelta(seconds=inbox_disconnect_after),

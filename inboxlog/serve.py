@@ -44,6 +44,7 @@ class ServeOptions:
     http: bool = True
     purge_interval: int = 3600
     inbox_sync: ServiceOptions = field(default_factory=ServiceOptions)
+    test_clock: Path | None = None  # tests only: extension_api.tracking_clock
 
 
 def smtp_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -111,7 +112,8 @@ async def serve(settings: Settings, options: ServeOptions) -> None:
             smtp_server = await start_smtp_server(
                 runtime, options.smtp_host, options.smtp_port, tls_context=tls
             )
-        app = create_app(runtime, cors_origins=options.cors_origins)
+        app = create_app(runtime, cors_origins=options.cors_origins,
+                         test_clock=options.test_clock)
         inbox_service = app.state.inboxes = InboxService(runtime, options.inbox_sync)
         config = uvicorn.Config(
             app, host=options.http_host, port=options.http_port,

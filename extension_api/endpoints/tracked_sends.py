@@ -10,9 +10,9 @@ from starlette.responses import JSONResponse, Response
 from core import extension_log, tracked_sends
 from core.models import Portal, TrackedSend, User
 from extension_api.auth import Principal, authenticated, runtime_of
-from extension_api.endpoints._params import json_object, path_id
+from extension_api.endpoints._params import json_object, path_id, query_int
 from extension_api.errors import ApiError
-from extension_api.schemas import email_json, iso, tracking_json
+from extension_api.schemas import email_json, hit_json, iso, tracking_json
 
 
 def _user_only(principal: Principal) -> int:
@@ -53,6 +53,18 @@ async def get(request: Request, principal: Principal) -> Response:
         send = await tracked_sends.owned(session, principal.portal_id, path_id(request))
         counts = await tracked_sends.counts_for_send(session, send)
         return JSONResponse(send_json(send, tracking_json(counts)))
+
+
+@authenticated
+async def hits(request: Request, principal: Principal) -> Response:
+    """The send's opens and clicks with their verdicts, oldest first, after a cursor."""
+    after = query_int(request, "after", 0, low=0, high=2**63 - 1)
+    limit = query_int(request, "limit", 100, low=1, high=500)
+    async with runtime_of(request).db.read() as session:
+        send = await tracked_sends.owned(session, principal.portal_id, path_id(request))
+        found = await tracked_sends.hits_of(session, send, after=after, limit=limit)
+    return JSONResponse({"items": [hit_json(hit) for hit in found],
+                         "cursor": found[-1].id if found else after})
 
 
 @authenticated
