@@ -14,7 +14,8 @@ from core.queries import contact as owned_contact
 from core.retention import delete_emails, restorable_until
 
 
-async def _owned_email(session: AsyncSession, portal_id: int, email_id: int) -> Email:
+async def owned_email(session: AsyncSession, portal_id: int, email_id: int) -> Email:
+    """The portal's email ``email_id``, deleted or not; NotFound for another portal's."""
     found = await session.get(Email, email_id)
     if found is None or found.portal_id != portal_id:
         raise NotFound(f"no email {email_id}")
@@ -23,7 +24,7 @@ async def _owned_email(session: AsyncSession, portal_id: int, email_id: int) -> 
 
 async def delete_email(session: AsyncSession, portal_id: int, email_id: int) -> Email:
     """Hide an email from every view; it stays restorable for 90 days (idempotent)."""
-    email = await _owned_email(session, portal_id, email_id)
+    email = await owned_email(session, portal_id, email_id)
     if email.deleted_at is None:
         email.deleted_at = utcnow()
     return email
@@ -33,7 +34,7 @@ async def restore_email(
     session: AsyncSession, portal_id: int, email_id: int, now: datetime | None = None
 ) -> Email:
     """Undo a deletion within 90 days; past that the email is gone (NotFound)."""
-    email = await _owned_email(session, portal_id, email_id)
+    email = await owned_email(session, portal_id, email_id)
     if email.deleted_at is not None:
         if restorable_until(email.deleted_at) <= (now or utcnow()):
             raise NotFound(f"no email {email_id}")

@@ -14,12 +14,24 @@ from starlette.middleware.cors import CORSMiddleware
 
 from core.runtime import Runtime
 from core.tracking import TokenSigner
+from extension_api.endpoints._params import MAX_JSON_BODY
+from extension_api.endpoints.emails import MAX_RAW_BYTES
 from extension_api.errors import EXCEPTION_HANDLERS
 from extension_api.live import EventBus, HitRecorder
-from extension_api.routes import routes
+from extension_api.routes import API, routes
+from extension_api.throttle import (
+    DEFAULT_RATE_LIMIT,
+    DEFAULT_STREAMS_PER_CALLER,
+    BodyLimit,
+    RateLimiter,
+    StreamSlots,
+)
 from extension_api.tracking_clock import hit_clock
 
 log = logging.getLogger(__name__)
+
+# Request bodies are JSON of at most MAX_JSON_BODY bytes, but for a raw message to log.
+BODY_LIMITS = {f"{API}/emails/log": MAX_RAW_BYTES}
 
 # Where the extension runs: its own pages, and the webmail it injects into.
 DEFAULT_CORS_ORIGINS = (
@@ -30,11 +42,15 @@ DEFAULT_CORS_ORIGINS = (
 
 
 def create_app(runtime: Runtime, *, cors_origins: str = DEFAULT_CORS_ORIGINS,
-               test_clock: Path | None = None) -> Starlette:
+               test_clock: Path | None = None, rate_limit: str = DEFAULT_RATE_LIMIT,
+               streams_per_caller: int = DEFAULT_STREAMS_PER_CALLER) -> Starlette:
     """The API app serving ``runtime``; the caller owns the runtime's lifetime.
 
     ``cors_origins`` is a regular expression of the origins allowed to call the API
     from a browser; ``test_clock`` is for tests only (see ``extension_api.tracking_clock``).
+    ``rate_limit`` is the request budgets of one caller (``limits`` notation, empty for
+    none), ``streams_per_caller`` how many event streams one caller may hold open;
+    request bodies are capped as they stream in (``BodyLimit``).
     The app's lifespan runs the tracking-hit recorder and flushes it
     on shutdown.
     """
@@ -59,11 +75,13 @@ def create_app(runtime: Runtime, *, cors_origins: str = DEFAULT_CORS_ORIGINS,
             CORSMiddleware, allow_origin_regex=cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"], max_age=600,
-        )],
+        ), Middleware(BodyLimit, default=MAX_JSON_BODY, by_path=BODY_LIMITS)],
     )
     app.state.runtime = runtime
     app.state.signer = TokenSigner(secret)
     app.state.recorder = recorder
     app.state.hit_clock = hit_clock(test_clock)
     app.state.events = events
+    app.state.limiter = RateLimiter(rate_limit)
+    app.state.streams = StreamSlots(streams_per_caller)
     return app

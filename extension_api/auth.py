@@ -12,18 +12,48 @@ from starlette.responses import Response
 from core import accounts
 from core.runtime import Runtime
 from extension_api.errors import ApiError
+from extension_api.throttle import RateLimiter
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="inboxlog"'}
 
 
 @dataclass(frozen=True)
 class Principal:
+    """Who is calling: a user of a portal, or the portal's admin (a token with no user)."""
+
     portal_id: int
     user_id: int | None  # None for an admin token
+    token_id: int = 0
 
     @property
     def is_admin(self) -> bool:
         return self.user_id is None
+
+    @property
+    def role(self) -> str:
+        return "admin" if self.is_admin else "user"
+
+    @property
+    def caller(self) -> str:
+        """The key of the caller's budgets (requests, streams): a user's tokens share one."""
+        return f"token:{self.token_id}" if self.is_admin else f"user:{self.user_id}"
+
+
+def require_admin(principal: Principal, action: str) -> None:
+    """403 unless the caller is the portal's admin; ``action`` names what was refused."""
+    if not principal.is_admin:
+        raise ApiError(403, "forbidden", f"{action} is for the portal's admin: use an admin "
+                       "token")
+
+
+def require_owner(principal: Principal, owner_id: int | None, what: str) -> None:
+    """403 unless the caller is the admin or the user ``owner_id`` (``what`` is theirs).
+
+    Only for objects of the caller's own portal: another portal's stay 404.
+    """
+    if not principal.is_admin and owner_id != principal.user_id:
+        raise ApiError(403, "forbidden", f"{what} belongs to another user of the portal: "
+                       "only they or the portal's admin may do this")
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -40,7 +70,11 @@ async def authenticate(request: Request) -> Principal:
         found = await accounts.token_owner(session, token.strip())
     if found is None:
         raise ApiError(401, "unauthorized", "invalid or revoked token", _CHALLENGE)
-    return Principal(found.portal_id, found.user_id)
+    principal = Principal(found.portal_id, found.user_id, found.id)
+    limiter: RateLimiter | None = getattr(request.app.state, "limiter", None)
+    if limiter is not None:
+        limiter.check(principal.caller)
+    return principal
 
 
 Endpoint = Callable[[Request, Principal], Awaitable[Response]]

@@ -171,6 +171,13 @@ SCHEMAS: dict[str, Any] = {
                    "revoked_at": {"type": ["string", "null"], "format": "date-time"}}),
     "NewToken": {"allOf": [_ref("Token"), _obj({"token": {
         "type": "string", "description": "the bearer token; shown only this once"}})]},
+    "User": _obj({"id": _ID, "email": _STR, "name": _STR,
+                  "addresses": {"type": "array", "items": _STR}, "created_at": _DATE}),
+    "NewUser": {"allOf": [_ref("User"), _obj({"api_token": {
+        "type": "string", "description": "the user's bearer token; shown only this once"}})]},
+    "UserRequest": {**_obj({"email": _STR, "name": {"type": "string", "maxLength": 200},
+                            "aliases": {"type": "array", "items": _STR, "maxItems": 50}},
+                           required=["email"]), "additionalProperties": False},
     "TokenRequest": {**_obj({"name": {"type": "string", "maxLength": 200},
                              "user_id": {"type": "integer", "minimum": 1}}, required=[]),
                      "additionalProperties": False},
@@ -234,8 +241,11 @@ def _errors(*statuses: int) -> dict[str, Any]:
     text = {400: "bad request", 401: "missing, invalid or revoked token",
             404: "not found (or another portal's)", 413: "too large",
             415: "send message/rfc822", 422: "invalid input", 503: "database unavailable",
-            403: "needs a user token", 409: "the inbox is disconnected",
-            429: "the provider is throttling", 502: "the mail server failed or refused",
+            403: "not for this caller (code forbidden): admin only, another user's, or it "
+                 "needs a user token", 409: "the inbox is disconnected",
+            429: "too many requests or event streams for this caller (Retry-After says "
+                 "when to try again); for a mail server, the provider is throttling",
+            502: "the mail server failed or refused",
             504: "the mail server did not answer", 507: "the mailbox is full"}
     return {str(s): _json("Error", text[s]) for s in statuses}
 
@@ -254,7 +264,8 @@ def _op(summary: str, ok: dict[str, Any], *errors: int, params: list[Any] | None
     op: dict[str, Any] = {"summary": summary, "parameters": params or [],
                           "responses": {"200": ok, **_errors(*errors)}}
     if auth:
-        op["responses"].update(_errors(401))
+        # Every caller has request budgets: past them 429 with Retry-After.
+        op["responses"].update(_errors(401, 429))
     else:
         op["security"] = []
     if body is not None:
@@ -310,8 +321,9 @@ PATHS: dict[str, Any] = {
         "get": _op("A contact", _json("Contact"), 404, params=[_path_id()]),
         "delete": _op(
             "Delete a contact; with erase=true also every email, file, event and audit "
-            "entry no other contact needs (right to be forgotten)", _json("ContactDeleted"),
-            400, 404, params=[_path_id(), _query("erase", {"enum": ["true", "false", "1", "0"]})]),
+            "entry no other contact needs (right to be forgotten; admin only)",
+            _json("ContactDeleted"), 400, 403, 404,
+            params=[_path_id(), _query("erase", {"enum": ["true", "false", "1", "0"]})]),
     },
     "/api/v1/contacts/{id}/timeline": {"get": _op(
         "A contact's emails, newest first", _json(_items("EmailSummary")), 400, 404,
@@ -326,14 +338,16 @@ PATHS: dict[str, Any] = {
         params=[_query("message_id", {"type": "string", "minLength": 1}, required=True)])},
     "/api/v1/emails/{id}": {
         "get": _op("A logged email", _json("Email"), 404, params=[_path_id()]),
-        "delete": _op("Delete an email; restorable for 90 days", _json("Deleted"), 404,
+        "delete": _op("Delete an email; restorable for 90 days. A user may delete the "
+                      "emails logged for them, the admin any", _json("Deleted"), 403, 404,
                       params=[_path_id()]),
     },
     "/api/v1/emails/{id}/restore": {"post": _op(
-        "Restore a deleted email within 90 days", _json("Email"), 404, params=[_path_id()])},
+        "Restore a deleted email within 90 days (a user: their own emails)", _json("Email"),
+        403, 404, params=[_path_id()])},
     "/api/v1/emails/{id}/thread": {"post": _op(
         "Move an email to another thread, or split it off onto a new one (thread_id null)",
-        _json("Email"), 404, 422, params=[_path_id()],
+        _json("Email"), 403, 404, 422, params=[_path_id()],
         body={"required": True, "content": {"application/json": {"schema": {
             **_obj({"thread_id": {"type": ["integer", "null"], "minimum": 1}}),
             "additionalProperties": False}}}})},
@@ -350,7 +364,8 @@ PATHS: dict[str, Any] = {
         404, params=[_path_id()])},
     "/api/v1/settings": {
         "get": _op("The portal's logging settings", _json("Settings")),
-        "patch": _op("Change some logging settings", _json("Settings"), 400, 413, 422,
+        "patch": _op("Change some logging settings (admin only)", _json("Settings"),
+                     400, 403, 413, 422,
                      body={"required": True, "content": {
                          "application/json": {"schema": _ref("SettingsPatch")}}}),
     },
@@ -364,11 +379,12 @@ PATHS: dict[str, Any] = {
             _json("Inbox", "connected"), 400, 403, 413, 422, 429, 502, 503, 504,
             body=_body("InboxConnect"))),
     },
-    "/api/v1/inboxes/{id}": {"get": _op("A connected inbox, its status and checkpoints",
-                                        _json("Inbox"), 404, params=[_path_id()])},
+    "/api/v1/inboxes/{id}": {"get": _op(
+        "A connected inbox, its status and checkpoints (a user: their own; the admin: any)",
+        _json("Inbox"), 403, 404, params=[_path_id()])},
     "/api/v1/inboxes/{id}/sync": {"post": _op(
         "Sync INBOX and Sent now (reconnecting a disconnected inbox); what was done",
-        _json("SyncReport"), 404, 422, 429, 502, 504, params=[_path_id()])},
+        _json("SyncReport"), 403, 404, 422, 429, 502, 504, params=[_path_id()])},
     "/api/v1/emails/send": {"post": _sent(_op(
         "Send through the caller's connected inbox, copy to its Sent folder and log it "
         "(source crm_send); nothing is logged unless the SMTP server accepted it. Once it "
@@ -386,8 +402,15 @@ PATHS: dict[str, Any] = {
                              _json("NewToken"), 400, 403, 404, 413, 422,
                              body=_body("TokenRequest"))),
     },
-    "/api/v1/tokens/{id}": {"delete": _op("Revoke a token at once", _json("Token"), 404,
-                                          params=[_path_id()])},
+    "/api/v1/tokens/{id}": {"delete": _op(
+        "Revoke a token at once (a user: their own; the admin: any)", _json("Token"), 403, 404,
+        params=[_path_id()])},
+    "/api/v1/users": {
+        "get": _op("The portal's users (admin only)", _json(_items("User")), 403),
+        "post": _created(_op("Add a user with their addresses; their first API token is "
+                             "shown once (admin only)", _json("NewUser"), 400, 403, 413, 422,
+                             body=_body("UserRequest"))),
+    },
     "/api/v1/contacts/lookup": {"get": _op(
         "The extension sidebar: contact, company, recent emails with opens and clicks",
         _json("Lookup"), 400,
@@ -424,7 +447,9 @@ PATHS: dict[str, Any] = {
         params=[_query("after", {"type": "integer", "minimum": 0}),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 500})])},
     "/api/v1/events/stream": {"get": _op(
-        "The same events live, as Server-Sent Events (resumes from Last-Event-ID)",
+        "The same events live, as Server-Sent Events (resumes from Last-Event-ID, which "
+        "must be an event id: 400 otherwise); at most 5 streams open at once per caller "
+        "(429 past that)",
         {"description": "an event stream", "content": {"text/event-stream": {
             "schema": {"type": "string"}}}}, 400,
         params=[_query("after", {"type": "integer", "minimum": 0})])},

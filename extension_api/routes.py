@@ -16,6 +16,7 @@ from extension_api.endpoints import (
     tokens,
     tracked_sends,
     tracking,
+    users,
 )
 
 API = "/api/v1"
@@ -29,6 +30,8 @@ routes = [
     Route(f"{API}/tokens", tokens.list_tokens, methods=["GET"]),
     Route(f"{API}/tokens", tokens.create, methods=["POST"]),
     Route(f"{API}/tokens/{{id:int}}", tokens.revoke, methods=["DELETE"]),
+    Route(f"{API}/users", users.list_users, methods=["GET"]),
+    Route(f"{API}/users", users.add_user, methods=["POST"]),
     Route(f"{API}/contacts", contacts.list_contacts),
     Route(f"{API}/contacts/lookup", contacts.lookup),
     Route(f"{API}/contacts/{{id:int}}", contacts.contact, methods=["GET", "DELETE"]),

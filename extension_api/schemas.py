@@ -88,7 +88,8 @@ def email_json(email: Email, counts: Counts | None = None) -> dict[str, Any]:
         "from": {"email": email.from_email, "name": email.from_name},
         "to": email.to, "cc": email.cc, "subject": email.subject,
         "sent_at": iso(email.sent_at), "logged_at": iso(email.created_at),
-        "text": email.text, "reply_text": email.reply_text, "html": email.html,
+        "text": email.text, "reply_text": email.reply_text or email.text,  # "": the same
+        "html": email.html,
         "notes": list(email.parse_notes),
         "contact_ids": [link.contact_id for link in email.contact_links],
         "attachments": [attachment_json(a) for a in email.attachments],

@@ -22,6 +22,7 @@ from core.errors import CoreError, MessageTooLarge, SenderNotAllowed
 from core.models import Portal
 from core.runtime import Runtime, Settings
 from core.types import Envelope
+from extension_api.throttle import DEFAULT_RATE_LIMIT
 from extension_api.tracking_clock import TEST_MODE_VARIABLE
 from inbox_sync.outbound import Destinations
 from inbox_sync.service import ServiceOptions
@@ -112,6 +113,10 @@ def main() -> None:
              "safari-web-extension:// pages, Gmail and Outlook on the web).")
 @option("--only", type=click.Choice(["smtp", "http"]), default=None,
         help="Serve only one of the two protocols.")
+@option("--api-rate-limit", default=DEFAULT_RATE_LIMIT, show_default=True,
+        help="Request budgets of one API caller (a user, or an admin token), e.g. "
+             "\"100 per 10 seconds; 3000 per 10 minutes\"; past them 429 with Retry-After. "
+             "An empty value turns the limit off.")
 @option("--purge-interval", type=click.IntRange(min=0), default=3600, show_default=True,
         help="Seconds between retention purges; 0 turns the periodic purge off.")
 @option("--inbox-sync/--no-inbox-sync", default=True, show_default=True,
@@ -135,6 +140,7 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
                   http_port: int, bcc_domain: str, base_url: str, secret_key: str,
                   tls_cert: Path | None, tls_key: Path | None, no_demo: bool,
                   forwarded_allow_ips: str, cors_origins: str | None, only: str | None,
+                  api_rate_limit: str,
                   purge_interval: int, allow_mail_hosts: str, inbox_timeout: float,
                   inbox_sync: bool, inbox_poll_interval: float,
                   inbox_disconnect_after: float, test_clock: Path | None) -> None:
@@ -151,6 +157,7 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
         tls_cert=tls_cert, tls_key=tls_key, demo=not no_demo,
         forwarded_allow_ips=forwarded_allow_ips, smtp=only != "http", http=only != "smtp",
         **({"cors_origins": cors_origins} if cors_origins else {}),
+        api_rate_limit=api_rate_limit,
         purge_interval=purge_interval, test_clock=test_clock,
         inbox_sync=ServiceOptions(
             background=inbox_sync, poll_interval=inbox_poll_interval,

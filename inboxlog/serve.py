@@ -21,7 +21,9 @@ from core.db import migrate
 from core.models import Portal
 from core.runtime import Runtime, Settings
 from extension_api.app import DEFAULT_CORS_ORIGINS, create_app
+from extension_api.throttle import DEFAULT_RATE_LIMIT
 from inbox_sync.service import InboxService, ServiceOptions
+from inboxlog.http_timeouts import HeadTimeoutH11Protocol
 from smtp_ingest.server import start_smtp_server
 
 log = logging.getLogger("inboxlog")
@@ -40,6 +42,7 @@ class ServeOptions:
     demo: bool = True
     forwarded_allow_ips: str = "127.0.0.1"
     cors_origins: str = DEFAULT_CORS_ORIGINS
+    api_rate_limit: str = DEFAULT_RATE_LIMIT  # per caller, `limits` notation; "": none
     smtp: bool = True
     http: bool = True
     purge_interval: int = 3600
@@ -112,7 +115,8 @@ async def serve(settings: Settings, options: ServeOptions) -> None:
             smtp_server = await start_smtp_server(
                 runtime, options.smtp_host, options.smtp_port, tls_context=tls
             )
-        app = create_app(runtime, cors_origins=options.cors_origins,
+        app = create_app(runtime, rate_limit=options.api_rate_limit,
+                         cors_origins=options.cors_origins,
                          test_clock=options.test_clock)
         inbox_service = app.state.inboxes = InboxService(runtime, options.inbox_sync)
         config = uvicorn.Config(
@@ -121,6 +125,9 @@ async def serve(settings: Settings, options: ServeOptions) -> None:
             ssl_keyfile=str(options.tls_key) if options.tls_key else None,
             proxy_headers=True, forwarded_allow_ips=options.forwarded_allow_ips,
             lifespan="on", log_level="info", access_log=False, server_header=False,
+            # Idle keep-alive connections close after 5 s, and a request head must be
+            # complete within 10 s (HeadTimeoutH11Protocol): none is held forever.
+            http=HeadTimeoutH11Protocol, timeout_keep_alive=5,
         )
         server = _Server(config)
         _print_banner(settings, options, demo)

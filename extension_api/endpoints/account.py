@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse, Response
 
 from core import accounts
 from core.models import Portal, User
-from extension_api.auth import Principal, authenticated, runtime_of
+from extension_api.auth import Principal, authenticated, require_admin, runtime_of
 from extension_api.endpoints._params import json_object
 from extension_api.schemas import me_json
 
@@ -32,6 +32,7 @@ async def get_settings(request: Request, principal: Principal) -> Response:
 
 @authenticated
 async def patch_settings(request: Request, principal: Principal) -> Response:
+    require_admin(principal, "changing the portal's settings (and its never-log list)")
     changes = await json_object(request)
     async with runtime_of(request).db.transaction() as session:
         portal = await session.get(Portal, principal.portal_id)

@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse, Response
 
 from core import deletion, queries, tracked_sends
 from core.retention import remove_orphan_blobs
-from extension_api.auth import Principal, authenticated, runtime_of
+from extension_api.auth import Principal, authenticated, require_admin, runtime_of
 from extension_api.endpoints._params import path_id, query_int
 from extension_api.errors import ApiError
 from extension_api.schemas import attachment_json, company_json, contact_json, email_summary_json
@@ -67,6 +67,8 @@ async def delete_contact(request: Request, principal: Principal) -> Response:
     erase = request.query_params.get("erase", "false").lower()
     if erase not in ("true", "false", "1", "0"):
         raise ApiError(400, "bad_request", "erase must be true or false")
+    if erase in ("true", "1"):
+        require_admin(principal, "erasing a contact")
     runtime = runtime_of(request)
     async with runtime.db.transaction() as session:
         erased = await deletion.delete_contact(session, principal.portal_id, path_id(request),

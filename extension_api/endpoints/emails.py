@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from core import deletion, extension_log, pipeline, queries, regroup, tracked_sends
 from core.models import Portal, User
 from core.retention import restorable_until
-from extension_api.auth import Principal, authenticated, runtime_of
+from extension_api.auth import Principal, authenticated, require_owner, runtime_of
 from extension_api.endpoints._params import json_object, path_id
 from extension_api.errors import ApiError
 from extension_api.schemas import email_json, iso, thread_json
@@ -43,9 +49,20 @@ async def get_thread(request: Request, principal: Principal) -> Response:
         return JSONResponse(thread_json(thread, list(emails), counts))
 
 
+async def _check_owner(session: AsyncSession, principal: Principal, email_id: int) -> None:
+    """404 for another portal's email; 403 for a colleague's, unless the caller is admin.
+
+    The rule (README, "Roles"): a user changes only the emails logged for them (their
+    own sends, the mail they forwarded, logged or synced); the portal's admin any.
+    """
+    email = await deletion.owned_email(session, principal.portal_id, email_id)
+    require_owner(principal, email.user_id, f"email {email_id}")
+
+
 @authenticated
 async def delete_email(request: Request, principal: Principal) -> Response:
     async with runtime_of(request).db.transaction() as session:
+        await _check_owner(session, principal, path_id(request))
         email = await deletion.delete_email(session, principal.portal_id, path_id(request))
         assert email.deleted_at is not None
         body = {"id": email.id, "deleted_at": iso(email.deleted_at),
@@ -56,6 +73,7 @@ async def delete_email(request: Request, principal: Principal) -> Response:
 @authenticated
 async def restore_email(request: Request, principal: Principal) -> Response:
     async with runtime_of(request).db.transaction() as session:
+        await _check_owner(session, principal, path_id(request))
         email = await deletion.restore_email(session, principal.portal_id, path_id(request))
         counts = await tracked_sends.counts_for(session, [email])
         body = email_json(email, counts.get(email.id))
@@ -78,6 +96,7 @@ async def move_email(request: Request, principal: Principal) -> Response:
                                or not 1 <= target < 2**63):
         raise ApiError(422, "invalid_input", "thread_id must be a thread id or null")
     async with runtime_of(request).db.transaction() as session:
+        await _check_owner(session, principal, path_id(request))
         email = await regroup.move_to_thread(session, principal.portal_id, path_id(request),
                                              target)
         counts = await tracked_sends.counts_for(session, [email])
@@ -86,6 +105,45 @@ async def move_email(request: Request, principal: Principal) -> Response:
 
 
 MAX_RAW_BYTES = pipeline.MAX_MESSAGE_BYTES
+_MEMORY_PART = 1024 * 1024  # a body past this waits in a temporary file, not in pieces
+
+
+def _temporary_file(directory: Path) -> IO[bytes]:
+    return tempfile.TemporaryFile(dir=directory)
+
+
+async def _receive_raw(request: Request, spool_dir: Path) -> bytes:
+    """The request body as one bytes object, held once: past 1 MB it is written to a
+    temporary file as it arrives and read back in one allocation (not a growing buffer
+    plus its copy). Over MAX_RAW_BYTES is a 413 as soon as it gets there."""
+    held = bytearray()
+    spill: IO[bytes] | None = None
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_RAW_BYTES:
+                raise ApiError(413, "too_large",
+                               f"messages over {MAX_RAW_BYTES} bytes are not logged")
+            held += chunk
+            if len(held) >= _MEMORY_PART:
+                if spill is None:
+                    spill = await asyncio.to_thread(_temporary_file, spool_dir)
+                await asyncio.to_thread(spill.write, bytes(held))
+                held.clear()
+        if spill is None:
+            return bytes(held)
+        file = spill
+        file.write(held)
+
+        def read_back() -> bytes:
+            file.seek(0)
+            return file.read()  # sized from the file: one allocation
+
+        return await asyncio.to_thread(read_back)
+    finally:
+        if spill is not None:
+            spill.close()
 
 
 @authenticated
@@ -99,15 +157,12 @@ async def log_email(request: Request, principal: Principal) -> Response:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_RAW_BYTES:
         raise ApiError(413, "too_large", f"messages over {MAX_RAW_BYTES} bytes are not logged")
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_RAW_BYTES:
-            raise ApiError(413, "too_large", f"messages over {MAX_RAW_BYTES} bytes are not logged")
+    runtime = runtime_of(request)
+    raw = await _receive_raw(request, runtime.blobs.spool_dir())
     if not raw.strip():
         raise ApiError(400, "bad_request", "the body is empty: send the raw message")
-    runtime = runtime_of(request)
-    prepared = await pipeline.prepare(bytes(raw), spool_dir=runtime.blobs.spool_dir())
+    prepared = await pipeline.prepare(raw, spool_dir=runtime.blobs.spool_dir())
+    del raw  # prepared.raw is the one copy from here on
 
     async def work(session):  # type: ignore[no-untyped-def]
         portal = await session.get(Portal, principal.portal_id)

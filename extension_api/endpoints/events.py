@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from core.errors import StorageUnavailable
 from core.models import Event
 from extension_api.auth import Principal, authenticated, runtime_of
 from extension_api.endpoints._params import query_int
+from extension_api.errors import ApiError
 from extension_api.schemas import iso
+from extension_api.throttle import StreamSlots
 
 STREAM_POLL_SECONDS = 0.5
+_MAX_ID = 2**63 - 1
 
 
 def event_json(event: Event) -> dict[str, Any]:
@@ -45,13 +50,42 @@ async def list_events(request: Request, principal: Principal) -> Response:
                          "cursor": items[-1].id if items else after})
 
 
+_EVENT_ID = re.compile(r"[0-9]{1,19}")
+
+
+def _resume_from(request: Request) -> int:
+    """Where a stream starts: Last-Event-ID (a reconnecting browser sends it), else
+    ``?after=``; 400 for anything but an event id (a cursor the database can hold)."""
+    last = request.headers.get("last-event-id")
+    if last is None or not last.strip():
+        return query_int(request, "after", 0, low=0, high=_MAX_ID)
+    if not _EVENT_ID.fullmatch(last.strip()) or int(last) > _MAX_ID:
+        raise ApiError(400, "bad_request", f"Last-Event-ID must be an event id from 0 to "
+                       f"{_MAX_ID}")
+    return int(last)
+
+
+class _SlotStream(EventSourceResponse):
+    """An event stream that gives its caller's slot back however it ends."""
+
+    def __init__(self, *args: Any, release: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
 @authenticated
 async def stream(request: Request, principal: Principal) -> Response:
-    """Server-Sent Events from ``?after=`` (or Last-Event-ID), then live."""
-    last = request.headers.get("last-event-id", "")
-    after = int(last) if last.isdigit() else query_int(request, "after", 0, low=0,
-                                                         high=2**63 - 1)
+    """Server-Sent Events from ``?after=`` (or Last-Event-ID), then live; at most
+    ``StreamSlots.per_caller`` at once per caller (429 past that)."""
+    after = _resume_from(request)
     bus = request.app.state.events
+    slots: StreamSlots = request.app.state.streams
 
     async def events() -> AsyncIterator[dict[str, str]]:
         nonlocal after
@@ -69,4 +103,6 @@ async def stream(request: Request, principal: Principal) -> Response:
             else:
                 await asyncio.sleep(0)
 
-    return EventSourceResponse(events(), ping=15, send_timeout=30)
+    slots.acquire(principal.caller)
+    return _SlotStream(events(), ping=15, send_timeout=30,
+                       release=lambda: slots.release(principal.caller))

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from core import accounts
 from core.models import ApiToken, User, utcnow
-from extension_api.auth import Principal, authenticated, runtime_of
+from extension_api.auth import Principal, authenticated, require_owner, runtime_of
 from extension_api.endpoints._params import json_object, path_id
 from extension_api.errors import ApiError
 from extension_api.schemas import iso
@@ -60,8 +60,7 @@ async def revoke(request: Request, principal: Principal) -> Response:
         token = await session.get(ApiToken, path_id(request))
         if token is None or token.portal_id != principal.portal_id:
             raise ApiError(404, "not_found", "no such token")
-        if principal.user_id is not None and token.user_id != principal.user_id:
-            raise ApiError(404, "not_found", "no such token")
+        require_owner(principal, token.user_id, f"token {token.id}")
         if token.revoked_at is None:
             token.revoked_at = utcnow()
         body = token_json(token)

@@ -10,7 +10,13 @@ from starlette.responses import JSONResponse, Response
 from core import extension_log, tracked_sends
 from core.models import Portal, TrackedSend, User
 from extension_api.auth import Principal, authenticated, runtime_of
-from extension_api.endpoints._params import json_object, path_id, query_int
+from extension_api.endpoints._params import (
+    header_text,
+    json_object,
+    mail_fields,
+    path_id,
+    query_int,
+)
 from extension_api.errors import ApiError
 from extension_api.schemas import email_json, hit_json, iso, tracking_json
 
@@ -35,6 +41,7 @@ def send_json(send: TrackedSend, counts: dict[str, int] | None = None) -> dict[s
 async def create(request: Request, principal: Principal) -> Response:
     user_id = _user_only(principal)
     body = await json_object(request)
+    mail_fields(body, addresses=("to", "cc", "bcc"), headers=("subject",), split_string=True)
     runtime = runtime_of(request)
     async with runtime.db.transaction() as session:
         created = await tracked_sends.create(
@@ -74,6 +81,7 @@ async def sent(request: Request, principal: Principal) -> Response:
     body = await json_object(request) if await request.body() else {}
     if set(body) - {"message_id"} or not isinstance(body.get("message_id", ""), str):
         raise ApiError(422, "invalid_input", 'the body is {"message_id": "<id>"} or empty')
+    header_text(body, "message_id")
     runtime = runtime_of(request)
     async with runtime.db.transaction() as session:
         send = await tracked_sends.owned(session, principal.portal_id, path_id(request))

@@ -30,7 +30,7 @@ def test_audit_log_explains_every_message_not_logged(
     assert deliver(server, message(sender="news@shop.example", to=account.user_email,
                                    message_id=unrelated_id, body="secret body words"),
                    account.bcc_address, mail_from=account.user_email)[0] == 250
-    with server.api(account.user_token) as api:
+    with server.api(account.admin_token) as api:
         assert api.patch("/api/v1/settings", json={"never_log": ["hr.example"]}).status_code == 200
     never_id = make_msgid()
     code, text = deliver(server, message(sender=account.user_email, to="boss@hr.example",
@@ -68,7 +68,7 @@ def test_never_log_applies_to_mail_already_in_a_thread(
     root = make_msgid()
     logged_id(deliver(server, message(sender=account.user_email, to="gus@later.example",
                                       message_id=root), account.bcc_address))
-    with server.api(account.user_token) as api:
+    with server.api(account.admin_token) as api:
         api.patch("/api/v1/settings", json={"never_log": ["later.example"]})
     reply = message(sender="gus@later.example", to=account.user_email, message_id=make_msgid(),
                     in_reply_to=root)
@@ -126,7 +126,7 @@ def test_erase_contact_removes_their_emails_and_files(
     shared_id = logged_id(deliver(server, message(
         sender=account.user_email, to=["jane@erase.example", "kurt@erase.example"],
         message_id=make_msgid()), account.bcc_address))
-    with server.api(account.user_token) as api:
+    with server.api(account.admin_token) as api:
         attachment = api.get(f"/api/v1/emails/{alone_id}").json()["attachments"][0]
         jane = api.get("/api/v1/contacts", params={"email": "jane@erase.example"}).json()
         jane_id = jane["items"][0]["id"]

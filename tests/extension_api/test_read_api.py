@@ -83,7 +83,7 @@ def spec_settings(body: dict) -> dict:
 
 
 def patch_settings(server: Server, account: PortalAccount, body: object) -> dict:
-    with server.api(account.user_token) as api:
+    with server.api(account.admin_token) as api:
         response = api.patch("/api/v1/settings", json=body)
     assert response.status_code == 200, response.text
     return response.json()
@@ -513,7 +513,7 @@ def test_invalid_settings_are_422(server: Server, shared: PortalAccount, body: d
     before = get_json(server, shared.user_token, "/api/v1/settings")
     assert spec_settings(before) == {
         "log_attachments": True, "auto_create_contacts": True, "never_log": []}
-    with server.api(shared.user_token) as api:
+    with server.api(shared.admin_token) as api:
         assert_error(api.patch("/api/v1/settings", json=body), 422, "invalid_input")
     assert get_json(server, shared.user_token, "/api/v1/settings") == before
 
@@ -523,7 +523,7 @@ def test_settings_body_must_be_a_json_object(
     server: Server, shared: PortalAccount, content: bytes
 ) -> None:
     """A PATCH body that is not a JSON object answers 400."""
-    with server.api(shared.user_token) as api:
+    with server.api(shared.admin_token) as api:
         response = api.patch("/api/v1/settings", content=content,
                              headers={"Content-Type": "application/json"})
     assert_error(response, 400, "bad_request")

@@ -75,7 +75,7 @@ def test_sync_logs_replies_to_logged_threads_and_nothing_else(mailbox: Mailbox) 
 def test_known_contacts_mode_logs_mail_with_contacts(mailbox: Mailbox) -> None:
     """With inbox_log_mode known_contacts, mail from a known contact is logged too."""
     _seed_thread(mailbox, "bob@acme.example")
-    with mailbox.server.api(mailbox.account.user_token) as api:
+    with mailbox.server.api(mailbox.account.admin_token) as api:
         api.patch("/api/v1/settings", json={"inbox_log_mode": "known_contacts"}
                   ).raise_for_status()
     fresh, unknown = _mid(), _mid()

@@ -1,0 +1,112 @@
+"""What one caller may take from the server: requests per second, live streams, body bytes.
+
+- ``RateLimiter``: moving-window request budgets per caller (the ``limits`` library, in
+  memory: one process serves the API). Over budget is ``429`` with ``Retry-After``.
+- ``StreamSlots``: at most so many Server-Sent-Event streams open per caller.
+- ``BodyLimit``: an ASGI middleware capping request bodies while they stream in: a
+  declared ``Content-Length`` over the cap is answered ``413`` before a byte of the body
+  is read, and a body that grows past it (chunked, or lying) is cut off at the cap.
+
+A *caller* is a user (all their tokens share one budget: minting tokens gains nothing),
+or an admin token.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+
+from limits import RateLimitItem, parse_many, storage, strategies
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from extension_api.errors import ApiError, error_response
+
+# Ten requests a second on average, bursts of a hundred: far above what an extension or
+# a CRM integration needs, far below what would let one caller slow the others down.
+DEFAULT_RATE_LIMIT = "100 per 10 seconds; 3000 per 10 minutes"
+DEFAULT_STREAMS_PER_CALLER = 5
+
+
+class RateLimiter:
+    def __init__(self, spec: str = DEFAULT_RATE_LIMIT) -> None:
+        """``spec``: budgets such as ``"100 per 10 seconds; 3000 per 10 minutes"``; an
+        empty spec turns limiting off."""
+        self.items: list[RateLimitItem] = parse_many(spec) if spec.strip() else []
+        self._limiter = strategies.MovingWindowRateLimiter(storage.MemoryStorage())
+
+    def check(self, caller: str) -> None:
+        """Count one request of ``caller``; ApiError 429 with Retry-After when over."""
+        for item in self.items:
+            if not self._limiter.hit(item, caller):
+                reset = self._limiter.get_window_stats(item, caller).reset_time
+                wait = max(1, math.ceil(reset - time.time()))
+                raise ApiError(429, "rate_limited",
+                               f"too many requests: at most {item} for one caller; "
+                               f"retry in {wait} s", {"Retry-After": str(wait)})
+
+
+class StreamSlots:
+    """Counts the open event streams of each caller."""
+
+    def __init__(self, per_caller: int = DEFAULT_STREAMS_PER_CALLER) -> None:
+        self.per_caller = per_caller
+        self._open: dict[str, int] = {}
+
+    def acquire(self, caller: str) -> None:
+        """Take a slot or raise ApiError 429; give it back with :meth:`release`."""
+        if self._open.get(caller, 0) >= self.per_caller:
+            raise ApiError(429, "too_many_streams",
+                           f"at most {self.per_caller} event streams open at once for one "
+                           "caller: close one, or poll GET /api/v1/events",
+                           {"Retry-After": "30"})
+        self._open[caller] = self._open.get(caller, 0) + 1
+
+    def release(self, caller: str) -> None:
+        left = self._open.get(caller, 0) - 1
+        if left > 0:
+            self._open[caller] = left
+        else:
+            self._open.pop(caller, None)
+
+
+class BodyLimit:
+    """Caps every request body at ``default`` bytes, or at ``by_path[path]``."""
+
+    def __init__(self, app: ASGIApp, *, default: int, by_path: Mapping[str, int]) -> None:
+        self.app = app
+        self.default = default
+        self.by_path = dict(by_path)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.by_path.get(scope["path"], self.default)
+        declared = next((value for name, value in scope["headers"]
+                         if name == b"content-length"), None)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            # Refused before reading: the server discards the body as it arrives.
+            await _too_large(limit)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _too_large_error(limit)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _too_large_error(limit: int) -> ApiError:
+    return ApiError(413, "too_large", f"the request body is over {limit} bytes")
+
+
+def _too_large(limit: int) -> ASGIApp:
+    error = _too_large_error(limit)
+    return error_response(413, error.code, str(error.detail))
