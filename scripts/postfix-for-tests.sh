@@ -10,6 +10,13 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
 
 if [ ! -x /usr/sbin/postfix ] || [ ! -x /usr/sbin/postsrsd ]; then
   log "installing postfix and postsrsd from the system packages"
+  # postsrsd's package starts its daemon: deny service starts while installing, unless the
+  # machine already has a policy (containers usually deny them all).
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+    as_root chmod 755 /usr/sbin/policy-rc.d
+    trap 'as_root rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix postsrsd >&2
