@@ -1076,6 +1076,56 @@ def build_roundcube(src: Path, picker: OriginalPicker) -> None:
             )
 
 
+# --- kind 3: classic Outlook (2003-2010) as LKML mail quotes it --------------------------
+
+OUTLOOK_LAYOUT_SOURCE = "test/corpora/lkml/cur/1382298793.002543:2,"
+
+
+def build_outlook_classic(src: Path, picker: OriginalPicker) -> None:
+    """Outlook's ``-----Original Message-----`` block, in the layout a real one shows.
+
+    The layout (separator, ``From: Name [mailto:addr]``, ``Sent: Sunday, November 14,
+    2010 7:05 PM``, To, Cc, Subject) is read from a real Outlook block quoted in LKML
+    mail of notmuch's corpus; an Outlook forward writes the same block under ``FW:``.
+    """
+    notmuch = next(src.glob("notmuch-*"))
+    layout = (notmuch / OUTLOOK_LAYOUT_SOURCE).read_text(encoding="utf-8", errors="replace")
+    block = re.search(r"^> (-----Original Message-----)\n> (From):.*\n> (Sent):.*\n> (To):.*\n"
+                      r"> (Cc):.*\n(?:> .*\n)*?> (Subject):", layout, re.M)
+    separator, *labels = block.groups()
+    for number in range(8):
+        original = picker.next()
+        local = original.date
+        sent = (local.strftime("%A, %B %d, %Y ") + local.strftime("%I:%M %p").lstrip("0"))
+        sender = (f"{original.from_name} [mailto:{original.from_addr}]"
+                  if original.from_name else original.from_addr)
+        if number % 2:  # Outlook's plain part of an HTML mail writes <mailto:> instead
+            sender = (f"{original.from_name} <{original.from_addr}<mailto:"
+                      f"{original.from_addr}>>" if original.from_name else original.from_addr)
+        text = (f"\n\n{separator}\n{labels[0]}: {sender}\n{labels[1]}: {sent}\n"
+                f"{labels[2]}: {original.to}\n{labels[4]}: {original.subject}\n\n"
+                f"{original.body}\n")
+        raw = outer_message(f"FW: {original.subject}", text, forward_date(original),
+                            message_id=f"outlook-classic-{number}")
+        add(Sample(
+            source="outlook_classic", name=f"original_message_en_{number + 1:02d}",
+            client="outlook_desktop", client_version="2003-2010", language="en",
+            kind="client_strings",
+            origin=f"layout: {NOTMUCH_ORIGIN}{OUTLOOK_LAYOUT_SOURCE} (a real Outlook "
+            "'-----Original Message-----' block quoted in LKML mail); mailto form: the "
+            f"comments of {CRISP_ORIGIN} REGEXES.mailbox; original: {NOTMUCH_ORIGIN}"
+            f"{original.path}",
+            licence=NOTMUCH_LICENCE,
+            notes="Classic Outlook forward under FW:, the header block laid out as the real "
+            "block in the layout source, sender as " + (
+                "'Name <addr<mailto:addr>>' (Outlook's text part of an HTML mail, as crisp "
+                "documents it)" if number % 2 else "'Name [mailto:addr]'") +
+            ". The Sent date has no zone: the expectation assumes the outer Date's offset "
+            f"({forward_date(original).strftime('%z')}), the zone it is written in. "
+            "Original: real list mail (notmuch's test corpus).",
+            expected=expected_for(original), raw=raw))
+
+
 # --- kind 3: Claws Mail's own forward template in each of its translations -----------
 
 CLAWS_LANGS = {"ca": "ca", "cs": "cs", "da": "da", "de": "de", "el_GR": "el", "es": "es",
@@ -1172,38 +1222,72 @@ set wait_key=no
 """
 
 
-def mutt_forward(work: Path, message: Path, rc_lines: list[str], locale: str) -> bytes:
-    """Have mutt, in a tmux pane, forward ``message`` to the logging address; its output."""
-    import shutil
+def tmux_drive(session: str, command: str, keys: list[list[str]], sent: Path) -> bytes:
+    """Run ``command`` in a tmux pane, type ``keys`` a step at a time; what it sent."""
     import subprocess
     import time
 
-    shutil.rmtree(work, ignore_errors=True)
-    for sub in ("md/cur", "md/new", "md/tmp", "out"):
-        (work / sub).mkdir(parents=True)
-    shutil.copy(message, work / "md" / "cur" / "1:2,S")
-    sink = work / "sink.sh"
-    sink.write_text(f"#!/bin/sh\ncat > {work}/out/sent.eml\n")
-    sink.chmod(0o755)
-    (work / "muttrc").write_text(MUTT_RC.format(work=work) + "\n".join(rc_lines) + "\n")
-    session = f"inboxlog-mutt-{work.name}"
-    command = (f"env LANG={locale} LC_ALL={locale} mutt -n -F {work}/muttrc -f {work}/md "
-               "-e \"push '<forward-message>'\"")
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
                     command], check=True)
     try:
-        for keys in (["log@inboxlog.example", "Enter"], ["Enter"], ["y"], ["q"], ["y"]):
-            time.sleep(1.2)
-            subprocess.run(["tmux", "send-keys", "-t", session, *keys], check=False,
+        for step in keys:
+            time.sleep(1.3)
+            subprocess.run(["tmux", "send-keys", "-t", session, *step], check=False,
                            stderr=subprocess.DEVNULL)
         for _ in range(20):
-            if (work / "out" / "sent.eml").exists():
+            if sent.exists() and sent.stat().st_size:
                 break
             time.sleep(0.3)
     finally:
         time.sleep(0.5)
-        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
-    return (work / "out" / "sent.eml").read_bytes()
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False,
+                       stderr=subprocess.DEVNULL)
+    return sent.read_bytes()
+
+
+def fresh_workdir(work: Path) -> None:
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    sink = work / "sink.sh"
+    sink.write_text(f"#!/bin/sh\ncat > {work}/sent.eml\n")
+    sink.chmod(0o755)
+
+
+def mutt_forward(work: Path, message: Path, rc_lines: list[str], locale: str,
+                 program: str = "mutt") -> bytes:
+    """Have mutt (or neomutt) forward ``message`` to the logging address; what it sent."""
+    import shutil
+
+    fresh_workdir(work)
+    for sub in ("md/cur", "md/new", "md/tmp"):
+        (work / sub).mkdir(parents=True)
+    shutil.copy(message, work / "md" / "cur" / "1:2,S")
+    (work / "muttrc").write_text(MUTT_RC.format(work=work) + "\n".join(rc_lines) + "\n")
+    command = (f"env LANG={locale} LC_ALL={locale} {program} -n -F {work}/muttrc "
+               f"-f {work}/md -e \"push '<forward-message>'\"")
+    keys = [["log@inboxlog.example", "Enter"], ["Enter"], ["y"], ["q"], ["y"]]
+    return tmux_drive(f"inboxlog-{program}-{work.name}", command, keys, work / "sent.eml")
+
+
+ALPINE_RC = """personal-name=Forwarder
+user-domain=forwarder.example.com
+sendmail-path={work}/sink.sh -t
+inbox-path={work}/box
+default-fcc=""
+feature-list=quit-without-confirm
+"""
+
+
+def alpine_forward(work: Path, message: Path, mbox_from: str) -> bytes:
+    """Have alpine forward ``message`` (its default inline forward); what it sent."""
+    fresh_workdir(work)
+    (work / "box").write_bytes(f"From {mbox_from}\n".encode() + message.read_bytes() + b"\n")
+    (work / "pinerc").write_text(ALPINE_RC.format(work=work))
+    command = f"env LANG=C.UTF-8 alpine -p {work}/pinerc -i -f {work}/box"
+    keys = [["E"], ["F"], ["log@inboxlog.example"], ["C-x"], ["y"], ["y"], ["q"], ["y"]]
+    return tmux_drive(f"inboxlog-alpine-{work.name}", command, keys, work / "sent.eml")
 
 
 def build_mutt(src: Path, originals: list[Original], work: Path) -> None:
@@ -1243,6 +1327,43 @@ def build_mutt(src: Path, originals: list[Original], work: Path) -> None:
                         raw=raw,
                     )
                 )
+    neomutt = subprocess.run(["neomutt", "-v"], capture_output=True, text=True).stdout.split()[1]
+    for variant in ("inline", "inline_quoted", "attached"):
+        for _ in range(2):
+            original = chosen[index % len(chosen)]
+            index += 1
+            rc_lines = MUTT_VARIANTS[variant]
+            raw = mutt_forward(work / f"neomutt-{variant}", notmuch / original.path,
+                               rc_lines, "C.UTF-8", program="neomutt")
+            add(Sample(
+                source="neomutt", name=f"{variant}_en_{index:02d}", client="neomutt",
+                client_version=neomutt, language="en", kind="real_client",
+                origin=f"neomutt {neomutt} (Debian package neomutt) run here under tmux; "
+                f"original: {NOTMUCH_ORIGIN}{original.path}",
+                licence=NOTMUCH_LICENCE,
+                notes="Written by neomutt itself: <forward-message> to the logging address, "
+                "muttrc " + "; ".join(rc_lines) + " (plus MUTT_RC), through a sendmail "
+                "stand-in. Date and Message-ID are neomutt's. Original: real list mail "
+                "(notmuch's test corpus).",
+                expected=expected_for(original), raw=raw))
+    alpine = subprocess.run(["alpine", "-v"], capture_output=True, text=True).stdout.split()
+    alpine_version = alpine[1] if len(alpine) > 1 else None
+    for _ in range(6):
+        original = chosen[index % len(chosen)]
+        index += 1
+        mbox_from = f"{original.from_addr} {original.date.strftime('%a %b %d %H:%M:%S %Y')}"
+        raw = alpine_forward(work / "alpine", notmuch / original.path, mbox_from)
+        add(Sample(
+            source="alpine", name=f"inline_en_{index:02d}", client="alpine",
+            client_version=alpine_version, language="en", kind="real_client",
+            origin=f"alpine {alpine_version} (Debian package alpine) run here under tmux; "
+            f"original: {NOTMUCH_ORIGIN}{original.path}",
+            licence=NOTMUCH_LICENCE,
+            notes="Written by alpine itself: F(orward) of the message to the logging "
+            "address, default settings (ALPINE_RC), through a sendmail stand-in; alpine's "
+            "Subject is 'subject (fwd)'. Date and Message-ID are alpine's. Original: real "
+            "list mail (notmuch's test corpus).",
+            expected=expected_for(original), raw=raw))
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -1272,7 +1393,7 @@ def write_all() -> None:
 
 
 def keep_committed(source: str) -> None:
-    """Keep the committed samples of ``source`` as they are (``--no-mutt``)."""
+    """Keep the committed samples of ``source`` as they are (``--no-clients``)."""
     manifest = json.loads((OUT / "manifest.json").read_text(encoding="utf-8"))
     for entry in manifest:
         folder, name = entry["file"].split("/", 1)
@@ -1298,10 +1419,12 @@ def main(argv: list[str]) -> int:
     build_crisp(src, picker)
     build_roundcube(src, picker)
     build_claws(src, picker)
-    if "--no-mutt" not in argv:
-        build_mutt(src, originals, src / "mutt-work")
+    build_outlook_classic(src, picker)
+    if "--no-clients" not in argv:
+        build_mutt(src, originals, src / "client-work")
     else:
-        keep_committed("mutt")
+        for source in ("mutt", "neomutt", "alpine"):
+            keep_committed(source)
     write_all()
     print(f"{len(SAMPLES)} samples from {len(originals)} originals")
     return 0
