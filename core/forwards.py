@@ -412,6 +412,9 @@ def _next_nonblank(lines: list[str], start: int, limit: int) -> int | None:
     return None
 
 
+_MAX_BLOCK_LINES = 40
+
+
 def _read_block(lines: list[str], start: int, subject: str) -> tuple[dict[str, str], int]:
     """Read ``Label: value`` lines from ``start``; returns the fields and the end index.
 
@@ -421,7 +424,8 @@ def _read_block(lines: list[str], start: int, subject: str) -> tuple[dict[str, s
     fields: dict[str, str] = {}
     last: str | None = None
     index = start
-    while index < len(lines):
+    stop = min(len(lines), start + _MAX_BLOCK_LINES)  # bounds the work per separator
+    while index < stop:
         line = lines[index]
         if not line.strip():
             following = _next_nonblank(lines, index + 1, 2)
@@ -440,7 +444,7 @@ def _read_block(lines: list[str], start: int, subject: str) -> tuple[dict[str, s
                 fields[last] += " " + line.strip()
                 index += 1
                 continue
-            if last is not None and _continues(lines, index, fields[last], subject):
+            if last == "subject" and _continues(lines, index, fields[last], subject):
                 fields[last] += " " + line.strip()
                 index += 1
                 continue

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from core import _forward_formats as formats
 from core.forwards import (
     ForwardedOriginal,
     ForwardResult,
@@ -424,3 +425,87 @@ def test_zone_less_inline_date_takes_the_forwarders_offset() -> None:
     original = extract_forward(parse_message(raw), raw).original
     assert original is not None and original.date is not None
     assert original.date.isoformat() == "2026-11-16T14:30:00+00:00"
+
+
+# Hostile bodies, sized so that any quadratic scan would run for minutes: the test
+# asserts only the outcome, and a regression shows as a test that does not finish.
+_HOSTILE_REPEAT = 5000
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "---------- Forwarded message ---------\nImportance: x\n" * _HOSTILE_REPEAT,
+        "> ---------- Forwarded message ---------\n> From: x\n" * _HOSTILE_REPEAT,
+        "From: A <a@b.example>\nDate: x\n" * _HOSTILE_REPEAT,
+        "Subject: x\n" + "y\nSubject: z\n" * _HOSTILE_REPEAT,
+        "\n".join(["To: x", " " * 200] * _HOSTILE_REPEAT),
+        "On 1.1.2026, A <a@b.example> wrote:\n" * _HOSTILE_REPEAT,
+        "From: " + " " * 200_000 + "x",
+        "-" * 200_000,
+        "-- " + "a " * 100_000 + "--",
+        "From: a@b.example" + "To:" * 70_000,
+        "From: a@b.example " + "Subject: Date: To: Cc: " * 10_000,
+        "> " * 100_000 + "From: x",
+        "On " + "x" * 200_000 + " <a@b.example> wrote:",
+        "From: " + "<mailto:" * 25_000,
+        "From: " + "a@" * 100_000,
+    ],
+    ids=lambda body: body[:24],
+)
+def test_hostile_bodies_end_and_do_not_raise(body: str) -> None:
+    """Long runs of labels, separators, spaces or quote marks give a result."""
+    raw = ("From: a@x.example\r\nSubject: Fwd: x\r\nContent-Type: text/plain; charset=utf-8"
+           "\r\n\r\n" + body + "\r\n").encode()  # fmt: skip
+    assert isinstance(extract_forward(parse_message(raw), raw), ForwardResult)
+
+
+def test_flattened_block_is_cut_at_its_labels_only() -> None:
+    """A one-line Yahoo block splits per field; a label word inside the subject stays."""
+    line = ('From: John Doe <j@x.example>To: "b@x.example" <b@x.example>Cc: c@x.example'
+            "Sent: Tuesday, November 2, 2021, 09:26:50 AM GMT+1Subject: Meeting A: agenda")
+    assert formats.split_run_together(line) == [
+        "From: John Doe <j@x.example>", 'To: "b@x.example" <b@x.example>', "Cc: c@x.example",
+        "Sent: Tuesday, November 2, 2021, 09:26:50 AM GMT+1", "Subject: Meeting A: agenda",
+    ]  # fmt: skip
+    assert formats.split_run_together("From: Ann <a@x.example> about To: do") == [
+        "From: Ann <a@x.example> about To: do"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Tuesday, November 2, 2021, 09:26:50 AM GMT+1", "2021-11-02T08:26:50+00:00"),
+        ("2026年11月16日 下午 4:30", "2026-11-16T16:30:00+00:00"),
+        ("2026년 11월 16일 월요일 오후 5:30", "2026-11-16T17:30:00+00:00"),
+        ("Thứ Hai, 16 tháng 11, 2026 3:30 CH", "2026-11-16T15:30:00+00:00"),
+        ("22. lipnja 2010. 20:52:50 GMT+05:30", "2010-06-22T15:22:50+00:00"),
+        ("lun., 16 nov. 2026 la 09:30", "2026-11-16T09:30:00+00:00"),
+        ("16. listopadu 2026 9:30", "2026-11-16T09:30:00+00:00"),
+    ],
+)
+def test_loose_dates_in_more_languages(value: str, expected: str) -> None:
+    """CJK, Korean, Vietnamese, Croatian and CLDR month names are read (UTC default)."""
+    parsed = formats.parse_loose_date(value)
+    assert parsed is not None and parsed.isoformat() == expected
+
+
+def test_attribution_counts_only_under_a_leading_forward_prefix() -> None:
+    """"On ... wrote:" names the original under FW:, never under RE: FW: (a reply)."""
+    body = (b'\r\n\r\nOn 16/11/2026 09:30, "Karen" <karen@fabrikam.example> wrote:\r\n\r\n'
+            b"    Terms below.\r\n")  # fmt: skip
+    forward = b"From: anna@acme.example\r\nSubject: FW: Terms" + body
+    reply = b"From: anna@acme.example\r\nSubject: RE: FW: Terms" + body
+    original = extract_forward(parse_message(forward), forward).original
+    assert original is not None and original.from_ is not None
+    assert (original.from_.email, original.from_.name, original.text) == (
+        "karen@fabrikam.example", "Karen", "Terms below.")
+    assert extract_forward(parse_message(reply), reply).original is None
+
+
+def test_name_with_mailto_only_keeps_the_address() -> None:
+    """"Name <mailto:addr>" gives the address (it was dropped with the mailto)."""
+    address = formats.parse_one_address("Mette Jensen <mailto:mette.jensen@tdc.dk>")
+    assert address is not None and (address.email, address.name) == (
+        "mette.jensen@tdc.dk", "Mette Jensen")
