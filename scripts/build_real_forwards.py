@@ -1193,6 +1193,82 @@ def build_claws(src: Path, picker: OriginalPicker) -> None:
         )
 
 
+# --- kind 3: SOGo's own forward templates, one per language ---------------------------
+
+SOGO_LANGUAGES = {
+    "Arabic": "ar", "Bosnian": "bs", "BrazilianPortuguese": "pt-BR", "Bulgarian": "bg",
+    "Catalan": "ca", "ChineseChina": "zh-Hans", "ChineseTaiwan": "zh-Hant", "Croatian": "hr",
+    "Czech": "cs", "Danish": "da", "Dutch": "nl", "English": "en", "Finnish": "fi",
+    "French": "fr", "German": "de", "Hebrew": "he", "Hungarian": "hu", "Icelandic": "is",
+    "Indonesian": "id", "Italian": "it", "Japanese": "ja", "Kazakh": "kk", "Latvian": "lv",
+    "Lithuanian": "lt", "Macedonian": "mk", "Montenegrin": "cnr", "NorwegianBokmal": "nb",
+    "NorwegianNynorsk": "nn", "Polish": "pl", "Portuguese": "pt-PT", "Romanian": "ro",
+    "Russian": "ru", "Serbian": "sr", "SerbianLatin": "sr-Latn", "Slovak": "sk",
+    "Slovenian": "sl", "SpanishArgentina": "es-AR", "SpanishSpain": "es", "Swedish": "sv",
+    "TurkishTurkey": "tr", "Ukrainian": "uk", "Welsh": "cy",
+}
+WO_TAG = re.compile(r"<(/?)#(\w+)\s*(/?)>", re.S)
+
+
+def wo_render(template: str, values: dict[str, str], conditions: dict[str, bool]) -> str:
+    """A WebObjects template as SOGo renders it: ``<#x/>`` values, ``<#cond>…</#cond>``."""
+    out = []
+    skipping: list[bool] = []
+    position = 0
+    for tag in WO_TAG.finditer(template):
+        if not any(skipping):
+            out.append(template[position:tag.start()])
+        closing, name, empty = tag.groups()
+        if closing:
+            skipping.pop()
+        elif empty:
+            if not any(skipping):
+                out.append("\n" if name == "newLine" else values.get(name, ""))
+        else:
+            skipping.append(not conditions.get(name, False))
+        position = tag.end()
+    out.append(template[position:])
+    return "".join(out)
+
+
+def build_sogo(src: Path, picker: OriginalPicker) -> None:
+    from babel.dates import format_date, format_time
+
+    resources = next(src.glob("sogo/usr/share/GNUstep/SOGo/Mailer.SOGo/Resources"))
+    version = next(src.glob("sogo_*.deb")).name.split("_")[1]
+    for name, language in SOGO_LANGUAGES.items():
+        path = resources / f"SOGoMail{name}Forward.wo" / f"SOGoMail{name}Forward.html"
+        original = picker.next()
+        locale = language.replace("-", "_")
+        # SOGoLongDateFormat "%A, %B %d, %Y" and SOGoTimeFormat "%H:%M" (SOGoDefaults.plist),
+        # day and month names from CLDR for the language.
+        date = (f"{format_date(original.date, 'EEEE, MMMM dd, y', locale=locale)} "
+                f"{format_time(original.date, 'HH:mm', locale=locale)}")
+        text = wo_render(
+            path.read_text(encoding="utf-8"),
+            {"subject": original.subject, "date": date, "from": mailbox(original),
+             "to": original.to, "messageBody": original.body, "signature": ""},
+            {"signaturePlacementOnTop": True},
+        ) + "\n"
+        raw = outer_message(f"Fwd: {original.subject}", text, forward_date(original),
+                            message_id=f"sogo-{name}")
+        add(Sample(
+            source="sogo", name=f"plain_{language}", client="sogo",
+            client_version=version.split("-")[0], language=language, kind="client_strings",
+            origin=f"package sogo {version} (debian), usr/share/GNUstep/SOGo/Mailer.SOGo/"
+            f"Resources/SOGoMail{name}Forward.wo/SOGoMail{name}Forward.html (layout and "
+            "labels), SOGoLongDateFormat/SOGoTimeFormat of package sogo-common's "
+            f"SOGoDefaults.plist; original: {NOTMUCH_ORIGIN}{original.path}",
+            licence="GPL-3.0-or-later",
+            notes="SOGo inline forward: its own forward template for the language rendered "
+            "as WebObjects does (literal text kept, <#newLine/> a line break, the "
+            "hasReplyTo/hasCc conditionals false). The date is the default long date and "
+            "time format with CLDR (Babel) day and month names, no zone: the expectation "
+            f"assumes the outer Date's offset ({forward_date(original).strftime('%z')}), the "
+            "zone it is written in. Original: real list mail (notmuch's test corpus).",
+            expected=expected_for(original), raw=raw))
+
+
 # --- kind 2: mutt itself forwards real list mail --------------------------------------
 
 MUTT_VARIANTS = {  # name -> muttrc lines beyond the common ones
@@ -1420,6 +1496,7 @@ def main(argv: list[str]) -> int:
     build_roundcube(src, picker)
     build_claws(src, picker)
     build_outlook_classic(src, picker)
+    build_sogo(src, picker)
     if "--no-clients" not in argv:
         build_mutt(src, originals, src / "client-work")
     else:
