@@ -31,7 +31,7 @@ NOT_IN_THREAD = (250, "2.0.0 not logged: not part of a logged thread")
 def rep(server: Server) -> PortalAccount:
     """One portal for the module; its user's mailboxes at every provider and forwarder."""
     return server.new_portal(USER, *ALIASES, f"rep@{VIRTUAL_DOMAIN}", f"rep@{SIEVE_DOMAIN}",
-                             f"{DOT_FORWARD_USER}@{POSTFIX_DOMAIN}")
+                             f"rep.sent-as@{SIEVE_DOMAIN}", f"{DOT_FORWARD_USER}@{POSTFIX_DOMAIN}")
 
 
 def _logged_thread(server: Server, rep: PortalAccount, contact: str) -> tuple[str, int]:
@@ -145,9 +145,12 @@ def postfix(server: Server, rep: PortalAccount) -> Iterator[Postfix]:
 
 @pytest.fixture(scope="module")
 def sieve(server: Server, rep: PortalAccount) -> Iterator[SieveRedirect]:
-    """Dovecot LMTP with Pigeonhole: ``rep`` and ``stranger`` redirect to the logging address."""
-    running = SieveRedirect(server.smtp_port, {"rep": rep.bcc_address,
-                                               "stranger": rep.bcc_address}).start()
+    """Dovecot LMTP with Pigeonhole: ``rep``, ``rep.sent-as`` (whose redirects are sent as
+    the user: ``sieve_redirect_envelope_from = recipient``) and ``stranger`` redirect to
+    the logging address."""
+    targets = dict.fromkeys(("rep", "rep.sent-as", "stranger"), rep.bcc_address)
+    running = SieveRedirect(server.smtp_port, targets,
+                            envelope_from={"rep.sent-as": "recipient"}).start()
     yield running
     running.stop()
 
@@ -206,6 +209,23 @@ def test_postfix_forwarding_of_no_user_is_refused(server: Server, rep: PortalAcc
     entry = _wait_refusal(server, rep, reply["Message-ID"])
     assert entry["reason_code"] == "not_a_user"
     assert f"Delivered-To stranger@{POSTFIX_DOMAIN}" in entry["reason"]
+
+
+def test_sieve_redirect_sent_as_the_user(server: Server, rep: PortalAccount,
+                                         sieve: SieveRedirect) -> None:
+    """A Pigeonhole redirect sent with the user as envelope sender is logged on the thread
+    as rule mail; an unrelated one is not stored."""
+    contact = "carl-sieve-sent-as@customer.example"
+    root_id, thread_id = _logged_thread(server, rep, contact)
+    reply = _reply(contact, root_id)
+    assert sieve.deliver(reply.as_bytes(), contact, "rep.sent-as").startswith("250 ")
+    email = _wait_logged(server, rep, reply["Message-ID"])
+    assert (email["thread_id"], email["sources"]) == (thread_id, ["rule"])
+    unrelated = _reply(contact, None)
+    assert sieve.deliver(unrelated.as_bytes(), contact, "rep.sent-as").startswith("250 ")
+    assert _wait_refusal(server, rep, unrelated["Message-ID"])["envelope_sender"] == \
+        f"rep.sent-as@{SIEVE_DOMAIN}"
+    assert _by_message_id(server, rep, unrelated["Message-ID"]) == []
 
 
 def test_sieve_redirect(server: Server, rep: PortalAccount, sieve: SieveRedirect) -> None:

@@ -281,14 +281,18 @@ class SieveRedirect:
     """A Dovecot LMTP server whose users' Sieve scripts ``redirect`` to ``targets[user]``.
 
     Users are ``<local>@{SIEVE_DOMAIN}``; redirects go out through ``submission_host``
-    (inboxlog's SMTP port) with Pigeonhole's defaults otherwise.
+    (inboxlog's SMTP port) with Pigeonhole's defaults, but for the users in
+    ``envelope_from``, whose ``sieve_redirect_envelope_from`` (a userdb field) is given
+    there (``recipient``: the redirect is sent as the user).
     """
 
-    def __init__(self, relay_port: int, targets: dict[str, str]):
+    def __init__(self, relay_port: int, targets: dict[str, str],
+                 envelope_from: dict[str, str] | None = None):
         self.root = Path(tempfile.mkdtemp(prefix="inboxlog-sieve-"))
         self.root.chmod(0o755)
         self.relay_port = relay_port
         self.targets = targets
+        self.envelope_from = envelope_from or {}
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -301,13 +305,19 @@ class SieveRedirect:
             (root / sub).mkdir(parents=True, exist_ok=True)
         for sub in ("mail", "home", "sieve"):
             os.chown(root / sub, mail_uid, mail_gid)
+        userdb = []
         for local, target in self.targets.items():
+            setting = self.envelope_from.get(local)
+            fields = f"userdb_sieve_redirect_envelope_from={setting}" if setting else ""
+            userdb.append(f"{local}@{SIEVE_DOMAIN}::{mail_uid}:{mail_gid}::"
+                          f"{root}/home/{local}@{SIEVE_DOMAIN}::{fields}\n")
             home = root / "home" / f"{local}@{SIEVE_DOMAIN}"  # Pigeonhole's duplicate db
             home.mkdir()
             os.chown(home, mail_uid, mail_gid)
             script = root / "sieve" / f"{local}@{SIEVE_DOMAIN}.sieve"
             script.write_text(f'redirect "{target}";\n')
             os.chown(script, mail_uid, mail_gid)
+        (root / "userdb").write_text("".join(userdb))
         root_only = os.getuid() == 0
         config = f"""
 base_dir = {root}/run
@@ -328,8 +338,8 @@ passdb {{
   args = nopassword=y
 }}
 userdb {{
-  driver = static
-  args = uid={mail_uid} gid={mail_gid} home={root}/home/%u
+  driver = passwd-file
+  args = {root}/userdb
 }}
 service lmtp {{
   inet_listener lmtp {{
