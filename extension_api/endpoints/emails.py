@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from core import deletion, extension_log, pipeline, queries, regroup, tracked_sends
 from core.models import Portal, User
@@ -159,14 +160,16 @@ async def log_email(request: Request, principal: Principal) -> Response:
         raise ApiError(413, "too_large", f"messages over {MAX_RAW_BYTES} bytes are not logged")
     runtime = runtime_of(request)
     raw = await _receive_raw(request, runtime.blobs.spool_dir())
-    if not raw.strip():
+    if not raw or raw.isspace():  # not raw.strip(): that would copy a large message
         raise ApiError(400, "bad_request", "the body is empty: send the raw message")
-    prepared = await pipeline.prepare(raw, spool_dir=runtime.blobs.spool_dir())
+    prepared: pipeline.Prepared | None = await pipeline.prepare(
+        raw, spool_dir=runtime.blobs.spool_dir())
     del raw  # prepared.raw is the one copy from here on
 
     async def work(session):  # type: ignore[no-untyped-def]
         portal = await session.get(Portal, principal.portal_id)
         user = await session.get(User, principal.user_id)
+        assert prepared is not None
         logged = await extension_log.log_raw(
             session, portal=portal, user=user, prepared=prepared, blobs=runtime.blobs,
             bcc_domain=runtime.settings.bcc_domain)
@@ -174,4 +177,18 @@ async def log_email(request: Request, principal: Principal) -> Response:
         return logged.created, email_json(logged.email, counts.get(logged.email.id))
 
     created, body = await runtime.db.run(work)
-    return JSONResponse(body, status_code=201 if created else 200)
+    prepared = None  # the raw message and its parse go before the answer is written
+    return _email_response(body, 201 if created else 200)
+
+
+_LARGE_TEXT = 1024 * 1024
+
+
+def _email_response(body: dict[str, Any], status: int) -> Response:
+    """The email as JSON; one with a large text is written out piece by piece, never
+    held as one more whole string (and its bytes) beside the email."""
+    if len(body.get("text", "")) + len(body.get("html", "")) < _LARGE_TEXT:
+        return JSONResponse(body, status_code=status)
+    encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+    pieces = (piece.encode() for piece in encoder.iterencode(body))
+    return StreamingResponse(pieces, status_code=status, media_type="application/json")
