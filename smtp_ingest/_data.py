@@ -4,15 +4,22 @@ aiosmtpd 1.4.6 reads DATA one line at a time on the event loop (a ``readuntil`` 
 Python bookkeeping per 78-byte line) and keeps every line until the end: a 45 MB
 message is 570,000 lines, and every other session waits while they are read. This
 reader takes whatever the stream holds (up to its 64 KB limit) per step and keeps the
-body once, in a temporary file past 1 MB, with aiosmtpd's rules unchanged:
+body once, in a temporary file past 1 MB, with aiosmtpd's rules, except that a bare LF
+ends a line too (SPEC.md, "Line endings"):
 
 - only CRLF ``.`` CRLF ends DATA (a bare LF or CR around the dot does not: no SMTP
   smuggling), and ``.`` CRLF as the very first line;
-- a line starting with ``.`` loses that dot (RFC 5321 4.5.2), lines being split at CRLF
-  only;
-- past the size limit, or on a line longer than the line limit (CRLF included), the
-  body is discarded as it streams and DATA is still read to its end, so the reply comes
-  after it and the session stays in step; the first of the two to happen decides it.
+- inside the body a line ends at an LF, with or without a CR before it, and is kept
+  with CRLF: Python's ``smtplib.SMTP.data(bytes)``, many scripts and PHP mailers send
+  bare LF. A lone CR ends no line and is kept as it is: no client takes it as one (they
+  dot-stuff after an LF only), and RFC 5321 has no such line ending either;
+- a line starting with ``.`` loses that dot (RFC 5321 4.5.2), after a bare LF as after a
+  CRLF: smtplib and MTAs stuff a dot after any LF;
+- sizes count the body as kept, every line ending a CRLF, dots still stuffed: the size
+  limit counts that, and the line limit counts each line with its CRLF;
+- past the size limit, or on a line longer than the line limit, the body is discarded
+  as it streams and DATA is still read to its end, so the reply comes after it and the
+  session stays in step; the first of the two to happen decides it.
 """
 
 from __future__ import annotations
@@ -53,9 +60,10 @@ class DataReader:
         self.line_limit = line_limit
         self.memory_limit = memory_limit
         self.outcome = Outcome.RECEIVED
-        self.size = 0  # bytes received before the final dot, as sent (dot-stuffed)
+        self.size = 0  # bytes before the final dot, as kept (CRLF) but dot-stuffed
         self._line = 0  # length of the line that the bytes so far leave unfinished
         self._first = True
+        self._line_start = False  # the last piece ended a line with a bare LF
         self._held: list[bytes] = []
         self._held_size = 0
         self._file: IO[bytes] | None = None
@@ -84,10 +92,18 @@ class DataReader:
             tail = data[len(data) - keep :]
 
     def _take(self, piece: bytes) -> None:
-        """Count, check and keep the next bytes of the body. No piece ends inside a CRLF
-        or between a CRLF and the dot after it (those bytes wait in ``tail``)."""
+        """Count, check and keep the next bytes of the body. No piece ends with a CR, so
+        inside a CRLF, or between a CRLF and the dot after it (those bytes wait in
+        ``tail``); one may end with a bare LF, and the next start with a dot."""
+        if not piece:
+            return
         skip = 2 if self._first else 0  # the CRLF the reading started with is not body
         self._first = False
+        if piece.count(b"\n") != piece.count(b"\r\n"):  # a bare LF: make each LF a CRLF
+            piece = piece.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        if self._line_start:  # unstuff a dot that starts this piece as well
+            piece, skip = b"\r\n" + piece, 2
+        self._line_start = piece.endswith(b"\n")
         before = self.size
         self.size += len(piece) - skip
         if self.outcome is not Outcome.RECEIVED:
@@ -103,7 +119,8 @@ class DataReader:
             self._keep(piece.replace(b"\r\n.", b"\r\n")[skip:])
 
     def _overlong_at(self, data: bytes) -> int | None:
-        """Where in ``data`` a line grows past the line limit, if one does."""
+        """Where in ``data`` (every line ending a CRLF by now) a line grows past the line
+        limit, if one does."""
         start = -self._line  # where the unfinished line began, relative to data
         while True:
             window = start + self.line_limit  # a line must have ended (CRLF included) here
