@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+from functools import cache
+
+from publicsuffixlist import PublicSuffixList
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.freemail import is_free_mail
 from core.models import Company, Contact
 
-# Second-level labels under which country domains register names (acme.co.uk, acme.com.au).
-_COUNTRY_SECOND_LEVEL = frozenset({"co", "com", "net", "org", "gov", "edu", "ac", "ne", "or", "go"})
+
+@cache
+def _public_suffixes() -> PublicSuffixList:
+    # The list the package ships (ICANN and private sections), read once; it is never
+    # fetched at run time. Unknown TLDs (.example, .test, .internal) count as one label,
+    # as the list's own default rule says.
+    return PublicSuffixList()
 
 
 def registrable_domain(domain: str) -> str:
-    """The domain a company registers: ``eu.mail.acme.co.uk`` -> ``acme.co.uk``."""
-    labels = domain.lower().rstrip(".").split(".")
-    keep = 3 if (len(labels) >= 3 and len(labels[-1]) == 2
-                 and labels[-2] in _COUNTRY_SECOND_LEVEL) else 2
-    return ".".join(labels[-keep:])
+    """The domain a company registers, from the Public Suffix List: the public suffix
+    and one label before it. ``eu.mail.acme.co.uk`` -> ``acme.co.uk``,
+    ``finances.gouv.fr`` -> itself, ``acme.github.io`` -> itself (a private-section
+    suffix), ``mail.acme.example`` -> ``acme.example``. A domain that is a public suffix
+    itself (``localhost``) is its own; an address literal (``[192.0.2.1]``) or a
+    malformed domain (an empty label) gives ``""``: no company."""
+    domain = domain.strip().lower().rstrip(".")
+    if not domain or domain.startswith("[") or "" in domain.split("."):
+        return ""
+    return _public_suffixes().privatesuffix(domain) or domain
 
 
 def company_name_for(domain: str) -> str:
@@ -26,11 +39,21 @@ def company_name_for(domain: str) -> str:
     return " ".join(part.capitalize() for part in label.replace("_", "-").split("-") if part)
 
 
+def _free_mail(domain: str, registrable: str) -> bool:
+    """Free mail at ``domain`` or any parent of it down to its registrable domain (the
+    free-mail list also names hosts like ``austin.rr.com``)."""
+    labels = domain.strip().lower().rstrip(".").split(".")
+    depth = registrable.count(".") + 1
+    return any(is_free_mail(".".join(labels[i:])) for i in range(len(labels) - depth + 1))
+
+
 async def company_for_domain(session: AsyncSession, portal_id: int, domain: str) -> Company | None:
-    """The portal's company for an email domain, created when missing; None for free mail."""
-    domain = registrable_domain(domain)
-    if not domain or len(domain) > 255 or is_free_mail(domain):
+    """The portal's company for an email domain (its registrable domain), created when
+    missing; None for free mail and malformed domains."""
+    registrable = registrable_domain(domain)
+    if not registrable or len(registrable) > 255 or _free_mail(domain, registrable):
         return None
+    domain = registrable
     company = await session.scalar(
         select(Company).where(Company.portal_id == portal_id, Company.domain == domain)
     )
