@@ -7,8 +7,9 @@ the forwarding service adds. What each service writes, and how sure we are of it
 
 - envelope sender: Gmail's ``user+caf_=dest=domain@gmail.com`` (or the Workspace
   domain), Dovecot Pigeonhole with ``sieve_redirect_envelope_from = recipient``, any
-  forwarder that sends as the user. An SRS address (Postfix + postsrsd, Fastmail,
-  iCloud: ``SRS0=hash=tt=domain=local@forwarder``; Microsoft 365:
+  forwarder that sends as the user (also BATV-signed, ``prvs=tag=user@domain``). An
+  SRS address (Postfix + postsrsd, Fastmail, iCloud:
+  ``SRS0=hash=tt=domain=local@forwarder``; Microsoft 365:
   ``local+SRS=hash=tt=domain=local@tenant-domain``) names the *original* sender at the
   forwarder's domain, never the user: it is reported, not matched.
 - ``Resent-From``/``Resent-Sender`` (RFC 5322 3.6.6: a client's "redirect"/"bounce").
@@ -44,7 +45,7 @@ ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 SERVICE_HEADERS: tuple[tuple[str, int], ...] = (
     ("X-Forwarded-For", 1),  # Gmail: "user@gmail.com dest@example.com"; the first forwarded
     ("X-MS-Exchange-Inbox-Rules-Loop", 0),
-    ("X-MS-Exchange-ForwardingLoop", 1),  # "user@contoso.com;<tenant guid>"
+    ("X-MS-Exchange-ForwardingLoop", 0),  # "user@contoso.com;<tenant guid>"
     ("X-Sieve-Redirected-From", 0),
 )
 DELIVERY_HEADERS: tuple[str, ...] = (
@@ -60,6 +61,9 @@ _RECEIVED_FOR = re.compile(r"\bfor\s+<?(" + ADDRESS.pattern + r")>?\s*;", re.IGN
 _SRS = re.compile(r"^srs[01][=+-].*=([^=@]+)=([^=@]*)@([^@]+)$", re.IGNORECASE)
 # Microsoft 365: <local>+SRS=<hash>=<timestamp>=<original domain>=<original local>@<domain>.
 _MS_SRS = re.compile(r"^[^@]*\+srs=[^=@]+=[^=@]+=([^=@]+)=([^=@]*)@([^@]+)$", re.IGNORECASE)
+# BATV (draft-levine-smtp-batv): prvs=<tag>=<local>@<domain>, a signed envelope sender of
+# the user's own domain; the address it signs is the user's.
+_BATV = re.compile(r"^prvs=[^=@]+=([^@]+@[^@]+)$", re.IGNORECASE)
 # Gmail: <user>+caf_=<dest local>=<dest domain>@<user's domain>.
 _GMAIL_CAF = re.compile(r"^([^@+]+)\+caf_=(.+)=([^=@]+)@([^@]+)$", re.IGNORECASE)
 
@@ -153,12 +157,15 @@ def _values(parsed: ParsedMessage, name: str) -> list[str]:
 
 def matches(claim: Claim) -> tuple[str, ...]:
     """The user addresses a claim can stand for: itself, and itself without a ``+tag``
-    (Gmail's ``+caf_``, sub-addressing). Never an SRS address's parts: its local part
-    is the original sender's, at the forwarder's domain, so a user of that domain who
-    shares the sender's local part would be named by accident."""
+    (Gmail's ``+caf_``, sub-addressing) or BATV signature. Never an SRS address's parts:
+    its local part is the original sender's, at the forwarder's domain, so a user of
+    that domain who shares the sender's local part would be named by accident."""
     if srs(claim.address) is not None:
         return ()
     key = claim.address.lower()
+    batv = _BATV.match(key)
+    if batv:
+        key = batv.group(1)
     return tuple(dict.fromkeys((key, without_tag(key))))
 
 

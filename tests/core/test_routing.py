@@ -120,6 +120,13 @@ def test_headers_claiming_a_user_give_no_more_than_a_rule() -> None:
         Source.RULE, Direction.INCOMING, Privacy.THREAD)
 
 
+def test_batv_signed_envelope_sender_is_the_user() -> None:
+    """A BATV-signed envelope sender (prvs=tag=user@domain) names the user it signs."""
+    parsed = parse_message(message(sender=CONTACT, to=USER).as_bytes())
+    how = route(parsed, Envelope(mail_from="prvs=0123abcd=Rep@ourco.example"), USERS)
+    assert how.user is REP and how.source is Source.RULE
+
+
 def test_envelope_sender_wins_over_headers() -> None:
     """Two users named: the envelope sender (the forwarder's MTA) comes before headers."""
     msg = message(sender=CONTACT, to=USER)
