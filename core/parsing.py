@@ -318,17 +318,25 @@ def _inner_subject(inner: Message) -> str:
 def synthetic_message_id(parsed: ParsedMessage) -> MessageId:
     """A stable msg-id for a message that has none, equal for identical copies.
 
-    Built from the From key, Date, Subject, the sorted To/Cc keys and the
-    text body, so the same message received twice maps to the same id.
+    Built from the From key, Date, Subject, the sorted To/Cc keys, the text body, the
+    html body and the sorted sha256 of every attachment and inline part, so the same
+    message received twice (CRLF or LF) maps to the same id, and two messages that
+    differ only in their html or their files do not. The html and the files are added
+    only when there are any: a text-only message keeps the id it had before they were.
     """
     recipients = sorted({a.key for a in parsed.to + parsed.cc})
-    fields = [
+    fields: list[object] = [
         parsed.from_.key if parsed.from_ else "",
         parsed.date.isoformat() if parsed.date else "",
         parsed.subject,
         recipients,
         hashlib.sha256(parsed.text.strip().encode("utf-8", "replace")).hexdigest(),
     ]
+    html = parsed.html.strip()
+    if html or parsed.attachments:
+        fields.append(hashlib.sha256(html.encode("utf-8", "replace")).hexdigest()
+                      if html else "")
+        fields.append(sorted(part.sha256 for part in parsed.attachments))
     digest = hashlib.sha256(json.dumps(fields).encode()).hexdigest()
     return MessageId(f"{digest[:32]}@synthetic.inboxlog")
 
