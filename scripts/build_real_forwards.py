@@ -1269,6 +1269,70 @@ def build_sogo(src: Path, picker: OriginalPicker) -> None:
             expected=expected_for(original), raw=raw))
 
 
+# --- kind 3: KMail's default forward template in each of its translations -------------
+
+KMAIL_CONTEXT = "Default forward template: %1: subject of original message, %2: date of"
+
+
+def bcp47_from_gettext(lang: str) -> str:
+    special = {"zh_CN": "zh-Hans", "zh_TW": "zh-Hant", "sr@latin": "sr-Latn",
+               "sr@ijekavian": "sr-ijekavsk", "sr@ijekavianlatin": "sr-Latn-ijekavsk",
+               "ca@valencia": "ca-valencia", "pt": "pt-PT", "nb": "nb"}
+    return special.get(lang, lang.replace("_", "-"))
+
+
+def build_kmail(src: Path, picker: OriginalPicker) -> None:
+    from babel import Locale, UnknownLocaleError
+    from babel.dates import format_date, format_time
+
+    root = next(src.glob("kmail/usr/share/locale"))
+    version = next(src.glob("kf5-messagelib-data_*.deb")).name.split("_")[1]
+    for mo in sorted(root.glob("*/LC_MESSAGES/libtemplateparser.mo")):
+        lang = mo.parts[-3]
+        catalog = gettext.GNUTranslations(mo.open("rb"))._catalog
+        key = next((k for k in catalog if isinstance(k, str) and k.startswith(KMAIL_CONTEXT)),
+                   None)
+        template = catalog.get(key) if key else None
+        to_label = catalog.get("@item:intext email To\x04To:")
+        if not template or not to_label:
+            continue
+        locale = lang.split("@")[0]
+        try:
+            Locale.parse(locale)
+        except (UnknownLocaleError, ValueError):
+            continue
+        original = picker.next()
+        addressees = f"{to_label} {original.to}"
+        text = (template.replace("%OADDRESSEESADDR", addressees)
+                .replace("%1", original.subject)
+                .replace("%2", format_date(original.date, "full", locale=locale))
+                .replace("%3", format_time(original.date, "HH:mm:ss", locale=locale))
+                .replace("%4", mailbox(original))
+                .replace("%5", original.body)) + "\n"
+        language = bcp47_from_gettext(lang)
+        raw = outer_message(f"Fwd: {original.subject}", text, forward_date(original),
+                            message_id=f"kmail-{lang}",
+                            user_agent=f"KMail/{version.split('-')[0].split(':')[-1]}")
+        add(Sample(
+            source="kmail", name=f"plain_{language}", client="kmail",
+            client_version=version.split("-")[0].split(":")[-1], language=language,
+            kind="client_strings",
+            origin=f"package kf5-messagelib-data {version} (debian), usr/share/locale/{lang}/"
+            "LC_MESSAGES/libtemplateparser.mo: the translated default forward template "
+            "(msgctxt 'Default forward template: ...', layout and labels) and 'To:' "
+            "(msgctxt '@item:intext email To'); "
+            f"original: {NOTMUCH_ORIGIN}{original.path}",
+            licence="GPL-2.0-or-later",
+            notes="KMail inline forward: its default forward template as the translation "
+            "gives it, %1 the subject, %2 %ODATE (the long date: CLDR full date here), %3 "
+            "%OTIMELONG (HH:mm:ss here; Qt may add a zone name, left out), %4 the From "
+            "address, %OADDRESSEESADDR the translated 'To:' line, %5 the body. The date has "
+            "no zone: the expectation assumes the outer Date's offset "
+            f"({forward_date(original).strftime('%z')}), the zone it is written in. Original: "
+            "real list mail (notmuch's test corpus).",
+            expected=expected_for(original), raw=raw))
+
+
 # --- kind 2: mutt itself forwards real list mail --------------------------------------
 
 MUTT_VARIANTS = {  # name -> muttrc lines beyond the common ones
@@ -1497,6 +1561,7 @@ def main(argv: list[str]) -> int:
     build_claws(src, picker)
     build_outlook_classic(src, picker)
     build_sogo(src, picker)
+    build_kmail(src, picker)
     if "--no-clients" not in argv:
         build_mutt(src, originals, src / "client-work")
     else:
