@@ -24,14 +24,16 @@ __all__ = [
 # (French typography, often a no-break space) are allowed.
 # Written so that no two unbounded runs compete for the same characters: long
 # lines of spaces must not backtrack quadratically.
+# The label may hold combining marks (Thai, Indic scripts): anything but a colon.
 HEADER_LINE = re.compile(
-    r"^\s*(?:\*+\s*)?([^\W\d_][\w .'()-]{0,30}?)[ \t]*(?:\*+[ \t]*)?[:：](.*)$"
+    r"^\s*(?:\*+\s*)?([^\W\d_][^:：\n<>@*]{0,30}?)[ \t]*(?:\*+[ \t]*)?[:：](.*)$"
 )
 _MAX_HEADER_LINE = 2000
 
 # "---------- Forwarded message ---------", "━━━Thư đã chuyển tiếp━━━", and
 # Thunderbird's Slovak "-------- Preposlaná správa --- Forwarded Message --------".
-DASH_LINE = re.compile(r"^\s*([-—–━]{2,})\s*([^-—–━\s][^\n]{1,58}?[^-—–━\s])\s*([-—–━]{2,})\s*$")
+# mutt writes "----- Forwarded message from Name <address> -----".
+DASH_LINE = re.compile(r"^\s*([-—–━]{2,})\s*([^-—–━\s][^\n]{1,118}?[^-—–━\s])\s*([-—–━]{2,})\s*$")
 UNDERSCORE_LINE = re.compile(r"^\s*_{10,}\s*$")
 # Apple Mail's "Begin forwarded message:" in any language: a short line with a
 # forward word, ending with a colon.
@@ -116,7 +118,7 @@ def header_label(line: str) -> tuple[str, str] | None:
     match = HEADER_LINE.match(line.replace("\xa0", " "))
     if match is None:
         return None
-    label = " ".join(match.group(1).lower().split())
+    label = " ".join(match.group(1).lower().replace("\u200d", "").replace("\u200b", "").split())
     field = FIELD_BY_LABEL.get(label)
     value = match.group(2).strip().lstrip("*").strip()  # Outlook's plain-text bold: *From:*
     return None if field is None else (field, value)

@@ -7,7 +7,9 @@ Thunderbird's and Evolution's translations as Debian ships them
 (``thunderbird-l10n-*``: ``mimeheader.properties``, ``composeMsgs.properties``;
 ``evolution-common``: ``evolution.mo``), the per-client tables of crisp's
 ``email-forward-parser`` (MIT: Apple Mail, Gmail, Outlook, Yahoo, HubSpot, IONOS,
-MailMate, Missive) and the per-language constants of ``mail-parser-reply`` (MIT).
+MailMate, Missive), the per-language constants of ``mail-parser-reply`` (MIT),
+Roundcube's localization (``roundcube-core``), SOGo's forward templates
+(``sogo-common``) and Claws Mail's (``claws-mail-i18n``).
 All lower-case: lookups fold case.
 """
 
@@ -65,7 +67,100 @@ OTHER_LABELS = frozenset({
     "回复至", "回函地址", "回覆", "회신 주소", "organization", "organisation", "organización",
     "organizace", "skrytá kopie", "ukryta kopia", "bcc.",
 })  # fmt: skip
+# Roundcube's labels (roundcube-core: program/localization/*/labels.inc, 88 languages),
+# SOGo's forward templates (sogo-common: Mailer.SOGo/Resources/SOGoMail*Forward.wo, 42
+# languages) and Claws Mail's (claws-mail-i18n: forward_body_format), where they add to
+# the tables above; a label that means another field above is left out.
+_WEBMAIL_LABELS: dict[str, tuple[str, ...]] = {
+    "from": (
+        "dari", "daripada", "des de", "desde", "eus", "fan", "frá", "frå", "gönderici",
+        "gửi từ", "keneltä", "kimdan", "kimdən", "nga", "no", "nork", "nuo", "oddi wrth",
+        "pengirim", "remitent", "sendanto", "seolaí", "siuntėjas", "vun", "şandyar",
+        "αποστολέας", "από", "ад", "кімнен", "од", "хэнээс", "ուղարկող", "מאת", "ارسال کننده",
+        "از", "استوونکی", "المرسل", "دىن", "لە", "من", "प्रेषक", "भेजने वाला", "প্রেরক",
+        "அனுப்புனர்", "ಇಂದ", "പ്രേഷിതന്", "වෙතින්", "ผู้ส่ง", "გამგზავნი", "ካብ", "អ្នកផ្ញើ",
+        "発信者", "送信者",
+    ),
+    "date": (
+        "dags", "dagsetning", "datums", "datë", "deiz", "dyddiad", "dáta", "däts", "dîrok",
+        "kuupäev", "pvm", "sana", "tanggal", "tann", "tarikh", "tarix", "ημερομηνία", "датум",
+        "күні", "огноо", "ամսաթիվ", "תאריך", "التاريخ", "بەروار", "تاريخ", "تاریخ", "نېټه",
+        "چېسلا", "तारिख", "तारीख", "दिनांक", "তারিখ", "தேதி", "ದಿನಾಂಕ", "തീയതി", "දිනය",
+        "วันที่", "თარიღი", "ዕለት", "កាលបរិច្ឆេត",
+    ),
+    "to": (
+        "chuig", "derbyniwr", "destinatar", "destinatari", "destinatario(a)", "gavėjas", "i",
+        "kam", "kenelle", "kepada", "kimga", "kimə", "người nhận", "nori", "oan", "ontvanger",
+        "pa", "penerima", "per a", "për", "ricevanto", "saaja", "standyar", "un", "za",
+        "παραλήπτης", "προς", "до", "за", "каму", "кімге", "примач", "хэнд", "ստացող", "אל",
+        "إلى", "المستقبل", "به", "بۆ", "ترلاسه کوونکی", "غا", "ګيرينده", "पाने वाला", "प्रती",
+        "प्रापक", "প্রাপক", "பெறுனர்", "ಗೆ", "സ്വീകര്ത്താവ്", "වෙත", "ผู้รับ", "ვის", "ናብ",
+        "អ្នកទទួល",
+    ),
+    "cc": (
+        "afrit", "copi", "copia", "copia (cc)", "copie (cc)", "copy", "cópia", "in copia a",
+        "karbon kopya", "koopia", "kopi til", "kopi-til", "kopija", "kopiraj", "kopiya karbon",
+        "kopya", "kp", "lampiran", "nusxasi", "nüsxə", "đồng kính gửi", "κοινοποίηση",
+        "копие до", "копирај", "көшірме", "цц", "לידיעה", "מכותב", "تکثیر", "رونوشت",
+        "قۇشۇمچە", "لمېسل", "نسخة", "نسخة إلي", "कार्बन", "प्रत", "बोधार्थ", "অনুলিপির ঠিকানা",
+        "நகல்", "คัดลอก", "ასლი", "ካኮ", "写し(cc)",
+    ),
+    "subject": (
+        "assumpte", "asuntu", "başlık", "efni", "evni", "gaia", "judul", "mavzu", "mijar",
+        "mövzu", "pealkiri", "pwnc", "subjecto", "subjek", "subjekt", "subxhect", "subyek",
+        "sujed", "tema", "temats", "temo", "testun", "titill", "zadeva", "ábhair", "ûnderwerp",
+        "θέμα", "гарчиг", "заглавие", "наслов", "тақырыбы", "тэма", "վերնագիր", "נושא",
+        "الموضوع", "تىما", "مضمون", "موضوع", "ناونیشان", "विशय", "विषय", "বিষয়", "தலைப்பு",
+        "ವಿಷಯ", "വിഷയം", "මාතෘකාව", "หัวจดหมาย", "სათაური", "ዋኒን", "ចំណងជើង",
+    ),
+    "other": (
+        "antwoord-aan", "antwoorden aan", "antwurd oan", "atbildēt uz", "atbildēt-uz",
+        "ateb-i", "atsakymą gaus", "atsakyti", "atsauces", "balas kepada", "balasan kepada",
+        "cavabla", "contestar a", "cyfeirnodau", "diskusné skupiny", "diskuzní skupiny",
+        "erantzun honi", "forums de discussion", "freagair go", "fréttahópar", "grupa novosti",
+        "grupe", "grupe novosti", "grupo noticias", "grupuri de știri", "grupy dyskusyjne",
+        "grwpiau newyddion", "habergrupları", "hivatkozások", "hírcsoportok", "intereškopas",
+        "javob berish", "kelompok berita", "kuruluş", "membalas ke", "naujienų grupės",
+        "navnîşanên standyar", "newsgroup", "newsgroups", "nuorodos", "nyhetsgrupper",
+        "odgovor na", "odgovori", "odkazy", "odniesienia", "odpoveď na", "organisaatio",
+        "organisasi", "organisasjon", "organizacija", "organizacja", "organização",
+        "organizație", "organizzazione", "organizácia", "organizācija", "referanlar",
+        "referanser", "reference", "references", "referencias", "referenser", "referensi",
+        "referenzen", "referințe", "referências", "reply-to adresa", "respon a", "responder-a",
+        "respondu-al", "respont-da", "riferimento", "références", "răspunde la", "sefydliad",
+        "skipulagseining", "skupine novic", "svar-till", "svara-til", "szervezet",
+        "tilvísanir", "uutisryhmät", "vastaus osoitteeseen", "vastus aadressile", "viitteet",
+        "yanıtlama adresi", "ymateb i", "äntwert un", "απάντηση στο", "адказаць-на",
+        "група новости", "групи новин", "жауап беру", "жаңалықтар тобы", "зворотня адреса",
+        "новостные группы", "одговори", "организация", "организација", "організація",
+        "ответить", "отговор до", "посилання", "препрати на", "референце", "ссылки",
+        "сілтемелер", "хариулах-хэнд", "ұйым", "אירגון", "השב", "כתובת למענה", "קבוצות חדשות",
+        "תזכור", "الرد إلى", "المراجع", "المنظمة", "جواب نامه", "ردً على", "غا جاۋاپ قايتۇرۇش",
+        "مجموعات الأخبار", "وەڵامدانەوە-بۆ", "پاسخ-به", "ځوابول", "जवाब यहाँ",
+        "यास उत्तर द्या", "लाई-जवाफ", "উত্তর পাঠানোর ঠিকানা", "பதிலளி", "පිළිතුරු සඳහා",
+        "ตอบกลับ", "პასუხი", "ተመላሲ ናብ", "ឆ្លើយតបទៅកាន់", "リファレンス", "公司", "參照",
+        "參考", "回覆帳號", "回覆至", "新しいグループ", "新聞群組", "組織",
+    ),
+}  # fmt: skip
+# Roundcube's and SOGo's "Original Message" lines, in their languages.
+_WEBMAIL_ORIGINAL = (
+    "An teachtaireacht bhunaidh", "Asl xat", "Courriel original", "Esialgne kiri",
+    "Izvorna poruka", "Izvorno sporočilo", "Jatorrizko mezua", "Kemennadenn orin",
+    "Mensaxe orixinal", "Mesaj Inițial", "Mesazhi Origjinal", "Mesej Asal", "Message original",
+    "Missatge Original", "Neges Wreiddiol", "Oarspronklik Berjocht", "Oorspronkelijke bericht",
+    "Opphavleg melding", "Orgineel bericht", "Original besked", "Original-Message",
+    "Original-Nachricht", "Originala mesaĝo", "Originalan E-mail", "Originalmeddelande",
+    "Originalna poruka", "Originalnachricht", "Originalpost", "Originalus laiškas",
+    "Originalus pranešimas", "Orijinal məktub", "Orjinal İleti", "Pesan Asli",
+    "Peyama orîjînal", "Sākotnējais ziņojums", "Sākotnējā vēstule", "Uppruna boð",
+    "Upprunaleg skilaboð", "Upprunalegt bréf", "Αρχικό μήνυμα", "Арыгінальнае паведамленне",
+    "Оригинална порака", "Оригинална порука", "Оригинално писмо", "Шығыс хат",
+    "Առաջին հաղորդագրությունը", "הודעה מקורית", "ئەسلىي خەت", "الرسالة الأساسية",
+    "الرسالة الاصلية", "پیام اصلی", "खरा संदेश", "ಮೂಲ ಸಂದೇಶ", "യഥാര്ഥ സന്ദേശം", "ข้อความเดิม",
+    "ორიგინალი შეტყობინება", "សារដើម", "原始信件", "原始訊息", "原始邮件",
+)  # fmt: skip
 FIELD_BY_LABEL: dict[str, str] = {
+    **{label: field for field, labels in _WEBMAIL_LABELS.items() for label in labels},
     **{label: "other" for label in OTHER_LABELS},
     **{label: "cc" for label in CC_LABELS},
     **{label: "to" for label in TO_LABELS},
@@ -81,7 +176,8 @@ FORWARD_WORDS = re.compile(
     r"forward|weiterge|réexpéd|transf[eé]r|reenvi|inoltr|doorgest|encaminh|vidarebef"
     r"|videres|välitet|edelleenlähet|przekaz|przesłan|přepos|prepos|ďalej odoslan|továbbít"
     r"|пересыл|пересл|пересила|переадрес|перенаправ|ilet|yönlendir|redirec|înaintat"
-    r"|proslijeđ|chuyển tiếp|転送|전달|转发|轉寄|轉遞",
+    r"|proslijeđ|chuyển tiếp|転送|전달|转发|轉寄|轉遞|předan|προωθ|diterusk|poslanej ďalej"
+    r"|redirig|przekierow",
     re.IGNORECASE,
 )
 # Outlook's "-----Original Message-----" and its translations.
@@ -93,7 +189,8 @@ ORIGINAL_WORDS = re.compile(
     r"|pôvodná správa|eredeti üzenet|исходное сообщение|оригінальне повідомлення"
     r"|початкове повідомлення|özgün ileti|orijinal mesaj|original nachricht"
     r"|mesajul original|mesaj original|thư gốc|원본 메시지|原始消息|原始信息|原始郵件"
-    r"|元のメッセージ|オリジナルのメッセージ",
+    r"|元のメッセージ|オリジナルのメッセージ|"
+    + "|".join(re.escape(phrase) for phrase in _WEBMAIL_ORIGINAL),
     re.IGNORECASE,
 )
 # The verbs of attribution lines ("On <date>, <name> <addr> wrote:").

@@ -413,6 +413,11 @@ def _next_nonblank(lines: list[str], start: int, limit: int) -> int | None:
 
 
 _MAX_BLOCK_LINES = 40
+# Message-ID:, MIME-Version:, X-Mailer:, List-Id:... and a few one-word headers.
+_RFC_HEADER = re.compile(
+    r"^\s*(?:[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+|References|Precedence|Sender|Received"
+    r"|Newsgroups|Organi[sz]ation|Priority|Importance)[ \t]*:"
+)
 
 
 def _read_block(lines: list[str], start: int, subject: str) -> tuple[dict[str, str], int]:
@@ -442,6 +447,14 @@ def _read_block(lines: list[str], start: int, subject: str) -> tuple[dict[str, s
         if label is None:
             if last in {"to", "cc"} and "@" in line:  # a wrapped recipient list
                 fields[last] += " " + line.strip()
+                index += 1
+                continue
+            if last == "from" and "@" in line and "@" not in fields["from"]:
+                fields["from"] += " " + line.strip()  # "Long Name <" / "address>"
+                index += 1
+                continue
+            if _RFC_HEADER.match(line) or (last == "other" and line[:1] in " \t"):
+                last = "other"  # mutt and alpine copy the original's other headers
                 index += 1
                 continue
             if last == "subject" and _continues(lines, index, fields[last], subject):
