@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, insert, select
+from sqlalchemy import exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -18,6 +18,7 @@ from core.models import Email, Event, TrackedLink, TrackedSend, TrackingHit
 from core.tracking import TokenSigner, new_send_token, rewrite_html
 from core.tracking_verdicts import (
     BURST,
+    CLICK_BURST,
     RECENT_MAX,
     Counts,
     History,
@@ -25,6 +26,7 @@ from core.tracking_verdicts import (
     Seen,
     Send,
     Verdict,
+    burst_partners,
     classify,
     count,
 )
@@ -151,22 +153,44 @@ async def record_hits(session: AsyncSession, hits: Iterable[tuple[str, Hit]]) ->
             links, await _history(session, send.id, since=new_hits[0].at - BURST), new_hits))
     # Classifying thousands of hits is CPU work: keep it off the event loop, so the
     # pixel keeps answering while a batch is recorded.
-    rows, events = await asyncio.to_thread(_classify, batches)
+    rows, events, revised = await asyncio.to_thread(_classify, batches)
     # Multi-row inserts, not ORM objects: the pixel's throughput rests on this.
     if rows:
         await session.execute(insert(TrackingHit), rows)
     if events:
         await session.execute(insert(Event), events)
+    for batch, seen in revised:
+        await _revise(session, batch, seen)
     return len(events)
 
 
-def _classify(batches: list[_Batch]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+async def _revise(session: AsyncSession, batch: _Batch, seen: list[Seen]) -> None:
+    """Mark stored clicks as the burst's they turned out to be, and their events too
+    (a live stream already showed them as people: the feed and the counts now agree)."""
+    await session.execute(update(TrackingHit).where(TrackingHit.id.in_([s.id for s in seen]))
+                          .values(machine=True, reason=CLICK_BURST))
+    for event in await session.scalars(select(Event).where(
+            Event.portal_id == batch.portal_id, Event.type == "click",
+            Event.machine.is_(False), Event.at.in_([s.at for s in seen]))):
+        if event.detail.get("tracked_send_id") == batch.send_id:
+            event.machine = True
+            event.detail = {**event.detail, "reason": CLICK_BURST}
+
+
+def _classify(batches: list[_Batch]) -> tuple[
+        list[dict[str, Any]], list[dict[str, Any]], list[tuple[_Batch, list[Seen]]]]:
     rows: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
+    revised: list[tuple[_Batch, list[Seen]]] = []
     for batch in batches:
         for i, hit in enumerate(batch.hits):
             verdict = classify(hit, history=batch.history, send=batch.send,
                                upcoming=batch.hits[i + 1:i + 1 + RECENT_MAX])
+            if partners := burst_partners(hit, verdict, batch.history):
+                revised.append((batch, partners))
+                batch.history.recent = [
+                    replace(s, machine=True) if s in partners else s
+                    for s in batch.history.recent]
             batch.history.add(hit, verdict)
             link = batch.links.get(hit.position) if hit.position is not None else None
             rows.append({
@@ -183,7 +207,7 @@ def _classify(batches: list[_Batch]) -> tuple[list[dict[str, Any]], list[dict[st
                     "detail": {"tracked_send_id": batch.send_id, "reason": verdict.reason,
                                "client": verdict.client, **({"url": link[1]} if link else {})},
                 })
-    return rows, events
+    return rows, events, revised
 
 
 async def _history(session: AsyncSession, send_id: int, since: datetime) -> History:
@@ -198,12 +222,12 @@ async def _history(session: AsyncSession, send_id: int, since: datetime) -> Hist
     ).limit(1))
     recent = await session.execute(
         select(TrackingHit.at, TrackingHit.kind, TrackedLink.position, TrackingHit.ip,
-               TrackingHit.machine)
+               TrackingHit.machine, TrackingHit.id)
         .outerjoin(TrackedLink, TrackedLink.id == TrackingHit.link_id)
         .where(TrackingHit.tracked_send_id == send_id, TrackingHit.at >= since)
         .order_by(TrackingHit.at.desc()).limit(RECENT_MAX))
-    seen = [Seen(at, kind, position, ip, machine)
-            for at, kind, position, ip, machine in recent]
+    seen = [Seen(at, kind, position, ip, machine, hit_id)
+            for at, kind, position, ip, machine, hit_id in recent]
     return History(person_opened=opened is not None, gmail_counted=gmail is not None,
                    recent=seen[::-1])
 

@@ -15,7 +15,8 @@ Privacy Protection prefetch") and the client family. The signals, strongest firs
   with images blocked clicks too, but not before reading);
 - bursts: several links clicked within seconds, several addresses within seconds, a
   hit right after a machine's from the same address. Hits later in the same batch are
-  looked at too, so the first click of a burst is caught with the others.
+  looked at too, so the first click of a burst is caught with the others; when the rest
+  of a burst comes in a later batch, ``burst_partners`` names the stored clicks to revise.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class Seen:
     position: int | None
     ip: str
     machine: bool
+    id: int | None = None  # the stored hit's, for the ones read back from the database
 
 
 @dataclass
@@ -98,6 +100,7 @@ class Verdict:
 
 
 SENDER_REASON = "the sender's own open"
+CLICK_BURST = "several links clicked within seconds"
 GMAIL_FAMILY = clients.Client("Gmail (image proxy)", clients.GMAIL_PROXY).family
 
 
@@ -166,7 +169,7 @@ def classify(hit: Hit, *, history: History, send: Send, upcoming: Sequence[Hit] 
         positions = {s.position for s in window if s.kind == "click"} | {
             h.position for h in ahead if h.kind == "click"}
         if positions - {hit.position}:
-            return machine("several links clicked within seconds")
+            return machine(CLICK_BURST)
         if since is not None and since < AT_DELIVERY:
             return machine(f"clicked {since.total_seconds():.0f} s after the send: at delivery")
         if (since is not None and since < CLICK_UNOPENED_AT_DELIVERY
@@ -182,6 +185,15 @@ def classify(hit: Hit, *, history: History, send: Send, upcoming: Sequence[Hit] 
             return machine(f"opened {since.total_seconds():.0f} s after the send by a "
                            "browser: a scanner at delivery")
     return Verdict(False, True, f"{family}{after}"[:100], family)
+
+
+def burst_partners(hit: Hit, verdict: Verdict, history: History) -> list[Seen]:
+    """Stored clicks that a click burst now betrays: they were recorded as people in an
+    earlier batch, before the rest of the burst arrived. Call before ``history.add``."""
+    if verdict.reason != CLICK_BURST:
+        return []
+    return [s for s in history.recent if s.id is not None and not s.machine
+            and s.kind == "click" and s.position != hit.position and hit.at - s.at <= BURST]
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,16 @@
-"""Recording hits on both backends: verdicts use the stored history across batches, and
-the hits read back carry them."""
+"""Recording hits on both backends: verdicts use the stored history across batches (a
+burst's first click, stored as a person, is revised with its event), and the hits read
+back carry them."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from core import accounts, tracked_sends
 from core.db import Database
-from core.models import utcnow
+from core.models import Event, utcnow
 from core.tracking import Hit, TokenSigner
 
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -16,7 +19,7 @@ GMAIL = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com
 
 
 async def test_history_carries_across_batches(database: Database) -> None:
-    """A burst's second click in a later batch, and Gmail's second fetch, see the first."""
+    """A burst's second click in a later batch revises the first; Gmail counts once."""
     async with database.transaction() as session:
         portal = await accounts.create_portal(session, "P")
         user = await accounts.add_user(session, portal.portal.id, "rep@p.example", name="R")
@@ -42,14 +45,20 @@ async def test_history_carries_across_batches(database: Database) -> None:
         stored = await tracked_sends.owned(session, portal.portal.id, send.id)
         hits = await tracked_sends.hits_of(session, stored, after=0, limit=10)
         counts = await tracked_sends.counts_for_send(session, stored)
+        events = (await session.scalars(select(Event).where(
+            Event.portal_id == portal.portal.id).order_by(Event.id))).all()
     assert [(h.kind, h.verdict.label, h.verdict.counted) for h in hits] == [
-        ("open", "person", True), ("click", "person", True),
+        ("open", "person", True), ("click", "machine", True),
         ("open", "person", False), ("click", "machine", True)]
-    assert hits[3].verdict.reason == "several links clicked within seconds"
+    assert {hits[1].verdict.reason, hits[3].verdict.reason} == {
+        "several links clicked within seconds"}
+    assert [(e.type, e.machine) for e in events] == [
+        ("open", False), ("click", True), ("click", True)]
+    assert events[1].detail["reason"] == "several links clicked within seconds"
     assert hits[0].verdict.reason == "Gmail image proxy, 1 h after the send"
     assert (hits[1].position, hits[1].url, hits[1].ip) == (0, "https://x.example/1",
                                                             "198.51.100.77")
-    assert (counts.opens, counts.clicks, counts.machine_clicks) == (1, 1, 1)
+    assert (counts.opens, counts.clicks, counts.machine_clicks) == (1, 0, 2)
     page = await _page(database, portal.portal.id, send.id, after=hits[1].id)
     assert [h.id for h in page] == [hits[2].id]
 
