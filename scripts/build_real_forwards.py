@@ -1004,76 +1004,162 @@ def roundcube_labels(path: Path) -> dict[str, str]:
     return {k: v.replace("\\'", "'") for k, v in ROUNDCUBE_LABEL.findall(text)}
 
 
+ROUNDCUBE_HARNESS = r"""<?php
+// Roundcube's own get_forward_header() over a message stand-in: argv roundcube dir,
+// config dir; stdin a JSON list of {lang, tz, subject, from, to, date}; stdout the headers.
+define('INSTALL_PATH', rtrim($argv[1], '/') . '/');
+define('RCMAIL_CONFIG_DIR', $argv[2]);
+error_reporting(E_ERROR);
+require_once INSTALL_PATH . 'program/include/iniset.php';
+$rcmail = rcmail::get_instance(0, 'test');
+class ForwardedMessage {
+    public $headers; public $subject; private $values;
+    function __construct($values) {
+        $this->values = $values; $this->subject = $values['subject'];
+        $this->headers = new rcube_message_header(); $this->headers->subject = $values['subject'];
+    }
+    function get_header($name, $raw = false) { return $this->values[$name] ?? null; }
+}
+$out = [];
+foreach (json_decode(stream_get_contents(STDIN), true) as $job) {
+    $rcmail->load_language($job['lang']);
+    $rcmail->config->set('timezone', $job['tz']);
+    $out[] = rcmail_action_mail_compose::get_forward_header(new ForwardedMessage($job), false);
+}
+echo json_encode($out);
+"""
+
+
+def etc_zone(value: datetime) -> str | None:
+    """The IANA ``Etc/GMT±h`` zone of ``value``'s offset, None for a part-hour offset."""
+    minutes = int((value.utcoffset() or timedelta(0)).total_seconds() // 60)
+    if minutes % 60:
+        return None
+    hours = -minutes // 60  # Etc/GMT+5 is UTC-05:00
+    return "Etc/GMT" if hours == 0 else f"Etc/GMT{hours:+d}"
+
+
+def roundcube_run(root: Path, jobs: list[dict[str, str]], work: Path) -> list[str]:
+    """Roundcube's get_forward_header() run by php-cli over ``jobs``."""
+    import subprocess
+
+    (work / "config").mkdir(parents=True, exist_ok=True)
+    (work / "config" / "config.inc.php").write_text(
+        "<?php\n$config = ['db_dsnw' => 'sqlite:///:memory:', 'log_driver' => 'stdout'];\n")
+    (work / "forward.php").write_text(ROUNDCUBE_HARNESS)
+    done = subprocess.run(["php", str(work / "forward.php"), str(root), str(work / "config")],
+                          input=json.dumps(jobs), capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
 def build_roundcube(src: Path, picker: OriginalPicker) -> None:
     root = next(src.glob("rc/usr/share/roundcube"))
     version = next(src.glob("roundcube-core_*.deb")).name.split("_")[1]
     english = roundcube_labels(root / "program/localization/en_US/labels.inc")
-    for locale, language in ROUNDCUBE_LOCALES.items():
-        # Roundcube falls back to en_US for a label its localization lacks.
+    planned = [
+        (locale, language, variant, picker.next())
+        for locale, language in ROUNDCUBE_LOCALES.items()
+        for variant in (("plain", "html") if locale in ROUNDCUBE_HTML else ("plain",))
+    ]
+    run = [(i, p) for i, p in enumerate(planned) if p[2] == "plain" and etc_zone(p[3].date)]
+    headers = dict(zip(
+        (i for i, _ in run),
+        roundcube_run(root, [
+            {"lang": locale, "tz": etc_zone(original.date), "subject": original.subject,
+             "from": mailbox(original), "to": original.to,
+             "date": email.utils.format_datetime(original.date)}
+            for _, (locale, _, _, original) in run
+        ], src / "roundcube-work"),
+    ))
+    for number, (locale, language, variant, original) in enumerate(planned):
         labels = english | roundcube_labels(root / f"program/localization/{locale}/labels.inc")
-        for variant in ("plain", "html") if locale in ROUNDCUBE_HTML else ("plain",):
-            original = picker.next()
-            # date_long 'Y-m-d H:i' in the user's zone (config timezone 'auto')
-            date = original.date.strftime("%Y-%m-%d %H:%M")
-            if variant == "plain":
-                text = (
-                    f"\n\n\n-------- {labels['originalmessage']} --------\n"
-                    f"{labels['subject']}: {original.subject}\n"
-                    f"{labels['date']}: {date}\n"
-                    f"{labels['from']}: {mailbox(original)}\n"
-                    f"{labels['to']}: {original.to}\n\n{original.body}\n"
-                )
-                html = None
-            else:
-                rows = "".join(
-                    '<tr><th align="right" nowrap="nowrap" valign="baseline">%s: </th>'
-                    "<td>%s</td></tr>" % (html_escape(lab), html_escape(value))
-                    for lab, value in (
-                        (labels["subject"], original.subject), (labels["date"], date),
-                        (labels["from"], mailbox(original)), (labels["to"], original.to))
-                )
-                body = "<br />\n".join(html_escape(ln) for ln in original.body.splitlines())
-                html = (
-                    '<html><head><meta http-equiv="Content-Type" content="text/html; '
-                    'charset=UTF-8" /></head><body style=\'font-size: 10pt; font-family: '
-                    "Verdana,Geneva,sans-serif'>\n<p><br /></p>\n"
-                    f"<br /><p>-------- {html_escape(labels['originalmessage'])} --------</p>"
-                    '<table border="0" cellpadding="0" cellspacing="0"><tbody>'
-                    f"{rows}</tbody></table><br>\n<div class=\"pre\">{body}</div>\n"
-                    "</body></html>\n"
-                )
-                text = None
+        if number in headers:  # Roundcube's own code wrote the header block
+            text = headers[number] + original.body.strip("\r\n")
+            html = None
             raw = outer_message(
-                f"Fwd: {original.subject}", text, forward_date(original), html=html,
+                f"Fwd: {original.subject}", text, forward_date(original),
                 message_id=f"roundcube-{locale}-{variant}",
                 user_agent=f"Roundcube Webmail/{version.split('+')[0]}",
             )
-            add(
-                Sample(
-                    source="roundcube",
-                    name=f"{variant}_{language}",
-                    client="roundcube",
-                    client_version=version.split("+")[0],
-                    language=language,
-                    kind="client_strings",
-                    origin=f"package roundcube-core {version} (debian), "
-                    f"usr/share/roundcube/program/localization/{locale}/labels.inc "
-                    "(originalmessage, subject, date, from, to; en_US for those it lacks), "
-                    "layout of program/actions/mail/compose.php get_forward_header(), "
-                    f"date_long of etc/roundcube/defaults.inc.php; original: {NOTMUCH_ORIGIN}"
-                    f"{original.path}",
-                    licence="GPL-3.0-or-later",
-                    notes="Roundcube inline forward, " + (
-                        "text/plain" if variant == "plain" else
-                        "text/html only (the header block in Roundcube's table)") +
-                    ", written as get_forward_header() writes it. The date is date_long "
-                    "'Y-m-d H:i' without zone: the expectation assumes the outer Date's "
-                    f"offset ({forward_date(original).strftime('%z')}), the zone it is "
-                    "written in. Original: real list mail (notmuch's test corpus).",
-                    expected=expected_for(original),
-                    raw=raw,
-                )
+            add(Sample(
+                source="roundcube", name=f"{variant}_{language}", client="roundcube",
+                client_version=version.split("+")[0], language=language,
+                kind="real_client",
+                origin=f"package roundcube-core {version} (debian): its own "
+                "rcmail_action_mail_compose::get_forward_header() run by php-cli with "
+                f"the {locale} localization; original: {NOTMUCH_ORIGIN}{original.path}",
+                licence="GPL-3.0-or-later",
+                notes="Roundcube's plain-text inline forward written by Roundcube's own "
+                "PHP (get_forward_header() + the body as create_forward_body() joins "
+                "them), run over a stand-in for the parsed original (subject, From, To, "
+                "Date as the message has them) with the user's timezone set to the "
+                f"original's offset ({etc_zone(original.date)}). Its date is date_long "
+                "'Y-m-d H:i' without zone: the expectation assumes the outer Date's "
+                f"offset ({forward_date(original).strftime('%z')}), the zone it is "
+                "written in. Original: real list mail (notmuch's test corpus).",
+                expected=expected_for(original), raw=raw))
+            continue
+        # date_long 'Y-m-d H:i' in the user's zone (config timezone 'auto')
+        date = original.date.strftime("%Y-%m-%d %H:%M")
+        if variant == "plain":
+            text = (
+                f"\n\n\n-------- {labels['originalmessage']} --------\n"
+                f"{labels['subject']}: {original.subject}\n"
+                f"{labels['date']}: {date}\n"
+                f"{labels['from']}: {mailbox(original)}\n"
+                f"{labels['to']}: {original.to}\n\n{original.body}\n"
             )
+            html = None
+        else:
+            rows = "".join(
+                '<tr><th align="right" nowrap="nowrap" valign="baseline">%s: </th>'
+                "<td>%s</td></tr>" % (html_escape(lab), html_escape(value))
+                for lab, value in (
+                    (labels["subject"], original.subject), (labels["date"], date),
+                    (labels["from"], mailbox(original)), (labels["to"], original.to))
+            )
+            body = "<br />\n".join(html_escape(ln) for ln in original.body.splitlines())
+            html = (
+                '<html><head><meta http-equiv="Content-Type" content="text/html; '
+                'charset=UTF-8" /></head><body style=\'font-size: 10pt; font-family: '
+                "Verdana,Geneva,sans-serif'>\n<p><br /></p>\n"
+                f"<br /><p>-------- {html_escape(labels['originalmessage'])} --------</p>"
+                '<table border="0" cellpadding="0" cellspacing="0"><tbody>'
+                f"{rows}</tbody></table><br>\n<div class=\"pre\">{body}</div>\n"
+                "</body></html>\n"
+            )
+            text = None
+        raw = outer_message(
+            f"Fwd: {original.subject}", text, forward_date(original), html=html,
+            message_id=f"roundcube-{locale}-{variant}",
+            user_agent=f"Roundcube Webmail/{version.split('+')[0]}",
+        )
+        add(
+            Sample(
+                source="roundcube",
+                name=f"{variant}_{language}",
+                client="roundcube",
+                client_version=version.split("+")[0],
+                language=language,
+                kind="client_strings",
+                origin=f"package roundcube-core {version} (debian), "
+                f"usr/share/roundcube/program/localization/{locale}/labels.inc "
+                "(originalmessage, subject, date, from, to; en_US for those it lacks), "
+                "layout of program/actions/mail/compose.php get_forward_header(), "
+                f"date_long of etc/roundcube/defaults.inc.php; original: {NOTMUCH_ORIGIN}"
+                f"{original.path}",
+                licence="GPL-3.0-or-later",
+                notes="Roundcube inline forward, " + (
+                    "text/plain" if variant == "plain" else
+                    "text/html only (the header block in Roundcube's table)") +
+                ", written as get_forward_header() writes it. The date is date_long "
+                "'Y-m-d H:i' without zone: the expectation assumes the outer Date's "
+                f"offset ({forward_date(original).strftime('%z')}), the zone it is "
+                "written in. Original: real list mail (notmuch's test corpus).",
+                expected=expected_for(original),
+                raw=raw,
+            )
+        )
 
 
 # --- kind 3: classic Outlook (2003-2010) as LKML mail quotes it --------------------------
