@@ -26,9 +26,11 @@ __all__ = [
 # lines of spaces must not backtrack quadratically.
 # The label may hold combining marks (Thai, Indic scripts): anything but a colon.
 HEADER_LINE = re.compile(
-    r"^\s*(?:\*+\s*)?([^\W\d_][^:：\n<>@*]{0,30}?)[ \t]*(?:\*+[ \t]*)?[:：](.*)$"
+    r"^\s*(?:\*+\s*)?([^\W\d_][^:：៖\n<>@*]{0,30}?)[ \t]*(?:\*+[ \t]*)?[:：៖](.*)$"
 )
 _MAX_HEADER_LINE = 2000
+# Zero-width joiners and the bidi isolates KMail puts around Arabic values.
+_INVISIBLE = re.compile("[\u200b\u200c\u200d\u200e\u200f\u2066-\u2069]")
 
 # "---------- Forwarded message ---------", "━━━Thư đã chuyển tiếp━━━", and
 # Thunderbird's Slovak "-------- Preposlaná správa --- Forwarded Message --------".
@@ -118,9 +120,10 @@ def header_label(line: str) -> tuple[str, str] | None:
     match = HEADER_LINE.match(line.replace("\xa0", " "))
     if match is None:
         return None
-    label = " ".join(match.group(1).lower().replace("\u200d", "").replace("\u200b", "").split())
+    label = " ".join(_INVISIBLE.sub("", match.group(1)).lower().split())
     field = FIELD_BY_LABEL.get(label)
-    value = match.group(2).strip().lstrip("*").strip()  # Outlook's plain-text bold: *From:*
+    # Outlook's plain-text bold: *From:* John
+    value = _INVISIBLE.sub("", match.group(2)).strip().lstrip("*").strip()
     return None if field is None else (field, value)
 
 

@@ -159,8 +159,24 @@ _WEBMAIL_ORIGINAL = (
     "الرسالة الاصلية", "پیام اصلی", "खरा संदेश", "ಮೂಲ ಸಂದೇಶ", "യഥാര്ഥ സന്ദേശം", "ข้อความเดิม",
     "ორიგინალი შეტყობინება", "សារដើម", "原始信件", "原始訊息", "原始邮件",
 )  # fmt: skip
+# KMail's default forward templates (kf5-messagelib-data: libtemplateparser.mo), where
+# they add to the tables above. Its zh_CN template shifts its labels by one (发件人:
+# holds the time): that translation is left out.
+_KMAIL_LABELS: dict[str, tuple[str, ...]] = {
+    "from": ("مِن", "kellelt", "ex", "кімден", "ពី", "ਵਲੋਂ", "அனுப்புநர்", "di"),
+    "date": ("кезі", "កាលបរិច្ឆេទ", "ਮਿਤੀ"),
+    "subject": ("teema", "ប្រធានបទ", "bedröppt", "ਵਿਸ਼ਾ", "rubrik", "sudjet"),
+}  # fmt: skip
+# KMail's "---------- Forwarded Message ----------" lines its stems above miss.
+_KMAIL_FORWARD = (
+    "Edasi saadetud kiri", "Messaedje ricassî", "Message reexpedite", "Message transmis",
+    "Persiųstas laiškas", "Posredovano sporočilo", "Wiederleddt Naricht", "prosleđena poruka",
+    "Басқаға жіберілген хат", "Препратено съобщение", "прослеђена порука", "رسالة ممرّرة",
+    "ਅੱਗੇ ਭੇਜਿਆ ਸੁਨੇਹਾ", "முன்னனுப்பப்பட்ட அஞ்சல்", "សារបញ្ជូនបន្ត",
+)  # fmt: skip
 FIELD_BY_LABEL: dict[str, str] = {
     **{label: field for field, labels in _WEBMAIL_LABELS.items() for label in labels},
+    **{label: field for field, labels in _KMAIL_LABELS.items() for label in labels},
     **{label: "other" for label in OTHER_LABELS},
     **{label: "cc" for label in CC_LABELS},
     **{label: "to" for label in TO_LABELS},
@@ -177,7 +193,8 @@ FORWARD_WORDS = re.compile(
     r"|videres|välitet|edelleenlähet|przekaz|przesłan|přepos|prepos|ďalej odoslan|továbbít"
     r"|пересыл|пересл|пересила|переадрес|перенаправ|ilet|yönlendir|redirec|înaintat"
     r"|proslijeđ|chuyển tiếp|転送|전달|转发|轉寄|轉遞|předan|προωθ|diterusk|poslanej ďalej"
-    r"|redirig|przekierow",
+    r"|redirig|przekierow|"
+    + "|".join(re.escape(phrase) for phrase in _KMAIL_FORWARD),
     re.IGNORECASE,
 )
 # Outlook's "-----Original Message-----" and its translations.

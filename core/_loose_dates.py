@@ -81,8 +81,91 @@ _CROATIAN = (
     "svibanj svibnja", "lipanj lipnja", "srpanj srpnja", "kolovoz kolovoza", "rujan rujna",
     "", "studeni studenoga", "prosinac prosinca",
 )  # fmt: skip
+# More of CLDR, with Babel (ar bg bs ca cy el et eu gl he hi hr id is ka kk km lt lv mk
+# ms nds nn fy ga sl sq sr ta th fa uz az be ia af sw zh ja ko vi ast br oc lb mt hy ur
+# bn mr ne pa ml kn si ky mn tt ug): one-word names no language above reads otherwise.
+_MORE_MONTH_NAMES = (
+    (
+        "ean eanáir gener genièr genver ion ionawr jaan jaanuar janar jannar jannewaris "
+        "januaar januarie januario janvāris janúar saus sausio sausis sij urt urtarrila "
+        "xan xaneiro xin xineru yan yanvar ιαν ιανουάριος ιανουαρίου гыйн гыйнвар сту "
+        "студзень студзеня яну януари јан јануар јануари қаң қаңтар հնվ հունվար հունվարի "
+        "ינואר جنوری يانۋار يناير ژانویه มกราคม იან იანვარი"
+    ),
+    (
+        "chw chwef chwefror cʼhwe cʼhwevrer feabh feabhra febreiro febrer febreru "
+        "febrewaris febrièr februaar februario februāris febrúar fevral fra frar ots "
+        "otsaila shk shkurt vas vasario vasaris veebr veebruar velj φεβ φεβρουάριος "
+        "φεβρουαρίου ақп ақпан лютага люты феб фебруар февруари փետրվար փետրվարի փտվ "
+        "פברואר فبراير فروری فوریه فېۋرال თებ თებერვალი"
+    ),
+    (
+        "kov kovas kovo mac machi maret martio martxoa marzu març maw mawrth meur meurzh "
+        "márta mäe mäerz märts ožu μάρ μάρτιος μαρ μαρτίου нау наурыз сак сакавік "
+        "сакавіка մարտ մարտի մրտ מרץ مارت مارس مارچ მარ მარტი"
+    ),
+    (
+        "abrëll aib aibreán api apirila aprel aprili aprill aprīlis bal balandis "
+        "balandžio ebr ebrel ebrill pri prill tra απρ απρίλιος απριλίου април кра "
+        "красавік красавіка сәу сәуір ապր ապրիլ ապրիլի אפריל آوریل أبريل ئاپرېل اپریل "
+        "เมษายน აპრ აპრილი"
+    ),
+    (
+        "beal bealtaine geg gegužė gegužės maaie mae maiatza maig maijs mayu maí mee mej "
+        "mejju svi μάι μάιος μαΐ μαΐου мам мамыр мај մայիս մայիսի մյս מאי مئی ماي مايو "
+        "พฤษภาคม მაი მაისი"
+    ),
+    (
+        "birž birželio birželis eka ekaina iyn iyun junh junie junij juny juuni júní jūn "
+        "jūnijs meh mehefin meith meitheamh mezh mezheven qer qershor xun xunu xuño ġun "
+        "ġunju ιουν ιουνίου ιούν ιούνιος мау маусым чэр чэрвень чэрвеня юни јун јуни հնս "
+        "հունիս հունիսի יוני ئىيۇن جون يونيو ژوئن ივნ ივნისი"
+    ),
+    (
+        "gor gorff gorffennaf goue gouere iyl iyul iúil julai julhet julie julij juliol "
+        "juuli júlí jūl jūlijs korr korrik liep liepa liepos lul lulju uzt uztaila xnt "
+        "xul xullo xunetu ιουλ ιουλίου ιούλ ιούλιος ліп ліпень ліпеня шіл шілде юли јул "
+        "јули հլս հուլիս հուլիսի יולי ئىيۇل جولائی يوليو ژوئیه ඇසළ กรกฎาคม ივლ ივლისი"
+    ),
+    (
+        "abu abuztua agost agosti agostu agu agustus augusto augusts avg avgust avq "
+        "avqust awst aww awwissu eost gush gusht kol lún lúnasa ogo ogos rugp rugpjūtis "
+        "rugpjūčio ágú ágúst αυγ αυγούστου αύγ αύγουστος жні жнівень жніўня там тамыз "
+        "օգոստոս օգոստոսի օգս אוגוסט أغسطس ئاۋغۇست اوت اگست ਅਗਸਤ აგვ აგვისტო"
+    ),
+    (
+        "gwen gwengolo ira iraila medi mfómh rugs rugsėjis rugsėjo ruj sen sentabr "
+        "sentyabr septemba septembar septembris septimber setembre settembru sht shtator "
+        "σεπ σεπτέμβριος σεπτεμβρίου верасень верасня сеп септембар септември қыр "
+        "қыркүйек սեպ սեպտեմբեր սեպտեմբերի ספטמבר سبتمبر ستمبر سپتامبر سېنتەبىر სექ "
+        "სექტემბერი"
+    ),
+    (
+        "dfómh here hyd hydref och ochobre octòbre oktabr oktoba oktobar oktobris "
+        "oktoober oktover oktyabr ottubru spal spalio spalis tet tetor urr urria οκτ "
+        "οκτωβρίου οκτώβριος кас кастрычнік кастрычніка октобар октомври қаз қазан հոկ "
+        "հոկտեմբեր հոկտեմբերի אוקטובר أكتوبر ئۆكتەبىر اکتبر اکتوبر ოქტ ოქტომბერი"
+    ),
+    (
+        "aza azaroa lapkr lapkritis lapkričio novemba novembar novembris novembru "
+        "novimber noy noyabr nën nëntor nóv nóvember pay payares samh samhain stu tach "
+        "tachwedd νοέ νοέμβριος νοε νοεμβρίου ліс лістапад лістапада нов новембар ное "
+        "ноември қар қараша նոյ նոյեմբեր նոյեմբերի נובמבר نوامبر نوفمبر نومبر نويابىر ნოე "
+        "ნოემბერი 十一月"
+    ),
+    (
+        "abe abendua avi avientu decembar decembre decembris decembro dek dekabr desemba "
+        "desembre desimber dets detsember dhj dhjetor dis disember diċ diċembru gruod "
+        "gruodis gruodžio kerzu kzu noll nollaig rhag rhagfyr δεκ δεκέμβριος δεκεμβρίου "
+        "декември дец децембар жел желтоқсан сне снежань снежня դեկ դեկտեմբեր դեկտեմբերի "
+        "דצמבר دسامبر دسمبر ديسمبر دېكابىر დეკ დეკემბერი 十二月"
+    ),
+)  # fmt: skip
 MONTHS: dict[str, int] = {
-    name: number for number, names in enumerate(_CROATIAN, start=1) for name in names.split()
+    name: number
+    for table in (_MORE_MONTH_NAMES, _CROATIAN)
+    for number, names in enumerate(table, start=1)
+    for name in names.split()
 } | {
     name: number for number, names in enumerate(_MONTH_NAMES, start=1) for name in names.split()
 }
@@ -107,6 +190,7 @@ _MERIDIEM = re.compile(r"(?<!\w)([ap])\.?\s?m\.?(?!\w)")
 # Afternoon and morning words: 下午/午後/오후 (pm), 上午/午前/오전 (am), Vietnamese CH/SA.
 _PM_WORDS = re.compile(r"下午|午後|오후|(?<!\w)ch(?!\w)")
 _AM_WORDS = re.compile(r"上午|午前|오전|(?<!\w)sa(?!\w)")
+_NUMBERED_MONTH = re.compile(r"(?<!\d)(\d{1,2})\s?[月월]")
 _WORD = re.compile(r"[^\W\d_]+")
 _NUMBER = re.compile(r"(?<![\d+-])\d{1,4}(?!\d)")
 
@@ -162,7 +246,11 @@ def _parse_loose_date(value: str, default_offset: timedelta) -> datetime | None:
     offset = _zone_offset(text, time_match is not None, default_offset)
     if month is None:
         months = [MONTHS[w] for w in _WORD.findall(text) if w in MONTHS]
-        if not months:
+        numbered = _NUMBERED_MONTH.search(text)  # 6月 23, 2010 (SOGo, ja)
+        if numbered is not None and not months:
+            months = [int(numbered.group(1))]
+            text = text[: numbered.start()] + " " + text[numbered.end() :]
+        if not months or not 1 <= months[-1] <= 12:
             return None
         month = months[-1]  # a weekday like "mar." (mardi) precedes the real month
         numbers = [int(n) for n in _NUMBER.findall(text)]
