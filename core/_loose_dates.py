@@ -86,79 +86,105 @@ _CROATIAN = (
 # bn mr ne pa ml kn si ky mn tt ug): one-word names no language above reads otherwise.
 _MORE_MONTH_NAMES = (
     (
-        "ean eanáir gener genièr genver ion ionawr jaan jaanuar janar jannar jannewaris "
-        "januaar januarie januario janvāris janúar saus sausio sausis sij urt urtarrila "
-        "xan xaneiro xin xineru yan yanvar ιαν ιανουάριος ιανουαρίου гыйн гыйнвар сту "
-        "студзень студзеня яну януари јан јануар јануари қаң қаңтар հնվ հունվար հունվարի "
-        "ינואר جنوری يانۋار يناير ژانویه มกราคม იან იანვარი"
+        "ean eanáir gener genièr genver ion ionawr jaan jaanuar janar jannar "
+        "jannewaris januaar januarie januario janvāris janúar saus sausio "
+        "sausis sij siječanj siječnja urt urtarrila xan xaneiro xin xineru yan "
+        "yanvar ιαν ιανουάριος ιανουαρίου гыйн гыйнвар сту студзень студзеня "
+        "яну януари јан јануар јануари қаң қаңтар հնվ հունվար հունվարի ינואר "
+        "ינו׳ جنوری يانۋار يناير ژانویه जनवरी जन॰ जाने जानेवारी জানু জানুয়ারি "
+        "ਜਨਵਰੀ ஜனவரி ಜನವರಿ ജനു ജനുവരി දුරුතු มกราคม იან იანვარი មករា"
     ),
     (
-        "chw chwef chwefror cʼhwe cʼhwevrer feabh feabhra febreiro febrer febreru "
-        "febrewaris febrièr februaar februario februāris febrúar fevral fra frar ots "
-        "otsaila shk shkurt vas vasario vasaris veebr veebruar velj φεβ φεβρουάριος "
-        "φεβρουαρίου ақп ақпан лютага люты феб фебруар февруари փետրվար փետրվարի փտվ "
-        "פברואר فبراير فروری فوریه فېۋرال თებ თებერვალი"
+        "chw chwef chwefror cʼhwe cʼhwevrer feabh feabhra febreiro febrer "
+        "febreru febrewaris febrièr februaar februario februāris febrúar fevral "
+        "fra frar ots otsaila shk shkurt vas vasario vasaris veebr veebruar "
+        "velj veljača veljače φεβ φεβρουάριος φεβρουαρίου ақп ақпан лютага люты "
+        "феб фебруар февруари փետրվար փետրվարի փտվ פברואר פבר׳ فبراير فروری "
+        "فوریه فېۋرال फ़रवरी फ़र॰ फेब्रु फेब्रुअरी फेब्रुवारी ফেব ফেব্রুয়ারি "
+        "ਫ਼ਰ ਫ਼ਰਵਰੀ பிப் பிப்ரவரி ಫೆಬ್ರ ಫೆಬ್ರವರಿ ഫെബ്രു ഫെബ്രുവരി නවම් "
+        "กุมภาพันธ์ თებ თებერვალი កុម្ភៈ"
     ),
     (
-        "kov kovas kovo mac machi maret martio martxoa marzu març maw mawrth meur meurzh "
-        "márta mäe mäerz märts ožu μάρ μάρτιος μαρ μαρτίου нау наурыз сак сакавік "
-        "сакавіка մարտ մարտի մրտ מרץ مارت مارس مارچ მარ მარტი"
+        "kov kovas kovo mac machi maret martio martxoa marzu març maw mawrth "
+        "meur meurzh márta mäe mäerz märts ožu ožujak ožujka μάρ μάρτιος μαρ "
+        "μαρτίου нау наурыз сак сакавік сакавіка մարտ մարտի մրտ מרץ مارت مارس "
+        "مارچ मार्च মার্চ ਮਾਰਚ மார் மார்ச் ಮಾರ್ಚ್ മാർ മാർച്ച് මැදින් มีนาคม მარ "
+        "მარტი មីនា"
     ),
     (
-        "abrëll aib aibreán api apirila aprel aprili aprill aprīlis bal balandis "
-        "balandžio ebr ebrel ebrill pri prill tra απρ απρίλιος απριλίου април кра "
-        "красавік красавіка сәу сәуір ապր ապրիլ ապրիլի אפריל آوریل أبريل ئاپرېل اپریل "
-        "เมษายน აპრ აპრილი"
+        "abrëll aib aibreán api apirila aprel aprili aprill aprīlis bal "
+        "balandis balandžio ebr ebrel ebrill pri prill tra travanj travnja απρ "
+        "απρίλιος απριλίου април кра красавік красавіка сәу сәуір ապր ապրիլ "
+        "ապրիլի אפריל אפר׳ آوریل أبريل ئاپرېل اپریل अप्रिल अप्रैल एप्रि एप्रिल "
+        "এপ্রি এপ্রিল ਅਪ੍ਰੈ ਅਪ੍ਰੈਲ ஏப் ஏப்ரல் ಏಪ್ರಿ ಏಪ್ರಿಲ್ ഏപ്രി ഏപ്രിൽ බක් "
+        "เมษายน აპრ აპრილი មេសា"
     ),
     (
-        "beal bealtaine geg gegužė gegužės maaie mae maiatza maig maijs mayu maí mee mej "
-        "mejju svi μάι μάιος μαΐ μαΐου мам мамыр мај մայիս մայիսի մյս מאי مئی ماي مايو "
-        "พฤษภาคม მაი მაისი"
+        "beal bealtaine geg gegužė gegužės maaie mae maiatza maig maijs mayu "
+        "maí mee mej mejju svi svibanj svibnja μάι μάιος μαΐ μαΐου мам мамыр "
+        "мај մայիս մայիսի մյս מאי مئی ماي مايو മേയ് වෙසක් พฤษภาคม მაი მაისი "
+        "ឧសភា"
     ),
     (
-        "birž birželio birželis eka ekaina iyn iyun junh junie junij juny juuni júní jūn "
-        "jūnijs meh mehefin meith meitheamh mezh mezheven qer qershor xun xunu xuño ġun "
-        "ġunju ιουν ιουνίου ιούν ιούνιος мау маусым чэр чэрвень чэрвеня юни јун јуни հնս "
-        "հունիս հունիսի יוני ئىيۇن جون يونيو ژوئن ივნ ივნისი"
+        "birž birželio birželis eka ekaina iyn iyun junh junie junij juny juuni "
+        "júní jūn jūnijs lipanj lipnja meh mehefin meith meitheamh mezh "
+        "mezheven qer qershor xun xunu xuño ġun ġunju ιουν ιουνίου ιούν ιούνιος "
+        "мау маусым чэр чэрвень чэрвеня юни јун јуни հնս հունիս հունիսի יוני "
+        "ئىيۇن جون يونيو ژوئن जुन जून জুন ਜੂਨ ஜூன் ಜೂನ್ ജൂൺ පොසොන් มิถุนายน ივნ "
+        "ივნისი មិថុនា"
     ),
     (
-        "gor gorff gorffennaf goue gouere iyl iyul iúil julai julhet julie julij juliol "
-        "juuli júlí jūl jūlijs korr korrik liep liepa liepos lul lulju uzt uztaila xnt "
-        "xul xullo xunetu ιουλ ιουλίου ιούλ ιούλιος ліп ліпень ліпеня шіл шілде юли јул "
-        "јули հլս հուլիս հուլիսի יולי ئىيۇل جولائی يوليو ژوئیه ඇසළ กรกฎาคม ივლ ივლისი"
+        "gor gorff gorffennaf goue gouere iyl iyul iúil julai julhet julie "
+        "julij juliol juuli júlí jūl jūlijs korr korrik liep liepa liepos lul "
+        "lulju srpanj srpnja uzt uztaila xnt xul xullo xunetu ιουλ ιουλίου ιούλ "
+        "ιούλιος ліп ліпень ліпеня шіл шілде юли јул јули հլս հուլիս հուլիսի "
+        "יולי ئىيۇل جولائی يوليو ژوئیه जुलाई जुलै जुल॰ জুল জুলাই ਜੁਲਾ ਜੁਲਾਈ "
+        "ஜூலை ಜುಲೈ ജൂലൈ ඇසළ กรกฎาคม ივლ ივლისი កក្កដា"
     ),
     (
-        "abu abuztua agost agosti agostu agu agustus augusto augusts avg avgust avq "
-        "avqust awst aww awwissu eost gush gusht kol lún lúnasa ogo ogos rugp rugpjūtis "
-        "rugpjūčio ágú ágúst αυγ αυγούστου αύγ αύγουστος жні жнівень жніўня там тамыз "
-        "օգոստոս օգոստոսի օգս אוגוסט أغسطس ئاۋغۇست اوت اگست ਅਗਸਤ აგვ აგვისტო"
+        "abu abuztua agost agosti agostu agu agustus augusto augusts avg avgust "
+        "avq avqust awst aww awwissu eost gush gusht kol kolovoz kolovoza lún "
+        "lúnasa ogo ogos rugp rugpjūtis rugpjūčio ágú ágúst αυγ αυγούστου αύγ "
+        "αύγουστος жні жнівень жніўня там тамыз օգոստոս օգոստոսի օգս אוגוסט "
+        "אוג׳ أغسطس ئاۋغۇست اوت اگست अगस्ट अगस्त अग॰ ऑगस्ट আগস্ট ਅਗਸਤ ஆகஸ்ட் "
+        "ಆಗಸ್ಟ್ ഓഗസ്റ്റ് නිකිණි สิงหาคม აგვ აგვისტო សីហា"
     ),
     (
-        "gwen gwengolo ira iraila medi mfómh rugs rugsėjis rugsėjo ruj sen sentabr "
-        "sentyabr septemba septembar septembris septimber setembre settembru sht shtator "
-        "σεπ σεπτέμβριος σεπτεμβρίου верасень верасня сеп септембар септември қыр "
-        "қыркүйек սեպ սեպտեմբեր սեպտեմբերի ספטמבר سبتمبر ستمبر سپتامبر سېنتەبىر სექ "
-        "სექტემბერი"
+        "gwen gwengolo ira iraila medi mfómh rugs rugsėjis rugsėjo ruj rujan "
+        "rujna sen sentabr sentyabr septemba septembar septembris septimber "
+        "setembre settembru sht shtator σεπ σεπτέμβριος σεπτεμβρίου верасень "
+        "верасня сеп септембар септември қыр қыркүйек սեպ սեպտեմբեր սեպտեմբերի "
+        "ספטמבר ספט׳ سبتمبر ستمبر سپتامبر سېنتەبىر सप्टें सप्टेंबर सितंबर सित॰ "
+        "सेप्टेम्बर সেপ সেপ্ট সেপ্টেম্বর ਸਤੰ ਸਤੰਬਰ செப் செப்டம்பர் ಸೆಪ್ಟೆಂ "
+        "ಸೆಪ್ಟೆಂಬರ್ സെപ്റ്റം സെപ്റ്റംബർ බිනර กันยายน სექ სექტემბერი កញ្ញា"
     ),
     (
-        "dfómh here hyd hydref och ochobre octòbre oktabr oktoba oktobar oktobris "
-        "oktoober oktover oktyabr ottubru spal spalio spalis tet tetor urr urria οκτ "
-        "οκτωβρίου οκτώβριος кас кастрычнік кастрычніка октобар октомври қаз қазан հոկ "
-        "հոկտեմբեր հոկտեմբերի אוקטובר أكتوبر ئۆكتەبىر اکتبر اکتوبر ოქტ ოქტომბერი"
+        "dfómh here hyd hydref och ochobre octòbre oktabr oktoba oktobar "
+        "oktobris oktoober oktover oktyabr ottubru spal spalio spalis tet tetor "
+        "urr urria οκτ οκτωβρίου οκτώβριος кас кастрычнік кастрычніка октобар "
+        "октомври қаз қазан հոկ հոկտեմբեր հոկտեմբերի אוקטובר אוק׳ أكتوبر "
+        "ئۆكتەبىر اکتبر اکتوبر अक्टूबर अक्टू॰ अक्टोबर ऑक्टो ऑक्टोबर অক্টো "
+        "অক্টোবর ਅਕਤੂ ਅਕਤੂਬਰ அக் அக்டோபர் ಅಕ್ಟೋ ಅಕ್ಟೋಬರ್ ഒക്ടോ ഒക്ടോബർ වප් "
+        "ตุลาคม ოქტ ოქტომბერი តុលា"
     ),
     (
-        "aza azaroa lapkr lapkritis lapkričio novemba novembar novembris novembru "
-        "novimber noy noyabr nën nëntor nóv nóvember pay payares samh samhain stu tach "
-        "tachwedd νοέ νοέμβριος νοε νοεμβρίου ліс лістапад лістапада нов новембар ное "
-        "ноември қар қараша նոյ նոյեմբեր նոյեմբերի נובמבר نوامبر نوفمبر نومبر نويابىر ნოე "
-        "ნოემბერი 十一月"
+        "aza azaroa lapkr lapkritis lapkričio novemba novembar novembris "
+        "novembru novimber noy noyabr nën nëntor nóv nóvember pay payares samh "
+        "samhain stu studeni studenoga tach tachwedd νοέ νοέμβριος νοε "
+        "νοεμβρίου ліс лістапад лістапада нов новембар ное ноември қар қараша "
+        "նոյ նոյեմբեր նոյեմբերի נובמבר נוב׳ نوامبر نوفمبر نومبر نويابىر नवंबर "
+        "नव॰ नोभेम्बर नोव्हें नोव्हेंबर নভে নভেম্বর ਨਵੰ ਨਵੰਬਰ நவம்பர் ನವೆಂ "
+        "ನವೆಂಬರ್ നവം നവംബർ ඉල් พฤศจิกายน ნოე ნოემბერი វិច្ឆិកា 十一月"
     ),
     (
-        "abe abendua avi avientu decembar decembre decembris decembro dek dekabr desemba "
-        "desembre desimber dets detsember dhj dhjetor dis disember diċ diċembru gruod "
-        "gruodis gruodžio kerzu kzu noll nollaig rhag rhagfyr δεκ δεκέμβριος δεκεμβρίου "
-        "декември дец децембар жел желтоқсан сне снежань снежня դեկ դեկտեմբեր դեկտեմբերի "
-        "דצמבר دسامبر دسمبر ديسمبر دېكابىر დეკ დეკემბერი 十二月"
+        "abe abendua avi avientu decembar decembre decembris decembro dek "
+        "dekabr desemba desembre desimber dets detsember dhj dhjetor dis "
+        "disember diċ diċembru gruod gruodis gruodžio kerzu kzu noll nollaig "
+        "prosinac prosinca rhag rhagfyr δεκ δεκέμβριος δεκεμβρίου декември дец "
+        "децембар жел желтоқсан сне снежань снежня դեկ դեկտեմբեր դեկտեմբերի "
+        "דצמבר דצמ׳ دسامبر دسمبر ديسمبر دېكابىر डिसें डिसेंबर डिसेम्बर दिसंबर "
+        "दिस॰ ডিসে ডিসেম্বর ਦਸੰ ਦਸੰਬਰ டிச டிசம்பர் ಡಿಸೆಂ ಡಿಸೆಂಬರ್ ഡിസം ഡിസംബർ "
+        "උඳුවප් ธันวาคม დეკ დეკემბერი ធ្នូ 十二月"
     ),
 )  # fmt: skip
 MONTHS: dict[str, int] = {
@@ -190,8 +216,11 @@ _MERIDIEM = re.compile(r"(?<!\w)([ap])\.?\s?m\.?(?!\w)")
 # Afternoon and morning words: 下午/午後/오후 (pm), 上午/午前/오전 (am), Vietnamese CH/SA.
 _PM_WORDS = re.compile(r"下午|午後|오후|(?<!\w)ch(?!\w)")
 _AM_WORDS = re.compile(r"上午|午前|오전|(?<!\w)sa(?!\w)")
+_INVISIBLE = re.compile("[\u200b\u200c\u200d\u200e\u200f\u2066-\u2069]")
 _NUMBERED_MONTH = re.compile(r"(?<!\d)(\d{1,2})\s?[月월]")
-_WORD = re.compile(r"[^\W\d_]+")
+# A word: letters with their combining marks (Tamil, Khmer), up to a digit, a space or a
+# punctuation mark.
+_WORD = re.compile(r"[^\W\d_][^\s\d,.;:/()\[\]<>'’+-]*")
 _NUMBER = re.compile(r"(?<![\d+-])\d{1,4}(?!\d)")
 
 
@@ -217,7 +246,7 @@ def _parse_loose_date(value: str, default_offset: timedelta) -> datetime | None:
     rfc = _mime.parse_date(value) if _RFC_SHAPE.match(value) else None
     if rfc is not None:
         return rfc
-    text = value.lower().replace("\xa0", " ").replace("\u202f", " ")
+    text = _INVISIBLE.sub("", value.lower().replace("\xa0", " ").replace("\u202f", " "))
     year = month = day = None
     numeric = (
         _ISO_DATE.search(text) or _CJK_DATE.search(text) or _VI_DATE.search(text)
