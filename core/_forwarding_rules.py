@@ -34,6 +34,7 @@ whether the sender is who it says is the sender-authentication check's business.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from core.parsing import ParsedMessage
@@ -163,6 +164,21 @@ def claims(parsed: ParsedMessage, envelope: Envelope) -> list[Claim]:
         for address in _RECEIVED_FOR.findall(received[0]):
             add(address, "Received for")
     return found
+
+
+def made_by_inbox_rule(parsed: ParsedMessage, users: Mapping[str, object]) -> bool:
+    """Whether a message from a user was written by an Exchange inbox rule, not by hand.
+
+    Exchange Online's (and Outlook.com's) inbox rule "Forward to" sends each matching
+    message on as a new ``FW:`` message from the user, stamped, like every message an
+    inbox rule sends, with ``X-MS-Exchange-Inbox-Rules-Loop: <the user>`` (seen in such
+    mail, not documented: medium). A forward the user writes never has it at the top:
+    the headers of what they forward stay inside the forward. Other clients' rules
+    (a Thunderbird filter's "Forward") leave no mark and still read as the user's own.
+    """
+    return any(address.lower() in users
+               for value in _values(parsed, "X-MS-Exchange-Inbox-Rules-Loop")
+               for address in ADDRESS.findall(value))
 
 
 def _values(parsed: ParsedMessage, name: str) -> list[str]:

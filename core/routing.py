@@ -60,6 +60,10 @@ def route(
             return Route(from_user, source, Direction.OUTGOING, privacy)
         return Route(user, source, Direction.INCOMING, privacy)
     if from_user is not None:
+        if envelope.source_hint is None and forwarding.made_by_inbox_rule(parsed, users):
+            # Not the user's hand: an inbox rule's "Forward to" writes a new message from
+            # the user for every message it matches. It is rule mail, under the privacy rule.
+            return Route(from_user, Source.RULE, Direction.OUTGOING, Privacy.THREAD)
         return Route(from_user, envelope.source_hint or Source.BCC, Direction.OUTGOING,
                      Privacy.NONE)
     forwarder = forwarding_user(parsed, envelope, users)

@@ -120,6 +120,18 @@ def test_headers_claiming_a_user_give_no_more_than_a_rule() -> None:
         Source.RULE, Direction.INCOMING, Privacy.THREAD)
 
 
+def test_exchange_inbox_rule_forward_is_rule_mail() -> None:
+    """A FW: from the user stamped by an Exchange inbox rule is rule mail under the privacy
+    rule; the same forward without the stamp is the user's own (BCC, then forward)."""
+    msg = message(sender=USER, to=LOGGING, subject="FW: Quarterly numbers",
+                  body="From: Carl <carl@customer.example>\nSubject: Quarterly numbers\n\nHi")
+    own = route(parse_message(msg.as_bytes()), Envelope(mail_from=USER), USERS)
+    assert (own.source, own.privacy) == (Source.BCC, Privacy.NONE)
+    msg["X-MS-Exchange-Inbox-Rules-Loop"] = USER
+    ruled = route(parse_message(msg.as_bytes()), Envelope(mail_from=USER), USERS)
+    assert (ruled.user, ruled.source, ruled.privacy) == (REP, Source.RULE, Privacy.THREAD)
+
+
 def test_batv_signed_envelope_sender_is_the_user() -> None:
     """A BATV-signed envelope sender (prvs=tag=user@domain) names the user it signs."""
     parsed = parse_message(message(sender=CONTACT, to=USER).as_bytes())

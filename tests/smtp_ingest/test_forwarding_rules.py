@@ -120,6 +120,32 @@ def test_srs_local_part_of_a_user_is_not_the_user(server: Server, rep: PortalAcc
                                  "(SRS by ourco.example for rep@customer.example)")
 
 
+def test_exchange_inbox_rule_forward_is_held_to_the_privacy_rule(
+    server: Server, rep: PortalAccount
+) -> None:
+    """An Exchange inbox rule's "Forward to" (a FW: from the user, stamped
+    X-MS-Exchange-Inbox-Rules-Loop) is not stored outside a logged thread; the same
+    forward written by the user is logged as the original."""
+    contact = "carl-rule-fw@customer.example"
+    forward = message(sender=USER, to=rep.bcc_address, subject="FW: Price list",
+                      message_id=make_msgid(domain="ourco.example"), body=(
+                          "\n________________________________\n"
+                          f"From: Carl <{contact}>\n"
+                          "Sent: Tuesday, November 17, 2026 10:00 AM\n"
+                          f"To: Rita Rep <{USER}>\n"
+                          "Subject: Price list\n\n"
+                          "Hi Rita, the price list is attached.\n"))
+    by_hand = logged_id(deliver(server, forward, rep.bcc_address, mail_from=USER))
+    with server.api(rep.user_token) as api:
+        email = api.get(f"/api/v1/emails/{by_hand}").json()
+    assert (email["sources"], email["from"]["email"]) == (["forward"], contact)
+
+    del forward["Message-ID"]
+    forward["Message-ID"] = make_msgid(domain="ourco.example")
+    forward["X-MS-Exchange-Inbox-Rules-Loop"] = USER
+    assert deliver(server, forward, rep.bcc_address, mail_from=USER) == NOT_IN_THREAD
+
+
 # Real forwarders ---------------------------------------------------------------------
 
 
