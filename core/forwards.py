@@ -308,10 +308,20 @@ def _find_block(text: str, subject: str, reasons: list[str]) -> _Block | None:
     """
     lines = _lines(text)
     block = _find_block_in(lines, subject, reasons)
-    if block is None and any(line.lstrip().startswith(">") for line in lines):
+    if block is None and _quotes_a_header(lines):
         unquoted = _lines("\n".join(formats.unquote(line) for line in lines))
         block = _find_block_in(unquoted, subject, reasons)
     return block
+
+
+def _quotes_a_header(lines: list[str]) -> bool:
+    """Whether a quoted line holds a From label: only then is a quoted forward possible."""
+    for line in lines:
+        if line.lstrip().startswith(">"):
+            label = formats.header_label(formats.unquote(line))
+            if label is not None and label[0] == "from":
+                return True
+    return False
 
 
 def _find_block_in(lines: list[str], subject: str, reasons: list[str]) -> _Block | None:
