@@ -13,10 +13,11 @@ Privacy Protection prefetch") and the client family. The signals, strongest firs
 - time: a hit within seconds of the send being handed to the mail server is a machine
   at delivery, and so is a click within a minute of it that no open preceded (a reader
   with images blocked clicks too, but not before reading);
-- bursts: several links clicked within seconds, several addresses within seconds, a
-  hit right after a machine's from the same address. Hits later in the same batch are
-  looked at too, so the first click of a burst is caught with the others; when the rest
-  of a burst comes in a later batch, ``burst_partners`` names the stored clicks to revise.
+- bursts: three links clicked within 5 s or two within a second, opens from several
+  addresses within seconds, a hit right after a machine's from the same address. Hits
+  later in the same batch are looked at too, so the first click of a burst is caught
+  with the others; when the rest of a burst comes in a later batch, ``burst_partners``
+  names the stored clicks to revise.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from core import tracking_clients as clients
 from core.tracking_ranges import Ranges, published
 
 BURST = timedelta(seconds=5)
+# A person may open two links in tabs a few seconds apart; a scanner fires within one.
+QUICK = timedelta(seconds=1)
 AT_DELIVERY = timedelta(seconds=10)
 CLICK_UNOPENED_AT_DELIVERY = timedelta(seconds=60)
 RECENT_MAX = 50  # earlier hits remembered for bursts; more says nothing new
@@ -166,9 +169,10 @@ def classify(hit: Hit, *, history: History, send: Send, upcoming: Sequence[Hit] 
     if any(s.machine and s.ip == hit.ip for s in window):
         return machine("right after a machine's fetch from the same address")
     if hit.kind == "click":
-        positions = {s.position for s in window if s.kind == "click"} | {
-            h.position for h in ahead if h.kind == "click"}
-        if positions - {hit.position}:
+        near = [(s.position, hit.at - s.at) for s in window if s.kind == "click"] + [
+            (h.position, h.at - hit.at) for h in ahead if h.kind == "click"]
+        others = {position for position, _ in near if position != hit.position}
+        if len(others) >= 2 or any(p != hit.position and d <= QUICK for p, d in near):
             return machine(CLICK_BURST)
         if since is not None and since < AT_DELIVERY:
             return machine(f"clicked {since.total_seconds():.0f} s after the send: at delivery")
