@@ -49,7 +49,8 @@ _INBOX_SCHEMAS: dict[str, Any] = {
         "id": _ID, "user_id": _ID, "address": _STR, "username": _STR,
         "imap": _ref("MailServer"), "smtp": _ref("MailServer"),
         "first_sync_days": {"type": "integer"},
-        "status": {"enum": ["connected", "throttled", "mailbox_full", "disconnected"]},
+        "status": {"enum": ["connected", "throttled", "mailbox_full", "disconnected",
+                            "remote_protocol_violation", "destination_not_allowed"]},
         "status_reason": _STR, "last_sync_at": {"type": ["string", "null"],
                                                 "format": "date-time"},
         "created_at": _DATE,
@@ -375,7 +376,10 @@ PATHS: dict[str, Any] = {
         "post": _created(_op(
             "Connect an inbox: test the IMAP and SMTP logins, store it, start syncing. "
             "Error codes: name_not_found, connection_refused, tls_failure, auth_rejected, "
-            "app_password_required, no_imap, no_smtp (422); timeout (504); throttled (429)",
+            "app_password_required, no_imap, no_smtp, destination_not_allowed (422: not a "
+            "public address on a mail port, nor allowed by --allow-mail-hosts); timeout "
+            "(504); throttled, too_many_connections (429); remote_protocol_violation (502: "
+            "the server broke a limit of the conversation)",
             _json("Inbox", "connected"), 400, 403, 413, 422, 429, 502, 503, 504,
             body=_body("InboxConnect"))),
     },
