@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from core.inboxes import Endpoint, InboxError
+from inbox_sync.imap import ImapSession
 from tests.inbox_sync.conftest import Mailbox, new_mailbox
 from tests.inbox_sync.hostile import (
     Listener,
@@ -23,6 +25,7 @@ from tests.inbox_sync.hostile import (
     giant_greeting_literal,
     imap_with_giant_fetch,
 )
+from tests.inbox_sync.inprocess import LOOPBACK
 from tests.support.dovecot import Dovecot
 from tests.support.server import Server
 from tests.support.smtp_recorder import SmtpRecorder
@@ -162,3 +165,22 @@ def test_an_smtp_server_sending_one_byte_a_second_is_cut_off(
         smtp=_at(server.port)), budget=3 * TIMEOUT + 3)
     assert status in (502, 504), body
     assert body["error"]["code"] in ("timeout", "remote_protocol_violation"), body
+
+
+@pytest.mark.parametrize(("method", "size"), [("fetch_headers", 300 * 1024),
+                                              ("fetch_bodies", 51 * MB)])
+def test_header_and_body_literals_have_their_own_caps(
+        hostile: Callable[..., Listener], method: str, size: int) -> None:
+    """In process: a header block over 256 KB and a body over the 50 MB message limit
+    are refused on their announcement, whatever the FETCH."""
+    server = hostile(imap_with_giant_fetch(size))
+    session = ImapSession.open(Endpoint("127.0.0.1", server.port, "none"), "u", "p",
+                               timeout=TIMEOUT, destinations=LOOPBACK)
+    try:
+        session.examine("INBOX")
+        with pytest.raises(InboxError) as refused:
+            getattr(session, method)([1])
+        assert refused.value.code == "remote_protocol_violation"
+        assert f"a literal of {size} bytes" in refused.value.message
+    finally:
+        session.close()
