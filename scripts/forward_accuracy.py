@@ -9,8 +9,9 @@ right. The hand-written samples of tests/emails/forwards/ are reported apart, as
 regression samples. Exits 1 below the 98% goal.
 
 --compare also measures the maintained parsers on the same corpus, alone and
-combined with ours (installed only for this: pip install -e '.[forward-compare]'). Their dates are strings: they are read with our
-date parser (and its offset rule), so only what the library found is theirs.
+combined with ours (installed only for this: pip install -e '.[forward-compare]').
+Their dates are strings: they are read with our date parser (and its offset rule),
+so only what the library found is theirs.
 --write-known-good records the samples right today in
 tests/core/real_forwards_known_good.txt (a regression list the tests enforce).
 """
