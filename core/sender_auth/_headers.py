@@ -1,0 +1,79 @@
+"""The header section of a raw message, read without building a message object, and
+RFC 8601 ``Authentication-Results`` values (parsed by the ``authres`` package)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.utils import getaddresses
+
+import authres
+
+from core.sender_auth._names import normalize_domain
+
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+_END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")
+# A header section longer than this is not read further (the SMTP edge caps lines anyway).
+MAX_HEADER_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Headers:
+    """The fields in order, topmost first, values unfolded."""
+
+    fields: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def parse(cls, raw: bytes) -> Headers:
+        end = _END_OF_HEADERS.search(raw, 0, MAX_HEADER_BYTES)
+        section = raw[: end.start() if end else MAX_HEADER_BYTES].decode("utf-8",
+                                                                         "surrogateescape")
+        fields: list[tuple[str, str]] = []
+        for line in _FOLD.sub("", section).splitlines():
+            name, colon, value = line.partition(":")
+            if colon and name and not name[0].isspace():
+                fields.append((name.strip(), value.strip()))
+        return cls(tuple(fields))
+
+    def all(self, name: str) -> list[str]:
+        name = name.lower()
+        return [value for field_name, value in self.fields if field_name.lower() == name]
+
+
+def author_domain(headers: Headers) -> tuple[str | None, str]:
+    """The RFC 5322.From domain DMARC is about, or ``None`` and why: RFC 7489 section
+    6.6.1 leaves a message with no, several or an unparseable ``From`` to local policy;
+    here it cannot pass."""
+    values = headers.all("From")
+    if len(values) != 1:
+        return None, f"the message has {len(values)} From header fields"
+    addresses = [address for _name, address in getaddresses(values) if address]
+    if len(addresses) != 1 or "@" not in addresses[0]:
+        return None, "the From header is not exactly one address"
+    domain = normalize_domain(addresses[0].rpartition("@")[2])
+    if not domain:
+        return None, "the From address has no usable domain"
+    return domain, ""
+
+
+@dataclass(frozen=True)
+class ParsedResults:
+    """One ``Authentication-Results`` value: the authserv-id and each method's result
+    with its properties (``"header.d"`` -> ``"example.com"``)."""
+
+    authserv_id: str
+    results: tuple[tuple[str, str, dict[str, str]], ...]
+
+
+def parse_results_value(value: str) -> ParsedResults | None:
+    """``None`` for a value the RFC 8601 grammar does not accept."""
+    try:
+        header = authres.AuthenticationResultsHeader.parse_value(value)
+    except Exception:  # sender-controlled text: any failure of the parser is "unusable"
+        return None
+    results = []
+    for result in header.results:
+        properties = {f"{prop.type}.{prop.name}".lower(): str(prop.value)
+                      for prop in getattr(result, "properties", ())}
+        results.append((str(result.method).lower(), str(result.result).lower(), properties))
+    return ParsedResults(str(header.authserv_id).lower(), tuple(results))

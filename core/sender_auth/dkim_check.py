@@ -1,0 +1,122 @@
+"""DKIM signatures (RFC 6376) and the ARC chain (RFC 8617), verified with dkimpy.
+
+Keys are looked up through our resolver (dkimpy's ``dnsfunc``). dkimpy turns its own DNS
+errors into a plain "did not verify"; ours propagate instead, so that a timeout is a
+``temperror`` and never a ``fail``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+import dkim
+import dkim.util
+
+from core.sender_auth._headers import Headers, parse_results_value
+from core.sender_auth._names import aligned, normalize_domain
+from core.sender_auth.resolver import DnsTemporaryError, Resolver
+from core.sender_auth.types import Alignment, ArcCheck, ArcResult, DkimResult, DkimSignature
+
+# A message may carry any number of signatures; each costs a DNS lookup and an RSA
+# verification. Past this many, the rest are not looked at.
+MAX_SIGNATURES = 8
+MIN_KEY_BITS = 1024
+_log = logging.getLogger(__name__)
+
+
+def _dnsfunc(resolver: Resolver) -> Callable[..., bytes | None]:
+    def txt(name: bytes, timeout: float = 5) -> bytes | None:
+        records = resolver.txt(name.decode("ascii", "replace"))
+        return records[0] if records else None
+    return txt
+
+
+def _tag(tags: dict[bytes, bytes], key: bytes) -> str:
+    return tags.get(key, b"").decode("ascii", "replace").strip().lower()
+
+
+def verify_dkim(raw: bytes, headers: Headers, resolver: Resolver) -> tuple[DkimSignature, ...]:
+    """Each ``DKIM-Signature`` of the message (the first :data:`MAX_SIGNATURES`), verified.
+    Blocking: key lookups and RSA."""
+    count = min(len(headers.all("DKIM-Signature")), MAX_SIGNATURES)
+    if not count:
+        return ()
+    verifier = dkim.DKIM(raw, logger=_log, minkey=MIN_KEY_BITS)
+    dnsfunc = _dnsfunc(resolver)
+    results = []
+    for index, value in enumerate(headers.all("DKIM-Signature")[:count]):
+        try:
+            tags = dkim.util.parse_tag_value(value.encode("utf-8", "surrogateescape"))
+        except dkim.util.InvalidTagValueList:
+            tags = {}
+        domain, selector = _tag(tags, b"d"), _tag(tags, b"s")
+        try:
+            ok = verifier.verify(index, dnsfunc=dnsfunc)
+        except DnsTemporaryError as error:
+            results.append(DkimSignature(DkimResult.TEMPERROR, domain, selector, error.message))
+            continue
+        except dkim.DKIMException as error:  # malformed signature or key
+            results.append(DkimSignature(DkimResult.PERMERROR, domain, selector, str(error)))
+            continue
+        results.append(DkimSignature(DkimResult.PASS if ok else DkimResult.FAIL,
+                                     domain, selector,
+                                     "" if ok else "signature or body hash did not verify"))
+    return tuple(results)
+
+
+def _trusted(sealer: str, trusted_sealers: Iterable[str]) -> bool:
+    return any(sealer == entry or sealer.endswith("." + entry)
+               for entry in map(normalize_domain, trusted_sealers) if entry)
+
+
+def _vouches(aar_value: str, from_domain: str) -> bool:
+    """The sealer's ``ARC-Authentication-Results`` say the message reached it
+    authenticated for ``from_domain``: dmarc=pass for it, or an aligned dkim/spf pass."""
+    _instance, _, value = aar_value.partition(";")
+    parsed = parse_results_value(value)
+    if parsed is None:
+        return False
+    for method, result, properties in parsed.results:
+        if result != "pass":
+            continue
+        if method == "dmarc" and aligned(properties.get("header.from", ""), from_domain,
+                                         Alignment.STRICT):
+            return True
+        if method == "dkim" and aligned(properties.get("header.d", ""), from_domain,
+                                        Alignment.RELAXED):
+            return True
+        if method == "spf" and aligned(properties.get("smtp.mailfrom", "").rpartition("@")[2],
+                                       from_domain, Alignment.RELAXED):
+            return True
+    return False
+
+
+def verify_arc(raw: bytes, headers: Headers, resolver: Resolver, from_domain: str | None,
+               trusted_sealers: Iterable[str]) -> ArcCheck:
+    """The ARC chain, and whether its newest sealer, if trusted, vouches for the
+    ``From`` domain. Blocking: key lookups and RSA."""
+    if not headers.all("ARC-Seal"):
+        return ArcCheck(ArcResult.NONE)
+    try:
+        cv, instances, explanation = dkim.arc_verify(raw, logger=_log, dnsfunc=_dnsfunc(resolver),
+                                                     minkey=MIN_KEY_BITS)
+    except DnsTemporaryError as error:
+        return ArcCheck(ArcResult.TEMPERROR, explanation=error.message)
+    sealer = (normalize_domain(instances[0].get("as-domain", b"").decode("ascii", "replace"))
+              if instances else None)
+    newest = int(instances[0].get("instance", 0)) if instances else 0
+    if cv != dkim.CV_Pass:
+        # None: an ARC-Seal of the chain said cv=fail (the chain is terminated).
+        return ArcCheck(ArcResult.NONE if cv == dkim.CV_None else ArcResult.FAIL, sealer,
+                        len(instances), explanation=str(explanation))
+    vouched = False
+    if sealer and from_domain and _trusted(sealer, trusted_sealers):
+        for value in headers.all("ARC-Authentication-Results"):
+            instance = value.partition(";")[0].strip().lower().replace(" ", "")
+            if instance == f"i={newest}" and _vouches(value, from_domain):
+                vouched = True
+                break
+    return ArcCheck(ArcResult.PASS, sealer, len(instances), vouched,
+                    "chain validated" + ("; the trusted sealer vouches for the From domain"
+                                         if vouched else ""))
