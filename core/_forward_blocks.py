@@ -58,8 +58,18 @@ def _quotes_a_header(lines: list[str]) -> bool:
     return False
 
 
+# aerc's default forward_as_body template: the only header is this one line.
+_AERC_LINE = re.compile(r"^\s*Forwarded message from (.{1,200}?) on (.{1,100}):\s*$")
+
+
 def _find_block_in(lines: list[str], subject: str, reasons: list[str]) -> Block | None:
     for index in range(len(lines)):
+        aerc = _AERC_LINE.match(lines[index]) if len(lines[index]) < 320 else None
+        if aerc is not None:
+            return Block(
+                format="aerc", fields={"from": aerc.group(1), "date": aerc.group(2)},
+                note="\n".join(lines[:index]).strip(), body=dedent("\n".join(lines[index + 1 :])),
+            )  # fmt: skip
         kind = _separator(lines, index)
         if kind is None:
             continue

@@ -169,7 +169,7 @@ def _from_inline(parsed: ParsedMessage, reasons: list[str]) -> ForwardedOriginal
             message_id=None, in_reply_to=(), references=(),
             attachments=parsed.attachments, note=outer_note, format=block.format,
         )  # fmt: skip
-    if starts_with_forward_prefix(parsed.subject):
+    if not reasons and starts_with_forward_prefix(parsed.subject):
         for text in candidates:
             attributed = _from_attribution(text, parsed)
             if attributed is not None:

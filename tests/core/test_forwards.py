@@ -212,6 +212,9 @@ EXPECTED: dict[str, tuple[str | None, str, str | None, list[str]]] = {
     "thunderbird_uk.eml": ("olena.shevchenko@example.ua", "Запит ціни", CET_DATE, [ANNA]),
     "gmail_ro.eml": ("andrei.popescu@example.ro", "Cerere de ofertă", CET_DATE, [ANNA]),
     "outlook_ja.eml": ("hanako.sato@example.jp", "倉庫の見積もり", CET_DATE, [ANNA]),
+    # aerc names the sender without an address; the quoted block below is the original's
+    # own history, not the original: nothing is recovered.
+    "aerc_name_only_en.eml": (None, "", None, []),
     "unparseable_no_sender.eml": (None, "", None, []),
     "unparseable_fwd_subject_only.eml": (None, "", None, []),
 }
