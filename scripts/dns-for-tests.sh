@@ -53,6 +53,13 @@ dkim_record() {  # selector domain -> a TXT record line
   echo "$selector._domainkey.$domain. 300 IN TXT ( $chunks)"
 }
 
+KEYS="s1.example.test s1.mail.example.test s1.strict.test s1.mail.strict.test s1.quarantine.test
+  s1.sampled.test s1.monitor.test s1.nodmarc.test s1.forwarder.test s1.evil.test"
+for key in $KEYS; do  # in parallel: RSA key generation is most of the start-up time
+  [ -s "$DIR/keys/$key.pem" ] || openssl genrsa -out "$DIR/keys/$key.pem" 2048 2>/dev/null &
+done
+wait
+
 SPF_OK='"v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/32 -all"'
 cat >"$DIR/test.zone" <<EOF
 \$ORIGIN test.

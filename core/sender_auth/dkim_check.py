@@ -56,8 +56,14 @@ def verify_dkim(raw: bytes, headers: Headers, resolver: Resolver) -> tuple[DkimS
         except DnsTemporaryError as error:
             results.append(DkimSignature(DkimResult.TEMPERROR, domain, selector, error.message))
             continue
-        except dkim.DKIMException as error:  # malformed signature or key
-            results.append(DkimSignature(DkimResult.PERMERROR, domain, selector, str(error)))
+        except dkim.DKIMException as error:
+            # A changed body is a signature that does not verify (fail); anything else
+            # dkimpy raises for is a malformed or unusable signature or key (permerror).
+            changed = str(error).startswith("body hash mismatch")
+            results.append(DkimSignature(DkimResult.FAIL if changed else DkimResult.PERMERROR,
+                                         domain, selector,
+                                         "the body changed after signing" if changed
+                                         else str(error)))
             continue
         results.append(DkimSignature(DkimResult.PASS if ok else DkimResult.FAIL,
                                      domain, selector,
