@@ -140,7 +140,7 @@ def _with_note(original: ForwardedOriginal, note: str) -> ForwardedOriginal:
 def _from_inline(parsed: ParsedMessage, reasons: list[str]) -> ForwardedOriginal | None:
     candidates = [parsed.text]
     if parsed.html:
-        candidates.append(html_to_text(parsed.html))
+        candidates.append(html_to_text(_with_mailto_addresses(parsed.html)))
     for text in candidates:
         block = find_block(text, parsed.subject, reasons)
         if block is None:
@@ -231,6 +231,21 @@ def _attribution_name(before: str) -> str:
     clocks = list(_CLOCK.finditer(before))
     tail = before[clocks[-1].end() :] if clocks else before.rpartition(",")[2]
     return tail.strip(" ,\"'")
+
+
+# A name linked to its address (<a href="mailto:addr">Name</a>), as new Outlook and
+# webmail write a header table: the address is only in the link.
+_MAILTO_LINK = re.compile(
+    r"<a\s[^<>]{0,500}?href=[\"']?mailto:([^\"'<>?\s]{3,254})[^<>]{0,500}>"
+    r"([^<>@]{0,200})</a>",
+    re.IGNORECASE,
+)
+
+
+def _with_mailto_addresses(html: str) -> str:
+    if "mailto:" not in html.lower():
+        return html
+    return _MAILTO_LINK.sub(lambda m: f"{m.group(2)} &lt;{m.group(1)}&gt;", html)
 
 
 def _local_offset(parsed: ParsedMessage) -> timedelta:

@@ -199,6 +199,9 @@ EXPECTED: dict[str, tuple[str | None, str, str | None, list[str]]] = {
     "missive_en.eml": ("chris.walker@contoso.com", "Warehouse tour next week", CET_DATE, [ANNA]),
     "hubspot_de.eml": ("j.schaefer@mueller-bau.de", "Angebot Lagerfläche", CET_DATE, [ANNA]),
     "new_outlook_table_html.eml": ("mette.jensen@tdc.dk", "Tilbud på lagerplads", CET_DATE, []),
+    "new_outlook_name_link_html.eml": (
+        "j.schaefer@mueller-bau.de", "Angebot Lagerfläche", CET_DATE, [ANNA]
+    ),
     "thunderbird_table_zh_html.eml": ("wang.wei@example.cn", "仓储报价", CET_DATE, [ANNA]),
     "folded_subject_en.eml": (
         "karen.oneil@fabrikam.com",
@@ -512,3 +515,19 @@ def test_name_with_mailto_only_keeps_the_address() -> None:
     address = formats.parse_one_address("Mette Jensen <mailto:mette.jensen@tdc.dk>")
     assert address is not None and (address.email, address.name) == (
         "mette.jensen@tdc.dk", "Mette Jensen")
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<a href=mailto:" * 20_000 + "x@y.example>" + "n" * 200_000,
+        "<a " + " " * 200_000 + "href='mailto:x@y.example'>Name",
+        ("<a href='mailto:x@y.example'>" + "N" * 150) * 5_000,
+    ],
+    ids=["unclosed links", "spaces in a link", "many links"],
+)
+def test_hostile_html_ends_and_does_not_raise(html: str) -> None:
+    """Links to mailto: addresses in odd html give a result."""
+    raw = ("From: a@x.example\r\nSubject: Fwd: x\r\nContent-Type: text/html; charset=utf-8"
+           "\r\n\r\n" + html + "\r\n").encode()  # fmt: skip
+    assert isinstance(extract_forward(parse_message(raw), raw), ForwardResult)
