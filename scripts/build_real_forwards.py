@@ -1516,6 +1516,35 @@ def alpine_forward(work: Path, message: Path, mbox_from: str) -> bytes:
     return tmux_drive(f"inboxlog-alpine-{work.name}", command, keys, work / "sent.eml")
 
 
+AERC_ACCOUNTS = """[local]
+source = maildir://{work}/mail
+outgoing = {work}/sink.sh
+default = INBOX
+from = Forwarder <forwarder@example.com>
+copy-to =
+"""
+AERC_CONF = "[compose]\neditor = true\n"
+
+
+def aerc_forward(work: Path, message: Path, attach: bool, zone: str) -> bytes:
+    """Have aerc forward ``message`` (``:forward``, or ``:forward -F`` to attach it)."""
+    import shutil
+
+    fresh_workdir(work)
+    for sub in ("cur", "new", "tmp"):
+        (work / "mail" / "INBOX" / sub).mkdir(parents=True)
+    shutil.copy(message, work / "mail" / "INBOX" / "cur" / "1:2,S")
+    config = work / "xdg" / "aerc"
+    config.mkdir(parents=True)
+    (config / "accounts.conf").write_text(AERC_ACCOUNTS.format(work=work))
+    (config / "accounts.conf").chmod(0o600)
+    (config / "aerc.conf").write_text(AERC_CONF)
+    command = f"env TZ={zone} XDG_CONFIG_HOME={work}/xdg aerc"
+    forward = ":forward -F log@inboxlog.example" if attach else ":forward log@inboxlog.example"
+    keys = [[], [], [forward, "Enter"], [], ["y"], [], [":quit", "Enter"]]
+    return tmux_drive(f"inboxlog-aerc-{work.name}", command, keys, work / "sent.eml")
+
+
 def build_mutt(src: Path, originals: list[Original], work: Path) -> None:
     import subprocess
 
@@ -1592,6 +1621,40 @@ def build_mutt(src: Path, originals: list[Original], work: Path) -> None:
             expected=expected_for(original), raw=raw))
 
 
+def build_aerc(src: Path, originals: list[Original], work: Path) -> None:
+    import subprocess
+
+    notmuch = next(src.glob("notmuch-*"))
+    chosen = originals[::max(1, len(originals) // 40)]
+    index = 32  # after the originals mutt, neomutt and alpine forward
+    aerc = subprocess.run(["aerc", "-v"], capture_output=True, text=True).stdout.split()[1]
+    for attach in (False, True):
+        for _ in range(3):
+            original = chosen[index % len(chosen)]
+            index += 1
+            zone = etc_zone(original.date)
+            if zone is None:
+                continue
+            raw = aerc_forward(work / "aerc", notmuch / original.path, attach, zone)
+            variant = "attached" if attach else "inline"
+            add(Sample(
+                source="aerc", name=f"{variant}_en_{index:02d}", client="aerc",
+                client_version=aerc, language="en", kind="real_client",
+                origin=f"aerc {aerc} (Debian package aerc) run here under tmux with "
+                f"TZ={zone}; original: {NOTMUCH_ORIGIN}{original.path}",
+                licence=NOTMUCH_LICENCE,
+                notes="Written by aerc itself: "
+                + (":forward -F (the original attached as message/rfc822)" if attach else
+                   ":forward with its default forward_as_body template, whose line "
+                   "'Forwarded message from NAME on DATE:' names the sender without an "
+                   "address: no original can be logged, so the expectation is none")
+                + " to the logging address, through a sendmail stand-in. Date and "
+                "Message-ID are aerc's. Original: real list mail (notmuch's test corpus).",
+                expected=expected_for(original) if attach else
+                {"from": None, "subject": original.subject, "date": iso_utc(original.date)},
+                raw=raw))
+
+
 # --- writing ---------------------------------------------------------------------------
 
 def write_all() -> None:
@@ -1648,11 +1711,17 @@ def main(argv: list[str]) -> int:
     build_outlook_classic(src, picker)
     build_sogo(src, picker)
     build_kmail(src, picker)
-    if "--no-clients" not in argv:
-        build_mutt(src, originals, src / "client-work")
-    else:
+    # The clients run here write a new Date and Message-ID each time: --no-clients keeps
+    # the committed samples, --only-aerc reruns aerc alone.
+    if "--no-clients" in argv or "--only-aerc" in argv:
         for source in ("mutt", "neomutt", "alpine"):
             keep_committed(source)
+    else:
+        build_mutt(src, originals, src / "client-work")
+    if "--no-clients" in argv:
+        keep_committed("aerc")
+    else:
+        build_aerc(src, originals, src / "client-work")
     write_all()
     print(f"{len(SAMPLES)} samples from {len(originals)} originals")
     return 0
