@@ -42,7 +42,11 @@ def verify_dkim(raw: bytes, headers: Headers, resolver: Resolver) -> tuple[DkimS
     count = min(len(headers.all("DKIM-Signature")), MAX_SIGNATURES)
     if not count:
         return ()
-    verifier = dkim.DKIM(raw, logger=_log, minkey=MIN_KEY_BITS)
+    unparsable = ""
+    try:
+        verifier = dkim.DKIM(raw, logger=_log, minkey=MIN_KEY_BITS)
+    except dkim.DKIMException as error:  # a header section dkimpy cannot parse
+        verifier, unparsable = None, str(error)
     dnsfunc = _dnsfunc(resolver)
     results = []
     for index, value in enumerate(headers.all("DKIM-Signature")[:count]):
@@ -51,6 +55,9 @@ def verify_dkim(raw: bytes, headers: Headers, resolver: Resolver) -> tuple[DkimS
         except dkim.util.InvalidTagValueList:
             tags = {}
         domain, selector = _tag(tags, b"d"), _tag(tags, b"s")
+        if verifier is None:
+            results.append(DkimSignature(DkimResult.PERMERROR, domain, selector, unparsable))
+            continue
         try:
             ok = verifier.verify(index, dnsfunc=dnsfunc)
         except DnsTemporaryError as error:
@@ -109,6 +116,8 @@ def verify_arc(raw: bytes, headers: Headers, resolver: Resolver, from_domain: st
                                                      minkey=MIN_KEY_BITS)
     except DnsTemporaryError as error:
         return ArcCheck(ArcResult.TEMPERROR, explanation=error.message)
+    except dkim.DKIMException as error:  # a header section dkimpy cannot parse
+        return ArcCheck(ArcResult.FAIL, explanation=str(error))
     sealer = (normalize_domain(instances[0].get("as-domain", b"").decode("ascii", "replace"))
               if instances else None)
     newest = int(instances[0].get("instance", 0)) if instances else 0

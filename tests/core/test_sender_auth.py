@@ -18,6 +18,8 @@ from collections.abc import Iterator
 import dkim
 import pytest
 import spf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.sender_auth import (
     Action,
@@ -25,8 +27,8 @@ from core.sender_auth import (
     AuthResult,
     AuthSource,
     Claim,
-    DkimResult,
     Disposition,
+    DkimResult,
     DmarcResult,
     FailedCheck,
     SenderAuthConfig,
@@ -505,3 +507,39 @@ def test_the_result_as_json(auth: SenderAuthenticator, dns_server: DnsServer) ->
     assert stored["dmarc"]["result"] == "pass" and stored["dmarc"]["policy"] == "reject"
     assert stored["arc"] == {"result": "none", "sealer": None, "vouched": False}
     assert stored["reason"].startswith("DMARC pass for example.test (p=reject)")
+
+
+# --- Hostile input -----------------------------------------------------------------------
+
+def test_a_header_section_dkimpy_cannot_parse_is_a_failure_not_a_crash(
+        auth: SenderAuthenticator, dns_server: DnsServer) -> None:
+    """A line without a colon among the headers: DKIM permerror, ARC fail, refused."""
+    raw = forwarded(dns_server, "forwarder.test", results=FORWARDED_OK)
+    raw = signed(dns_server, raw, "example.test").replace(b"To: ", b"Bogus line\r\nTo: ", 1)
+    result = auth.check(raw, smtp(SRS, FORWARDER_IP))
+    assert [s.result for s in result.dkim] == [DkimResult.PERMERROR]
+    assert result.arc.result is ArcResult.FAIL
+    assert enforce_user(result).startswith("550 5.7.1")
+
+
+@settings(max_examples=60, deadline=None)
+@given(headers=st.lists(st.tuples(
+           st.sampled_from(["From", "DKIM-Signature", "ARC-Seal", "ARC-Message-Signature",
+                            "ARC-Authentication-Results", "Authentication-Results", "X"]),
+           st.text(st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=60)),
+           max_size=6),
+       body=st.binary(max_size=200))
+def test_any_message_gets_a_result(dns_server: DnsServer, headers: list[tuple[str, str]],
+                                   body: bytes) -> None:
+    """Whatever the sender writes in these headers, checking gives a result, never raises."""
+    auth = SenderAuthenticator(SenderAuthConfig(
+        dns=dns_server.config(), trusted_authserv_ids=frozenset({UPSTREAM}),
+        trusted_arc_sealers=frozenset({"forwarder.test"})))
+    raw = b"".join(f"{name}: {value}\r\n".encode() for name, value in headers) + b"\r\n" + body
+    checked = auth.check(raw, smtp("ann@example.test", ATTACKER_IP))
+    assert not checked.authenticated
+    for policy in SenderAuthPolicy:
+        for claim in Claim:
+            decide(checked, policy, claim)
+    upstream = auth.from_upstream(raw)
+    assert upstream is None or upstream.source is AuthSource.UPSTREAM
