@@ -31,6 +31,12 @@ from core.threading import ThreadKey, thread_keys
 from core.tracking import send_tokens_in_html
 from core.types import Direction, Envelope, MessageId, Source, ThreadReason
 
+# Sources that log mail without a user asking for that message: only these are refused
+# by the bulk and automatic-mail heuristics (SPEC "Explicit logging wins"). BCC, a
+# forward to the logging address, one-click logging and a CRM send are a user's own
+# request, and are logged whatever the heuristics say (they still create no contacts).
+AUTOMATIC_SOURCES = frozenset({Source.RULE, Source.SYNC})
+
 
 @dataclass(frozen=True)
 class Display:
@@ -68,6 +74,9 @@ class Admission:
     automatic: str | None  # why it is bulk or automatic mail, if it is
     refusal: tuple[NotLoggedReason, str] | None
     tracked: tuple[TrackedSend, ...] = ()  # tracked sends whose pixel the HTML carries
+    # Other threads this message shows to be the same conversation as ``thread`` (a reply
+    # logged before the message that links two halves): ``ingest`` merges them into it.
+    merged: tuple[int, ...] = ()
 
     @property
     def will_log(self) -> bool:
@@ -108,21 +117,31 @@ async def admit(
     if existing is not None and existing.deleted_at is not None:
         return Admission(how, parsed, message_id, existing, None, {}, automatic, (
             NotLoggedReason.DELETED, "this message was deleted; restore it to see it again"))
-    found = await _find_thread(session, portal.id, thread_keys(parsed))
-    if found is None:
-        found = await _thread_of_tracked(session, sends)
+    hits = await _find_threads(session, portal.id, thread_keys(parsed))
+    found = hits[0] if hits else await _thread_of_tracked(session, sends)
     people, blocked = contact_candidates(parsed, how.direction, users, bcc_domain,
                                          portal.never_log)
     # Re-using an old email to write to new people is a new conversation.
     if (found is not None and how.direction is Direction.OUTGOING and people
             and not await _thread_has_any(session, found[0], portal.id, people)):
-        found = None
+        found, hits = None, []
+    merged: tuple[int, ...] = ()
+    if found is not None and len(hits) > 1 and existing is None:
+        joined = await _same_conversation(session, found[0], [t for t, _ in hits[1:]],
+                                          users, bcc_domain)
+        if joined:
+            # The oldest thread lives on: its id is the one already known longest.
+            target = min(found[0], *joined)
+            merged = tuple(t for t in (found[0], *joined) if t != target)
+            found = (target, found[1])
+    # The heuristics refuse only what an automatic source brings: explicit logging wins.
+    limited = automatic if how.source in AUTOMATIC_SOURCES else None
     refusal = None if existing is not None else await _refusal(
-        session, portal.id, how.privacy, found is not None, people, blocked, automatic)
-    if refusal is None and existing is None and found is not None and automatic is not None:
+        session, portal.id, how.privacy, found is not None, people, blocked, limited)
+    if refusal is None and existing is None and found is not None and limited is not None:
         refusal = await _auto_reply_loop(session, found[0], parsed)
     return Admission(how, parsed, message_id, existing, found, people, automatic, refusal,
-                     tuple(sends))
+                     tuple(sends), merged)
 
 
 async def _tracked_copy(session: AsyncSession, sends: list[TrackedSend]) -> Email | None:
@@ -149,11 +168,12 @@ async def _thread_of_tracked(
     return None
 
 
-async def _find_thread(
+async def _find_threads(
     session: AsyncSession, portal_id: int, keys: list[ThreadKey]
-) -> tuple[int, ThreadReason] | None:
+) -> list[tuple[int, ThreadReason]]:
+    """Every thread that claims one of ``keys``, the nearest relative's first, each once."""
     if not keys:
-        return None
+        return []
     rows = await session.execute(
         select(ThreadRef.message_id, ThreadRef.thread_id).where(
             ThreadRef.portal_id == portal_id,
@@ -161,10 +181,50 @@ async def _find_thread(
         )
     )
     found = {message_id: thread_id for message_id, thread_id in rows}
+    hits: dict[int, ThreadReason] = {}
     for key in keys:
         if key.message_id in found:
-            return found[key.message_id], key.reason
-    return None
+            hits.setdefault(found[key.message_id], key.reason)
+    return list(hits.items())
+
+
+async def _same_conversation(
+    session: AsyncSession, nearest: int, others: list[int], users: dict[str, User],
+    bcc_domain: str,
+) -> list[int]:
+    """The threads among ``others`` to merge with ``nearest``, as one message references
+    both (JWZ: a reference chain is one conversation, whatever order its parts came in).
+
+    Only threads that share a participant other than the portal's users are merged: a
+    thread started anew because a user re-used an old email to write to new people
+    (see ``admit``) stays apart when a reply references both. Nor is a thread merged
+    that holds an email a user moved by hand: their correction stands.
+    """
+    ids = [nearest, *others]
+    rows = await session.execute(
+        select(Email.thread_id, Email.from_email, Email.to, Email.cc, Email.thread_reason)
+        .where(Email.thread_id.in_(ids)))
+    people: dict[int, set[str]] = {t: set() for t in ids}
+    manual: set[int] = set()
+    logging_domain = bcc_domain.lower()
+    for thread_id, sender, to, cc, reason in rows:
+        if reason == ThreadReason.MANUAL.value:
+            manual.add(thread_id)
+        for address in (sender, *(a.get("email", "") for a in [*(to or []), *(cc or [])])):
+            key = (address or "").lower()
+            if key and key not in users and key.rpartition("@")[2] != logging_domain:
+                people[thread_id].add(key)
+    if nearest in manual:
+        return []
+    joined: list[int] = []
+    group = set(people[nearest])
+    pending = [t for t in others if t not in manual]
+    while grown := [t for t in pending if people[t] & group]:
+        for thread_id in grown:
+            group |= people[thread_id]
+            joined.append(thread_id)
+            pending.remove(thread_id)
+    return joined
 
 
 async def _thread_has_any(
@@ -183,7 +243,8 @@ async def _thread_has_any(
 
 
 # An auto-responder answering an auto-responder must not flood a timeline: past this many
-# automatic emails from one sender in one thread within a day, the rest are not logged.
+# automatic emails from one sender in one thread within a day, the rest that arrive from
+# an automatic source are not logged.
 AUTOMATIC_PER_THREAD_PER_DAY = 3
 
 
@@ -205,7 +266,8 @@ async def _refusal(
     session: AsyncSession, portal_id: int, privacy: Privacy, in_thread: bool,
     people: dict[str, str], blocked: bool, automatic: str | None,
 ) -> tuple[NotLoggedReason, str] | None:
-    """Why a new message must not be logged, or None."""
+    """Why a new message must not be logged, or None. ``automatic`` is given only for
+    mail from an automatic source: what a user logged is never refused as bulk."""
     if blocked and not people:
         return NotLoggedReason.NEVER_LOG, "on the never-log list"
     if in_thread or privacy is Privacy.NONE:

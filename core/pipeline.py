@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit
@@ -28,7 +29,16 @@ from core.audit import NotLoggedReason
 from core.contacts import match_contacts
 from core.errors import MessageTooLarge
 from core.forwards import ForwardedOriginal, extract_forward
-from core.models import Email, EmailContact, EmailSource, Event, Portal, Thread, utcnow
+from core.models import (
+    Email,
+    EmailContact,
+    EmailSource,
+    Event,
+    Portal,
+    Thread,
+    ThreadRef,
+    utcnow,
+)
 from core.parsing import ParsedMessage, parse_message, sanitize_html, synthetic_message_id
 from core.quotes import reply_text
 from core.retention import RAW_POLICY
@@ -85,7 +95,9 @@ def _display(parsed: ParsedMessage) -> Display:
     # CPU-heavy (regexes over every line, an HTML sanitizer): done here, in a thread,
     # not inside the write transaction.
     html = sanitize_html(strip_tracking(parsed.html)) if parsed.html else ""
-    return Display(reply_text(parsed.text), html)
+    # Stored as "" (and read back as the text) when nothing is quoted: the text once.
+    reply = reply_text(parsed.text)
+    return Display("" if reply == parsed.text else reply, html)
 
 
 def _original_as_message(original: ForwardedOriginal, outer: ParsedMessage) -> Forwarded:
@@ -224,6 +236,7 @@ async def ingest(
         thread_id, reason = thread.id, ThreadReason.NEW
     else:
         thread_id, reason = admission.thread
+        await _merge_threads(session, portal.id, thread_id, admission.merged)
 
     email = await _store_email(run, thread_id, reason, [c.id for c in contacts])
     await associate(session, portal.id, email.id,
@@ -242,6 +255,23 @@ async def ingest(
         ))
     await session.flush()
     return IngestResult("logged", email.id, thread_id)
+
+
+async def _merge_threads(
+    session: AsyncSession, portal_id: int, into: int, threads: tuple[int, ...]
+) -> None:
+    """Move the emails and claimed Message-IDs of ``threads`` to thread ``into``, and
+    remove the threads left empty (``Admission.merged``: one conversation whose parts
+    arrived out of order)."""
+    if not threads:
+        return
+    await session.execute(update(Email).where(
+        Email.portal_id == portal_id, Email.thread_id.in_(threads)).values(thread_id=into))
+    await session.execute(update(ThreadRef).where(
+        ThreadRef.portal_id == portal_id, ThreadRef.thread_id.in_(threads)
+    ).values(thread_id=into))
+    await session.execute(delete(Thread).where(
+        Thread.portal_id == portal_id, Thread.id.in_(threads)))
 
 
 def _link_tracked_send(admission: Admission, email: Email) -> None:
