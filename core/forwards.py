@@ -10,6 +10,7 @@ forwards yield the innermost original.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import re
 from dataclasses import dataclass
@@ -109,7 +110,7 @@ def _from_attachment(
     for part in parsed.attachments:
         if part.content_type != "message/rfc822" or not part.content.strip():
             continue
-        inner = parse_message(part.content)
+        inner = parse_message(_attached_bytes(part.content))
         if inner.from_ is None:
             reasons.append("attached message has no sender address")
             continue
@@ -119,12 +120,27 @@ def _from_attachment(
                 return _with_note(nested, _note(parsed))
         return ForwardedOriginal(
             from_=inner.from_, to=inner.to, cc=inner.cc,
-            subject=strip_forward_prefixes(inner.subject), date=inner.date,
+            subject=strip_forward_prefixes(_FOLDING.sub(" ", inner.subject)), date=inner.date,
             text=inner.text, html=inner.html, message_id=inner.message_id,
             in_reply_to=inner.in_reply_to, references=inner.references,
             attachments=inner.attachments, note=_note(parsed), format="rfc822_attachment",
         )  # fmt: skip
     return None
+
+
+_FOLDING = re.compile(r"[\t\r\n]+")  # "unnecessary\n\tsemicolons" unfolds with its tab
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/= \t\r\n"
+
+
+def _attached_bytes(content: bytes) -> bytes:
+    """An attached message's bytes; aerc sends them base64-encoded, which RFC 2046 forbids."""
+    head = content[:4096]
+    if b":" in head or not head.strip() or head.translate(None, _BASE64_ALPHABET):
+        return content
+    try:
+        return base64.b64decode(content, validate=False)
+    except ValueError:  # binascii.Error: not base64 after all
+        return content
 
 
 def _with_note(original: ForwardedOriginal, note: str) -> ForwardedOriginal:

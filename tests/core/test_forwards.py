@@ -218,6 +218,10 @@ EXPECTED: dict[str, tuple[str | None, str, str | None, list[str]]] = {
     # aerc names the sender without an address; the quoted block below is the original's
     # own history, not the original: nothing is recovered.
     "aerc_name_only_en.eml": (None, "", None, []),
+    # aerc's :forward -A: the attached original base64-encoded, its Subject folded by a tab.
+    "aerc_attached_base64_en.eml": (
+        "hannah.klein@globex.example", "Cold storage capacity for the winter", CET_DATE, [ANNA]
+    ),
     "unparseable_no_sender.eml": (None, "", None, []),
     "unparseable_fwd_subject_only.eml": (None, "", None, []),
 }
