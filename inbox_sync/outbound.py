@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -30,6 +31,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # IMAP 143/993, SMTP 25/465/587 and the common alternative submission port 2525.
 MAIL_PORTS = frozenset({25, 143, 465, 587, 993, 2525})
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# Addresses of one name tried in turn before giving up (all within one time-out).
+MAX_ADDRESSES = 4
 
 # (host, port) -> [(address, port)], as socket.getaddrinfo would answer; a test seam.
 Resolver = Callable[[str, int], list[tuple[str, int]]]
@@ -156,19 +159,23 @@ class Destinations:
         return allowed
 
     def connect(self, endpoint: Endpoint, protocol: str, timeout: float) -> socket.socket:
-        """A TCP socket connected to an allowed address of ``endpoint`` (tried in order,
-        each within ``timeout``). Raises InboxError for a refused destination or an
-        unknown name, OSError when no allowed address could be reached."""
-        last: OSError | None = None
-        for address in self.addresses(endpoint, protocol):
+        """A TCP socket connected to an allowed address of ``endpoint``: the first
+        ``MAX_ADDRESSES`` tried in order, all within ``timeout`` together. Raises
+        InboxError for a refused destination or an unknown name, OSError (TimeoutError
+        when the time ran out) when no allowed address could be reached."""
+        deadline = time.monotonic() + timeout
+        last: OSError = TimeoutError("no address answered in time")
+        for address in self.addresses(endpoint, protocol)[:MAX_ADDRESSES]:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
             family = socket.AF_INET6 if ":" in address else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_STREAM)
             try:
-                sock.settimeout(timeout)
+                sock.settimeout(left)
                 sock.connect((address, endpoint.port))
                 return sock
             except OSError as exc:
                 sock.close()
                 last = exc
-        assert last is not None
         raise last
