@@ -8,8 +8,11 @@ them in a worker thread, off the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import random
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -32,6 +35,9 @@ from core.sender_auth.types import (
     SpfCheck,
     SpfResult,
 )
+
+E = TypeVar("E", SpfResult, DkimResult, DmarcResult, ArcResult)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -64,10 +70,21 @@ class SenderAuthenticator:
     """Checks messages with one resolver (and its cache) shared by all of them."""
 
     def __init__(self, config: SenderAuthConfig, *,
-                 sample: Callable[[], float] = random.random) -> None:
+                 sample: Callable[[], float] = random.random,
+                 executor: Executor | None = None) -> None:
+        """``executor`` runs the ``*_async`` checks (default: asyncio's default executor).
+        A check can hold its thread for the DNS lifetime of each lookup: give it threads
+        of its own, so that a slow domain never takes the ones parsing needs."""
         self.config = config
         self.resolver = Resolver(config.dns)
         self._sample = sample
+        self._executor = executor
+
+    async def _in_thread(self, function: Callable[..., T], *args: object) -> T:
+        if self._executor is None:
+            return await asyncio.to_thread(function, *args)
+        call = functools.partial(contextvars.copy_context().run, function, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     def check(self, raw: bytes, smtp: SmtpFacts) -> AuthResult:
         """Authenticate ``raw`` (the message as received, CRLF line endings) sent by this
@@ -133,14 +150,11 @@ class SenderAuthenticator:
 
     async def check_async(self, raw: bytes, smtp: SmtpFacts) -> AuthResult:
         """:meth:`check` in a worker thread."""
-        return await asyncio.to_thread(self.check, raw, smtp)
+        return await self._in_thread(self.check, raw, smtp)
 
     async def from_upstream_async(self, raw: bytes) -> AuthResult | None:
         """:meth:`from_upstream` in a worker thread."""
-        return await asyncio.to_thread(self.from_upstream, raw)
-
-
-E = TypeVar("E", SpfResult, DkimResult, DmarcResult, ArcResult)
+        return await self._in_thread(self.from_upstream, raw)
 
 
 def _enum(kind: type[E], value: str | None, default: E) -> E:

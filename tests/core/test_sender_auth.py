@@ -14,6 +14,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import dkim
 import pytest
@@ -543,3 +544,20 @@ def test_any_message_gets_a_result(dns_server: DnsServer, headers: list[tuple[st
             decide(checked, policy, claim)
     upstream = auth.from_upstream(raw)
     assert upstream is None or upstream.source is AuthSource.UPSTREAM
+
+
+async def test_the_async_face_uses_the_executor_it_is_given(dns_server: DnsServer) -> None:
+    """Given threads of its own, the check runs there, not in asyncio's default ones."""
+    submitted = []
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            submitted.append(fn)
+            return super().submit(fn, *args, **kwargs)
+
+    with Counting(2, thread_name_prefix="sender-auth") as executor:
+        auth = SenderAuthenticator(SenderAuthConfig(dns=dns_server.config()), executor=executor)
+        result = await auth.check_async(message("ann@example.test"), smtp("ann@example.test"))
+        upstream = await auth.from_upstream_async(message("ann@example.test"))
+    assert result.dmarc.result is DmarcResult.PASS and upstream is None
+    assert len(submitted) == 2
