@@ -594,9 +594,14 @@ def build_thunderbird(src: Path, picker: OriginalPicker) -> None:
                     + (", text/plain + text/html with the moz-email-headers-table"
                        if variant == "html" else ", text/plain")
                     + "): delimiter mailnews.forward_header_originalmessage and header "
-                    "labels 1000/1007/1009/1012 from the language pack; layout as in "
-                    "quotequail's verbatim Thunderbird fixture. Original: real list mail "
-                    "(notmuch corpus, GPL-3.0-or-later).",
+                    "labels 1000/1007/1009/1012 from the language pack; plain layout as in "
+                    "quotequail's verbatim Thunderbird fixture"
+                    + ("; table markup from the strings of the thunderbird package's "
+                       "libxul.so (<div class=\"moz-forward-container\">, <TABLE CELLPADDING=0 "
+                       "CELLSPACING=0 BORDER=0 class=\"moz-email-headers-table\">, <TR><TH "
+                       "VALIGN=BASELINE ALIGN=RIGHT NOWRAP>label: </TH><TD>value</TD></TR>) "
+                       "as its compose editor serializes them" if variant == "html" else "")
+                    + ". Original: real list mail (notmuch's test corpus).",
                     expected=expected_for(original),
                     raw=raw,
                 )
