@@ -779,8 +779,8 @@ def crisp_sample(
             kind="client_strings",
             origin=f"{CRISP_ORIGIN}; original: {NOTMUCH_ORIGIN}{original.path}",
             licence="MIT",
-            notes=CRISP_NOTE + notes + zone + " Original: real list mail (notmuch corpus, "
-            "GPL-3.0-or-later).",
+            notes=CRISP_NOTE + notes + zone + " Original: real list mail (notmuch's test "
+            "corpus).",
             expected=expected_for(original),
             raw=raw,
         )
@@ -1667,6 +1667,14 @@ def build_aerc(src: Path, originals: list[Original], work: Path) -> None:
 
 # --- writing ---------------------------------------------------------------------------
 
+def licence_of(sample: Sample) -> str:
+    """The sample's SPDX expression: its strings' licence and, when it forwards real list
+    mail from notmuch's corpus, that corpus's licence too."""
+    if NOTMUCH_ORIGIN in sample.origin and NOTMUCH_LICENCE not in sample.licence:
+        return f"{sample.licence} AND {NOTMUCH_LICENCE}"
+    return sample.licence
+
+
 def write_all() -> None:
     for sample in SAMPLES:
         path = OUT / sample.source / f"{sample.name}.eml"
@@ -1680,7 +1688,7 @@ def write_all() -> None:
             "language": s.language,
             "kind": s.kind,
             "origin": s.origin,
-            "licence": s.licence,
+            "licence": licence_of(s),
             "notes": s.notes,
             "expected": s.expected,
         }
@@ -1700,7 +1708,8 @@ def keep_committed(source: str) -> None:
             continue
         add(Sample(source=folder, name=name.removesuffix(".eml"), client=entry["client"],
                    client_version=entry["client_version"], language=entry["language"],
-                   kind=entry["kind"], origin=entry["origin"], licence=entry["licence"],
+                   kind=entry["kind"], origin=entry["origin"],
+                   licence=entry["licence"].split(" AND ")[0],
                    notes=entry["notes"], expected=entry["expected"],
                    raw=(OUT / entry["file"]).read_bytes()))
 
