@@ -111,7 +111,9 @@ class SenderAuthenticator:
         headers = Headers.parse(raw)
         trusted = {authserv.lower() for authserv in self.config.trusted_authserv_ids}
         for value in headers.all("Authentication-Results"):
-            authserv_id = value.partition(";")[0].split("(")[0].strip().lower()
+            # "authserv-id [version]": a CFWS comment may follow it too.
+            words = value.partition(";")[0].split("(")[0].split()
+            authserv_id = words[0].lower() if words else ""
             if authserv_id in trusted:
                 return self._upstream_result(headers, authserv_id, parse_results_value(value))
         return None

@@ -10,11 +10,13 @@ machine's resolver.
 
 from __future__ import annotations
 
+import ipaddress
 from contextvars import ContextVar
 from typing import Any
 
 import spf
 
+from core.sender_auth._names import normalize_domain
 from core.sender_auth.resolver import DnsTemporaryError, Resolver
 from core.sender_auth.types import SmtpFacts, SpfCheck, SpfResult
 
@@ -54,7 +56,8 @@ spf.DNSLookup = _lookup
 
 
 def _domain(address: str) -> str:
-    return address.rpartition("@")[2].strip().rstrip(".").lower()
+    local, at, domain = address.rpartition("@")
+    return normalize_domain(domain) if at and local else ""
 
 
 def check_spf(smtp: SmtpFacts, resolver: Resolver) -> SpfCheck:
@@ -63,18 +66,29 @@ def check_spf(smtp: SmtpFacts, resolver: Resolver) -> SpfCheck:
     if smtp.mail_from:
         sender, domain, scope = smtp.mail_from, _domain(smtp.mail_from), "mfrom"
     else:
-        sender, domain, scope = f"postmaster@{smtp.helo}", _domain(smtp.helo), "helo"
+        domain = normalize_domain(smtp.helo)  # "" for an address literal: SPF none
+        sender, scope = f"postmaster@{domain}", "helo"
     if not domain:
         return SpfCheck(SpfResult.NONE, "", scope, "no domain to check")
+    try:
+        client = ipaddress.ip_address(smtp.client_ip)
+    except ValueError:
+        return SpfCheck(SpfResult.NONE, domain, scope, "no client address to check")
+    if isinstance(client, ipaddress.IPv6Address) and client.ipv4_mapped:
+        client = client.ipv4_mapped  # a dual-stack socket's view of an IPv4 client
     token = _current.set(resolver)
     try:
         # querytime bounds the whole evaluation (RFC 7208 section 4.6.4 asks for one).
-        query = spf.query(i=smtp.client_ip, s=sender, h=smtp.helo or domain,
+        query = spf.query(i=str(client), s=sender, h=smtp.helo or domain,
                           timeout=resolver.config.lifetime,
                           querytime=resolver.config.lifetime * 3)
         result, _code, explanation = query.check()
-    except (ValueError, spf.PermError) as error:  # an unusable client address or sender
-        return SpfCheck(SpfResult.PERMERROR, domain, scope, str(error))
+    except spf.TempError as error:
+        return SpfCheck(SpfResult.TEMPERROR, domain, scope, str(error))
+    except Exception as error:
+        # The records are the sender's to write: whatever pyspf trips over in them
+        # is the sender's permanent error, never a crash of the check.
+        return SpfCheck(SpfResult.PERMERROR, domain, scope, f"{type(error).__name__}: {error}")
     finally:
         _current.reset(token)
     try:

@@ -154,6 +154,27 @@ def test_null_sender_checks_the_helo_name(auth: SenderAuthenticator) -> None:
     assert result.dmarc.result is DmarcResult.PASS  # relaxed: mail.example.test ~ example.test
 
 
+def test_an_ipv4_client_seen_through_a_dual_stack_socket_is_checked_as_ipv4(
+        auth: SenderAuthenticator) -> None:
+    """::ffff:192.0.2.10 is 192.0.2.10, which the ip4: mechanism authorizes."""
+    result = auth.check(message("ann@example.test"), smtp("ann@example.test", "::ffff:" + GOOD_IP))
+    assert result.spf.result is SpfResult.PASS
+
+
+@pytest.mark.parametrize(("ip", "mail_from", "helo"), [
+    ("", "ann@example.test", "mx.test"),  # no client address (a UNIX socket)
+    (GOOD_IP, "ann", "mx.test"),  # no domain in the envelope sender
+    (GOOD_IP, "", ""),  # null sender, no HELO name
+    (GOOD_IP, "", "[192.0.2.10]"),  # null sender, an address literal for HELO
+])
+def test_nothing_to_check_is_spf_none(auth: SenderAuthenticator, ip: str, mail_from: str,
+                                      helo: str) -> None:
+    """Without a client address or a domain SPF says none, and asks no DNS."""
+    result = auth.check(message("ann@example.test"), smtp(mail_from, ip, helo))
+    assert result.spf.result is SpfResult.NONE
+    assert enforce_user(result).startswith("550 5.7.1 DMARC check failed for example.test")
+
+
 def test_two_spf_records_are_a_permerror_and_two_dmarc_records_none(
         auth: SenderAuthenticator) -> None:
     """RFC 7208 4.5 (several SPF records) and RFC 7489 6.6.3 (several DMARC records)."""
