@@ -3,28 +3,40 @@
 Three kinds of samples (the manifest's ``kind``):
 
 - ``verbatim``: forwards copied as they are from other projects' test fixtures
-  (quotequail's tests, ...). Only the outer message is ours when the fixture is a
-  body text: it is then marked ``wrapped`` in the manifest's notes.
-- ``real_client``: forwards written by a real mail client run here (mutt), of real
-  list mail taken from notmuch's test corpus.
-- ``client_strings``: forwards rendered in a client's own layout with that client's
-  own localized strings, pulled out of the package files by this script (never typed
-  by hand): Thunderbird's language packs, Roundcube's and Evolution's translations,
-  and the separators and labels crisp's ``email-forward-parser`` collected per client
-  and language. The forwarded originals are real list mail from notmuch's test corpus.
+  (quotequail's, the Python email-forward-parser's and talon's tests). Only the outer
+  message is ours when the fixture is a body text: it is then marked ``wrapped``.
+- ``real_client``: forwards written by real clients run here (mutt, neomutt, alpine and
+  aerc under tmux; Roundcube's own PHP forward code under php-cli).
+- ``client_strings``: forwards rendered in a client's own layout with that client's own
+  localized strings, pulled out of the package files by this script (never typed by
+  hand): Thunderbird's language packs, Roundcube's, Claws Mail's, SOGo's and KMail's
+  translated forward headers and templates, and the separators and labels crisp's
+  ``email-forward-parser`` collected per client and language.
 
-Fetch the packages first, all into one directory SRC (nothing needs installing but
-``python3-babel``, used for the CLDR date formats, and ``mutt`` for the real-client part)::
+The forwarded originals of the last two kinds are real list mail (the notmuch list and
+LKML) from the test corpus in notmuch's Debian source package.
 
-    apt-get install python3-babel mutt tmux
+Fetch the packages first, all into one directory SRC (``python3-babel`` gives the CLDR
+date formats; run the script with a Python that has it, e.g. Debian's python3)::
+
+    apt-get install python3-babel
     cd SRC
     pip download --no-deps --no-binary :all: quotequail==0.5.4 && tar xzf quotequail-0.5.4.tar.gz
-    npm pack email-forward-parser@1.8.3 && mkdir efp && tar xzf email-forward-parser-1.8.3.tgz -C efp
+    npm pack email-forward-parser@1.8.3
+    mkdir efp && tar xzf email-forward-parser-1.8.3.tgz -C efp
+    pip download --no-deps --no-binary :all: --ignore-requires-python \
+        email-forward-parser==0.2.1 talon==1.4.4   # then tar xzf each
     apt-get download thunderbird-l10n-de ...     # one per language in THUNDERBIRD_LOCALES
-    apt-get download roundcube-core evolution-common
+    apt-get download roundcube-core claws-mail-i18n sogo sogo-common kf5-messagelib-data
     for f in thunderbird-l10n-*.deb; do l=${f#thunderbird-l10n-}; dpkg -x $f tb/${l%%_*}; done
-    dpkg -x roundcube-core_*.deb rc; dpkg -x evolution-common_*.deb evo
+    dpkg -x roundcube-core_*.deb rc; dpkg -x claws-mail-i18n_*.deb claws
+    dpkg -x sogo_*.deb sogo; dpkg -x sogo-common_*.deb sogo; dpkg -x kf5-messagelib-data_*.deb kmail
     apt-get source --download-only notmuch && tar xJf notmuch_0.37.orig.tar.xz
+
+The clients run here need ``apt-get install mutt neomutt alpine aerc tmux php-cli`` and,
+for mutt's translations, the locales of MUTT_LOCALES generated (``/etc/locale.gen``,
+``locale-gen``). ``--no-clients`` keeps the committed mutt/neomutt/alpine/aerc samples
+instead of running them again (their Date and Message-ID change on every run).
 
 Then ``python3 scripts/build_real_forwards.py SRC`` rewrites every file of the corpus
 but the README and the licences. The committed files are what the tests use.
@@ -42,7 +54,7 @@ import re
 import sys
 import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -106,7 +118,7 @@ def outer_message(
 
 
 def iso_utc(value: datetime | None) -> str | None:
-    return value.astimezone(timezone.utc).isoformat() if value else None
+    return value.astimezone(UTC).isoformat() if value else None
 
 
 # --- the forwarded originals: real list mail ------------------------------------------
@@ -138,7 +150,7 @@ def load_originals(src: Path) -> list[Original]:
             subject = " ".join(str(msg["Subject"] or "").split())
             part = msg.get_body(("plain",))
             body = part.get_content() if part is not None else ""
-        except Exception:  # noqa: BLE001 - a broken corpus message is simply not used
+        except Exception:
             continue
         if not (addr and to and subject and body.strip() and date.tzinfo):
             continue
@@ -200,28 +212,6 @@ def forward_date(original: Original) -> datetime:
 
 # --- kind 1: verbatim fixtures -------------------------------------------------------
 
-def literal_cases(path: Path) -> list[tuple[object, object]]:
-    """The ``(text, expected)`` pairs of every ``pytest.mark.parametrize`` in ``path``."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    cases = []
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "parametrize"
-            and len(node.args) == 2
-            and isinstance(node.args[1], ast.List)
-        ):
-            for element in node.args[1].elts:
-                try:
-                    value = ast.literal_eval(element)
-                except ValueError:
-                    continue
-                if isinstance(value, tuple) and len(value) == 2:
-                    cases.append(value)
-    return cases
-
-
 # Each quotequail date as UTC. A date without a zone is taken in the outer message's
 # offset, +00:00 for these wrapped samples; None where the fixture has no date.
 QUOTEQUAIL_DATES = {
@@ -255,21 +245,6 @@ QUOTEQUAIL_CLIENTS = {  # the fixture's own comment, as client and language
     "Forwarded Gmail Swedish": ("gmail", "sv"),
     "Forwarded Gmail Dutch": ("gmail", "nl"),
 }
-
-
-def case_comments(path: Path) -> dict[int, str]:
-    """The ``# comment`` above each parametrize case, by the case's first line number."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    tree = ast.parse("\n".join(lines))
-    comments = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Tuple) and node.lineno > 1:
-            for back in (node.lineno - 1, node.lineno, node.lineno + 1):
-                line = lines[back - 1].strip()
-                if line.startswith("#"):
-                    comments[node.lineno] = line.lstrip("# ").strip()
-                    break
-    return comments
 
 
 FORWARD_PREFIX = re.compile(
@@ -313,7 +288,7 @@ def build_quotequail(src: Path) -> None:
             raw = outer_message(
                 outer_subject,
                 text,
-                datetime(2016, 1, 4, 9, 30, tzinfo=timezone.utc),
+                datetime(2016, 1, 4, 9, 30, tzinfo=UTC),
                 message_id=f"quotequail-{number}",
             )
             add(
@@ -384,10 +359,13 @@ def fixture_text(tree: ast.Module, function: str) -> str:
     for node in ast.walk(func):
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
             return node.value.value
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in (
-                "get_forwarded_metadata",):
-            if isinstance(node.args[0], ast.Name) and node.args[0].id in constants:
-                return constants[node.args[0].id]
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", "") == "get_forwarded_metadata"
+            and isinstance(node.args[0], ast.Name)
+            and node.args[0].id in constants
+        ):
+            return constants[node.args[0].id]
     raise ValueError(function)
 
 
@@ -434,7 +412,7 @@ def build_fixture_forwards(src: Path) -> None:
         source = package.split("-")[0].replace("_", "-")
         raw = outer_message(
             f"Fwd: {subject}" if subject else "Fwd:", text,
-            datetime(2026, 9, 20, 8, 0, tzinfo=timezone.utc),
+            datetime(2026, 9, 20, 8, 0, tzinfo=UTC),
             message_id=f"{source}-{number}",
         )
         add(
@@ -815,7 +793,7 @@ def build_crisp(src: Path, picker: OriginalPicker) -> None:
             date = cldr(original.date, lang, "long", "HH:mm:ss") + " " + gmt_offset(
                 original.date, "hh:mm")
             block = "\n".join(f"{lab} {value}" for lab, value in zip(
-                labels, (mailbox(original), date, original.to, original.subject)))
+                labels, (mailbox(original), date, original.to, original.subject), strict=True))
             separator = table[("separator", "apple_mail", lang)]
             if variant == "quoted":  # macOS 10.10 and later quote the whole forward
                 text = "\n\n" + quoted(f"{separator}\n\n{block}\n\n{original.body}") + "\n"
@@ -833,7 +811,7 @@ def build_crisp(src: Path, picker: OriginalPicker) -> None:
     # Date/Subject/To in English (crisp: "Gmail (all locales)"). The date as in
     # quotequail's verbatim Gmail fixtures: "Fri, Apr 26, 2013 at 8:13 PM" in English,
     # CLDR long date + HH:mm elsewhere ("26 april 2013 20:13").
-    gmail_langs = ["en"] + crisp_languages(table, "original_from", "gmail")
+    gmail_langs = ["en", *crisp_languages(table, "original_from", "gmail")]
     for lang in gmail_langs:
         original = picker.next()
         local = original.date
@@ -914,7 +892,7 @@ def build_crisp(src: Path, picker: OriginalPicker) -> None:
         original = picker.next()
         date = cldr(original.date, lang, "full", "HH:mm")
         block = "\n".join(f"{lab} {value}" for lab, value in zip(
-            labels, (mailbox(original), date, original.to, original.subject)))
+            labels, (mailbox(original), date, original.to, original.subject), strict=True))
         text = f"\n\n{block}\n\n{original.body}\n"
         crisp_sample("new_outlook", lang, "plain", original,
                      subject_prefix(table, "new_outlook", lang), text,
@@ -944,7 +922,7 @@ def build_crisp(src: Path, picker: OriginalPicker) -> None:
                         f"{gmt_offset(original.date, 'h')}")
             to = ", ".join(f'"{a}" <{a}>' for a in original.to_addrs)
             fields = [f"{lab} {value}" for lab, value in zip(
-                labels, (mailbox(original), to, date, original.subject))]
+                labels, (mailbox(original), to, date, original.subject), strict=True)]
             joiner = "" if variant == "flattened" else "\n"
             text = f"\n\n{dashes(separator)}{joiner}{joiner.join(fields)}\n\n{original.body}\n"
             crisp_sample("yahoo", lang, variant, original, "Fw:", text,
@@ -966,7 +944,7 @@ def build_crisp(src: Path, picker: OriginalPicker) -> None:
         original = picker.next()
         date = cldr(original.date, lang, "full", "HH:mm")
         block = "\n".join(f"{lab} {value}" for lab, value in zip(
-            labels, (mailbox(original), date, original.subject, original.to)))
+            labels, (mailbox(original), date, original.subject, original.to), strict=True))
         text = f"\n\n{dashes(separator, 'max')}\n{block}\n\n{original.body}\n"
         crisp_sample("hubspot", lang, "plain", original, "Fwd:", text,
                      "HubSpot forward: the language's separator and labels; date as CLDR "
@@ -1074,7 +1052,7 @@ def build_roundcube(src: Path, picker: OriginalPicker) -> None:
              "from": mailbox(original), "to": original.to,
              "date": email.utils.format_datetime(original.date)}
             for _, (locale, _, _, original) in run
-        ], src / "roundcube-work"),
+        ], src / "roundcube-work"), strict=True,
     ))
     for number, (locale, language, variant, original) in enumerate(planned):
         labels = english | roundcube_labels(root / f"program/localization/{locale}/labels.inc")
@@ -1117,8 +1095,8 @@ def build_roundcube(src: Path, picker: OriginalPicker) -> None:
             html = None
         else:
             rows = "".join(
-                '<tr><th align="right" nowrap="nowrap" valign="baseline">%s: </th>'
-                "<td>%s</td></tr>" % (html_escape(lab), html_escape(value))
+                f'<tr><th align="right" nowrap="nowrap" valign="baseline">{html_escape(lab)}: </th>'
+                f"<td>{html_escape(value)}</td></tr>"
                 for lab, value in (
                     (labels["subject"], original.subject), (labels["date"], date),
                     (labels["from"], mailbox(original)), (labels["to"], original.to))
@@ -1346,10 +1324,11 @@ def build_sogo(src: Path, picker: OriginalPicker) -> None:
         add(Sample(
             source="sogo", name=f"plain_{language}", client="sogo",
             client_version=version.split("-")[0], language=language, kind="client_strings",
-            origin=f"package sogo {version} (debian), usr/share/GNUstep/SOGo/Mailer.SOGo/"
+            origin=f"package sogo-common {version} (debian), usr/share/GNUstep/SOGo/Mailer.SOGo/"
             f"Resources/SOGoMail{name}Forward.wo/SOGoMail{name}Forward.html (layout and "
-            "labels), SOGoLongDateFormat/SOGoTimeFormat of package sogo-common's "
-            f"SOGoDefaults.plist; original: {NOTMUCH_ORIGIN}{original.path}",
+            "labels); SOGoLongDateFormat/SOGoTimeFormat of package sogo's "
+            "usr/lib/GNUstep/Frameworks/SOGo.framework/Versions/5/Resources/SOGoDefaults.plist;"
+            f" original: {NOTMUCH_ORIGIN}{original.path}",
             licence="GPL-3.0-or-later",
             notes="SOGo inline forward: its own forward template for the language rendered "
             "as WebObjects does (literal text kept, <#newLine/> a line break, the "
