@@ -160,3 +160,20 @@ def test_no_known_good_sample_regresses() -> None:
     regressed = [f"{v.entry['file']}: {v.problem}" for v in run()
                  if v.entry["file"] in good and not v.ok]  # fmt: skip
     assert regressed == []
+
+
+LISTS = CORPUS.parent / "lists"  # real list mail: replies with quoted history, no forwards
+
+
+@pytest.mark.skipif(not LISTS.is_dir(), reason="real list mail not present")
+def test_real_list_mail_is_never_taken_for_a_forward() -> None:
+    """No message of a real list archive (replies, patches, quoted history) yields an original."""
+    files = [p for p in sorted(LISTS.rglob("*")) if p.is_file() and p.suffix not in
+             {".json", ".md", ".txt"}]  # fmt: skip
+    taken = []
+    for path in files:
+        raw = path.read_bytes()
+        original = extract_forward(parse_message(raw), raw).original
+        if original is not None:
+            taken.append(f"{path.relative_to(LISTS)}: {original.format} {original.from_}")
+    assert files and taken == []
