@@ -1408,6 +1408,47 @@ def build_kmail(src: Path, picker: OriginalPicker) -> None:
             expected=expected_for(original), raw=raw))
 
 
+# --- kind 3: Horde IMP's forward text, from its own PHP and its translations ------------
+
+def build_horde_imp(src: Path, picker: OriginalPicker) -> None:
+    """IMP_Compose::forwardMessageText() and _getMsgHeaders() as its PHP writes them.
+
+    ``\n----- Forwarded message from FROM -----\n``, then Date/From/Subject/To with the
+    labels right-aligned to the longest plus ``": "`` (Horde_String::pad, STR_PAD_LEFT),
+    a blank line, the body, ``\n\n----- End forwarded message -----\n``; subject "Fwd: ".
+    """
+    root = next(src.glob("imp/usr/share/horde/imp"))
+    version = next(src.glob("php-horde-imp_*.deb")).name.split("_")[1]
+    for mo in sorted(root.glob("locale/*/LC_MESSAGES/imp.mo")):
+        lang = mo.parts[-3]
+        catalog = gettext.GNUTranslations(mo.open("rb"))
+        _ = catalog.gettext
+        original = picker.next()
+        rows = {_("Date"): email.utils.format_datetime(original.date),
+                _("From"): mailbox(original), _("Subject"): original.subject,
+                _("To"): original.to}
+        width = max(len(key) for key in rows) + 2
+        headers = "".join(f"{(key + ': ').rjust(width)}{value}\n" for key, value in rows.items())
+        text = (f"\n----- {_('Forwarded message from %s') % mailbox(original)} -----\n"
+                f"{headers}\n{original.body}\n\n----- {_('End forwarded message')} -----\n")
+        language = bcp47_from_gettext(lang)
+        raw = outer_message(f"Fwd: {original.subject}", text, forward_date(original),
+                            message_id=f"horde-imp-{lang}",
+                            user_agent="Horde Application Framework 5")
+        add(Sample(
+            source="horde_imp", name=f"plain_{language}", client="horde_imp",
+            client_version=version.split("-")[0], language=language, kind="client_strings",
+            origin=f"package php-horde-imp {version} (debian), usr/share/horde/imp/lib/"
+            "Compose.php forwardMessageText() and _getMsgHeaders() (layout), "
+            f"usr/share/horde/imp/locale/{lang}/LC_MESSAGES/imp.mo (strings); original: "
+            f"{NOTMUCH_ORIGIN}{original.path}",
+            licence="GPL-2.0-only",
+            notes="Horde IMP inline forward (text) as its PHP writes it, with the labels of "
+            "its translation; the Date is the original's Date header as written. Original: "
+            "real list mail (notmuch's test corpus).",
+            expected=expected_for(original), raw=raw))
+
+
 # --- kind 2: mutt itself forwards real list mail --------------------------------------
 
 MUTT_VARIANTS = {  # name -> muttrc lines beyond the common ones
@@ -1709,6 +1750,7 @@ def main(argv: list[str]) -> int:
     build_outlook_classic(src, picker)
     build_sogo(src, picker)
     build_kmail(src, picker)
+    build_horde_imp(src, picker)
     # The clients run here write a new Date and Message-ID each time: --no-clients keeps
     # the committed samples, --only-aerc reruns aerc alone.
     if "--no-clients" in argv or "--only-aerc" in argv:
