@@ -9,9 +9,9 @@ Three kinds of samples (the manifest's ``kind``):
   aerc under tmux; Roundcube's own PHP forward code under php-cli).
 - ``client_strings``: forwards rendered in a client's own layout with that client's own
   localized strings, pulled out of the package files by this script (never typed by
-  hand): Thunderbird's language packs, Roundcube's, Claws Mail's, SOGo's and KMail's
-  translated forward headers and templates, and the separators and labels crisp's
-  ``email-forward-parser`` collected per client and language.
+  hand): Thunderbird's language packs; Roundcube's, Claws Mail's, SOGo's, KMail's and
+  Horde IMP's translated forward headers and templates; and the separators and labels
+  crisp's ``email-forward-parser`` collected per client and language.
 
 The forwarded originals of the last two kinds are real list mail (the notmuch list and
 LKML) from the test corpus in notmuch's Debian source package.
@@ -27,10 +27,12 @@ date formats; run the script with a Python that has it, e.g. Debian's python3)::
     pip download --no-deps --no-binary :all: --ignore-requires-python \
         email-forward-parser==0.2.1 talon==1.4.4   # then tar xzf each
     apt-get download thunderbird-l10n-de ...     # one per language in THUNDERBIRD_LOCALES
-    apt-get download roundcube-core claws-mail-i18n sogo sogo-common kf5-messagelib-data
+    apt-get download roundcube-core claws-mail-i18n sogo sogo-common kf5-messagelib-data \
+        php-horde-imp
     for f in thunderbird-l10n-*.deb; do l=${f#thunderbird-l10n-}; dpkg -x $f tb/${l%%_*}; done
     dpkg -x roundcube-core_*.deb rc; dpkg -x claws-mail-i18n_*.deb claws
-    dpkg -x sogo_*.deb sogo; dpkg -x sogo-common_*.deb sogo; dpkg -x kf5-messagelib-data_*.deb kmail
+    dpkg -x sogo_*.deb sogo; dpkg -x sogo-common_*.deb sogo; dpkg -x php-horde-imp_*.deb imp
+    dpkg -x kf5-messagelib-data_*.deb kmail
     apt-get source --download-only notmuch && tar xJf notmuch_0.37.orig.tar.xz
 
 The clients run here need ``apt-get install mutt neomutt alpine aerc tmux php-cli`` and,
