@@ -60,7 +60,10 @@ for key in $KEYS; do  # in parallel: RSA key generation is most of the start-up 
 done
 wait
 
-SPF_OK='"v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/32 -all"'
+# Loopback addresses for tests through the SMTP port (127.0.0.1 is a trusted network there):
+# 127.0.0.6 plays the good domains' mail servers, 127.0.0.7 the forwarder, 127.0.0.5 the
+# outsider (evil.test authorizes it).
+SPF_OK='"v=spf1 ip4:192.0.2.0/24 ip4:127.0.0.6 ip6:2001:db8::/32 -all"'
 cat >"$DIR/test.zone" <<EOF
 \$ORIGIN test.
 \$TTL 300
@@ -93,16 +96,16 @@ _dmarc.sampled.test. IN TXT "v=DMARC1; p=reject; pct=0"
 ; DMARC. nothing.test: a domain that publishes nothing at all.
 monitor.test. IN TXT $SPF_OK
 _dmarc.monitor.test. IN TXT "v=DMARC1; p=none"
-softfail.test. IN TXT "v=spf1 ip4:192.0.2.0/24 ~all"
+softfail.test. IN TXT "v=spf1 ip4:192.0.2.0/24 ip4:127.0.0.6 ~all"
 nodmarc.test. IN TXT $SPF_OK
 nothing.test. IN A 192.0.2.99
 
 ; forwarder.test: a mailbox provider that forwards and ARC-seals (like Gmail).
-forwarder.test. IN TXT "v=spf1 ip4:203.0.113.0/24 -all"
+forwarder.test. IN TXT "v=spf1 ip4:203.0.113.0/24 ip4:127.0.0.7 -all"
 _dmarc.forwarder.test. IN TXT "v=DMARC1; p=reject"
 
 ; evil.test: an attacker's own domain, correctly set up for its own mail.
-evil.test. IN TXT "v=spf1 ip4:198.51.100.0/24 -all"
+evil.test. IN TXT "v=spf1 ip4:198.51.100.0/24 ip4:127.0.0.5 -all"
 _dmarc.evil.test. IN TXT "v=DMARC1; p=reject"
 
 ; permerror.test: two SPF records (RFC 7208 permerror) and two DMARC records (none).

@@ -582,3 +582,12 @@ async def test_the_async_face_uses_the_executor_it_is_given(dns_server: DnsServe
         upstream = await auth.from_upstream_async(message("ann@example.test"))
     assert result.dmarc.result is DmarcResult.PASS and upstream is None
     assert len(submitted) == 2
+
+
+def test_a_trusted_authserv_id_with_a_version_is_recognised(auth: SenderAuthenticator) -> None:
+    """RFC 8601 2.2: "authserv-id [version]" and a comment name the same server."""
+    raw = message("ann@example.test", extra=(
+        f"Authentication-Results: {UPSTREAM} 1 (postfix); spf=pass "
+        "smtp.mailfrom=ann@example.test; dmarc=pass header.from=example.test\r\n"))
+    result = auth.from_upstream(raw)
+    assert result is not None and result.authserv_id == UPSTREAM and result.authenticated
