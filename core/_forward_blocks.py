@@ -236,6 +236,8 @@ def _is_value_line(line: str) -> bool:
 def _continues(lines: list[str], index: int, value: str, subject: str) -> bool:
     """Whether ``lines[index]`` (no label) continues the value of the line above."""
     line = lines[index]
+    if "@" in line and formats.HEADER_LINE.match(line):
+        return False  # "Catre: a@x": an address line under a label we do not know
     following = lines[index + 1] if index + 1 < len(lines) else ""
     if following.strip() and formats.header_label(following) is not None:
         return True  # the block goes on below: the line is part of it

@@ -8,8 +8,9 @@ Thunderbird's and Evolution's translations as Debian ships them
 ``evolution-common``: ``evolution.mo``), the per-client tables of crisp's
 ``email-forward-parser`` (MIT: Apple Mail, Gmail, Outlook, Yahoo, HubSpot, IONOS,
 MailMate, Missive), the per-language constants of ``mail-parser-reply`` (MIT),
-Roundcube's localization (``roundcube-core``), SOGo's forward templates
-(``sogo-common``) and Claws Mail's (``claws-mail-i18n``).
+Roundcube's localization (``roundcube-core``), the forward templates of SOGo
+(``sogo-common``), Claws Mail (``claws-mail-i18n``), KMail (``kf5-messagelib-data``)
+and Horde IMP (``php-horde-imp``).
 All lower-case: lookups fold case.
 """
 
@@ -174,9 +175,32 @@ _KMAIL_FORWARD = (
     "Басқаға жіберілген хат", "Препратено съобщение", "прослеђена порука", "رسالة ممرّرة",
     "ਅੱਗੇ ਭੇਜਿਆ ਸੁਨੇਹਾ", "முன்னனுப்பப்பட்ட அஞ்சல்", "សារបញ្ជូនបន្ត",
 )  # fmt: skip
+# Horde IMP's forward text (php-horde-imp: lib/Compose.php forwardMessageText(), its
+# translations in locale/*/LC_MESSAGES/imp.mo), where they add to the tables above.
+_HORDE_LABELS: dict[str, tuple[str, ...]] = {
+    "from": ("sūtītājs", "от кого", "จาก"),
+    "to": ("catre", "kellele", "saņēmējs", "الى", "ถึง", "ទៅ"),
+    "cc": ("a/c", "kk", "копија", "העתקים", "สำเนาถึง", "ចម្លង"),
+    "subject": ("otsikko", "perihal", "ärende", "عنوان", "ชื่อเรื่อง"),
+    "other": (
+        "odgovori-na", "odpovedať-na", "odpovědět-komu", "resposta para", "rispondi-a",
+        "vasta", "viszontválasz cím", "yanıt-adresi", "απάντηση-προς", "кому ответить",
+        "отговор-до", "پاسخ به", "ឆ្លើយតប-ទៅ", "回覆到", "答复", "회신",
+    ),
+}  # fmt: skip
+# Its "----- Forwarded message from NAME -----" lines the stems above miss.
+_HORDE_FORWARD = (
+    "(e)tik birbidalitako mezua", "Birbidalitako mezua", "Copie Mesaj trimisa de",
+    "Edastatud kiri", "Proslijedjena poruka od", "Pārsūtīta vēstule no",
+    "Pārsūtītā vēstule", "Teruskan pesan dari", "Vidaresende meldingar frå",
+    "Vidaresendt melding", "Áframsent skeyti", "Προώθηση μηνύματος από",
+    "Переправленое сообщение от", "Препратена порака од", "Препратено писмо",
+    "رسالة محولة من", "پیغام ارجاع شده", "ข้อความที่ส่งต่อมาจาก", "សារដែលបានបញ្ជូនបន្ត",
+)  # fmt: skip
 FIELD_BY_LABEL: dict[str, str] = {
     **{label: field for field, labels in _WEBMAIL_LABELS.items() for label in labels},
     **{label: field for field, labels in _KMAIL_LABELS.items() for label in labels},
+    **{label: field for field, labels in _HORDE_LABELS.items() for label in labels},
     **{label: "other" for label in OTHER_LABELS},
     **{label: "cc" for label in CC_LABELS},
     **{label: "to" for label in TO_LABELS},
@@ -194,7 +218,7 @@ FORWARD_WORDS = re.compile(
     r"|пересыл|пересл|пересила|переадрес|перенаправ|ilet|yönlendir|redirec|înaintat"
     r"|proslijeđ|chuyển tiếp|転送|전달|转发|轉寄|轉遞|předan|προωθ|diterusk|poslanej ďalej"
     r"|redirig|przekierow|"
-    + "|".join(re.escape(phrase) for phrase in _KMAIL_FORWARD),
+    + "|".join(re.escape(phrase) for phrase in (*_KMAIL_FORWARD, *_HORDE_FORWARD)),
     re.IGNORECASE,
 )
 # Outlook's "-----Original Message-----" and its translations.

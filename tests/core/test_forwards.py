@@ -217,6 +217,9 @@ EXPECTED: dict[str, tuple[str | None, str, str | None, list[str]]] = {
     "outlook_ja.eml": ("hanako.sato@example.jp", "倉庫の見積もり", CET_DATE, [ANNA]),
     # aerc names the sender without an address; the quoted block below is the original's
     # own history, not the original: nothing is recovered.
+    # Horde IMP: labels aligned right; an address line under an unknown label ends the
+    # Subject rather than continuing it.
+    "horde_imp_en.eml": ("j.schaefer@mueller-bau.de", "Angebot Lagerfläche", CET_DATE, []),
     "aerc_name_only_en.eml": (None, "", None, []),
     # aerc's :forward -A: the attached original base64-encoded, its Subject folded by a tab.
     "aerc_attached_base64_en.eml": (
