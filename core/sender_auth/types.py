@@ -7,7 +7,7 @@ result is computed once per message and then only read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -163,7 +163,6 @@ class AuthResult:
     arc: ArcCheck
     reason: str
     authserv_id: str | None = None  # the trusted upstream's, for AuthSource.UPSTREAM
-    warnings: tuple[str, ...] = field(default=())
 
     @property
     def dkim_result(self) -> DkimResult:
