@@ -3,6 +3,8 @@ precise refusals when the message names none."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from core import _forwarding_rules as forwarding
@@ -178,3 +180,26 @@ def test_srs_readings() -> None:
         assert found is not None and (found.forwarder, found.original) == expected, address
     assert forwarding.srs("rep+caf_=tok=bcc.test@gmail.com") is None
     assert forwarding.srs("rep+srsly@ourco.example") is None
+
+
+def test_a_huge_forwarding_header_is_read_in_linear_time() -> None:
+    """A 60 KB run of address characters with no @ in a forwarding header (it used to
+    take seconds of backtracking per header on the event loop) is refused at once."""
+    msg = message(sender="mallory@evil.example", to=USER)
+    for name in ("Delivered-To", "X-Forwarded-For", "X-Yahoo-Forwarded", "Received"):
+        msg[name] = "for " + "a" * 60_000 + " ;"
+    parsed = parse_message(msg.as_bytes())
+    started = time.monotonic()
+    with pytest.raises(SenderNotAllowed):
+        route(parsed, Envelope(mail_from="x@y.example", logging_address=LOGGING), USERS)
+    assert time.monotonic() - started < 1
+
+
+def test_addresses_are_found_where_they_were() -> None:
+    """The address pattern finds each address of a forwarding header, whatever stands
+    around it (brackets, commas, semicolons, a run of other characters)."""
+    value = ("rep@ourco.example other@ourco.example, <x.y+tag@sub.ourco.example>;"
+             "rfc822;z@ourco.example user@contoso.com;1f2e-guid")
+    assert forwarding.ADDRESS.findall(value) == [
+        "rep@ourco.example", "other@ourco.example", "x.y+tag@sub.ourco.example",
+        "z@ourco.example", "user@contoso.com"]
