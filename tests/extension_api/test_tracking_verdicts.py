@@ -14,27 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import PortalAccount, Server
+from tests.support.server import ClockedServer, PortalAccount
 from tests.tracking_requests.labelled import load
 
 OUTLOOK = "Mozilla/4.0 (compatible; ms-office; MSOffice 16)"
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
           "Chrome/132.0.0.0 Safari/537.36")
 READER = "203.0.113.7"
-
-
-class ClockedServer(Server):
-    """`inboxlog serve --test-clock FILE` in test mode; ``at(seconds)`` moves its clock."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.clock_file = data_dir / "clock"
-        super().__init__(data_dir, extra_args=("--test-clock", str(self.clock_file)))
-
-    def _env(self) -> dict[str, str]:
-        return {**super()._env(), "INBOXLOG_TEST_MODE": "1"}
-
-    def move_clock(self, seconds: float) -> None:
-        self.clock_file.write_text(repr(seconds))
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from core.db import Database, sqlite_url
 from tests.extension_api.test_openapi import check
 from tests.support.dovecot import Dovecot
 from tests.support.mail import deliver, logged_id, message
-from tests.support.server import BCC_DOMAIN, PortalAccount, Server, free_port
+from tests.support.server import BCC_DOMAIN, ClockedServer, PortalAccount, Server, free_port
 from tests.support.smtp_recorder import SmtpRecorder
 
 
@@ -39,9 +39,9 @@ def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpRecorder]
 
 
 @pytest.fixture(scope="session")
-def inbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(tmp_path_factory.mktemp("inbox-server"),
-                     extra_args=("--inbox-poll-interval", "1")).start()
+def inbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClockedServer]:
+    running = ClockedServer(tmp_path_factory.mktemp("inbox-server"),
+                            extra_args=("--inbox-poll-interval", "1")).start()
     yield running
     running.stop()
 

@@ -9,6 +9,7 @@ from email import message_from_bytes, policy
 import httpx
 
 from tests.inbox_sync.conftest import Mailbox
+from tests.support.server import ClockedServer
 
 
 def test_send_delivers_copies_to_sent_and_logs(mailbox: Mailbox) -> None:
@@ -83,8 +84,14 @@ def test_tracked_crm_send_counts_opens_and_clicks(mailbox: Mailbox) -> None:
     link = re.search(r'href="([^"]+/t/c/[^"]+)"', html).group(1)
     reader = {"User-Agent": "Mozilla/5.0 (Windows NT 10.0) Chrome/131.0",
               "X-Forwarded-For": "203.0.113.80"}
-    assert httpx.get(pixel, headers=reader).status_code == 200
-    clicked = httpx.get(link, headers=reader, follow_redirects=False)
+    clock = mailbox.server
+    assert isinstance(clock, ClockedServer)
+    clock.move_clock(2 * 3600)  # a person reads it two hours later, not at delivery
+    try:
+        assert httpx.get(pixel, headers=reader).status_code == 200
+        clicked = httpx.get(link, headers=reader, follow_redirects=False)
+    finally:
+        clock.move_clock(0)
     assert clicked.headers["location"] == "https://shop.example/deal"
     deadline = time.monotonic() + 10
     with mailbox.server.api(mailbox.account.user_token) as api:

@@ -169,3 +169,17 @@ class Server:
     def api(self, token: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
+
+
+class ClockedServer(Server):
+    """`inboxlog serve --test-clock FILE` in test mode; ``move_clock(s)`` dates hits s later."""
+
+    def __init__(self, data_dir: Path, extra_args: tuple[str, ...] = ()) -> None:
+        self.clock_file = data_dir / "clock"
+        super().__init__(data_dir, extra_args=("--test-clock", str(self.clock_file), *extra_args))
+
+    def _env(self) -> dict[str, str]:
+        return {**super()._env(), "INBOXLOG_TEST_MODE": "1"}
+
+    def move_clock(self, seconds: float) -> None:
+        self.clock_file.write_text(repr(seconds))
