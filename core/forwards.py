@@ -50,7 +50,8 @@ class ForwardedOriginal:
     references: tuple[MessageId, ...]
     attachments: tuple[Part, ...]  # inline forwards: the forwarding message's attachments
     note: str  # what the forwarding user wrote above the forward ("" if nothing)
-    format: str  # "gmail", "outlook", "apple_mail", "thunderbird", "yahoo", "rfc822_attachment"
+    format: str  # "gmail", "outlook", "outlook_attribution", "apple_mail", "thunderbird",
+    # "yahoo", "aerc", "rfc822_attachment": the layout it was read from
 
 
 @dataclass(frozen=True)
