@@ -10,7 +10,6 @@ proxy) or ``scanner`` (a security gateway following links).
 
 from __future__ import annotations
 
-import bisect
 import ipaddress
 from dataclasses import dataclass, field
 from functools import cache
@@ -49,22 +48,24 @@ def parse(text: str) -> RangeSet:
 
 
 class Ranges:
-    """Looks addresses up in range sets: sorted intervals and a bisection per family,
-    so a lookup costs the same with ten ranges or a hundred thousand."""
+    """Looks addresses up in range sets: one dictionary per prefix length in use, so a
+    lookup costs one probe per length (at most 33 or 129), with ten ranges or a hundred
+    thousand. CIDR ranges either nest or do not meet: the longest prefix holding the
+    address is the most specific range, whatever else starts before it."""
 
     def __init__(self, sets: list[RangeSet]) -> None:
         self.sets = sets
-        intervals: dict[int, list[tuple[int, int, RangeSet]]] = {4: [], 6: []}
+        by_prefix: dict[tuple[int, int], dict[int, RangeSet]] = {}
         for range_set in sets:
             for network in range_set.networks:
-                intervals[network.version].append(
-                    (int(network.network_address), int(network.broadcast_address), range_set))
-        self._starts: dict[int, list[int]] = {}
-        self._ends: dict[int, list[tuple[int, RangeSet]]] = {}
-        for version, items in intervals.items():
-            items.sort(key=lambda item: (item[0], -item[1]))
-            self._starts[version] = [start for start, _, _ in items]
-            self._ends[version] = [(end, range_set) for _, end, range_set in items]
+                found = by_prefix.setdefault((network.version, network.prefixlen), {})
+                found.setdefault(int(network.network_address), range_set)
+        # Per family, (mask, networks by address) with the longest prefixes first: the
+        # first that holds the address is the answer.
+        self._prefixes: dict[int, list[tuple[int, dict[int, RangeSet]]]] = {4: [], 6: []}
+        for (version, length), networks in sorted(by_prefix.items(), key=lambda kv: -kv[0][1]):
+            bits = 32 if version == 4 else 128
+            self._prefixes[version].append(((1 << bits) - (1 << (bits - length)), networks))
 
     def lookup(self, ip: str) -> RangeSet | None:
         """The range set holding ``ip``, or None (also for something not an address)."""
@@ -74,13 +75,11 @@ class Ranges:
             return None
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
-        value, starts = int(address), self._starts[address.version]
-        # Ranges may nest: walk back over the ones starting at or before the address.
-        index = bisect.bisect_right(starts, value) - 1
-        for i in range(index, max(index - 8, -1), -1):
-            end, range_set = self._ends[address.version][i]
-            if value <= end:
-                return range_set
+        value = int(address)
+        for mask, networks in self._prefixes[address.version]:
+            found = networks.get(value & mask)
+            if found is not None:
+                return found
         return None
 
 

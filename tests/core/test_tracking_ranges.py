@@ -64,6 +64,21 @@ def test_nested_ranges_find_the_set_that_holds_the_address() -> None:
         parse("10.0.0.0/8\n")
 
 
+def test_a_large_range_is_found_past_many_ranges_nested_in_it() -> None:
+    """Nineteen ranges of another set inside 17.0.0.0/8 (as a refreshed list may hold)
+    do not hide the large range from the addresses after them."""
+    outer = parse("# name: a\n# label: A\n# kind: apple\n# source: https://a.example\n"
+                  "# date: 2026-12-01\n17.0.0.0/8\n2001:db8::/32\n")
+    inner = parse("# name: b\n# label: B\n# kind: scanner\n# source: https://b.example\n"
+                  "# date: 2026-12-01\n" + "".join(f"17.{n}.0.0/16\n" for n in range(1, 20))
+                  + "".join(f"2001:db8:{n:x}::/48\n" for n in range(1, 20)))
+    ranges = Ranges([outer, inner])
+    found = {ip: getattr(ranges.lookup(ip), "name", None) for ip in (
+        "17.200.0.1", "17.5.9.9", "17.0.0.1", "2001:db8:ff::1", "2001:db8:3::1", "18.0.0.1")}
+    assert found == {"17.200.0.1": "a", "17.5.9.9": "b", "17.0.0.1": "a",
+                     "2001:db8:ff::1": "a", "2001:db8:3::1": "b", "18.0.0.1": None}
+
+
 def test_refresh_readers() -> None:
     """The refresh script reads goog.json, the endpoints service and vendor pages."""
     refresh = _refresh_script()
