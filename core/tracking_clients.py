@@ -73,10 +73,19 @@ def _outlook(agent: str) -> str:
     return "Outlook desktop (Windows)"
 
 
-@lru_cache(maxsize=4096)
+# Longer agents are read (and stored, core.models.TrackingHit) to here: a request can
+# carry 16 KB of agent, which costs some patterns above time quadratic in its length.
+MAX_AGENT = 1000
+
+
 def identify(agent: str) -> Client:
-    """The client behind a user agent (cached: a campaign's hits repeat few agents)."""
-    agent = agent.strip()
+    """The client behind a user agent (its first MAX_AGENT characters)."""
+    return _identify(agent.strip()[:MAX_AGENT])
+
+
+@lru_cache(maxsize=4096)
+def _identify(agent: str) -> Client:
+    """``identify``, cached: a campaign's hits repeat few agents."""
     if not agent:
         return Client("no user agent", NONE)
     if agent == "Mozilla/5.0":
