@@ -92,8 +92,8 @@ class SenderAuthenticator:
         sender's words. Blocking."""
         headers = Headers.parse(raw)
         spf = check_spf(smtp, self.resolver)
-        signatures = verify_dkim(raw, headers, self.resolver)
         from_domain, why = author_domain(headers)
+        signatures = verify_dkim(raw, headers, self.resolver, from_domain)
         dmarc = evaluate(from_domain, spf, signatures, self.resolver, why_no_domain=why,
                          sample=self._sample)
         arc = verify_arc(raw, headers, self.resolver, from_domain,

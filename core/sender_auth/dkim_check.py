@@ -8,6 +8,7 @@ errors into a plain "did not verify"; ours propagate instead, so that a timeout 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 
 import dkim
@@ -21,13 +22,19 @@ from core.sender_auth.types import Alignment, ArcCheck, ArcResult, DkimResult, D
 # A message may carry any number of signatures; each costs a DNS lookup and an RSA
 # verification. Past this many, the rest are not looked at.
 MAX_SIGNATURES = 8
+# The key lookups of one message's signatures wait at most this many lookup lifetimes.
+DNS_BUDGET_LIFETIMES = 2
 MIN_KEY_BITS = 1024
 _log = logging.getLogger(__name__)
 
 
-def _dnsfunc(resolver: Resolver) -> Callable[..., bytes | None]:
+def _dnsfunc(resolver: Resolver, deadline: float | None = None) -> Callable[..., bytes | None]:
     def txt(name: bytes, timeout: float = 5) -> bytes | None:
-        records = resolver.txt(name.decode("ascii", "replace"))
+        text = name.decode("ascii", "replace")
+        if deadline is not None and time.monotonic() > deadline:
+            raise DnsTemporaryError(f"DNS lookup of {text} TXT not made: this message's "
+                                    "DNS time for signatures is used up")
+        records = resolver.txt(text)
         return records[0] if records else None
     return txt
 
@@ -36,46 +43,66 @@ def _tag(tags: dict[bytes, bytes], key: bytes) -> str:
     return tags.get(key, b"").decode("ascii", "replace").strip().lower()
 
 
-def verify_dkim(raw: bytes, headers: Headers, resolver: Resolver) -> tuple[DkimSignature, ...]:
-    """Each ``DKIM-Signature`` of the message (the first :data:`MAX_SIGNATURES`), verified.
-    Blocking: key lookups and RSA."""
-    count = min(len(headers.all("DKIM-Signature")), MAX_SIGNATURES)
-    if not count:
+def verify_dkim(raw: bytes, headers: Headers, resolver: Resolver,
+                from_domain: str | None = None) -> tuple[DkimSignature, ...]:
+    """Each ``DKIM-Signature`` of the message (the first :data:`MAX_SIGNATURES`), verified,
+    in header order. Those of a domain aligned (relaxed) with ``from_domain`` are verified
+    first, and the key lookups of the others share what is left of a budget of
+    :data:`DNS_BUDGET_LIFETIMES` lookup lifetimes: signatures of domains whose servers
+    never answer cannot hold the check for minutes. Blocking: key lookups and RSA."""
+    if not headers.all("DKIM-Signature"):
         return ()
     unparsable = ""
     try:
         verifier = dkim.DKIM(raw, logger=_log, minkey=MIN_KEY_BITS)
     except dkim.DKIMException as error:  # a header section dkimpy cannot parse
         verifier, unparsable = None, str(error)
-    dnsfunc = _dnsfunc(resolver)
-    results = []
-    for index, value in enumerate(headers.all("DKIM-Signature")[:count]):
-        try:
-            tags = dkim.util.parse_tag_value(value.encode("utf-8", "surrogateescape"))
-        except dkim.util.InvalidTagValueList:
-            tags = {}
-        domain, selector = _tag(tags, b"d"), _tag(tags, b"s")
+    if verifier is None:
+        values = [value.encode("utf-8", "surrogateescape")
+                  for value in headers.all("DKIM-Signature")[:MAX_SIGNATURES]]
+    else:
+        # The signatures as dkimpy counts them: index i below is its i-th signature, so
+        # the domain reported is always the one that was verified.
+        values = [value for name, value in verifier.headers
+                  if name.lower() == b"dkim-signature"][:MAX_SIGNATURES]
+    names = [_signer(value) for value in values]
+    order = sorted(range(len(values)), key=lambda index: not (
+        from_domain and aligned(names[index][0], from_domain, Alignment.RELAXED)))
+    deadline = time.monotonic() + DNS_BUDGET_LIFETIMES * resolver.config.lifetime
+    dnsfunc = _dnsfunc(resolver, deadline)
+    results: dict[int, DkimSignature] = {}
+    for index in order:
+        domain, selector = names[index]
         if verifier is None:
-            results.append(DkimSignature(DkimResult.PERMERROR, domain, selector, unparsable))
+            results[index] = DkimSignature(DkimResult.PERMERROR, domain, selector, unparsable)
             continue
         try:
             ok = verifier.verify(index, dnsfunc=dnsfunc)
         except DnsTemporaryError as error:
-            results.append(DkimSignature(DkimResult.TEMPERROR, domain, selector, error.message))
+            results[index] = DkimSignature(DkimResult.TEMPERROR, domain, selector, error.message)
             continue
         except dkim.DKIMException as error:
             # A changed body is a signature that does not verify (fail); anything else
             # dkimpy raises for is a malformed or unusable signature or key (permerror).
             changed = str(error).startswith("body hash mismatch")
-            results.append(DkimSignature(DkimResult.FAIL if changed else DkimResult.PERMERROR,
-                                         domain, selector,
-                                         "the body changed after signing" if changed
-                                         else str(error)))
+            results[index] = DkimSignature(DkimResult.FAIL if changed else DkimResult.PERMERROR,
+                                           domain, selector,
+                                           "the body changed after signing" if changed
+                                           else str(error))
             continue
-        results.append(DkimSignature(DkimResult.PASS if ok else DkimResult.FAIL,
-                                     domain, selector,
-                                     "" if ok else "signature or body hash did not verify"))
-    return tuple(results)
+        results[index] = DkimSignature(DkimResult.PASS if ok else DkimResult.FAIL,
+                                       domain, selector,
+                                       "" if ok else "signature or body hash did not verify")
+    return tuple(results[index] for index in range(len(values)))
+
+
+def _signer(value: bytes) -> tuple[str, str]:
+    """A signature's ``d=`` and ``s=``, read without verifying anything."""
+    try:
+        tags = dkim.util.parse_tag_value(value)
+    except dkim.util.InvalidTagValueList:
+        tags = {}
+    return _tag(tags, b"d"), _tag(tags, b"s")
 
 
 def _trusted(sealer: str, trusted_sealers: Iterable[str]) -> bool:

@@ -591,3 +591,35 @@ def test_a_trusted_authserv_id_with_a_version_is_recognised(auth: SenderAuthenti
         "smtp.mailfrom=ann@example.test; dmarc=pass header.from=example.test\r\n"))
     result = auth.from_upstream(raw)
     assert result is not None and result.authserv_id == UPSTREAM and result.authenticated
+
+
+def test_a_second_arc_authentication_results_cannot_smuggle_a_pass(
+        auth: SenderAuthenticator, dns_server: DnsServer) -> None:
+    """A forged AAR of the trusted sealer's instance, added above its real one (which saw a
+    failure): the chain no longer validates, nothing is vouched for."""
+    raw = forwarded(dns_server, "forwarder.test",
+                    results="spf=fail smtp.mailfrom=ann@example.test; "
+                            "dmarc=fail header.from=example.test")
+    forged = (b"ARC-Authentication-Results: i=1; forwarder.test; "
+              b"dmarc=pass header.from=example.test\r\n")
+    result = auth.check(forged + raw, smtp(SRS, FORWARDER_IP))
+    assert not result.arc.vouched and not result.authenticated
+    assert result.arc.result is not ArcResult.PASS
+
+
+def test_unaligned_signatures_of_dead_domains_cannot_stall_the_check(
+        auth: SenderAuthenticator, dns_server: DnsServer) -> None:
+    """Five signatures whose keys live on a silent server, above the From domain's own:
+    the aligned one is verified first, the rest share a bounded DNS time."""
+    raw = signed(dns_server, message("ann@example.test"), "example.test")
+    junk = b"".join(
+        f"DKIM-Signature: v=1; a=rsa-sha256; d=slow.test; s=k{n}; c=relaxed/relaxed; "
+        f"h=from; bh=AAAA; b=AAAA\r\n".encode() for n in range(5))
+    started = time.monotonic()
+    result = auth.check(junk + raw, smtp("ann@example.test", ATTACKER_IP))
+    elapsed = time.monotonic() - started
+    assert [s.domain for s in result.dkim] == ["slow.test"] * 5 + ["example.test"]
+    assert result.dkim[-1].result is DkimResult.PASS
+    assert {s.result for s in result.dkim[:5]} == {DkimResult.TEMPERROR}
+    assert result.dmarc.result is DmarcResult.PASS
+    assert elapsed < 3 * auth.resolver.config.lifetime + 0.5
