@@ -9,8 +9,14 @@ from pathlib import Path
 import pytest
 
 from core.db import Database, migrate
-from tests.support import postgres
+from tests.support import loopback_only, postgres
 from tests.support.server import PortalAccount, Server
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests reach loopback only: a connect anywhere else fails before a packet leaves."""
+    del config
+    loopback_only.install()
 
 
 @pytest.fixture(scope="session")

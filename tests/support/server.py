@@ -103,7 +103,7 @@ class Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "inboxlog.cli", "serve", "--no-demo",
+                [sys.executable, "-m", "tests.support.loopback_only", "serve", "--no-demo",
                  "--smtp-port", str(self.smtp_port), "--http-port", str(self.http_port),
                  "--base-url", self.base_url, *self.extra_args],
                 env=self._env(), stdout=log, stderr=subprocess.STDOUT,

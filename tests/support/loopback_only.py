@@ -1,0 +1,63 @@
+"""Tests send traffic to loopback only: an audit hook that refuses any other connect.
+
+The outbound-safety tests ask inboxlog to connect to private and public addresses and
+check that it refuses. Should that check ever regress, the connection must still not
+leave the machine: this hook, installed in the pytest process and in every `inboxlog
+serve` the tests start (``python -m tests.support.loopback_only serve ...``), makes a
+``connect``/``sendto`` to anything but a loopback address or a Unix socket fail with
+``PermissionError`` before a packet is sent. Name lookups are left to the system.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from typing import Any
+
+_GUARDED = frozenset({"socket.connect", "socket.sendto", "socket.sendmsg"})
+_installed = False
+
+
+class EgressRefused(PermissionError):
+    """A test tried to reach an address off this machine."""
+
+
+def _is_loopback(address: Any) -> bool:
+    if not isinstance(address, tuple):  # AF_UNIX paths (str/bytes), abstract sockets
+        return True
+    host = address[0]
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    if host in ("localhost", ""):
+        return True
+    try:
+        ip = ipaddress.ip_address(str(host).split("%")[0])
+    except ValueError:
+        return False  # a name: Python's connect() only takes resolved addresses here
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def _hook(event: str, args: tuple[Any, ...]) -> None:
+    if event not in _GUARDED:
+        return
+    address = args[1]  # (self, address) for all three events
+    if address is None or _is_loopback(address):
+        return
+    raise EgressRefused(f"tests reach loopback only; refused {event} to {address!r}")
+
+
+def install() -> None:
+    """Install the hook in this process (idempotent; audit hooks cannot be removed)."""
+    global _installed
+    if not _installed:
+        sys.addaudithook(_hook)
+        _installed = True
+
+
+if __name__ == "__main__":
+    install()
+    from inboxlog.cli import main
+
+    sys.argv[0] = "inboxlog"
+    main()
