@@ -132,33 +132,56 @@ def _vouches(aar_value: str, from_domain: str) -> bool:
     return False
 
 
+def _newest_seal(headers: Headers) -> tuple[int, str, int]:
+    """The newest ``ARC-Seal``'s instance and domain, read without verifying anything,
+    and how many seals there are."""
+    newest, domain = 0, ""
+    seals = headers.all("ARC-Seal")
+    for value in seals:
+        try:
+            tags = dkim.util.parse_tag_value(value.encode("utf-8", "surrogateescape"))
+            instance = int(tags.get(b"i", b"0"))
+        except (dkim.util.InvalidTagValueList, ValueError):
+            continue
+        if instance > newest:
+            newest, domain = instance, normalize_domain(_tag(tags, b"d"))
+    return newest, domain, len(seals)
+
+
 def verify_arc(raw: bytes, headers: Headers, resolver: Resolver, from_domain: str | None,
                trusted_sealers: Iterable[str]) -> ArcCheck:
-    """The ARC chain, and whether its newest sealer, if trusted, vouches for the
-    ``From`` domain. Blocking: key lookups and RSA."""
-    if not headers.all("ARC-Seal"):
+    """The ARC chain, and whether its newest sealer vouches for the ``From`` domain.
+
+    Only a chain whose newest seal is by a trusted sealer can change anything, so only
+    such a chain is validated (its key lookups within :data:`DNS_BUDGET_LIFETIMES`); any
+    other is reported ``none``, with its sealer, unvalidated: fifty instances of an
+    attacker's keys cost no DNS. Blocking: key lookups and RSA."""
+    newest, sealer, count = _newest_seal(headers)
+    if not count:
         return ArcCheck(ArcResult.NONE)
+    if not (sealer and from_domain and _trusted(sealer, trusted_sealers)):
+        return ArcCheck(ArcResult.NONE, sealer or None, count,
+                        explanation=f"not validated: {sealer or 'the sealer'} is not a "
+                                    "trusted ARC sealer")
+    deadline = time.monotonic() + DNS_BUDGET_LIFETIMES * resolver.config.lifetime
     try:
-        cv, instances, explanation = dkim.arc_verify(raw, logger=_log, dnsfunc=_dnsfunc(resolver),
-                                                     minkey=MIN_KEY_BITS)
+        cv, instances, explanation = dkim.arc_verify(
+            raw, logger=_log, dnsfunc=_dnsfunc(resolver, deadline), minkey=MIN_KEY_BITS)
     except DnsTemporaryError as error:
-        return ArcCheck(ArcResult.TEMPERROR, explanation=error.message)
+        return ArcCheck(ArcResult.TEMPERROR, sealer, count, explanation=error.message)
     except dkim.DKIMException as error:  # a header section dkimpy cannot parse
-        return ArcCheck(ArcResult.FAIL, explanation=str(error))
-    sealer = (normalize_domain(instances[0].get("as-domain", b"").decode("ascii", "replace"))
-              if instances else None)
-    newest = int(instances[0].get("instance", 0)) if instances else 0
-    if cv != dkim.CV_Pass:
-        # None: an ARC-Seal of the chain said cv=fail (the chain is terminated).
-        return ArcCheck(ArcResult.NONE if cv == dkim.CV_None else ArcResult.FAIL, sealer,
-                        len(instances), explanation=str(explanation))
+        return ArcCheck(ArcResult.FAIL, sealer, count, explanation=str(error))
+    verified = (normalize_domain(instances[0].get("as-domain", b"").decode("ascii", "replace"))
+                if instances else "")
+    if cv != dkim.CV_Pass or verified != sealer:
+        # cv is None when a seal of the chain itself said cv=fail: the chain is over.
+        return ArcCheck(ArcResult.FAIL, sealer, count, explanation=str(explanation))
     vouched = False
-    if sealer and from_domain and _trusted(sealer, trusted_sealers):
-        for value in headers.all("ARC-Authentication-Results"):
-            instance = value.partition(";")[0].strip().lower().replace(" ", "")
-            if instance == f"i={newest}" and _vouches(value, from_domain):
-                vouched = True
-                break
-    return ArcCheck(ArcResult.PASS, sealer, len(instances), vouched,
+    for value in headers.all("ARC-Authentication-Results"):
+        instance = value.partition(";")[0].strip().lower().replace(" ", "")
+        if instance == f"i={newest}" and _vouches(value, from_domain):
+            vouched = True
+            break
+    return ArcCheck(ArcResult.PASS, sealer, count, vouched,
                     "chain validated" + ("; the trusted sealer vouches for the From domain"
                                          if vouched else ""))

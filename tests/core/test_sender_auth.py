@@ -418,10 +418,13 @@ def test_arc_seal_of_a_trusted_forwarder_rescues_dmarc(auth: SenderAuthenticator
 
 def test_arc_seal_of_an_untrusted_sealer_is_not_enough(auth: SenderAuthenticator,
                                                        dns_server: DnsServer) -> None:
-    """evil.test seals a valid chain claiming dmarc=pass: valid, but nobody trusts it."""
+    """evil.test seals a valid chain claiming dmarc=pass: nobody trusts it, so it is not
+    even validated."""
     raw = forwarded(dns_server, "evil.test", results=FORWARDED_OK)
     result = auth.check(raw, smtp("x@evil.test", "198.51.100.9"))
-    assert result.arc.result is ArcResult.PASS and not result.arc.vouched
+    assert result.arc.result is ArcResult.NONE and not result.arc.vouched
+    assert result.arc.sealer == "evil.test"
+    assert result.arc.explanation == "not validated: evil.test is not a trusted ARC sealer"
     assert enforce_user(result).startswith("550 5.7.1 DMARC check failed for example.test")
 
 
@@ -623,3 +626,16 @@ def test_unaligned_signatures_of_dead_domains_cannot_stall_the_check(
     assert {s.result for s in result.dkim[:5]} == {DkimResult.TEMPERROR}
     assert result.dmarc.result is DmarcResult.PASS
     assert elapsed < 3 * auth.resolver.config.lifetime + 0.5
+
+
+def test_a_seal_that_only_names_a_trusted_sealer_fails(auth: SenderAuthenticator,
+                                                       dns_server: DnsServer) -> None:
+    """evil.test's seal relabelled d=forwarder.test: validated against the trusted key, and
+    it fails."""
+    raw = forwarded(dns_server, "evil.test", results=FORWARDED_OK)
+    raw = raw.replace(b"ARC-Seal: i=1; cv=none; a=rsa-sha256; d=evil.test;",
+                      b"ARC-Seal: i=1; cv=none; a=rsa-sha256; d=forwarder.test;", 1)
+    assert b"d=forwarder.test" in raw
+    result = auth.check(raw, smtp(SRS, FORWARDER_IP))
+    assert result.arc.result is ArcResult.FAIL and result.arc.sealer == "forwarder.test"
+    assert not result.authenticated
