@@ -38,10 +38,10 @@ def hit_clock(test_clock: Path | None) -> Clock:
     log.warning("TEST CLOCK: tracking hits are dated by the offset in %s", test_clock)
 
     def now() -> datetime:
+        system = utcnow()
         try:
-            offset = float(test_clock.read_text() or 0)
-        except (OSError, ValueError):
-            offset = 0.0
-        return utcnow() + timedelta(seconds=offset)
+            return system + timedelta(seconds=float(test_clock.read_text() or 0))
+        except (OSError, ValueError, OverflowError):  # no file, no number, no such date
+            return system
 
     return now
