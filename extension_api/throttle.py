@@ -22,15 +22,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from extension_api.errors import ApiError, error_response
 
-# Ten requests a second on average, bursts of a hundred: far above what an extension or
-# a CRM integration needs, far below what would let one caller slow the others down.
-DEFAULT_RATE_LIMIT = "100 per 10 seconds; 3000 per 10 minutes"
+# Bursts of 20 requests a second, ten a second over ten minutes: far above what an
+# extension or a CRM integration needs, far below what would let one caller slow the
+# others down (an unlimited caller made thousands a second).
+DEFAULT_RATE_LIMIT = "200 per 10 seconds; 6000 per 10 minutes"
 DEFAULT_STREAMS_PER_CALLER = 5
 
 
 class RateLimiter:
     def __init__(self, spec: str = DEFAULT_RATE_LIMIT) -> None:
-        """``spec``: budgets such as ``"100 per 10 seconds; 3000 per 10 minutes"``; an
+        """``spec``: budgets such as ``"200 per 10 seconds; 6000 per 10 minutes"``; an
         empty spec turns limiting off."""
         self.items: list[RateLimitItem] = parse_many(spec) if spec.strip() else []
         self._limiter = strategies.MovingWindowRateLimiter(storage.MemoryStorage())

@@ -115,7 +115,7 @@ def main() -> None:
         help="Serve only one of the two protocols.")
 @option("--api-rate-limit", default=DEFAULT_RATE_LIMIT, show_default=True,
         help="Request budgets of one API caller (a user, or an admin token), e.g. "
-             "\"100 per 10 seconds; 3000 per 10 minutes\"; past them 429 with Retry-After. "
+             "\"200 per 10 seconds; 6000 per 10 minutes\"; past them 429 with Retry-After. "
              "An empty value turns the limit off.")
 @option("--purge-interval", type=click.IntRange(min=0), default=3600, show_default=True,
         help="Seconds between retention purges; 0 turns the periodic purge off.")
