@@ -9,6 +9,7 @@ servers are unreachable (the stub zone ``slow.test``).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -63,6 +64,7 @@ def running_dns() -> Iterator[DnsServer]:
                             check=False, timeout=600)
     if result.returncode != 0:
         silent.close()
+        shutil.rmtree(directory, ignore_errors=True)
         raise RuntimeError(f"could not start the test DNS server:\n{result.stderr}")
     pid = int((directory / "nsd.pid").read_text())
     try:
@@ -74,3 +76,4 @@ def running_dns() -> Iterator[DnsServer]:
         while not _gone(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
         silent.close()
+        shutil.rmtree(directory, ignore_errors=True)
