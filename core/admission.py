@@ -84,11 +84,24 @@ class Admission:
 
 
 def _forward_route(how: Route, original: ParsedMessage, users: dict[str, User]) -> Route:
-    """A user forwarded an email: incoming from its sender, or the user's own sent mail."""
+    """A user forwarded an email: incoming from its sender, or the user's own sent mail.
+
+    A forward the user wrote keeps its source and its privacy rule: an explicit forward
+    (BCC route) is logged as a forward, an inbox rule's ``FW:`` stays rule mail that must
+    tie to a logged thread.
+    """
+    source = Source.FORWARD if how.source is Source.BCC else how.source
     sender = users.get(original.from_.key) if original.from_ is not None else None
     if sender is not None:
-        return Route(sender, Source.FORWARD, Direction.OUTGOING, Privacy.NONE)
-    return Route(how.user, Source.FORWARD, Direction.INCOMING, Privacy.NONE)
+        return Route(sender, source, Direction.OUTGOING, how.privacy)
+    return Route(how.user, source, Direction.INCOMING, how.privacy)
+
+
+def _reads_the_original(how: Route) -> bool:
+    """Whether a forward's original is what gets logged: a user forwarded it by hand, or
+    an Exchange inbox rule forwarded it as a new ``FW:`` from the user (rule mail)."""
+    return how.source is Source.BCC or (
+        how.source is Source.RULE and how.direction is Direction.OUTGOING)
 
 
 async def admit(
@@ -104,7 +117,11 @@ async def admit(
     users = await accounts.users_by_address(session, portal.id)
     how = route(parsed, envelope, users, inbox_log_mode=portal.inbox_log_mode)
     message_id = message_id or parsed.message_id
-    if forwarded is not None and how.source is Source.BCC:
+    keys_of_outer: list[ThreadKey] = []
+    if forwarded is not None and _reads_the_original(how):
+        if how.source is Source.RULE:
+            # An inline original has lost its references; the rule's FW: may carry them.
+            keys_of_outer = thread_keys(parsed)
         how = _forward_route(how, forwarded.parsed, users)
         parsed, message_id = forwarded.parsed, forwarded.message_id
 
@@ -117,7 +134,7 @@ async def admit(
     if existing is not None and existing.deleted_at is not None:
         return Admission(how, parsed, message_id, existing, None, {}, automatic, (
             NotLoggedReason.DELETED, "this message was deleted; restore it to see it again"))
-    hits = await _find_threads(session, portal.id, thread_keys(parsed))
+    hits = await _find_threads(session, portal.id, [*thread_keys(parsed), *keys_of_outer])
     found = hits[0] if hits else await _thread_of_tracked(session, sends)
     people, blocked = contact_candidates(parsed, how.direction, users, bcc_domain,
                                          portal.never_log)

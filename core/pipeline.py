@@ -301,7 +301,8 @@ async def _store_email(
     email = Email(
         portal_id=run.portal.id, message_id=admission.message_id,
         synthetic_message_id=(prepared.forwarded.synthetic_id if prepared.forwarded
-                              and how.source is Source.FORWARD else prepared.synthetic_id),
+                              and parsed is prepared.forwarded.parsed
+                              else prepared.synthetic_id),
         thread_id=thread_id, thread_reason=reason.value, direction=how.direction.value,
         user_id=how.user.id,
         from_email=parsed.from_.email[:320] if parsed.from_ else "",

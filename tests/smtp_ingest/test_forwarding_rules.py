@@ -140,10 +140,44 @@ def test_exchange_inbox_rule_forward_is_held_to_the_privacy_rule(
         email = api.get(f"/api/v1/emails/{by_hand}").json()
     assert (email["sources"], email["from"]["email"]) == (["forward"], contact)
 
-    del forward["Message-ID"]
-    forward["Message-ID"] = make_msgid(domain="ourco.example")
+    # The rule forwards another message of Carl's, tied to no logged thread.
+    by_rule = message(sender=USER, to=rep.bcc_address, subject="FW: Price list",
+                      message_id=make_msgid(domain="ourco.example"), body=(
+                          "\n________________________________\n"
+                          f"From: Carl <{contact}>\n"
+                          "Sent: Wednesday, November 18, 2026 9:00 AM\n"
+                          f"To: Rita Rep <{USER}>\n"
+                          "Subject: Price list\n\n"
+                          "Rita, one more price list.\n"))
+    by_rule["X-MS-Exchange-Inbox-Rules-Loop"] = USER
+    assert deliver(server, by_rule, rep.bcc_address, mail_from=USER) == NOT_IN_THREAD
+
+
+def test_exchange_inbox_rule_forward_of_a_reply_logs_the_original_on_its_thread(
+    server: Server, rep: PortalAccount
+) -> None:
+    """An Exchange inbox rule's FW: of a customer's reply to a logged email (the FW:
+    references it) is logged as the customer's original, incoming, source rule, on that
+    thread; the privacy rule still holds it to that thread."""
+    contact = "carl-rule-reply@customer.example"
+    root_id, thread_id = _logged_thread(server, rep, contact)
+    forward = message(sender=USER, to=rep.bcc_address, subject="FW: Re: Quarterly numbers",
+                      message_id=make_msgid(domain="ourco.example"), in_reply_to=root_id,
+                      body=(
+                          "\n________________________________\n"
+                          f"From: Carl <{contact}>\n"
+                          "Sent: Tuesday, November 17, 2026 10:00 AM\n"
+                          f"To: Rita Rep <{USER}>\n"
+                          "Subject: Re: Quarterly numbers\n\n"
+                          "Rita, the numbers look right to us.\n"))
     forward["X-MS-Exchange-Inbox-Rules-Loop"] = USER
-    assert deliver(server, forward, rep.bcc_address, mail_from=USER) == NOT_IN_THREAD
+    email_id = logged_id(deliver(server, forward, rep.bcc_address, mail_from=USER))
+    with server.api(rep.user_token) as api:
+        email = api.get(f"/api/v1/emails/{email_id}").json()
+    assert (email["thread_id"], email["sources"], email["direction"]) == (
+        thread_id, ["rule"], "incoming")
+    assert (email["from"]["email"], email["subject"]) == (contact, "Re: Quarterly numbers")
+    assert "numbers look right" in email["text"]
 
 
 # Real forwarders ---------------------------------------------------------------------
