@@ -23,7 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[1] / "core" / "data" / "tracking_ranges"
-_CIDR = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}/\d{1,2}\b|\b[0-9a-fA-F:]*:[0-9a-fA-F:]+/\d{1,3}\b")
+# IPv6: up to eight groups of at most four digits, so a long run of hex digits and
+# colons on a page (a hash, a blob) costs linear time, not cubic backtracking.
+_CIDR = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}/\d{1,2}\b"
+                   r"|\b[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}/\d{1,3}\b")
 # Always kept: Apple's own network, which the egress list does not repeat.
 _KEEP = {"apple": ["17.0.0.0/8"]}
 

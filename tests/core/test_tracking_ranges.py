@@ -99,6 +99,19 @@ def test_refresh_readers() -> None:
     assert [str(n) for n in parse(rewritten).networks] == ["64.235.144.0/20"]
 
 
+def test_refresh_reads_a_page_with_long_hex_runs_at_once() -> None:
+    """A vendor page with a long run of hex digits and colons (4 KB of it took seconds of
+    backtracking) is read at once, and its CIDRs, IPv6 ones included, are still found."""
+    refresh = _refresh_script()
+    page = ("a:" * 3000 + " 2a01:111:f400::/48 <td>2001:db8:0:1:2:3:4:5/128</td> ::/0 "
+            "fe80::1/64, 10.0.0.0/8")
+    started = time.monotonic()
+    found = refresh.cidrs_in_text(page)
+    assert time.monotonic() - started < 0.5
+    assert found == ["2a01:111:f400::/48", "2001:db8:0:1:2:3:4:5/128", "fe80::/64",
+                     "10.0.0.0/8"]
+
+
 @pytest.mark.parametrize(("agent", "family"), [
     ("Mozilla/4.0 (compatible; ms-office; MSOffice 16)", "Outlook desktop (Windows)"),
     ("Microsoft Office Outlook/16.100.824 (Mac OS/15.6.1; Desktop; en-US; NonAppStore; "
