@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import InvalidInput
 from core.models import ApiToken, Portal, User, UserAddress
+from core.sender_auth.decision import SenderAuthPolicy
 
 USER_TOKEN_PREFIX = "ilu_"
 ADMIN_TOKEN_PREFIX = "ila_"
@@ -165,8 +166,10 @@ async def users_by_address(session: AsyncSession, portal_id: int) -> dict[str, U
     return dict(users)
 
 
-PORTAL_SETTINGS = ("log_attachments", "auto_create_contacts", "never_log", "inbox_log_mode")
+PORTAL_SETTINGS = ("log_attachments", "auto_create_contacts", "never_log", "inbox_log_mode",
+                   "sender_auth")
 INBOX_LOG_MODES = ("replies", "known_contacts")
+SENDER_AUTH_POLICIES = tuple(p.value for p in SenderAuthPolicy)
 
 
 def portal_settings(portal: Portal) -> dict[str, object]:
@@ -175,6 +178,7 @@ def portal_settings(portal: Portal) -> dict[str, object]:
         "auto_create_contacts": portal.auto_create_contacts,
         "never_log": list(portal.never_log),
         "inbox_log_mode": portal.inbox_log_mode,
+        "sender_auth": portal.sender_auth,
     }
 
 
@@ -201,6 +205,8 @@ def update_settings(portal: Portal, changes: dict[str, object]) -> None:
             raise InvalidInput(f"{flag} must be true or false")
     if "inbox_log_mode" in changes and changes["inbox_log_mode"] not in INBOX_LOG_MODES:
         raise InvalidInput(f"inbox_log_mode must be one of {', '.join(INBOX_LOG_MODES)}")
+    if "sender_auth" in changes and changes["sender_auth"] not in SENDER_AUTH_POLICIES:
+        raise InvalidInput(f"sender_auth must be one of {', '.join(SENDER_AUTH_POLICIES)}")
     never_log = changes.get("never_log")
     if "never_log" in changes:
         if not isinstance(never_log, list) or len(never_log) > 10_000:
@@ -212,3 +218,5 @@ def update_settings(portal: Portal, changes: dict[str, object]) -> None:
         portal.auto_create_contacts = bool(changes["auto_create_contacts"])
     if "inbox_log_mode" in changes:
         portal.inbox_log_mode = str(changes["inbox_log_mode"])
+    if "sender_auth" in changes:
+        portal.sender_auth = str(changes["sender_auth"])

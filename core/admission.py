@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import accounts, tracked_sends
 from core.audit import NotLoggedReason
 from core.bulk import automatic_reason
+from core.errors import SenderAuthUnavailable, SenderNotAuthenticated
 from core.models import (
     Contact,
     Email,
@@ -27,6 +29,7 @@ from core.models import (
 )
 from core.parsing import ParsedMessage
 from core.routing import Privacy, Route, contact_candidates, route
+from core.sender_auth import Action, Claim, Decision, SenderAuthPolicy, decide
 from core.threading import ThreadKey, thread_keys
 from core.tracking import send_tokens_in_html
 from core.types import Direction, Envelope, MessageId, Source, ThreadReason
@@ -77,6 +80,9 @@ class Admission:
     # Other threads this message shows to be the same conversation as ``thread`` (a reply
     # logged before the message that links two halves): ``ingest`` merges them into it.
     merged: tuple[int, ...] = ()
+    # Sender authentication as kept on the email (``Email.auth``), or None when nothing
+    # was checked (see ``_judge``).
+    auth: dict[str, Any] | None = None
 
     @property
     def will_log(self) -> bool:
@@ -112,10 +118,15 @@ async def admit(
     """Decide, without storing anything, whether ``ingest`` would log this message.
 
     Needs only the headers (and, for a forward, the recovered original). Raises
-    SenderNotAllowed when no portal user sent, forwarded or synced it.
+    SenderNotAllowed when no portal user sent, forwarded or synced it;
+    SenderNotAuthenticated / SenderAuthUnavailable when the portal's ``sender_auth``
+    policy refuses it (or cannot decide yet) as a portal user's mail.
     """
     users = await accounts.users_by_address(session, portal.id)
     how = route(parsed, envelope, users, inbox_log_mode=portal.inbox_log_mode)
+    # The check proved (or not) the From of the message as it arrived: judge the claim
+    # the outer message makes, before a forward's original takes its place.
+    decision = _judge(portal, how, envelope)
     message_id = message_id or parsed.message_id
     keys_of_outer: list[ThreadKey] = []
     if forwarded is not None and _reads_the_original(how):
@@ -136,6 +147,11 @@ async def admit(
             NotLoggedReason.DELETED, "this message was deleted; restore it to see it again"))
     hits = await _find_threads(session, portal.id, [*thread_keys(parsed), *keys_of_outer])
     found = hits[0] if hits else await _thread_of_tracked(session, sends)
+    detached = decision is not None and decision.action is Action.DETACH
+    if detached:
+        # A reply "from a contact" whose domain's DMARC says reject/quarantine failed:
+        # it may be a forgery, and joins no thread.
+        found, hits = None, []
     people, blocked = contact_candidates(parsed, how.direction, users, bcc_domain,
                                          portal.never_log)
     # Re-using an old email to write to new people is a new conversation.
@@ -157,8 +173,41 @@ async def admit(
         session, portal.id, how.privacy, found is not None, people, blocked, limited)
     if refusal is None and existing is None and found is not None and limited is not None:
         refusal = await _auto_reply_loop(session, found[0], parsed)
+    if detached and decision is not None and refusal is not None and (
+            refusal[0] is NotLoggedReason.NOT_IN_THREAD):
+        # Thread-only mail (a forwarding rule's copy) that may not join its thread: the
+        # entry says why, DMARC, not "no thread".
+        refusal = (NotLoggedReason.NOT_AUTHENTICATED, decision.reason)
     return Admission(how, parsed, message_id, existing, found, people, automatic, refusal,
-                     tuple(sends), merged)
+                     tuple(sends), merged, _auth_json(portal, envelope, decision))
+
+
+def _judge(portal: Portal, how: Route, envelope: Envelope) -> Decision | None:
+    """The portal's ``sender_auth`` verdict on mail at the logging address, or None for
+    mail that entered otherwise (the extension, sync, a CRM send: authenticated by their
+    tokens). Mail claiming a portal user (outgoing) must be proven under ``enforce``;
+    mail from a contact (a forwarding rule's incoming copy) is judged for threading.
+    Raises SenderNotAuthenticated (550) or SenderAuthUnavailable (451)."""
+    if envelope.on_behalf_of is not None:
+        return None
+    claim = Claim.PORTAL_USER if how.direction is Direction.OUTGOING else Claim.CONTACT
+    decision = decide(envelope.auth, SenderAuthPolicy(portal.sender_auth), claim)
+    if decision.action is Action.REFUSE:
+        raise SenderNotAuthenticated(decision)
+    if decision.action is Action.TEMPFAIL:
+        raise SenderAuthUnavailable(decision)
+    return decision
+
+
+def _auth_json(portal: Portal, envelope: Envelope,
+               decision: Decision | None) -> dict[str, Any] | None:
+    if envelope.auth is None or decision is None or portal.sender_auth == "off":
+        return None
+    return {**envelope.auth.as_json(), "policy": portal.sender_auth,
+            "decision": str(decision.action),
+            "would": None if decision.would is None else str(decision.would),
+            "failed_check": None if decision.failed_check is None
+            else str(decision.failed_check)}
 
 
 async def _tracked_copy(session: AsyncSession, sends: list[TrackedSend]) -> Email | None:

@@ -19,6 +19,8 @@ class NotLoggedReason(enum.StrEnum):
     TOO_LARGE = "too_large"
     FORWARD_UNPARSABLE = "forward_unparsable"  # logged as the user's own email instead
     DELETED = "deleted"
+    NOT_AUTHENTICATED = "not_authenticated"  # sender authentication failed (550 5.7.1)
+    AUTH_UNAVAILABLE = "auth_unavailable"  # it could not be completed (451 4.7.0)
 
 
 def record(

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.sender_auth import Decision
+
 
 class CoreError(Exception):
     """Root of every error core raises on purpose. ``code`` is a stable machine name."""
@@ -35,6 +40,27 @@ class SenderNotAllowed(CoreError):
     """The message does not come from a user of the portal."""
 
     code = "sender_not_allowed"
+
+
+class SenderNotAuthenticated(CoreError):
+    """Mail claiming a portal user failed the portal's sender authentication
+    (``enforce``): ``decision`` (a ``core.sender_auth.Decision``) says which check."""
+
+    code = "sender_not_authenticated"
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.reason)
+        self.decision = decision
+
+
+class SenderAuthUnavailable(CoreError):
+    """Sender authentication could not be completed (DNS trouble): try again later."""
+
+    code = "sender_auth_unavailable"
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.reason)
+        self.decision = decision
 
 
 class MessageTooLarge(CoreError):

@@ -316,6 +316,7 @@ async def _store_email(
         reply_text=prepared.display_of(parsed).reply_text,
         html=prepared.display_of(parsed).html,
         size=len(prepared.raw), parse_notes=notes, automatic=admission.automatic,
+        auth=admission.auth,
         sources=[EmailSource(source=how.source.value)], attachments=[],
         contact_links=[EmailContact(contact_id=cid) for cid in contact_ids],
     )

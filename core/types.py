@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import NewType
+from typing import TYPE_CHECKING, NewType
+
+if TYPE_CHECKING:
+    from core.sender_auth import AuthResult
 
 MessageId = NewType("MessageId", str)
 """An RFC 5322 msg-id without its angle brackets, e.g. ``abc@mail.example.com``."""
@@ -59,3 +62,6 @@ class Envelope:
     # synced, who sent through a connected inbox. None for the logging address.
     on_behalf_of: str | None = None
     tags: tuple[str, ...] = field(default=())
+    # What the transport proved about the sender (SPF, DKIM, ARC, DMARC, or a trusted
+    # upstream's word); None when nothing was checked: local submission, the API, sync.
+    auth: AuthResult | None = None

@@ -70,6 +70,9 @@ class Email(Base):
     parse_notes: Mapped[list[Any]] = mapped_column(JSON, default=list)
     # Why it is bulk or automatic mail (auto-reply, mailing list, bounce), if it is.
     automatic: Mapped[str | None] = mapped_column(String(40), default=None)
+    # Sender authentication at SMTP ingest (spf, dkim, dmarc, arc, reason, the portal's
+    # policy and its decision); None when nothing was checked.
+    auth: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 

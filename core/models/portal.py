@@ -26,6 +26,10 @@ class Portal(Base):
     inbox_log_mode: Mapped[str] = mapped_column(
         String(20), default="replies", server_default="replies"
     )
+    # Sender authentication of mail at the logging address: "off", "monitor" (checked
+    # and kept, never refused) or "enforce". New portals enforce; portals that existed
+    # before it was introduced got "monitor" from the migration (docs/sender-auth.md).
+    sender_auth: Mapped[str] = mapped_column(String(16), default="enforce")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
