@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -20,12 +21,13 @@ from core.audit import NotLoggedReason
 from core.db import migrate as run_migrations
 from core.errors import CoreError, MessageTooLarge, SenderNotAllowed
 from core.models import Portal
-from core.runtime import Runtime, Settings
+from core.runtime import Runtime, Settings, parse_nameserver
 from core.types import Envelope
 from extension_api.throttle import DEFAULT_RATE_LIMIT
 from extension_api.tracking_clock import TEST_MODE_VARIABLE
 from inbox_sync.outbound import Destinations
 from inbox_sync.service import ServiceOptions
+from inboxlog.oauth_options import oauth_config, oauth_options
 from inboxlog.serve import ServeOptions, serve
 
 T = TypeVar("T")
@@ -136,6 +138,24 @@ def main() -> None:
 @option("--test-clock", type=click.Path(dir_okay=False, path_type=Path), default=None,
         help="Tests only, refused unless INBOXLOG_TEST_MODE=1: date tracking hits by the "
              "system time plus the seconds written in this file.")
+@option("--trusted-networks", default="127.0.0.1,::1", show_default=True,
+        help="SMTP clients (addresses or CIDR networks, comma-separated) whose mail skips "
+             "sender authentication (local submission), or is read by the "
+             "Authentication-Results of --trusted-authserv-id; like Postfix's mynetworks.")
+@option("--trusted-authserv-id", default="",
+        help="authserv-ids (comma-separated) of the MTA in front of inboxlog: from a "
+             "trusted network, its topmost Authentication-Results decides.")
+@option("--trusted-arc-sealers", default="",
+        help="Domains (comma-separated) whose ARC seal may vouch for a forward that fails "
+             "DMARC, e.g. google.com,microsoft.com.")
+@option("--dns-server", default="",
+        help="Resolvers for sender authentication, HOST[:PORT],... (addresses; IPv6 as "
+             "[ADDR]:PORT); default: the machine's.")
+@option("--dns-timeout", type=click.FloatRange(min=0.05), default=2.0, show_default=True,
+        help="Seconds one DNS query may take (a lookup gets twice that).")
+@option("--dns-stub-zone", default="",
+        help="ZONE=HOST[:PORT],...: names under ZONE are asked there (split horizon).")
+@oauth_options
 def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_host: str,
                   http_port: int, bcc_domain: str, base_url: str, secret_key: str,
                   tls_cert: Path | None, tls_key: Path | None, no_demo: bool,
@@ -143,7 +163,10 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
                   api_rate_limit: str,
                   purge_interval: int, allow_mail_hosts: str, inbox_timeout: float,
                   inbox_sync: bool, inbox_poll_interval: float,
-                  inbox_disconnect_after: float, test_clock: Path | None) -> None:
+                  inbox_disconnect_after: float, test_clock: Path | None,
+                  trusted_networks: str, trusted_authserv_id: str, trusted_arc_sealers: str,
+                  dns_server: str, dns_timeout: float, dns_stub_zone: str,
+                  **oauth: str) -> None:
     """Serve SMTP (logging addresses) and HTTP (extension API) on one event loop."""
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -151,7 +174,10 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
         raise click.UsageError(f"--test-clock is for tests only: it needs {TEST_MODE_VARIABLE}=1")
     secret_key = secret_key_file.load_or_create(data_dir, secret_key)
     settings = _settings(db, data_dir, bcc_domain=bcc_domain, base_url=base_url,
-                         secret_key=secret_key)
+                         secret_key=secret_key,
+                         **_sender_auth_settings(trusted_networks, trusted_authserv_id,
+                                                 trusted_arc_sealers, dns_server, dns_timeout,
+                                                 dns_stub_zone))
     options = ServeOptions(
         smtp_host=smtp_host, smtp_port=smtp_port, http_host=http_host, http_port=http_port,
         tls_cert=tls_cert, tls_key=tls_key, demo=not no_demo,
@@ -162,9 +188,48 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
         inbox_sync=ServiceOptions(
             background=inbox_sync, poll_interval=inbox_poll_interval,
             disconnect_after=timedelta(seconds=inbox_disconnect_after),
-            timeout=inbox_timeout, destinations=_destinations(allow_mail_hosts)),
+            timeout=inbox_timeout, destinations=_destinations(allow_mail_hosts),
+            oauth=oauth_config(dict(oauth), base_url)),
     )
     asyncio.run(serve(settings, options))
+
+
+def _list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _sender_auth_settings(trusted_networks: str, trusted_authserv_id: str,
+                          trusted_arc_sealers: str, dns_server: str, dns_timeout: float,
+                          dns_stub_zone: str) -> dict[str, Any]:
+    """The sender-authentication fields of Settings, each checked (BadParameter)."""
+    networks = _list(trusted_networks)
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise click.BadParameter(f"not an address or network: {network}",
+                                     param_hint="--trusted-networks") from None
+    servers, zones = _list(dns_server), _list(dns_stub_zone)
+    for server in servers:
+        _nameserver(server, "--dns-server")
+    for zone in zones:
+        name, equals, server = zone.partition("=")
+        if not equals or not name.strip():
+            raise click.BadParameter(f"not ZONE=HOST[:PORT]: {zone}",
+                                     param_hint="--dns-stub-zone")
+        _nameserver(server, "--dns-stub-zone")
+    return {"trusted_networks": networks,
+            "trusted_authserv_ids": tuple(i.lower() for i in _list(trusted_authserv_id)),
+            "trusted_arc_sealers": tuple(d.lower() for d in _list(trusted_arc_sealers)),
+            "dns_servers": servers, "dns_timeout": dns_timeout,
+            "dns_stub_zones": tuple(z.strip() for z in zones)}
+
+
+def _nameserver(text: str, hint: str) -> None:
+    try:
+        parse_nameserver(text)
+    except ValueError:
+        raise click.BadParameter(f"not an address[:port]: {text}", param_hint=hint) from None
 
 
 def _destinations(allow_mail_hosts: str) -> Destinations:

@@ -17,9 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import audit, pipeline
 from core.accounts import portal_for_address
 from core.audit import NotLoggedReason
-from core.errors import MessageTooLarge, SenderNotAllowed, StorageUnavailable
+from core.errors import (
+    MessageTooLarge,
+    SenderAuthUnavailable,
+    SenderNotAllowed,
+    SenderNotAuthenticated,
+    StorageUnavailable,
+)
 from core.models import Portal
 from core.runtime import Runtime
+from core.sender_auth import AuthResult, Decision, SmtpFacts
 from core.types import Envelope as CoreEnvelope
 from smtp_ingest import replies
 
@@ -127,7 +134,7 @@ class IngestHandler:
                 await self.record_refusal(envelope, NotLoggedReason.TOO_LARGE, exc.message,
                                           size=len(raw))
                 return replies.too_large(replies.one_line(exc.message))
-            return await self._log(prepared, session, envelope)
+            return await self._log(prepared, session, envelope, raw)
         except StorageUnavailable:
             log.warning("database unavailable at DATA", exc_info=True)
             return replies.TRANSIENT
@@ -136,15 +143,38 @@ class IngestHandler:
             log.exception("unexpected error while logging a message")
             return replies.TRANSIENT
 
-    async def _log(self, prepared: pipeline.Prepared, session: Session, envelope: Envelope) -> str:
+    async def _authenticate(self, session: Session, envelope: Envelope,
+                            raw: bytes) -> AuthResult | None:
+        """Sender authentication of one message, once whatever the portals (off the
+        event loop, on the authenticator's own threads). A client on a trusted network
+        is local submission (None: not checked) or the trusted upstream MTA, whose
+        topmost ``Authentication-Results`` counts; anyone else is checked here and
+        every ``Authentication-Results`` it sent is ignored."""
+        client = _client(session)
+        settings, authenticator = self.runtime.settings, self.runtime.sender_auth
+        if settings.is_trusted_client(client):
+            if not settings.trusted_authserv_ids:
+                return None
+            return await authenticator.from_upstream_async(raw)
+        return await authenticator.check_async(raw, SmtpFacts(
+            client or "", session.host_name or "", envelope.mail_from or ""))
+
+    async def _log(self, prepared: pipeline.Prepared, session: Session, envelope: Envelope,
+                   raw: bytes) -> str:
         runtime = self.runtime
         logged: list[int] = []
         skipped: list[str] = []
         refused: list[str] = []
-        for portal_id, (logging_address, tags) in (await self._portals(envelope)).items():
+        tempfailed: list[str] = []
+        portals = await self._portals(envelope)
+        # The bytes as received: DKIM hashes them.
+        auth = (await self._authenticate(session, envelope, raw)
+                if any(policy != "off" for _, _, policy in portals.values()) else None)
+        for portal_id, (logging_address, tags, _) in portals.items():
             core_envelope = CoreEnvelope(
                 mail_from=envelope.mail_from, rcpt_tos=tuple(envelope.rcpt_tos),
-                logging_address=logging_address, peer=_peer(session), tags=tuple(tags),
+                logging_address=logging_address, peer=_client(session), tags=tuple(tags),
+                auth=auth,
             )
 
             async def work(db_session: AsyncSession, portal_id: int = portal_id,
@@ -164,22 +194,39 @@ class IngestHandler:
                 await self.record_refusal(envelope, NotLoggedReason.NOT_A_USER, exc.message,
                                           size=len(prepared.raw), prepared=prepared,
                                           portal_ids={portal_id})
-                refused.append(exc.message)
+                refused.append(replies.sender_not_allowed(replies.one_line(exc.message)))
+                continue
+            except SenderNotAuthenticated as exc:
+                await self.record_refusal(envelope, NotLoggedReason.NOT_AUTHENTICATED,
+                                          _audit_reason(exc.decision), size=len(prepared.raw),
+                                          prepared=prepared, portal_ids={portal_id})
+                refused.append(str(exc.decision.answer))
+                continue
+            except SenderAuthUnavailable as exc:
+                await self.record_refusal(envelope, NotLoggedReason.AUTH_UNAVAILABLE,
+                                          _audit_reason(exc.decision), size=len(prepared.raw),
+                                          prepared=prepared, portal_ids={portal_id})
+                tempfailed.append(str(exc.decision.answer))
                 continue
             if result.email_id is not None:
                 logged.append(result.email_id)
             else:
                 skipped.append(result.reason or "not logged")
+        if tempfailed:
+            # The sender's MTA retries; for the portals that logged it, the retry is a
+            # duplicate (a normal outcome).
+            return tempfailed[0]
         if logged:
             return replies.logged(logged)
         if skipped:
             return replies.not_logged(replies.one_line("; ".join(dict.fromkeys(skipped))))
-        return replies.sender_not_allowed(replies.one_line(refused[0] if refused else
-                                                           "no portal accepted the message"))
+        return refused[0] if refused else replies.sender_not_allowed(
+            "no portal accepted the message")
 
-    async def _portals(self, envelope: Envelope) -> dict[int, tuple[str, list[str]]]:
-        """Portal id -> (its first logging address in RCPT order, the tags given)."""
-        routes: dict[int, tuple[str, list[str]]] = {}
+    async def _portals(self, envelope: Envelope) -> dict[int, tuple[str, list[str], str]]:
+        """Portal id -> (its first logging address in RCPT order, the tags given, its
+        ``sender_auth`` policy)."""
+        routes: dict[int, tuple[str, list[str], str]] = {}
         async with self.runtime.db.lookup() as db_session:
             for address in envelope.rcpt_tos:
                 found = await portal_for_address(
@@ -187,7 +234,8 @@ class IngestHandler:
                 )
                 if found is not None:
                     portal, tag = found
-                    _, tags = routes.setdefault(portal.id, (address, []))
+                    _, tags, _ = routes.setdefault(portal.id,
+                                                   (address, [], portal.sender_auth))
                     if tag:
                         tags.append(tag)
         return routes
@@ -206,7 +254,7 @@ class IngestHandler:
         try:
             portals = await self._portals(envelope)
             async with self.runtime.db.transaction() as db_session:
-                for portal_id, (logging_address, _) in portals.items():
+                for portal_id, (logging_address, *_) in portals.items():
                     if portal_ids is not None and portal_id not in portal_ids:
                         continue
                     audit.record(
@@ -217,6 +265,21 @@ class IngestHandler:
                     )
         except StorageUnavailable:
             log.warning("could not record a refused message in the audit log", exc_info=True)
+
+
+def _audit_reason(decision: Decision) -> str:
+    """The ingest-log reason of a sender authentication refusal: the check, then why."""
+    return f"{decision.failed_check or 'auth'}: {decision.reason}"
+
+
+def _client(session: Session) -> str | None:
+    """The SMTP client's address: the PROXY protocol's source when a proxy (HAProxy)
+    passed one on, else the peer of the connection."""
+    proxy = getattr(session, "proxy_data", None)
+    source = getattr(proxy, "src_addr", None) if proxy is not None else None
+    if source:
+        return str(source)
+    return _peer(session)
 
 
 def _peer(session: Session) -> str | None:
