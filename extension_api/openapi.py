@@ -38,7 +38,35 @@ _EMAIL_COMMON = {
     "from": _ref("Person"), "to": {"type": "array", "items": _ref("Person")},
     "cc": {"type": "array", "items": _ref("Person")}, "subject": _STR, "sent_at": _DATE,
     "contact_ids": {"type": "array", "items": _ID}, "tracking": _ref("Tracking"),
+    "auth": {"oneOf": [_ref("EmailAuth"), {"type": "null"}], "description":
+             "sender authentication at SMTP ingest; null when nothing was checked (local "
+             "submission, the extension, sync, a CRM send, a portal with sender_auth off)"},
 }
+_NULLABLE_STR = {"type": ["string", "null"]}
+_SENDER_AUTH = {"enum": ["off", "monitor", "enforce"], "description":
+                "sender authentication of mail at the logging address: enforce refuses "
+                "mail claiming a user whose domain is not proven (550 5.7.1) and "
+                "threads no forged reply; monitor only records; off checks nothing"}
+_EMAIL_AUTH = _obj({
+    "source": {"enum": ["checked", "upstream"], "description":
+               "checked here, or read from the trusted upstream's Authentication-Results"},
+    "authserv_id": _NULLABLE_STR,
+    "spf": _obj({"result": _STR, "domain": _STR, "scope": {"enum": ["mfrom", "helo"]}}),
+    "dkim": _obj({"result": _STR, "signatures": {"type": "array", "items": _obj(
+        {"result": _STR, "domain": _STR, "selector": _STR})}}),
+    "dmarc": _obj({"result": _STR, "from_domain": _NULLABLE_STR,
+                   "policy": {"enum": ["none", "quarantine", "reject", None]},
+                   "disposition": _STR, "record_domain": _NULLABLE_STR,
+                   "pct": {"type": ["integer", "null"]}}),
+    "arc": _obj({"result": _STR, "sealer": _NULLABLE_STR, "vouched": {"type": "boolean"}}),
+    "reason": _STR,
+    "policy": {"enum": ["monitor", "enforce"]},
+    "decision": {"enum": ["accept", "detach"], "description":
+                 "accept, or detach: logged without joining a thread"},
+    "would": {"enum": ["refuse", "tempfail", "detach", "accept", None], "description":
+              "under monitor, what enforce would have done"},
+    "failed_check": {"enum": ["dmarc", "spf+dkim", "from", "dns", None]},
+})
 
 _SERVER = _obj({"host": _STR, "port": {"type": "integer", "minimum": 1, "maximum": 65535},
                 "security": {"enum": ["ssl", "starttls", "none"]}})
@@ -120,6 +148,7 @@ SCHEMAS: dict[str, Any] = {
     }),
     "ContactAttachment": {"allOf": [_ref("Attachment"), _obj(
         {"email_id": _ID, "email_subject": _STR, "sent_at": _DATE})]},
+    "EmailAuth": _EMAIL_AUTH,
     "Email": _obj({
         **_EMAIL_COMMON,
         "thread_reason": {"enum": ["in_reply_to", "references", "thread_index",
@@ -144,11 +173,13 @@ SCHEMAS: dict[str, Any] = {
         "inbox_log_mode": {"enum": ["replies", "known_contacts"], "description":
                            "connected inboxes log replies to logged threads only, or "
                            "also all mail with known contacts"},
+        "sender_auth": _SENDER_AUTH,
     }),
     "SettingsPatch": {**_obj({
         "log_attachments": {"type": "boolean"}, "auto_create_contacts": {"type": "boolean"},
         "never_log": {"type": "array", "items": _STR, "maxItems": 10000},
         "inbox_log_mode": {"enum": ["replies", "known_contacts"]},
+        "sender_auth": _SENDER_AUTH,
     }, required=[]), "additionalProperties": False},
     "Me": _obj({
         "role": {"enum": ["user", "admin"]},

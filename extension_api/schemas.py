@@ -77,6 +77,7 @@ def email_summary_json(email: Email, counts: Counts | None = None) -> dict[str, 
         "snippet": _snippet(email.reply_text or email.text),
         "contact_ids": [link.contact_id for link in email.contact_links],
         "attachment_count": len(email.attachments), "tracking": tracking_json(counts),
+        "auth": email.auth,
     }
 
 
@@ -94,6 +95,8 @@ def email_json(email: Email, counts: Counts | None = None) -> dict[str, Any]:
         "contact_ids": [link.contact_id for link in email.contact_links],
         "attachments": [attachment_json(a) for a in email.attachments],
         "tracking": tracking_json(counts),
+        # Sender authentication at SMTP ingest; null when nothing was checked.
+        "auth": email.auth,
     }
 
 
