@@ -10,6 +10,7 @@ import pytest
 
 from core.db import Database, migrate
 from tests.support import loopback_only, postgres
+from tests.support.dns import DnsServer, running_dns
 from tests.support.server import PortalAccount, Server
 
 
@@ -30,6 +31,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = Server(tmp_path_factory.mktemp("server")).start()
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def dns_server() -> Iterator[DnsServer]:
+    """The test DNS server (NSD, tests/support/dns.py), once for the session."""
+    with running_dns() as server:
+        yield server
 
 
 @pytest.fixture

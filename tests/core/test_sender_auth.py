@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import dkim
@@ -39,18 +38,12 @@ from core.sender_auth import (
     SpfResult,
     decide,
 )
-from tests.support.dns import DnsServer, running_dns
+from tests.support.dns import DnsServer
 
 GOOD_IP = "192.0.2.10"
 ATTACKER_IP = "198.51.100.66"
 FORWARDER_IP = "203.0.113.5"
 UPSTREAM = "mx.inboxlog.test"
-
-
-@pytest.fixture(scope="session")
-def dns_server() -> Iterator[DnsServer]:
-    with running_dns() as server:
-        yield server
 
 
 @pytest.fixture
