@@ -25,8 +25,11 @@ _OPEN_SALT = "inboxlog.open"
 _CLICK_SALT = "inboxlog.click"
 SEND_TOKEN_PATTERN = r"[A-Za-z0-9_-]{20,64}"
 _PIXEL_IN_HTML = re.compile(rf"/t/o/({SEND_TOKEN_PATTERN})\.[A-Za-z0-9_-]+")
+# No pattern over HTML may scan past the next tag from where it starts (a tag holds no
+# "<"): tried from every "<a" or "<img" of a page without a ">", or every "href" of one
+# long attribute value, a scan to the end of the page would be quadratic time.
 _HREF = re.compile(
-    r"""(<a\b[^>]*?\bhref\s*=\s*)(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
+    r"""(<a\b[^<>]*?\bhref\s*=\s*)(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
 
 
 def new_send_token() -> str:
@@ -69,10 +72,11 @@ class TokenSigner:
         return value[0], value[1], value[2]
 
 
-_OWN_PIXEL = re.compile(
-    rf"""<img\b[^>]*?/t/o/{SEND_TOKEN_PATTERN}\.[A-Za-z0-9_-]+[^>]*>""", re.IGNORECASE)
-_OWN_LINK = re.compile(
-    r"""(\bhref\s*=\s*["']?)[^"'\s>]*/t/c/([A-Za-z0-9_.-]+)""", re.IGNORECASE)
+_IMG_TAG = re.compile(r"<img\b[^<>]*+>", re.IGNORECASE)
+_OWN_PIXEL_URL = re.compile(rf"/t/o/{SEND_TOKEN_PATTERN}\.[A-Za-z0-9_-]+")
+# An href and its whole unquoted-or-opening-quote value, always matched: no start fails.
+_HREF_VALUE = re.compile(r"""(\bhref\s*=\s*["']?)([^"'\s>]*+)""", re.IGNORECASE)
+_OWN_LINK_IN_VALUE = re.compile(r".*/t/c/([A-Za-z0-9_.-]+)", re.DOTALL)
 # Only reads the URL back out of a click token for display; never used to redirect.
 _UNVERIFIED = URLSafeSerializer("not-a-secret", salt=_CLICK_SALT)
 
@@ -82,16 +86,24 @@ def strip_tracking(html: str) -> str:
     pointing at their original URLs again: a CRM user reading the timeline must not
     count as the recipient opening or clicking."""
     def unwrap(match: re.Match[str]) -> str:
+        # The last click token in the value, as far as its characters go, is replaced.
+        link = _OWN_LINK_IN_VALUE.match(match.group(2))
+        if link is None:
+            return match.group(0)
         try:
-            _, payload = _UNVERIFIED.loads_unsafe(match.group(2))
+            _, payload = _UNVERIFIED.loads_unsafe(link.group(1))
         except Exception:
             return match.group(0)
         if (isinstance(payload, list) and len(payload) == 3 and isinstance(payload[2], str)
                 and payload[2].lower().startswith(("http://", "https://"))):
-            return match.group(1) + html_lib.escape(payload[2], quote=True)
+            return (match.group(1) + html_lib.escape(payload[2], quote=True)
+                    + match.group(2)[link.end():])
         return match.group(0)
 
-    return _OWN_LINK.sub(unwrap, _OWN_PIXEL.sub("", html))
+    def unpixel(match: re.Match[str]) -> str:
+        return "" if _OWN_PIXEL_URL.search(match.group(0)) else match.group(0)
+
+    return _HREF_VALUE.sub(unwrap, _IMG_TAG.sub(unpixel, html))
 
 
 def send_tokens_in_html(html: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from core.tracking import TokenSigner, rewrite_html, send_tokens_in_html, strip_tracking
@@ -156,3 +157,38 @@ def test_logged_copies_lose_the_pixel_and_get_their_links_back() -> None:
     shown = strip_tracking(sent)
     assert "/t/o/" not in shown and "/t/c/" not in shown
     assert 'href="https://x.example/?a=1&amp;b=2"' in shown
+
+
+def test_strip_and_rewrite_read_hostile_html_in_linear_time() -> None:
+    """HTML of 100 KB that never closes a tag, or one long value full of hrefs (each took
+    seconds of backtracking, strip_tracking on every logged email), is read at once;
+    the pixel and the links of a real copy are still found among it."""
+    signer = TokenSigner("s")
+    sent = rewrite_html('<a title="x" href="https://x.example/1">x</a><body></body>',
+                        base_url="https://t.example", send_token="c" * 24, signer=signer,
+                        track_opens=True, track_clicks=True)
+    token = "a" * 22
+    hostile = ["<img " * 20_000, "href=." * 20_000, "<a <img " * 10_000,
+               "<img /t/o/" + token + "." + "a" * 30_000]
+    started = time.monotonic()
+    for junk in hostile:
+        shown = strip_tracking(junk + sent.html + junk)
+        assert "/t/o/" not in shown.replace(junk, "") and 'href="https://x.example/1"' in shown
+        again = rewrite_html(junk + '<a href="https://y.example/">y</a>',
+                             base_url="https://t.example", send_token="d" * 24,
+                             signer=signer, track_opens=False, track_clicks=True)
+        assert again.links[-1:] == ["https://y.example/"]
+    assert time.monotonic() - started < 2
+
+
+def test_strip_keeps_what_follows_a_click_token_and_other_images() -> None:
+    """A click token inside a longer value is replaced up to its last character; images
+    that are not inboxlog's pixel stay."""
+    signer = TokenSigner("s")
+    token = signer.click_token("e" * 24, 0, "https://x.example/a")
+    html = (f'<a href="https://t.example/t/c/{token}#frag">x</a>'
+            '<img src="https://cdn.example/logo.png" alt="logo">'
+            f'<img alt="" src="https://t.example/t/o/{"f" * 24}.sig" width="1">')
+    assert strip_tracking(html) == (
+        '<a href="https://x.example/a#frag">x</a>'
+        '<img src="https://cdn.example/logo.png" alt="logo">')
