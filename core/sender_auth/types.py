@@ -180,7 +180,7 @@ class AuthResult:
         return self.dmarc.result is DmarcResult.PASS or self.arc.vouched
 
     def as_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (the future ``auth`` column and API field): the outcome of
+        """A JSON-ready dict (the email's ``auth`` column and API field): the outcome of
         each check, the domains they concern, the domain's policy and the reason."""
         record = self.dmarc.record
         return {
