@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.attachments import BlobStore
 from core.db import Database
-from core.models import Attachment, Blob, Email, IngestLogEntry, RawCopy, Thread
+from core.models import Attachment, Blob, Email, IngestLogEntry, RawCopy, Thread, TrackedSend
 from core.types import Source
 
 
@@ -104,12 +104,15 @@ async def purge_expired(session: AsyncSession, now: datetime) -> dict[str, int]:
 
 async def delete_emails(session: AsyncSession, email_ids: list[int]) -> int:
     """Remove emails for good (their links, attachments rows, raw copies and events go
-    with them by cascade), and the threads they leave empty."""
+    with them by cascade, and their tracked sends), and the threads they leave empty."""
     if not email_ids:
         return 0
     thread_ids = set((await session.scalars(
         select(Email.thread_id).where(Email.id.in_(email_ids)))).all())
     for start in range(0, len(email_ids), 500):
+        # A tracked send goes with its logged email (its links then answer 404 for good).
+        await session.execute(delete(TrackedSend).where(
+            TrackedSend.email_id.in_(email_ids[start:start + 500])))
         await session.execute(delete(Email).where(Email.id.in_(email_ids[start:start + 500])))
     if thread_ids:
         await session.execute(delete(Thread).where(

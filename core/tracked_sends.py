@@ -6,7 +6,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exists, insert, select, update
@@ -82,7 +82,8 @@ async def create(
     if not to:
         raise InvalidInput("to must name at least one recipient")
     token = new_send_token()
-    rewritten = rewrite_html(html, base_url=base_url, send_token=token, signer=signer,
+    rewritten = rewrite_html(html, base_url=base_url, send_token=token, portal_id=portal_id,
+                             signer=signer,
                              track_opens=flags["track_opens"], track_clicks=flags["track_clicks"])
     send = TrackedSend(
         portal_id=portal_id, user_id=user_id, token=token, to=to,
@@ -93,7 +94,7 @@ async def create(
     await session.flush()
     session.add_all(TrackedLink(tracked_send_id=send.id, position=i, url=url)
                     for i, url in enumerate(rewritten.links))
-    pixel = (f"{base_url.rstrip('/')}/t/o/{signer.open_token(token)}"
+    pixel = (f"{base_url.rstrip('/')}/t/o/{signer.open_token(token, portal_id=portal_id)}"
              if flags["track_opens"] else None)
     return NewTrackedSend(send, pixel)
 
@@ -115,6 +116,42 @@ async def by_tokens(session: AsyncSession, portal_id: int, tokens: list[str]) ->
 
 
 @dataclass(frozen=True)
+class Links:
+    """What a click on one of a send's links needs to know, kept in a cache: the send is
+    stored and not deleted (its logged email, if any, is not), and its links."""
+
+    portal_id: int
+    created_at: datetime
+    urls: dict[int, str]  # position -> original URL
+
+    def target(self, position: int, url: str, *, portal_id: int | None) -> bool:
+        """Whether a genuine token (of ``portal_id``, None for the first format) for this
+        position and URL is one of this send's links."""
+        return ((portal_id is None or portal_id == self.portal_id)
+                and self.urls.get(position) == url)
+
+
+def expired(created_at: datetime, at: datetime, link_days: int | None) -> bool:
+    """Whether a send's links have expired at ``at`` (never without ``link_days``)."""
+    return link_days is not None and at >= created_at + timedelta(days=link_days)
+
+
+async def links_of(session: AsyncSession, send_token: str) -> Links | None:
+    """The send's links, or None when it is not stored or deleted: its logged email is
+    deleted (until it is restored; purging the email deletes the send)."""
+    row = (await session.execute(
+        select(TrackedSend.id, TrackedSend.portal_id, TrackedSend.created_at, Email.deleted_at)
+        .outerjoin(Email, Email.id == TrackedSend.email_id)
+        .where(TrackedSend.token == send_token))).first()
+    if row is None or row.deleted_at is not None:
+        return None
+    urls = {position: url for position, url in await session.execute(
+        select(TrackedLink.position, TrackedLink.url)
+        .where(TrackedLink.tracked_send_id == row.id))}
+    return Links(row.portal_id, row.created_at, urls)
+
+
+@dataclass(frozen=True)
 class _Batch:
     """One send's new hits with what classifying them needs, as plain data (it is
     worked on in a thread, away from the session)."""
@@ -129,20 +166,27 @@ class _Batch:
     hits: list[Hit]
 
 
-async def record_hits(session: AsyncSession, hits: Iterable[tuple[str, Hit]]) -> int:
-    """Store and classify a batch of hits (send token, hit); unknown sends are skipped.
+async def record_hits(session: AsyncSession, hits: Iterable[tuple[str, Hit]], *,
+                      link_days: int | None = None) -> int:
+    """Store and classify a batch of hits (send token, hit); hits of unknown or deleted
+    sends (their logged email deleted), or past ``link_days`` after the send, are skipped.
 
     Adds one event per counted hit to the sender's feed; returns how many.
     """
     by_send: dict[str, list[Hit]] = defaultdict(list)
     for token, hit in hits:
         by_send[token].append(hit)
-    sends = {s.token: s for s in await session.scalars(
-        select(TrackedSend).where(TrackedSend.token.in_(list(by_send))))}
+    sends = {s.token: s for s, deleted_at in await session.execute(
+        select(TrackedSend, Email.deleted_at)
+        .outerjoin(Email, Email.id == TrackedSend.email_id)
+        .where(TrackedSend.token.in_(list(by_send)))) if deleted_at is None}
     batches = []
-    for token, new_hits in by_send.items():
+    for token, all_hits in by_send.items():
         send = sends.get(token)
         if send is None:
+            continue
+        new_hits = [h for h in all_hits if not expired(send.created_at, h.at, link_days)]
+        if not new_hits:
             continue
         new_hits.sort(key=lambda h: h.at)
         links = {link.position: (link.id, link.url) for link in await session.scalars(

@@ -14,6 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from core.runtime import Runtime
 from core.tracking import TokenSigner
+from extension_api.click_links import LinkCache
 from extension_api.endpoints._params import MAX_JSON_BODY
 from extension_api.endpoints.emails import MAX_RAW_BYTES
 from extension_api.errors import EXCEPTION_HANDLERS
@@ -43,7 +44,8 @@ DEFAULT_CORS_ORIGINS = (
 
 def create_app(runtime: Runtime, *, cors_origins: str = DEFAULT_CORS_ORIGINS,
                test_clock: Path | None = None, rate_limit: str = DEFAULT_RATE_LIMIT,
-               streams_per_caller: int = DEFAULT_STREAMS_PER_CALLER) -> Starlette:
+               streams_per_caller: int = DEFAULT_STREAMS_PER_CALLER,
+               tracking_link_days: int | None = None) -> Starlette:
     """The API app serving ``runtime``; the caller owns the runtime's lifetime.
 
     ``cors_origins`` is a regular expression of the origins allowed to call the API
@@ -51,6 +53,8 @@ def create_app(runtime: Runtime, *, cors_origins: str = DEFAULT_CORS_ORIGINS,
     ``rate_limit`` is the request budgets of one caller (``limits`` notation, empty for
     none), ``streams_per_caller`` how many event streams one caller may hold open;
     request bodies are capped as they stream in (``BodyLimit``).
+    ``tracking_link_days``: tracking links answer 404, and opens are no longer
+    recorded, that many days after their send (None: never).
     The app's lifespan runs the tracking-hit recorder and flushes it
     on shutdown.
     """
@@ -59,7 +63,8 @@ def create_app(runtime: Runtime, *, cors_origins: str = DEFAULT_CORS_ORIGINS,
         log.warning("no secret key: tracking links made now will not survive a restart")
         secret = secrets.token_urlsafe(32)
     events = EventBus()
-    recorder = HitRecorder(runtime.db, on_recorded=events.notify)
+    recorder = HitRecorder(runtime.db, on_recorded=events.notify,
+                           link_days=tracking_link_days)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -80,6 +85,8 @@ def create_app(runtime: Runtime, *, cors_origins: str = DEFAULT_CORS_ORIGINS,
     app.state.runtime = runtime
     app.state.signer = TokenSigner(secret)
     app.state.recorder = recorder
+    app.state.links = LinkCache(runtime.db)
+    app.state.link_days = tracking_link_days
     app.state.hit_clock = hit_clock(test_clock)
     app.state.events = events
     app.state.limiter = RateLimiter(rate_limit)

@@ -42,8 +42,10 @@ class EventBus:
 
 class HitRecorder:
     def __init__(self, db: Database, *, interval: float = 0.2, batch: int = 2000,
-                 on_recorded: Callable[[], None] | None = None) -> None:
+                 on_recorded: Callable[[], None] | None = None,
+                 link_days: int | None = None) -> None:
         self._db = db
+        self._link_days = link_days
         self._interval = interval
         self._batch = batch
         self._pending: list[tuple[str, Hit]] = []
@@ -102,7 +104,7 @@ class HitRecorder:
 
     async def _record(self, batch: list[tuple[str, Hit]]) -> None:
         async with self._db.transaction() as session:
-            await tracked_sends.record_hits(session, batch)
+            await tracked_sends.record_hits(session, batch, link_days=self._link_days)
         self.recorded += len(batch)
         if self._on_recorded is not None:
             self._on_recorded()

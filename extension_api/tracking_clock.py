@@ -4,7 +4,8 @@ In production it is the system clock. ``inboxlog serve --test-clock FILE`` (refu
 unless ``INBOXLOG_TEST_MODE=1`` is in the environment) stamps each hit with the system
 time plus the number of seconds written in FILE, read again for every hit: a test
 moves the time a hit arrives, minutes or hours after its send, without sleeping. It
-moves only hits' times, never tokens, sessions or stored sends, and it is a float in a
+moves only hits' times (and so whether a link has expired, ``--tracking-link-days``),
+never tokens, sessions or stored sends, and it is a float in a
 file the operator chose, so at worst it misdates opens on a server started for tests.
 """
 

@@ -27,6 +27,7 @@ from extension_api.throttle import DEFAULT_RATE_LIMIT
 from extension_api.tracking_clock import TEST_MODE_VARIABLE
 from inbox_sync.outbound import Destinations
 from inbox_sync.service import ServiceOptions
+from inboxlog.oauth_options import oauth_config, oauth_options
 from inboxlog.serve import ServeOptions, serve
 
 T = TypeVar("T")
@@ -137,6 +138,9 @@ def main() -> None:
 @option("--test-clock", type=click.Path(dir_okay=False, path_type=Path), default=None,
         help="Tests only, refused unless INBOXLOG_TEST_MODE=1: date tracking hits by the "
              "system time plus the seconds written in this file.")
+@option("--tracking-link-days", type=click.IntRange(min=1), default=None,
+        help="Days after a tracked send its links answer 404 (and its opens are no "
+             "longer recorded); default: links never expire.")
 @option("--trusted-networks", default="127.0.0.1,::1", show_default=True,
         help="SMTP clients (addresses or CIDR networks, comma-separated) whose mail skips "
              "sender authentication (local submission), or is read by the "
@@ -154,6 +158,7 @@ def main() -> None:
         help="Seconds one DNS query may take (a lookup gets twice that).")
 @option("--dns-stub-zone", default="",
         help="ZONE=HOST[:PORT],...: names under ZONE are asked there (split horizon).")
+@oauth_options
 def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_host: str,
                   http_port: int, bcc_domain: str, base_url: str, secret_key: str,
                   tls_cert: Path | None, tls_key: Path | None, no_demo: bool,
@@ -162,8 +167,10 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
                   purge_interval: int, allow_mail_hosts: str, inbox_timeout: float,
                   inbox_sync: bool, inbox_poll_interval: float,
                   inbox_disconnect_after: float, test_clock: Path | None,
+                  tracking_link_days: int | None,
                   trusted_networks: str, trusted_authserv_id: str, trusted_arc_sealers: str,
-                  dns_server: str, dns_timeout: float, dns_stub_zone: str) -> None:
+                  dns_server: str, dns_timeout: float, dns_stub_zone: str,
+                  **oauth: str) -> None:
     """Serve SMTP (logging addresses) and HTTP (extension API) on one event loop."""
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -182,10 +189,12 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
         **({"cors_origins": cors_origins} if cors_origins else {}),
         api_rate_limit=api_rate_limit,
         purge_interval=purge_interval, test_clock=test_clock,
+        tracking_link_days=tracking_link_days,
         inbox_sync=ServiceOptions(
             background=inbox_sync, poll_interval=inbox_poll_interval,
             disconnect_after=timedelta(seconds=inbox_disconnect_after),
-            timeout=inbox_timeout, destinations=_destinations(allow_mail_hosts)),
+            timeout=inbox_timeout, destinations=_destinations(allow_mail_hosts),
+            oauth=oauth_config(dict(oauth), base_url)),
     )
     asyncio.run(serve(settings, options))
 

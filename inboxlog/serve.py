@@ -48,6 +48,7 @@ class ServeOptions:
     purge_interval: int = 3600
     inbox_sync: ServiceOptions = field(default_factory=ServiceOptions)
     test_clock: Path | None = None  # tests only: extension_api.tracking_clock
+    tracking_link_days: int | None = None  # tracking links 404 this long after their send
 
 
 def smtp_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -117,7 +118,8 @@ async def serve(settings: Settings, options: ServeOptions) -> None:
             )
         app = create_app(runtime, rate_limit=options.api_rate_limit,
                          cors_origins=options.cors_origins,
-                         test_clock=options.test_clock)
+                         test_clock=options.test_clock,
+                         tracking_link_days=options.tracking_link_days)
         inbox_service = app.state.inboxes = InboxService(runtime, options.inbox_sync)
         config = uvicorn.Config(
             app, host=options.http_host, port=options.http_port,

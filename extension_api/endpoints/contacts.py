@@ -73,6 +73,7 @@ async def delete_contact(request: Request, principal: Principal) -> Response:
     async with runtime.db.transaction() as session:
         erased = await deletion.delete_contact(session, principal.portal_id, path_id(request),
                                                erase=erase in ("true", "1"))
+    request.app.state.links.forget()  # erased emails take their tracked sends along
     # Right to be forgotten: the files go now, not at the next periodic purge.
     blobs = await remove_orphan_blobs(runtime.db, runtime.blobs) if erase in ("true", "1") else 0
     return JSONResponse({"deleted": True, "erased": {

@@ -68,6 +68,7 @@ async def delete_email(request: Request, principal: Principal) -> Response:
         assert email.deleted_at is not None
         body = {"id": email.id, "deleted_at": iso(email.deleted_at),
                 "restorable_until": iso(restorable_until(email.deleted_at))}
+    request.app.state.links.forget()  # a tracked send's links go with its email
     return JSONResponse(body)
 
 
@@ -78,6 +79,7 @@ async def restore_email(request: Request, principal: Principal) -> Response:
         email = await deletion.restore_email(session, principal.portal_id, path_id(request))
         counts = await tracked_sends.counts_for(session, [email])
         body = email_json(email, counts.get(email.id))
+    request.app.state.links.forget()
     return JSONResponse(body)
 
 

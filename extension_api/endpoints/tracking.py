@@ -1,4 +1,11 @@
-"""The open pixel and the click redirect: answer at once, record in the background."""
+"""The open pixel and the click redirect: answer at once, record in the background.
+
+A click redirects only for a genuine token whose send is stored and not deleted, in the
+token's portal, with the token's URL at the token's position, before the link expires
+(``serve --tracking-link-days``); anything else is a 404. The send's links come from a
+cache (``extension_api.click_links``); the pixel never reads the database (the recorder
+drops hits of unknown, deleted or expired sends when it writes its batch).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from core.metrics import TRACKING_HITS
+from core.tracked_sends import expired
 from core.tracking import Hit
 from extension_api.tracking_clock import Clock
 
@@ -39,12 +47,22 @@ async def pixel(request: Request) -> Response:
     return Response(GIF, media_type="image/gif", headers=NO_CACHE)
 
 
+def _unknown(text: str = "unknown link") -> Response:
+    return PlainTextResponse(text, status_code=404, headers=NO_CACHE)
+
+
 async def click(request: Request) -> Response:
-    """302 to the URL signed into the token; anything else is a 404, never a redirect."""
+    """302 to the send's own URL at the token's position; anything else is a 404."""
     verified = request.app.state.signer.verify_click(request.path_params["token"])
     if verified is None:
-        return PlainTextResponse("unknown link", status_code=404, headers=NO_CACHE)
-    send_token, position, url = verified
-    request.app.state.recorder.add(send_token, _hit(request, "click", position))
+        return _unknown()
+    links = await request.app.state.links.get(verified.send_token)
+    if links is None or not links.target(verified.position, verified.url,
+                                         portal_id=verified.portal_id):
+        return _unknown()
+    hit = _hit(request, "click", verified.position)
+    if expired(links.created_at, hit.at, request.app.state.link_days):
+        return _unknown("this link has expired")
+    request.app.state.recorder.add(verified.send_token, hit)
     TRACKING_HITS.labels("click").inc()
-    return RedirectResponse(url, status_code=302, headers=NO_CACHE)
+    return RedirectResponse(verified.url, status_code=302, headers=NO_CACHE)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+from itsdangerous import Signer, URLSafeSerializer
+
 from core.tracking import TokenSigner, rewrite_html, send_tokens_in_html, strip_tracking
 from core.tracking_verdicts import History, Hit, Send, Verdict, classify, count
 
@@ -20,20 +22,59 @@ def _hit(kind: str = "open", seconds: float = 0, agent: str = CHROME, ip: str = 
 def test_tokens_verify_only_with_the_same_secret() -> None:
     """A token signed with one secret is rejected by another, and tampering is caught."""
     signer, other = TokenSigner("secret-one"), TokenSigner("secret-two")
-    open_token = signer.open_token("abcdefghijklmnopqrstuvwx")
+    open_token = signer.open_token("abcdefghijklmnopqrstuvwx", portal_id=7)
     assert signer.verify_open(open_token) == "abcdefghijklmnopqrstuvwx"
     assert other.verify_open(open_token) is None
-    click = signer.click_token("abcdefghijklmnopqrstuvwx", 2, "https://a.example/p?q=1")
-    assert signer.verify_click(click) == ("abcdefghijklmnopqrstuvwx", 2, "https://a.example/p?q=1")
+    click = signer.click_token("abcdefghijklmnopqrstuvwx", 2, "https://a.example/p?q=1",
+                               portal_id=7)
+    assert signer.verify_click(click) == (
+        "abcdefghijklmnopqrstuvwx", 2, "https://a.example/p?q=1", 7)
     assert other.verify_click(click) is None
     assert signer.verify_click(click[:-1] + ("A" if click[-1] != "A" else "B")) is None
+
+
+def test_tokens_name_their_portal_and_verify_only_with_its_key() -> None:
+    """Each portal's key is its own: a token moved to another portal's name, or signed
+    for another portal, does not verify; the server-wide key of the first format signs
+    nothing new."""
+    signer = TokenSigner("secret-one")
+    click = signer.click_token("abcdefghijklmnopqrstuvwx", 0, "https://a.example/", portal_id=7)
+    assert click.startswith("7.")
+    assert signer.verify_click("8" + click[1:]) is None
+    assert signer.verify_click(click[2:]) is None  # as if of the first format
+    pixel = signer.open_token("abcdefghijklmnopqrstuvwx", portal_id=7)
+    assert pixel.startswith("abcdefghijklmnopqrstuvwx.7.")
+    assert signer.verify_open(pixel.replace(".7.", ".8.")) is None
+    assert signer.verify_open(pixel.replace(".7.", ".")) is None
+    assert send_tokens_in_html(f"<img src=https://t.example/t/o/{pixel}>") == [
+        "abcdefghijklmnopqrstuvwx"]
+
+
+def test_tokens_of_the_first_format_still_verify_without_a_portal() -> None:
+    """Tokens already in sent mail, signed with the server-wide key, still verify (their
+    send is checked by the redirect), and a logged copy still gets their URL back."""
+    legacy_click = URLSafeSerializer("secret-one", salt="inboxlog.click").dumps(
+        ["abcdefghijklmnopqrstuvwx", 1, "https://a.example/"])
+    legacy_open = Signer("secret-one", salt="inboxlog.open").sign(
+        "abcdefghijklmnopqrstuvwx").decode()
+    signer = TokenSigner("secret-one")
+    assert signer.verify_click(legacy_click) == (
+        "abcdefghijklmnopqrstuvwx", 1, "https://a.example/", None)
+    assert signer.verify_open(legacy_open) == "abcdefghijklmnopqrstuvwx"
+    assert TokenSigner("secret-two").verify_click(legacy_click) is None
+    assert strip_tracking(f'<a href="https://t.example/t/c/{legacy_click}">a</a>') == (
+        '<a href="https://a.example/">a</a>')
 
 
 def test_click_tokens_never_carry_other_schemes() -> None:
     """Even a correctly signed token is refused when its URL is not http(s)."""
     signer = TokenSigner("s")
-    forged = signer._click.dumps(["abcdefghijklmnopqrstuvwx", 0, "javascript:alert(1)"])
-    assert signer.verify_click(forged) is None
+    for url in ("javascript:alert(1)", "data:text/html,x", "//evil.example/", "ftp://x/"):
+        forged = "3." + signer._portal(3)[1].dumps(["abcdefghijklmnopqrstuvwx", 0, url])
+        assert signer.verify_click(forged) is None
+        legacy = URLSafeSerializer("s", salt="inboxlog.click").dumps(
+            ["abcdefghijklmnopqrstuvwx", 0, url])
+        assert signer.verify_click(legacy) is None
 
 
 def test_rewrite_keeps_non_http_links_and_unescapes_urls() -> None:
@@ -41,13 +82,13 @@ def test_rewrite_keeps_non_http_links_and_unescapes_urls() -> None:
     signer = TokenSigner("s")
     html = ('<a href="https://x.example/?a=1&amp;b=2">x</a><a href="#top">t</a>'
             "<a HREF=http://y.example/>y</a><body></body>")
-    result = rewrite_html(html, base_url="https://t.example/", send_token="a" * 24,
+    result = rewrite_html(html, base_url="https://t.example/", send_token="a" * 24, portal_id=1,
                           signer=signer, track_opens=True, track_clicks=True)
     assert result.links == ["https://x.example/?a=1&b=2", "http://y.example/"]
     assert 'href="#top"' in result.html
     assert result.html.index("/t/o/") < result.html.index("</body>")
     assert send_tokens_in_html(result.html) == ["a" * 24]
-    plain = rewrite_html(html, base_url="https://t.example", send_token="a" * 24,
+    plain = rewrite_html(html, base_url="https://t.example", send_token="a" * 24, portal_id=1,
                          signer=signer, track_opens=False, track_clicks=False)
     assert plain.html == html and plain.links == []
 
@@ -151,7 +192,8 @@ def test_logged_copies_lose_the_pixel_and_get_their_links_back() -> None:
     """strip_tracking removes inboxlog's pixel and restores the original link targets."""
     signer = TokenSigner("s")
     sent = rewrite_html('<p><a href="https://x.example/?a=1&amp;b=2">x</a></p><body></body>',
-                        base_url="https://t.example", send_token="b" * 24, signer=signer,
+                        base_url="https://t.example", send_token="b" * 24, portal_id=1,
+                        signer=signer,
                         track_opens=True, track_clicks=True).html
     assert "/t/o/" in sent and "/t/c/" in sent
     shown = strip_tracking(sent)
@@ -165,7 +207,8 @@ def test_strip_and_rewrite_read_hostile_html_in_linear_time() -> None:
     the pixel and the links of a real copy are still found among it."""
     signer = TokenSigner("s")
     sent = rewrite_html('<a title="x" href="https://x.example/1">x</a><body></body>',
-                        base_url="https://t.example", send_token="c" * 24, signer=signer,
+                        base_url="https://t.example", send_token="c" * 24, portal_id=1,
+                        signer=signer,
                         track_opens=True, track_clicks=True)
     token = "a" * 22
     hostile = ["<img " * 20_000, "href=." * 20_000, "<a <img " * 10_000,
@@ -175,7 +218,7 @@ def test_strip_and_rewrite_read_hostile_html_in_linear_time() -> None:
         shown = strip_tracking(junk + sent.html + junk)
         assert "/t/o/" not in shown.replace(junk, "") and 'href="https://x.example/1"' in shown
         again = rewrite_html(junk + '<a href="https://y.example/">y</a>',
-                             base_url="https://t.example", send_token="d" * 24,
+                             base_url="https://t.example", send_token="d" * 24, portal_id=1,
                              signer=signer, track_opens=False, track_clicks=True)
         assert again.links[-1:] == ["https://y.example/"]
     assert time.monotonic() - started < 2
@@ -185,7 +228,7 @@ def test_strip_keeps_what_follows_a_click_token_and_other_images() -> None:
     """A click token inside a longer value is replaced up to its last character; images
     that are not inboxlog's pixel stay."""
     signer = TokenSigner("s")
-    token = signer.click_token("e" * 24, 0, "https://x.example/a")
+    token = signer.click_token("e" * 24, 0, "https://x.example/a", portal_id=1)
     html = (f'<a href="https://t.example/t/c/{token}#frag">x</a>'
             '<img src="https://cdn.example/logo.png" alt="logo">'
             f'<img alt="" src="https://t.example/t/o/{"f" * 24}.sig" width="1">')

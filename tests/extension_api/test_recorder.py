@@ -73,11 +73,11 @@ async def test_a_poisoned_batch_is_set_aside_and_later_hits_are_recorded(
     the same batch and every later hit are stored."""
     real = tracked_sends.record_hits
 
-    async def record_hits(session: Any, hits: Iterable[tuple[str, Hit]]) -> int:
+    async def record_hits(session: Any, hits: Iterable[tuple[str, Hit]], **options: Any) -> int:
         hits = list(hits)
         if any(hit.user_agent == POISON for _, hit in hits):
             raise ValueError("a hit this database will not take")
-        return await real(session, hits)
+        return await real(session, hits, **options)
 
     monkeypatch.setattr(tracked_sends, "record_hits", record_hits)
     headers = {"Authorization": f"Bearer {live.user_token}"}

@@ -169,11 +169,11 @@ def test_no_open_redirect(server: Server, account: PortalAccount) -> None:
     send = _send(server, account)
     genuine = _links(send)[0]
     base, token = genuine.rsplit("/", 1)
-    payload, signature = token.split(".")
+    portal, payload, signature = token.split(".")
     evil = base64.urlsafe_b64encode(json.dumps(
         [send["token"], 0, "https://evil.example/phish"]).encode()).decode().rstrip("=")
-    for bad in (f"{payload}.{signature[:-2]}xx", f"{evil}.{signature}", "nonsense",
-                f"{payload}x.{signature}", ""):
+    for bad in (f"{portal}.{payload}.{signature[:-2]}xx", f"{portal}.{evil}.{signature}",
+                "nonsense", f"{portal}.{payload}x.{signature}", f"{payload}.{signature}", ""):
         response = _hit(f"{base}/{bad}")
         assert response.status_code == 404, bad
         assert "location" not in response.headers
