@@ -28,19 +28,21 @@ class CredentialsUnreadable(CoreError):
 class CredentialBox:
     """Encrypts and decrypts short secrets (passwords) with a key from the server secret."""
 
-    def __init__(self, server_secret: str) -> None:
+    def __init__(self, server_secret: str, *, purpose: bytes = _INFO) -> None:
+        """``purpose``: another key for another use (e.g. OAuth ``state``)."""
         if not server_secret:
             raise ValueError("a server secret key is required to store credentials")
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=_SALT, info=_INFO).derive(
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=_SALT, info=purpose).derive(
             server_secret.encode())
         self._fernet = Fernet(base64.urlsafe_b64encode(key))
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode("ascii")
 
-    def decrypt(self, token: str) -> str:
+    def decrypt(self, token: str, *, ttl: int | None = None) -> str:
+        """``ttl``: refuse a token encrypted more than that many seconds ago."""
         try:
-            return self._fernet.decrypt(token.encode("ascii")).decode()
+            return self._fernet.decrypt(token.encode("ascii"), ttl=ttl).decode()
         except (InvalidToken, ValueError):
             raise CredentialsUnreadable(
                 "stored credentials cannot be read with this server's secret key; "

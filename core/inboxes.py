@@ -20,6 +20,9 @@ SECURITY = ("ssl", "starttls", "none")
 # Failures that end the connection itself (as opposed to one refused command).
 CONNECTION_FAILURES = ("unreachable", "timeout", "throttled")
 INBOX_LOG_MODES = ("replies", "known_contacts")
+# Failures a retry with the same credentials cannot cure: the inbox is disconnected.
+CREDENTIALS_REJECTED = ("auth_rejected", "app_password_required", "oauth_revoked",
+                        "oauth_scope_missing")
 DEFAULT_FIRST_SYNC_DAYS = 30
 
 
@@ -29,7 +32,9 @@ class InboxError(CoreError):
     ``tls_failure``, ``auth_rejected``, ``app_password_required``, ``no_imap``,
     ``no_smtp``, ``throttled``, ``mailbox_full``, ``send_rejected``, ``imap_error``,
     ``no_sent_folder``, ``send_unconfirmed`` (the message went to the server and no
-    answer came back: it may have been sent)."""
+    answer came back: it may have been sent); for OAuth inboxes ``oauth_revoked`` (the
+    provider refused to refresh the grant), ``oauth_scope_missing`` and
+    ``provider_unavailable`` (the authorization server is down: temporary)."""
 
     def __init__(self, code: str, message: str, *, protocol: str = "imap") -> None:
         super().__init__(message)
@@ -38,7 +43,7 @@ class InboxError(CoreError):
 
     @property
     def credentials_rejected(self) -> bool:
-        return self.code in ("auth_rejected", "app_password_required")
+        return self.code in CREDENTIALS_REJECTED
 
     @property
     def connection_failed(self) -> bool:
@@ -163,6 +168,7 @@ async def user_inbox(session: AsyncSession, portal_id: int, user_id: int,
 async def save_inbox(
     session: AsyncSession, portal_id: int, user_id: int, address: str, username: str,
     imap: Endpoint, smtp: Endpoint, secret: str, first_sync_days: int,
+    *, auth: str = "password", oauth_provider: str = "",
 ) -> Inbox:
     """Create the inbox, or update the same address's record (a reconnect), keeping its
     folder checkpoints so sync resumes where it stopped."""
@@ -185,8 +191,10 @@ async def save_inbox(
     inbox.imap_host, inbox.imap_port, inbox.imap_security = imap.host, imap.port, imap.security
     inbox.smtp_host, inbox.smtp_port, inbox.smtp_security = smtp.host, smtp.port, smtp.security
     inbox.secret = secret
+    inbox.auth, inbox.oauth_provider = auth, oauth_provider
     inbox.first_sync_days = first_sync_days
     inbox.status, inbox.status_reason, inbox.unreachable_since = "connected", "", None
+    inbox.status_code = ""
     await session.flush()
     return inbox
 
@@ -208,8 +216,9 @@ async def folder_checkpoint(session: AsyncSession, inbox_id: int, role: str,
 
 
 async def set_status(session: AsyncSession, inbox_id: int, status: str,
-                     reason: str = "") -> Inbox | None:
-    """Record a status change; ``disconnected`` also emits ``inbox_disconnected`` once."""
+                     reason: str = "", code: str = "") -> Inbox | None:
+    """Record a status change; ``disconnected`` also emits ``inbox_disconnected`` once.
+    ``code`` names the reason (``status_code``, and ``code`` in the event)."""
     inbox = await session.get(Inbox, inbox_id)
     if inbox is None:
         return None
@@ -217,8 +226,9 @@ async def set_status(session: AsyncSession, inbox_id: int, status: str,
         session.add(Event(portal_id=inbox.portal_id, user_id=inbox.user_id,
                           type="inbox_disconnected", email_id=None,
                           detail={"inbox_id": inbox.id, "address": inbox.address,
-                                  "reason": reason[:500]}))
+                                  "reason": reason[:500], "code": code}))
     inbox.status, inbox.status_reason = status, reason[:2000]
+    inbox.status_code = code if status != "connected" else ""
     if status == "connected":
         inbox.unreachable_since = None
     await session.flush()

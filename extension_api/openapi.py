@@ -81,6 +81,13 @@ _INBOX_SCHEMAS: dict[str, Any] = {
                             "remote_protocol_violation", "destination_not_allowed"]},
         "status_reason": _STR, "last_sync_at": {"type": ["string", "null"],
                                                 "format": "date-time"},
+        "status_code": {**_STR, "description":
+                        "why it is not connected, when it is not: e.g. auth_rejected, "
+                        "oauth_revoked, oauth_scope_missing, provider_unavailable, "
+                        "disconnected_by_user; empty when connected"},
+        "auth": {"enum": ["password", "oauth"]},
+        "oauth_provider": {**_STR, "description": "google, microsoft, ...; empty for a "
+                           "password inbox"},
         "created_at": _DATE,
         "folders": {"type": "array", "items": _obj({
             "role": {"enum": ["inbox", "sent"]}, "name": _STR,
@@ -420,6 +427,37 @@ PATHS: dict[str, Any] = {
     "/api/v1/inboxes/{id}/sync": {"post": _op(
         "Sync INBOX and Sent now (reconnecting a disconnected inbox); what was done",
         _json("SyncReport"), 403, 404, 422, 429, 502, 504, params=[_path_id()])},
+    "/api/v1/inboxes/{id}/disconnect": {"post": _op(
+        "Disconnect the inbox: revoke the OAuth grant at the provider (where it has a "
+        "revocation endpoint), forget the credentials, stop syncing. The checkpoints "
+        "stay: connecting it again resumes",
+        _json("Inbox"), 403, 404, params=[_path_id()])},
+    "/api/v1/inboxes/oauth/{provider}": {"post": _op(
+        "Start connecting an inbox with OAuth 2.0: the authorization URL to open in the "
+        "user's browser (authorization code with PKCE S256; state signed, bound to the "
+        "user, good for 10 minutes and once). The provider sends the browser back to "
+        "/oauth/callback. Error codes: oauth_not_configured (404)",
+        _json(_obj({"provider": _STR, "authorization_url": {**_STR, "format": "uri"},
+                    "expires_in": {"type": "integer"}})), 403, 404, 422,
+        params=[{"name": "provider", "in": "path", "required": True, "schema": _STR}],
+        body={"required": False, "content": {"application/json": {"schema": _obj(
+            {"first_sync_days": {"type": "integer", "minimum": 0, "maximum": 3650}},
+            required=[])}}})},
+    "/oauth/callback": {"get": {
+        "summary": "The provider's redirect (opened by the browser, no token): exchange "
+                   "the code, connect or reconnect the inbox; always 303 to /oauth/result "
+                   "with status (connected, failed) and code (connected, reconnected, "
+                   "oauth_denied, oauth_state_invalid, oauth_scope_missing, "
+                   "provider_unavailable, ...)",
+        "security": [],
+        "parameters": [_query(n, _STR) for n in ("code", "state", "error")],
+        "responses": {"303": {"description": "to the result page"}}}},
+    "/oauth/result": {"get": {
+        "summary": "The result page the browser lands on after /oauth/callback",
+        "security": [],
+        "parameters": [_query(n, _STR) for n in ("status", "code", "inbox_id")],
+        "responses": {"200": {"description": "a page", "content": {
+            "text/html": {"schema": _STR}}}}}},
     "/api/v1/emails/send": {"post": _sent(_op(
         "Send through the caller's connected inbox, copy to its Sent folder and log it "
         "(source crm_send); nothing is logged unless the SMTP server accepted it. Once it "

@@ -30,11 +30,11 @@ from core import inboxes, pipeline, tracked_sends
 from core.credentials import CredentialBox
 from core.errors import CoreError, StorageUnavailable
 from core.inboxes import Endpoint, InboxError, SendRequest, SendResult
-from core.models import User
+from core.models import Inbox, User
 from core.runtime import Runtime
 from core.tracking import TokenSigner
 from inbox_sync import sent_log
-from inbox_sync.imap import Login
+from inbox_sync.imap import Bearer, Login
 from inbox_sync.network import NetworkWork
 from inbox_sync.send import Connect, Outgoing, compose, deliver
 from inbox_sync.spool import SendSpool, SpooledSend
@@ -44,6 +44,8 @@ T = TypeVar("T")
 
 # (inbox id, its IMAP login, the raw message) -> (Sent folder name, None) or (None, error)
 CopyToSent = Callable[[int, Login, bytes], Awaitable[tuple[str | None, InboxError | None]]]
+# The password or access token of an inbox; ``rejected``: the token a server refused.
+Credential = Callable[[Inbox, str], Awaitable["str | Bearer"]]
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ class _From:
     user_email: str
     smtp: Login
     imap: Login
+    # The provider's SMTP server files sent mail in Sent itself (Gmail): no copy.
+    files_sent: bool = False
+    inbox: Inbox | None = None
 
 
 class CrmSender:
@@ -70,11 +75,17 @@ class CrmSender:
                  pending: sent_log.PendingLogs, in_flight: set[str],
                  copy_to_sent: CopyToSent, *, timeout: float,
                  ssl_context: ssl.SSLContext | None, network: NetworkWork,
-                 connect: Connect) -> None:
+                 connect: Connect, credential: Credential | None = None,
+                 files_sent: Callable[[Inbox], bool] | None = None) -> None:
         self.runtime, self.box, self.spool, self.pending = runtime, box, spool, pending
         self.in_flight, self.copy_to_sent = in_flight, copy_to_sent
         self.timeout, self.ssl_context = timeout, ssl_context
         self.network, self.connect = network, connect
+        self.credential = credential or self._password
+        self.files_sent = files_sent or (lambda inbox: False)
+
+    async def _password(self, inbox: Inbox, rejected: str = "") -> str | Bearer:
+        return self.box.decrypt(inbox.secret)
 
     async def send(self, portal_id: int, user_id: int, request: SendRequest) -> SendResult:
         sender = await self._sender(portal_id, user_id, request.inbox_id)
@@ -97,8 +108,12 @@ class CrmSender:
         """Everything after the spool entry ``path`` is written (``in_flight`` holds it)."""
         refused = await self._deliver(sender, outgoing, path)
         path, marked = await self._mark_sent(path)
-        folder, copy_error = await self.copy_to_sent(sender.inbox_id, sender.imap, entry.raw)
-        await self._note_copy(sender.inbox_id, copy_error)
+        if sender.files_sent:
+            folder, copy_error = None, None  # the provider filed it (Gmail): no duplicate
+        else:
+            folder, copy_error = await self.copy_to_sent(sender.inbox_id, sender.imap,
+                                                         entry.raw)
+            await self._note_copy(sender.inbox_id, copy_error)
         result, log_state, reason = await self._log(entry, prepared, path, marked)
         if log_state == "pending":
             self.pending.wake.set()
@@ -117,13 +132,15 @@ class CrmSender:
             if inbox.status == "disconnected":
                 raise InboxError("disconnected", f"the inbox is disconnected "
                                  f"({inbox.status_reason}); reconnect it first")
-            password = self.box.decrypt(inbox.secret)
-            return _From(
-                portal_id, user_id, inbox.id, inbox.address, user.name, user.email,
-                (Endpoint(inbox.smtp_host, inbox.smtp_port, inbox.smtp_security),
-                 inbox.username, password),
-                (Endpoint(inbox.imap_host, inbox.imap_port, inbox.imap_security),
-                 inbox.username, password))
+            name, email = user.name, user.email
+        # Outside the read: an OAuth token may be refreshed (and stored) here.
+        password = await self.credential(inbox, "")
+        return _From(
+            portal_id, user_id, inbox.id, inbox.address, name, email,
+            (Endpoint(inbox.smtp_host, inbox.smtp_port, inbox.smtp_security),
+             inbox.username, password),
+            (Endpoint(inbox.imap_host, inbox.imap_port, inbox.imap_security),
+             inbox.username, password), self.files_sent(inbox), inbox)
 
     async def _deliver(self, sender: _From, outgoing: Outgoing,
                        path: Path) -> dict[str, str]:
@@ -134,10 +151,22 @@ class CrmSender:
         worse than missing one."""
         endpoint, username, password = sender.smtp
         try:
-            async with self.network.turn(sender.portal_id, sender.user_id, "smtp"):
-                return await deliver(endpoint, username, password, outgoing,
-                                     connect=self.connect, timeout=self.timeout,
-                                     context=self.ssl_context)
+            try:
+                async with self.network.turn(sender.portal_id, sender.user_id, "smtp"):
+                    return await deliver(endpoint, username, password, outgoing,
+                                         connect=self.connect, timeout=self.timeout,
+                                         context=self.ssl_context)
+            except InboxError as exc:
+                # An access token refused at AUTH (before MAIL: nothing was sent):
+                # refresh it once and try again.
+                if (exc.code != "auth_rejected" or not isinstance(password, Bearer)
+                        or sender.inbox is None):
+                    raise
+                password = await self.credential(sender.inbox, password.token)
+                async with self.network.turn(sender.portal_id, sender.user_id, "smtp"):
+                    return await deliver(endpoint, username, password, outgoing,
+                                         connect=self.connect, timeout=self.timeout,
+                                         context=self.ssl_context)
         except InboxError as exc:
             if exc.code == "send_unconfirmed":
                 log.warning("send <%s>: %s", outgoing.message_id, exc.message)
@@ -147,7 +176,7 @@ class CrmSender:
             if exc.credentials_rejected:
                 async with self.runtime.db.transaction() as session:
                     await inboxes.set_status(session, sender.inbox_id, "disconnected",
-                                             exc.message)
+                                             exc.message, exc.code)
             raise
 
     async def _set_aside(self, path: Path) -> None:

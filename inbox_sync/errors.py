@@ -96,11 +96,16 @@ def address_error(exc: OSError, endpoint: Endpoint, protocol: str) -> InboxError
                       f"{exc.strerror or type(exc).__name__}", protocol=protocol)
 
 
-def login_error(exc: BaseException, endpoint: Endpoint, protocol: str = "imap") -> InboxError:
+def login_error(exc: BaseException, endpoint: Endpoint, protocol: str = "imap", *,
+                token: bool = False) -> InboxError:
     """The server refused the login: say whether an app password would help, or whether
-    it only asks us to come back later (too many connections)."""
+    it only asks us to come back later (too many connections). ``token``: the login was
+    an OAuth access token (an expired one looks the same as an invalid one)."""
     text = error_text(exc)
     label = protocol.upper()
+    if token and not THROTTLED.search(text):
+        return InboxError("auth_rejected", f"the {label} server rejected the OAuth access "
+                          f"token: {text}", protocol=protocol)
     if APP_PASSWORD.search(text):
         return InboxError("app_password_required", f"the {label} server requires an app "
                           f"password (create one in the account's security settings): {text}",

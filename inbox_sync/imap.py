@@ -34,8 +34,22 @@ from inbox_sync.outbound import Destinations
 
 T = TypeVar("T")
 
-# Where and as whom to log in: (server, username, password).
-Login = tuple[Endpoint, str, str]
+
+
+@dataclass(frozen=True)
+class Bearer:
+    """An OAuth 2.0 access token, sent with SASL ``xoauth2`` or ``oauthbearer``
+    (RFC 7628) instead of a password."""
+
+    token: str
+    mechanism: str = "xoauth2"
+
+    def __repr__(self) -> str:  # never the token in a log line or a traceback
+        return f"Bearer({self.mechanism})"
+
+
+# Where and as whom to log in: (server, username, password or access token).
+Login = tuple[Endpoint, str, "str | Bearer"]
 
 HEADER_ITEM = b"BODY[HEADER]"
 BODY_ITEM = b"BODY[]"
@@ -101,7 +115,7 @@ class ImapSession:
                 client.enable("CONDSTORE")
 
     @classmethod
-    def open(cls, endpoint: Endpoint, username: str, password: str, *,
+    def open(cls, endpoint: Endpoint, username: str, password: str | Bearer, *,
              timeout: float = 30, ssl_context: ssl.SSLContext | None = None,
              destinations: Destinations | None = None) -> ImapSession:
         """Connect (only where ``destinations`` allows: by default public addresses on
@@ -140,11 +154,16 @@ class ImapSession:
                     raise InboxError("tls_failure", "the IMAP server does not offer "
                                      "STARTTLS") from None
             try:
-                client.login(username, password)
+                if isinstance(password, Bearer) and password.mechanism == "oauthbearer":
+                    client.oauthbearer_login(username, password.token)
+                elif isinstance(password, Bearer):
+                    client.oauth2_login(username, password.token)
+                else:
+                    client.login(username, password)
             except LoginError as exc:
                 if meter.violation is not None:
                     raise violation_error(meter.violation, "imap") from None
-                raise login_error(exc, endpoint) from None
+                raise login_error(exc, endpoint, token=isinstance(password, Bearer)) from None
             session = cls(client, meter, profiles)
             meter.budgets.clear()
             return session
@@ -266,6 +285,10 @@ class ImapSession:
             try:
                 while not interrupted() and time.monotonic() < deadline:
                     responses = self.client.idle_check(timeout=1)
+                    if any(r[:1] == (b"BYE",) for r in responses):
+                        # The server ends the session (a kick, a revoked grant, a
+                        # restart); idle_check swallows the EOF that follows.
+                        raise imaplib.IMAP4.abort("the server closed the connection (BYE)")
                     if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
                         return True
                 return False

@@ -118,9 +118,16 @@ class Destinations:
     """The policy: which (host, port) a connection may go to, decided on the resolved
     addresses. ``connect`` is blocking (DNS, TCP): run it on the network executor."""
 
-    def __init__(self, rules: Iterable[Rule] = (), resolver: Resolver | None = None) -> None:
+    def __init__(self, rules: Iterable[Rule] = (), resolver: Resolver | None = None, *,
+                 ports: frozenset[int] = MAIL_PORTS) -> None:
         self.rules = tuple(rules)
+        self.ports = ports  # allowed on public addresses without a rule
         self._resolve = resolver or _system_resolver
+
+    def for_ports(self, ports: frozenset[int]) -> Destinations:
+        """The same rules and resolver, with other ports open on public addresses (the
+        authorization servers' HTTPS)."""
+        return Destinations(self.rules, self._resolve, ports=ports)
 
     @classmethod
     def parse(cls, text: str) -> Destinations:
@@ -129,7 +136,7 @@ class Destinations:
     def _allowed(self, host: str, address: IPAddress, port: int) -> bool:
         if any(rule.matches(host, address, port) for rule in self.rules):
             return True
-        return port in MAIL_PORTS and is_public(address)
+        return port in self.ports and is_public(address)
 
     def addresses(self, endpoint: Endpoint, protocol: str) -> list[str]:
         """The addresses of ``endpoint`` a connection may go to, resolved once, in the
@@ -137,7 +144,7 @@ class Destinations:
         none (a port no rule allows is refused before any lookup), ``name_not_found``
         when the name does not resolve."""
         host, port = endpoint.host.strip(), endpoint.port
-        if port not in MAIL_PORTS and not any(r.may_match_port(port) for r in self.rules):
+        if port not in self.ports and not any(r.may_match_port(port) for r in self.rules):
             raise refused(endpoint, protocol)
         try:
             resolved = self._resolve(host, port)

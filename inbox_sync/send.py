@@ -29,6 +29,7 @@ from inbox_sync.errors import (
     printable,
     violation_error,
 )
+from inbox_sync.imap import Bearer
 
 # Opens the TCP connection to an endpoint, to an address the policy allows (the service
 # runs ``outbound.Destinations.connect`` on its network executor).
@@ -148,7 +149,8 @@ def _client(endpoint: Endpoint, timeout: float, context: ssl.SSLContext | None,
 
 
 @contextlib.asynccontextmanager
-async def _logged_in(endpoint: Endpoint, username: str, password: str, timeout: float,
+async def _logged_in(endpoint: Endpoint, username: str, password: str | Bearer,
+                     timeout: float,
                      context: ssl.SSLContext | None, connect: Connect
                      ) -> AsyncIterator[_Client]:
     """A connected, secured, logged-in client; SMTP and network failures become
@@ -160,7 +162,11 @@ async def _logged_in(endpoint: Endpoint, username: str, password: str, timeout: 
             sock = await connect(endpoint)
             client = _client(endpoint, timeout, context, sock)
             await client.connect()
-            await client.login(username, password)  # submission always authenticates
+            # Submission always authenticates: a password, or an OAuth access token.
+            if isinstance(password, Bearer):
+                await client.auth_xoauth2(username, password.token)
+            else:
+                await client.login(username, password)
     except (aiosmtplib.SMTPException, OSError) as exc:  # TimeoutError is an OSError
         if client is not None:
             client.close()
@@ -168,7 +174,7 @@ async def _logged_in(endpoint: Endpoint, username: str, password: str, timeout: 
             raise violation_error(_Violation("connection time", "logging in took longer "
                                              f"than {LOGIN_TIMEOUTS * timeout:.0f} s"),
                                   "smtp") from None
-        raise _failure(exc, client, endpoint) from None
+        raise _failure(exc, client, endpoint, token=isinstance(password, Bearer)) from None
     try:
         yield client
     except (aiosmtplib.SMTPException, OSError) as exc:
@@ -181,15 +187,18 @@ async def _logged_in(endpoint: Endpoint, username: str, password: str, timeout: 
                 client.close()
 
 
-def _failure(exc: BaseException, client: _Client | None, endpoint: Endpoint) -> InboxError:
+def _failure(exc: BaseException, client: _Client | None, endpoint: Endpoint, *,
+             token: bool = False) -> InboxError:
     if isinstance(exc, aiosmtplib.SMTPServerDisconnected) and client is not None:
         last = client.last_reply
         if last is not None and last.code == 421:  # "closing connection": not a lost line
             return refusal_error([(last.code, last.message, "")])
+    if token and isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        return login_error(exc, endpoint, "smtp", token=True)
     return smtp_error(exc, endpoint)
 
 
-async def check_login(endpoint: Endpoint, username: str, password: str, *,
+async def check_login(endpoint: Endpoint, username: str, password: str | Bearer, *,
                       connect: Connect, timeout: float = 20,
                       context: ssl.SSLContext | None = None) -> None:
     """Connect (through ``connect``), secure and log in to the SMTP server; raise
@@ -198,7 +207,8 @@ async def check_login(endpoint: Endpoint, username: str, password: str, *,
         pass
 
 
-async def deliver(endpoint: Endpoint, username: str, password: str, outgoing: Outgoing, *,
+async def deliver(endpoint: Endpoint, username: str, password: str | Bearer,
+                  outgoing: Outgoing, *,
                   connect: Connect, timeout: float = 60,
                   context: ssl.SSLContext | None = None) -> dict[str, str]:
     """Send through the user's server. Returns once the server accepted the message for

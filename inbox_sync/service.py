@@ -34,17 +34,47 @@ from core.inboxes import (
     SyncReport,
 )
 from core.models import Inbox, User, utcnow
+from core.oauth import (
+    OAuthError,
+    OAuthProvider,
+    OAuthResult,
+    PendingAuthorization,
+    StateBox,
+)
 from core.runtime import Runtime
 from inbox_sync import detect, send, sent_log, sync
 from inbox_sync.crm_send import CrmSender
 from inbox_sync.errors import connection_ended
 from inbox_sync.folders import sync_targets
-from inbox_sync.imap import ImapSession, Login
+from inbox_sync.imap import Bearer, ImapSession, Login
 from inbox_sync.network import NetworkLimits, NetworkWork
+from inbox_sync.oauth import (
+    OAuthClient,
+    TokenKeeper,
+    Tokens,
+    address_from,
+    new_verifier,
+)
 from inbox_sync.outbound import Destinations
 from inbox_sync.spool import SendSpool
 
 log = logging.getLogger(__name__)
+
+# SMTP servers that file what they send in the Sent folder themselves: Gmail's (an
+# APPEND would make a second copy). An OAuth provider says so itself (``files_sent``).
+FILES_SENT_HOSTS = ("smtp.gmail.com", "smtp.googlemail.com")
+
+
+@dataclass(frozen=True)
+class OAuthOptions:
+    """The operator's OAuth providers (configured ones only) and where their
+    authorization servers may be reached: public addresses on 443, plus ``destinations``
+    rules (``--allow-oauth-hosts``)."""
+
+    providers: dict[str, OAuthProvider] = field(default_factory=dict)
+    redirect_uri: str = ""  # <base-url>/oauth/callback
+    destinations: Destinations = field(default_factory=Destinations)
+    verify: ssl.SSLContext | bool = True
 
 
 @dataclass(frozen=True)
@@ -62,6 +92,7 @@ class ServiceOptions:
     # Where connections may go: public addresses on mail ports, plus the operator's rules.
     destinations: Destinations = field(default_factory=Destinations)
     network: NetworkLimits = field(default_factory=NetworkLimits)
+    oauth: OAuthOptions = field(default_factory=OAuthOptions)
 
 
 @dataclass
@@ -92,10 +123,16 @@ class InboxService:
             runtime, self.spool, lambda path: path.stem in sending,
             first=self.options.backoff_first, most=self.options.backoff_max,
             scan_every=self.options.spool_scan_every)
+        oauth = self.options.oauth
+        self.oauth_client = OAuthClient(oauth.redirect_uri, oauth.destinations,
+                                        oauth.verify, self.options.timeout)
+        self.tokens = TokenKeeper(runtime, self.box, self.oauth_client, oauth.providers)
+        self.states = StateBox(runtime.settings.secret_key)
         self.sender = CrmSender(runtime, self.box, self.spool, self.pending_logs, sending,
                                 self._copy_to_sent, timeout=self.options.timeout,
                                 ssl_context=self.options.ssl_context,
-                                network=self.network, connect=self._smtp_socket)
+                                network=self.network, connect=self._smtp_socket,
+                                credential=self._credential, files_sent=self._files_sent)
         self._pending_task: asyncio.Task[None] | None = None
 
     # -- lifetime -------------------------------------------------------------------
@@ -148,13 +185,55 @@ class InboxService:
             inbox = await session.get(Inbox, inbox_id)
             if inbox is None:
                 raise InvalidInput(f"no inbox {inbox_id}")
-            return ((Endpoint(inbox.imap_host, inbox.imap_port, inbox.imap_security),
-                     inbox.username, self.box.decrypt(inbox.secret)),
-                    (inbox.portal_id, inbox.user_id))
+        return ((Endpoint(inbox.imap_host, inbox.imap_port, inbox.imap_security),
+                 inbox.username, await self._credential(inbox)),
+                (inbox.portal_id, inbox.user_id))
 
-    async def _open(self, owner: tuple[int, int], login: Login) -> ImapSession:
-        """Open an IMAP connection for ``owner``, in its turn, on the network executor."""
+    async def _credential(self, inbox: Inbox, rejected: str = "") -> str | Bearer:
+        """The inbox's password, or a usable access token (refreshed when it is about to
+        expire, or when ``rejected`` is the one a server just refused)."""
+        if not inbox.secret:
+            raise InboxError("disconnected", "the inbox was disconnected by its user: "
+                             "connect it again")
+        if inbox.auth != "oauth":
+            return self.box.decrypt(inbox.secret)
+        try:
+            return await self.tokens.bearer(inbox, rejected=rejected)
+        except InboxError as exc:
+            if exc.credentials_rejected:  # the grant is gone: no retry can cure that
+                async with self.runtime.db.transaction() as session:
+                    await inboxes.set_status(session, inbox.id, "disconnected",
+                                             exc.message, exc.code)
+                log.warning("inbox %d disconnected: %s", inbox.id, exc.message)
+            raise
+
+    def _files_sent(self, inbox: Inbox) -> bool:
+        provider = self.options.oauth.providers.get(inbox.oauth_provider)
+        if inbox.auth == "oauth" and provider is not None:
+            return provider.files_sent
+        return inbox.smtp_host.lower().rstrip(".") in FILES_SENT_HOSTS
+
+    async def _open(self, owner: tuple[int, int], login: Login,
+                    inbox_id: int | None = None) -> ImapSession:
+        """Open an IMAP connection for ``owner``, in its turn, on the network executor.
+        An access token the server refuses is refreshed once (an expired token and an
+        invalid one look the same over IMAP), then the login is tried again."""
         endpoint, username, password = login
+        try:
+            return await self._open_once(owner, endpoint, username, password)
+        except InboxError as exc:
+            if exc.code != "auth_rejected" or not isinstance(password, Bearer) or (
+                    inbox_id is None):
+                raise
+        async with self.runtime.db.read() as session:
+            inbox = await session.get(Inbox, inbox_id)
+        if inbox is None:
+            raise InvalidInput(f"no inbox {inbox_id}")
+        bearer = await self.tokens.bearer(inbox, rejected=password.token)
+        return await self._open_once(owner, endpoint, username, bearer)
+
+    async def _open_once(self, owner: tuple[int, int], endpoint: Endpoint, username: str,
+                         password: str | Bearer) -> ImapSession:
         async with self.network.turn(*owner):
             return await self.network.run(functools.partial(
                 ImapSession.open, endpoint, username, password, timeout=self.options.timeout,
@@ -183,7 +262,7 @@ class InboxService:
                 if login is None or slot.owner is None:
                     stored, slot.owner = await self._credentials(inbox_id)
                     login = login or stored
-                slot.session = await self._open(slot.owner, login)
+                slot.session = await self._open(slot.owner, login, inbox_id)
             try:
                 yield slot.session
             except InboxError as exc:
@@ -259,7 +338,8 @@ class InboxService:
                 log.warning("inbox %d: %s", inbox_id, exc.message)
                 return False
             if exc.credentials_rejected:
-                await inboxes.set_status(session, inbox_id, "disconnected", exc.message)
+                await inboxes.set_status(session, inbox_id, "disconnected", exc.message,
+                                         exc.code)
                 log.warning("inbox %d disconnected: %s", inbox_id, exc.message)
                 return False
             if exc.code in ("throttled", "mailbox_full", "remote_protocol_violation"):
@@ -271,7 +351,8 @@ class InboxService:
             since = inbox.unreachable_since or utcnow()
             if utcnow() - since >= self.options.disconnect_after:
                 await inboxes.set_status(session, inbox_id, "disconnected",
-                                         f"unreachable since {since.isoformat()}: {exc.message}")
+                                         f"unreachable since {since.isoformat()}: {exc.message}",
+                                         exc.code)
                 return False
             log.info("inbox %d unreachable (%s); retrying", inbox_id, exc.message)
             return True
@@ -355,3 +436,85 @@ class InboxService:
         except Exception as exc:  # the email went out: report, do not fail the send
             log.exception("inbox %d: copy to Sent failed", inbox_id)
             return None, InboxError("imap_error", f"the copy to the Sent folder failed: {exc}")
+
+    # -- OAuth 2.0 (core.oauth.OAuthConnector) ------------------------------------------
+
+    def providers(self) -> list[str]:
+        return sorted(self.options.oauth.providers)
+
+    def _provider(self, name: str) -> OAuthProvider:
+        provider = self.options.oauth.providers.get(name)
+        if provider is None:
+            raise OAuthError("oauth_not_configured", f"no OAuth provider {name!r} is "
+                             "configured on this server (configured: "
+                             f"{', '.join(self.providers()) or 'none'})")
+        return provider
+
+    async def authorization_url(self, portal_id: int, user_id: int, provider: str,
+                                first_sync_days: int) -> str:
+        chosen = self._provider(provider)
+        verifier = new_verifier()
+        state = self.states.seal(PendingAuthorization(
+            portal_id, user_id, chosen.name, verifier, new_verifier()[:24], first_sync_days))
+        return self.oauth_client.authorization_url(chosen, state, verifier)
+
+    async def complete_authorization(self, state: str, code: str) -> OAuthResult:
+        pending = self.states.open(state)
+        provider = self._provider(pending.provider)
+        tokens, claims = await self.oauth_client.exchange(provider, code,
+                                                          pending.code_verifier)
+        address = accounts.normalize_address(address_from(claims))
+        owner = (pending.portal_id, pending.user_id)
+        bearer = Bearer(tokens.access_token, provider.sasl)
+        try:
+            session = await self._open_once(owner, provider.imap, address, bearer)
+            await self.network.run(session.close)
+            async with self.network.turn(*owner, protocol="smtp"):
+                await send.check_login(provider.smtp, address, bearer,
+                                       connect=self._smtp_socket,
+                                       timeout=self.options.timeout,
+                                       context=self.options.ssl_context)
+        except InboxError as exc:
+            if exc.code == "auth_rejected":
+                # A token just issued and refused: the grant lacks mail access.
+                raise OAuthError("oauth_scope_missing", f"{exc.message} (the grant does "
+                                 "not give access to mail; connect again and allow "
+                                 "it)") from None
+            raise
+        async with self.runtime.db.transaction() as db:
+            user = await db.get(User, pending.user_id)
+            if user is None or user.portal_id != pending.portal_id:
+                raise OAuthError("oauth_state_invalid", "the user who asked is gone")
+            existing = await db.scalar(select(Inbox.id).where(
+                Inbox.portal_id == pending.portal_id, Inbox.address == address))
+            inbox = await inboxes.save_inbox(
+                db, pending.portal_id, pending.user_id, address, address, provider.imap,
+                provider.smtp, self.box.encrypt(tokens.dumps()), pending.first_sync_days,
+                auth="oauth", oauth_provider=provider.name)
+            inbox_id = inbox.id
+        await self._restart(inbox_id, self._slot(inbox_id))
+        log.info("inbox %d connected with OAuth (%s)", inbox_id, provider.name)
+        return OAuthResult(inbox_id, address, existing is not None)
+
+    async def disconnect(self, portal_id: int, inbox_id: int) -> None:
+        async with self.runtime.db.read() as session:
+            inbox = await inboxes.get_inbox(session, portal_id, inbox_id)
+        slot = self._slot(inbox_id)
+        if slot.task is not None and not slot.task.done():
+            slot.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await slot.task
+        async with slot.lock:
+            await self._drop(slot)
+        if inbox.auth == "oauth" and inbox.secret:
+            provider = self.options.oauth.providers.get(inbox.oauth_provider)
+            if provider is not None:
+                with contextlib.suppress(ValueError, KeyError, InboxError):
+                    await self.oauth_client.revoke(
+                        provider, Tokens.loads(self.box.decrypt(inbox.secret)))
+        async with self.runtime.db.transaction() as session:
+            await inboxes.set_status(session, inbox_id, "disconnected",
+                                     "disconnected by the user", "disconnected_by_user")
+            found = await session.get(Inbox, inbox_id)
+            if found is not None:
+                found.secret = ""  # the tokens (or password) are forgotten

@@ -15,7 +15,11 @@ class Inbox(Base):
     (core.credentials); it is never returned by the API nor logged.
 
     ``status``: ``connected``, ``throttled`` (the provider asked us to slow down),
-    ``mailbox_full``, or ``disconnected`` (``status_reason`` says why).
+    ``mailbox_full``, or ``disconnected`` (``status_reason`` says why, ``status_code``
+    names it: ``auth_rejected``, ``oauth_revoked``, ``oauth_scope_missing``, ...).
+
+    ``auth``: ``password``, or ``oauth`` (``secret`` then holds the encrypted tokens of
+    ``oauth_provider``, a JSON object: access and refresh token, expiry).
     """
 
     __tablename__ = "inboxes"
@@ -33,9 +37,13 @@ class Inbox(Base):
     smtp_security: Mapped[str] = mapped_column(String(10))
     username: Mapped[str] = mapped_column(String(320))
     secret: Mapped[str] = mapped_column(Text)
+    auth: Mapped[str] = mapped_column(String(10), default="password",
+                                      server_default="password")
+    oauth_provider: Mapped[str] = mapped_column(String(40), default="", server_default="")
     first_sync_days: Mapped[int] = mapped_column(default=30)
     status: Mapped[str] = mapped_column(String(20), default="connected")
     status_reason: Mapped[str] = mapped_column(Text, default="")
+    status_code: Mapped[str] = mapped_column(String(40), default="", server_default="")
     # First failure to reach the server in the current outage; None when reachable.
     unreachable_since: Mapped[datetime | None] = mapped_column(default=None)
     last_sync_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -43,6 +43,8 @@ STATUS = {
     "remote_protocol_violation": 502,
     # This user or portal already has as many connections in progress as it may.
     "too_many_connections": 429,
+    # OAuth inboxes: the grant is gone or lacks mail access; the provider is down.
+    "oauth_revoked": 409, "oauth_scope_missing": 409, "provider_unavailable": 503,
 }
 _MAX_ADDRESSES = 100
 
@@ -119,6 +121,8 @@ def inbox_json(inbox: Inbox) -> dict[str, Any]:
                  "security": inbox.smtp_security},
         "first_sync_days": inbox.first_sync_days, "status": inbox.status,
         "status_reason": inbox.status_reason, "last_sync_at": iso(inbox.last_sync_at),
+        "status_code": inbox.status_code, "auth": inbox.auth,
+        "oauth_provider": inbox.oauth_provider,
         "created_at": iso(inbox.created_at),
         "folders": [{"role": f.role, "name": f.name, "uidvalidity": f.uidvalidity,
                      "last_uid": f.last_uid, "synced_at": iso(f.synced_at),
