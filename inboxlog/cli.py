@@ -27,6 +27,7 @@ from extension_api.throttle import DEFAULT_RATE_LIMIT
 from extension_api.tracking_clock import TEST_MODE_VARIABLE
 from inbox_sync.outbound import Destinations
 from inbox_sync.service import ServiceOptions
+from inboxlog.oauth_options import oauth_config, oauth_options
 from inboxlog.serve import ServeOptions, serve
 
 T = TypeVar("T")
@@ -157,6 +158,7 @@ def main() -> None:
         help="Seconds one DNS query may take (a lookup gets twice that).")
 @option("--dns-stub-zone", default="",
         help="ZONE=HOST[:PORT],...: names under ZONE are asked there (split horizon).")
+@oauth_options
 def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_host: str,
                   http_port: int, bcc_domain: str, base_url: str, secret_key: str,
                   tls_cert: Path | None, tls_key: Path | None, no_demo: bool,
@@ -167,7 +169,8 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
                   inbox_disconnect_after: float, test_clock: Path | None,
                   tracking_link_days: int | None,
                   trusted_networks: str, trusted_authserv_id: str, trusted_arc_sealers: str,
-                  dns_server: str, dns_timeout: float, dns_stub_zone: str) -> None:
+                  dns_server: str, dns_timeout: float, dns_stub_zone: str,
+                  **oauth: str) -> None:
     """Serve SMTP (logging addresses) and HTTP (extension API) on one event loop."""
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -190,7 +193,8 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
         inbox_sync=ServiceOptions(
             background=inbox_sync, poll_interval=inbox_poll_interval,
             disconnect_after=timedelta(seconds=inbox_disconnect_after),
-            timeout=inbox_timeout, destinations=_destinations(allow_mail_hosts)),
+            timeout=inbox_timeout, destinations=_destinations(allow_mail_hosts),
+            oauth=oauth_config(dict(oauth), base_url)),
     )
     asyncio.run(serve(settings, options))
 
