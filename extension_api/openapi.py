@@ -532,12 +532,15 @@ PATHS: dict[str, Any] = {
         "parameters": [{"name": "token", "in": "path", "required": True,
                         "schema": {"type": "string"}}]}},
     "/t/c/{token}": {"get": {
-        "summary": "Click: 302 to the signed original URL; a bad token is 404, never a redirect",
+        "summary": "Click: 302 to the URL the send had at this position, if its send is stored "
+                   "and not deleted in the token's portal and the link has not expired "
+                   "(http(s) only); anything else is 404, never a redirect",
         "security": [],
         "parameters": [{"name": "token", "in": "path", "required": True,
                         "schema": {"type": "string"}}],
         "responses": {"302": {"description": "to the original URL"},
-                      "404": {"description": "unknown or tampered token",
+                      "404": {"description": "a tampered or unknown token, a deleted send, "
+                                             "another URL or portal, an expired link",
                               "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
     "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "parameters": [],
                          "responses": {"200": {"description": "metrics", "content": {
