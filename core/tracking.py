@@ -20,12 +20,14 @@ from __future__ import annotations
 import html as html_lib
 import re
 import secrets
+import zlib
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from itsdangerous import BadSignature, Signer, URLSafeSerializer
+from itsdangerous import BadPayload, BadSignature, Serializer, Signer, URLSafeSerializer
+from itsdangerous.encoding import base64_decode
 
 # Classification lives in core.tracking_verdicts; these two are the adapters' contract.
 from core.tracking_verdicts import Counts as Counts
@@ -146,8 +148,29 @@ _OWN_PIXEL_URL = re.compile(rf"/t/o/{SEND_TOKEN_PATTERN}\.[A-Za-z0-9_-]+")
 # An href and its whole unquoted-or-opening-quote value, always matched: no start fails.
 _HREF_VALUE = re.compile(r"""(\bhref\s*=\s*["']?)([^"'\s>]*+)""", re.IGNORECASE)
 _OWN_LINK_IN_VALUE = re.compile(r".*/t/c/([A-Za-z0-9_.-]+)", re.DOTALL)
+MAX_CLICK_PAYLOAD = 64 * 1024  # inflated JSON of one click token: a URL is far shorter
+
+
+class _BoundedPayloads(URLSafeSerializer):
+    """Inflates a compressed payload to MAX_CLICK_PAYLOAD bytes at most. Without the
+    signature check, a payload is anyone's: 130 KB of zlib can inflate to 100 MB."""
+
+    def load_payload(self, payload: bytes, *args: Any, **kwargs: Any) -> Any:
+        if not payload.startswith(b"."):
+            return super().load_payload(payload, *args, **kwargs)
+        try:
+            inflater = zlib.decompressobj()
+            data = inflater.decompress(base64_decode(payload[1:]), MAX_CLICK_PAYLOAD)
+        except Exception as exc:
+            raise BadPayload("not a click payload", original_error=exc) from exc
+        if not inflater.eof:
+            raise BadPayload(f"click payload over {MAX_CLICK_PAYLOAD} bytes")
+        # The JSON step of the serializer, past URLSafeSerializerMixin's own inflating.
+        return Serializer.load_payload(self, data, *args, **kwargs)
+
+
 # Only reads the URL back out of a click token for display; never used to redirect.
-_UNVERIFIED = URLSafeSerializer("not-a-secret", salt=_CLICK_SALT)
+_UNVERIFIED = _BoundedPayloads("not-a-secret", salt=_CLICK_SALT)
 
 
 def strip_tracking(html: str) -> str:

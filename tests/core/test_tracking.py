@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import time
+import tracemalloc
+import zlib
 from datetime import UTC, datetime, timedelta
 
 from itsdangerous import Signer, URLSafeSerializer
@@ -235,3 +238,27 @@ def test_strip_keeps_what_follows_a_click_token_and_other_images() -> None:
     assert strip_tracking(html) == (
         '<a href="https://x.example/a#frag">x</a>'
         '<img src="https://cdn.example/logo.png" alt="logo">')
+
+
+def test_a_compressed_click_token_bomb_is_not_inflated() -> None:
+    """A forged click token whose zlib payload inflates to 100 MB (in any email's HTML:
+    strip_tracking reads every logged one) is left as it is, at once and in little
+    memory; a real compressed token still gets its link back."""
+    signer = TokenSigner("s")
+    url = "https://x.example/" + "a" * 2000  # long enough for itsdangerous to compress
+    real = rewrite_html(f'<a href="{url}">x</a>', base_url="https://t.example",
+                        send_token="g" * 24, portal_id=1, signer=signer,
+                        track_opens=False, track_clicks=True).html
+    assert "/t/c/" in real and f'href="{url}"' in strip_tracking(real)
+    bomb = "." + base64.urlsafe_b64encode(
+        zlib.compress(b"[" + b"1," * 50_000_000 + b"1]", 9)).decode().rstrip("=")
+    html = (f'<a href="https://t.example/t/c/{bomb}.c2ln">x</a>'
+            f'<a href="https://t.example/t/c/1.{bomb}.c2ln">y</a>')
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        assert strip_tracking(html) == html
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.monotonic() - started < 2 and peak < 20 * 1024 * 1024
