@@ -6,13 +6,14 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import InvalidInput
-from core.models import ApiToken, Portal, User, UserAddress
+from core.models import ApiToken, Portal, User, UserAddress, utcnow
 from core.sender_auth.decision import SenderAuthPolicy
 
 USER_TOKEN_PREFIX = "ilu_"
@@ -139,12 +140,38 @@ def parse_logging_address(address: str, bcc_domain: str) -> LoggingAddress | Non
 async def portal_for_address(
     session: AsyncSession, address: str, bcc_domain: str
 ) -> tuple[Portal, str | None] | None:
-    """The portal a logging address routes to, and its tag, or None."""
+    """The portal a logging address routes to, and its tag, or None. The address a
+    rotation replaced routes too, until its grace period ends."""
     parsed = parse_logging_address(address, bcc_domain)
     if parsed is None:
         return None
     portal = await session.scalar(select(Portal).where(Portal.bcc_token == parsed.bcc_token))
+    if portal is None:
+        portal = await session.scalar(select(Portal).where(
+            Portal.previous_bcc_token == parsed.bcc_token,
+            Portal.previous_token_expires_at > utcnow()))
     return None if portal is None else (portal, parsed.tag)
+
+
+async def was_replaced(session: AsyncSession, address: str, bcc_domain: str) -> bool:
+    """Whether ``address`` is a portal's logging address from before its last rotation
+    (whatever its grace period: the caller asks after ``portal_for_address``)."""
+    parsed = parse_logging_address(address, bcc_domain)
+    return parsed is not None and await session.scalar(select(Portal.id).where(
+        Portal.previous_bcc_token == parsed.bcc_token)) is not None
+
+
+MAX_GRACE_DAYS = 90
+
+
+def rotate_logging_address(portal: Portal, grace: timedelta) -> None:
+    """A new logging address; the current one keeps routing mail for ``grace``. One
+    before it, if still in its own grace period, stops now."""
+    if not timedelta(0) <= grace <= timedelta(days=MAX_GRACE_DAYS):
+        raise InvalidInput(f"the grace period is 0 to {MAX_GRACE_DAYS} days")
+    portal.previous_bcc_token = portal.bcc_token
+    portal.previous_token_expires_at = utcnow() + grace
+    portal.bcc_token = new_bcc_token()
 
 
 async def users_by_address(session: AsyncSession, portal_id: int) -> dict[str, User]:

@@ -408,6 +408,15 @@ PATHS: dict[str, Any] = {
                      body={"required": True, "content": {
                          "application/json": {"schema": _ref("SettingsPatch")}}}),
     },
+    "/api/v1/settings/rotate-logging-address": {"post": _op(
+        "A new logging address (admin only); the old one keeps logging for grace_days "
+        "(default 7), then answers 550 5.1.1 with a hint. A rotation within the grace "
+        "period of the previous one ends that one at once",
+        _json(_obj({"bcc_address": _STR, "previous_address": _STR,
+                    "previous_valid_until": _DATE})), 400, 403, 422,
+        body={"required": False, "content": {"application/json": {"schema": {
+            **_obj({"grace_days": {"type": "integer", "minimum": 0, "maximum": 90}},
+                   required=[]), "additionalProperties": False}}}})},
     "/api/v1/inboxes": {
         "get": _op("The caller's connected inboxes (all of the portal's for an admin)",
                    _json(_items("Inbox"))),

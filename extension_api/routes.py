@@ -28,6 +28,8 @@ routes = [
     Route("/t/c/{token}", tracking.click),
     Route(f"{API}/me", account.me),
     Route(f"{API}/settings", account.settings, methods=["GET", "PATCH"]),
+    Route(f"{API}/settings/rotate-logging-address", account.rotate_logging_address,
+          methods=["POST"]),
     Route(f"{API}/tokens", tokens.list_tokens, methods=["GET"]),
     Route(f"{API}/tokens", tokens.create, methods=["POST"]),
     Route(f"{API}/tokens/{{id:int}}", tokens.revoke, methods=["DELETE"]),

@@ -15,7 +15,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit, pipeline
-from core.accounts import portal_for_address
+from core.accounts import portal_for_address, was_replaced
 from core.audit import NotLoggedReason
 from core.errors import (
     MessageTooLarge,
@@ -113,6 +113,11 @@ class IngestHandler:
                 found = await portal_for_address(
                     db_session, address, self.runtime.settings.bcc_domain
                 )
+                # A rotated address past its grace period: the sender knew a real one,
+                # so it is no guess and not counted as one.
+                if found is None and await was_replaced(
+                        db_session, address, self.runtime.settings.bcc_domain):
+                    return replies.ADDRESS_REPLACED
         except StorageUnavailable:
             log.warning("database unavailable at RCPT", exc_info=True)
             return replies.TRANSIENT

@@ -6,6 +6,8 @@ from core.pipeline import MAX_MESSAGE_BYTES
 
 RCPT_OK = "250 2.1.5 Recipient OK"
 UNKNOWN_RECIPIENT = "550 5.1.1 No such logging address"
+# The new address is never named: whoever knew the old one may be why it was rotated.
+ADDRESS_REPLACED = "550 5.1.1 This logging address was replaced; ask your admin for the new one"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 TRANSIENT = "451 4.3.0 Temporary failure, please try again later"
 TOO_LARGE = f"552 5.3.4 Message exceeds the size limit of {MAX_MESSAGE_BYTES} bytes"

@@ -30,6 +30,11 @@ class Portal(Base):
     # and kept, never refused) or "enforce". New portals enforce; portals that existed
     # before it was introduced got "monitor" from the migration (docs/sender-auth.md).
     sender_auth: Mapped[str] = mapped_column(String(16), default="enforce")
+    # The logging address before the last rotation: it still routes mail until
+    # ``previous_token_expires_at``; after that it answers 550 5.1.1 with a hint.
+    previous_bcc_token: Mapped[str | None] = mapped_column(String(64), unique=True,
+                                                           default=None)
+    previous_token_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from core import accounts
+from core.errors import InvalidInput
 from core.models import Portal, User
 from extension_api.auth import Principal, authenticated, require_admin, runtime_of
 from extension_api.endpoints._params import json_object
-from extension_api.schemas import me_json
+from extension_api.schemas import iso, me_json
 
 
 @authenticated
@@ -40,6 +43,31 @@ async def patch_settings(request: Request, principal: Principal) -> Response:
         accounts.update_settings(portal, changes)
         body = accounts.portal_settings(portal)
     return JSONResponse(body)
+
+
+DEFAULT_GRACE_DAYS = 7
+
+
+@authenticated
+async def rotate_logging_address(request: Request, principal: Principal) -> Response:
+    """A new logging address; the old one keeps working for ``grace_days`` (default 7,
+    0 to 90), then answers 550 5.1.1 with a hint. Admin only."""
+    require_admin(principal, "rotating the portal's logging address")
+    body = await json_object(request) if await request.body() else {}
+    unknown = set(body) - {"grace_days"}
+    grace_days = body.get("grace_days", DEFAULT_GRACE_DAYS)
+    if unknown or isinstance(grace_days, bool) or not isinstance(grace_days, int):
+        raise InvalidInput("the body is {\"grace_days\": 0 to 90}")
+    runtime = runtime_of(request)
+    domain = runtime.settings.bcc_domain
+    async with runtime.db.transaction() as session:
+        portal = await session.get(Portal, principal.portal_id)
+        assert portal is not None
+        accounts.rotate_logging_address(portal, timedelta(days=grace_days))
+        result = {"bcc_address": f"{portal.bcc_token}@{domain}",
+                  "previous_address": f"{portal.previous_bcc_token}@{domain}",
+                  "previous_valid_until": iso(portal.previous_token_expires_at)}
+    return JSONResponse(result)
 
 
 async def settings(request: Request) -> Response:
