@@ -6,7 +6,6 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -43,13 +42,13 @@ DEFAULT_CORS_ORIGINS = (
 
 
 def create_app(runtime: Runtime, *, cors_origins: str = DEFAULT_CORS_ORIGINS,
-               test_clock: Path | None = None, rate_limit: str = DEFAULT_RATE_LIMIT,
+               rate_limit: str = DEFAULT_RATE_LIMIT,
                streams_per_caller: int = DEFAULT_STREAMS_PER_CALLER,
                tracking_link_days: int | None = None) -> Starlette:
     """The API app serving ``runtime``; the caller owns the runtime's lifetime.
 
     ``cors_origins`` is a regular expression of the origins allowed to call the API
-    from a browser; ``test_clock`` is for tests only (see ``extension_api.tracking_clock``).
+    from a browser; hits are dated by ``extension_api.tracking_clock.hit_clock()``.
     ``rate_limit`` is the request budgets of one caller (``limits`` notation, empty for
     none), ``streams_per_caller`` how many event streams one caller may hold open;
     request bodies are capped as they stream in (``BodyLimit``).
@@ -87,7 +86,7 @@ def create_app(runtime: Runtime, *, cors_origins: str = DEFAULT_CORS_ORIGINS,
     app.state.recorder = recorder
     app.state.links = LinkCache(runtime.db)
     app.state.link_days = tracking_link_days
-    app.state.hit_clock = hit_clock(test_clock)
+    app.state.hit_clock = hit_clock()
     app.state.events = events
     app.state.limiter = RateLimiter(rate_limit)
     app.state.streams = StreamSlots(streams_per_caller)

@@ -6,7 +6,6 @@ import asyncio
 import ipaddress
 import json
 import logging
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,6 @@ from core.models import Portal
 from core.runtime import Runtime, Settings, parse_nameserver
 from core.types import Envelope
 from extension_api.throttle import DEFAULT_RATE_LIMIT
-from extension_api.tracking_clock import TEST_MODE_VARIABLE
 from inbox_sync.outbound import Destinations
 from inbox_sync.service import ServiceOptions
 from inboxlog.oauth_options import oauth_config, oauth_options
@@ -135,9 +133,6 @@ def main() -> None:
 @option("--inbox-timeout", type=click.FloatRange(min=1), default=30.0, show_default=True,
         help="Seconds an IMAP or SMTP server has to answer; the longer budgets of a "
              "connection are multiples of it.")
-@option("--test-clock", type=click.Path(dir_okay=False, path_type=Path), default=None,
-        help="Tests only, refused unless INBOXLOG_TEST_MODE=1: date tracking hits by the "
-             "system time plus the seconds written in this file.")
 @option("--tracking-link-days", type=click.IntRange(min=1), default=None,
         help="Days after a tracked send its links answer 404 (and its opens are no "
              "longer recorded); default: links never expire.")
@@ -166,7 +161,7 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
                   api_rate_limit: str,
                   purge_interval: int, allow_mail_hosts: str, inbox_timeout: float,
                   inbox_sync: bool, inbox_poll_interval: float,
-                  inbox_disconnect_after: float, test_clock: Path | None,
+                  inbox_disconnect_after: float,
                   tracking_link_days: int | None,
                   trusted_networks: str, trusted_authserv_id: str, trusted_arc_sealers: str,
                   dns_server: str, dns_timeout: float, dns_stub_zone: str,
@@ -174,8 +169,6 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
     """Serve SMTP (logging addresses) and HTTP (extension API) on one event loop."""
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
-    if test_clock is not None and os.environ.get(TEST_MODE_VARIABLE) != "1":
-        raise click.UsageError(f"--test-clock is for tests only: it needs {TEST_MODE_VARIABLE}=1")
     secret_key = secret_key_file.load_or_create(data_dir, secret_key)
     settings = _settings(db, data_dir, bcc_domain=bcc_domain, base_url=base_url,
                          secret_key=secret_key,
@@ -188,7 +181,7 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
         forwarded_allow_ips=forwarded_allow_ips, smtp=only != "http", http=only != "smtp",
         **({"cors_origins": cors_origins} if cors_origins else {}),
         api_rate_limit=api_rate_limit,
-        purge_interval=purge_interval, test_clock=test_clock,
+        purge_interval=purge_interval,
         tracking_link_days=tracking_link_days,
         inbox_sync=ServiceOptions(
             background=inbox_sync, poll_interval=inbox_poll_interval,

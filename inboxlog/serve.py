@@ -47,7 +47,6 @@ class ServeOptions:
     http: bool = True
     purge_interval: int = 3600
     inbox_sync: ServiceOptions = field(default_factory=ServiceOptions)
-    test_clock: Path | None = None  # tests only: extension_api.tracking_clock
     tracking_link_days: int | None = None  # tracking links 404 this long after their send
 
 
@@ -118,7 +117,6 @@ async def serve(settings: Settings, options: ServeOptions) -> None:
             )
         app = create_app(runtime, rate_limit=options.api_rate_limit,
                          cors_origins=options.cors_origins,
-                         test_clock=options.test_clock,
                          tracking_link_days=options.tracking_link_days)
         inbox_service = app.state.inboxes = InboxService(runtime, options.inbox_sync)
         config = uvicorn.Config(

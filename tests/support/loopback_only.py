@@ -57,7 +57,14 @@ def install() -> None:
 
 if __name__ == "__main__":
     install()
+    import os
+    from pathlib import Path
+
+    from extension_api.tracking_clock import file_clock, use_clock
     from inboxlog.cli import main
+
+    if clock_file := os.environ.get("INBOXLOG_TESTS_CLOCK_FILE"):
+        use_clock(file_clock(Path(clock_file)))  # see tests.support.server.ClockedServer
 
     sys.argv[0] = "inboxlog"
     main()

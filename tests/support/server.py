@@ -172,14 +172,15 @@ class Server:
 
 
 class ClockedServer(Server):
-    """`inboxlog serve --test-clock FILE` in test mode; ``move_clock(s)`` dates hits s later."""
+    """`inboxlog serve` whose hits are dated by a file clock (installed by the test entry
+    point ``tests.support.loopback_only``); ``move_clock(s)`` dates later hits s later."""
 
     def __init__(self, data_dir: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.clock_file = data_dir / "clock"
-        super().__init__(data_dir, extra_args=("--test-clock", str(self.clock_file), *extra_args))
+        super().__init__(data_dir, extra_args=extra_args)
 
     def _env(self) -> dict[str, str]:
-        return {**super()._env(), "INBOXLOG_TEST_MODE": "1"}
+        return {**super()._env(), "INBOXLOG_TESTS_CLOCK_FILE": str(self.clock_file)}
 
     def move_clock(self, seconds: float) -> None:
         self.clock_file.write_text(repr(seconds))
