@@ -44,11 +44,17 @@ def tracking_json(counts: Counts | None) -> dict[str, int]:
 
 
 def truncated_ip(ip: str) -> str:
-    """An address cut to its network (IPv4 /24, IPv6 /48): where, never who."""
+    """An address cut to its network (IPv4 /24, IPv6 /48): where, never who.
+
+    An IPv6 address that carries an IPv4 one in its first 48 bits (6to4, ``2002::/16``)
+    or whole (IPv4-mapped) is cut as that IPv4 address: its /48 would show all of it.
+    """
     try:
-        address = ipaddress.ip_address(ip)
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(ip)
     except ValueError:
         return ""
+    if isinstance(address, ipaddress.IPv6Address):
+        address = address.ipv4_mapped or address.sixtofour or address
     prefix = 24 if address.version == 4 else 48
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
