@@ -11,8 +11,11 @@ import authres
 
 from core.sender_auth._names import normalize_domain
 
-_FOLD = re.compile(r"\r?\n(?=[ \t])")
-_END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")
+# Lines end as the email package's parser (routing's) ends them: CRLF, LF or a lone CR,
+# never at what str.splitlines() also takes (FF, VT, FS, NEL, U+2028...). Splitting at
+# those made `From: "attacker@evil.test<FF>" <user@...>` be checked as evil.test while
+# routing logged it as the user's.
+_LINE_END = re.compile(r"\r\n|\r|\n")
 # A header section longer than this is not read further (the SMTP edge caps lines anyway).
 MAX_HEADER_BYTES = 256 * 1024
 
@@ -25,13 +28,20 @@ class Headers:
 
     @classmethod
     def parse(cls, raw: bytes) -> Headers:
-        end = _END_OF_HEADERS.search(raw, 0, MAX_HEADER_BYTES)
-        section = raw[: end.start() if end else MAX_HEADER_BYTES].decode("utf-8",
-                                                                         "surrogateescape")
+        section = raw[:MAX_HEADER_BYTES].decode("utf-8", "surrogateescape")
+        lines: list[str] = []
+        for line in _LINE_END.split(section):
+            if not line:
+                break  # the empty line that ends the header section
+            if line[0] in " \t":
+                if lines:
+                    lines[-1] += line  # a folded line continues the field before it
+                continue
+            lines.append(line)
         fields: list[tuple[str, str]] = []
-        for line in _FOLD.sub("", section).splitlines():
+        for line in lines:
             name, colon, value = line.partition(":")
-            if colon and name and not name[0].isspace():
+            if colon and name:
                 fields.append((name.strip(), value.strip()))
         return cls(tuple(fields))
 

@@ -205,6 +205,21 @@ def test_the_attackers_own_dkim_signature_does_not_align(
     assert "DKIM passes only for evil.test" in reply[1]
 
 
+@pytest.mark.parametrize("separator", ["\x0c", "\x0b", "\x1c", "\u0085", "\u2028"])
+def test_a_line_separator_in_from_does_not_split_the_checked_from_off_the_routed_one(
+        auth_server: Server, portal: PortalAccount, dns_server: DnsServer,
+        separator: str) -> None:
+    """`From: "attacker@evil.test<FF>" <ann@...>`: routing reads the user, so the check must
+    judge the user's domain too, not the attacker's (str.splitlines cut the From there)."""
+    raw = signed(dns_server, raw_message(USER, body="We agree to a 90% discount.\r\n"
+                                         ).replace(b"From: Someone <",
+                                                   f'From: "attacker@evil.test{separator}" <'
+                                                   .encode()), "evil.test")
+    reply = send(auth_server, raw, portal.bcc_address, mail_from="attacker@evil.test")
+    assert_refused(auth_server, portal, raw, reply, 550,
+                   "5.7.1 DMARC check failed for example.test", "not_authenticated")
+
+
 def test_softfail_without_dmarc_is_refused_naming_spf_and_dkim(
         auth_server: Server, portal: PortalAccount) -> None:
     raw = raw_message("ann@softfail.test")
