@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -29,7 +29,16 @@ from core.models import (
 )
 from core.parsing import ParsedMessage
 from core.routing import Privacy, Route, contact_candidates, route
-from core.sender_auth import Action, Claim, Decision, SenderAuthPolicy, decide
+from core.sender_auth import (
+    Action,
+    AuthResult,
+    Claim,
+    Decision,
+    DmarcResult,
+    SenderAuthPolicy,
+    decide,
+)
+from core.sender_auth._names import normalize_domain
 from core.threading import ThreadKey, thread_keys
 from core.tracking import send_tokens_in_html
 from core.types import Direction, Envelope, MessageId, Source, ThreadReason
@@ -126,7 +135,8 @@ async def admit(
     how = route(parsed, envelope, users, inbox_log_mode=portal.inbox_log_mode)
     # The check proved (or not) the From of the message as it arrived: judge the claim
     # the outer message makes, before a forward's original takes its place.
-    decision = _judge(portal, how, envelope)
+    checked = _as_routed(envelope.auth, parsed, how)
+    decision = _judge(portal, how, envelope, checked)
     message_id = message_id or parsed.message_id
     keys_of_outer: list[ThreadKey] = []
     if forwarded is not None and _reads_the_original(how):
@@ -179,10 +189,29 @@ async def admit(
         # entry says why, DMARC, not "no thread".
         refusal = (NotLoggedReason.NOT_AUTHENTICATED, decision.reason)
     return Admission(how, parsed, message_id, existing, found, people, automatic, refusal,
-                     tuple(sends), merged, _auth_json(portal, envelope, decision))
+                     tuple(sends), merged, _auth_json(portal, checked, decision))
 
 
-def _judge(portal: Portal, how: Route, envelope: Envelope) -> Decision | None:
+def _as_routed(auth: AuthResult | None, parsed: ParsedMessage, how: Route
+               ) -> AuthResult | None:
+    """``auth``, unless the ``From`` domain it checked is not the one of the ``From``
+    routing read (then a DMARC permerror that nothing vouches for). The two read the
+    header apart (sender_auth._headers, core.parsing); should they ever disagree, an
+    attacker's own domain would be the one proven and the user's the one logged."""
+    if auth is None or how.direction is not Direction.OUTGOING or parsed.from_ is None:
+        return auth
+    routed = normalize_domain(parsed.from_.email.rpartition("@")[2])
+    if auth.dmarc.from_domain == routed:
+        return auth
+    why = (f"the From domain checked ({auth.dmarc.from_domain or 'none'}) is not the "
+           f"one the message is logged under ({routed or 'none'})")
+    return replace(auth, dmarc=replace(auth.dmarc, result=DmarcResult.PERMERROR,
+                                       explanation=why),
+                   arc=replace(auth.arc, vouched=False))
+
+
+def _judge(portal: Portal, how: Route, envelope: Envelope,
+           auth: AuthResult | None) -> Decision | None:
     """The portal's ``sender_auth`` verdict on mail at the logging address, or None for
     mail that entered otherwise (the extension, sync, a CRM send: authenticated by their
     tokens). Mail claiming a portal user (outgoing) must be proven under ``enforce``;
@@ -191,7 +220,7 @@ def _judge(portal: Portal, how: Route, envelope: Envelope) -> Decision | None:
     if envelope.on_behalf_of is not None:
         return None
     claim = Claim.PORTAL_USER if how.direction is Direction.OUTGOING else Claim.CONTACT
-    decision = decide(envelope.auth, SenderAuthPolicy(portal.sender_auth), claim)
+    decision = decide(auth, SenderAuthPolicy(portal.sender_auth), claim)
     if decision.action is Action.REFUSE:
         raise SenderNotAuthenticated(decision)
     if decision.action is Action.TEMPFAIL:
@@ -199,11 +228,11 @@ def _judge(portal: Portal, how: Route, envelope: Envelope) -> Decision | None:
     return decision
 
 
-def _auth_json(portal: Portal, envelope: Envelope,
+def _auth_json(portal: Portal, auth: AuthResult | None,
                decision: Decision | None) -> dict[str, Any] | None:
-    if envelope.auth is None or decision is None or portal.sender_auth == "off":
+    if auth is None or decision is None or portal.sender_auth == "off":
         return None
-    return {**envelope.auth.as_json(), "policy": portal.sender_auth,
+    return {**auth.as_json(), "policy": portal.sender_auth,
             "decision": str(decision.action),
             "would": None if decision.would is None else str(decision.would),
             "failed_check": None if decision.failed_check is None

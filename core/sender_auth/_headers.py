@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from email.utils import getaddresses
 
 import authres
 
+from core._mime import parse_addresses
 from core.sender_auth._names import normalize_domain
 
 # Lines end as the email package's parser (routing's) ends them: CRLF, LF or a lone CR,
@@ -57,7 +57,12 @@ def author_domain(headers: Headers) -> tuple[str | None, str]:
     values = headers.all("From")
     if len(values) != 1:
         return None, f"the message has {len(values)} From header fields"
-    addresses = [address for _name, address in getaddresses(values) if address]
+    # Read exactly as routing reads it (core.parsing): undeclared 8-bit bytes decoded the
+    # same way, the same address parser. Read otherwise, a Shift_JIS character ending in
+    # a backslash escaped a quote here and not there: the checked domain was the
+    # attacker's and the logged From the user's.
+    pairs, _notes = parse_addresses(values, "From")
+    addresses = [address for _name, address in pairs]
     if len(addresses) != 1 or "@" not in addresses[0]:
         return None, "the From header is not exactly one address"
     domain = normalize_domain(addresses[0].rpartition("@")[2])

@@ -220,6 +220,20 @@ def test_a_line_separator_in_from_does_not_split_the_checked_from_off_the_routed
                    "5.7.1 DMARC check failed for example.test", "not_authenticated")
 
 
+def test_an_undeclared_shift_jis_from_is_checked_as_routing_reads_it(
+        auth_server: Server, portal: PortalAccount, dns_server: DnsServer) -> None:
+    """Undeclared Shift_JIS whose character ends in a backslash: read as bytes it escapes
+    a quote and leaves only the attacker's address; decoded, as routing decodes it, the
+    first address is the user's. The check must judge the user's domain."""
+    name = "こんにちは、世界。お元気ですか".encode("shift_jis") * 2 + "A―".encode("shift_jis")
+    assert name.endswith(b"\\")
+    raw = signed(dns_server, raw_message(USER, body="We agree to a 90% discount.\r\n").replace(
+        f"From: Someone <{USER}>".encode(),
+        b'From: "' + name + b'" <' + USER.encode() + b'> "<attacker@evil.test>'), "evil.test")
+    reply = send(auth_server, raw, portal.bcc_address, mail_from="attacker@evil.test")
+    assert_refused(auth_server, portal, raw, reply, 550, "5.7.1 ", "not_authenticated")
+
+
 def test_softfail_without_dmarc_is_refused_naming_spf_and_dkim(
         auth_server: Server, portal: PortalAccount) -> None:
     raw = raw_message("ann@softfail.test")
