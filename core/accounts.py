@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import InvalidInput
@@ -81,14 +81,23 @@ async def add_user(
     addresses = list(dict.fromkeys(normalize_address(a) for a in (email, *aliases)))
     taken = await session.scalars(
         select(UserAddress.address).where(
-            UserAddress.portal_id == portal_id, UserAddress.address.in_(addresses)
+            UserAddress.portal_id == portal_id, UserAddress.address.in_(addresses),
+            UserAddress.confirmed_at.is_not(None),
         )
     )
     if clash := list(taken):
         raise InvalidInput(f"address already belongs to a user: {', '.join(clash)}")
+    # Another user's unconfirmed claim on one of them gives way to the admin's word.
+    await session.execute(delete(UserAddress).where(
+        UserAddress.portal_id == portal_id, UserAddress.address.in_(addresses),
+        UserAddress.confirmed_at.is_(None)))
     session.info.pop(("users_by_address", portal_id), None)
     user = User(portal_id=portal_id, email=addresses[0], name=name.strip())
-    user.addresses = [UserAddress(portal_id=portal_id, address=a) for a in addresses]
+    # The operator's or the admin's word: confirmed at once (an address a user adds
+    # later over the API waits for its link, core.user_addresses).
+    now = utcnow()
+    user.addresses = [UserAddress(portal_id=portal_id, address=a, confirmed_at=now)
+                      for a in addresses]
     session.add(user)
     await session.flush()
     _, token = await issue_token(session, user, name="created with the user")
@@ -175,7 +184,8 @@ def rotate_logging_address(portal: Portal, grace: timedelta) -> None:
 
 
 async def users_by_address(session: AsyncSession, portal_id: int) -> dict[str, User]:
-    """Every user address of a portal (lower-case) mapped to its user.
+    """Every confirmed user address of a portal (lower-case) mapped to its user; an
+    address waiting for its confirmation link is nobody's yet.
 
     Remembered for the rest of the session: a group commit (``core.group_commit``)
     ingests many messages of one portal in one session, and users don't change there
@@ -187,7 +197,7 @@ async def users_by_address(session: AsyncSession, portal_id: int) -> dict[str, U
     rows = await session.execute(
         select(UserAddress.address, User)
         .join(User, User.id == UserAddress.user_id)
-        .where(UserAddress.portal_id == portal_id)
+        .where(UserAddress.portal_id == portal_id, UserAddress.confirmed_at.is_not(None))
     )
     users = session.info[key] = {address: user for address, user in rows}
     return dict(users)

@@ -182,8 +182,13 @@ async def save_inbox(
         UserAddress.portal_id == portal_id, UserAddress.address == address.lower()))
     if owner is not None and owner.user_id != user_id:
         raise InvalidInput(f"{address} belongs to another user of this account")
+    # Logging in to the mailbox proves it is theirs: confirmed.
     if owner is None:
-        session.add(UserAddress(portal_id=portal_id, user_id=user_id, address=address.lower()))
+        session.add(UserAddress(portal_id=portal_id, user_id=user_id, address=address.lower(),
+                                confirmed_at=utcnow()))
+    elif owner.confirmed_at is None:
+        owner.confirmed_at, owner.confirm_token_hash = utcnow(), None
+    session.info.pop(("users_by_address", portal_id), None)
     if inbox is None:
         inbox = Inbox(portal_id=portal_id, user_id=user_id, address=address)
         session.add(inbox)
