@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core.attachments import BlobStore
 from core.db import Database, sqlite_url
+from core.outbound_mail import OutboundMail, RelayNotConfigured, SmtpRelay
 from core.sender_auth import DnsConfig, Nameserver, SenderAuthConfig, SenderAuthenticator
 
 # Threads of the sender-authentication checks: a check can hold one for seconds on a
@@ -35,6 +36,9 @@ class Settings:
     dns_servers: tuple[str, ...] = ()  # HOST[:PORT]; empty: the machine's resolvers
     dns_timeout: float = 2.0  # one query; a lookup gets twice that
     dns_stub_zones: tuple[str, ...] = ()  # ZONE=HOST[:PORT]
+    # The operator's outbound SMTP relay (core.outbound_mail): "" sends no mail.
+    smtp_relay: str = ""
+    mail_from: str = ""  # envelope and From of that mail; "": inboxlog@<bcc_domain>
 
     def is_trusted_client(self, address: str | None) -> bool:
         """Whether an SMTP client address is on an operator-trusted network."""
@@ -58,6 +62,15 @@ class Settings:
             return DnsConfig(system.nameservers, self.dns_timeout, lifetime, stub_zones=zones)
         return DnsConfig(tuple(parse_nameserver(s) for s in self.dns_servers),
                          self.dns_timeout, lifetime, stub_zones=zones)
+
+    @property
+    def outbound_mail(self) -> OutboundMail:
+        """The relay's sender; RelayNotConfigured without ``--smtp-relay``."""
+        if not self.smtp_relay:
+            raise RelayNotConfigured("this server sends no mail: its operator has not "
+                                     "configured an SMTP relay (serve --smtp-relay)")
+        return OutboundMail(SmtpRelay.parse(self.smtp_relay),
+                            self.mail_from or f"inboxlog@{self.bcc_domain}")
 
     @property
     def database_url(self) -> str:

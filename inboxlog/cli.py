@@ -20,6 +20,7 @@ from core.audit import NotLoggedReason
 from core.db import migrate as run_migrations
 from core.errors import CoreError, MessageTooLarge, SenderNotAllowed
 from core.models import Portal
+from core.outbound_mail import SmtpRelay
 from core.runtime import Runtime, Settings, parse_nameserver
 from core.types import Envelope
 from extension_api.throttle import DEFAULT_RATE_LIMIT
@@ -153,6 +154,12 @@ def main() -> None:
         help="Seconds one DNS query may take (a lookup gets twice that).")
 @option("--dns-stub-zone", default="",
         help="ZONE=HOST[:PORT],...: names under ZONE are asked there (split horizon).")
+@option("--smtp-relay", default="",
+        help="Outbound SMTP relay for the mail inboxlog sends itself (address "
+             "confirmations): smtp://[USER:PASS@]HOST[:PORT] (STARTTLS when offered, port "
+             "25) or smtps://... (TLS, port 465). Without it, no mail is sent.")
+@option("--mail-from", default="",
+        help="Sender of that mail; default inboxlog@<bcc-domain>.")
 @oauth_options
 def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_host: str,
                   http_port: int, bcc_domain: str, base_url: str, secret_key: str,
@@ -165,13 +172,20 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
                   tracking_link_days: int | None,
                   trusted_networks: str, trusted_authserv_id: str, trusted_arc_sealers: str,
                   dns_server: str, dns_timeout: float, dns_stub_zone: str,
+                  smtp_relay: str, mail_from: str,
                   **oauth: str) -> None:
     """Serve SMTP (logging addresses) and HTTP (extension API) on one event loop."""
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    if smtp_relay:
+        try:
+            SmtpRelay.parse(smtp_relay)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--smtp-relay") from None
     secret_key = secret_key_file.load_or_create(data_dir, secret_key)
     settings = _settings(db, data_dir, bcc_domain=bcc_domain, base_url=base_url,
-                         secret_key=secret_key,
+                         secret_key=secret_key, smtp_relay=smtp_relay.strip(),
+                         mail_from=mail_from.strip(),
                          **_sender_auth_settings(trusted_networks, trusted_authserv_id,
                                                  trusted_arc_sealers, dns_server, dns_timeout,
                                                  dns_stub_zone))
