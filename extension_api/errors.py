@@ -17,6 +17,14 @@ from core.errors import (
     SenderNotAllowed,
     StorageUnavailable,
 )
+from core.outbound_mail import RelayFailed, RelayNotConfigured
+from core.user_addresses import (
+    AddressTaken,
+    AlreadyConfirmed,
+    ConfirmationExpired,
+    ConfirmationInvalid,
+    ConfirmationRecentlySent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +34,13 @@ _STATUS: dict[type[CoreError], int] = {
     SenderNotAllowed: 403,
     MessageTooLarge: 413,
     StorageUnavailable: 503,
+    AddressTaken: 409,
+    AlreadyConfirmed: 409,
+    ConfirmationRecentlySent: 429,
+    ConfirmationInvalid: 404,
+    ConfirmationExpired: 410,
+    RelayNotConfigured: 409,  # the server's configuration, not a passing outage
+    RelayFailed: 502,
 }
 
 _HTTP_CODES = {

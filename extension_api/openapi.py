@@ -214,6 +214,16 @@ SCHEMAS: dict[str, Any] = {
                   "addresses": {"type": "array", "items": _STR}, "created_at": _DATE}),
     "NewUser": {"allOf": [_ref("User"), _obj({"api_token": {
         "type": "string", "description": "the user's bearer token; shown only this once"}})]},
+    "UserAddress": _obj({
+        "id": _ID, "address": _STR, "primary": {"type": "boolean"},
+        "confirmed": {"type": "boolean", "description": "only a confirmed address is the "
+                      "user's: mail from it logs as theirs"},
+        "confirmed_at": {"type": ["string", "null"], "format": "date-time"},
+        "confirmation_expires_at": {"type": ["string", "null"], "format": "date-time",
+                                    "description": "when the link sent to it stops "
+                                    "working (unconfirmed only)"}}),
+    "UserAddressRequest": {**_obj({"address": {"type": "string", "maxLength": 320}},
+                                  required=["address"]), "additionalProperties": False},
     "UserRequest": {**_obj({"email": _STR, "name": {"type": "string", "maxLength": 200},
                             "aliases": {"type": "array", "items": _STR, "maxItems": 50}},
                            required=["email"]), "additionalProperties": False},
@@ -284,7 +294,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
                  "needs a user token", 409: "the inbox is disconnected",
             429: "too many requests or event streams for this caller (Retry-After says "
                  "when to try again); for a mail server, the provider is throttling",
-            502: "the mail server failed or refused",
+            502: "the mail server failed or refused", 410: "expired",
             504: "the mail server did not answer", 507: "the mailbox is full"}
     return {str(s): _json("Error", text[s]) for s in statuses}
 
@@ -493,6 +503,50 @@ PATHS: dict[str, Any] = {
                              "shown once (admin only)", _json("NewUser"), 400, 403, 413, 422,
                              body=_body("UserRequest"))),
     },
+    "/api/v1/users/{id}/addresses": {
+        "get": _op("The user's sender addresses, confirmed or waiting for their link (the "
+                   "user, or the admin)", _json(_items("UserAddress")), 403, 404,
+                   params=[_path_id()]),
+        "post": _created(_op(
+            "Add a sender address: stored unconfirmed, a confirmation link (single use, 48 "
+            "hours) mailed to it through the server's SMTP relay; it counts as the user's "
+            "once the link is followed. Error codes: address_taken and already_confirmed "
+            "(409), confirmation_recently_sent (429, under a minute ago), "
+            "smtp_relay_not_configured (409: the server has no --smtp-relay; nothing is "
+            "stored), smtp_relay_failed (502)",
+            _json({"allOf": [_ref("UserAddress"), _obj({
+                "confirmation_sent": {"type": "boolean"}})]}),
+            403, 404, 409, 422, 502, params=[_path_id()],
+            body=_body("UserAddressRequest"))),
+    },
+    "/api/v1/users/{id}/addresses/{address_id}": {"delete": _op(
+        "Remove a sender address (not the primary one: 422); mail from it is no longer "
+        "the user's", _json("UserAddress"), 403, 404, 422,
+        params=[_path_id(), _path_id("address_id")])},
+    "/confirm-address": {
+        "get": {"summary": "The confirmation link's page (no token needed): what it "
+                           "confirms and a button; changes nothing. JSON with Accept: "
+                           "application/json. 404 confirmation_invalid (used, replaced, "
+                           "unknown), 410 confirmation_expired",
+                "security": [],
+                "parameters": [_query("token", _STR, required=True)],
+                "responses": {s: {"description": d, "content": {
+                    "text/html": {"schema": _STR}, "application/json": {"schema": {
+                        "type": "object"}}}} for s, d in (
+                    ("200", "the page"), ("404", "not valid"), ("410", "expired"))}},
+        "post": {"summary": "Confirm the address (the page's form, token=..., or JSON "
+                            "{\"token\"}); the token is spent",
+                 "security": [],
+                 "parameters": [],
+                 "requestBody": {"content": {
+                     "application/x-www-form-urlencoded": {"schema": _obj({"token": _STR})},
+                     "application/json": {"schema": _obj({"token": _STR})}}},
+                 "responses": {s: {"description": d, "content": {
+                     "text/html": {"schema": _STR}, "application/json": {"schema": {
+                         "type": "object"}}}} for s, d in (
+                     ("200", "confirmed"), ("404", "not valid"), ("410", "expired"))}
+                 | _errors(400, 413)},
+    },
     "/api/v1/contacts/lookup": {"get": _op(
         "The extension sidebar: contact, company, recent emails with opens and clicks",
         _json("Lookup"), 400,
@@ -561,6 +615,10 @@ PATHS: dict[str, Any] = {
                          "responses": {"200": _json("Health"),
                                        "503": _json("Health", "database unavailable")}}},
 }
+
+PATHS["/api/v1/users/{id}/addresses"]["post"]["responses"]["409"] = _json(
+    "Error", "the address is another user's of the portal, or confirmed already; or the "
+    "server sends no mail (smtp_relay_not_configured)")
 
 
 def openapi_document(base_url: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from starlette.routing import Route
 
 from extension_api.endpoints import (
     account,
+    addresses,
     attachments,
     audit,
     contacts,
@@ -35,6 +36,12 @@ routes = [
     Route(f"{API}/tokens/{{id:int}}", tokens.revoke, methods=["DELETE"]),
     Route(f"{API}/users", users.list_users, methods=["GET"]),
     Route(f"{API}/users", users.add_user, methods=["POST"]),
+    Route(f"{API}/users/{{id:int}}/addresses", addresses.list_addresses, methods=["GET"]),
+    Route(f"{API}/users/{{id:int}}/addresses", addresses.add_address, methods=["POST"]),
+    Route(f"{API}/users/{{id:int}}/addresses/{{address_id:int}}", addresses.remove_address,
+          methods=["DELETE"]),
+    Route("/confirm-address", addresses.confirm_page, methods=["GET"]),
+    Route("/confirm-address", addresses.confirm, methods=["POST"]),
     Route(f"{API}/contacts", contacts.list_contacts),
     Route(f"{API}/contacts/lookup", contacts.lookup),
     Route(f"{API}/contacts/{{id:int}}", contacts.contact, methods=["GET", "DELETE"]),

@@ -122,6 +122,6 @@ def me_json(portal: Portal, user: User | None, bcc_domain: str) -> dict[str, Any
         },
         "user": None if user is None else {
             "id": user.id, "email": user.email, "name": user.name,
-            "addresses": [a.address for a in user.addresses],
+            "addresses": [a.address for a in user.addresses if a.confirmed_at is not None],
         },
     }

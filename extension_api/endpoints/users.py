@@ -21,7 +21,9 @@ _MAX_ALIASES = 50
 
 def user_json(user: User) -> dict[str, Any]:
     return {"id": user.id, "email": user.email, "name": user.name,
-            "addresses": [a.address for a in user.addresses], "created_at": iso(user.created_at)}
+            # The addresses that are the user's: confirmed ones (the rest: .../addresses).
+            "addresses": [a.address for a in user.addresses if a.confirmed_at is not None],
+            "created_at": iso(user.created_at)}
 
 
 @authenticated
