@@ -249,6 +249,11 @@ def as_inbox_error(exc: OAuthError) -> InboxError:
     return InboxError(exc.code, exc.message)
 
 
+def _disconnected() -> InboxError:
+    return InboxError("disconnected", "the inbox was disconnected by its user: connect "
+                      "it again")
+
+
 class TokenKeeper:
     """Access tokens of OAuth inboxes: refreshed before they expire (and on demand
     after a login failure), one refresh at a time per inbox, the rotation stored."""
@@ -280,7 +285,10 @@ class TokenKeeper:
                 current = await session.get(Inbox, inbox.id)
                 if current is None or current.auth != "oauth":
                     raise InboxError("oauth_revoked", "the inbox is no longer connected")
-                tokens = Tokens.loads(self.box.decrypt(current.secret))
+                if not current.secret:
+                    raise _disconnected()
+                stored = current.secret
+                tokens = Tokens.loads(self.box.decrypt(stored))
             if tokens.fresh() and tokens.access_token != rejected:
                 return Bearer(tokens.access_token, provider.sasl)  # refreshed meanwhile
             try:
@@ -289,7 +297,13 @@ class TokenKeeper:
                 raise as_inbox_error(exc) from None
             async with self.runtime.db.transaction() as session:
                 current = await session.get(Inbox, inbox.id)
-                if current is not None:
-                    current.secret = self.box.encrypt(renewed.dumps())
+                # Only over the tokens it renewed: a disconnect (which forgot them) or a
+                # reconnect (a new grant) while the provider answered stands.
+                if current is None or not current.secret:
+                    raise _disconnected()
+                if current.secret != stored:
+                    tokens = Tokens.loads(self.box.decrypt(current.secret))
+                    return Bearer(tokens.access_token, provider.sasl)
+                current.secret = self.box.encrypt(renewed.dumps())
             log.info("inbox %d: access token refreshed", inbox.id)
             return Bearer(renewed.access_token, provider.sasl)
