@@ -5,6 +5,7 @@ followed does mail from that address log as the user's."""
 from __future__ import annotations
 
 import re
+import smtplib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -12,11 +13,15 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import dkim
+import email_validator
 import pytest
 from sqlalchemy import update
 
+from core import user_addresses
 from core.db import Database, sqlite_url
-from core.models import UserAddress
+from core.models import User, UserAddress
+from tests.support.dns import DnsServer
 from tests.support.mail import deliver, logged_id, message
 from tests.support.server import PortalAccount, Server, free_port, run_coroutine
 from tests.support.smtp_recorder import SmtpRecorder
@@ -249,3 +254,60 @@ def test_a_bad_relay_url_is_a_usage_error(tmp_path: Path) -> None:
     server = Server(tmp_path, extra_args=("--smtp-relay", "http://relay.example"))
     with pytest.raises(RuntimeError, match="smtp-relay"):
         server.start(timeout=15)
+
+
+def _request_in_database(server: Server, user_id: int, address: str) -> str:
+    """What POST .../addresses stores, done in the server's database (the server's
+    email_validator refuses the zone's special-use .test names); the link's token."""
+    async def request() -> str:
+        db = Database(server.db_url or sqlite_url(server.data_dir / "inboxlog.db"))
+        try:
+            async with db.transaction() as session:
+                user = await session.get(User, user_id)
+                assert user is not None
+                return (await user_addresses.request(session, user, address)).token
+        finally:
+            await db.dispose()
+    return run_coroutine(request)
+
+
+def test_a_confirmed_address_is_judged_by_sender_authentication_like_the_primary(
+        tmp_path: Path, dns_server: DnsServer) -> None:
+    server = Server(tmp_path, extra_args=(
+        "--dns-server", f"127.0.0.1:{dns_server.port}", "--dns-timeout", "0.25")).start()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(email_validator, "TEST_ENVIRONMENT", True)
+            account = server.new_portal("bob@example.test")
+            token = _request_in_database(server, account.user_id, "bob@monitor.test")
+
+        def send(source: str, message_id: str, *, sign: bool) -> tuple[int, str]:
+            raw = (f"From: Bob <bob@monitor.test>\r\nTo: carl@customer.test\r\n"
+                   f"Subject: Terms\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\n"
+                   f"Message-ID: <{message_id}@monitor.test>\r\n\r\nWe agree.\r\n"
+                   ).encode()
+            if sign:
+                raw = bytes(dkim.sign(raw, b"s1", b"monitor.test", dns_server.key(
+                    "monitor.test"), include_headers=[b"from", b"to", b"subject"])) + raw
+            smtp = smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=30,
+                                source_address=(source, 0))
+            try:
+                smtp.ehlo("mx.sender.test")
+                return deliver(server, raw, account.bcc_address,
+                               mail_from="bob@monitor.test", smtp=smtp)
+            finally:
+                smtp.quit()
+
+        # Authenticated (SPF and DKIM pass from the domain's server), yet not Bob's yet.
+        code, text = send("127.0.0.6", "before", sign=True)
+        assert code == 550 and text.startswith("5.7.1") and "not a user" in text, text
+        confirmed = confirm(server, f"/confirm-address?token={token}")
+        assert confirmed.status_code == 200
+        logged_id(send("127.0.0.6", "after", sign=True))
+        # From anyone else, Bob's confirmed address fails its domain's DMARC as his
+        # primary one would (p=none: still refused for a portal user).
+        code, text = send("127.0.0.5", "forged", sign=False)
+        assert (code, text.split(" (")[0]) == (
+            550, "5.7.1 DMARC check failed for monitor.test"), text
+    finally:
+        server.stop()
