@@ -24,6 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from core._files import private_dir
 from core.attachments import fsync_directory
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class SendSpool:
 
     def hold(self, entry: SpooledSend) -> Path:
         """Keep ``entry`` durably as about to be sent; its ``.sending`` path."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)  # raw messages: the owner's only (docs/security.md)
         name = f"{time.time_ns():020d}-{secrets.token_hex(6)}{SENDING}"
         path = self.folder / name
         meta = {k: v for k, v in asdict(entry).items() if k != "raw"}
@@ -103,7 +104,7 @@ class SendSpool:
         """Move a file that cannot be logged automatically to ``unknown/`` for a person
         to look at; its new path."""
         aside = self.folder / "unknown"
-        aside.mkdir(exist_ok=True)
+        private_dir(aside)
         target = aside / path.name
         os.replace(path, target)
         fsync_directory(aside)
