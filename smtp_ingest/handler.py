@@ -6,6 +6,7 @@ committed; any failure before that answers 451 so the sending MTA keeps the mess
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 import weakref
@@ -67,13 +68,13 @@ class FailedRecipients:
         """True when this session or its client address has used up its failures."""
         if self._sessions.get(session, 0) >= self.per_session:
             return True
-        times = self._recent(_peer(session))
+        times = self._recent(_client_key(session))
         return times is not None and len(times) >= self.per_ip
 
     def fail(self, session: Session) -> bool:
         """Count one refused recipient; True when that used the last one up."""
         self._sessions[session] = self._sessions.get(session, 0) + 1
-        ip = _peer(session)
+        ip = _client_key(session)
         if ip:
             times = self._recent(ip)
             if times is None:
@@ -285,6 +286,22 @@ def _client(session: Session) -> str | None:
     if source:
         return str(source)
     return _peer(session)
+
+
+def _client_key(session: Session) -> str | None:
+    """Whom the failed-recipient limit counts: the peer's address, or for IPv6 its /64
+    (one host's network: a client given a /64 would otherwise have 2**64 fresh
+    addresses to guess from, and could flush the table of everyone else's counts)."""
+    peer = _peer(session)
+    try:
+        address = ipaddress.ip_address(peer or "")
+    except ValueError:
+        return peer
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
+    return peer
 
 
 def _peer(session: Session) -> str | None:

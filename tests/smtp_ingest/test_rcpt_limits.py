@@ -3,12 +3,18 @@ per client address, then `421 4.7.0` and the connection is closed (smtplib, real
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
 from collections.abc import Iterator
 
 import pytest
+from aiosmtpd.smtp import Session
 
-from smtp_ingest.handler import MAX_FAILED_RCPTS_PER_IP, MAX_FAILED_RCPTS_PER_SESSION
+from smtp_ingest.handler import (
+    MAX_FAILED_RCPTS_PER_IP,
+    MAX_FAILED_RCPTS_PER_SESSION,
+    FailedRecipients,
+)
 from tests.support.server import PortalAccount, Server
 
 
@@ -78,3 +84,30 @@ def test_a_client_address_gets_limited_failed_rcpts_across_sessions(
     smtp.close()
     with _session(server, "127.0.0.4") as other:
         assert other.rcpt(account.bcc_address)[0] == 250
+
+
+def test_the_per_address_limit_counts_an_ipv6_client_by_its_64() -> None:
+    """An IPv6 client holds a whole /64: a fresh address of it per session must not give
+    it fresh failures (nor flush the other clients' counts)."""
+    limits = FailedRecipients(per_session=1000, per_ip=5)
+    loop = asyncio.new_event_loop()
+    try:
+        sessions = []
+        for host in range(1, 7):
+            session = Session(loop)
+            session.peer = (f"2001:db8:1:2::{host:x}", 25, 0, 0)
+            sessions.append(session)
+        assert [limits.fail(s) for s in sessions[:5]] == [False] * 4 + [True]
+        assert limits.over(sessions[5])  # another address of the same /64
+        other = Session(loop)
+        other.peer = ("2001:db8:1:3::1", 25, 0, 0)
+        assert not limits.over(other)
+        mapped = Session(loop)
+        mapped.peer = ("::ffff:192.0.2.1", 25, 0, 0)
+        plain = Session(loop)
+        plain.peer = ("192.0.2.1", 25)
+        for _ in range(5):
+            limits.fail(mapped)
+        assert limits.over(plain)
+    finally:
+        loop.close()
