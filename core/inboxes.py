@@ -181,7 +181,12 @@ async def save_inbox(
     owner = await session.scalar(select(UserAddress).where(
         UserAddress.portal_id == portal_id, UserAddress.address == address.lower()))
     if owner is not None and owner.user_id != user_id:
-        raise InvalidInput(f"{address} belongs to another user of this account")
+        if owner.confirmed_at is not None:
+            raise InvalidInput(f"{address} belongs to another user of this account")
+        # A colleague's unconfirmed claim gives way to the mailbox's own login.
+        await session.delete(owner)
+        await session.flush()
+        owner = None
     # Logging in to the mailbox proves it is theirs: confirmed.
     if owner is None:
         session.add(UserAddress(portal_id=portal_id, user_id=user_id, address=address.lower(),
