@@ -31,6 +31,11 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # IMAP 143/993, SMTP 25/465/587 and the common alternative submission port 2525.
 MAIL_PORTS = frozenset({25, 143, 465, 587, 993, 2525})
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# Not global, though the ipaddress of Python 3.11 calls them so: IETF protocol
+# assignments (192.0.0.0/24), IPv6 site-local (fec0::/10, deprecated but still routed
+# inside some networks) and the IPv6 documentation range of RFC 9637 (3fff::/20).
+_ALSO_NOT_GLOBAL = (ipaddress.IPv4Network("192.0.0.0/24"), ipaddress.IPv6Network("fec0::/10"),
+                    ipaddress.IPv6Network("3fff::/20"))
 # Addresses of one name tried in turn before giving up (all within one time-out).
 MAX_ADDRESSES = 4
 
@@ -47,6 +52,9 @@ def is_public(address: IPAddress) -> bool:
                         if address in _NAT64 else None))
         if embedded is not None:
             return is_public(embedded)
+    if any(address in network for network in _ALSO_NOT_GLOBAL
+           if network.version == address.version):
+        return False
     return address.is_global and not address.is_multicast and not address.is_reserved
 
 

@@ -206,7 +206,8 @@ def test_public_means_global_unicast() -> None:
 
     for text in ["8.8.8.8", "93.184.215.14", "2606:4700::1111", "::ffff:8.8.8.8"]:
         assert is_public(ipaddress.ip_address(text)), text
-    for text in [*NON_PUBLIC, "127.0.0.1", "::1", "::ffff:127.0.0.1", "2002:7f00:1::1"]:
+    for text in [*NON_PUBLIC, "127.0.0.1", "::1", "::ffff:127.0.0.1", "2002:7f00:1::1",
+                 "fec0::1", "3fff::1", "192.0.0.8"]:
         assert not is_public(ipaddress.ip_address(text)), text
     with pytest.raises(ValueError):
         parse_rules("127.0.0.1")
