@@ -160,10 +160,11 @@ def confirmation_message(*, user: User, portal_name: str, address: str, link: st
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     message["Auto-Submitted"] = "auto-generated"
     who = f"{user.name} <{user.email}>" if user.name else user.email
-    message.set_content(
-        f"{who} asked to log the mail sent from {address} in the CRM account "
-        f"\"{portal_name}\".\n\n"
-        f"If that is you, confirm it (the link works once, for 48 hours):\n\n{link}\n\n"
-        "If you did not ask for this, ignore this message: nothing changes until the "
-        "link is followed.\n")
+    text = (f"{who} asked to log the mail sent from {address} in the CRM account "
+            f"\"{portal_name}\".\n\n"
+            f"If that is you, confirm it (the link works once, for 48 hours):\n\n{link}\n\n"
+            "If you did not ask for this, ignore this message: nothing changes until the "
+            "link is followed.\n")
+    # Plain 7bit when it can be, so the link reads whole even in the raw message.
+    message.set_content(text, cte="7bit" if text.isascii() else "quoted-printable")
     return message

@@ -116,6 +116,8 @@ def test_an_added_address_logs_as_the_user_once_its_link_is_followed(
     assert mail["To"] == ALT and mail["Subject"] == "Confirm the address you send from"
     link = link_in(mail)
     assert link.startswith(f"{relayed.base_url}/confirm-address?token=ilc_")
+    # Whole in the raw message too (7bit, no soft line breaks), for any mail reader.
+    assert any(link.encode() in raw for _, raw in recorder.messages())
 
     # Unconfirmed, the address is nobody's: BCC'd mail from it is refused.
     code, text = bcc_from(relayed, account, ALT)
