@@ -21,6 +21,7 @@ from sqlalchemy import update
 from core import user_addresses
 from core.db import Database, sqlite_url
 from core.models import User, UserAddress
+from tests.extension_api.test_openapi import check, properties
 from tests.support.dns import DnsServer
 from tests.support.mail import deliver, logged_id, message
 from tests.support.server import PortalAccount, Server, free_port, run_coroutine
@@ -109,6 +110,13 @@ def test_an_added_address_logs_as_the_user_once_its_link_is_followed(
     assert added["address"] == ALT and added["confirmed"] is False
     assert added["confirmation_sent"] is True and added["confirmation_expires_at"]
     assert addresses(relayed, account) == {"rita@ourco.example": True, ALT: False}
+    with relayed.api(account.user_token) as api:
+        document = api.get("/openapi.json").json()
+        path = "/api/v1/users/{id}/addresses"
+        check(document, path, "post", 201, added)
+        listed = api.get(f"/api/v1/users/{account.user_id}/addresses").json()
+        check(document, path, "get", 200, listed)
+        assert set(listed["items"][0]) == properties(document, "UserAddress")
 
     [(envelope, mail)] = confirmations(recorder, ALT)
     # The recorder takes mail only after AUTH: the relay's credentials were used.
