@@ -30,6 +30,12 @@ class InvalidInput(CoreError):
     code = "invalid_input"
 
 
+class AddressNotConfirmed(InvalidInput):
+    """An inbox was to be connected with an address not (yet) proven the user's."""
+
+    code = "address_not_confirmed"
+
+
 class UnknownRecipient(CoreError):
     """No portal has this logging address."""
 

@@ -13,7 +13,7 @@ from typing import Protocol
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import CoreError, InvalidInput, NotFound
+from core.errors import AddressNotConfirmed, CoreError, InvalidInput, NotFound
 from core.models import Event, Inbox, InboxFolder, UserAddress, utcnow
 
 SECURITY = ("ssl", "starttls", "none")
@@ -176,23 +176,19 @@ async def save_inbox(
         select(Inbox).where(Inbox.portal_id == portal_id, Inbox.address == address))
     if inbox is not None and inbox.user_id != user_id:
         raise InvalidInput(f"{address} is connected by another user")
-    # The mailbox's address is the user's from now on: mail sent from it is theirs,
-    # outgoing, and never makes them a contact.
+    # Only an address already proven the user's may be connected: logging in proves
+    # nothing (the user picks the server, and a server of theirs accepts any login),
+    # and neither does an OAuth grant (a colleague could have someone else consent to
+    # it). The proof is the operator's word or a followed confirmation link.
     owner = await session.scalar(select(UserAddress).where(
         UserAddress.portal_id == portal_id, UserAddress.address == address.lower()))
-    if owner is not None and owner.user_id != user_id:
-        if owner.confirmed_at is not None:
-            raise InvalidInput(f"{address} belongs to another user of this account")
-        # A colleague's unconfirmed claim gives way to the mailbox's own login.
-        await session.delete(owner)
-        await session.flush()
-        owner = None
-    # Logging in to the mailbox proves it is theirs: confirmed.
-    if owner is None:
-        session.add(UserAddress(portal_id=portal_id, user_id=user_id, address=address.lower(),
-                                confirmed_at=utcnow()))
-    elif owner.confirmed_at is None:
-        owner.confirmed_at, owner.confirm_token_hash = utcnow(), None
+    if owner is not None and owner.user_id != user_id and owner.confirmed_at is not None:
+        raise InvalidInput(f"{address} belongs to another user of this account")
+    if owner is None or owner.user_id != user_id or owner.confirmed_at is None:
+        raise AddressNotConfirmed(
+            f"{address} is not one of your confirmed addresses: add it "
+            f"(POST /api/v1/users/{user_id}/addresses), follow the link sent to it, "
+            "then connect again")
     session.info.pop(("users_by_address", portal_id), None)
     if inbox is None:
         inbox = Inbox(portal_id=portal_id, user_id=user_id, address=address)

@@ -63,7 +63,7 @@ class UserAddress(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     address: Mapped[str] = mapped_column(String(320))  # lower-case
     # Only a confirmed address is the user's (docs/sender-auth.md): the operator's
-    # (`admin add-user`), a connected inbox's, or one whose confirmation link was
+    # (`admin add-user`), an admin's new user's, or one whose confirmation link was
     # followed. An unconfirmed one holds the sha256 of its link's token until then.
     confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
     confirm_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True,

@@ -18,10 +18,10 @@ import email_validator
 import pytest
 from sqlalchemy import update
 
-from core import user_addresses
 from core.db import Database, sqlite_url
-from core.models import User, UserAddress
+from core.models import UserAddress
 from tests.extension_api.test_openapi import check, properties
+from tests.support.addresses import request_confirmation
 from tests.support.dns import DnsServer
 from tests.support.mail import deliver, logged_id, message
 from tests.support.server import PortalAccount, Server, free_port, run_coroutine
@@ -266,19 +266,6 @@ def test_a_bad_relay_url_is_a_usage_error(tmp_path: Path) -> None:
         server.start(timeout=15)
 
 
-def _request_in_database(server: Server, user_id: int, address: str) -> str:
-    """What POST .../addresses stores, done in the server's database (the server's
-    email_validator refuses the zone's special-use .test names); the link's token."""
-    async def request() -> str:
-        db = Database(server.db_url or sqlite_url(server.data_dir / "inboxlog.db"))
-        try:
-            async with db.transaction() as session:
-                user = await session.get(User, user_id)
-                assert user is not None
-                return (await user_addresses.request(session, user, address)).token
-        finally:
-            await db.dispose()
-    return run_coroutine(request)
 
 
 def test_a_confirmed_address_is_judged_by_sender_authentication_like_the_primary(
@@ -289,7 +276,7 @@ def test_a_confirmed_address_is_judged_by_sender_authentication_like_the_primary
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(email_validator, "TEST_ENVIRONMENT", True)
             account = server.new_portal("bob@example.test")
-            token = _request_in_database(server, account.user_id, "bob@monitor.test")
+            token = request_confirmation(server, account.user_id, "bob@monitor.test")
 
         def send(source: str, message_id: str, *, sign: bool) -> tuple[int, str]:
             raw = (f"From: Bob <bob@monitor.test>\r\nTo: carl@customer.test\r\n"

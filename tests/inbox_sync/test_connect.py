@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.inbox_sync.conftest import Mailbox, new_portal
+from tests.support.addresses import request_confirmation
 from tests.support.server import free_port
 
 
@@ -88,12 +89,22 @@ def test_settings_are_checked_before_connecting(mailbox: Mailbox) -> None:
         assert "give imap and smtp" in unknown.json()["error"]["message"]
 
 
-def test_a_mailbox_under_another_address_becomes_the_users(mailbox: Mailbox) -> None:
-    """Connecting a mailbox whose address is not yet the user's makes it one of theirs:
-    mail sent from it is their outgoing mail, and they never become a contact."""
+def test_a_mailbox_under_another_address_needs_that_address_confirmed(mailbox: Mailbox) -> None:
+    """A mailbox whose address is not yet the user's is refused (logging in proves
+    nothing: the user picks the server) until the address's confirmation link was
+    followed; then mail sent from it is their outgoing mail, never a contact's."""
     other = f"sales-{mailbox.address.split('@')[0]}@mailbox-two.example"
     mailbox.dovecot.add_user(other, "second-password")
     mailbox.recorder.add_user(other, "second-password")
+    with mailbox.server.api(mailbox.account.user_token) as api:
+        refused = api.post("/api/v1/inboxes", json=mailbox.connect_body(
+            address=other, password="second-password"))
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["code"] == "address_not_confirmed"
+        assert other not in api.get("/api/v1/me").json()["user"]["addresses"]
+    token = request_confirmation(mailbox.server, mailbox.account.user_id, other)
+    with mailbox.server.api(None) as api:
+        assert api.post("/confirm-address", data={"token": token}).status_code == 200
     with mailbox.server.api(mailbox.account.user_token) as api:
         response = api.post("/api/v1/inboxes", json=mailbox.connect_body(
             address=other, password="second-password"))

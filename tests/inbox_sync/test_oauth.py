@@ -333,6 +333,22 @@ def test_disconnecting_revokes_the_grant_at_the_provider(user: User) -> None:
     assert secret == ""
 
 
+def test_someone_elses_consent_connects_nothing(user: User) -> None:
+    """Login CSRF: a user starts the flow and has someone else (a customer, a colleague)
+    consent with their own mailbox; the grant's address is not one of the starting
+    user's confirmed addresses, so nothing is connected and the page says why."""
+    victim = f"victim-{uuid.uuid4().hex[:8]}@ourco.example"
+    with user.api() as api:
+        started = api.post("/api/v1/inboxes/oauth/oidc")
+    assert started.status_code == 200, started.text
+    user.stack.auth.approve_as = victim  # the victim's browser, the victim's consent
+    result = follow(started.json()["authorization_url"])
+    assert (result["status"], result["code"]) == ("failed", "address_not_confirmed")
+    with user.api() as api:
+        assert api.get("/api/v1/inboxes").json()["items"] == []
+        assert victim not in api.get("/api/v1/me").json()["user"]["addresses"]
+
+
 def test_failures_at_the_provider_land_on_the_result_page(user: User) -> None:
     """Denied consent, a grant without mail scope, the provider down: each a result
     page with its code (never a 500), and no inbox."""
