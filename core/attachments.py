@@ -1,4 +1,6 @@
-"""The content-addressed blob store: files under ``<data_dir>/blobs`` named by sha256.
+"""The content-addressed blob store: files under ``<data_dir>/blobs`` named by sha256
+(:class:`LocalBlobStore`), or objects in an S3-compatible bucket (``core._s3``); the
+pipeline, the purge and the download endpoint see only the :class:`BlobStore` protocol.
 
 A blob is written to a temporary file, fsynced, and renamed into place before the
 database transaction that references it commits, so a committed row never points at
@@ -19,8 +21,11 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from core._files import FILE_MODE, private_dir
 from core._spool import SpooledFile, remove_stale
@@ -40,14 +45,70 @@ def blob_size(data: bytes | SpooledFile) -> int:
     return data.size if isinstance(data, SpooledFile) else len(data)
 
 
-class BlobStore:
+# How much of a blob a download reads at a time.
+READ_CHUNK = 256 * 1024
+
+
+class BlobStoreUnavailable(OSError):
+    """The blob store could not be reached or refused a request; a retry later may work
+    (an ``OSError``, so the pipeline answers ``451 4.3.0`` as for a database down)."""
+
+
+@dataclass(frozen=True)
+class BlobReader:
+    """A stored blob, read in chunks: a download is never held whole in memory."""
+
+    size: int
+    chunks: AsyncIterator[bytes]
+
+
+class BlobStore(Protocol):
+    """Where blobs live, by sha256. ``put`` returns only once the blob is durable."""
+
+    def spool_dir(self) -> Path: ...
+
+    async def put(self, data: bytes | SpooledFile, digest: BlobHash | None = None
+                  ) -> BlobHash: ...
+
+    async def get(self, digest: BlobHash | str) -> bytes: ...
+
+    async def open(self, digest: BlobHash | str) -> BlobReader | None:
+        """The blob's bytes in chunks, or None when it is not stored."""
+        ...
+
+    def local_path(self, digest: BlobHash | str) -> Path | None:
+        """The blob's file when it is one on this machine (served as a file), else None."""
+        ...
+
+    async def delete(self, digest: BlobHash | str) -> None: ...
+
+    def files_older_than(self, seconds: float) -> Iterator[str]:
+        """Digests of the blobs last written more than ``seconds`` ago (blocking: call
+        it in a thread)."""
+        ...
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` as (bucket, key prefix ending in ``/``, or empty)."""
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"not an s3://bucket/prefix URL: {url!r}")
+    prefix = parts.path.strip("/")
+    return parts.netloc, f"{prefix}/" if prefix else ""
+
+
+def check_digest(digest: str) -> None:
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"not a sha256 hex digest: {digest!r}")
+
+
+class LocalBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._spool_dir: Path | None = None
 
     def path(self, digest: BlobHash | str) -> Path:
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-            raise ValueError(f"not a sha256 hex digest: {digest!r}")
+        check_digest(digest)
         return self.root / digest[:2] / digest[2:4] / digest
 
     def spool_dir(self) -> Path:
@@ -125,10 +186,21 @@ class BlobStore:
     async def get(self, digest: BlobHash | str) -> bytes:
         return await asyncio.to_thread(self.path(digest).read_bytes)
 
+    async def open(self, digest: BlobHash | str) -> BlobReader | None:
+        path = self.path(digest)
+        try:
+            handle = await asyncio.to_thread(path.open, "rb")
+        except FileNotFoundError:
+            return None
+        return BlobReader(os.fstat(handle.fileno()).st_size, _file_chunks(handle))
+
+    def local_path(self, digest: BlobHash | str) -> Path | None:
+        return self.path(digest)
+
     def exists(self, digest: BlobHash | str) -> bool:
         return self.path(digest).exists()
 
-    def delete(self, digest: BlobHash | str) -> None:
+    async def delete(self, digest: BlobHash | str) -> None:
         self.path(digest).unlink(missing_ok=True)
 
     def files_older_than(self, seconds: float) -> Iterator[str]:
@@ -162,3 +234,11 @@ def _subdirs(directory: Path) -> Iterator[Path]:
     for entry in os.scandir(directory):
         if len(entry.name) == 2 and entry.is_dir(follow_symlinks=False):
             yield Path(entry.path)
+
+
+async def _file_chunks(handle: Any) -> AsyncIterator[bytes]:
+    try:
+        while chunk := await asyncio.to_thread(handle.read, READ_CHUNK):
+            yield chunk
+    finally:
+        handle.close()

@@ -149,7 +149,7 @@ async def remove_orphan_blobs(db: Database, blobs: BlobStore) -> int:
                 .with_for_update())
             if locked is None:
                 continue
-            blobs.delete(digest)
+            await blobs.delete(digest)
             await session.execute(delete(Blob).where(Blob.sha256 == digest))
             removed += 1
     return removed
@@ -186,7 +186,7 @@ async def remove_stray_files(db: Database, blobs: BlobStore,
             async with db.transaction() as session:
                 session.add(Blob(sha256=digest, size=0))
                 await session.flush()
-                blobs.delete(digest)
+                await blobs.delete(digest)
                 removed += 1
                 raise _ClaimReleased
         except _ClaimReleased:

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.attachments import BlobStore
+from core.attachments import BlobStore, LocalBlobStore
 from core.db import Database, sqlite_url
 from core.outbound_mail import OutboundMail, RelayNotConfigured, SmtpRelay
 from core.sender_auth import DnsConfig, Nameserver, SenderAuthConfig, SenderAuthenticator
@@ -39,6 +39,18 @@ class Settings:
     # The operator's outbound SMTP relay (core.outbound_mail): "" sends no mail.
     smtp_relay: str = ""
     mail_from: str = ""  # envelope and From of that mail; "": inboxlog@<bcc_domain>
+    # Where blobs live: "" is <data_dir>/blobs; "s3://bucket/prefix" an S3-compatible
+    # bucket, reached at ``s3_endpoint_url`` ("": AWS_ENDPOINT_URL, else AWS itself).
+    blob_store: str = ""
+    s3_endpoint_url: str = ""
+
+    def open_blob_store(self) -> BlobStore:
+        if not self.blob_store:
+            return LocalBlobStore(self.data_dir / "blobs")
+        from core._s3 import S3BlobStore  # boto3 is imported only when it is used
+
+        return S3BlobStore(self.blob_store, self.data_dir / "spool",
+                           endpoint_url=self.s3_endpoint_url)
 
     def is_trusted_client(self, address: str | None) -> bool:
         """Whether an SMTP client address is on an operator-trusted network."""
@@ -83,7 +95,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = Database(settings.database_url)
-        self.blobs = BlobStore(settings.data_dir / "blobs")
+        self.blobs = settings.open_blob_store()
         self._sender_auth_threads: ThreadPoolExecutor | None = None
 
     @functools.cached_property

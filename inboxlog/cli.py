@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ import click
 
 from core import accounts, audit, pipeline, retention
 from core import secret_key as secret_key_file
+from core.attachments import parse_s3_url
 from core.audit import NotLoggedReason
 from core.db import migrate as run_migrations
 from core.errors import CoreError, MessageTooLarge, SenderNotAllowed
@@ -51,6 +53,9 @@ def storage_options(func: F) -> F:
 
 
 def _settings(db: str, data_dir: Path, **extra: Any) -> Settings:
+    # Every command that touches blobs (purge, ingest) uses serve's store.
+    for name in ("blob_store", "s3_endpoint_url"):
+        extra.setdefault(name, os.environ.get(_env(name), "").strip())
     return Settings(data_dir=data_dir, db_url=db, **extra)
 
 
@@ -160,6 +165,12 @@ def main() -> None:
              "25) or smtps://... (TLS, port 465). Without it, no mail is sent.")
 @option("--mail-from", default="",
         help="Sender of that mail; default inboxlog@<bcc-domain>.")
+@option("--blob-store", default="",
+        help="Where attachments and raw copies live: s3://BUCKET/PREFIX (an "
+             "S3-compatible bucket; credentials and region from AWS_ACCESS_KEY_ID, "
+             "AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION); default <data-dir>/blobs.")
+@option("--s3-endpoint-url", default="",
+        help="The S3-compatible server's URL; default AWS_ENDPOINT_URL, else AWS.")
 @oauth_options
 def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_host: str,
                   http_port: int, bcc_domain: str, base_url: str, secret_key: str,
@@ -172,7 +183,7 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
                   tracking_link_days: int | None,
                   trusted_networks: str, trusted_authserv_id: str, trusted_arc_sealers: str,
                   dns_server: str, dns_timeout: float, dns_stub_zone: str,
-                  smtp_relay: str, mail_from: str,
+                  smtp_relay: str, mail_from: str, blob_store: str, s3_endpoint_url: str,
                   **oauth: str) -> None:
     """Serve SMTP (logging addresses) and HTTP (extension API) on one event loop."""
     if bool(tls_cert) != bool(tls_key):
@@ -182,10 +193,16 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
             SmtpRelay.parse(smtp_relay)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--smtp-relay") from None
+    if blob_store.strip():
+        try:
+            parse_s3_url(blob_store.strip())
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--blob-store") from None
     secret_key = secret_key_file.load_or_create(data_dir, secret_key)
     settings = _settings(db, data_dir, bcc_domain=bcc_domain, base_url=base_url,
                          secret_key=secret_key, smtp_relay=smtp_relay.strip(),
-                         mail_from=mail_from.strip(),
+                         mail_from=mail_from.strip(), blob_store=blob_store.strip(),
+                         s3_endpoint_url=s3_endpoint_url.strip(),
                          **_sender_auth_settings(trusted_networks, trusted_authserv_id,
                                                  trusted_arc_sealers, dns_server, dns_timeout,
                                                  dns_stub_zone))

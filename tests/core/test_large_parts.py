@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core._spool import SpooledFile, SpoolWriter, remove_stale
-from core.attachments import BlobStore
+from core.attachments import LocalBlobStore
 from core.parsing import ParsedMessage, parse_message
 
 EMAILS = Path(__file__).resolve().parents[1] / "emails"
@@ -187,7 +187,7 @@ def test_spool_files_of_a_crash_are_removed(tmp_path: Path) -> None:
 async def test_the_blob_store_links_a_spooled_file(tmp_path: Path) -> None:
     """Storing a spooled body is a hard link to its data; the blob outlives the spool
     file, and storing it again (a retried transaction) is harmless."""
-    blobs = BlobStore(tmp_path / "blobs")
+    blobs = LocalBlobStore(tmp_path / "blobs")
     with SpoolWriter(blobs.spool_dir()) as writer:
         writer.write(b"attachment bytes")
         spooled = writer.finish()

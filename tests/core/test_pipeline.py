@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from core import accounts, pipeline, queries
-from core.attachments import BlobStore
+from core.attachments import LocalBlobStore
 from core.db import Database
 from core.errors import SenderNotAllowed
 from core.models import Blob, Company, Contact, Deal, Email, EmailDeal, Event, Portal
@@ -29,7 +29,7 @@ async def _portal(db: Database, **settings: object) -> int:
         return created.portal.id
 
 
-async def _ingest(db: Database, blobs: BlobStore, portal_id: int, raw: bytes,
+async def _ingest(db: Database, blobs: LocalBlobStore, portal_id: int, raw: bytes,
                   envelope: Envelope | None = None) -> pipeline.IngestResult:
     prepared = await pipeline.prepare(raw)
 
@@ -43,8 +43,8 @@ async def _ingest(db: Database, blobs: BlobStore, portal_id: int, raw: bytes,
 
 
 @pytest.fixture
-def blobs(tmp_path: Path) -> BlobStore:
-    return BlobStore(tmp_path / "blobs")
+def blobs(tmp_path: Path) -> LocalBlobStore:
+    return LocalBlobStore(tmp_path / "blobs")
 
 
 async def test_outgoing_email_creates_contacts_and_companies(database: Database, blobs) -> None:
@@ -116,7 +116,7 @@ async def test_reply_threads_and_new_people_start_a_new_thread(database: Databas
 
 
 async def test_reply_arriving_before_its_parent_shares_its_thread(
-    database: Database, blobs: BlobStore
+    database: Database, blobs: LocalBlobStore
 ) -> None:
     """Out of order: the parent, logged after its reply, joins the reply's thread."""
     portal_id = await _portal(database)
@@ -201,7 +201,7 @@ async def test_tags_associate_deals(database: Database, blobs) -> None:
 
 
 async def test_overlong_values_are_clamped_not_refused_forever(
-    database: Database, blobs: BlobStore
+    database: Database, blobs: LocalBlobStore
 ) -> None:
     """A 250-character display name, a 1200-character Message-ID and an over-long address
     are stored within the columns' limits on both backends, not retried forever."""
@@ -220,7 +220,9 @@ async def test_overlong_values_are_clamped_not_refused_forever(
         assert len(nia.name) == 200
 
 
-async def test_gmail_forwarding_rule_is_recognised(database: Database, blobs: BlobStore) -> None:
+async def test_gmail_forwarding_rule_is_recognised(
+    database: Database, blobs: LocalBlobStore
+) -> None:
     """Gmail's forwarding: envelope sender user+caf_=...@, X-Forwarded-For with two
     addresses; a reply on a logged thread forwarded that way is logged."""
     portal_id = await _portal(database)

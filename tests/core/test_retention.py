@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from core import accounts, audit, deletion, pipeline, queries, retention
-from core.attachments import BlobStore, sha256_hex
+from core.attachments import LocalBlobStore, sha256_hex
 from core.audit import NotLoggedReason
 from core.db import Database
 from core.errors import NotFound
@@ -25,8 +25,8 @@ T0 = datetime(2026, 10, 15, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def blobs(tmp_path: Path) -> BlobStore:
-    return BlobStore(tmp_path / "blobs")
+def blobs(tmp_path: Path) -> LocalBlobStore:
+    return LocalBlobStore(tmp_path / "blobs")
 
 
 async def _portal(db: Database) -> int:
@@ -36,7 +36,7 @@ async def _portal(db: Database) -> int:
         return created.portal.id
 
 
-async def _ingest(db: Database, blobs: BlobStore, portal_id: int, raw: bytes,
+async def _ingest(db: Database, blobs: LocalBlobStore, portal_id: int, raw: bytes,
                   source: Source | None = None) -> int:
     prepared = await pipeline.prepare(raw)
 
@@ -73,7 +73,7 @@ async def _rules(db: Database, email_id: int) -> list[str]:
     ],
 )
 async def test_raw_copy_kept_exactly_as_long_as_its_rule(
-    database: Database, blobs: BlobStore, source: Source, rule: str, keep_for: timedelta
+    database: Database, blobs: LocalBlobStore, source: Source, rule: str, keep_for: timedelta
 ) -> None:
     """A raw copy survives a purge one second before its limit and is gone one second after."""
     portal_id = await _portal(database)
@@ -92,7 +92,7 @@ async def test_raw_copy_kept_exactly_as_long_as_its_rule(
 
 
 async def test_extension_copy_is_the_full_message_and_others_are_headers(
-    database: Database, blobs: BlobStore
+    database: Database, blobs: LocalBlobStore
 ) -> None:
     """Extension-logged mail keeps the whole raw message; BCC keeps the header block only."""
     portal_id = await _portal(database)
@@ -111,7 +111,7 @@ async def test_extension_copy_is_the_full_message_and_others_are_headers(
 
 
 async def test_header_metadata_kept_for_current_and_previous_month(
-    database: Database, blobs: BlobStore
+    database: Database, blobs: LocalBlobStore
 ) -> None:
     """Headers from mid-October stay through November and go on the first of December."""
     portal_id = await _portal(database)
@@ -126,7 +126,7 @@ async def test_header_metadata_kept_for_current_and_previous_month(
 
 
 async def test_deleted_email_restorable_for_90_days_then_gone_with_unshared_blobs(
-    database: Database, blobs: BlobStore
+    database: Database, blobs: LocalBlobStore
 ) -> None:
     """Deletion hides an email; restore works until day 90; the purge then removes the
     email and its own files, and keeps a file another email still uses."""
@@ -181,7 +181,7 @@ async def test_deleted_email_restorable_for_90_days_then_gone_with_unshared_blob
     assert blobs.path(sha256_hex(shared)).read_bytes() == shared
 
 
-async def test_ingest_log_kept_30_days(database: Database, blobs: BlobStore) -> None:
+async def test_ingest_log_kept_30_days(database: Database, blobs: LocalBlobStore) -> None:
     """Audit entries are purged after 30 days and not before."""
     portal_id = await _portal(database)
     async with database.transaction() as session:
@@ -193,7 +193,7 @@ async def test_ingest_log_kept_30_days(database: Database, blobs: BlobStore) -> 
 
 
 async def test_erasing_a_contact_removes_what_only_they_needed(
-    database: Database, blobs: BlobStore
+    database: Database, blobs: LocalBlobStore
 ) -> None:
     """Erase removes the contact's own emails, files, events and audit entries; an email
     shared with another contact stays, without the erased contact."""
@@ -224,7 +224,7 @@ async def test_erasing_a_contact_removes_what_only_they_needed(
 
 
 async def test_blob_files_with_no_row_are_removed_once_old(
-    database: Database, blobs: BlobStore
+    database: Database, blobs: LocalBlobStore
 ) -> None:
     """A file left by a transaction that failed after writing it goes at the next purge;
     a referenced file, and a young one (its transaction may be under way), stay."""
