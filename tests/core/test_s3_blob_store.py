@@ -1,5 +1,5 @@
-"""The S3 blob store itself, against moto's S3 server on loopback: checksummed uploads,
-streamed reads, and the stray-object sweep on SQLite and PostgreSQL."""
+"""The S3 blob store itself, against moto's S3 server and s3rver on loopback: checksummed
+uploads, streamed reads, and the stray-object sweep on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from core import _s3
 from core._s3 import S3BlobStore
@@ -22,29 +20,26 @@ from core.attachments import BlobStoreUnavailable, parse_s3_url
 from core.db import Database
 from core.models import Blob
 from core.retention import remove_orphan_blobs, remove_stray_files
+from tests.support.s3 import S3Endpoint, running_s3
 from tests.support.server import free_port
 
 BUCKET = "core-blobs"
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="k",
-                 aws_secret_access_key="s").create_bucket(Bucket=BUCKET)
-    yield url
-    server.stop()
+@pytest.fixture(scope="module", params=["moto", "s3rver"])
+def endpoint(request: pytest.FixtureRequest) -> Iterator[S3Endpoint]:
+    """Each test runs against both implementations."""
+    with running_s3(request.param, BUCKET) as running:
+        yield running
 
 
 @pytest.fixture
-def store(endpoint: str, tmp_path: Path) -> S3BlobStore:
+def store(endpoint: S3Endpoint, tmp_path: Path) -> S3BlobStore:
     # A prefix of its own per test: the bucket is shared by the module.
     return S3BlobStore(f"s3://{BUCKET}/{tmp_path.name}", tmp_path / "spool",
-                       endpoint_url=endpoint, region="us-east-1", access_key_id="k",
-                       secret_access_key="s")
+                       endpoint_url=endpoint.url, region="us-east-1",
+                       access_key_id=endpoint.access_key_id,
+                       secret_access_key=endpoint.secret_access_key)
 
 
 def _objects(store: S3BlobStore) -> dict[str, Any]:
@@ -84,7 +79,7 @@ async def test_spooled_file_is_uploaded_from_disk(store: S3BlobStore) -> None:
 
 async def test_upload_carries_its_sha256(store: S3BlobStore) -> None:
     """The upload sends the sha256 as its checksum, which S3 checks the bytes against
-    (moto does not check it: this looks at the request)."""
+    (moto and s3rver do not check it: this looks at the request)."""
     sent: list[Any] = []
     store._client.meta.events.register(
         "before-send.s3.PutObject", lambda request, **_: sent.append(request.headers))

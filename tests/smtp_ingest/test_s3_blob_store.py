@@ -1,5 +1,5 @@
 """`serve --blob-store s3://bucket/prefix`: attachments in an S3-compatible bucket (moto's
-server on loopback), through the real SMTP and HTTP ports and the `purge` command."""
+server and s3rver on loopback), through the real SMTP and HTTP ports and the `purge` command."""
 
 from __future__ import annotations
 
@@ -18,13 +18,14 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from tests.support.mail import deliver, logged_id, message
+from tests.support.s3 import S3Endpoint, running_s3
 from tests.support.server import PortalAccount, Server, free_port
 
 BUCKET = "inboxlog-blobs"
 PREFIX = "node-a"
 
 
-class S3:
+class MotoS3:
     """A moto S3 server on a loopback port, stoppable and restartable (its objects
     live in this process, so they survive a restart)."""
 
@@ -49,25 +50,39 @@ class S3:
             self._server = None
 
     def objects(self, prefix: str = PREFIX) -> dict[str, bytes]:
-        found = self.client.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
-        return {o["Key"]: self.client.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()
-                for o in found}
+        return _objects(self.client, prefix)
+
+
+def _objects(client: Any, prefix: str) -> dict[str, bytes]:
+    found = client.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+    return {o["Key"]: client.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()
+            for o in found}
+
+
+class Bucket:
+    def __init__(self, endpoint: S3Endpoint) -> None:
+        self.endpoint = endpoint
+        self.client = endpoint.client()
+
+    def objects(self, prefix: str = PREFIX) -> dict[str, bytes]:
+        return _objects(self.client, prefix)
+
+
+@pytest.fixture(scope="module", params=["moto", "s3rver"])
+def s3(request: pytest.FixtureRequest) -> Iterator[Bucket]:
+    """Both implementations, one server each for the module."""
+    with running_s3(request.param, BUCKET) as endpoint:
+        yield Bucket(endpoint)
 
 
 @pytest.fixture(scope="module")
-def s3() -> Iterator[S3]:
-    server = S3()
-    server.start()
-    server.client.create_bucket(Bucket=BUCKET)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def s3_server(s3: S3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def s3_server(s3: Bucket, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server whose blobs are in the bucket, configured through the environment."""
     running = Server(tmp_path_factory.mktemp("s3-server"), extra_env={
-        **s3.env, "INBOXLOG_BLOB_STORE": f"s3://{BUCKET}/{PREFIX}/"}).start()
+        "AWS_ENDPOINT_URL": s3.endpoint.url, "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": s3.endpoint.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": s3.endpoint.secret_access_key,
+        "INBOXLOG_BLOB_STORE": f"s3://{BUCKET}/{PREFIX}/"}).start()
     yield running
     running.stop()
 
@@ -92,7 +107,7 @@ def _attachments(server: Server, account: PortalAccount, email_id: int) -> dict[
 
 
 def test_attachments_are_stored_in_the_bucket_and_stream_back(
-    s3: S3, s3_server: Server
+    s3: Bucket, s3_server: Server
 ) -> None:
     account = s3_server.new_portal()
     small = b"%PDF-1.4 proposal " + os.urandom(3000)
@@ -125,7 +140,7 @@ def test_a_bad_blob_store_url_is_refused_at_start(tmp_path: Path) -> None:
         Server(tmp_path, extra_args=("--blob-store", "s3:/no-bucket")).start()
 
 
-def test_the_same_file_twice_is_one_object(s3: S3, s3_server: Server) -> None:
+def test_the_same_file_twice_is_one_object(s3: Bucket, s3_server: Server) -> None:
     account = s3_server.new_portal()
     data = os.urandom(5000)
     for n in range(2):
@@ -135,7 +150,7 @@ def test_the_same_file_twice_is_one_object(s3: S3, s3_server: Server) -> None:
     assert [k for k in s3.objects() if k.endswith(digest)] == [key(digest)]
 
 
-def test_purge_deletes_the_orphaned_objects_only(s3: S3, s3_server: Server) -> None:
+def test_purge_deletes_the_orphaned_objects_only(s3: Bucket, s3_server: Server) -> None:
     account = s3_server.new_portal()
     own, shared = os.urandom(4000), os.urandom(4000)
     gone = logged_id(deliver(s3_server, _with_files(account, ("own.bin", own),
@@ -156,7 +171,7 @@ def test_purge_deletes_the_orphaned_objects_only(s3: S3, s3_server: Server) -> N
 def test_s3_down_during_data_is_451_and_nothing_is_half_stored(tmp_path: Path) -> None:
     """With the bucket unreachable the message is refused for now, no row refers to a
     blob that is not there, and the retry once it is back logs the message."""
-    s3 = S3()
+    s3 = MotoS3()
     s3.start()
     s3.client.create_bucket(Bucket=BUCKET)
     server = Server(tmp_path / "server", extra_args=(
