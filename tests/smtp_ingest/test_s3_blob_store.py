@@ -3,6 +3,7 @@ server and s3rver on loopback), through the real SMTP and HTTP ports and the `pu
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import sqlite3
@@ -17,6 +18,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from tests.support import postgres
 from tests.support.mail import deliver, logged_id, message
 from tests.support.s3 import S3Endpoint, running_s3
 from tests.support.server import PortalAccount, Server, free_port
@@ -200,3 +202,35 @@ def test_s3_down_during_data_is_451_and_nothing_is_half_stored(tmp_path: Path) -
     finally:
         server.stop()
         s3.stop()
+
+
+def test_two_nodes_on_one_postgresql_share_the_bucket(s3: Bucket, tmp_path: Path) -> None:
+    """Mail logged by one node has its attachment read from the other; the same file
+    logged through the other is not stored again."""
+    url = asyncio.run(postgres.create_database())
+    env = {"AWS_ENDPOINT_URL": s3.endpoint.url, "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ACCESS_KEY_ID": s3.endpoint.access_key_id,
+           "AWS_SECRET_ACCESS_KEY": s3.endpoint.secret_access_key,
+           "INBOXLOG_BLOB_STORE": f"s3://{BUCKET}/shared"}
+    nodes = [Server(tmp_path / name, db_url=url, extra_env=env) for name in ("a", "b")]
+    try:
+        for node in nodes:
+            node.start()
+        a, b = nodes
+        account = a.new_portal()
+        data = os.urandom(20_000)
+        first = logged_id(deliver(a, _with_files(account, ("spec.bin", data)),
+                                  account.bcc_address))
+        second = logged_id(deliver(b, _with_files(account, ("spec-again.bin", data)),
+                                   account.bcc_address))
+        for node, email_id, name in ((b, first, "spec.bin"), (a, second, "spec-again.bin")):
+            files = _attachments(node, account, email_id)
+            with node.api(account.user_token) as api:
+                assert api.get(f"/api/v1/attachments/{files[name]['id']}").content == data
+        digest = hashlib.sha256(data).hexdigest()
+        assert list(s3.objects("shared")) == [key(digest, "shared")]
+        assert not [*a.data_dir.rglob(digest), *b.data_dir.rglob(digest)]  # no local copy
+    finally:
+        for node in nodes:
+            node.stop()
+        asyncio.run(postgres.drop_database(url))
