@@ -500,12 +500,22 @@ class InboxService:
         async with self.runtime.db.read() as session:
             inbox = await inboxes.get_inbox(session, portal_id, inbox_id)
         slot = self._slot(inbox_id)
-        if slot.task is not None and not slot.task.done():
-            slot.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await slot.task
-        async with slot.lock:
-            await self._drop(slot)
+        # Counted as waiting, so an IDLE in progress returns within a second: cancelling
+        # the worker does not stop its IDLE on the connection's thread, and a LOGOUT sent
+        # beside it would wait for the IDLE's end (up to idle_seconds).
+        slot.waiting += 1
+        try:
+            if slot.task is not None and not slot.task.done():
+                slot.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await slot.task
+            async with slot.lock:
+                if slot.session is not None:
+                    with contextlib.suppress(Exception):  # the connection's thread is free
+                        await asyncio.wait_for(slot.session.run(lambda: None), 10)
+                await self._drop(slot)
+        finally:
+            slot.waiting -= 1
         if inbox.auth == "oauth" and inbox.secret:
             provider = self.options.oauth.providers.get(inbox.oauth_provider)
             if provider is not None:

@@ -316,11 +316,15 @@ def test_disconnecting_revokes_the_grant_at_the_provider(user: User) -> None:
     tokens and stops syncing; the inbox says disconnected_by_user."""
     stack = user.stack
     assert user.connect()["code"] == "connected"
+    _wait(lambda: user.inbox()["last_sync_at"] is not None)
+    time.sleep(1.5)  # the background worker is in IDLE now: disconnecting must cut it short
     inbox = user.inbox()
     assert stack.auth.active_refresh_tokens(user.address)
     with user.api() as api:
+        started = time.monotonic()
         gone = api.post(f"/api/v1/inboxes/{inbox['id']}/disconnect")
         assert gone.status_code == 200, gone.text
+        assert time.monotonic() - started < 10
         check(api.get("/openapi.json").json(), "/api/v1/inboxes/{id}/disconnect", "post",
               200, gone.json())
     assert gone.json()["status"] == "disconnected"
