@@ -47,18 +47,24 @@ def account(server: Server) -> PortalAccount:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated, empty database on each backend."""
+async def unmigrated(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """An empty database on each backend, no schema yet (for tests of one migration)."""
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
     else:
         url = await postgres.create_database()
     db = Database(url)
-    await migrate(db)
     yield db
     await db.dispose()
     if request.param == "postgres":
         await postgres.drop_database(url)
+
+
+@pytest.fixture
+async def database(unmigrated: Database) -> Database:
+    """A migrated, empty database on each backend."""
+    await migrate(unmigrated)
+    return unmigrated
 
 
 @pytest.fixture
