@@ -79,3 +79,45 @@ class StorageUnavailable(CoreError):
     """The database or blob store failed in a way a retry later may fix."""
 
     code = "storage_unavailable"
+
+
+class AddressTaken(CoreError):
+    """The address is another user's in this portal (or waits for their confirmation)."""
+
+    code = "address_taken"
+
+
+class AlreadyConfirmed(CoreError):
+    """The address is the user's already."""
+
+    code = "already_confirmed"
+
+
+class ConfirmationRecentlySent(CoreError):
+    """A confirmation for this address went out less than a minute ago."""
+
+    code = "confirmation_recently_sent"
+
+
+class ConfirmationInvalid(CoreError):
+    """No confirmation waits for this token: never issued, used, or replaced by a newer."""
+
+    code = "confirmation_invalid"
+
+
+class ConfirmationExpired(CoreError):
+    """The link is older than 48 hours."""
+
+    code = "confirmation_expired"
+
+
+class RelayNotConfigured(CoreError):
+    """The server has no outbound SMTP relay (``--smtp-relay``): it cannot send mail."""
+
+    code = "smtp_relay_not_configured"
+
+
+class RelayFailed(CoreError):
+    """The relay could not be reached or did not accept the message."""
+
+    code = "smtp_relay_failed"

@@ -14,21 +14,9 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
-from core.errors import CoreError
+from core.errors import RelayFailed
 
 DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
-
-
-class RelayNotConfigured(CoreError):
-    """The server has no outbound SMTP relay (``--smtp-relay``): it cannot send mail."""
-
-    code = "smtp_relay_not_configured"
-
-
-class RelayFailed(CoreError):
-    """The relay could not be reached or did not accept the message."""
-
-    code = "smtp_relay_failed"
 
 
 @dataclass(frozen=True)

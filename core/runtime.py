@@ -11,7 +11,8 @@ from pathlib import Path
 
 from core.attachments import BlobStore, LocalBlobStore
 from core.db import Database, sqlite_url
-from core.outbound_mail import OutboundMail, RelayNotConfigured, SmtpRelay
+from core.errors import RelayNotConfigured
+from core.outbound_mail import OutboundMail, SmtpRelay
 from core.sender_auth import DnsConfig, Nameserver, SenderAuthConfig, SenderAuthenticator
 
 # Threads of the sender-authentication checks: a check can hold one for seconds on a

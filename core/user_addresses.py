@@ -18,7 +18,15 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts import hash_token, normalize_address
-from core.errors import CoreError, InvalidInput, NotFound
+from core.errors import (
+    AddressTaken,
+    AlreadyConfirmed,
+    ConfirmationExpired,
+    ConfirmationInvalid,
+    ConfirmationRecentlySent,
+    InvalidInput,
+    NotFound,
+)
 from core.models import User, UserAddress, utcnow
 
 CONFIRM_TOKEN_PREFIX = "ilc_"
@@ -27,36 +35,6 @@ CONFIRM_FOR = timedelta(hours=48)
 # way to send mail to strangers.
 MAX_UNCONFIRMED = 10
 RESEND_AFTER = timedelta(seconds=60)
-
-
-class AddressTaken(CoreError):
-    """The address is another user's in this portal (or waits for their confirmation)."""
-
-    code = "address_taken"
-
-
-class AlreadyConfirmed(CoreError):
-    """The address is the user's already."""
-
-    code = "already_confirmed"
-
-
-class ConfirmationRecentlySent(CoreError):
-    """A confirmation for this address went out less than a minute ago."""
-
-    code = "confirmation_recently_sent"
-
-
-class ConfirmationInvalid(CoreError):
-    """No confirmation waits for this token: never issued, used, or replaced by a newer."""
-
-    code = "confirmation_invalid"
-
-
-class ConfirmationExpired(CoreError):
-    """The link is older than 48 hours."""
-
-    code = "confirmation_expired"
 
 
 @dataclass(frozen=True)

@@ -10,20 +10,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from core.errors import (
-    CoreError,
-    InvalidInput,
-    MessageTooLarge,
-    NotFound,
-    SenderNotAllowed,
-    StorageUnavailable,
-)
-from core.outbound_mail import RelayFailed, RelayNotConfigured
-from core.user_addresses import (
     AddressTaken,
     AlreadyConfirmed,
     ConfirmationExpired,
     ConfirmationInvalid,
     ConfirmationRecentlySent,
+    CoreError,
+    InvalidInput,
+    MessageTooLarge,
+    NotFound,
+    RelayFailed,
+    RelayNotConfigured,
+    SenderNotAllowed,
+    StorageUnavailable,
 )
 
 log = logging.getLogger(__name__)

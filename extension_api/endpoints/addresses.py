@@ -19,9 +19,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from core import user_addresses
-from core.errors import CoreError, InvalidInput, NotFound
+from core.errors import (
+    ConfirmationExpired,
+    ConfirmationInvalid,
+    CoreError,
+    InvalidInput,
+    NotFound,
+    RelayFailed,
+)
 from core.models import Portal, User, UserAddress
-from core.outbound_mail import RelayFailed
 from extension_api.auth import Principal, authenticated, require_owner, runtime_of
 from extension_api.endpoints._params import json_object, path_id
 from extension_api.errors import ApiError
@@ -116,7 +122,7 @@ def _page(title: str, text: str, *, status: int = 200, form_token: str | None = 
 
 
 def _failure(request: Request, exc: CoreError) -> Response:
-    status = 410 if isinstance(exc, user_addresses.ConfirmationExpired) else 404
+    status = 410 if isinstance(exc, ConfirmationExpired) else 404
     if _wants_json(request):
         return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status,
                             headers={"Cache-Control": "no-store"})
@@ -130,7 +136,7 @@ async def confirm_page(request: Request) -> Response:
         async with runtime_of(request).db.read() as session:
             row = await user_addresses.pending(session, token)
             address = row.address
-    except (user_addresses.ConfirmationInvalid, user_addresses.ConfirmationExpired) as exc:
+    except (ConfirmationInvalid, ConfirmationExpired) as exc:
         return _failure(request, exc)
     if _wants_json(request):
         return JSONResponse({"address": address, "confirmed": False},
@@ -153,7 +159,7 @@ async def confirm(request: Request) -> Response:
         async with runtime_of(request).db.transaction() as session:
             row = await user_addresses.confirm(session, str(token))
             address = row.address
-    except (user_addresses.ConfirmationInvalid, user_addresses.ConfirmationExpired) as exc:
+    except (ConfirmationInvalid, ConfirmationExpired) as exc:
         return _failure(request, exc)
     if _wants_json(request) or request.headers.get("content-type", "").startswith(
             "application/json"):
