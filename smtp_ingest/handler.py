@@ -202,17 +202,14 @@ class IngestHandler:
                                           portal_ids={portal_id})
                 refused.append(replies.sender_not_allowed(replies.one_line(exc.message)))
                 continue
-            except SenderNotAuthenticated as exc:
-                await self.record_refusal(envelope, NotLoggedReason.NOT_AUTHENTICATED,
-                                          _audit_reason(exc.decision), size=len(prepared.raw),
-                                          prepared=prepared, portal_ids={portal_id})
-                refused.append(str(exc.decision.answer))
-                continue
-            except SenderAuthUnavailable as exc:
-                await self.record_refusal(envelope, NotLoggedReason.AUTH_UNAVAILABLE,
-                                          _audit_reason(exc.decision), size=len(prepared.raw),
-                                          prepared=prepared, portal_ids={portal_id})
-                tempfailed.append(str(exc.decision.answer))
+            except (SenderNotAuthenticated, SenderAuthUnavailable) as exc:
+                temporary = isinstance(exc, SenderAuthUnavailable)
+                code = (NotLoggedReason.AUTH_UNAVAILABLE if temporary
+                        else NotLoggedReason.NOT_AUTHENTICATED)
+                await self.record_refusal(envelope, code, _audit_reason(exc.decision),
+                                          size=len(prepared.raw), prepared=prepared,
+                                          portal_ids={portal_id})
+                (tempfailed if temporary else refused).append(str(exc.decision.answer))
                 continue
             if result.email_id is not None:
                 logged.append(result.email_id)
