@@ -23,9 +23,9 @@ from pathlib import Path
 from bench.common import Row
 from core import accounts, inboxes, pipeline
 from core.credentials import CredentialBox
-from core.db import migrate
 from core.inboxes import Endpoint
 from core.runtime import Runtime, Settings
+from core.storage.db import migrate
 from core.types import Envelope
 from inbox_sync import sync
 from inbox_sync.imap import ImapSession

@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from core._s3 import S3BlobStore
-from core.attachments import BlobStore, LocalBlobStore
+from core.storage._s3 import S3BlobStore
+from core.storage.blobs import BlobStore, LocalBlobStore
 from tests.support.s3 import running_s3
 
 

@@ -8,9 +8,11 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core._spool import SpooledFile
-from core.attachments import BlobStore, blob_size, sha256_hex
-from core.models import (
+from core.mail.parsing import Part
+from core.mail.spool import SpooledFile
+from core.retention import RawPolicy
+from core.storage.blobs import BlobStore, blob_size, sha256_hex
+from core.storage.models import (
     Attachment,
     Base,
     Blob,
@@ -24,8 +26,6 @@ from core.models import (
     ThreadRef,
     Ticket,
 )
-from core.parsing import Part
-from core.retention import RawPolicy
 from core.types import BlobHash, MessageId
 
 _TAG = re.compile(r"^(deal|company|ticket)-(\d{1,18})$")

@@ -13,8 +13,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import InvalidInput
-from core.models import ApiToken, Portal, User, UserAddress, utcnow
 from core.sender_auth.decision import SenderAuthPolicy
+from core.storage.models import ApiToken, Portal, User, UserAddress, utcnow
 
 USER_TOKEN_PREFIX = "ilu_"
 ADMIN_TOKEN_PREFIX = "ila_"
@@ -187,7 +187,7 @@ async def users_by_address(session: AsyncSession, portal_id: int) -> dict[str, U
     """Every confirmed user address of a portal (lower-case) mapped to its user; an
     address waiting for its confirmation link is nobody's yet.
 
-    Remembered for the rest of the session: a group commit (``core.group_commit``)
+    Remembered for the rest of the session: a group commit (``core.storage.group_commit``)
     ingests many messages of one portal in one session, and users don't change there
     (``add_user`` forgets it).
     """

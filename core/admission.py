@@ -15,19 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import accounts, tracked_sends
 from core.audit import NotLoggedReason
-from core.bulk import automatic_reason
 from core.errors import SenderAuthUnavailable, SenderNotAuthenticated
-from core.models import (
-    Contact,
-    Email,
-    EmailContact,
-    Portal,
-    ThreadRef,
-    TrackedSend,
-    User,
-    utcnow,
-)
-from core.parsing import ParsedMessage
+from core.mail.bulk import automatic_reason
+from core.mail.parsing import ParsedMessage
+from core.mail.threads import ThreadKey, thread_keys
 from core.routing import Privacy, Route, contact_candidates, route
 from core.sender_auth import (
     Action,
@@ -39,7 +30,16 @@ from core.sender_auth import (
     decide,
 )
 from core.sender_auth._names import normalize_domain
-from core.threading import ThreadKey, thread_keys
+from core.storage.models import (
+    Contact,
+    Email,
+    EmailContact,
+    Portal,
+    ThreadRef,
+    TrackedSend,
+    User,
+    utcnow,
+)
 from core.tracking import send_tokens_in_html
 from core.types import Direction, Envelope, MessageId, Source, ThreadReason
 
@@ -196,7 +196,7 @@ def _as_routed(auth: AuthResult | None, parsed: ParsedMessage, how: Route
                ) -> AuthResult | None:
     """``auth``, unless the ``From`` domain it checked is not the one of the ``From``
     routing read (then a DMARC permerror that nothing vouches for). The two read the
-    header apart (sender_auth._headers, core.parsing); should they ever disagree, an
+    header apart (sender_auth._headers, core.mail.parsing); should they ever disagree, an
     attacker's own domain would be the one proven and the user's the one logged."""
     if auth is None or how.direction is not Direction.OUTGOING or parsed.from_ is None:
         return auth

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.models import IngestLogEntry
+from core.storage.models import IngestLogEntry
 
 
 class NotLoggedReason(enum.StrEnum):

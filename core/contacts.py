@@ -8,8 +8,8 @@ from publicsuffixlist import PublicSuffixList
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.freemail import is_free_mail
-from core.models import Company, Contact
+from core.mail.freemail import is_free_mail
+from core.storage.models import Company, Contact
 
 
 @cache

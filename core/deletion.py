@@ -9,9 +9,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFound
-from core.models import Attachment, Email, EmailContact, Event, IngestLogEntry, utcnow
 from core.queries import contact as owned_contact
 from core.retention import delete_emails, restorable_until
+from core.storage.models import Attachment, Email, EmailContact, Event, IngestLogEntry, utcnow
 
 
 async def owned_email(session: AsyncSession, portal_id: int, email_id: int) -> Email:

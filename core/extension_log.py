@@ -10,9 +10,9 @@ from email.utils import format_datetime, formataddr
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import pipeline
-from core.attachments import BlobStore
 from core.errors import InvalidInput, NotFound
-from core.models import Email, EmailSource, Portal, TrackedSend, User, utcnow
+from core.storage.blobs import BlobStore
+from core.storage.models import Email, EmailSource, Portal, TrackedSend, User, utcnow
 from core.types import Envelope, Source
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import AddressNotConfirmed, CoreError, InvalidInput, NotFound
-from core.models import Event, Inbox, InboxFolder, UserAddress, utcnow
+from core.storage.models import Event, Inbox, InboxFolder, UserAddress, utcnow
 
 SECURITY = ("ssl", "starttls", "none")
 # Failures that end the connection itself (as opposed to one refused command).

@@ -24,12 +24,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import audit
 from core._store import associate, claim_refs, store_attachments, store_raw_copy
 from core.admission import Admission, Display, Forwarded, admit
-from core.attachments import BlobStore
 from core.audit import NotLoggedReason
 from core.contacts import match_contacts
 from core.errors import MessageTooLarge
-from core.forwards import ForwardedOriginal, extract_forward
-from core.models import (
+from core.mail.forwards import ForwardedOriginal, extract_forward
+from core.mail.parsing import ParsedMessage, parse_message, sanitize_html, synthetic_message_id
+from core.mail.quotes import reply_text
+from core.mail.threads import base_subject, claimed_ids
+from core.retention import RAW_POLICY
+from core.routing import never_logged
+from core.storage.blobs import BlobStore
+from core.storage.models import (
     Email,
     EmailContact,
     EmailSource,
@@ -39,11 +44,6 @@ from core.models import (
     ThreadRef,
     utcnow,
 )
-from core.parsing import ParsedMessage, parse_message, sanitize_html, synthetic_message_id
-from core.quotes import reply_text
-from core.retention import RAW_POLICY
-from core.routing import never_logged
-from core.threading import base_subject, claimed_ids
 from core.tracking import strip_tracking
 from core.types import Direction, Envelope, MessageId, Source, ThreadReason
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFound
-from core.models import Attachment, Company, Contact, Email, EmailContact, Thread
+from core.storage.models import Attachment, Company, Contact, Email, EmailContact, Thread
 
 M = TypeVar("M", Contact, Company, Thread)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import delete, exists, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.models import Email, Thread, ThreadRef
+from core.mail.threads import base_subject
 from core.queries import email as owned_email
 from core.queries import thread as owned_thread
-from core.threading import base_subject
+from core.storage.models import Email, Thread, ThreadRef
 from core.types import ThreadReason
 
 

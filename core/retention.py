@@ -30,9 +30,17 @@ from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.attachments import BlobStore
-from core.db import Database
-from core.models import Attachment, Blob, Email, IngestLogEntry, RawCopy, Thread, TrackedSend
+from core.storage.blobs import BlobStore
+from core.storage.db import Database
+from core.storage.models import (
+    Attachment,
+    Blob,
+    Email,
+    IngestLogEntry,
+    RawCopy,
+    Thread,
+    TrackedSend,
+)
 from core.types import Source
 
 

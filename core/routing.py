@@ -8,10 +8,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from core import _forwarding_rules as forwarding
 from core.errors import SenderNotAllowed
-from core.models import User
-from core.parsing import Address, ParsedMessage
+from core.mail import forwarding_rules as forwarding
+from core.mail.parsing import Address, ParsedMessage
+from core.storage.models import User
 from core.types import Direction, Envelope, Source
 
 
@@ -77,7 +77,7 @@ def forwarding_user(parsed: ParsedMessage, envelope: Envelope,
                     users: dict[str, User]) -> User | None:
     """The user whose mailbox a forwarding rule forwarded this from, or None.
 
-    The first claim (``core._forwarding_rules.claims``, most trusted first) that names
+    The first claim (``core.mail.forwarding_rules.claims``, most trusted first) that names
     a user decides. A claim is only that: it makes the message this user's rule mail,
     held to the privacy rule, and nothing more.
     """

@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.attachments import BlobStore, LocalBlobStore
-from core.db import Database, sqlite_url
 from core.errors import RelayNotConfigured
 from core.outbound_mail import OutboundMail, SmtpRelay
 from core.sender_auth import DnsConfig, Nameserver, SenderAuthConfig, SenderAuthenticator
+from core.storage.blobs import BlobStore, LocalBlobStore
+from core.storage.db import Database, sqlite_url
 
 # Threads of the sender-authentication checks: a check can hold one for seconds on a
 # dead domain, so they never share asyncio's default executor with parsing.
@@ -48,7 +48,7 @@ class Settings:
     def open_blob_store(self) -> BlobStore:
         if not self.blob_store:
             return LocalBlobStore(self.data_dir / "blobs")
-        from core._s3 import S3BlobStore  # boto3 is imported only when it is used
+        from core.storage._s3 import S3BlobStore  # boto3 is imported only when it is used
 
         return S3BlobStore(self.blob_store, self.data_dir / "spool",
                            endpoint_url=self.s3_endpoint_url)

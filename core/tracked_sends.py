@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from core.errors import InvalidInput, NotFound
-from core.models import Email, Event, TrackedLink, TrackedSend, TrackingHit
+from core.storage.models import Email, Event, TrackedLink, TrackedSend, TrackingHit
 from core.tracking import TokenSigner, new_send_token, rewrite_html
 from core.tracking_verdicts import (
     BURST,

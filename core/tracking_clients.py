@@ -73,7 +73,7 @@ def _outlook(agent: str) -> str:
     return "Outlook desktop (Windows)"
 
 
-# Longer agents are read (and stored, core.models.TrackingHit) to here: a request can
+# Longer agents are read (and stored, core.storage.models.TrackingHit) to here: a request can
 # carry 16 KB of agent, which costs some patterns above time quadratic in its length.
 MAX_AGENT = 1000
 

@@ -27,7 +27,7 @@ from core.errors import (
     InvalidInput,
     NotFound,
 )
-from core.models import User, UserAddress, utcnow
+from core.storage.models import User, UserAddress, utcnow
 
 CONFIRM_TOKEN_PREFIX = "ilc_"
 CONFIRM_FOR = timedelta(hours=48)

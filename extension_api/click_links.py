@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from core import tracked_sends
-from core.db import Database
+from core.storage.db import Database
 from core.tracked_sends import Links
 
 DEFAULT_TTL = 30.0

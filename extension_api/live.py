@@ -13,8 +13,8 @@ import logging
 from collections.abc import Callable
 
 from core import tracked_sends
-from core.db import Database
 from core.errors import StorageUnavailable
+from core.storage.db import Database
 from core.tracking import Hit
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import ipaddress
 from datetime import datetime
 from typing import Any
 
-from core.models import Attachment, Company, Contact, Email, Portal, Thread, User
+from core.storage.models import Attachment, Company, Contact, Email, Portal, Thread, User
 from core.tracked_sends import StoredHit
 from core.tracking import Counts
 

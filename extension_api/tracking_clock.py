@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from core.models import utcnow
+from core.storage.models import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from core import inboxes, pipeline, tracked_sends
 from core.credentials import CredentialBox
 from core.errors import CoreError, StorageUnavailable
 from core.inboxes import Endpoint, InboxError, SendRequest, SendResult
-from core.models import Inbox, User
 from core.runtime import Runtime
+from core.storage.models import Inbox, User
 from core.tracking import TokenSigner
 from inbox_sync import sent_log
 from inbox_sync.imap import Bearer, Login

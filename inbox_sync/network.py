@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from core.inboxes import InboxError
-from core.worker_threads import in_executor_to_the_end
+from core.storage.worker_threads import in_executor_to_the_end
 
 T = TypeVar("T")
 

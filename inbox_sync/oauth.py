@@ -28,9 +28,9 @@ from authlib.integrations.httpx_client import OAuthError as AuthlibError
 
 from core.credentials import CredentialBox
 from core.inboxes import Endpoint, InboxError
-from core.models import Inbox
 from core.oauth import REFRESH_MARGIN_SECONDS, OAuthError, OAuthProvider, has_scopes
 from core.runtime import Runtime
+from core.storage.models import Inbox
 from inbox_sync.imap import Bearer
 from inbox_sync.outbound import Destinations
 

@@ -19,7 +19,7 @@ from typing import Any
 import aiosmtplib
 
 from core.inboxes import Endpoint, InboxError, SendRequest
-from core.models import utcnow
+from core.storage.models import utcnow
 from inbox_sync.errors import (
     OVERQUOTA,
     SMTP_MAILBOX_FULL,

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import pipeline
 from core.errors import CoreError, StorageUnavailable
-from core.models import Portal, TrackedSend, utcnow
 from core.runtime import Runtime
+from core.storage.models import Portal, TrackedSend, utcnow
 from core.types import Envelope, Source
 from inbox_sync.spool import SendSpool, SpooledSend
 

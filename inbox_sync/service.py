@@ -33,7 +33,6 @@ from core.inboxes import (
     SendResult,
     SyncReport,
 )
-from core.models import Inbox, User, utcnow
 from core.oauth import (
     OAuthError,
     OAuthProvider,
@@ -42,6 +41,7 @@ from core.oauth import (
     StateBox,
 )
 from core.runtime import Runtime
+from core.storage.models import Inbox, User, utcnow
 from inbox_sync import detect, send, sent_log, sync
 from inbox_sync.crm_send import CrmSender
 from inbox_sync.errors import connection_ended

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core._files import private_dir
-from core.attachments import fsync_directory
+from core.storage.blobs import fsync_directory
 
 log = logging.getLogger(__name__)
 

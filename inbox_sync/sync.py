@@ -27,9 +27,9 @@ from core import accounts, audit, inboxes, pipeline
 from core.audit import NotLoggedReason
 from core.errors import CoreError, MessageTooLarge, SenderNotAllowed
 from core.inboxes import FolderReport, InboxError, SyncReport
-from core.models import Email, Inbox, InboxFolder, Portal, ThreadRef, User, utcnow
-from core.parsing import parse_message
+from core.mail.parsing import parse_message
 from core.runtime import Runtime
+from core.storage.models import Email, Inbox, InboxFolder, Portal, ThreadRef, User, utcnow
 from core.types import Envelope, Source
 from inbox_sync.errors import connection_ended
 from inbox_sync.folders import sync_targets

@@ -17,13 +17,13 @@ import click
 
 from core import accounts, audit, pipeline, retention
 from core import secret_key as secret_key_file
-from core.attachments import parse_s3_url
 from core.audit import NotLoggedReason
-from core.db import migrate as run_migrations
 from core.errors import CoreError, MessageTooLarge, SenderNotAllowed
-from core.models import Portal
 from core.outbound_mail import SmtpRelay
 from core.runtime import Runtime, Settings, parse_nameserver
+from core.storage.blobs import parse_s3_url
+from core.storage.db import migrate as run_migrations
+from core.storage.models import Portal
 from core.types import Envelope
 from extension_api.throttle import DEFAULT_RATE_LIMIT
 from inbox_sync.outbound import Destinations

@@ -17,9 +17,9 @@ import uvicorn
 from sqlalchemy import func, select
 
 from core import accounts, retention
-from core.db import migrate
-from core.models import Portal
 from core.runtime import Runtime, Settings
+from core.storage.db import migrate
+from core.storage.models import Portal
 from extension_api.app import DEFAULT_CORS_ORIGINS, create_app
 from extension_api.throttle import DEFAULT_RATE_LIMIT
 from inbox_sync.service import InboxService, ServiceOptions

@@ -13,7 +13,7 @@ combined with ours (installed only for this: pip install -e '.[forward-compare]'
 Their dates are strings: they are read with our date parser (and its offset rule),
 so only what the library found is theirs.
 --write-known-good records the samples right today in
-tests/core/real_forwards_known_good.txt (a regression list the tests enforce).
+tests/core/mail/real_forwards_known_good.txt (a regression list the tests enforce).
 """
 
 from __future__ import annotations
@@ -26,10 +26,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core import _forward_formats as formats
-from core.forwards import _local_offset, strip_forward_prefixes
-from core.parsing import html_to_text, parse_message
-from tests.core import test_forwards as regression
 from tests.core.test_real_forwards import (
     GOAL,
     KNOWN_GOOD_FILE,
@@ -38,6 +34,11 @@ from tests.core.test_real_forwards import (
     ours,
     run,
 )
+
+from core.mail import _forward_formats as formats
+from core.mail.forwards import _local_offset, strip_forward_prefixes
+from core.mail.parsing import html_to_text, parse_message
+from tests.core import test_forwards as regression
 
 Extractor = Callable[[bytes], Outcome]
 
@@ -142,7 +143,7 @@ def first_of(*extractors: Extractor) -> Extractor:
 
 def compare(markdown: bool) -> list[str]:
     candidates: list[tuple[str, Extractor]] = [
-        ("inboxlog (core/forwards.py)", ours),
+        ("inboxlog (core/mail/forwards.py)", ours),
         ("email-forward-parser 0.1.3", email_forward_parser),
         ("quotequail 0.5.4", quotequail_unwrap),
         ("mail-parser-reply 1.36 (sender only)", mail_parser_reply),

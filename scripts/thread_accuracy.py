@@ -37,8 +37,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.parsing import ParsedMessage, parse_message  # noqa: E402
-from core.threading import reference_ids  # noqa: E402
+from core.mail.parsing import ParsedMessage, parse_message  # noqa: E402
+from core.mail.threads import reference_ids  # noqa: E402
 from tests.support.server import Server  # noqa: E402
 
 LISTS = ROOT / "tests" / "emails" / "lists"

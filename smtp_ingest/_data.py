@@ -30,7 +30,7 @@ import io
 import tempfile
 from typing import IO
 
-from core.worker_threads import to_thread_to_the_end
+from core.storage.worker_threads import to_thread_to_the_end
 
 TERMINATOR = b"\r\n.\r\n"
 MEMORY_LIMIT = 1024 * 1024  # bodies past this go to a temporary file

@@ -25,9 +25,9 @@ from core.errors import (
     SenderNotAuthenticated,
     StorageUnavailable,
 )
-from core.models import Portal
 from core.runtime import Runtime
 from core.sender_auth import AuthResult, Decision, SmtpFacts
+from core.storage.models import Portal
 from core.types import Envelope as CoreEnvelope
 from smtp_ingest import replies
 

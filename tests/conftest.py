@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.db import Database, migrate
+from core.storage.db import Database, migrate
 from tests.support import loopback_only, postgres
 from tests.support.dns import DnsServer, running_dns
 from tests.support.server import PortalAccount, Server

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import authres
 
-from core._mime import parse_addresses
+from core.mail._mime import parse_addresses
 from core.sender_auth._names import normalize_domain
 
 # Lines end as the email package's parser (routing's) ends them: CRLF, LF or a lone CR,
@@ -57,7 +57,7 @@ def author_domain(headers: Headers) -> tuple[str | None, str]:
     values = headers.all("From")
     if len(values) != 1:
         return None, f"the message has {len(values)} From header fields"
-    # Read exactly as routing reads it (core.parsing): undeclared 8-bit bytes decoded the
+    # Read exactly as routing reads it (core.mail.parsing): undeclared 8-bit bytes decoded the
     # same way, the same address parser. Read otherwise, a Shift_JIS character ending in
     # a backslash escaped a quote here and not there: the checked domain was the
     # attacker's and the logged From the user's.

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 
 from core import accounts
 from core.errors import InvalidInput
-from core.models import Portal, User
+from core.storage.models import Portal, User
 from extension_api.auth import Principal, authenticated, require_admin, runtime_of
 from extension_api.endpoints._params import json_object
 from extension_api.schemas import iso, me_json

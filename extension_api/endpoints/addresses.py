@@ -27,7 +27,7 @@ from core.errors import (
     NotFound,
     RelayFailed,
 )
-from core.models import Portal, User, UserAddress
+from core.storage.models import Portal, User, UserAddress
 from extension_api.auth import Principal, authenticated, require_owner, runtime_of
 from extension_api.endpoints._params import json_object, path_id
 from extension_api.errors import ApiError

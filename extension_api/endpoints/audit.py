@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from core import audit
-from core.models import IngestLogEntry
+from core.storage.models import IngestLogEntry
 from extension_api.auth import Principal, authenticated, runtime_of
 from extension_api.endpoints._params import query_int
 from extension_api.schemas import iso

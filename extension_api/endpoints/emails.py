@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from core import deletion, extension_log, pipeline, queries, regroup, tracked_sends
-from core.models import Portal, User
 from core.retention import restorable_until
+from core.storage.models import Portal, User
 from extension_api.auth import Principal, authenticated, require_owner, runtime_of
 from extension_api.endpoints._params import json_object, path_id
 from extension_api.errors import ApiError

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from core.errors import StorageUnavailable
-from core.models import Event
+from core.storage.models import Event
 from extension_api.auth import Principal, authenticated, runtime_of
 from extension_api.endpoints._params import query_int
 from extension_api.errors import ApiError

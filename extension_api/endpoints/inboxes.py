@@ -23,7 +23,7 @@ from core.inboxes import (
     SendResult,
     SyncReport,
 )
-from core.models import Inbox
+from core.storage.models import Inbox
 from extension_api.auth import Principal, authenticated, require_owner, runtime_of
 from extension_api.endpoints._params import json_object, mail_fields, path_id
 from extension_api.errors import ApiError

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from core import accounts
-from core.models import ApiToken, User, utcnow
+from core.storage.models import ApiToken, User, utcnow
 from extension_api.auth import Principal, authenticated, require_owner, runtime_of
 from extension_api.endpoints._params import json_object, path_id
 from extension_api.errors import ApiError

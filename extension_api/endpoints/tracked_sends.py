@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from core import extension_log, tracked_sends
-from core.models import Portal, TrackedSend, User
+from core.storage.models import Portal, TrackedSend, User
 from extension_api.auth import Principal, authenticated, runtime_of
 from extension_api.endpoints._params import (
     header_text,

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from core import accounts
-from core.models import User
+from core.storage.models import User
 from extension_api.auth import Principal, authenticated, require_admin, runtime_of
 from extension_api.endpoints._params import json_object
 from extension_api.errors import ApiError

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import func, select
 
 from core import accounts, pipeline, queries
-from core.attachments import LocalBlobStore
-from core.db import Database
 from core.errors import SenderNotAllowed
-from core.models import Blob, Company, Contact, Deal, Email, EmailDeal, Event, Portal
+from core.storage.blobs import LocalBlobStore
+from core.storage.db import Database
+from core.storage.models import Blob, Company, Contact, Deal, Email, EmailDeal, Event, Portal
 from core.types import Envelope, Source
 from tests.support.mail import message
 

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import select, update
 
 from core import accounts, audit, deletion, pipeline, queries, retention
-from core.attachments import LocalBlobStore, sha256_hex
 from core.audit import NotLoggedReason
-from core.db import Database
 from core.errors import NotFound
-from core.models import Blob, Email, IngestLogEntry, Portal, RawCopy
+from core.storage.blobs import LocalBlobStore, sha256_hex
+from core.storage.db import Database
+from core.storage.models import Blob, Email, IngestLogEntry, Portal, RawCopy
 from core.types import Envelope, Source
 from tests.support.mail import message
 

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from core import _forwarding_rules as forwarding
 from core.errors import SenderNotAllowed
-from core.models import User
-from core.parsing import parse_message
+from core.mail import forwarding_rules as forwarding
+from core.mail.parsing import parse_message
 from core.routing import Privacy, route
+from core.storage.models import User
 from core.types import Direction, Envelope, Source
 from tests.support.forwarding_shapes import ALIASES, SHAPES, USER, stranger
 from tests.support.mail import message

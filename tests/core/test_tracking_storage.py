@@ -9,8 +9,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from core import accounts, tracked_sends
-from core.db import Database
-from core.models import Event, utcnow
+from core.storage.db import Database
+from core.storage.models import Event, utcnow
 from core.tracking import Hit, TokenSigner
 
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "

@@ -16,9 +16,9 @@ import uvicorn
 from sqlalchemy import func, select
 
 from core import accounts, tracked_sends
-from core.db import migrate
-from core.models import TrackingHit
 from core.runtime import Runtime, Settings
+from core.storage.db import migrate
+from core.storage.models import TrackingHit
 from core.tracking import Hit
 from extension_api.app import create_app
 from tests.support.server import free_port

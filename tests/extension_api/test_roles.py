@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from core import accounts
-from core.db import Database, sqlite_url
-from core.models import Inbox
+from core.storage.db import Database, sqlite_url
+from core.storage.models import Inbox
 from tests.support.mail import deliver, logged_id, message
 from tests.support.server import PortalAccount, Server, run_coroutine
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.models import utcnow
+from core.storage.models import utcnow
 from extension_api.tracking_clock import file_clock, hit_clock
 
 

@@ -18,8 +18,8 @@ import email_validator
 import pytest
 from sqlalchemy import update
 
-from core.db import Database, sqlite_url
-from core.models import UserAddress
+from core.storage.db import Database, sqlite_url
+from core.storage.models import UserAddress
 from tests.extension_api.test_openapi import check, properties
 from tests.support.addresses import request_confirmation
 from tests.support.dns import DnsServer

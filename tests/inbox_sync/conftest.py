@@ -15,7 +15,7 @@ import pytest
 from imapclient import IMAPClient
 
 from core import accounts
-from core.db import Database, sqlite_url
+from core.storage.db import Database, sqlite_url
 from tests.extension_api.test_openapi import check
 from tests.support.dovecot import Dovecot
 from tests.support.mail import deliver, logged_id, message

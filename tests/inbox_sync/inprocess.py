@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from core import accounts, inboxes, pipeline
 from core.credentials import CredentialBox
-from core.db import migrate
 from core.inboxes import Endpoint
-from core.models import Email, Inbox, User
 from core.runtime import Runtime, Settings
+from core.storage.db import migrate
+from core.storage.models import Email, Inbox, User
 from core.types import Envelope
 from inbox_sync.outbound import Destinations
 from tests.support.dovecot import Dovecot

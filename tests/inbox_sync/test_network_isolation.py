@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from core import accounts
-from core.db import Database, sqlite_url
+from core.storage.db import Database, sqlite_url
 from tests.inbox_sync.hostile import Listener, silent
 from tests.support.mail import deliver, logged_id, message
 from tests.support.server import PortalAccount, Server, run_coroutine

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from core import accounts, inboxes
 from core.credentials import CredentialBox
-from core.db import migrate
 from core.inboxes import Endpoint, InboxError
-from core.models import Inbox
 from core.oauth import OAuthProvider
 from core.runtime import Runtime, Settings
+from core.storage.db import migrate
+from core.storage.models import Inbox
 from inbox_sync.oauth import OAuthClient, TokenKeeper, Tokens
 
 SECRET = "test-secret"

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from core.inboxes import Endpoint, InboxError
-from core.models import Email, Event, Inbox, InboxFolder
+from core.storage.models import Email, Event, Inbox, InboxFolder
 from inbox_sync import sync
 from inbox_sync.imap import ImapSession
 from inbox_sync.service import InboxService, ServiceOptions

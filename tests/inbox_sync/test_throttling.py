@@ -19,7 +19,7 @@ import pytest
 from imapclient import IMAPClient
 from sqlalchemy import func, select
 
-from core.models import Event
+from core.storage.models import Event
 from inbox_sync.service import InboxService, ServiceOptions
 from tests.inbox_sync.conftest import Mailbox, new_mailbox
 from tests.inbox_sync.inprocess import LOOPBACK, PASSWORD, inbox_row, logged, setup_inbox

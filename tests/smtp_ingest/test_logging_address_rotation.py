@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import update
 
-from core.db import Database, sqlite_url
-from core.models import Portal
+from core.storage.db import Database, sqlite_url
+from core.storage.models import Portal
 from tests.support.mail import deliver, logged_id, message
 from tests.support.server import PortalAccount, Server, run_coroutine
 

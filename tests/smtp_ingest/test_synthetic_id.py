@@ -9,7 +9,7 @@ import hashlib
 import json
 from email.message import EmailMessage
 
-from core.parsing import parse_message, synthetic_message_id
+from core.mail.parsing import parse_message, synthetic_message_id
 from tests.support.mail import deliver, logged_id, message
 from tests.support.server import PortalAccount, Server
 

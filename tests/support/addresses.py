@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from core import user_addresses
-from core.db import Database, sqlite_url
-from core.models import User
+from core.storage.db import Database, sqlite_url
+from core.storage.models import User
 from tests.support.server import Server, run_coroutine
 
 

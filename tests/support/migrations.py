@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.db import Database, _alembic_config
+from core.storage.db import Database, _alembic_config
 
 
 async def upgrade_to(db: Database, revision: str) -> None:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import httpx
 
 from core import accounts
-from core.db import Database, migrate, sqlite_url
+from core.storage.db import Database, migrate, sqlite_url
 
 BCC_DOMAIN = "bcc.test"
 # The test mail servers (Dovecot, the SMTP recorder, the hostile ones) listen on

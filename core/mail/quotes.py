@@ -1,0 +1,115 @@
+"""The new text of a reply, without quoted history or signature; pure, never raises."""
+
+from __future__ import annotations
+
+import re
+
+from core.mail import _forward_formats as formats
+
+# Attribution lines ("On <date>, <name> wrote:") end with one of these verbs, or
+# carry one before the sender's address ("Am <date> schrieb Name <addr>:").
+_VERBS = (
+    r"(?:wrote|a écrit|schrieb|escribió|escreveu|ha scritto|scrive|schreef|skrev|skriver"
+    r"|pisze|napisał\(a\)|napisała|napisał|napsal\(a\)|napsala|napsal|írta|kirjoitti"
+    r"|написал\(а\)|написала|написал|пишет|yazdı)"
+)
+_WROTE = re.compile(_VERBS + r"\s*(?:\([^)]*\))?\s*[:：]\s*$", re.IGNORECASE)
+_VERB_BEFORE_ADDRESS = re.compile(
+    r"(?<!\w)" + _VERBS + r"(?!\w).*@[^<>\s]+>?\s*[:：]\s*$", re.IGNORECASE
+)
+# Russian Gmail writes no verb: "пн, 16 нояб. 2026 г. в 09:30, Имя <addr>:".
+_ADDRESS_COLON = re.compile(r"\d.*<[^<>\s]+@[^<>\s]+>\s*[:：]\s*$")
+_ATTRIBUTION_MAX = 300
+_SIGNATURE_DELIMITER = re.compile(r"^--\s?$")
+_MOBILE_SIGNATURE = re.compile(
+    r"^\s*(?:sent from my \w+|sent from (?:mail|outlook) for \w+|sent from outlook"
+    r"|sent from yahoo mail|sent from samsung|get outlook for \w+|envoyé de mon \w+"
+    r"|envoyé depuis mon \w+|obtenir outlook pour \w+|von meinem \w+ gesendet"
+    r"|gesendet von meinem \w+|outlook für \w+ beziehen|enviado desde mi \w+"
+    r"|enviado do meu \w+|inviato da \w+|inviato dal mio \w+|verzonden vanaf mijn \w+"
+    r"|verstuurd vanaf mijn \w+|skickat från min \w+|sendt fra min \w+|lähetetty \w+"
+    r"|wysłane z mojego \w+|wysłano z \w+|odesláno z \w+|elküldve az \w+|küldve az \w+"
+    r"|отправлено с \w+|iphone'umdan gönderildi)\b.*$",
+    re.IGNORECASE,
+)
+
+
+def reply_text(text: str) -> str:
+    """The new part of a reply, for timeline display.
+
+    Cuts at the first attribution line ("On ... wrote:" in many languages, also
+    wrapped over two lines), Outlook's "-----Original Message-----" line or
+    "From:/Sent:" header block (localized labels, optionally after an underscore
+    line), a signature delimiter ("-- ") or a mobile signature ("Sent from my
+    iPhone"...). Lines starting with ">" are dropped, so interleaved answers are
+    kept. Returns ``text`` unchanged when nothing is quoted, and ``text.strip()``
+    when everything is. Never raises.
+    """
+    try:
+        return _reply_text(text)
+    except Exception:  # pure display helper: the full text is a safe answer
+        return text
+
+
+def _reply_text(text: str) -> str:
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    cut = _cut_index(lines)
+    kept = [line for line in lines[:cut] if not line.lstrip().startswith(">")]
+    if cut == len(lines) and len(kept) == len(lines):
+        return text
+    result = "\n".join(kept).strip()
+    return result or text.strip()
+
+
+def _cut_index(lines: list[str]) -> int:
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(">"):
+            continue
+        if _is_attribution(stripped):
+            return index
+        following = lines[index + 1].strip() if index + 1 < len(lines) else ""
+        if following and _is_attribution(f"{stripped} {following}") and _starts_like(stripped):
+            return index  # Gmail wrapped the attribution over two lines
+        dash = formats.DASH_LINE.match(stripped)
+        if dash is not None and (
+            formats.ORIGINAL_WORDS.search(dash.group(2))
+            or formats.FORWARD_WORDS.search(dash.group(2))
+        ):
+            return index
+        if formats.UNDERSCORE_LINE.match(stripped) and _from_follows(lines, index + 1):
+            return index
+        if formats.is_header_block_start(lines, index):
+            return index
+        if _SIGNATURE_DELIMITER.match(line.rstrip("\n")) or _MOBILE_SIGNATURE.match(stripped):
+            return index
+    return len(lines)
+
+
+def _is_attribution(line: str) -> bool:
+    # Every attribution pattern ends with a colon: a cheap test spares the regexes
+    # on almost every line of a message.
+    if len(line) > _ATTRIBUTION_MAX or not line.rstrip().endswith((":", "：")):
+        return False
+    if _WROTE.search(line) and (any(c.isdigit() for c in line) or "@" in line):
+        return True
+    return bool(_VERB_BEFORE_ADDRESS.search(line) or _ADDRESS_COLON.search(line))
+
+
+def _starts_like(line: str) -> bool:
+    """Whether a line can open an attribution wrapped onto the next line."""
+    return bool(
+        re.match(
+            r"^(?:on|le|am|el|il|op|em|den|på|w dniu|dne|в|v|\d|\w{2,4}[.,]?\s+\d)",
+            line,
+            re.IGNORECASE,
+        )
+    )
+
+
+def _from_follows(lines: list[str], start: int) -> bool:
+    for line in lines[start : start + 3]:
+        if line.strip():
+            label = formats.header_label(line)
+            return label is not None and label[0] == "from"
+    return False

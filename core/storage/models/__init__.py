@@ -1,0 +1,58 @@
+"""The SQLAlchemy models; importing this package registers every table on Base.metadata."""
+
+from core.storage.models.base import Base, utcnow
+from core.storage.models.crm import Company, Contact, Deal, Ticket
+from core.storage.models.email import (
+    Attachment,
+    Blob,
+    Email,
+    EmailCompany,
+    EmailContact,
+    EmailDeal,
+    EmailSource,
+    EmailTicket,
+    Thread,
+    ThreadRef,
+)
+from core.storage.models.event import Event
+from core.storage.models.inbox import Inbox, InboxFolder
+from core.storage.models.portal import ApiToken, Portal, User, UserAddress
+from core.storage.models.retention import IngestLogEntry, RawCopy
+from core.storage.models.tracking import TrackedLink, TrackedSend, TrackingHit
+
+__all__ = [
+    "ApiToken",
+    "Attachment",
+    "Base",
+    "Blob",
+    "Company",
+    "Contact",
+    "Deal",
+    "Email",
+    "EmailCompany",
+    "EmailContact",
+    "EmailDeal",
+    "EmailSource",
+    "EmailTicket",
+    "Event",
+    "Inbox",
+    "InboxFolder",
+    "IngestLogEntry",
+    "Portal",
+    "RawCopy",
+    "Thread",
+    "ThreadRef",
+    "Ticket",
+    "TrackedLink",
+    "TrackedSend",
+    "TrackingHit",
+    "User",
+    "UserAddress",
+    "utcnow",
+]
+
+# Ids are public (URLs, API bodies): SQLite must never hand a deleted row's id to a new
+# one, which it does for a plain INTEGER PRIMARY KEY. PostgreSQL sequences never do.
+for _table in Base.metadata.tables.values():
+    if "id" in _table.c and _table.c.id.primary_key:
+        _table.dialect_options["sqlite"]["autoincrement"] = True
