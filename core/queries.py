@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,26 +11,40 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.errors import NotFound
 from core.storage.models import Attachment, Company, Contact, Email, EmailContact, Thread
 
-M = TypeVar("M", Contact, Company, Thread)
+class _PortalRow(Protocol):
+    __tablename__: str
+    portal_id: Any
 
 
-async def _owned(session: AsyncSession, model: type[M], portal_id: int, object_id: int) -> M:
+M = TypeVar("M", bound=_PortalRow)
+
+
+def _singular(table: str) -> str:
+    noun = table[:-3] + "y" if table.endswith("ies") else table.removesuffix("s")
+    return noun.replace("_", " ")
+
+
+async def owned(session: AsyncSession, model: type[M], portal_id: int, object_id: int) -> M:
+    """The row ``object_id`` of ``model`` if it belongs to ``portal_id``; else NotFound.
+
+    Another portal's row and a missing one give the same answer, so ids reveal nothing.
+    """
     found = await session.get(model, object_id)
     if found is None or found.portal_id != portal_id:
-        raise NotFound(f"no {model.__tablename__[:-1]} {object_id}")
+        raise NotFound(f"no {_singular(model.__tablename__)} {object_id}")
     return found
 
 
 async def contact(session: AsyncSession, portal_id: int, contact_id: int) -> Contact:
-    return await _owned(session, Contact, portal_id, contact_id)
+    return await owned(session, Contact, portal_id, contact_id)
 
 
 async def company(session: AsyncSession, portal_id: int, company_id: int) -> Company:
-    return await _owned(session, Company, portal_id, company_id)
+    return await owned(session, Company, portal_id, company_id)
 
 
 async def thread(session: AsyncSession, portal_id: int, thread_id: int) -> Thread:
-    return await _owned(session, Thread, portal_id, thread_id)
+    return await owned(session, Thread, portal_id, thread_id)
 
 
 async def contacts_by_email(session: AsyncSession, portal_id: int, email: str) -> Sequence[Contact]:
