@@ -32,6 +32,21 @@ class Source(enum.StrEnum):
     CRM_SEND = "crm_send"
 
 
+class IngestOutcome(enum.StrEnum):
+    """What became of one message through ``pipeline.log_message``."""
+
+    LOGGED = "logged"
+    DUPLICATE = "duplicate"  # already logged: the new source was added
+    NOT_LOGGED = "not_logged"  # accepted, deliberately not stored (the reason says why)
+
+
+class InboxLogMode(enum.StrEnum):
+    """A portal's privacy rule for synced mail (``Portal.inbox_log_mode``)."""
+
+    REPLIES = "replies"  # only mail that ties to a logged thread
+    KNOWN_CONTACTS = "known_contacts"  # ... or involves a known contact
+
+
 class ThreadReason(enum.StrEnum):
     """Why an email joined its thread."""
 
