@@ -58,6 +58,125 @@ class ThreadReason(enum.StrEnum):
     MANUAL = "manual"  # a user moved it or split it off
 
 
+class InboxStatus(enum.StrEnum):
+    """A connected inbox's state (``Inbox.status``, the API's ``status``)."""
+
+    CONNECTED = "connected"
+    THROTTLED = "throttled"  # the provider asked us to slow down
+    MAILBOX_FULL = "mailbox_full"
+    DISCONNECTED = "disconnected"  # ``status_code`` names why; sync has stopped
+    REMOTE_PROTOCOL_VIOLATION = "remote_protocol_violation"
+    DESTINATION_NOT_ALLOWED = "destination_not_allowed"  # its server is off limits now
+
+
+class InboxErrorCode(enum.StrEnum):
+    """What failed reaching or using a mailbox, or connecting one with OAuth
+    (``InboxError.code``, ``OAuthError.code``, ``Inbox.status_code``)."""
+
+    NAME_NOT_FOUND = "name_not_found"
+    CONNECTION_REFUSED = "connection_refused"
+    TIMEOUT = "timeout"
+    UNREACHABLE = "unreachable"
+    TLS_FAILURE = "tls_failure"
+    AUTH_REJECTED = "auth_rejected"
+    APP_PASSWORD_REQUIRED = "app_password_required"
+    NO_IMAP = "no_imap"
+    NO_SMTP = "no_smtp"
+    THROTTLED = "throttled"
+    MAILBOX_FULL = "mailbox_full"
+    SEND_REJECTED = "send_rejected"
+    IMAP_ERROR = "imap_error"
+    NO_SENT_FOLDER = "no_sent_folder"
+    SEND_UNCONFIRMED = "send_unconfirmed"  # it went to the server, no answer came back
+    REMOTE_PROTOCOL_VIOLATION = "remote_protocol_violation"  # a server broke a limit
+    DESTINATION_NOT_ALLOWED = "destination_not_allowed"
+    DISCONNECTED = "disconnected"  # the inbox is disconnected: reconnect it first
+    TOO_MANY_CONNECTIONS = "too_many_connections"  # our own limit: try again later
+    # OAuth: the grant was refused (revoked, password changed, consent withdrawn), or
+    # lacks mail access; the authorization server is down (temporary).
+    OAUTH_REVOKED = "oauth_revoked"
+    OAUTH_SCOPE_MISSING = "oauth_scope_missing"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    OAUTH_STATE_INVALID = "oauth_state_invalid"
+    OAUTH_DENIED = "oauth_denied"  # the user said no at the provider
+    OAUTH_NOT_CONFIGURED = "oauth_not_configured"
+    OAUTH_FAILED = "oauth_failed"
+    DISCONNECTED_BY_USER = "disconnected_by_user"  # only as a status_code
+
+
+class MailProtocol(enum.StrEnum):
+    IMAP = "imap"
+    SMTP = "smtp"
+
+
+class MailSecurity(enum.StrEnum):
+    """How a connection to a mail server is secured (``Endpoint.security``)."""
+
+    SSL = "ssl"  # TLS from the first byte
+    STARTTLS = "starttls"
+    NONE = "none"
+
+
+class InboxAuth(enum.StrEnum):
+    """How an inbox logs in (``Inbox.auth``)."""
+
+    PASSWORD = "password"
+    OAUTH = "oauth"
+
+
+class FolderRole(enum.StrEnum):
+    """The folders sync reads (``InboxFolder.role``)."""
+
+    INBOX = "inbox"
+    SENT = "sent"
+
+
+class SendLog(enum.StrEnum):
+    """What became of the log of an email sent through a connected inbox."""
+
+    LOGGED = "logged"
+    PENDING = "pending"  # kept durably, logged later, once
+    NOT_LOGGED = "not_logged"  # deliberately
+    FAILED = "failed"  # neither logged nor kept for a retry
+
+
+class HitKind(enum.StrEnum):
+    """A tracked send's hit: its pixel loaded, or one of its links followed."""
+
+    OPEN = "open"
+    CLICK = "click"
+
+
+class HitVerdict(enum.StrEnum):
+    """Who a hit was, as the API says it (``Verdict.label``)."""
+
+    PERSON = "person"
+    MACHINE = "machine"
+    SENDER = "sender"  # the sender's own open: not counted
+
+
+class ClientKind(enum.StrEnum):
+    """What a user agent is, as classifying hits needs it."""
+
+    MAIL = "mail"  # a mail program fetching for a person reading
+    BROWSER = "browser"  # webmail in a browser, or a browser following a link
+    GMAIL_PROXY = "gmail-proxy"  # fetches only when a person opens the message
+    PREFETCH_PROXY = "prefetch-proxy"  # fetches on delivery, whoever reads
+    BOT = "bot"
+    BARE = "bare"  # "Mozilla/5.0" and nothing else
+    NONE = "none"  # no user agent at all
+    UNKNOWN = "unknown"
+
+
+class RangeKind(enum.StrEnum):
+    """What a hit from a published address range means (``# kind:`` of its file)."""
+
+    APPLE = "apple"  # Mail Privacy Protection's proxies: prefetch
+    GOOGLE = "google"  # Gmail's image proxy
+    YAHOO = "yahoo"  # Yahoo's image proxy
+    SCANNER = "scanner"  # a security gateway following links
+
+
 @dataclass(frozen=True)
 class Envelope:
     """What the transport knew about a message besides its bytes.
