@@ -20,7 +20,8 @@ M = TypeVar("M", bound=_PortalRow)
 
 
 def _singular(table: str) -> str:
-    noun = table[:-3] + "y" if table.endswith("ies") else table.removesuffix("s")
+    noun = (table[:-3] + "y" if table.endswith("ies")
+            else table[:-2] if table.endswith(("xes", "sses")) else table.removesuffix("s"))
     return noun.replace("_", " ")
 
 
