@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.storage.models import IngestLogEntry
+from core.types import NotLoggedReason
 
-
-class NotLoggedReason(enum.StrEnum):
-    NOT_A_USER = "not_a_user"
-    NOT_IN_THREAD = "not_in_thread"
-    NEVER_LOG = "never_log"
-    BULK = "bulk"
-    TOO_LARGE = "too_large"
-    FORWARD_UNPARSABLE = "forward_unparsable"  # logged as the user's own email instead
-    DELETED = "deleted"
-    NOT_AUTHENTICATED = "not_authenticated"  # sender authentication failed (550 5.7.1)
-    AUTH_UNAVAILABLE = "auth_unavailable"  # it could not be completed (451 4.7.0)
+__all__ = ["NotLoggedReason", "entries", "record"]
 
 
 def record(

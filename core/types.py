@@ -177,6 +177,47 @@ class RangeKind(enum.StrEnum):
     SCANNER = "scanner"  # a security gateway following links
 
 
+class Channel(enum.StrEnum):
+    """The entry point a message came through: the ingest log's ``source`` of a refusal
+    made before the message was routed (too large, no user sent it, authentication)."""
+
+    SMTP = "smtp"
+    CLI = "cli"
+    EXTENSION = "extension"
+    SYNC = "sync"
+    CRM_SEND = "crm_send"
+
+
+class NotLoggedReason(enum.StrEnum):
+    """The ingest log's ``reason_code``: why a received message was not logged."""
+
+    NOT_A_USER = "not_a_user"
+    NOT_IN_THREAD = "not_in_thread"
+    NEVER_LOG = "never_log"
+    BULK = "bulk"
+    TOO_LARGE = "too_large"
+    FORWARD_UNPARSABLE = "forward_unparsable"  # logged as the user's own email instead
+    DELETED = "deleted"
+    NOT_AUTHENTICATED = "not_authenticated"  # sender authentication failed (550 5.7.1)
+    AUTH_UNAVAILABLE = "auth_unavailable"  # it could not be completed (451 4.7.0)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why admission will not log a message: the ingest log's code and its reason."""
+
+    code: NotLoggedReason
+    reason: str
+
+
+@dataclass(frozen=True)
+class ThreadMatch:
+    """The logged thread a message joins, and why."""
+
+    thread_id: int
+    reason: ThreadReason
+
+
 @dataclass(frozen=True)
 class Envelope:
     """What the transport knew about a message besides its bytes.
