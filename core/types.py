@@ -105,8 +105,11 @@ class InboxErrorCode(enum.StrEnum):
 
 
 class MailProtocol(enum.StrEnum):
+    """What inboxlog speaks to a user's mail provider (``InboxError.protocol``)."""
+
     IMAP = "imap"
     SMTP = "smtp"
+    HTTPS = "https"  # an OAuth authorization server's endpoints
 
 
 class MailSecurity(enum.StrEnum):
