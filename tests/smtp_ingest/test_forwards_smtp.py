@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.core.test_forwards import ANNA, EXPECTED, TOM
+from tests.core.mail.test_forwards import ANNA, EXPECTED, TOM
 from tests.support.mail import deliver, logged_id, message
 from tests.support.server import PortalAccount, Server
 
