@@ -205,6 +205,23 @@ class NotLoggedReason(enum.StrEnum):
     AUTH_UNAVAILABLE = "auth_unavailable"  # it could not be completed (451 4.7.0)
 
 
+class EventType(enum.StrEnum):
+    """A notification in a user's feed (``Event.type``, the API's event ``type``)."""
+
+    OPEN = "open"
+    CLICK = "click"
+    REPLY = "reply"
+    LOGGED = "logged"
+    INBOX_DISCONNECTED = "inbox_disconnected"
+
+
+class Role(enum.StrEnum):
+    """Who a token speaks for within its portal: the portal's admin, or one user."""
+
+    ADMIN = "admin"
+    USER = "user"
+
+
 @dataclass(frozen=True)
 class Refusal:
     """Why admission will not log a message: the ingest log's code and its reason."""
