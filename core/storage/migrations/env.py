@@ -8,7 +8,7 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 
 from core.storage.models import Base
-from core.storage.models.base import UTCDateTime
+from core.storage.models.base import UTCDateTime, described_by_models
 
 config = context.config
 connection = config.attributes.get("connection")
@@ -30,6 +30,7 @@ context.configure(
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
     render_item=render_item,
+    include_name=described_by_models,
 )
 with context.begin_transaction():
     context.run_migrations()

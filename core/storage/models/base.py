@@ -47,6 +47,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def described_by_models(name: str | None, type_: str, _parents: Any) -> bool:
+    """Whether Alembic's autogenerate compares a reflected object with the models: not
+    the search index's tables (``search_*``: FTS5 tables and a generated tsvector that
+    migration 0012 builds by hand and ``core.search`` reads with SQL of its own)."""
+    return not (type_ == "table" and name is not None and name.startswith("search_"))
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UTCDateTime()}  # noqa: RUF012 (SQLAlchemy reads it as is)
