@@ -12,7 +12,7 @@ import textwrap
 from dataclasses import dataclass
 
 from core.mail import _forward_formats as formats
-from core.mail._forward_subjects import REPLY_PREFIX, is_forward_subject, strip_forward_prefixes
+from core.mail.subjects import REPLY_PREFIX, is_forward_subject, strip_forward_prefixes
 
 
 @dataclass(frozen=True)

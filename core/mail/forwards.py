@@ -18,12 +18,12 @@ from datetime import datetime, timedelta
 
 from core.mail import _forward_formats as formats
 from core.mail._forward_blocks import Block, dedent, find_block, lines_of
-from core.mail._forward_subjects import (
+from core.mail.parsing import Address, ParsedMessage, Part, html_to_text, parse_message
+from core.mail.subjects import (
     is_forward_subject,
     starts_with_forward_prefix,
     strip_forward_prefixes,
 )
-from core.mail.parsing import Address, ParsedMessage, Part, html_to_text, parse_message
 from core.types import MessageId
 
 __all__ = [

@@ -8,17 +8,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from dataclasses import dataclass
 
 from core.mail.parsing import ParsedMessage
+from core.mail.subjects import strip_prefixes
 from core.types import MessageId, ThreadReason
 
-_PREFIX = re.compile(
-    r"^\s*((re|aw|sv|vs|antw|odp|ynt|r|rif|res|fwd?|tr|wg|rv|enc|doorst|pd|továbbítás)"
-    r"(\[\d+\])?\s*[:：]\s*)+",
-    re.IGNORECASE,
-)
 THREAD_INDEX_PREFIX = "thread-index:"
 
 
@@ -100,5 +95,6 @@ def claimed_ids(parsed: ParsedMessage, message_id: MessageId) -> list[MessageId]
 
 
 def base_subject(subject: str) -> str:
-    """A subject without reply and forward prefixes, for naming a thread."""
-    return _PREFIX.sub("", subject).strip()
+    """A subject without reply and forward prefixes, for naming a thread: the same table
+    (``core.mail.subjects``) that forward recovery reads."""
+    return strip_prefixes(subject)
