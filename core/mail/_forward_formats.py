@@ -12,7 +12,7 @@ import re
 
 from core.mail._forward_labels import FIELD_BY_LABEL, FORWARD_WORDS, ORIGINAL_WORDS, WROTE_WORDS
 from core.mail._loose_dates import parse_loose_date
-from core.mail.parsing import Address
+from core.mail.parsing import ADDRESS, Address
 
 __all__ = [
     "APPLE_LINE", "DASH_LINE", "FORWARD_WORDS", "HEADER_LINE", "ORIGINAL_WORDS",
@@ -41,7 +41,6 @@ UNDERSCORE_LINE = re.compile(r"^\s*_{10,}\s*$")
 # forward word, ending with a colon.
 APPLE_LINE = re.compile(r"^\s*[^:\n]{0,60}[:：]\s*$")
 
-_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 _MAILTO_ANGLED = re.compile(r"<mailto:([^>]*)>", re.IGNORECASE)
 _MAILTO_SQUARE = re.compile(r"\[mailto:([^\]]*)\]", re.IGNORECASE)
 _MAILTO = re.compile(r"(?<![\w.])mailto:", re.IGNORECASE)
@@ -66,10 +65,10 @@ def parse_one_address(chunk: str) -> Address | None:
     chunk = chunk[:_MAX_HEADER_LINE]
     without_mailto = _MAILTO_ANGLED.sub("", chunk)
     # "addr<mailto:addr>" repeats the address; "Name <mailto:addr>" has it only there.
-    chunk = without_mailto if _EMAIL.search(without_mailto) else _MAILTO_ANGLED.sub(r"<\1>", chunk)
+    chunk = without_mailto if ADDRESS.search(without_mailto) else _MAILTO_ANGLED.sub(r"<\1>", chunk)
     chunk = _MAILTO_SQUARE.sub(r"<\1>", chunk)
     chunk = _MAILTO.sub(" ", chunk)
-    found = _EMAIL.search(chunk)
+    found = ADDRESS.search(chunk)
     if found is None:
         return None
     local, _, domain = found.group(0).rpartition("@")
@@ -103,7 +102,7 @@ def _split_addresses(value: str) -> list[str]:
     # "Smith, John <john@x>" split into a name-only chunk: glue it back.
     merged: list[str] = []
     for chunk in chunks:
-        if merged and not _EMAIL.search(merged[-1]):
+        if merged and not ADDRESS.search(merged[-1]):
             merged[-1] = merged[-1] + "," + chunk
         else:
             merged.append(chunk)

@@ -37,12 +37,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from core.mail.parsing import ParsedMessage
+from core.mail.parsing import ADDRESS, ParsedMessage
 from core.types import Envelope
-
-# An address starts where a run of local-part characters starts (the lookbehind): tried
-# from every character of a long run without an @, the match would be quadratic.
-ADDRESS = re.compile(r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 
 # Where each shape comes from and how sure it is (docs/forwarding-rules.md has the rest):
 # "observed" = written by the real Debian server in tests/smtp_ingest/test_forwarding_rules.py;

@@ -28,6 +28,11 @@ from core.types import BlobHash, MessageId
 
 _MAX_REFERENCES = 100
 
+# An address in free text (a forward's header lines, trace headers). It starts where a
+# run of local-part characters starts (the lookbehind): tried from every character of a
+# long run without an @, the match would be quadratic.
+ADDRESS = re.compile(r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+
 
 @dataclass(frozen=True)
 class Address:

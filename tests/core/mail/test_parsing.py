@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from core.mail.parsing import (
+    ADDRESS,
     Address,
     ParsedMessage,
     html_to_text,
@@ -643,3 +645,20 @@ def test_parse_message_never_raises_on_mutated_input() -> None:
         assert msg.date is None or msg.date.utcoffset() is not None
         synthetic_message_id(msg)
         sanitize_html(msg.html)
+
+
+def test_address_pattern_finds_whole_addresses_in_free_text() -> None:
+    """One pattern reads addresses from forward headers and trace headers alike."""
+    assert ADDRESS.findall("Ann <ann.o'neil+x@mail.acme.example>; bob@beta.example") == [
+        "ann.o'neil+x@mail.acme.example", "bob@beta.example"]
+    assert ADDRESS.findall("for <zoë@exämple.de>;") == ["zoë@exämple.de"]
+    # The rest of a run that already gave an address is not an address of its own.
+    assert ADDRESS.findall("a@b.example!c@d.example") == ["a@b.example"]
+    assert ADDRESS.search("no address here @ all") is None
+
+
+def test_address_pattern_is_linear_on_a_long_run_without_an_at() -> None:
+    """A megabyte of local-part characters is rejected at once, not tried from each one."""
+    started = time.perf_counter()
+    assert ADDRESS.search("a" * 1_000_000) is None
+    assert time.perf_counter() - started < 1.0
