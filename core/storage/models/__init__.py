@@ -19,6 +19,7 @@ from core.storage.models.inbox import Inbox, InboxFolder
 from core.storage.models.portal import ApiToken, Portal, User, UserAddress
 from core.storage.models.retention import IngestLogEntry, RawCopy
 from core.storage.models.tracking import TrackedLink, TrackedSend, TrackingHit
+from core.storage.models.web import WebLink, WebLogin, WebSession  # noqa: F401 (the sign-in tables)
 
 __all__ = [
     "ApiToken",

@@ -1,0 +1,87 @@
+"""What the pages read that the JSON API does not: contact search, a company's contacts,
+the ingest log searched by sender, address and time, and the newest event id.
+
+Portal-scoped like ``core.queries``; every function only reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.storage.models import Contact, Event, IngestLogEntry, User
+from core.storage.models.web import WebLink, WebLogin
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def search_contacts(session: AsyncSession, portal_id: int, text: str, *,
+                          limit: int = 50) -> Sequence[Contact]:
+    """Contacts whose name or address contains ``text`` (any case); all of them, by
+    name, when ``text`` is empty."""
+    query = select(Contact).where(Contact.portal_id == portal_id)
+    if text.strip():
+        pattern = _like(text.strip().lower())
+        query = query.where(or_(func.lower(Contact.email).like(pattern, escape="\\"),
+                                func.lower(Contact.name).like(pattern, escape="\\")))
+    return (await session.scalars(
+        query.order_by(func.lower(Contact.name), Contact.email).limit(limit))).all()
+
+
+async def company_contacts(session: AsyncSession, portal_id: int,
+                           company_id: int) -> Sequence[Contact]:
+    return (await session.scalars(select(Contact).where(
+        Contact.portal_id == portal_id, Contact.company_id == company_id,
+    ).order_by(Contact.email))).all()
+
+
+async def ingest_log(session: AsyncSession, portal_id: int, *, sender: str = "",
+                     address: str = "", since: datetime | None = None,
+                     until: datetime | None = None,
+                     limit: int = 100) -> Sequence[IngestLogEntry]:
+    """The portal's not-logged entries, newest first: ``sender`` matches the From or
+    the envelope sender, ``address`` the logging address (both: contains, any case)."""
+    query = select(IngestLogEntry).where(IngestLogEntry.portal_id == portal_id)
+    if sender.strip():
+        pattern = _like(sender.strip().lower())
+        query = query.where(or_(
+            func.lower(IngestLogEntry.sender).like(pattern, escape="\\"),
+            func.lower(IngestLogEntry.envelope_sender).like(pattern, escape="\\")))
+    if address.strip():
+        query = query.where(func.lower(IngestLogEntry.logging_address).like(
+            _like(address.strip().lower()), escape="\\"))
+    if since is not None:
+        query = query.where(IngestLogEntry.at >= since)
+    if until is not None:
+        query = query.where(IngestLogEntry.at < until)
+    return (await session.scalars(
+        query.order_by(IngestLogEntry.id.desc()).limit(limit))).all()
+
+
+async def last_event_id(session: AsyncSession, portal_id: int, user_id: int) -> int:
+    """Where a user's live feed starts on a page just rendered (what is older is shown)."""
+    found = await session.scalar(select(func.max(Event.id)).where(
+        Event.portal_id == portal_id, Event.user_id == user_id))
+    return int(found or 0)
+
+
+async def team(session: AsyncSession, portal_id: int) -> Sequence[tuple[User, WebLogin | None]]:
+    """The portal's users, each with their sign-in (None: they cannot sign in)."""
+    rows = await session.execute(
+        select(User, WebLogin).outerjoin(WebLogin, WebLogin.user_id == User.id)
+        .where(User.portal_id == portal_id).order_by(User.email))
+    return [(user, login) for user, login in rows]
+
+
+async def open_invitations(session: AsyncSession, portal_id: int,
+                           now: datetime) -> Sequence[WebLink]:
+    return (await session.scalars(select(WebLink).where(
+        WebLink.portal_id == portal_id, WebLink.purpose == "invite",
+        WebLink.used_at.is_(None), WebLink.expires_at > now,
+    ).order_by(WebLink.id.desc()))).all()
