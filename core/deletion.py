@@ -10,16 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFound
 from core.queries import contact as owned_contact
+from core.queries import owned
 from core.retention import delete_emails, restorable_until
 from core.storage.models import Attachment, Email, EmailContact, Event, IngestLogEntry, utcnow
 
 
 async def owned_email(session: AsyncSession, portal_id: int, email_id: int) -> Email:
     """The portal's email ``email_id``, deleted or not; NotFound for another portal's."""
-    found = await session.get(Email, email_id)
-    if found is None or found.portal_id != portal_id:
-        raise NotFound(f"no email {email_id}")
-    return found
+    return await owned(session, Email, portal_id, email_id)
 
 
 async def delete_email(session: AsyncSession, portal_id: int, email_id: int) -> Email:

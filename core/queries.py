@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.errors import NotFound
 from core.storage.models import Attachment, Company, Contact, Email, EmailContact, Thread
 
+
 class _PortalRow(Protocol):
     __tablename__: str
     portal_id: Any
@@ -64,8 +65,9 @@ async def contacts_page(
 
 
 async def email(session: AsyncSession, portal_id: int, email_id: int) -> Email:
-    found = await session.get(Email, email_id)
-    if found is None or found.portal_id != portal_id or found.deleted_at is not None:
+    """The portal's email ``email_id`` unless deleted (a deleted one is NotFound too)."""
+    found = await owned(session, Email, portal_id, email_id)
+    if found.deleted_at is not None:
         raise NotFound(f"no email {email_id}")
     return found
 
