@@ -120,6 +120,13 @@ class MailSecurity(enum.StrEnum):
     NONE = "none"
 
 
+class SaslMechanism(enum.StrEnum):
+    """How an OAuth access token logs in to IMAP and SMTP."""
+
+    XOAUTH2 = "xoauth2"  # Gmail, Microsoft 365
+    OAUTHBEARER = "oauthbearer"  # RFC 7628
+
+
 class InboxAuth(enum.StrEnum):
     """How an inbox logs in (``Inbox.auth``)."""
 
