@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.mail.parsing import Part
 from core.mail.spool import SpooledFile
+from core.preparation import header_block_size
 from core.retention import RawPolicy
 from core.storage.blobs import BlobStore, blob_size, sha256_hex
 from core.storage.models import (
@@ -67,11 +68,7 @@ async def store_attachments(
 
 def header_block(raw: bytes) -> bytes:
     """The header block of a raw message, without the empty line that ends it."""
-    crlf = raw.find(b"\r\n\r\n")
-    # An LF-LF ends it first only if it comes before: a 45 MB body is not scanned for one.
-    lf = raw.find(b"\n\n", 0, crlf + 1 if crlf >= 0 else len(raw))
-    ends = [i for i in (crlf, lf) if i >= 0]
-    return raw[: min(ends)] if ends else raw
+    return raw[: header_block_size(raw)]
 
 
 async def store_raw_copy(

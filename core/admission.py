@@ -6,20 +6,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import parseaddr
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import accounts, tracked_sends
-from core.audit import NotLoggedReason
 from core.errors import SenderAuthUnavailable, SenderNotAuthenticated
 from core.mail.bulk import automatic_reason
 from core.mail.parsing import ParsedMessage
 from core.mail.threads import ThreadKey, thread_keys
-from core.routing import Privacy, Route, contact_candidates, route
+from core.preparation import Candidate
+from core.routing import Privacy, Route, contact_candidates, route, sync_privacy
 from core.sender_auth import (
     Action,
     AuthResult,
@@ -41,7 +46,16 @@ from core.storage.models import (
     utcnow,
 )
 from core.tracking import send_tokens_in_html
-from core.types import Direction, Envelope, MessageId, Source, ThreadReason
+from core.types import (
+    Direction,
+    Envelope,
+    MessageId,
+    NotLoggedReason,
+    Refusal,
+    Source,
+    ThreadMatch,
+    ThreadReason,
+)
 
 # Sources that log mail without a user asking for that message: only these are refused
 # by the bulk and automatic-mail heuristics (SPEC "Explicit logging wins"). BCC, a
@@ -51,40 +65,21 @@ AUTOMATIC_SOURCES = frozenset({Source.RULE, Source.SYNC})
 
 
 @dataclass(frozen=True)
-class Display:
-    """What a timeline shows of a message, worked out in ``prepare`` (in a thread)."""
-
-    reply_text: str
-    html: str  # sanitized
-
-
-@dataclass(frozen=True)
-class Forwarded:
-    """The original a user forwarded, recovered from the forward, as a message."""
-
-    parsed: ParsedMessage
-    message_id: MessageId
-    synthetic_id: bool
-    display: Display
-
-
-@dataclass(frozen=True)
 class Admission:
     """The decision on one message.
 
-    ``parsed``/``message_id`` are what gets logged: the message itself, or for a
-    forward the original inside it. ``refusal`` is set when nothing will be logged;
-    ``existing`` when the message is logged already (a new source is all it adds).
+    ``chosen`` is what gets logged: the message itself, or for a forward the original
+    inside it. ``refusal`` is set when nothing will be logged; ``existing`` when the
+    message is logged already (a new source is all it adds).
     """
 
     route: Route
-    parsed: ParsedMessage
-    message_id: MessageId | None
+    chosen: Candidate
     existing: Email | None
-    thread: tuple[int, ThreadReason] | None
+    thread: ThreadMatch | None
     people: dict[str, str]
     automatic: str | None  # why it is bulk or automatic mail, if it is
-    refusal: tuple[NotLoggedReason, str] | None
+    refusal: Refusal | None
     tracked: tuple[TrackedSend, ...] = ()  # tracked sends whose pixel the HTML carries
     # Other threads this message shows to be the same conversation as ``thread`` (a reply
     # logged before the message that links two halves): ``ingest`` merges them into it.
@@ -92,6 +87,17 @@ class Admission:
     # Sender authentication as kept on the email (``Email.auth``), or None when nothing
     # was checked (see ``_judge``).
     auth: dict[str, Any] | None = None
+    # A user's own mail that looked like a forward whose original could not be read:
+    # why; it is logged as theirs, with this noted (``unread_forward``).
+    forward_unread: str | None = None
+
+    @property
+    def parsed(self) -> ParsedMessage:
+        return self.chosen.parsed
+
+    @property
+    def message_id(self) -> MessageId | None:
+        return self.chosen.message_id
 
     @property
     def will_log(self) -> bool:
@@ -119,32 +125,51 @@ def _reads_the_original(how: Route) -> bool:
         how.source is Source.RULE and how.direction is Direction.OUTGOING)
 
 
+@dataclass(frozen=True)
+class Choice:
+    """Which message admission logs, routed: ``outer_keys`` are the thread keys of the
+    message as it arrived, still worth looking up when its original is logged."""
+
+    route: Route
+    chosen: Candidate
+    outer_keys: tuple[ThreadKey, ...] = ()
+    forward_unread: str | None = None
+
+
+def choose(how: Route, message: Candidate, original: Candidate | None,
+           forward_failure: str | None, users: dict[str, User]) -> Choice:
+    """The message to log (pure): a forward's original when a user forwarded it by hand
+    or an inbox rule wrote a ``FW:`` of it, else the message itself. A user's own mail
+    (BCC) that looks like a forward nobody could read is logged as theirs, noting why."""
+    if original is not None and _reads_the_original(how):
+        # An inline original has lost its references; the rule's FW: may carry them.
+        outer = tuple(thread_keys(message.parsed)) if how.source is Source.RULE else ()
+        return Choice(_forward_route(how, original.parsed, users), original, outer)
+    unread = forward_failure if how.source is Source.BCC else None
+    return Choice(how, message, forward_unread=unread)
+
+
 async def admit(
-    session: AsyncSession, portal: Portal, parsed: ParsedMessage, envelope: Envelope,
-    bcc_domain: str, *, message_id: MessageId | None = None,
-    forwarded: Forwarded | None = None,
+    session: AsyncSession, portal: Portal, message: Candidate, envelope: Envelope,
+    bcc_domain: str, *, original: Candidate | None = None,
+    forward_failure: str | None = None,
 ) -> Admission:
     """Decide, without storing anything, whether ``ingest`` would log this message.
 
-    Needs only the headers (and, for a forward, the recovered original). Raises
-    SenderNotAllowed when no portal user sent, forwarded or synced it;
-    SenderNotAuthenticated / SenderAuthUnavailable when the portal's ``sender_auth``
+    Needs only the headers (``Candidate.of_headers``) and, for a forward, the recovered
+    ``original``. Raises SenderNotAllowed when no portal user sent, forwarded or synced
+    it; SenderNotAuthenticated / SenderAuthUnavailable when the portal's ``sender_auth``
     policy refuses it (or cannot decide yet) as a portal user's mail.
     """
     users = await accounts.users_by_address(session, portal.id)
-    how = route(parsed, envelope, users, inbox_log_mode=portal.inbox_log_mode)
+    how = route(message.parsed, envelope, users, inbox_log_mode=portal.inbox_log_mode)
     # The check proved (or not) the From of the message as it arrived: judge the claim
     # the outer message makes, before a forward's original takes its place.
-    checked = _as_routed(envelope.auth, parsed, how)
+    checked = _as_routed(envelope.auth, message.parsed, how)
     decision = _judge(portal, how, envelope, checked)
-    message_id = message_id or parsed.message_id
-    keys_of_outer: list[ThreadKey] = []
-    if forwarded is not None and _reads_the_original(how):
-        if how.source is Source.RULE:
-            # An inline original has lost its references; the rule's FW: may carry them.
-            keys_of_outer = thread_keys(parsed)
-        how = _forward_route(how, forwarded.parsed, users)
-        parsed, message_id = forwarded.parsed, forwarded.message_id
+    choice = choose(how, message, original, forward_failure, users)
+    how, chosen = choice.route, choice.chosen
+    parsed, message_id = chosen.parsed, chosen.message_id
 
     existing = None if message_id is None else await session.scalar(
         select(Email).where(Email.portal_id == portal.id, Email.message_id == message_id))
@@ -152,10 +177,17 @@ async def admit(
     if existing is None and how.direction is Direction.OUTGOING:
         existing = await _tracked_copy(session, sends)
     automatic = automatic_reason(parsed) if how.direction is Direction.INCOMING else None
+
+    def admission(thread: ThreadMatch | None, people: dict[str, str],
+                  refusal: Refusal | None, merged: tuple[int, ...] = ()) -> Admission:
+        return Admission(how, chosen, existing, thread, people, automatic, refusal,
+                         tuple(sends), merged, _auth_json(portal, checked, decision),
+                         choice.forward_unread)
+
     if existing is not None and existing.deleted_at is not None:
-        return Admission(how, parsed, message_id, existing, None, {}, automatic, (
+        return admission(None, {}, Refusal(
             NotLoggedReason.DELETED, "this message was deleted; restore it to see it again"))
-    hits = await _find_threads(session, portal.id, [*thread_keys(parsed), *keys_of_outer])
+    hits = await _find_threads(session, portal.id, [*thread_keys(parsed), *choice.outer_keys])
     found = hits[0] if hits else await _thread_of_tracked(session, sends)
     detached = decision is not None and decision.action is Action.DETACH
     if detached:
@@ -166,30 +198,34 @@ async def admit(
                                          portal.never_log)
     # Re-using an old email to write to new people is a new conversation.
     if (found is not None and how.direction is Direction.OUTGOING and people
-            and not await _thread_has_any(session, found[0], portal.id, people)):
+            and not await _thread_has_any(session, found.thread_id, portal.id, people)):
         found, hits = None, []
     merged: tuple[int, ...] = ()
     if found is not None and len(hits) > 1 and existing is None:
-        joined = await _same_conversation(session, found[0], [t for t, _ in hits[1:]],
-                                          users, bcc_domain)
+        joined = await _same_conversation(session, found.thread_id,
+                                          [h.thread_id for h in hits[1:]], users, bcc_domain)
         if joined:
             # The oldest thread lives on: its id is the one already known longest.
-            target = min(found[0], *joined)
-            merged = tuple(t for t in (found[0], *joined) if t != target)
-            found = (target, found[1])
+            target = min(found.thread_id, *joined)
+            merged = tuple(t for t in (found.thread_id, *joined) if t != target)
+            found = ThreadMatch(target, found.reason)
+    if existing is not None:
+        return admission(found, people, None, merged)
     # The heuristics refuse only what an automatic source brings: explicit logging wins.
     limited = automatic if how.source in AUTOMATIC_SOURCES else None
-    refusal = None if existing is not None else await _refusal(
-        session, portal.id, how.privacy, found is not None, people, blocked, limited)
-    if refusal is None and existing is None and found is not None and limited is not None:
-        refusal = await _auto_reply_loop(session, found[0], parsed)
-    if detached and decision is not None and refusal is not None and (
-            refusal[0] is NotLoggedReason.NOT_IN_THREAD):
+    known_contact = (how.privacy is Privacy.THREAD_OR_CONTACT and found is None
+                     and limited is None and bool(people)
+                     and await _knows_any(session, portal.id, people))
+    refused = refusal(how.privacy, in_thread=found is not None, people=people,
+                      blocked=blocked, automatic=limited, known_contact=known_contact)
+    if refused is None and found is not None and limited is not None:
+        refused = auto_reply_refusal(await _automatic_today(session, found.thread_id, parsed))
+    if detached and decision is not None and refused is not None and (
+            refused.code is NotLoggedReason.NOT_IN_THREAD):
         # Thread-only mail (a forwarding rule's copy) that may not join its thread: the
         # entry says why, DMARC, not "no thread".
-        refusal = (NotLoggedReason.NOT_AUTHENTICATED, decision.reason)
-    return Admission(how, parsed, message_id, existing, found, people, automatic, refusal,
-                     tuple(sends), merged, _auth_json(portal, checked, decision))
+        refused = Refusal(NotLoggedReason.NOT_AUTHENTICATED, decision.reason)
+    return admission(found, people, refused, merged)
 
 
 def _as_routed(auth: AuthResult | None, parsed: ParsedMessage, how: Route
@@ -253,20 +289,29 @@ async def _tracked_copy(session: AsyncSession, sends: list[TrackedSend]) -> Emai
 
 async def _thread_of_tracked(
     session: AsyncSession, sends: list[TrackedSend]
-) -> tuple[int, ThreadReason] | None:
+) -> ThreadMatch | None:
     """A reply quoting a tracked email's HTML carries its pixel: join that email's thread."""
     for send in sends:
         if send.email_id is not None:
             email = await session.get(Email, send.email_id)
             if email is not None and email.deleted_at is None:
-                return email.thread_id, ThreadReason.TRACKING_TOKEN
+                return ThreadMatch(email.thread_id, ThreadReason.TRACKING_TOKEN)
     return None
+
+
+def nearest_threads(keys: list[ThreadKey], claimed: dict[str, int]) -> list[ThreadMatch]:
+    """Every thread that claims one of ``keys`` (``claimed``: Message-ID -> thread), the
+    nearest relative's first, each once (pure)."""
+    hits: dict[int, ThreadReason] = {}
+    for key in keys:
+        if key.message_id in claimed:
+            hits.setdefault(claimed[key.message_id], key.reason)
+    return [ThreadMatch(thread_id, reason) for thread_id, reason in hits.items()]
 
 
 async def _find_threads(
     session: AsyncSession, portal_id: int, keys: list[ThreadKey]
-) -> list[tuple[int, ThreadReason]]:
-    """Every thread that claims one of ``keys``, the nearest relative's first, each once."""
+) -> list[ThreadMatch]:
     if not keys:
         return []
     rows = await session.execute(
@@ -275,40 +320,39 @@ async def _find_threads(
             ThreadRef.message_id.in_([k.message_id for k in keys]),
         )
     )
-    found = {message_id: thread_id for message_id, thread_id in rows}
-    hits: dict[int, ThreadReason] = {}
-    for key in keys:
-        if key.message_id in found:
-            hits.setdefault(found[key.message_id], key.reason)
-    return list(hits.items())
+    return nearest_threads(keys, {message_id: thread_id for message_id, thread_id in rows})
 
 
-async def _same_conversation(
-    session: AsyncSession, nearest: int, others: list[int], users: dict[str, User],
-    bcc_domain: str,
-) -> list[int]:
+@dataclass(frozen=True)
+class LoggedEmail:
+    """What conversation merging reads of a logged email (``same_conversation``)."""
+
+    thread_id: int
+    addresses: tuple[str, ...]  # its From, To and Cc
+    moved_by_hand: bool  # a user moved it to its thread (``ThreadReason.MANUAL``)
+
+
+def same_conversation(nearest: int, others: list[int], emails: list[LoggedEmail],
+                      users: dict[str, User] | frozenset[str], bcc_domain: str) -> list[int]:
     """The threads among ``others`` to merge with ``nearest``, as one message references
     both (JWZ: a reference chain is one conversation, whatever order its parts came in).
+    Pure, over the ``emails`` of all those threads.
 
     Only threads that share a participant other than the portal's users are merged: a
     thread started anew because a user re-used an old email to write to new people
     (see ``admit``) stays apart when a reply references both. Nor is a thread merged
     that holds an email a user moved by hand: their correction stands.
     """
-    ids = [nearest, *others]
-    rows = await session.execute(
-        select(Email.thread_id, Email.from_email, Email.to, Email.cc, Email.thread_reason)
-        .where(Email.thread_id.in_(ids)))
-    people: dict[int, set[str]] = {t: set() for t in ids}
+    people: dict[int, set[str]] = {t: set() for t in [nearest, *others]}
     manual: set[int] = set()
     logging_domain = bcc_domain.lower()
-    for thread_id, sender, to, cc, reason in rows:
-        if reason == ThreadReason.MANUAL.value:
-            manual.add(thread_id)
-        for address in (sender, *(a.get("email", "") for a in [*(to or []), *(cc or [])])):
+    for email in emails:
+        if email.moved_by_hand:
+            manual.add(email.thread_id)
+        for address in email.addresses:
             key = (address or "").lower()
             if key and key not in users and key.rpartition("@")[2] != logging_domain:
-                people[thread_id].add(key)
+                people.setdefault(email.thread_id, set()).add(key)
     if nearest in manual:
         return []
     joined: list[int] = []
@@ -320,6 +364,21 @@ async def _same_conversation(
             joined.append(thread_id)
             pending.remove(thread_id)
     return joined
+
+
+async def _same_conversation(
+    session: AsyncSession, nearest: int, others: list[int], users: dict[str, User],
+    bcc_domain: str,
+) -> list[int]:
+    rows = await session.execute(
+        select(Email.thread_id, Email.from_email, Email.to, Email.cc, Email.thread_reason)
+        .where(Email.thread_id.in_([nearest, *others])))
+    emails = [
+        LoggedEmail(thread_id, (sender, *(a.get("email", "") for a in [*(to or []), *(cc or [])])),
+                    reason == ThreadReason.MANUAL.value)
+        for thread_id, sender, to, cc, reason in rows
+    ]
+    return same_conversation(nearest, others, emails, users, bcc_domain)
 
 
 async def _thread_has_any(
@@ -343,36 +402,105 @@ async def _thread_has_any(
 AUTOMATIC_PER_THREAD_PER_DAY = 3
 
 
-async def _auto_reply_loop(
-    session: AsyncSession, thread_id: int, parsed: ParsedMessage
-) -> tuple[NotLoggedReason, str] | None:
+async def _automatic_today(session: AsyncSession, thread_id: int,
+                           parsed: ParsedMessage) -> int:
+    """How many automatic emails from this message's sender the thread got in a day."""
     sender = parsed.from_.email if parsed.from_ is not None else ""
     recent = await session.scalar(select(func.count()).select_from(Email).where(
         Email.thread_id == thread_id, Email.automatic.is_not(None),
         func.lower(Email.from_email) == sender.lower(),
         Email.created_at > utcnow() - timedelta(days=1)))
-    if (recent or 0) >= AUTOMATIC_PER_THREAD_PER_DAY:
-        return (NotLoggedReason.BULK,
-                f"automatic mail: more than {AUTOMATIC_PER_THREAD_PER_DAY} a day in this thread")
+    return recent or 0
+
+
+def auto_reply_refusal(automatic_today: int) -> Refusal | None:
+    """Automatic mail from an automatic source past the day's allowance in its thread
+    (``automatic_today`` of its sender there already) is not logged (pure)."""
+    if automatic_today >= AUTOMATIC_PER_THREAD_PER_DAY:
+        return Refusal(NotLoggedReason.BULK, f"automatic mail: more than "
+                       f"{AUTOMATIC_PER_THREAD_PER_DAY} a day in this thread")
     return None
 
 
-async def _refusal(
-    session: AsyncSession, portal_id: int, privacy: Privacy, in_thread: bool,
-    people: dict[str, str], blocked: bool, automatic: str | None,
-) -> tuple[NotLoggedReason, str] | None:
-    """Why a new message must not be logged, or None. ``automatic`` is given only for
-    mail from an automatic source: what a user logged is never refused as bulk."""
+async def _knows_any(session: AsyncSession, portal_id: int, people: dict[str, str]) -> bool:
+    """Whether any of these addresses is a contact of the portal."""
+    return await session.scalar(select(Contact.id).where(
+        Contact.portal_id == portal_id, Contact.email.in_(people)).limit(1)) is not None
+
+
+def refusal(privacy: Privacy, *, in_thread: bool, people: dict[str, str], blocked: bool,
+            automatic: str | None, known_contact: bool) -> Refusal | None:
+    """Why a new message must not be logged, or None (pure): the never-log list, then
+    the privacy rule. ``automatic`` is given only for mail from an automatic source (what
+    a user logged is never refused as bulk); ``known_contact``: one of ``people`` is a
+    contact already (read only under ``Privacy.THREAD_OR_CONTACT``)."""
     if blocked and not people:
-        return NotLoggedReason.NEVER_LOG, "on the never-log list"
+        return Refusal(NotLoggedReason.NEVER_LOG, "on the never-log list")
     if in_thread or privacy is Privacy.NONE:
         return None
     if automatic is not None:
-        return NotLoggedReason.BULK, f"automatic mail ({automatic}) outside a logged thread"
-    if privacy is Privacy.THREAD_OR_CONTACT and people and await session.scalar(
-            select(Contact.id).where(Contact.portal_id == portal_id,
-                                     Contact.email.in_(people)).limit(1)) is not None:
+        return Refusal(NotLoggedReason.BULK,
+                       f"automatic mail ({automatic}) outside a logged thread")
+    if privacy is Privacy.THREAD_OR_CONTACT and people and known_contact:
         return None
     if privacy is Privacy.THREAD_OR_CONTACT:
-        return NotLoggedReason.NOT_IN_THREAD, "not part of a logged thread and no known contact"
-    return NotLoggedReason.NOT_IN_THREAD, "not part of a logged thread"
+        return Refusal(NotLoggedReason.NOT_IN_THREAD,
+                       "not part of a logged thread and no known contact")
+    return Refusal(NotLoggedReason.NOT_IN_THREAD, "not part of a logged thread")
+
+
+# --- before a body is fetched: the sync pre-filter -------------------------------------
+
+_MSG_ID = re.compile(r"<([^<>\s]+)>")
+_HEADERS = BytesHeaderParser(policy=compat32)
+
+
+@dataclass(frozen=True)
+class HeaderGlance:
+    """What the sync pre-filter reads from a header block (cheaply: no full parse)."""
+
+    sender: str  # lower-case From address
+    ids: frozenset[str]  # own Message-ID, In-Reply-To and References ids
+    thread_index_only: bool  # Outlook Thread-Index with no reference headers
+
+    @classmethod
+    def of(cls, header: bytes) -> HeaderGlance:
+        msg = _HEADERS.parsebytes(header)
+
+        def text(name: str) -> str:
+            return " ".join(str(v) for v in msg.get_all(name, []))
+
+        references = text("In-Reply-To") + " " + text("References")
+        return cls(parseaddr(text("From"))[1].strip().lower(),
+                   frozenset(_MSG_ID.findall(references + " " + text("Message-ID"))),
+                   bool(msg.get("Thread-Index")) and not references.strip())
+
+
+def may_tie(glance: HeaderGlance, users: dict[str, User] | frozenset[str],
+            known: set[str]) -> bool:
+    """Whether mail held to ``Privacy.THREAD`` could be logged, from its headers (pure):
+    a user's own (a tracked send's copy, a reply), a Thread-Index only the full parse
+    can look up, or an id among the ``known`` ones (logged, or claimed by a thread).
+    Anything else ``admit`` would refuse as "not part of a logged thread"."""
+    return glance.sender in users or glance.thread_index_only or bool(glance.ids & known)
+
+
+async def worth_admitting(session: AsyncSession, portal: Portal,
+                          headers: list[bytes]) -> list[bool]:
+    """For synced header blocks, which are worth a full parse and an ``admit``, found
+    with two queries per 500 ids (the full parse is most of the cost of a big first
+    sync). Under the replies-only rule (``routing.sync_privacy``), mail that cannot tie
+    to a logged thread (``may_tie``) is not; under any other, all are."""
+    if sync_privacy(portal.inbox_log_mode) is not Privacy.THREAD:
+        return [True] * len(headers)
+    glances = await asyncio.to_thread(lambda: [HeaderGlance.of(h) for h in headers])
+    users = await accounts.users_by_address(session, portal.id)
+    listed = sorted({i for g in glances for i in g.ids})
+    known: set[str] = set()
+    for start in range(0, len(listed), 500):
+        chunk = listed[start:start + 500]
+        known.update(await session.scalars(select(ThreadRef.message_id).where(
+            ThreadRef.portal_id == portal.id, ThreadRef.message_id.in_(chunk))))
+        known.update(await session.scalars(select(Email.message_id).where(
+            Email.portal_id == portal.id, Email.message_id.in_(chunk))))
+    return [may_tie(g, users, known) for g in glances]

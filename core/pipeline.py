@@ -1,38 +1,51 @@
 """The ingest pipeline: one raw message in, one logged email (or a reason why not) out.
 
-``prepare`` parses outside any transaction (CPU work, run in a thread): the message,
-the original inside a forward, its bulk markers. ``ingest`` runs inside the caller's
+``log_message`` is the one way in, for every adapter (SMTP, the CLI, one-click logging,
+inbox sync, CRM sends): it prepares the message outside any transaction (in a thread:
+``core.preparation``), then for each portal it is for opens the write, asks admission,
+logs it, and records a refusal in the ingest log in that same transaction; it returns
+once that committed, with a typed result per portal. ``ingest`` is the step inside the
 transaction: admit (authorize the sender, find the direction, deduplicate by
 Message-ID, thread, apply the privacy rule and never-log list), match contacts, store,
-emit a ``logged`` event. It never commits: the entry point does, and only then
-acknowledges the message.
+emit a ``logged`` event. It never commits.
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import hashlib
-import tempfile
-from dataclasses import dataclass
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import audit
+from core import audit, metrics
 from core._store import associate, claim_refs, store_attachments, store_raw_copy
-from core.admission import Admission, Display, Forwarded, admit
-from core.audit import NotLoggedReason
+from core.admission import Admission, admit
 from core.contacts import match_contacts
-from core.errors import MessageTooLarge
-from core.mail.forwards import ForwardedOriginal, extract_forward
-from core.mail.parsing import ParsedMessage, parse_message, sanitize_html, synthetic_message_id
-from core.mail.quotes import reply_text
+from core.errors import (
+    MessageTooLarge,
+    NotFound,
+    SenderAuthUnavailable,
+    SenderNotAllowed,
+    SenderNotAuthenticated,
+    StorageUnavailable,
+)
 from core.mail.threads import base_subject, claimed_ids
+from core.preparation import (
+    MAX_HEADER_BYTES,
+    MAX_MESSAGE_BYTES,
+    Candidate,
+    Display,
+    Prepared,
+    header_block_size,
+    prepare,
+)
 from core.retention import RAW_POLICY
 from core.routing import never_logged
+from core.sender_auth import AuthResult
 from core.storage.blobs import BlobStore
 from core.storage.models import (
     Email,
@@ -44,103 +57,198 @@ from core.storage.models import (
     ThreadRef,
     utcnow,
 )
-from core.tracking import strip_tracking
-from core.types import Direction, Envelope, MessageId, Source, ThreadReason
+from core.types import (
+    Channel,
+    Direction,
+    Envelope,
+    IngestOutcome,
+    NotLoggedReason,
+    Refusal,
+    Source,
+    ThreadMatch,
+    ThreadReason,
+)
 
-MAX_MESSAGE_BYTES = 50 * 1024 * 1024
-# Python's header parser is quadratic in header size; refuse before parsing.
-MAX_HEADER_BYTES = 256 * 1024
-MAX_MESSAGE_ID = 998
+if TYPE_CHECKING:
+    from core.runtime import Runtime
 
-__all__ = ["Admission", "IngestResult", "Prepared", "admit", "ingest", "prepare"]
+log = logging.getLogger(__name__)
 
+__all__ = [
+    "MAX_HEADER_BYTES", "MAX_MESSAGE_BYTES", "Arrival", "Candidate", "Delivery", "Display",
+    "IngestResult", "Prepared", "Refused", "Results", "admit", "header_block_size",
+    "ingest", "log_message", "prepare",
+]
 
-@dataclass(frozen=True)
-class Prepared:
-    """A message parsed and checked, ready for ``ingest``."""
-
-    raw: bytes
-    parsed: ParsedMessage
-    message_id: MessageId
-    synthetic_id: bool
-    display: Display
-    forwarded: Forwarded | None = None
-    forward_failure: str | None = None  # it looks like a forward, but could not be read
-
-    def display_of(self, parsed: ParsedMessage) -> Display:
-        """The display parts of the message or, for a forward, of its original."""
-        if self.forwarded is not None and parsed is self.forwarded.parsed:
-            return self.forwarded.display
-        return self.display
+# What admission raises when a portal will not have a message at all (not "accepted,
+# not logged"): no portal user sent it, or sender authentication refused it.
+RefusalError = SenderNotAllowed | SenderNotAuthenticated | SenderAuthUnavailable
 
 
 @dataclass(frozen=True)
 class IngestResult:
-    """``outcome`` is ``logged``, ``duplicate`` (already logged: a source was added) or
-    ``not_logged`` (accepted, deliberately not stored: see ``reason``)."""
+    """A message a portal accepted: ``logged``, ``duplicate`` (already logged: a source
+    was added) or ``not_logged`` (deliberately not stored: see ``reason``)."""
 
-    outcome: str
+    outcome: IngestOutcome
     email_id: int | None = None
     thread_id: int | None = None
     reason: str | None = None
+    source: Source | None = None  # how it came, as routed
 
 
-def header_block_size(raw: bytes) -> int:
-    """Bytes before the first empty line (the whole message when there is none)."""
-    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
-    return min(ends) if ends else len(raw)
+@dataclass(frozen=True)
+class Refused:
+    """A message a portal would not have: ``error`` says why (too large, no portal user
+    sent it, sender authentication). The ingest log has an entry for it."""
+
+    portal_id: int
+    error: MessageTooLarge | SenderNotAllowed | SenderNotAuthenticated | SenderAuthUnavailable
 
 
-def _display(parsed: ParsedMessage) -> Display:
-    # CPU-heavy (regexes over every line, an HTML sanitizer): done here, in a thread,
-    # not inside the write transaction.
-    html = sanitize_html(strip_tracking(parsed.html)) if parsed.html else ""
-    # Stored as "" (and read back as the text) when nothing is quoted: the text once.
-    reply = reply_text(parsed.text)
-    return Display("" if reply == parsed.text else reply, html)
+@dataclass(frozen=True)
+class Results:
+    """What became of one message, per portal it was for, in the order of the deliveries."""
+
+    each: tuple[IngestResult | Refused, ...]
+
+    def only(self) -> IngestResult:
+        """The result for the one portal of a single delivery; raises its refusal."""
+        [result] = self.each
+        if isinstance(result, Refused):
+            raise result.error
+        return result
 
 
-def _original_as_message(original: ForwardedOriginal, outer: ParsedMessage) -> Forwarded:
-    parsed = dataclasses.replace(
-        outer, message_id=original.message_id, in_reply_to=original.in_reply_to,
-        references=original.references, from_=original.from_, sender=None, reply_to=(),
-        to=original.to, cc=original.cc, resent_from=(), subject=original.subject,
-        date=original.date, text=original.text, html=original.html,
-        attachments=original.attachments, headers=(), thread_index=None,
-        defects=(*outer.defects, f"original recovered from a {original.format} forward"),
-    )
-    if original.message_id:
-        return Forwarded(parsed, original.message_id, False, _display(parsed))
-    return Forwarded(parsed, synthetic_message_id(parsed), True, _display(parsed))
+@dataclass(frozen=True)
+class Delivery:
+    """One portal a message is for, and what the transport knew about it there."""
+
+    portal_id: int
+    envelope: Envelope = field(default_factory=Envelope)
+    checks_senders: bool = False  # the portal's ``sender_auth`` policy is not ``off``
 
 
-def _prepare_sync(raw: bytes, spool_dir: Path) -> Prepared:
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise MessageTooLarge(f"message exceeds {MAX_MESSAGE_BYTES} bytes")
-    if header_block_size(raw[: MAX_HEADER_BYTES + 4]) > MAX_HEADER_BYTES:
-        raise MessageTooLarge(f"header block exceeds {MAX_HEADER_BYTES} bytes")
-    parsed = parse_message(raw, spool_dir=spool_dir)
-    message_id = parsed.message_id or synthetic_message_id(parsed)
-    if len(message_id) > MAX_MESSAGE_ID:
-        # RFC 5322 caps a line at 998 octets; a longer id is junk, but a stable one.
-        message_id = MessageId(hashlib.sha256(message_id.encode()).hexdigest()[:40]
-                               + "@long-id.inboxlog")
-    forward = extract_forward(parsed, raw)
-    forwarded = (_original_as_message(forward.original, parsed)
-                 if forward.original is not None else None)
-    return Prepared(raw, parsed, message_id, parsed.message_id is None, _display(parsed),
-                    forwarded, forward.reason)
+@dataclass(frozen=True)
+class Arrival:
+    """How a message arrived, besides its bytes: through which entry point, for which
+    portals. ``authenticate`` (SMTP) checks the sender once, after the size checks and
+    only when a portal's policy asks for it; its result goes on every envelope."""
+
+    channel: Channel
+    deliveries: tuple[Delivery, ...]
+    authenticate: Callable[[], Awaitable[AuthResult | None]] | None = None
+
+    @classmethod
+    def for_portal(cls, channel: Channel, portal_id: int,
+                   envelope: Envelope | None = None) -> Arrival:
+        return cls(channel, (Delivery(portal_id, envelope or Envelope()),))
 
 
-async def prepare(raw: bytes, *, spool_dir: Path | None = None) -> Prepared:
-    """Check the size limits and parse, in a worker thread. Raises MessageTooLarge.
+async def log_message(runtime: Runtime, message: bytes | Prepared, how: Arrival) -> Results:
+    """Log one message for each portal of ``how``, each in a write of its own; returns
+    once those committed (on SQLite, shared with concurrent callers: group commit).
 
-    Large attachments are decoded to files in ``spool_dir`` (default: the system's temp
-    directory), hashed and fsynced there, not held in memory; give the blob store's
-    ``spool_dir()`` and storing them is a link. They go when the result does.
+    ``message`` is the raw message, or one ``prepare`` made already (a CRM send parses
+    before sending). A refusal, recorded in the portal's ingest log in the same
+    transaction, is a ``Refused`` result, not an exception. Raises StorageUnavailable
+    when the database is down (nothing is logged), NotFound for a portal id that does
+    not exist.
     """
-    where = spool_dir if spool_dir is not None else Path(tempfile.gettempdir())
-    return await asyncio.to_thread(_prepare_sync, raw, where)
+    raw = message if isinstance(message, bytes) else message.raw
+    try:
+        prepared = message if isinstance(message, Prepared) else await prepare(
+            raw, spool_dir=runtime.blobs.spool_dir())
+    except MessageTooLarge as exc:
+        await _record_too_large(runtime, how, exc, len(raw))
+        return _counted(how, Results(tuple(Refused(d.portal_id, exc) for d in how.deliveries)))
+    auth = None
+    if how.authenticate is not None and any(d.checks_senders for d in how.deliveries):
+        # The bytes as received: DKIM hashes them.
+        auth = await how.authenticate()
+    results: list[IngestResult | Refused] = []
+    for delivery in how.deliveries:
+        envelope = delivery.envelope if auth is None else replace(delivery.envelope, auth=auth)
+
+        async def work(session: AsyncSession, portal_id: int = delivery.portal_id,
+                       envelope: Envelope = envelope) -> IngestResult | Refused:
+            portal = await session.get(Portal, portal_id)
+            if portal is None:
+                raise NotFound(f"no portal {portal_id}")
+            try:
+                admission = await _admit(session, portal, prepared, envelope,
+                                         runtime.settings.bcc_domain)
+            except (SenderNotAllowed, SenderNotAuthenticated, SenderAuthUnavailable) as exc:
+                # Admission stores nothing: the entry is all this transaction writes.
+                _record_refused(session, portal.id, how.channel, prepared, envelope, exc)
+                return Refused(portal.id, exc)
+            return await _log_admitted(session, portal, prepared, envelope, runtime.blobs,
+                                       admission)
+
+        results.append(await runtime.db.run(work))
+    return _counted(how, Results(tuple(results)))
+
+
+def _counted(how: Arrival, results: Results) -> Results:
+    for result in results.each:
+        if isinstance(result, Refused):
+            metrics.INGESTED.labels("refused", how.channel.value).inc()
+        else:
+            source = result.source.value if result.source else how.channel.value
+            metrics.INGESTED.labels(result.outcome.value, source).inc()
+    return results
+
+
+def _refusal_entry(error: MessageTooLarge | RefusalError) -> Refusal:
+    if isinstance(error, SenderNotAuthenticated | SenderAuthUnavailable):
+        code = (NotLoggedReason.AUTH_UNAVAILABLE if isinstance(error, SenderAuthUnavailable)
+                else NotLoggedReason.NOT_AUTHENTICATED)
+        decision = error.decision
+        # The check that failed, then why.
+        return Refusal(code, f"{decision.failed_check or 'auth'}: {decision.reason}")
+    if isinstance(error, MessageTooLarge):
+        return Refusal(NotLoggedReason.TOO_LARGE, error.message)
+    return Refusal(NotLoggedReason.NOT_A_USER, error.message)
+
+
+def _record_refused(session: AsyncSession, portal_id: int, channel: Channel,
+                    prepared: Prepared, envelope: Envelope, error: RefusalError) -> None:
+    entry = _refusal_entry(error)
+    parsed = prepared.parsed
+    audit.record(session, portal_id, entry.code, entry.reason, source=channel.value,
+                 logging_address=envelope.logging_address,
+                 sender=parsed.from_.key if parsed.from_ else None,
+                 envelope_sender=envelope.mail_from, message_id=prepared.message_id,
+                 size=len(prepared.raw))
+
+
+async def _record_too_large(runtime: Runtime, how: Arrival, error: MessageTooLarge,
+                            size: int) -> None:
+    """The ingest log entry of a message too large to parse, for each of its portals.
+    Best effort: the refusal stands even when the database cannot take the entry."""
+    entry = _refusal_entry(error)
+
+    async def work(session: AsyncSession) -> None:
+        for delivery in how.deliveries:
+            if await session.get(Portal, delivery.portal_id) is None:
+                continue
+            audit.record(session, delivery.portal_id, entry.code, entry.reason,
+                         source=how.channel.value,
+                         logging_address=delivery.envelope.logging_address,
+                         envelope_sender=delivery.envelope.mail_from, size=size)
+
+    try:
+        await runtime.db.run(work)
+    except StorageUnavailable:
+        log.warning("could not record a refused message in the ingest log", exc_info=True)
+
+
+async def record_oversized(runtime: Runtime, how: Arrival, size: int) -> Results:
+    """A message the transport would not even receive whole (SMTP DATA past the size
+    limit): refused as too large for every portal, as ``log_message`` refuses one."""
+    error = MessageTooLarge("message exceeds the size limit")
+    await _record_too_large(runtime, how, error, size)
+    return _counted(how, Results(tuple(Refused(d.portal_id, error) for d in how.deliveries)))
 
 
 @dataclass
@@ -153,6 +261,10 @@ class _Ingest:
     envelope: Envelope
     blobs: BlobStore
     admission: Admission
+
+    @property
+    def chosen(self) -> Candidate:
+        return self.admission.chosen
 
     def audit(self, code: NotLoggedReason, reason: str) -> None:
         parsed = self.prepared.parsed
@@ -172,16 +284,15 @@ class _Ingest:
         if any(s.source == source for s in email.sources):
             return
         email.sources.append(EmailSource(source=source.value))
-        parsed = self.admission.parsed
-        display = self.prepared.display_of(parsed)
+        parsed, display = self.chosen.parsed, self.chosen.display
         if not email.text.strip() and parsed.text.strip():
             email.text, email.reply_text = parsed.text, display.reply_text
         if not email.html and display.html:
             email.html = display.html
         if not email.from_name and parsed.from_ is not None:
             email.from_name = parsed.from_.name
-        message_id = self.admission.message_id
-        if email.synthetic_message_id and message_id and not self.prepared.synthetic_id:
+        message_id = self.chosen.message_id
+        if email.synthetic_message_id and message_id and not self.chosen.synthetic_id:
             # The copy of a tracked send logged before its Message-ID was known.
             email.message_id, email.synthetic_message_id = message_id, False
             await claim_refs(self.session, email.portal_id, email.thread_id, [message_id])
@@ -193,6 +304,12 @@ class _Ingest:
         await self.session.flush()
 
 
+async def _admit(session: AsyncSession, portal: Portal, prepared: Prepared,
+                 envelope: Envelope, bcc_domain: str) -> Admission:
+    return await admit(session, portal, prepared.message, envelope, bcc_domain,
+                       original=prepared.original, forward_failure=prepared.forward_failure)
+
+
 async def ingest(
     session: AsyncSession,
     *,
@@ -202,26 +319,36 @@ async def ingest(
     blobs: BlobStore,
     bcc_domain: str,
 ) -> IngestResult:
-    """Log one message for ``portal`` in the caller's transaction.
+    """Log one message for ``portal`` in the caller's transaction (``log_message`` is the
+    way in; this is its step inside the write, for callers that hold one already).
 
-    Raises SenderNotAllowed when no portal user sent or forwarded it (the caller records
-    that in the audit log, since this transaction is rolled back). A message whose
-    Message-ID is already logged gets the new source added and answers ``duplicate``;
-    every deliberate refusal answers ``not_logged`` and leaves an audit entry.
+    Raises SenderNotAllowed, SenderNotAuthenticated or SenderAuthUnavailable, having
+    stored nothing, when the portal will not have it (``log_message`` records those).
+    A message whose Message-ID is already logged gets the new source added and answers
+    ``duplicate``; every deliberate refusal answers ``not_logged`` and leaves an audit
+    entry.
     """
-    admission = await admit(session, portal, prepared.parsed, envelope, bcc_domain,
-                            message_id=prepared.message_id, forwarded=prepared.forwarded)
+    admission = await _admit(session, portal, prepared, envelope, bcc_domain)
+    return await _log_admitted(session, portal, prepared, envelope, blobs, admission)
+
+
+async def _log_admitted(
+    session: AsyncSession, portal: Portal, prepared: Prepared, envelope: Envelope,
+    blobs: BlobStore, admission: Admission,
+) -> IngestResult:
     run = _Ingest(session, portal, prepared, envelope, blobs, admission)
+    source = admission.route.source
     if admission.refusal is not None:
-        code, reason = admission.refusal
-        run.audit(code, reason)
-        return IngestResult("not_logged", reason=reason)
+        run.audit(admission.refusal.code, admission.refusal.reason)
+        return IngestResult(IngestOutcome.NOT_LOGGED, reason=admission.refusal.reason,
+                            source=source)
     if admission.existing is not None:
         await run.add_source(admission.existing)
-        return IngestResult("duplicate", admission.existing.id, admission.existing.thread_id)
-    if prepared.forward_failure and admission.route.source is Source.BCC:
+        return IngestResult(IngestOutcome.DUPLICATE, admission.existing.id,
+                            admission.existing.thread_id, source=source)
+    if admission.forward_unread:
         run.audit(NotLoggedReason.FORWARD_UNPARSABLE,
-                  f"logged as the user's own email: {prepared.forward_failure}")
+                  f"logged as the user's own email: {admission.forward_unread}")
 
     parsed = admission.parsed
     # Bulk and automatic mail never creates contacts; it may still match existing ones.
@@ -233,28 +360,30 @@ async def ingest(
         thread = Thread(portal_id=portal.id, subject=base_subject(parsed.subject)[:998])
         session.add(thread)
         await session.flush()
-        thread_id, reason = thread.id, ThreadReason.NEW
+        joined = ThreadMatch(thread.id, ThreadReason.NEW)
     else:
-        thread_id, reason = admission.thread
-        await _merge_threads(session, portal.id, thread_id, admission.merged)
+        joined = admission.thread
+        await _merge_threads(session, portal.id, joined.thread_id, admission.merged)
 
-    email = await _store_email(run, thread_id, reason, [c.id for c in contacts])
+    email = await _store_email(run, joined, [c.id for c in contacts])
     await associate(session, portal.id, email.id,
                     {c.company_id for c in contacts if c.company_id is not None}, envelope.tags)
     assert admission.message_id is not None
-    await claim_refs(session, portal.id, thread_id, claimed_ids(parsed, admission.message_id))
+    await claim_refs(session, portal.id, joined.thread_id,
+                     claimed_ids(parsed, admission.message_id))
     _link_tracked_send(admission, email)
     session.add(Event(
         portal_id=portal.id, user_id=admission.route.user.id, type="logged", email_id=email.id,
-        detail={"source": admission.route.source.value, "subject": parsed.subject[:200]},
+        detail={"source": source.value, "subject": parsed.subject[:200]},
     ))
     if admission.route.direction is Direction.INCOMING and admission.thread is not None:
         session.add(Event(
             portal_id=portal.id, user_id=admission.route.user.id, type="reply",
-            email_id=email.id, detail={"thread_id": thread_id, "from": email.from_email},
+            email_id=email.id, detail={"thread_id": joined.thread_id,
+                                       "from": email.from_email},
         ))
     await session.flush()
-    return IngestResult("logged", email.id, thread_id)
+    return IngestResult(IngestOutcome.LOGGED, email.id, joined.thread_id, source=source)
 
 
 async def _merge_threads(
@@ -284,27 +413,23 @@ def _link_tracked_send(admission: Admission, email: Email) -> None:
             return
 
 
-async def _store_email(
-    run: _Ingest, thread_id: int, reason: ThreadReason, contact_ids: list[int]
-) -> Email:
-    admission, prepared = run.admission, run.prepared
-    parsed, how = admission.parsed, admission.route
+async def _store_email(run: _Ingest, joined: ThreadMatch, contact_ids: list[int]) -> Email:
+    admission, prepared, chosen = run.admission, run.prepared, run.chosen
+    parsed, how = chosen.parsed, admission.route
     now = utcnow()
     # A date more than a day ahead is a broken clock, not the future: use arrival time.
     sent_at = parsed.date if parsed.date and parsed.date < now + timedelta(days=1) else now
     notes = list(parsed.defects)
-    if prepared.forward_failure and how.source is Source.BCC:
-        notes.append(f"forward not parsed: {prepared.forward_failure}")
+    if admission.forward_unread:
+        notes.append(f"forward not parsed: {admission.forward_unread}")
     if admission.automatic:
         notes.append(f"automatic mail: {admission.automatic}")
-    assert admission.message_id is not None
+    assert chosen.message_id is not None
     email = Email(
-        portal_id=run.portal.id, message_id=admission.message_id,
-        synthetic_message_id=(prepared.forwarded.synthetic_id if prepared.forwarded
-                              and parsed is prepared.forwarded.parsed
-                              else prepared.synthetic_id),
-        thread_id=thread_id, thread_reason=reason.value, direction=how.direction.value,
-        user_id=how.user.id,
+        portal_id=run.portal.id, message_id=chosen.message_id,
+        synthetic_message_id=chosen.synthetic_id,
+        thread_id=joined.thread_id, thread_reason=joined.reason.value,
+        direction=how.direction.value, user_id=how.user.id,
         from_email=parsed.from_.email[:320] if parsed.from_ else "",
         from_name=parsed.from_.name[:200] if parsed.from_ else "",
         # Never-log addresses are not kept, not even as a recipient of a logged email.
@@ -313,8 +438,7 @@ async def _store_email(
         cc=[{"email": a.email, "name": a.name} for a in parsed.cc
             if not never_logged(a.key, run.portal.never_log)],
         subject=parsed.subject, sent_at=sent_at, text=parsed.text,
-        reply_text=prepared.display_of(parsed).reply_text,
-        html=prepared.display_of(parsed).html,
+        reply_text=chosen.display.reply_text, html=chosen.display.html,
         size=len(prepared.raw), parse_notes=notes, automatic=admission.automatic,
         auth=admission.auth,
         sources=[EmailSource(source=how.source.value)], attachments=[],

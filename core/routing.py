@@ -12,7 +12,7 @@ from core.errors import SenderNotAllowed
 from core.mail import forwarding_rules as forwarding
 from core.mail.parsing import Address, ParsedMessage
 from core.storage.models import User
-from core.types import Direction, Envelope, Source
+from core.types import Direction, Envelope, InboxLogMode, Source
 
 
 class Privacy(enum.StrEnum):
@@ -31,9 +31,18 @@ class Route:
     privacy: Privacy
 
 
+def sync_privacy(inbox_log_mode: str) -> Privacy:
+    """What synced mail must satisfy under a portal's ``inbox_log_mode``
+    (``InboxLogMode``): tie to a logged thread, or under ``known_contacts`` also
+    involve a known contact. The one place the mode is read."""
+    if inbox_log_mode == InboxLogMode.KNOWN_CONTACTS:
+        return Privacy.THREAD_OR_CONTACT
+    return Privacy.THREAD
+
+
 def route(
     parsed: ParsedMessage, envelope: Envelope, users: dict[str, User], *,
-    inbox_log_mode: str = "replies",
+    inbox_log_mode: str = InboxLogMode.REPLIES,
 ) -> Route:
     """How this message reached the portal; raises SenderNotAllowed when no user sent it.
 
@@ -52,10 +61,7 @@ def route(
         source = envelope.source_hint or Source.EXTENSION
         # Synced mail, sent or received, is logged only under the privacy rule; what a
         # user asked to log or sent from the CRM always is.
-        privacy = Privacy.NONE
-        if source is Source.SYNC:
-            privacy = (Privacy.THREAD_OR_CONTACT if inbox_log_mode == "known_contacts"
-                       else Privacy.THREAD)
+        privacy = sync_privacy(inbox_log_mode) if source is Source.SYNC else Privacy.NONE
         if from_user is not None:
             return Route(from_user, source, Direction.OUTGOING, privacy)
         return Route(user, source, Direction.INCOMING, privacy)

@@ -33,6 +33,7 @@ from core.inboxes import Endpoint, InboxError, SendRequest, SendResult
 from core.runtime import Runtime
 from core.storage.models import Inbox, User
 from core.tracking import TokenSigner
+from core.types import InboxErrorCode, InboxStatus, MailProtocol, MailSecurity, SendLog
 from inbox_sync import sent_log
 from inbox_sync.imap import Bearer, Login
 from inbox_sync.network import NetworkWork
@@ -115,7 +116,7 @@ class CrmSender:
                                                          entry.raw)
             await self._note_copy(sender.inbox_id, copy_error)
         result, log_state, reason = await self._log(entry, prepared, path, marked)
-        if log_state == "pending":
+        if log_state is SendLog.PENDING:
             self.pending.wake.set()
         return SendResult(
             result.email_id if result else None, outgoing.message_id,
@@ -129,17 +130,17 @@ class CrmSender:
             inbox = await inboxes.user_inbox(session, portal_id, user_id, inbox_id)
             user = await session.get(User, user_id)
             assert user is not None
-            if inbox.status == "disconnected":
-                raise InboxError("disconnected", f"the inbox is disconnected "
+            if inbox.status == InboxStatus.DISCONNECTED:
+                raise InboxError(InboxErrorCode.DISCONNECTED, f"the inbox is disconnected "
                                  f"({inbox.status_reason}); reconnect it first")
             name, email = user.name, user.email
         # Outside the read: an OAuth token may be refreshed (and stored) here.
         password = await self.credential(inbox, "")
         return _From(
             portal_id, user_id, inbox.id, inbox.address, name, email,
-            (Endpoint(inbox.smtp_host, inbox.smtp_port, inbox.smtp_security),
+            (Endpoint(inbox.smtp_host, inbox.smtp_port, MailSecurity(inbox.smtp_security)),
              inbox.username, password),
-            (Endpoint(inbox.imap_host, inbox.imap_port, inbox.imap_security),
+            (Endpoint(inbox.imap_host, inbox.imap_port, MailSecurity(inbox.imap_security)),
              inbox.username, password), self.files_sent(inbox), inbox)
 
     async def _deliver(self, sender: _From, outgoing: Outgoing,
@@ -152,30 +153,30 @@ class CrmSender:
         endpoint, username, password = sender.smtp
         try:
             try:
-                async with self.network.turn(sender.portal_id, sender.user_id, "smtp"):
+                async with self.network.turn(sender.portal_id, sender.user_id, MailProtocol.SMTP):
                     return await deliver(endpoint, username, password, outgoing,
                                          connect=self.connect, timeout=self.timeout,
                                          context=self.ssl_context)
             except InboxError as exc:
                 # An access token refused at AUTH (before MAIL: nothing was sent):
                 # refresh it once and try again.
-                if (exc.code != "auth_rejected" or not isinstance(password, Bearer)
+                if (exc.code != InboxErrorCode.AUTH_REJECTED or not isinstance(password, Bearer)
                         or sender.inbox is None):
                     raise
                 password = await self.credential(sender.inbox, password.token)
-                async with self.network.turn(sender.portal_id, sender.user_id, "smtp"):
+                async with self.network.turn(sender.portal_id, sender.user_id, MailProtocol.SMTP):
                     return await deliver(endpoint, username, password, outgoing,
                                          connect=self.connect, timeout=self.timeout,
                                          context=self.ssl_context)
         except InboxError as exc:
-            if exc.code == "send_unconfirmed":
+            if exc.code == InboxErrorCode.SEND_UNCONFIRMED:
                 log.warning("send <%s>: %s", outgoing.message_id, exc.message)
                 await self._set_aside(path)
                 raise
             await asyncio.to_thread(self.spool.remove, path)
             if exc.credentials_rejected:
                 async with self.runtime.db.transaction() as session:
-                    await inboxes.set_status(session, sender.inbox_id, "disconnected",
+                    await inboxes.set_status(session, sender.inbox_id, InboxStatus.DISCONNECTED,
                                              exc.message, exc.code)
             raise
 
@@ -211,7 +212,7 @@ class CrmSender:
                         exc_info=True)
 
     async def _log(self, entry: SpooledSend, prepared: pipeline.Prepared, path: Path,
-                   marked: bool) -> tuple[pipeline.IngestResult | None, str, str | None]:
+                   marked: bool) -> tuple[pipeline.IngestResult | None, SendLog, str | None]:
         """Log the message just sent: (result, "logged" | "not_logged" | "pending" |
         "failed", reason). Pending leaves it in the spool for the retry; that is only
         promised when the entry is ``marked`` as sent, since the retry reads no other:
@@ -222,27 +223,27 @@ class CrmSender:
             log.warning("sent <%s>; logging it later: %s", entry.message_id, exc.message)
             if not marked:
                 return self._unlogged(entry, f"{exc.message}")
-            return None, "pending", "the database is unavailable; the email is logged " \
+            return None, SendLog.PENDING, "the database is unavailable; the email is logged " \
                 "as soon as it is back"
         except CoreError as exc:
             await self._forget(path)
-            return None, "not_logged", exc.message
+            return None, SendLog.NOT_LOGGED, exc.message
         except Exception as exc:
             log.exception("sent <%s>; logging it failed, retrying later", entry.message_id)
             if not marked:
                 return self._unlogged(entry, f"{type(exc).__name__}: {exc}")
-            return None, "pending", "logging failed; it is retried in the background"
+            return None, SendLog.PENDING, "logging failed; it is retried in the background"
         await self._forget(path)
         if result.email_id is None:
-            return result, "not_logged", result.reason
-        return result, "logged", None
+            return result, SendLog.NOT_LOGGED, result.reason
+        return result, SendLog.LOGGED, None
 
     @staticmethod
     def _unlogged(entry: SpooledSend, why: str
-                  ) -> tuple[pipeline.IngestResult | None, str, str | None]:
+                  ) -> tuple[pipeline.IngestResult | None, SendLog, str | None]:
         log.error("sent <%s>; not logged, and the send spool could not keep it for a "
                   "later attempt: %s", entry.message_id, why)
-        return None, "failed", (
+        return None, SendLog.FAILED, (
             f"the email was sent but could not be logged ({why}), and it could not be "
             "kept to log later; log it from the Sent folder")
 

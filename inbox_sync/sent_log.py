@@ -14,13 +14,11 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from core import pipeline
 from core.errors import CoreError, StorageUnavailable
 from core.runtime import Runtime
-from core.storage.models import Portal, TrackedSend, utcnow
-from core.types import Envelope, Source
+from core.storage.models import TrackedSend, utcnow
+from core.types import Channel, Envelope, Source
 from inbox_sync.spool import SendSpool, SpooledSend
 
 log = logging.getLogger(__name__)
@@ -28,30 +26,24 @@ log = logging.getLogger(__name__)
 
 async def log_sent(runtime: Runtime, entry: SpooledSend,
                    prepared: pipeline.Prepared | None = None) -> pipeline.IngestResult:
-    """Log one sent message in its own transaction; ``prepared`` saves parsing it again.
+    """Log one sent message; ``prepared`` saves parsing it again. Then its tracked send,
+    which the pipeline linked to the email by its pixel, is marked sent (a retry after
+    a crash in between is a duplicate that marks it).
 
     Raises StorageUnavailable when the database is down, CoreError when it can never be
-    logged (its portal is gone).
+    logged (its portal is gone, it is refused).
     """
-    prepared = prepared or await pipeline.prepare(
-        entry.raw, spool_dir=runtime.blobs.spool_dir())
     envelope = Envelope(on_behalf_of=entry.user_email, source_hint=Source.CRM_SEND)
-
-    async def work(session: AsyncSession) -> pipeline.IngestResult:
-        portal = await session.get(Portal, entry.portal_id)
-        if portal is None:
-            raise CoreError(f"portal {entry.portal_id} is gone")
-        result = await pipeline.ingest(session, portal=portal, prepared=prepared,
-                                       envelope=envelope, blobs=runtime.blobs,
-                                       bcc_domain=runtime.settings.bcc_domain)
-        # The pipeline linked the tracked send to this email by its pixel.
-        if entry.tracked_send_id is not None:
+    results = await pipeline.log_message(
+        runtime, prepared or entry.raw,
+        pipeline.Arrival.for_portal(Channel.CRM_SEND, entry.portal_id, envelope))
+    result = results.only()
+    if entry.tracked_send_id is not None:
+        async with runtime.db.transaction() as session:
             tracked = await session.get(TrackedSend, entry.tracked_send_id)
             if tracked is not None and tracked.sent_at is None:
                 tracked.sent_at = utcnow()
-        return result
-
-    return await runtime.db.run(work)
+    return result
 
 
 class PendingLogs:

@@ -2,35 +2,40 @@
 
 Per folder: UIDs past the checkpoint (``last_uid`` under ``uidvalidity``) are read in
 batched UID ranges. For each batch the header blocks are fetched and shown to
-``pipeline.admit``; bodies are fetched only for the messages that will be logged, and
-each is logged in its own transaction (Message-ID makes that idempotent). The
-checkpoint moves after every batch, so a crash redoes at most one batch and logs
-nothing twice. Memory is bounded by the batch size, not the folder size.
+``core.admission`` (its pre-filter, then ``admit``); bodies are fetched only for the
+messages that will be logged, and each goes through ``pipeline.log_message`` in its own
+transaction (Message-ID makes that idempotent). The checkpoint moves after every batch,
+so a crash redoes at most one batch and logs nothing twice. Memory is bounded by the
+batch size, not the folder size.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from email.parser import BytesHeaderParser
-from email.policy import compat32
-from email.utils import parseaddr
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import accounts, audit, inboxes, pipeline
-from core.audit import NotLoggedReason
-from core.errors import CoreError, MessageTooLarge, SenderNotAllowed
+from core import audit, inboxes, pipeline
+from core.admission import Admission, admit, worth_admitting
+from core.errors import CoreError, SenderNotAllowed
 from core.inboxes import FolderReport, InboxError, SyncReport
 from core.mail.parsing import parse_message
+from core.preparation import Candidate
 from core.runtime import Runtime
-from core.storage.models import Email, Inbox, InboxFolder, Portal, ThreadRef, User, utcnow
-from core.types import Envelope, Source
+from core.storage.models import Inbox, InboxFolder, Portal, User, utcnow
+from core.types import (
+    Channel,
+    Envelope,
+    FolderRole,
+    InboxStatus,
+    IngestOutcome,
+    NotLoggedReason,
+    Source,
+)
 from inbox_sync.errors import connection_ended
 from inbox_sync.folders import sync_targets
 from inbox_sync.imap import Header, ImapSession
@@ -69,8 +74,8 @@ async def _sync_inbox(runtime: Runtime, inbox_id: int, imap: ImapSession,
         assert user is not None
         user_address, window = user.email, inbox.first_sync_days
     targets = sync_targets(await imap.run(imap.folders))
-    report = SyncReport(inbox_id, "connected")
-    for role in ("inbox", "sent"):
+    report = SyncReport(inbox_id, InboxStatus.CONNECTED)
+    for role in (FolderRole.INBOX, FolderRole.SENT):
         target = targets.get(role)
         if target is None:
             report.folders.append(FolderReport(role, "", error=f"no {role} folder found"))
@@ -100,7 +105,7 @@ async def _sync_inbox(runtime: Runtime, inbox_id: int, imap: ImapSession,
     async with runtime.db.transaction() as session:
         row_inbox = await inboxes.note_synced(session, inbox_id)
         if row_inbox is not None:
-            report.status = row_inbox.status
+            report.status = InboxStatus(row_inbox.status)
     return report
 
 
@@ -161,75 +166,27 @@ async def _sync_batch(runtime: Runtime, inbox_id: int, imap: ImapSession, user_a
         await _log_bodies(runtime, inbox_id, imap, chunk, envelope, report)
 
 
-_MSG_ID = re.compile(r"<([^<>\s]+)>")
-
-
-@dataclass(frozen=True)
-class _Glance:
-    """What the cheap pre-filter reads from a header block (no full parse)."""
-
-    sender: str  # lower-case From address
-    ids: frozenset[str]  # own Message-ID, In-Reply-To and References ids
-    thread_index_only: bool  # Outlook Thread-Index with no reference headers
-
-
-def _glance(header: bytes) -> _Glance:
-    msg = _HEADERS.parsebytes(header)
-
-    def text(name: str) -> str:
-        return " ".join(str(v) for v in msg.get_all(name, []))
-
-    references = text("In-Reply-To") + " " + text("References")
-    return _Glance(parseaddr(text("From"))[1].strip().lower(),
-                   frozenset(_MSG_ID.findall(references + " " + text("Message-ID"))),
-                   bool(msg.get("Thread-Index")) and not references.strip())
-
-
-_HEADERS = BytesHeaderParser(policy=compat32)
-
-
-async def _maybe(session: AsyncSession, portal: Portal, headers: list[Header]) -> list[Header]:
-    """The messages worth a full parse and an ``admit``, found with two queries per batch.
-
-    In "replies" mode, mail not from a user is logged only when it is logged already or
-    ties to a logged thread; anything else would be refused, so it is not parsed and
-    asked about one by one (the full parse is most of the cost of a big first sync).
-    """
-    if portal.inbox_log_mode != "replies":
-        return headers
-    glances = await asyncio.to_thread(lambda: [_glance(h.header) for h in headers])
-    users = await accounts.users_by_address(session, portal.id)
-    listed = sorted({i for g in glances for i in g.ids})
-    known: set[str] = set()
-    for start in range(0, len(listed), 500):
-        chunk = listed[start:start + 500]
-        known.update(await session.scalars(select(ThreadRef.message_id).where(
-            ThreadRef.portal_id == portal.id, ThreadRef.message_id.in_(chunk))))
-        known.update(await session.scalars(select(Email.message_id).where(
-            Email.portal_id == portal.id, Email.message_id.in_(chunk))))
-    return [h for h, g in zip(headers, glances, strict=True)
-            if g.sender in users or g.thread_index_only or g.ids & known]
-
-
 async def _select(runtime: Runtime, inbox_id: int, headers: list[Header],
                   envelope: Envelope) -> list[int]:
-    """UIDs whose message will be logged, decided from the headers alone.
+    """UIDs whose message will be logged, decided from the headers alone, by core: the
+    pre-filter (``admission.worth_admitting``), then ``admit`` for those it leaves.
 
     A message that would be logged but is over the size limit is not fetched; it leaves
     an audit entry instead, so its absence can be explained.
     """
     wanted: list[int] = []
-    too_large: list[tuple[Header, pipeline.Admission]] = []
+    too_large: list[tuple[Header, Admission]] = []
     headers = [h for h in headers if h.header]
     async with runtime.db.read() as session:
         portal = await _portal(session, inbox_id)
-        candidates = await _maybe(session, portal, headers)
+        worth = await worth_admitting(session, portal, [h.header for h in headers])
+        candidates = [h for h, keep in zip(headers, worth, strict=True) if keep]
         parsed = await asyncio.to_thread(
             lambda: [(h, parse_message(h.header)) for h in candidates])
         for header, message in parsed:
             try:
-                admission = await pipeline.admit(session, portal, message, envelope,
-                                                 runtime.settings.bcc_domain)
+                admission = await admit(session, portal, Candidate.of_headers(message),
+                                        envelope, runtime.settings.bcc_domain)
             except SenderNotAllowed:
                 continue
             if admission.will_log and header.size > pipeline.MAX_MESSAGE_BYTES:
@@ -242,7 +199,7 @@ async def _select(runtime: Runtime, inbox_id: int, headers: list[Header],
 
 
 async def _audit_too_large(runtime: Runtime, inbox_id: int,
-                           found: list[tuple[Header, pipeline.Admission]]) -> None:
+                           found: list[tuple[Header, Admission]]) -> None:
     async with runtime.db.transaction() as session:
         portal = await _portal(session, inbox_id)
         for header, admission in found:
@@ -265,26 +222,19 @@ async def _log_bodies(runtime: Runtime, inbox_id: int, imap: ImapSession, uids: 
                       envelope: Envelope, report: FolderReport) -> None:
     bodies = await imap.run(imap.fetch_bodies, uids)
     report.bodies_fetched += len(bodies)
+    async with runtime.db.read() as session:
+        portal_id = (await _portal(session, inbox_id)).id
+    arrival = pipeline.Arrival.for_portal(Channel.SYNC, portal_id, envelope)
     for uid in uids:
         raw = bodies.pop(uid, b"")
         if not raw:
             continue
-        try:
-            prepared = await pipeline.prepare(raw, spool_dir=runtime.blobs.spool_dir())
-        except MessageTooLarge:
-            continue
-
-        async def log_it(session: AsyncSession, prepared: pipeline.Prepared = prepared
-                         ) -> pipeline.IngestResult:
-            return await pipeline.ingest(
-                session, portal=await _portal(session, inbox_id), prepared=prepared,
-                envelope=envelope, blobs=runtime.blobs, bcc_domain=runtime.settings.bcc_domain)
-
-        try:
-            result = await runtime.db.run(log_it)
-        except SenderNotAllowed:
-            continue
-        if result.outcome == "logged":
+        results = await pipeline.log_message(runtime, raw, arrival)
+        del raw
+        [result] = results.each
+        if isinstance(result, pipeline.Refused):
+            continue  # too large after all, or no user's: the ingest log says which
+        if result.outcome is IngestOutcome.LOGGED:
             report.logged += 1
-        elif result.outcome == "duplicate":
+        elif result.outcome is IngestOutcome.DUPLICATE:
             report.already_logged += 1

@@ -15,16 +15,14 @@ from typing import Any, TypeVar
 
 import click
 
-from core import accounts, audit, pipeline, retention
+from core import accounts, pipeline, retention
 from core import secret_key as secret_key_file
-from core.audit import NotLoggedReason
-from core.errors import CoreError, MessageTooLarge, SenderNotAllowed
+from core.errors import CoreError
 from core.outbound_mail import SmtpRelay
 from core.runtime import Runtime, Settings, parse_nameserver
 from core.storage.blobs import parse_s3_url
 from core.storage.db import migrate as run_migrations
-from core.storage.models import Portal
-from core.types import Envelope
+from core.types import Channel
 from extension_api.throttle import DEFAULT_RATE_LIMIT
 from inbox_sync.outbound import Destinations
 from inbox_sync.service import ServiceOptions
@@ -352,43 +350,13 @@ def ingest_command(db: str, data_dir: Path, file: Any, portal_id: int, bcc_domai
     raw = file.read()
 
     async def work(runtime: Runtime) -> dict[str, object]:
-        try:
-            prepared = await pipeline.prepare(raw, spool_dir=runtime.blobs.spool_dir())
-        except MessageTooLarge as exc:
-            await _record_refusal(runtime, portal_id, NotLoggedReason.TOO_LARGE, exc, len(raw))
-            raise
-
-        async def log_it(session: Any) -> pipeline.IngestResult:
-            portal = await session.get(Portal, portal_id)
-            if portal is None:
-                raise CoreError(f"no portal {portal_id}")
-            return await pipeline.ingest(
-                session, portal=portal, prepared=prepared, envelope=Envelope(),
-                blobs=runtime.blobs, bcc_domain=bcc_domain,
-            )
-
-        try:
-            result = await runtime.db.run(log_it)
-        except SenderNotAllowed as exc:
-            sender = prepared.parsed.from_.key if prepared.parsed.from_ else None
-            await _record_refusal(runtime, portal_id, NotLoggedReason.NOT_A_USER, exc, len(raw),
-                                  sender=sender, message_id=prepared.message_id)
-            raise
-        return {"outcome": result.outcome, "email_id": result.email_id,
+        # Refusals raise (SenderNotAllowed, MessageTooLarge), recorded in the ingest log.
+        result = (await pipeline.log_message(
+            runtime, raw, pipeline.Arrival.for_portal(Channel.CLI, portal_id))).only()
+        return {"outcome": result.outcome.value, "email_id": result.email_id,
                 "thread_id": result.thread_id, "reason": result.reason}
 
-    _print_result(_settings(db, data_dir), work)
-
-
-async def _record_refusal(
-    runtime: Runtime, portal_id: int, code: NotLoggedReason, exc: CoreError, size: int,
-    *, sender: str | None = None, message_id: str | None = None,
-) -> None:
-    """The ingest log entry a refused message gets, as through SMTP or HTTP."""
-    async with runtime.db.transaction() as session:
-        if await session.get(Portal, portal_id) is not None:
-            audit.record(session, portal_id, code, exc.message, source="cli", sender=sender,
-                         message_id=message_id, size=size)
+    _print_result(_settings(db, data_dir, bcc_domain=bcc_domain), work)
 
 
 if __name__ == "__main__":

@@ -11,23 +11,22 @@ import logging
 import time
 import weakref
 from collections import OrderedDict, deque
+from dataclasses import dataclass, field
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import audit, pipeline
+from core import metrics, pipeline
 from core.accounts import portal_for_address, was_replaced
-from core.audit import NotLoggedReason
 from core.errors import (
     MessageTooLarge,
     SenderAuthUnavailable,
-    SenderNotAllowed,
     SenderNotAuthenticated,
     StorageUnavailable,
 )
 from core.runtime import Runtime
-from core.sender_auth import AuthResult, Decision, SmtpFacts
+from core.sender_auth import AuthResult, SmtpFacts
 from core.storage.models import Portal
+from core.types import Channel
 from core.types import Envelope as CoreEnvelope
 from smtp_ingest import replies
 
@@ -86,10 +85,27 @@ class FailedRecipients:
         return self.over(session)
 
 
+@dataclass
+class _Recipients:
+    """The portals an SMTP transaction's accepted recipients belong to, as RCPT found
+    them: portal id -> its first logging address (RCPT order), the tags given, and its
+    ``sender_auth`` policy."""
+
+    portals: dict[int, tuple[str, list[str], str]] = field(default_factory=dict)
+
+    def add(self, address: str, portal: Portal, tag: str | None) -> None:
+        _, tags, _ = self.portals.setdefault(portal.id, (address, [], portal.sender_auth))
+        if tag:
+            tags.append(tag)
+
+
 class IngestHandler:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.failed_recipients = FailedRecipients()
+        # Per transaction (a RSET or a new MAIL makes a new envelope): whose portals.
+        self._recipients: weakref.WeakKeyDictionary[Envelope, _Recipients] = (
+            weakref.WeakKeyDictionary())
 
     async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
@@ -128,19 +144,19 @@ class IngestHandler:
                 return TOO_MANY_FAILED_RCPTS
             return replies.UNKNOWN_RECIPIENT
         envelope.rcpt_tos.append(address)
+        self._recipients.setdefault(envelope, _Recipients()).add(address, *found)
         return replies.RCPT_OK
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        reply = await self._data(session, envelope)
+        metrics.SMTP_REPLIES.labels(reply[:3]).inc()
+        return reply
+
+    async def _data(self, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         try:
-            try:
-                prepared = await pipeline.prepare(
-                    raw, spool_dir=self.runtime.blobs.spool_dir())
-            except MessageTooLarge as exc:
-                await self.record_refusal(envelope, NotLoggedReason.TOO_LARGE, exc.message,
-                                          size=len(raw))
-                return replies.too_large(replies.one_line(exc.message))
-            return await self._log(prepared, session, envelope, raw)
+            results = await pipeline.log_message(
+                self.runtime, raw, self._arrival(session, envelope, raw))
         except StorageUnavailable:
             log.warning("database unavailable at DATA", exc_info=True)
             return replies.TRANSIENT
@@ -148,6 +164,30 @@ class IngestHandler:
             # A bug must not lose mail: 451 makes the sender's MTA keep and retry it.
             log.exception("unexpected error while logging a message")
             return replies.TRANSIENT
+        return _reply(results)
+
+    async def refuse_oversized(self, session: Session, envelope: Envelope, size: int) -> str:
+        """DATA past the size limit (the server did not keep the body): the ingest log
+        entry for each portal, and the reply."""
+        await pipeline.record_oversized(self.runtime, self._arrival(session, envelope, b""),
+                                        size)
+        metrics.SMTP_REPLIES.labels(replies.TOO_LARGE[:3]).inc()
+        return replies.TOO_LARGE
+
+    def _arrival(self, session: Session, envelope: Envelope, raw: bytes) -> pipeline.Arrival:
+        recipients = self._recipients.get(envelope) or _Recipients()
+        peer = _client(session)
+        deliveries = tuple(
+            pipeline.Delivery(portal_id, CoreEnvelope(
+                mail_from=envelope.mail_from, rcpt_tos=tuple(envelope.rcpt_tos),
+                logging_address=logging_address, peer=peer, tags=tuple(tags),
+            ), checks_senders=policy != "off")
+            for portal_id, (logging_address, tags, policy) in recipients.portals.items())
+
+        async def authenticate() -> AuthResult | None:
+            return await self._authenticate(session, envelope, raw)
+
+        return pipeline.Arrival(Channel.SMTP, deliveries, authenticate)
 
     async def _authenticate(self, session: Session, envelope: Envelope,
                             raw: bytes) -> AuthResult | None:
@@ -165,114 +205,39 @@ class IngestHandler:
         return await authenticator.check_async(raw, SmtpFacts(
             client or "", session.host_name or "", envelope.mail_from or ""))
 
-    async def _log(self, prepared: pipeline.Prepared, session: Session, envelope: Envelope,
-                   raw: bytes) -> str:
-        runtime = self.runtime
-        logged: list[int] = []
-        skipped: list[str] = []
-        refused: list[str] = []
-        tempfailed: list[str] = []
-        portals = await self._portals(envelope)
-        # The bytes as received: DKIM hashes them.
-        auth = (await self._authenticate(session, envelope, raw)
-                if any(policy != "off" for _, _, policy in portals.values()) else None)
-        for portal_id, (logging_address, tags, _) in portals.items():
-            core_envelope = CoreEnvelope(
-                mail_from=envelope.mail_from, rcpt_tos=tuple(envelope.rcpt_tos),
-                logging_address=logging_address, peer=_client(session), tags=tuple(tags),
-                auth=auth,
-            )
 
-            async def work(db_session: AsyncSession, portal_id: int = portal_id,
-                           core_envelope: CoreEnvelope = core_envelope) -> pipeline.IngestResult:
-                portal = await db_session.get(Portal, portal_id)
-                assert portal is not None
-                return await pipeline.ingest(
-                    db_session, portal=portal, prepared=prepared, envelope=core_envelope,
-                    blobs=runtime.blobs, bcc_domain=runtime.settings.bcc_domain,
-                )
-
-            try:
-                result = await runtime.db.run(work)
-            except SenderNotAllowed as exc:
-                # Other portals of this message may have logged it already: decide the
-                # reply once every portal has had its say.
-                await self.record_refusal(envelope, NotLoggedReason.NOT_A_USER, exc.message,
-                                          size=len(prepared.raw), prepared=prepared,
-                                          portal_ids={portal_id})
-                refused.append(replies.sender_not_allowed(replies.one_line(exc.message)))
-                continue
-            except (SenderNotAuthenticated, SenderAuthUnavailable) as exc:
-                temporary = isinstance(exc, SenderAuthUnavailable)
-                code = (NotLoggedReason.AUTH_UNAVAILABLE if temporary
-                        else NotLoggedReason.NOT_AUTHENTICATED)
-                await self.record_refusal(envelope, code, _audit_reason(exc.decision),
-                                          size=len(prepared.raw), prepared=prepared,
-                                          portal_ids={portal_id})
-                (tempfailed if temporary else refused).append(str(exc.decision.answer))
-                continue
+def _reply(results: pipeline.Results) -> str:
+    """The one reply to DATA for every portal's result: a transient refusal first (the
+    sender's MTA retries; for the portals that logged it, the retry is a duplicate, a
+    normal outcome), then logged, then accepted but not logged, then refused."""
+    logged: list[int] = []
+    skipped: list[str] = []
+    refused: list[str] = []
+    tempfailed: list[str] = []
+    for result in results.each:
+        if isinstance(result, pipeline.IngestResult):
             if result.email_id is not None:
                 logged.append(result.email_id)
             else:
                 skipped.append(result.reason or "not logged")
-        if tempfailed:
-            # The sender's MTA retries; for the portals that logged it, the retry is a
-            # duplicate (a normal outcome).
-            return tempfailed[0]
-        if logged:
-            return replies.logged(logged)
-        if skipped:
-            return replies.not_logged(replies.one_line("; ".join(dict.fromkeys(skipped))))
-        return refused[0] if refused else replies.sender_not_allowed(
-            "no portal accepted the message")
-
-    async def _portals(self, envelope: Envelope) -> dict[int, tuple[str, list[str], str]]:
-        """Portal id -> (its first logging address in RCPT order, the tags given, its
-        ``sender_auth`` policy)."""
-        routes: dict[int, tuple[str, list[str], str]] = {}
-        async with self.runtime.db.lookup() as db_session:
-            for address in envelope.rcpt_tos:
-                found = await portal_for_address(
-                    db_session, address, self.runtime.settings.bcc_domain
-                )
-                if found is not None:
-                    portal, tag = found
-                    _, tags, _ = routes.setdefault(portal.id,
-                                                   (address, [], portal.sender_auth))
-                    if tag:
-                        tags.append(tag)
-        return routes
-
-    async def record_refusal(
-        self, envelope: Envelope, code: NotLoggedReason, reason: str, *, size: int,
-        prepared: pipeline.Prepared | None = None, portal_ids: set[int] | None = None,
-    ) -> None:
-        """Leave an audit entry for each portal a refused message was addressed to.
-
-        Best effort: the refusal stands even when the database cannot take the entry.
-        """
-        sender = None
-        if prepared is not None and prepared.parsed.from_ is not None:
-            sender = prepared.parsed.from_.key
-        try:
-            portals = await self._portals(envelope)
-            async with self.runtime.db.transaction() as db_session:
-                for portal_id, (logging_address, *_) in portals.items():
-                    if portal_ids is not None and portal_id not in portal_ids:
-                        continue
-                    audit.record(
-                        db_session, portal_id, code, reason, source="smtp",
-                        logging_address=logging_address, sender=sender,
-                        envelope_sender=envelope.mail_from,
-                        message_id=prepared.message_id if prepared else None, size=size,
-                    )
-        except StorageUnavailable:
-            log.warning("could not record a refused message in the audit log", exc_info=True)
-
-
-def _audit_reason(decision: Decision) -> str:
-    """The ingest-log reason of a sender authentication refusal: the check, then why."""
-    return f"{decision.failed_check or 'auth'}: {decision.reason}"
+            continue
+        error = result.error
+        if isinstance(error, MessageTooLarge):
+            return replies.too_large(replies.one_line(error.message))
+        if isinstance(error, SenderAuthUnavailable):
+            tempfailed.append(str(error.decision.answer))
+        elif isinstance(error, SenderNotAuthenticated):
+            refused.append(str(error.decision.answer))
+        else:
+            refused.append(replies.sender_not_allowed(replies.one_line(error.message)))
+    if tempfailed:
+        return tempfailed[0]
+    if logged:
+        return replies.logged(logged)
+    if skipped:
+        return replies.not_logged(replies.one_line("; ".join(dict.fromkeys(skipped))))
+    return refused[0] if refused else replies.sender_not_allowed(
+        "no portal accepted the message")
 
 
 def _client(session: Session) -> str | None:

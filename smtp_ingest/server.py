@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from typing import Any, Protocol
 
-from aiosmtpd.smtp import MISSING, SMTP, syntax
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
-from core.audit import NotLoggedReason
 from core.pipeline import MAX_MESSAGE_BYTES
 from core.runtime import Runtime
 from smtp_ingest import replies
@@ -28,11 +28,23 @@ _REWRITES = {
 }
 
 
+class Handler(Protocol):
+    """What the server asks of its handler besides aiosmtpd's hooks."""
+
+    async def refuse_oversized(self, session: Session, envelope: Envelope, size: int) -> str:
+        """DATA past the size limit, whose body was not kept: the reply to give."""
+        ...
+
+
 class InboxlogSMTP(SMTP):
     """aiosmtpd's SMTP with enhanced status codes on its limit replies, and DATA
     received in large reads (see ``smtp_ingest._data``)."""
 
     line_length_limit = LINE_LENGTH_LIMIT
+
+    def __init__(self, handler: Handler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.handler = handler
 
     async def push(self, status: str) -> None:  # type: ignore[override]
         await super().push(_REWRITES.get(status, status))
@@ -91,11 +103,10 @@ class InboxlogSMTP(SMTP):
     async def _refuse(self, body: DataReader) -> None:
         assert self.envelope is not None
         if body.outcome is Outcome.TOO_MUCH:
-            # The handler never sees this body: the audit entry is left here.
-            handler: IngestHandler = self.event_handler
-            await handler.record_refusal(self.envelope, NotLoggedReason.TOO_LARGE,
-                                         "message exceeds the size limit", size=body.size)
-            reply = replies.TOO_LARGE
+            # The handler's DATA hook never sees this body: it answers for it here.
+            assert self.session is not None
+            reply = await self.handler.refuse_oversized(self.session, self.envelope,
+                                                        body.size)
         elif body.outcome is Outcome.TOO_LONG:
             reply = replies.LINE_TOO_LONG
         else:

@@ -12,9 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from core import deletion, extension_log, pipeline, queries, regroup, tracked_sends
+from core import deletion, pipeline, queries, regroup, tracked_sends
+from core.errors import InvalidInput
 from core.retention import restorable_until
-from core.storage.models import Portal, User
+from core.storage.models import User
+from core.types import Channel, Envelope, IngestOutcome, Source
 from extension_api.auth import Principal, authenticated, require_owner, runtime_of
 from extension_api.endpoints._params import json_object, path_id
 from extension_api.errors import ApiError
@@ -164,23 +166,21 @@ async def log_email(request: Request, principal: Principal) -> Response:
     raw = await _receive_raw(request, runtime.blobs.spool_dir())
     if not raw or raw.isspace():  # not raw.strip(): that would copy a large message
         raise ApiError(400, "bad_request", "the body is empty: send the raw message")
-    prepared: pipeline.Prepared | None = await pipeline.prepare(
-        raw, spool_dir=runtime.blobs.spool_dir())
-    del raw  # prepared.raw is the one copy from here on
-
-    async def work(session):  # type: ignore[no-untyped-def]
-        portal = await session.get(Portal, principal.portal_id)
-        user = await session.get(User, principal.user_id)
-        assert prepared is not None
-        logged = await extension_log.log_raw(
-            session, portal=portal, user=user, prepared=prepared, blobs=runtime.blobs,
-            bcc_domain=runtime.settings.bcc_domain)
-        counts = await tracked_sends.counts_for(session, [logged.email])
-        return logged.created, email_json(logged.email, counts.get(logged.email.id))
-
-    created, body = await runtime.db.run(work)
-    prepared = None  # the raw message and its parse go before the answer is written
-    return _email_response(body, 201 if created else 200)
+    async with runtime.db.read() as session:
+        user = await queries.owned(session, User, principal.portal_id, principal.user_id)
+        on_behalf_of = user.email
+    arrival = pipeline.Arrival.for_portal(Channel.EXTENSION, principal.portal_id, Envelope(
+        source_hint=Source.EXTENSION, on_behalf_of=on_behalf_of))
+    results = await pipeline.log_message(runtime, raw, arrival)
+    del raw  # the raw message and its parse go before the answer is written
+    result = results.only()
+    if result.email_id is None:
+        raise InvalidInput(f"not logged: {result.reason}")
+    async with runtime.db.read() as session:
+        email = await queries.email(session, principal.portal_id, result.email_id)
+        counts = await tracked_sends.counts_for(session, [email])
+        body = email_json(email, counts.get(email.id))
+    return _email_response(body, 201 if result.outcome is IngestOutcome.LOGGED else 200)
 
 
 _LARGE_TEXT = 1024 * 1024

@@ -210,8 +210,8 @@ class _Recorder:
         self.contents.append(envelope.original_content)
         return "250 OK"
 
-    async def record_refusal(self, *args: Any, **kwargs: Any) -> None:
-        pass
+    async def refuse_oversized(self, session: Any, envelope: Any, size: int) -> str:
+        return replies.TOO_LARGE
 
 
 class _PlainSMTP(SMTP):
