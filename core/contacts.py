@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 
 from publicsuffixlist import PublicSuffixList
@@ -47,21 +49,57 @@ def _free_mail(domain: str, registrable: str) -> bool:
     return any(is_free_mail(".".join(labels[i:])) for i in range(len(labels) - depth + 1))
 
 
-async def company_for_domain(session: AsyncSession, portal_id: int, domain: str) -> Company | None:
-    """The portal's company for an email domain (its registrable domain), created when
-    missing; None for free mail and malformed domains."""
+def company_domain(domain: str) -> str | None:
+    """The domain whose company a contact at ``domain`` joins: its registrable domain;
+    None for free mail (at ``domain`` or a parent of it) and malformed domains."""
     registrable = registrable_domain(domain)
     if not registrable or len(registrable) > 255 or _free_mail(domain, registrable):
         return None
-    domain = registrable
+    return registrable
+
+
+async def company_for_domain(session: AsyncSession, portal_id: int, domain: str) -> Company | None:
+    """The portal's company for an email domain (its registrable domain), created when
+    missing; None for free mail and malformed domains."""
+    registrable = company_domain(domain)
+    if registrable is None:
+        return None
     company = await session.scalar(
-        select(Company).where(Company.portal_id == portal_id, Company.domain == domain)
+        select(Company).where(Company.portal_id == portal_id, Company.domain == registrable)
     )
     if company is None:
-        company = Company(portal_id=portal_id, domain=domain, name=company_name_for(domain))
+        company = Company(portal_id=portal_id, domain=registrable,
+                          name=company_name_for(registrable))
         session.add(company)
         await session.flush()
     return company
+
+
+@dataclass(frozen=True)
+class ContactStep:
+    """What becomes of one address of a logged email: a ``new`` contact, or a known one
+    that gets ``name`` when it had none (``name`` None: left as it is)."""
+
+    address: str
+    new: bool
+    name: str | None
+
+
+def contact_steps(people: Mapping[str, str], known_names: Mapping[str, str], *,
+                  create: bool) -> list[ContactStep]:
+    """The contacts for ``people`` (lower-case address -> display name), in input order,
+    given ``known_names`` (address -> name of the portal's existing contacts). An unknown
+    address becomes a contact only when ``create``; a known one without a name takes
+    the email's."""
+    steps = []
+    for address, name in people.items():
+        if address not in known_names:
+            if create:
+                steps.append(ContactStep(address, True, name))
+            continue
+        rename = not known_names[address] and bool(name)
+        steps.append(ContactStep(address, False, name if rename else None))
+    return steps
 
 
 async def match_contacts(
@@ -74,7 +112,7 @@ async def match_contacts(
     """The contacts for ``people`` (lower-case address -> display name), in input order.
 
     Missing contacts are created when ``create`` is true, joined to their domain's
-    company; an existing contact gets a name when it had none.
+    company; an existing contact gets a name when it had none (``contact_steps``).
     """
     if not people:
         return []
@@ -85,18 +123,18 @@ async def match_contacts(
         )
     }
     result = []
-    for address, name in people.items():
-        contact = existing.get(address)
-        if contact is None and create:
-            company = await company_for_domain(session, portal_id, address.rpartition("@")[2])
+    for step in contact_steps(people, {a: c.name for a, c in existing.items()}, create=create):
+        if step.new:
+            company = await company_for_domain(session, portal_id, step.address.rpartition("@")[2])
             contact = Contact(
-                portal_id=portal_id, email=address, name=name,
+                portal_id=portal_id, email=step.address, name=step.name,
                 company_id=company.id if company else None,
             )
             session.add(contact)
-        elif contact is not None and not contact.name and name:
-            contact.name = name
-        if contact is not None:
-            result.append(contact)
+        else:
+            contact = existing[step.address]
+            if step.name is not None:
+                contact.name = step.name
+        result.append(contact)
     await session.flush()
     return result

@@ -107,7 +107,8 @@ class InlineConnection:
     """The aiosqlite ``Connection`` surface over a plain ``sqlite3`` connection."""
 
     def __init__(self, connection: sqlite3.Connection) -> None:
-        # SQLAlchemy's dialect reads these two private names of aiosqlite's class.
+        # SQLAlchemy's dialect reads these three private names of aiosqlite's class
+        # (tests/test_dependency_internals.py fails when it reads others).
         self._conn = self._connection = connection
         self._tx = _Immediate()
 

@@ -6,11 +6,18 @@ from __future__ import annotations
 
 import socket
 from email.utils import make_msgid
+from typing import Any
 
 import httpx
 import pytest
 
-from core.contacts import company_name_for, registrable_domain
+from core.contacts import (
+    ContactStep,
+    company_domain,
+    company_name_for,
+    contact_steps,
+    registrable_domain,
+)
 from tests.support.mail import deliver, logged_id, message
 from tests.support.server import PortalAccount, Server
 
@@ -64,6 +71,56 @@ def test_company_names_come_from_the_registrable_label() -> None:
     assert company_name_for("ann.acme.example") == "Acme"
 
 
+@pytest.mark.parametrize(("domain", "company"), [
+    ("acme.example", "acme.example"),
+    ("eu.mail.acme.co.uk", "acme.co.uk"),
+    ("acme.github.io", "acme.github.io"),
+    # Free mail, also under a host of a free-mail provider's domain: no company.
+    ("gmail.com", None),
+    ("GMail.com.", None),
+    ("outlook.com", None),
+    ("austin.rr.com", None),
+    # Nothing usable, or longer than a domain can be.
+    ("", None),
+    ("a..b", None),
+    ("[192.0.2.1]", None),
+    ("x" * 250 + ".example", None),
+])
+def test_which_company_an_address_domain_joins(domain: str, company: str | None) -> None:
+    """A contact joins the company of its registrable domain, except for free mail."""
+    assert company_domain(domain) == company
+
+
+def test_unknown_people_become_contacts_only_when_creating() -> None:
+    """Known addresses always match; unknown ones are new contacts only with ``create``."""
+    people = {"ann@acme.example": "Ann", "bob@beta.example": "", "cy@acme.example": "Cy"}
+    known = {"bob@beta.example": "Bob"}
+    assert contact_steps(people, known, create=True) == [
+        ContactStep("ann@acme.example", True, "Ann"),
+        ContactStep("bob@beta.example", False, None),
+        ContactStep("cy@acme.example", True, "Cy"),
+    ]
+    assert contact_steps(people, known, create=False) == [
+        ContactStep("bob@beta.example", False, None)]
+
+
+def test_a_known_contact_gets_a_name_only_when_it_had_none() -> None:
+    """An email's display name fills a nameless contact and never replaces a name."""
+    people = {"ann@acme.example": "Ann Lee", "bob@beta.example": "Robert",
+              "cy@acme.example": ""}
+    known = {"ann@acme.example": "", "bob@beta.example": "Bob", "cy@acme.example": ""}
+    assert contact_steps(people, known, create=False) == [
+        ContactStep("ann@acme.example", False, "Ann Lee"),
+        ContactStep("bob@beta.example", False, None),
+        ContactStep("cy@acme.example", False, None),
+    ]
+
+
+def test_no_people_no_contacts() -> None:
+    """An email with nobody to associate gives no step, whatever is known."""
+    assert contact_steps({}, {"ann@acme.example": "Ann"}, create=True) == []
+
+
 def test_the_list_is_never_fetched(monkeypatch: pytest.MonkeyPatch) -> None:
     """The list comes from the package: loading it opens no connection."""
     from core import contacts
@@ -96,11 +153,12 @@ PEOPLE = {
 FREE_MAIL = ["joe@gmail.com", "kim@hotmail.co.uk", "lea@yahoo.co.jp", "max@austin.rr.com"]
 
 
-def _company(api: httpx.Client, address: str) -> dict | None:
+def _company(api: httpx.Client, address: str) -> dict[str, Any] | None:
     [contact] = api.get("/api/v1/contacts", params={"email": address}).json()["items"]
     if contact["company_id"] is None:
         return None
-    return api.get(f"/api/v1/companies/{contact['company_id']}").json()
+    company: dict[str, Any] = api.get(f"/api/v1/companies/{contact['company_id']}").json()
+    return company
 
 
 def test_bcc_contacts_join_companies_by_registrable_domain(
