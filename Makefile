@@ -20,6 +20,7 @@ run: $(STAMP)
 test: $(STAMP)
 	scripts/dovecot-for-tests.sh >/dev/null
 	scripts/postfix-for-tests.sh >/dev/null
+	scripts/chromium-for-tests.sh >/dev/null
 	INBOXLOG_TEST_PG_URL="$${INBOXLOG_TEST_PG_URL:-$$(scripts/postgres-for-tests.sh)}" \
 	INBOXLOG_TEST_S3RVER="$${INBOXLOG_TEST_S3RVER:-$$(scripts/s3rver-for-tests.sh)}" \
 		$(BIN)/pytest $(PYTEST_ARGS)

@@ -293,3 +293,23 @@ def link_message(*, kind: LinkPurpose, to: str, portal_name: str, url: str,
 async def portal_name(session: AsyncSession, portal_id: int) -> str:
     portal = await session.get(Portal, portal_id)
     return portal.name if portal is not None else ""
+
+
+async def first_admin_link(session: AsyncSession, portal_id: int, *,
+                           now: datetime | None = None) -> IssuedLink:
+    """The set-up link ``admin create-portal`` prints: whoever follows it chooses their
+    address and password and becomes the portal's admin (once, within INVITE_FOR)."""
+    return await issue_link(session, portal_id, LinkPurpose.SETUP, role=Role.ADMIN, now=now)
+
+
+async def operator_sign_in_link(session: AsyncSession, portal_id: int, email: str, *,
+                                now: datetime | None = None) -> IssuedLink:
+    """A sign-in link for the portal's user ``email``, made an admin of the pages if
+    they could not sign in yet (``serve``'s demo account, printed at each start)."""
+    user = await session.scalar(select(User).where(
+        User.portal_id == portal_id, User.email == accounts.normalize_address(email)))
+    if user is None:
+        raise NotFound(f"no user {email} in portal {portal_id}")
+    if await session.get(WebLogin, user.id) is None:
+        await enable(session, user, Role.ADMIN)
+    return await issue_link(session, portal_id, LinkPurpose.SIGN_IN, user_id=user.id, now=now)

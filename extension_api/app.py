@@ -18,6 +18,8 @@ from extension_api.endpoints._params import MAX_JSON_BODY
 from extension_api.endpoints.emails import MAX_RAW_BYTES
 from extension_api.errors import EXCEPTION_HANDLERS
 from extension_api.live import EventBus, HitRecorder
+from extension_api.pages import WebState
+from extension_api.pages import routes as page_routes
 from extension_api.routes import API, routes
 from extension_api.throttle import (
     DEFAULT_RATE_LIMIT,
@@ -74,7 +76,7 @@ def create_app(runtime: Runtime, *, cors_origins: str = DEFAULT_CORS_ORIGINS,
             await recorder.stop()
 
     app = Starlette(
-        routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan,
+        routes=[*routes, *page_routes], exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan,
         middleware=[Middleware(
             CORSMiddleware, allow_origin_regex=cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
@@ -90,4 +92,5 @@ def create_app(runtime: Runtime, *, cors_origins: str = DEFAULT_CORS_ORIGINS,
     app.state.events = events
     app.state.limiter = RateLimiter(rate_limit)
     app.state.streams = StreamSlots(streams_per_caller)
+    app.state.web = WebState(secret)  # the pages: session and CSRF keys, sign-in budgets
     return app

@@ -1,0 +1,47 @@
+"""The pages' URL map (mounted by ``extension_api.routes``)."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+from extension_api.pages import admin, crm, setup, sign_in
+from extension_api.pages._web import HERE
+
+
+class _Static(StaticFiles):
+    """Our CSS and JavaScript, never sniffed as anything else."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+routes = [
+    Route("/", sign_in.home),
+    Route("/sign-in", sign_in.sign_in_page, methods=["GET"]),
+    Route("/sign-in", sign_in.sign_in, methods=["POST"]),
+    Route("/sign-in/link", sign_in.request_sign_in_link, methods=["POST"]),
+    Route("/sign-out", sign_in.sign_out, methods=["POST"]),
+    Route("/password-reset", sign_in.reset_page, methods=["GET"]),
+    Route("/password-reset", sign_in.request_reset, methods=["POST"]),
+    Route("/link", sign_in.link_page, methods=["GET"]),
+    Route("/link", sign_in.follow_link, methods=["POST"]),
+    Route("/setup", setup.setup_page, methods=["GET"]),
+    Route("/setup/settings", setup.save_settings, methods=["POST"]),
+    Route("/live", setup.live),
+    Route("/contacts", crm.contacts_page),
+    Route("/contacts/{id:int}", crm.contact_page),
+    Route("/companies/{id:int}", crm.company_page),
+    Route("/threads/{id:int}", crm.thread_page),
+    Route("/emails/{id:int}", crm.email_page),
+    Route("/emails/{id:int}/move", crm.move_email, methods=["POST"]),
+    Route("/files/{id:int}", crm.attachment),
+    Route("/not-logged", admin.ingest_log_page),
+    Route("/team", admin.team_page, methods=["GET"]),
+    Route("/team/invite", admin.invite, methods=["POST"]),
+    Mount("/static", _Static(directory=HERE / "static"), name="static"),
+]

@@ -1,0 +1,174 @@
+"""The pages in a real Chromium against a real `inboxlog serve`: sign in, the logging
+address, a test email arriving live, a contact's timeline, a thread, moving an email,
+why a message was not logged, sign out."""
+
+from __future__ import annotations
+
+import smtplib
+from email.message import EmailMessage
+from email.utils import formataddr
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.pages.conftest import WebAccount, unique, web_account
+from tests.support.server import Server
+
+
+def sign_in(browser: webdriver.Chrome, server: Server, account: WebAccount) -> None:
+    browser.delete_all_cookies()
+    browser.get(f"{server.base_url}/sign-in")
+    browser.find_element(By.ID, "email").send_keys(account.email)
+    browser.find_element(By.ID, "password").send_keys(account.password)
+    browser.find_element(By.CSS_SELECTOR, "#password-form button[type=submit]").click()
+    WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, "sign-out")))
+
+
+def wait(browser: webdriver.Chrome, timeout: float = 15) -> WebDriverWait[webdriver.Chrome]:
+    return WebDriverWait(browser, timeout)
+
+
+def send(server: Server, message: EmailMessage, bcc: str) -> None:
+    """Through the server's SMTP port, as a mail client BCCing ``bcc`` would."""
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=30) as smtp:
+        smtp.send_message(message, from_addr=message["From"].addresses[0].addr_spec,
+                          to_addrs=[message["To"], bcc])
+
+
+def a_message(sender: str, to: str, subject: str, text: str = "Hello there.",
+              html: str | None = None) -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, to, subject
+    message.set_content(text)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
+    return message
+
+
+@pytest.fixture
+def rep(web_server: Server) -> WebAccount:
+    return web_account(web_server, unique("rep"))
+
+
+def test_sign_in_test_email_timeline_thread_move_sign_out(
+        browser: webdriver.Chrome, web_server: Server, rep: WebAccount) -> None:
+    """A user signs in, sees their logging address, watches a test email arrive, opens
+    the contact's timeline and the thread, splits an email off, and signs out."""
+    sign_in(browser, web_server, rep)
+    browser.get(f"{web_server.base_url}/setup")
+    address = browser.find_element(By.ID, "logging-address").text
+    assert address == rep.portal.bcc_address
+    browser.find_element(By.CSS_SELECTOR, "button[data-copy]").click()
+    wait(browser).until(lambda b: b.find_element(By.ID, "copy-status").text != "")
+
+    contact = f"dana.{rep.portal.portal_id}@customer.example"
+    send(web_server, a_message(rep.email, contact, "Test from the setup page"), address)
+    arrived = wait(browser).until(ec.visibility_of_element_located(
+        (By.CSS_SELECTOR, "#arrived li a")))
+    assert arrived.text == "Test from the setup page"
+    assert "arrived" in browser.find_element(By.ID, "waiting").text
+
+    reply = a_message(rep.email, contact, "Second email, same contact")
+    send(web_server, reply, address)
+    browser.get(f"{web_server.base_url}/contacts?q=dana.{rep.portal.portal_id}")
+    browser.find_element(By.CSS_SELECTOR, "#contacts a").click()
+    assert browser.find_element(By.ID, "contact-email").text == contact
+    subjects = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#timeline li > a")]
+    assert subjects == ["Second email, same contact", "Test from the setup page"]
+
+    browser.find_element(By.LINK_TEXT, "Test from the setup page").click()
+    article = browser.find_element(By.CSS_SELECTOR, "article.email")
+    assert "Started this thread." in article.find_element(By.CSS_SELECTOR, ".reason").text
+    assert "Hello there." in article.find_element(By.CSS_SELECTOR, "pre").text
+    first_thread = browser.current_url.split("/threads/")[1].split("#")[0]
+
+    # Move the second email onto the first one's thread, then split it off again.
+    browser.get(f"{web_server.base_url}/contacts?q=dana.{rep.portal.portal_id}")
+    browser.find_element(By.CSS_SELECTOR, "#contacts a").click()
+    browser.find_element(By.LINK_TEXT, "Second email, same contact").click()
+    article = browser.find_element(By.CSS_SELECTOR, "article.email")
+    article.find_element(By.TAG_NAME, "summary").click()
+    article.find_element(By.CSS_SELECTOR, "input[name=thread_id]").send_keys(first_thread)
+    article.find_element(By.XPATH, ".//button[.='Move']").click()
+    wait(browser).until(lambda b: f"/threads/{first_thread}" in b.current_url)
+    reasons = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "article .reason")]
+    assert reasons == ["Started this thread.", "Moved here by a user of your portal."]
+
+    browser.find_element(By.ID, "sign-out").click()
+    assert browser.find_element(By.ID, "message").get_attribute("data-state") == "signed-out"
+    browser.get(f"{web_server.base_url}/setup")
+    assert "/sign-in?next=%2Fsetup" in browser.current_url
+
+
+def test_a_refused_message_is_in_why_not_logged(
+        browser: webdriver.Chrome, web_server: Server, rep: WebAccount) -> None:
+    """Mail from someone who is not a user is refused and shows, in words, on the page."""
+    stranger = f"stranger.{rep.portal.portal_id}@elsewhere.example"
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        send(web_server, a_message(stranger, "x@customer.example", "Hi"), rep.portal.bcc_address)
+    assert refused.value.smtp_code == 550
+    sign_in(browser, web_server, rep)
+    browser.get(f"{web_server.base_url}/not-logged")
+    browser.find_element(By.ID, "sender").send_keys("stranger.")
+    browser.find_element(By.CSS_SELECTOR, "form[role=search] button").click()
+    entries = browser.find_elements(By.CSS_SELECTOR, "#ingest-log li")
+    assert len(entries) == 1
+    assert entries[0].get_attribute("data-code") == "not_a_user"
+    assert stranger in entries[0].text
+    assert "not a user of your portal" in entries[0].text
+    assert "What to do:" in entries[0].text
+
+
+def no_dialog(browser: webdriver.Chrome) -> bool:
+    try:
+        browser.switch_to.alert.dismiss()
+    except NoAlertPresentException:
+        return True
+    return False
+
+
+XSS_HTML = [
+    '<script>alert(1);parent.__xss=1</script>',
+    '<img src=x onerror="alert(2);parent.__xss=1">',
+    '<svg onload="alert(3)"><circle r=1 /></svg>',
+    '<a href="javascript:alert(4)" id=js>link</a>',
+    '<iframe src="javascript:alert(5)"></iframe>',
+    '<math><mtext><table><mglyph><style><img src=x onerror=alert(6)></style></mglyph>',
+    '<body onload="alert(7)">',
+    '<object data="javascript:alert(8)"></object>',
+    '<form action="javascript:alert(9)"><button>go</button></form>',
+    '<meta http-equiv="refresh" content="0;url=javascript:alert(10)">',
+    '<div style="background:url(javascript:alert(11))">styled</div>',
+    '<noscript><p title="</noscript><img src=x onerror=alert(12)>">',
+    '<details open ontoggle="alert(13)">x</details>',
+]
+
+
+def test_stored_xss_never_runs(browser: webdriver.Chrome, web_server: Server,
+                               rep: WebAccount) -> None:
+    """The corpus of stored-XSS payloads, in an email's HTML, subject and sender name,
+    rendered in the real thread and timeline pages: no dialog, the flag never set."""
+    payload = "".join(XSS_HTML)
+    name = '"><script>window.__xss=1;alert(20)</script>'
+    message = a_message(formataddr((name, rep.email)), "xss@customer.example",
+                        '<img src=x onerror="window.__xss=1;alert(21)">', html=payload)
+    send(web_server, message, rep.portal.bcc_address)
+    sign_in(browser, web_server, rep)
+    browser.get(f"{web_server.base_url}/contacts?q=xss@customer")
+    browser.find_element(By.CSS_SELECTOR, "#contacts a").click()
+    assert no_dialog(browser)
+    browser.find_element(By.CSS_SELECTOR, "#timeline li > a").click()
+    frame = browser.find_element(By.CSS_SELECTOR, "iframe.body")
+    assert frame.get_attribute("sandbox") == ""
+    browser.switch_to.frame(frame)
+    for link in browser.find_elements(By.TAG_NAME, "a"):
+        link.click()
+    browser.switch_to.default_content()
+    browser.get(browser.current_url.split("#")[0] + "?images=1")  # the looser CSP too
+    assert no_dialog(browser)
+    assert browser.execute_script("return window.__xss === undefined")
+    assert browser.find_element(By.TAG_NAME, "h1").text.startswith("<img src=x")
