@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from core import metrics, pipeline
+from core import pipeline
 from core.accounts import portal_for_address, was_replaced
 from core.errors import (
     MessageTooLarge,
@@ -148,11 +148,6 @@ class IngestHandler:
         return replies.RCPT_OK
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        reply = await self._data(session, envelope)
-        metrics.SMTP_REPLIES.labels(reply[:3]).inc()
-        return reply
-
-    async def _data(self, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         try:
             results = await pipeline.log_message(
@@ -171,7 +166,6 @@ class IngestHandler:
         entry for each portal, and the reply."""
         await pipeline.record_oversized(self.runtime, self._arrival(session, envelope, b""),
                                         size)
-        metrics.SMTP_REPLIES.labels(replies.TOO_LARGE[:3]).inc()
         return replies.TOO_LARGE
 
     def _arrival(self, session: Session, envelope: Envelope, raw: bytes) -> pipeline.Arrival:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
+from core import metrics
 from core.pipeline import MAX_MESSAGE_BYTES
 from core.runtime import Runtime
 from smtp_ingest import replies
@@ -98,7 +99,11 @@ class InboxlogSMTP(SMTP):
         self.envelope.content = self.envelope.original_content = content
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()  # type: ignore[no-untyped-call]
-        await self.push("250 OK" if status is MISSING else status)
+        await self._reply_to_data("250 OK" if status is MISSING else status)
+
+    async def _reply_to_data(self, reply: str) -> None:
+        metrics.SMTP_REPLIES.labels(reply[:3]).inc()
+        await self.push(reply)
 
     async def _refuse(self, body: DataReader) -> None:
         assert self.envelope is not None
@@ -113,7 +118,7 @@ class InboxlogSMTP(SMTP):
             log.error("DATA could not be kept: %s", body.outcome.value)
             reply = replies.TRANSIENT
         self._set_post_data_state()  # type: ignore[no-untyped-call]
-        await self.push(reply)
+        await self._reply_to_data(reply)
 
 
 async def start_smtp_server(

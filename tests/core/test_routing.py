@@ -9,10 +9,10 @@ import pytest
 
 from core.errors import SenderNotAllowed
 from core.mail import forwarding_rules as forwarding
-from core.mail.parsing import parse_message
-from core.routing import Privacy, route
+from core.mail.parsing import ParsedMessage, parse_message
+from core.routing import Privacy, contact_candidates, never_logged, route, sync_privacy
 from core.storage.models import User
-from core.types import Direction, Envelope, Source
+from core.types import Direction, Envelope, InboxLogMode, Source
 from tests.support.forwarding_shapes import ALIASES, SHAPES, USER, stranger
 from tests.support.mail import message
 
@@ -203,3 +203,79 @@ def test_addresses_are_found_where_they_were() -> None:
     assert forwarding.ADDRESS.findall(value) == [
         "rep@ourco.example", "other@ourco.example", "x.y+tag@sub.ourco.example",
         "z@ourco.example", "user@contoso.com"]
+
+
+# --- who, which way, under which privacy rule: the other entry points ------------------
+
+
+def _parsed(sender: str, to: str = CONTACT) -> ParsedMessage:
+    return parse_message(message(sender=sender, to=to, message_id="<m1@x.example>")
+                         .as_bytes())
+
+
+@pytest.mark.parametrize(("mode", "privacy"), [
+    (InboxLogMode.REPLIES, Privacy.THREAD),
+    (InboxLogMode.KNOWN_CONTACTS, Privacy.THREAD_OR_CONTACT),
+])
+def test_synced_mail_is_held_to_the_portals_inbox_log_mode(
+        mode: InboxLogMode, privacy: Privacy) -> None:
+    """Synced mail, sent or received, falls under the privacy rule its portal chose."""
+    sync = Envelope(on_behalf_of=USER, source_hint=Source.SYNC)
+    sent = route(_parsed(USER), sync, USERS, inbox_log_mode=mode)
+    received = route(_parsed(CONTACT, USER), sync, USERS, inbox_log_mode=mode)
+    assert (sent.source, sent.direction, sent.privacy) == (
+        Source.SYNC, Direction.OUTGOING, privacy)
+    assert (received.user, received.direction, received.privacy) == (
+        REP, Direction.INCOMING, privacy)
+    assert sync_privacy(mode) is privacy
+
+
+@pytest.mark.parametrize("source", [Source.EXTENSION, Source.CRM_SEND])
+def test_what_a_user_asked_to_log_has_no_privacy_rule(source: Source) -> None:
+    """One-click logging and a CRM send are the user's own request: logged whatever
+    thread they tie to, outgoing when From is a user, else incoming for the user."""
+    envelope = Envelope(on_behalf_of=USER.upper(), source_hint=source)
+    own = route(_parsed(OTHER.email), envelope, USERS)
+    received = route(_parsed(CONTACT, USER), envelope, USERS)
+    assert (own.user, own.source, own.direction, own.privacy) == (
+        OTHER, source, Direction.OUTGOING, Privacy.NONE)
+    assert (received.user, received.direction, received.privacy) == (
+        REP, Direction.INCOMING, Privacy.NONE)
+
+
+def test_on_behalf_of_someone_who_is_no_user_is_refused() -> None:
+    """A token's user who is no user of the account (removed meanwhile) logs nothing."""
+    with pytest.raises(SenderNotAllowed, match=r"^gone@ourco\.example is not a user"):
+        route(_parsed(USER), Envelope(on_behalf_of="gone@ourco.example"), USERS)
+
+
+def test_a_users_own_mail_at_the_logging_address_is_bcc() -> None:
+    """From a user (any alias) at the logging address: their own mail, outgoing, BCC,
+    with no privacy rule."""
+    envelope = Envelope(rcpt_tos=(LOGGING,), logging_address=LOGGING)
+    how = route(_parsed(ALIASES[0]), envelope, USERS)
+    assert (how.user, how.source, how.direction, how.privacy) == (
+        REP, Source.BCC, Direction.OUTGOING, Privacy.NONE)
+
+
+def test_never_log_matches_the_address_its_domain_and_subdomains() -> None:
+    """An entry names an address or a domain; a domain covers its subdomains too."""
+    never = ["boss@ourco.example", "bank.example"]
+    assert never_logged("boss@ourco.example", never)
+    assert never_logged("x@bank.example", never) and never_logged("x@eu.bank.example", never)
+    assert not never_logged("x@notbank.example", never)
+    assert not never_logged("x@ourco.example", never) and not never_logged("x@y", [""])
+
+
+def test_contact_candidates_leave_out_users_logging_addresses_and_never_log() -> None:
+    """Outgoing: To and Cc; incoming: the sender first. Never a user, a logging address
+    or a never-logged address; whether never-log removed one is said."""
+    parsed = parse_message(message(
+        sender=f"Carl <{CONTACT}>", to=[USER, LOGGING, "dee@customer.example"],
+        cc=["boss@bank.example", "bad-address"]).as_bytes())
+    incoming, removed = contact_candidates(parsed, Direction.INCOMING, USERS, "bcc.test",
+                                           ["bank.example"])
+    assert list(incoming) == [CONTACT, "dee@customer.example"] and removed
+    outgoing, removed = contact_candidates(parsed, Direction.OUTGOING, USERS, "bcc.test", [])
+    assert list(outgoing) == ["dee@customer.example", "boss@bank.example"] and not removed
+    assert incoming[CONTACT] == "Carl"
