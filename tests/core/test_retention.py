@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import accounts, audit, deletion, pipeline, queries, retention
 from core.audit import NotLoggedReason
@@ -40,8 +41,9 @@ async def _ingest(db: Database, blobs: LocalBlobStore, portal_id: int, raw: byte
                   source: Source | None = None) -> int:
     prepared = await pipeline.prepare(raw)
 
-    async def work(session):  # type: ignore[no-untyped-def]
+    async def work(session: AsyncSession) -> pipeline.IngestResult:
         portal = await session.get(Portal, portal_id)
+        assert portal is not None
         return await pipeline.ingest(session, portal=portal, prepared=prepared,
                                      envelope=Envelope(source_hint=source), blobs=blobs,
                                      bcc_domain="bcc.test")

@@ -4,6 +4,7 @@ its own savepoint, and nobody hears back before the commit."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from core.storage.models import Portal
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> Database:
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
     database = Database(sqlite_url(tmp_path / "group.sqlite3"))
     await migrate(database)
     yield database
@@ -28,7 +29,7 @@ async def _count(db: Database) -> int:
         return int(await session.scalar(select(func.count()).select_from(Portal)) or 0)
 
 
-def _add_portal(name: str, *, fail: bool = False):  # type: ignore[no-untyped-def]
+def _add_portal(name: str, *, fail: bool = False) -> Callable[[AsyncSession], Awaitable[int]]:
     async def work(session: AsyncSession) -> int:
         portal = Portal(name=name, bcc_token=f"tok-{name}", never_log=[])
         session.add(portal)
@@ -112,7 +113,7 @@ async def test_one_job_breaking_the_transaction_fails_alone(db: Database) -> Non
     """A failure that ends the shared transaction (here an OSError, as from a blob file
     that cannot be written) is retried job by job: only its own caller gets 451-worthy
     StorageUnavailable, the others are committed."""
-    def add(name: str, *, broken: bool = False):  # type: ignore[no-untyped-def]
+    def add(name: str, *, broken: bool = False) -> Callable[[AsyncSession], Awaitable[int]]:
         async def work(session: AsyncSession) -> int:
             portal_id = await _add_portal(name)(session)
             if broken:

@@ -15,7 +15,6 @@ import pytest
 
 from core.mail.spool import SpoolWriter
 from core.retention import remove_orphan_blobs, remove_stray_files
-from core.storage import _s3
 from core.storage._s3 import S3BlobStore
 from core.storage.blobs import BlobStoreUnavailable, parse_s3_url
 from core.storage.db import Database
@@ -109,7 +108,7 @@ async def test_stray_and_orphan_objects_are_swept(
     assert await remove_stray_files(database, store) == 0
     assert len(_objects(store)) == 3
     an_hour_later = time.time() + 3601
-    monkeypatch.setattr(_s3.time, "time", lambda: an_hour_later)
+    monkeypatch.setattr(time, "time", lambda: an_hour_later)
     assert await remove_stray_files(database, store) == 1
     assert set(_objects(store)) == {store.key(kept), store.key(orphan)}
     assert store.key(stray) not in _objects(store)
