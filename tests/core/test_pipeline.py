@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from email.utils import make_msgid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from core import accounts, pipeline, queries
-from core.errors import SenderNotAllowed
+from core import accounts, audit, pipeline, queries
+from core.errors import MessageTooLarge, SenderNotAllowed
+from core.runtime import Runtime, Settings
 from core.storage.blobs import LocalBlobStore
 from core.storage.db import Database
-from core.storage.models import Blob, Company, Contact, Deal, Email, EmailDeal, Event, Portal
-from core.types import Envelope, Source
+from core.storage.models import (
+    Blob,
+    Company,
+    Contact,
+    Deal,
+    Email,
+    EmailDeal,
+    Event,
+    IngestLogEntry,
+    Portal,
+)
+from core.types import Channel, Envelope, IngestOutcome, Source
 from tests.support.mail import message
 
 BCC_DOMAIN = "bcc.test"
@@ -241,3 +253,77 @@ async def test_gmail_forwarding_rule_is_recognised(
     by_envelope = await _ingest(database, blobs, portal_id, second.as_bytes(),
                                 Envelope(mail_from=tagged))
     assert by_envelope.outcome == "logged"
+
+
+# --- log_message: the one way in --------------------------------------------------------
+
+
+@pytest.fixture
+async def runtime(database: Database, tmp_path: Path) -> AsyncIterator[Runtime]:
+    running = Runtime(Settings(data_dir=tmp_path / "runtime", db_url=database.url,
+                               bcc_domain=BCC_DOMAIN))
+    yield running
+    await running.close()
+
+
+async def _entries(db: Database, portal_id: int) -> list[IngestLogEntry]:
+    async with db.read() as session:
+        return list(await audit.entries(session, portal_id, before=None, limit=10))
+
+
+async def test_log_message_answers_a_typed_result_per_portal(runtime: Runtime) -> None:
+    """Logged, then a duplicate: IngestOutcome values with the email and thread, and
+    the source as routed."""
+    portal_id = await _portal(runtime.db)
+    raw = message(sender=USER, to="ann@acme.example", message_id=make_msgid()).as_bytes()
+    arrival = pipeline.Arrival.for_portal(Channel.CLI, portal_id)
+    first = (await pipeline.log_message(runtime, raw, arrival)).only()
+    again = (await pipeline.log_message(runtime, raw, arrival)).only()
+    assert (first.outcome, first.source) == (IngestOutcome.LOGGED, Source.BCC)
+    assert first.email_id is not None and first.thread_id is not None
+    assert (again.outcome, again.email_id, again.thread_id) == (
+        IngestOutcome.DUPLICATE, first.email_id, first.thread_id)
+
+
+async def test_log_message_records_each_portals_refusal_with_its_result(
+        runtime: Runtime) -> None:
+    """One message for two portals: the one whose user sent it logs it, the other
+    refuses it (Refused, not an exception) and has an ingest-log entry; ``only`` raises
+    a single portal's refusal."""
+    ours, theirs = await _portal(runtime.db), await _portal(runtime.db)
+    async with runtime.db.transaction() as session:
+        await accounts.add_user(session, ours, "only.here@ourco.example")
+    raw = message(sender="only.here@ourco.example", to="ann@acme.example",
+                  message_id=make_msgid()).as_bytes()
+    how = pipeline.Arrival(Channel.SMTP, (
+        pipeline.Delivery(ours, Envelope(logging_address=f"a@{BCC_DOMAIN}")),
+        pipeline.Delivery(theirs, Envelope(logging_address=f"b@{BCC_DOMAIN}",
+                                           mail_from="bounce@ourco.example"))))
+    logged, refused = (await pipeline.log_message(runtime, raw, how)).each
+    assert isinstance(logged, pipeline.IngestResult) and logged.outcome is IngestOutcome.LOGGED
+    assert isinstance(refused, pipeline.Refused) and refused.portal_id == theirs
+    assert isinstance(refused.error, SenderNotAllowed)
+    assert await _entries(runtime.db, ours) == []
+    [entry] = await _entries(runtime.db, theirs)
+    assert (entry.reason_code, entry.source, entry.sender, entry.logging_address,
+            entry.envelope_sender, entry.size) == (
+        "not_a_user", "smtp", "only.here@ourco.example", f"b@{BCC_DOMAIN}",
+        "bounce@ourco.example", len(raw))
+    with pytest.raises(SenderNotAllowed):
+        (await pipeline.log_message(
+            runtime, raw, pipeline.Arrival.for_portal(Channel.CLI, theirs))).only()
+
+
+async def test_log_message_refuses_an_oversized_header_for_every_portal(
+        runtime: Runtime) -> None:
+    """A header block past the limit is refused before parsing, for each portal, each
+    with its entry; a portal id that does not exist is skipped there."""
+    one, two = await _portal(runtime.db), await _portal(runtime.db)
+    raw = b"X-Big: " + b"a" * (pipeline.MAX_HEADER_BYTES + 10) + b"\r\n\r\nbody\r\n"
+    how = pipeline.Arrival(Channel.SMTP, tuple(pipeline.Delivery(p) for p in (one, two, 999_999)))
+    results = (await pipeline.log_message(runtime, raw, how)).each
+    assert [type(r.error) for r in results if isinstance(r, pipeline.Refused)] == [
+        MessageTooLarge] * 3
+    for portal_id in (one, two):
+        [entry] = await _entries(runtime.db, portal_id)
+        assert (entry.reason_code, entry.source, entry.size) == ("too_large", "smtp", len(raw))
