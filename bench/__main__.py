@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.common import Row
 
-BENCHMARKS = ["smtp_ingest", "large_message", "scale", "pixel"]
+BENCHMARKS = ["smtp_ingest", "large_message", "scale", "pixel", "search"]
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 
@@ -67,7 +67,13 @@ def document(rows: list[Row], info: dict[str, str], seconds: float) -> str:
             f"## Machine\n\n{header}\n\n## Figures\n\n"
             "Each figure is a ratio against a baseline measured in the same run. "
             "Latencies are from the DATA command to the reply after the final dot.\n\n"
-            f"{table(rows)}\n\n{notes}")
+            f"{table(rows)}\n\n{notes}{sections()}")
+
+
+def sections() -> str:
+    """Sections some benchmarks write of their own (``section()``), after the notes."""
+    found = [importlib.import_module(f"bench.{name}") for name in BENCHMARKS]
+    return "".join("\n" + module.section() for module in found if hasattr(module, "section"))
 
 
 def main(names: list[str]) -> int:

@@ -25,6 +25,10 @@ _COLUMN = {Field.SUBJECT: "subject", Field.SENDER: "sender", Field.RECIPIENTS: "
 _ALL = "subject || ' ' || body || ' ' || sender || ' ' || recipients || ' ' || filenames"
 # bm25 weights, in the table's column order: subject, body, sender, recipients, filenames.
 _WEIGHTS = "10.0, 1.0, 4.0, 2.0, 2.0"
+# The condition of the partial index ix_search_documents_cjk, exactly as migration 0012
+# wrote it (SQLite uses a partial index only for the same expression).
+_HAS_CJK = ("(subject || body || sender || recipients || filenames)"
+            " GLOB '*[ぁ-ヿ㐀-䶿一-鿿가-힣豈-﫿]*'")
 # The trigram tokenizer matches only strings of three or more characters.
 _TRIGRAM = 3
 
@@ -47,7 +51,7 @@ def _cjk_match(term: Term, name: str) -> ColumnElement[bool]:
     else:
         where = _COLUMN[term.field] if term.field else f"({_ALL})"
         found = select(_DOCUMENTS.c.email_id).where(
-            text(f"{where} LIKE :{name}").bindparams(**{name: f"%{needle}%"}))
+            text(_HAS_CJK), text(f"{where} LIKE :{name}").bindparams(**{name: f"%{needle}%"}))
     return Email.id.in_(found) if not term.negated else Email.id.not_in(found)
 
 

@@ -70,6 +70,11 @@ def _sqlite_upgrade() -> None:
             recipients TEXT NOT NULL DEFAULT '',
             filenames TEXT NOT NULL DEFAULT ''
         )"""))
+    # The documents with CJK text, for the searches of a CJK word too short for trigrams:
+    # core.search's condition repeats this expression exactly, so SQLite uses the index.
+    op.execute(sa.text(f"CREATE INDEX ix_search_documents_cjk ON search_documents (email_id)"
+                       f" WHERE ({' || '.join(c.strip() for c in COLUMNS.split(','))})"
+                       f" GLOB {SQLITE_CJK}"))
     op.execute(sa.text(f"""
         CREATE VIRTUAL TABLE search_fts USING fts5({COLUMNS},
             content='search_documents', content_rowid='email_id',
