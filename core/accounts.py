@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, select
@@ -15,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.errors import InvalidInput
 from core.sender_auth.decision import SenderAuthPolicy
 from core.storage.models import ApiToken, Portal, User, UserAddress, utcnow
+from core.types import InboxLogMode
 
 USER_TOKEN_PREFIX = "ilu_"
 ADMIN_TOKEN_PREFIX = "ila_"
@@ -203,10 +206,9 @@ async def users_by_address(session: AsyncSession, portal_id: int) -> dict[str, U
     return dict(users)
 
 
-PORTAL_SETTINGS = ("log_attachments", "auto_create_contacts", "never_log", "inbox_log_mode",
-                   "sender_auth")
-INBOX_LOG_MODES = ("replies", "known_contacts")
-SENDER_AUTH_POLICIES = tuple(p.value for p in SenderAuthPolicy)
+MAX_NEVER_LOG = 10_000
+INBOX_LOG_MODES = tuple(InboxLogMode)
+SENDER_AUTH_POLICIES = tuple(SenderAuthPolicy)
 
 
 def portal_settings(portal: Portal) -> dict[str, object]:
@@ -219,9 +221,20 @@ def portal_settings(portal: Portal) -> dict[str, object]:
     }
 
 
-def _never_log_entry(entry: object) -> str:
+@dataclass(frozen=True)
+class SettingsChange:
+    """A partial change of a portal's settings: None leaves a setting as it is."""
+
+    log_attachments: bool | None = None
+    auto_create_contacts: bool | None = None
+    never_log: list[str] | None = None  # addresses and bare domains ("@acme.com" too)
+    inbox_log_mode: InboxLogMode | None = None
+    sender_auth: SenderAuthPolicy | None = None
+
+
+def _never_log_entry(entry: str) -> str:
     """An address or a bare domain, normalized; InvalidInput otherwise."""
-    if not isinstance(entry, str) or not entry.strip():
+    if not entry.strip():
         raise InvalidInput("never_log entries must be non-empty strings")
     # "@acme.com" is how people often write a domain; anything else with "@" is an address.
     domain = entry.strip().lower().removeprefix("@")
@@ -232,28 +245,37 @@ def _never_log_entry(entry: object) -> str:
     return domain
 
 
-def update_settings(portal: Portal, changes: dict[str, object]) -> None:
-    """Apply a partial settings change after validating every field in it."""
-    unknown = set(changes) - set(PORTAL_SETTINGS)
-    if unknown:
-        raise InvalidInput(f"unknown settings: {', '.join(sorted(unknown))}")
-    for flag in ("log_attachments", "auto_create_contacts"):
-        if flag in changes and not isinstance(changes[flag], bool):
-            raise InvalidInput(f"{flag} must be true or false")
-    if "inbox_log_mode" in changes and changes["inbox_log_mode"] not in INBOX_LOG_MODES:
-        raise InvalidInput(f"inbox_log_mode must be one of {', '.join(INBOX_LOG_MODES)}")
-    if "sender_auth" in changes and changes["sender_auth"] not in SENDER_AUTH_POLICIES:
-        raise InvalidInput(f"sender_auth must be one of {', '.join(SENDER_AUTH_POLICIES)}")
-    never_log = changes.get("never_log")
-    if "never_log" in changes:
-        if not isinstance(never_log, list) or len(never_log) > 10_000:
-            raise InvalidInput("never_log must be a list of at most 10000 entries")
-        portal.never_log = list(dict.fromkeys(_never_log_entry(e) for e in never_log))
-    if "log_attachments" in changes:
-        portal.log_attachments = bool(changes["log_attachments"])
-    if "auto_create_contacts" in changes:
-        portal.auto_create_contacts = bool(changes["auto_create_contacts"])
-    if "inbox_log_mode" in changes:
-        portal.inbox_log_mode = str(changes["inbox_log_mode"])
-    if "sender_auth" in changes:
-        portal.sender_auth = str(changes["sender_auth"])
+def update_settings(portal: Portal, change: SettingsChange) -> None:
+    """Apply a partial settings change after validating every field in it (nothing is
+    changed when one is invalid)."""
+    inbox_log_mode = _member(InboxLogMode, "inbox_log_mode", change.inbox_log_mode)
+    sender_auth = _member(SenderAuthPolicy, "sender_auth", change.sender_auth)
+    never_log = None
+    if change.never_log is not None:
+        if len(change.never_log) > MAX_NEVER_LOG:
+            raise InvalidInput(f"never_log must be a list of at most {MAX_NEVER_LOG} entries")
+        never_log = list(dict.fromkeys(_never_log_entry(e) for e in change.never_log))
+    if never_log is not None:
+        portal.never_log = never_log
+    if change.log_attachments is not None:
+        portal.log_attachments = change.log_attachments
+    if change.auto_create_contacts is not None:
+        portal.auto_create_contacts = change.auto_create_contacts
+    if inbox_log_mode is not None:
+        portal.inbox_log_mode = inbox_log_mode.value
+    if sender_auth is not None:
+        portal.sender_auth = sender_auth.value
+
+
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+def _member(kind: type[E], field: str, value: E | None) -> E | None:
+    """``value`` as a member of ``kind`` (a caller may hand over a plain string, e.g.
+    a form's); InvalidInput naming ``field`` when it is none of them."""
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise InvalidInput(f"{field} must be one of {', '.join(kind)}") from None

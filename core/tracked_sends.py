@@ -13,7 +13,8 @@ from sqlalchemy import exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from core.errors import InvalidInput, NotFound
+from core import queries
+from core.errors import InvalidInput
 from core.storage.models import Email, Event, TrackedLink, TrackedSend, TrackingHit
 from core.tracking import TokenSigner, new_send_token, rewrite_html
 from core.tracking_verdicts import (
@@ -30,26 +31,36 @@ from core.tracking_verdicts import (
     classify,
     count,
 )
+from core.types import EventType, HitKind
 
 MAX_RECIPIENTS = 500
 
 
-def _addresses(value: Any, field: str) -> list[str]:
+def _addresses(value: Sequence[str], field: str) -> list[str]:
     from core.accounts import normalize_address
 
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = [v for v in value.split(",") if v.strip()]
-    if not isinstance(value, list) or len(value) > MAX_RECIPIENTS:
+    if len(value) > MAX_RECIPIENTS:
         raise InvalidInput(f"{field} must be a list of at most {MAX_RECIPIENTS} addresses")
-    result = []
-    for item in value:
-        address = item.get("email") if isinstance(item, dict) else item
-        if not isinstance(address, str):
-            raise InvalidInput(f"{field} holds something that is not an address")
-        result.append(normalize_address(address))
-    return result
+    return [normalize_address(address) for address in value]
+
+
+@dataclass(frozen=True)
+class TrackedSendRequest:
+    """An email about to be sent, to be made trackable: its recipients (one address
+    each), subject and HTML, what to track, and whether to log it once sent."""
+
+    to: Sequence[str]
+    cc: Sequence[str] = ()
+    bcc: Sequence[str] = ()
+    subject: str = ""
+    html: str = ""
+    track_opens: bool = True
+    track_clicks: bool = True
+    log: bool = True
+
+
+MAX_HTML = 5_000_000
+MAX_SUBJECT = 998
 
 
 @dataclass(frozen=True)
@@ -59,51 +70,39 @@ class NewTrackedSend:
 
 
 async def create(
-    session: AsyncSession, *, portal_id: int, user_id: int, body: dict[str, Any],
+    session: AsyncSession, *, portal_id: int, user_id: int, request: TrackedSendRequest,
     signer: TokenSigner, base_url: str, creator_ip: str,
 ) -> NewTrackedSend:
-    """Validate a tracked-send request, rewrite its HTML, and store it."""
-    unknown = set(body) - {"to", "cc", "bcc", "subject", "html", "track_opens", "track_clicks",
-                           "log"}
-    if unknown:
-        raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}")
-    html, subject = body.get("html", ""), body.get("subject", "")
-    if not isinstance(html, str) or not isinstance(subject, str):
-        raise InvalidInput("subject and html must be strings")
-    if len(html) > 5_000_000 or len(subject) > 998:
+    """Rewrite a tracked send's HTML, and store it; InvalidInput for an address that is
+    not one, no recipient in ``to``, or a subject or HTML over its limit."""
+    if len(request.html) > MAX_HTML or len(request.subject) > MAX_SUBJECT:
         raise InvalidInput("html or subject too long")
-    flags = {}
-    for flag in ("track_opens", "track_clicks", "log"):
-        value = body.get(flag, True)
-        if not isinstance(value, bool):
-            raise InvalidInput(f"{flag} must be true or false")
-        flags[flag] = value
-    to = _addresses(body.get("to"), "to")
+    to = _addresses(request.to, "to")
     if not to:
         raise InvalidInput("to must name at least one recipient")
     token = new_send_token()
-    rewritten = rewrite_html(html, base_url=base_url, send_token=token, portal_id=portal_id,
-                             signer=signer,
-                             track_opens=flags["track_opens"], track_clicks=flags["track_clicks"])
+    rewritten = rewrite_html(request.html, base_url=base_url, send_token=token,
+                             portal_id=portal_id, signer=signer,
+                             track_opens=request.track_opens,
+                             track_clicks=request.track_clicks)
     send = TrackedSend(
         portal_id=portal_id, user_id=user_id, token=token, to=to,
-        cc=_addresses(body.get("cc"), "cc"), bcc=_addresses(body.get("bcc"), "bcc"),
-        subject=subject, html=rewritten.html, creator_ip=creator_ip[:64], **flags,
+        cc=_addresses(request.cc, "cc"), bcc=_addresses(request.bcc, "bcc"),
+        subject=request.subject, html=rewritten.html, creator_ip=creator_ip[:64],
+        track_opens=request.track_opens, track_clicks=request.track_clicks, log=request.log,
     )
     session.add(send)
     await session.flush()
     session.add_all(TrackedLink(tracked_send_id=send.id, position=i, url=url)
                     for i, url in enumerate(rewritten.links))
     pixel = (f"{base_url.rstrip('/')}/t/o/{signer.open_token(token, portal_id=portal_id)}"
-             if flags["track_opens"] else None)
+             if request.track_opens else None)
     return NewTrackedSend(send, pixel)
 
 
 async def owned(session: AsyncSession, portal_id: int, send_id: int) -> TrackedSend:
-    send = await session.get(TrackedSend, send_id)
-    if send is None or send.portal_id != portal_id:
-        raise NotFound(f"no tracked send {send_id}")
-    return send
+    """The portal's tracked send ``send_id``; NotFound otherwise."""
+    return await queries.owned(session, TrackedSend, portal_id, send_id)
 
 
 async def by_tokens(session: AsyncSession, portal_id: int, tokens: list[str]) -> list[TrackedSend]:
@@ -214,7 +213,7 @@ async def _revise(session: AsyncSession, batch: _Batch, seen: list[Seen]) -> Non
     await session.execute(update(TrackingHit).where(TrackingHit.id.in_([s.id for s in seen]))
                           .values(machine=True, reason=CLICK_BURST))
     for event in await session.scalars(select(Event).where(
-            Event.portal_id == batch.portal_id, Event.type == "click",
+            Event.portal_id == batch.portal_id, Event.type == EventType.CLICK.value,
             Event.machine.is_(False), Event.at.in_([s.at for s in seen]))):
         if event.detail.get("tracked_send_id") == batch.send_id:
             event.machine = True
@@ -257,10 +256,10 @@ def _classify(batches: list[_Batch]) -> tuple[
 async def _history(session: AsyncSession, send_id: int, since: datetime) -> History:
     """The summary of a send's stored hits that classification needs."""
     opened = await session.scalar(select(TrackingHit.id).where(
-        TrackingHit.tracked_send_id == send_id, TrackingHit.kind == "open",
+        TrackingHit.tracked_send_id == send_id, TrackingHit.kind == HitKind.OPEN.value,
         TrackingHit.counted.is_(True), TrackingHit.machine.is_(False)).limit(1))
     gmail = await session.scalar(select(TrackingHit.id).where(
-        TrackingHit.tracked_send_id == send_id, TrackingHit.kind == "open",
+        TrackingHit.tracked_send_id == send_id, TrackingHit.kind == HitKind.OPEN.value,
         TrackingHit.counted.is_(True), TrackingHit.machine.is_(False),
         TrackingHit.user_agent.contains("GoogleImageProxy"),
     ).limit(1))
@@ -270,7 +269,7 @@ async def _history(session: AsyncSession, send_id: int, since: datetime) -> Hist
         .outerjoin(TrackedLink, TrackedLink.id == TrackingHit.link_id)
         .where(TrackingHit.tracked_send_id == send_id, TrackingHit.at >= since)
         .order_by(TrackingHit.at.desc()).limit(RECENT_MAX))
-    seen = [Seen(at, kind, position, ip, machine, hit_id)
+    seen = [Seen(at, HitKind(kind), position, ip, machine, hit_id)
             for at, kind, position, ip, machine, hit_id in recent]
     return History(person_opened=opened is not None, gmail_counted=gmail is not None,
                    recent=seen[::-1])
@@ -281,7 +280,7 @@ class StoredHit:
     """A recorded hit as the API shows it."""
 
     id: int
-    kind: str
+    kind: HitKind
     at: datetime
     verdict: Verdict
     ip: str
@@ -300,8 +299,8 @@ async def hits_of(session: AsyncSession, send: TrackedSend, *, after: int,
     result = []
     for hit, position, url in rows:
         result.append(StoredHit(
-            hit.id, hit.kind, hit.at, Verdict(hit.machine, hit.counted, hit.reason, hit.client),
-            hit.ip, position, url))
+            hit.id, HitKind(hit.kind), hit.at,
+            Verdict(hit.machine, hit.counted, hit.reason, hit.client), hit.ip, position, url))
     return result
 
 

@@ -1,21 +1,76 @@
 """The OpenAPI 3.1 description of the API, served at ``/openapi.json``.
 
-Written out by hand next to the routes so it says exactly what the endpoints do;
-tests compare it with the URL map.
+The operations are written out next to the routes so they say exactly what the
+endpoints do (tests compare them with the URL map); the schemas of their bodies are
+generated from the shapes they name (``extension_api.schemas``), the types that also
+validate the requests and write the responses.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from extension_api.schemas._codec import components
+from extension_api.schemas.account import (
+    AddedUserAddress,
+    Error,
+    Health,
+    IngestLogEntry,
+    Me,
+    NewToken,
+    NewUser,
+    Rotated,
+    RotateRequest,
+    Settings,
+    SettingsPatch,
+    Token,
+    TokenRequest,
+    User,
+    UserAddress,
+    UserAddressRequest,
+    UserRequest,
+)
+from extension_api.schemas.inboxes import OAuthStart, OAuthStarted
+from extension_api.schemas.mail import (
+    Company,
+    Contact,
+    ContactAttachment,
+    ContactDeleted,
+    Deleted,
+    Email,
+    EmailSummary,
+    Lookup,
+    MoveRequest,
+    Thread,
+)
+from extension_api.schemas.search import SearchPage
+from extension_api.schemas.tracking import (
+    Event,
+    SentRequest,
+    TrackedSend,
+    TrackedSendCreated,
+    TrackedSendNotLogged,
+    TrackedSendRequest,
+    TrackingHit,
+)
+
 _ID = {"type": "integer", "minimum": 1}
 _NULLABLE_ID = {"type": ["integer", "null"]}
 _STR = {"type": "string"}
 _DATE = {"type": "string", "format": "date-time"}
 
+# Every shape an operation names; their components (and those of the shapes they use)
+# are generated from them.
+_SHAPES: list[type[Any]] = []
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+
+def _ref(shape: str | type[Any]) -> dict[str, str]:
+    """A reference to a component: a shape's (by its class), or a written one's."""
+    if isinstance(shape, type):
+        if shape not in _SHAPES:
+            _SHAPES.append(shape)
+        shape = shape.__name__
+    return {"$ref": f"#/components/schemas/{shape}"}
 
 
 def _obj(props: dict[str, Any], *, required: list[str] | None = None) -> dict[str, Any]:
@@ -23,50 +78,9 @@ def _obj(props: dict[str, Any], *, required: list[str] | None = None) -> dict[st
             "required": list(props) if required is None else required}
 
 
-def _items(name: str, **extra: Any) -> dict[str, Any]:
-    return _obj({"items": {"type": "array", "items": _ref(name)}, **extra}, required=["items"])
+def _items(shape: str | type[Any], **extra: Any) -> dict[str, Any]:
+    return _obj({"items": {"type": "array", "items": _ref(shape)}, **extra}, required=["items"])
 
-
-_PERSON = _obj({"email": _STR, "name": _STR})
-_TRACKING = _obj({k: {"type": "integer"} for k in
-                  ("opens", "clicks", "machine_opens", "machine_clicks")})
-_SOURCES = {"type": "array", "items": {"enum": ["bcc", "forward", "rule", "extension",
-                                                "sync", "crm_send"]}}
-_EMAIL_COMMON = {
-    "id": _ID, "message_id": _STR, "thread_id": _ID,
-    "direction": {"enum": ["outgoing", "incoming"]}, "sources": _SOURCES,
-    "from": _ref("Person"), "to": {"type": "array", "items": _ref("Person")},
-    "cc": {"type": "array", "items": _ref("Person")}, "subject": _STR, "sent_at": _DATE,
-    "contact_ids": {"type": "array", "items": _ID}, "tracking": _ref("Tracking"),
-    "auth": {"oneOf": [_ref("EmailAuth"), {"type": "null"}], "description":
-             "sender authentication at SMTP ingest; null when nothing was checked (local "
-             "submission, the extension, sync, a CRM send, a portal with sender_auth off)"},
-}
-_NULLABLE_STR = {"type": ["string", "null"]}
-_SENDER_AUTH = {"enum": ["off", "monitor", "enforce"], "description":
-                "sender authentication of mail at the logging address: enforce refuses "
-                "mail claiming a user whose domain is not proven (550 5.7.1) and "
-                "threads no forged reply; monitor only records; off checks nothing"}
-_EMAIL_AUTH = _obj({
-    "source": {"enum": ["checked", "upstream"], "description":
-               "checked here, or read from the trusted upstream's Authentication-Results"},
-    "authserv_id": _NULLABLE_STR,
-    "spf": _obj({"result": _STR, "domain": _STR, "scope": {"enum": ["mfrom", "helo"]}}),
-    "dkim": _obj({"result": _STR, "signatures": {"type": "array", "items": _obj(
-        {"result": _STR, "domain": _STR, "selector": _STR})}}),
-    "dmarc": _obj({"result": _STR, "from_domain": _NULLABLE_STR,
-                   "policy": {"enum": ["none", "quarantine", "reject", None]},
-                   "disposition": _STR, "record_domain": _NULLABLE_STR,
-                   "pct": {"type": ["integer", "null"]}}),
-    "arc": _obj({"result": _STR, "sealer": _NULLABLE_STR, "vouched": {"type": "boolean"}}),
-    "reason": _STR,
-    "policy": {"enum": ["monitor", "enforce"]},
-    "decision": {"enum": ["accept", "detach"], "description":
-                 "accept, or detach: logged without joining a thread"},
-    "would": {"enum": ["refuse", "tempfail", "detach", "accept", None], "description":
-              "under monitor, what enforce would have done"},
-    "failed_check": {"enum": ["dmarc", "spf+dkim", "from", "dns", None]},
-})
 
 _SERVER = _obj({"host": _STR, "port": {"type": "integer", "minimum": 1, "maximum": 65535},
                 "security": {"enum": ["ssl", "starttls", "none"]}})
@@ -119,7 +133,7 @@ _INBOX_SCHEMAS: dict[str, Any] = {
         "track_opens": {"type": "boolean"}, "track_clicks": {"type": "boolean"},
     }, required=["to"]),
     "Sent": {**_obj({
-        "email": {"oneOf": [_ref("Email"), {"type": "null"}], "description":
+        "email": {"oneOf": [_ref(Email), {"type": "null"}], "description":
                   "the logged email (always in a 201); null when it is not logged (yet), "
                   "or logged but not readable at this moment (a 202 whose log_reason "
                   "says so)"},
@@ -141,148 +155,10 @@ _INBOX_SCHEMAS: dict[str, Any] = {
     }), "description": "The SMTP server accepted the message: it was sent"},
 }
 
-SCHEMAS: dict[str, Any] = {
-    "Error": _obj({"error": _obj({"code": _STR, "message": _STR})}),
-    "Person": _PERSON,
-    "Tracking": _TRACKING,
-    "Contact": _obj({"id": _ID, "email": _STR, "name": _STR, "company_id": _NULLABLE_ID,
-                     "created_at": _DATE}),
-    "Company": _obj({"id": _ID, "name": _STR, "domain": {"type": ["string", "null"]}}),
-    "Attachment": _obj({
-        "id": _ID, "filename": _STR, "content_type": _STR, "size": {"type": "integer"},
-        "sha256": _STR, "stored": {"type": "boolean"}, "inline": {"type": "boolean"},
-        "content_id": {"type": ["string", "null"]},
-    }),
-    "ContactAttachment": {"allOf": [_ref("Attachment"), _obj(
-        {"email_id": _ID, "email_subject": _STR, "sent_at": _DATE})]},
-    "EmailAuth": _EMAIL_AUTH,
-    "Email": _obj({
-        **_EMAIL_COMMON,
-        "thread_reason": {"enum": ["in_reply_to", "references", "thread_index",
-                                   "tracking_token", "new", "manual"]},
-        "logged_at": _DATE, "text": _STR,
-        "reply_text": {"type": "string", "description":
-                       "the new part of a reply: no quoted history, no signature"},
-        "html": {"type": "string", "description": "sanitized HTML"},
-        "notes": {"type": "array", "items": _STR, "description":
-                  "what was broken or special in the message (charset fallbacks, an "
-                  "unreadable forward, automatic mail)"},
-        "attachments": {"type": "array", "items": _ref("Attachment")},
-    }),
-    "EmailSummary": _obj({**_EMAIL_COMMON, "snippet": _STR,
-                          "attachment_count": {"type": "integer"}}),
-    "Thread": _obj({"id": _ID, "subject": _STR,
-                    "emails": {"type": "array", "items": _ref("EmailSummary")}}),
-    "Settings": _obj({
-        "log_attachments": {"type": "boolean"}, "auto_create_contacts": {"type": "boolean"},
-        "never_log": {"type": "array", "items": _STR,
-                      "description": "addresses and domains whose mail is never logged"},
-        "inbox_log_mode": {"enum": ["replies", "known_contacts"], "description":
-                           "connected inboxes log replies to logged threads only, or "
-                           "also all mail with known contacts"},
-        "sender_auth": _SENDER_AUTH,
-    }),
-    "SettingsPatch": {**_obj({
-        "log_attachments": {"type": "boolean"}, "auto_create_contacts": {"type": "boolean"},
-        "never_log": {"type": "array", "items": _STR, "maxItems": 10000},
-        "inbox_log_mode": {"enum": ["replies", "known_contacts"]},
-        "sender_auth": _SENDER_AUTH,
-    }, required=[]), "additionalProperties": False},
-    "Me": _obj({
-        "role": {"enum": ["user", "admin"]},
-        "portal": _obj({"id": _ID, "name": _STR, "bcc_address": _STR}),
-        "user": {"oneOf": [{"type": "null"}, _obj({
-            "id": _ID, "email": _STR, "name": _STR,
-            "addresses": {"type": "array", "items": _STR}})]},
-    }),
-    "Deleted": _obj({"id": _ID, "deleted_at": _DATE, "restorable_until": _DATE}),
-    "ContactDeleted": _obj({"deleted": {"const": True}, "erased": _obj({
-        k: {"type": "integer"} for k in
-        ("emails", "attachments", "events", "audit_entries", "blobs")})}),
-    "IngestLogEntry": _obj({
-        "id": _ID, "at": _DATE, "logging_address": _STR, "sender": _STR,
-        "envelope_sender": _STR, "message_id": {"type": ["string", "null"]}, "source": _STR,
-        "reason_code": {"enum": ["not_a_user", "not_in_thread", "never_log", "bulk",
-                                 "too_large", "forward_unparsable", "deleted"]},
-        "reason": _STR, "size": {"type": "integer"},
-    }),
-    "Token": _obj({"id": _ID, "name": _STR, "user_id": _NULLABLE_ID, "created_at": _DATE,
-                   "revoked_at": {"type": ["string", "null"], "format": "date-time"}}),
-    "NewToken": {"allOf": [_ref("Token"), _obj({"token": {
-        "type": "string", "description": "the bearer token; shown only this once"}})]},
-    "User": _obj({"id": _ID, "email": _STR, "name": _STR,
-                  "addresses": {"type": "array", "items": _STR}, "created_at": _DATE}),
-    "NewUser": {"allOf": [_ref("User"), _obj({"api_token": {
-        "type": "string", "description": "the user's bearer token; shown only this once"}})]},
-    "UserAddress": _obj({
-        "id": _ID, "address": _STR, "primary": {"type": "boolean"},
-        "confirmed": {"type": "boolean", "description": "only a confirmed address is the "
-                      "user's: mail from it logs as theirs"},
-        "confirmed_at": {"type": ["string", "null"], "format": "date-time"},
-        "confirmation_expires_at": {"type": ["string", "null"], "format": "date-time",
-                                    "description": "when the link sent to it stops "
-                                    "working (unconfirmed only)"}}),
-    "UserAddressRequest": {**_obj({"address": {"type": "string", "maxLength": 320}},
-                                  required=["address"]), "additionalProperties": False},
-    "UserRequest": {**_obj({"email": _STR, "name": {"type": "string", "maxLength": 200},
-                            "aliases": {"type": "array", "items": _STR, "maxItems": 50}},
-                           required=["email"]), "additionalProperties": False},
-    "TokenRequest": {**_obj({"name": {"type": "string", "maxLength": 200},
-                             "user_id": {"type": "integer", "minimum": 1}}, required=[]),
-                     "additionalProperties": False},
-    "TrackedSendRequest": {**_obj({
-        "to": {"type": "array", "items": _STR, "minItems": 1, "maxItems": 500},
-        "cc": {"type": "array", "items": _STR, "maxItems": 500},
-        "bcc": {"type": "array", "items": _STR, "maxItems": 500},
-        "subject": {"type": "string", "maxLength": 998}, "html": _STR,
-        "track_opens": {"type": "boolean"}, "track_clicks": {"type": "boolean"},
-        "log": {"type": "boolean"},
-    }, required=["to"]), "additionalProperties": False},
-    "TrackedSendCreated": _obj({
-        "id": _ID, "token": _STR,
-        "html": {"type": "string", "description": "send this: links rewritten, pixel added"},
-        "pixel_url": {"type": ["string", "null"]}}),
-    "TrackedSend": _obj({
-        "id": _ID, "token": _STR, "subject": _STR,
-        "to": {"type": "array", "items": _STR}, "cc": {"type": "array", "items": _STR},
-        "bcc": {"type": "array", "items": _STR}, "track_opens": {"type": "boolean"},
-        "track_clicks": {"type": "boolean"}, "log": {"type": "boolean"}, "created_at": _DATE,
-        "sent_at": {"type": ["string", "null"], "format": "date-time"},
-        "email_id": _NULLABLE_ID, "tracking": _ref("Tracking")}),
-    "TrackingHit": _obj({
-        "id": _ID, "kind": {"enum": ["open", "click"]}, "at": _DATE,
-        "verdict": {"enum": ["person", "machine", "sender"], "description":
-                    "sender: the sender's own open, never counted"},
-        "counted": {"type": "boolean", "description": "false: the sender's own open, or "
-                    "Gmail's image proxy fetching again"},
-        "reason": {"type": "string", "description": 'why, in words: "Outlook desktop '
-                   '(Windows), 2 h after the send", "Apple Mail Privacy Protection prefetch"'},
-        "client": {"type": "string", "description": "client family named by the user agent"},
-        "network": {"type": "string", "description": "the address truncated to its /24 "
-                    "(IPv6 /48); the full address is never shown"},
-        "link": {"oneOf": [{"type": "null"}, _obj({"position": {"type": "integer"},
-                                                   "url": {"type": ["string", "null"]}})]}}),
-    "TrackedSendNotLogged": {"allOf": [_ref("TrackedSend"),
-                                       _obj({"logged": {"const": False}})]},
-    "SentRequest": {**_obj({"message_id": {"type": "string", "minLength": 3,
-                                           "maxLength": 900, "pattern": "@"}}, required=[]),
-                    "additionalProperties": False},
-    "Event": _obj({
-        "id": _ID, "type": {"enum": ["open", "click", "reply", "logged",
-                                     "inbox_disconnected"]},
-        "email_id": _NULLABLE_ID, "at": _DATE, "machine": {"type": "boolean"},
-        "detail": {"type": "object"}}),
-    "Lookup": _obj({
-        "contact": {"oneOf": [{"type": "null"}, _ref("Contact")]},
-        "company": {"oneOf": [{"type": "null"}, _ref("Company")]},
-        "recent_emails": {"type": "array", "items": _ref("EmailSummary")}}),
-    "Health": _obj({"status": {"enum": ["ok", "unavailable"]}, "database": _STR}),
-    **_INBOX_SCHEMAS,
-}
 
-
-def _json(name_or_schema: str | dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    schema = _ref(name_or_schema) if isinstance(name_or_schema, str) else name_or_schema
+def _json(shape_or_schema: str | type[Any] | dict[str, Any],
+          description: str = "OK") -> dict[str, Any]:
+    schema = shape_or_schema if isinstance(shape_or_schema, dict) else _ref(shape_or_schema)
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
@@ -296,7 +172,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
                  "when to try again); for a mail server, the provider is throttling",
             502: "the mail server failed or refused", 410: "expired",
             504: "the mail server did not answer", 507: "the mailbox is full"}
-    return {str(s): _json("Error", text[s]) for s in statuses}
+    return {str(s): _json(Error, text[s]) for s in statuses}
 
 
 def _path_id(name: str = "id") -> dict[str, Any]:
@@ -343,7 +219,7 @@ def _also_created(op: dict[str, Any], created: dict[str, Any]) -> dict[str, Any]
 def _sent(op: dict[str, Any]) -> dict[str, Any]:
     """The send: 201 sent and logged, 202 sent and logged later, 200 sent only."""
     op["responses"]["201"] = _json(
-        {"allOf": [_ref("Sent"), {"properties": {"email": _ref("Email")}}]},
+        {"allOf": [_ref("Sent"), {"properties": {"email": _ref(Email)}}]},
         "sent and logged, with the email")
     op["responses"]["202"] = _json(
         "Sent", "sent; the database could not log it now, it is logged later (log: pending); "
@@ -356,55 +232,70 @@ def _sent(op: dict[str, Any]) -> dict[str, Any]:
     return op
 
 
-def _body(name: str) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
+def _body(shape: str | type[Any], *, required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": _ref(shape)}}}
 
 PATHS: dict[str, Any] = {
-    "/api/v1/me": {"get": _op("The caller, their portal and logging address", _json("Me"))},
+    "/api/v1/me": {"get": _op("The caller, their portal and logging address", _json(Me))},
     "/api/v1/contacts": {"get": _op(
         "Look a contact up by email, or page through contacts",
-        _json(_items("Contact", cursor=_NULLABLE_ID)), 400,
+        _json(_items(Contact, cursor=_NULLABLE_ID)), 400,
         params=[_query("email", _STR), _query("after", {"type": "integer", "minimum": 0}),
                 _query("limit", _LIMIT)])},
     "/api/v1/contacts/{id}": {
-        "get": _op("A contact", _json("Contact"), 404, params=[_path_id()]),
+        "get": _op("A contact", _json(Contact), 404, params=[_path_id()]),
         "delete": _op(
             "Delete a contact; with erase=true also every email, file, event and audit "
             "entry no other contact needs (right to be forgotten; admin only)",
-            _json("ContactDeleted"), 400, 403, 404,
+            _json(ContactDeleted), 400, 403, 404,
             params=[_path_id(), _query("erase", {"enum": ["true", "false", "1", "0"]})]),
     },
     "/api/v1/contacts/{id}/timeline": {"get": _op(
-        "A contact's emails, newest first", _json(_items("EmailSummary")), 400, 404,
+        "A contact's emails, newest first", _json(_items(EmailSummary)), 400, 404,
         params=[_path_id(), _query("limit", _LIMIT)])},
     "/api/v1/contacts/{id}/attachments": {"get": _op(
-        "Every file logged with a contact's emails", _json(_items("ContactAttachment")), 404,
+        "Every file logged with a contact's emails", _json(_items(ContactAttachment)), 404,
         params=[_path_id()])},
     "/api/v1/companies/{id}": {"get": _op("A company (contacts join one by email domain)",
-                                          _json("Company"), 404, params=[_path_id()])},
+                                          _json(Company), 404, params=[_path_id()])},
     "/api/v1/emails": {"get": _op(
-        "Find emails by Message-ID (with or without <>)", _json(_items("Email")), 400,
+        "Find emails by Message-ID (with or without <>)", _json(_items(Email)), 400,
         params=[_query("message_id", {"type": "string", "minLength": 1}, required=True)])},
     "/api/v1/emails/{id}": {
-        "get": _op("A logged email", _json("Email"), 404, params=[_path_id()]),
+        "get": _op("A logged email", _json(Email), 404, params=[_path_id()]),
         "delete": _op("Delete an email; restorable for 90 days. A user may delete the "
-                      "emails logged for them, the admin any", _json("Deleted"), 403, 404,
+                      "emails logged for them, the admin any", _json(Deleted), 403, 404,
                       params=[_path_id()]),
     },
     "/api/v1/emails/{id}/restore": {"post": _op(
-        "Restore a deleted email within 90 days (a user: their own emails)", _json("Email"),
+        "Restore a deleted email within 90 days (a user: their own emails)", _json(Email),
         403, 404, params=[_path_id()])},
     "/api/v1/emails/{id}/thread": {"post": _op(
         "Move an email to another thread, or split it off onto a new one (thread_id null)",
-        _json("Email"), 403, 404, 422, params=[_path_id()],
-        body={"required": True, "content": {"application/json": {"schema": {
-            **_obj({"thread_id": {"type": ["integer", "null"], "minimum": 1}}),
-            "additionalProperties": False}}}})},
+        _json(Email), 403, 404, 422, params=[_path_id()],
+        body=_body(MoveRequest))},
     "/api/v1/ingest-log": {"get": _op(
         "Messages received and not logged, and why; newest first, kept 30 days",
-        _json(_items("IngestLogEntry", cursor=_NULLABLE_ID)), 400,
+        _json(_items(IngestLogEntry, cursor=_NULLABLE_ID)), 400,
         params=[_query("before", {"type": "integer", "minimum": 1}), _query("limit", _LIMIT)])},
-    "/api/v1/threads/{id}": {"get": _op("A thread, its emails oldest first", _json("Thread"),
+    "/api/v1/search": {"get": _op(
+        "Full-text search over the portal's emails, best first (syntax in docs/search.md:"
+        ' "phrase", -word, from:, to:, subject:, has:attachment, before:, after:)',
+        _json(SearchPage), 400, 422,
+        params=[_query("q", {"type": "string", "minLength": 1, "maxLength": 500},
+                       required=True),
+                _query("contact_id", _ID), _query("company_id", _ID),
+                _query("direction", {"enum": ["outgoing", "incoming"]}),
+                _query("source", {"enum": ["bcc", "forward", "rule", "extension", "sync",
+                                           "crm_send"]}),
+                _query("after", {**_STR, "description": "sent at or after: an ISO 8601 date "
+                                 "or date-time"}),
+                _query("before", {**_STR, "description": "sent before: an ISO 8601 date or "
+                                  "date-time"}),
+                _query("has_attachment", {"enum": ["true", "false", "1", "0"]}),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
+                _query("cursor", _STR)])},
+    "/api/v1/threads/{id}": {"get": _op("A thread, its emails oldest first", _json(Thread),
                                         404, params=[_path_id()])},
     "/api/v1/attachments/{id}": {"get": _op(
         "An attachment's bytes (Content-Disposition: attachment)",
@@ -412,21 +303,17 @@ PATHS: dict[str, Any] = {
             "schema": {"type": "string", "format": "binary"}}}},
         404, params=[_path_id()])},
     "/api/v1/settings": {
-        "get": _op("The portal's logging settings", _json("Settings")),
-        "patch": _op("Change some logging settings (admin only)", _json("Settings"),
+        "get": _op("The portal's logging settings", _json(Settings)),
+        "patch": _op("Change some logging settings (admin only)", _json(Settings),
                      400, 403, 413, 422,
                      body={"required": True, "content": {
-                         "application/json": {"schema": _ref("SettingsPatch")}}}),
+                         "application/json": {"schema": _ref(SettingsPatch)}}}),
     },
     "/api/v1/settings/rotate-logging-address": {"post": _op(
         "A new logging address (admin only); the old one keeps logging for grace_days "
         "(default 7), then answers 550 5.1.1 with a hint. A rotation within the grace "
         "period of the previous one ends that one at once",
-        _json(_obj({"bcc_address": _STR, "previous_address": _STR,
-                    "previous_valid_until": _DATE})), 400, 403, 422,
-        body={"required": False, "content": {"application/json": {"schema": {
-            **_obj({"grace_days": {"type": "integer", "minimum": 0, "maximum": 90}},
-                   required=[]), "additionalProperties": False}}}})},
+        _json(Rotated), 400, 403, 422, body=_body(RotateRequest, required=False))},
     "/api/v1/inboxes": {
         "get": _op("The caller's connected inboxes (all of the portal's for an admin)",
                    _json(_items("Inbox"))),
@@ -456,12 +343,9 @@ PATHS: dict[str, Any] = {
         "user's browser (authorization code with PKCE S256; state signed, bound to the "
         "user, good for 10 minutes and once). The provider sends the browser back to "
         "/oauth/callback. Error codes: oauth_not_configured (404)",
-        _json(_obj({"provider": _STR, "authorization_url": {**_STR, "format": "uri"},
-                    "expires_in": {"type": "integer"}})), 403, 404, 422,
+        _json(OAuthStarted), 403, 404, 422,
         params=[{"name": "provider", "in": "path", "required": True, "schema": _STR}],
-        body={"required": False, "content": {"application/json": {"schema": _obj(
-            {"first_sync_days": {"type": "integer", "minimum": 0, "maximum": 3650}},
-            required=[])}}})},
+        body=_body(OAuthStart, required=False))},
     "/oauth/callback": {"get": {
         "summary": "The provider's redirect (opened by the browser, no token): exchange "
                    "the code, connect or reconnect the inbox; always 303 to /oauth/result "
@@ -489,23 +373,23 @@ PATHS: dict[str, Any] = {
         400, 403, 409, 413, 422, 429, 502, 503, 504, 507, body=_body("SendRequest")))},
     "/api/v1/tokens": {
         "get": _op("The caller's API tokens (all of the portal's for an admin), no secrets",
-                   _json(_items("Token"))),
+                   _json(_items(Token))),
         "post": _created(_op("A new token for the caller (an admin may name a user_id)",
-                             _json("NewToken"), 400, 403, 404, 413, 422,
-                             body=_body("TokenRequest"))),
+                             _json(NewToken), 400, 403, 404, 413, 422,
+                             body=_body(TokenRequest))),
     },
     "/api/v1/tokens/{id}": {"delete": _op(
-        "Revoke a token at once (a user: their own; the admin: any)", _json("Token"), 403, 404,
+        "Revoke a token at once (a user: their own; the admin: any)", _json(Token), 403, 404,
         params=[_path_id()])},
     "/api/v1/users": {
-        "get": _op("The portal's users (admin only)", _json(_items("User")), 403),
+        "get": _op("The portal's users (admin only)", _json(_items(User)), 403),
         "post": _created(_op("Add a user with their addresses; their first API token is "
-                             "shown once (admin only)", _json("NewUser"), 400, 403, 413, 422,
-                             body=_body("UserRequest"))),
+                             "shown once (admin only)", _json(NewUser), 400, 403, 413, 422,
+                             body=_body(UserRequest))),
     },
     "/api/v1/users/{id}/addresses": {
         "get": _op("The user's sender addresses, confirmed or waiting for their link (the "
-                   "user, or the admin)", _json(_items("UserAddress")), 403, 404,
+                   "user, or the admin)", _json(_items(UserAddress)), 403, 404,
                    params=[_path_id()]),
         "post": _created(_op(
             "Add a sender address: stored unconfirmed, a confirmation link (single use, 48 "
@@ -514,14 +398,13 @@ PATHS: dict[str, Any] = {
             "(409), confirmation_recently_sent (429, under a minute ago), "
             "smtp_relay_not_configured (409: the server has no --smtp-relay; nothing is "
             "stored), smtp_relay_failed (502)",
-            _json({"allOf": [_ref("UserAddress"), _obj({
-                "confirmation_sent": {"type": "boolean"}})]}),
+            _json(AddedUserAddress),
             403, 404, 409, 422, 502, params=[_path_id()],
-            body=_body("UserAddressRequest"))),
+            body=_body(UserAddressRequest))),
     },
     "/api/v1/users/{id}/addresses/{address_id}": {"delete": _op(
         "Remove a sender address (not the primary one: 422); mail from it is no longer "
-        "the user's", _json("UserAddress"), 403, 404, 422,
+        "the user's", _json(UserAddress), 403, 404, 422,
         params=[_path_id(), _path_id("address_id")])},
     "/confirm-address": {
         "get": {"summary": "The confirmation link's page (no token needed): what it "
@@ -549,37 +432,35 @@ PATHS: dict[str, Any] = {
     },
     "/api/v1/contacts/lookup": {"get": _op(
         "The extension sidebar: contact, company, recent emails with opens and clicks",
-        _json("Lookup"), 400,
+        _json(Lookup), 400,
         params=[_query("email", {"type": "string", "minLength": 1}, required=True),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 50})])},
     "/api/v1/emails/log": {"post": _also_created(_op(
         "Log the raw message the user has open (one click): 201, or 200 when already logged",
-        _json("Email", "already logged"), 400, 403, 413, 415, 422,
+        _json(Email, "already logged"), 400, 403, 413, 415, 422,
         body={"required": True, "content": {"message/rfc822": {
-            "schema": {"type": "string", "format": "binary"}}}}), _json("Email", "logged"))},
+            "schema": {"type": "string", "format": "binary"}}}}), _json(Email, "logged"))},
     "/api/v1/tracked-sends": {"post": _created(_op(
         "Trackable HTML for an email about to be sent: links rewritten, pixel appended",
-        _json("TrackedSendCreated"), 400, 403, 413, 422, body=_body("TrackedSendRequest")))},
+        _json(TrackedSendCreated), 400, 403, 413, 422, body=_body(TrackedSendRequest)))},
     "/api/v1/tracked-sends/{id}": {"get": _op(
-        "A tracked send and its opens and clicks", _json("TrackedSend"), 404,
+        "A tracked send and its opens and clicks", _json(TrackedSend), 404,
         params=[_path_id()])},
     "/api/v1/tracked-sends/{id}/hits": {"get": _op(
         "The send's opens and clicks, oldest first, each with its verdict, reason and client",
-        _json(_obj({"items": {"type": "array", "items": _ref("TrackingHit")},
-                    "cursor": {"type": "integer", "minimum": 0}})), 400, 404,
+        _json(_items(TrackingHit, cursor={"type": "integer", "minimum": 0})), 400, 404,
         params=[_path_id(), _query("after", {"type": "integer", "minimum": 0}),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 500})])},
     "/api/v1/tracked-sends/{id}/sent": {"post": _also_created(_op(
         "It was sent: log it (source extension, 201) unless its copy is logged already "
         "(200), or just mark it sent when it is not to be logged",
-        _json({"oneOf": [_ref("Email"), _ref("TrackedSendNotLogged")]}, "already logged"),
+        _json({"oneOf": [_ref(Email), _ref(TrackedSendNotLogged)]}, "already logged"),
         400, 403, 404, 413, 422, params=[_path_id()],
         body={"required": False, "content": {"application/json": {
-            "schema": _ref("SentRequest")}}}), _json("Email", "logged"))},
+            "schema": _ref(SentRequest)}}}), _json(Email, "logged"))},
     "/api/v1/events": {"get": _op(
         "The caller's notifications after a cursor: open, click, reply, logged",
-        _json(_obj({"items": {"type": "array", "items": _ref("Event")},
-                    "cursor": {"type": "integer", "minimum": 0}})), 400,
+        _json(_items(Event, cursor={"type": "integer", "minimum": 0})), 400,
         params=[_query("after", {"type": "integer", "minimum": 0}),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 500})])},
     "/api/v1/events/stream": {"get": _op(
@@ -610,15 +491,18 @@ PATHS: dict[str, Any] = {
                              "text/plain": {"schema": {"type": "string"}}}}}}},
     "/openapi.json": {"get": _op("This OpenAPI description", _json({"type": "object"}),
                                  auth=False)},
-    "/healthz": {"get": {**_op("Liveness and database reachability", _json("Health"),
+    "/healthz": {"get": {**_op("Liveness and database reachability", _json(Health),
                                auth=False),
-                         "responses": {"200": _json("Health"),
-                                       "503": _json("Health", "database unavailable")}}},
+                         "responses": {"200": _json(Health),
+                                       "503": _json(Health, "database unavailable")}}},
 }
 
 PATHS["/api/v1/users/{id}/addresses"]["post"]["responses"]["409"] = _json(
-    "Error", "the address is another user's of the portal, or confirmed already; or the "
+    Error, "the address is another user's of the portal, or confirmed already; or the "
     "server sends no mail (smtp_relay_not_configured)")
+
+
+SCHEMAS: dict[str, Any] = {**components(_SHAPES), **_INBOX_SCHEMAS}
 
 
 def openapi_document(base_url: str) -> dict[str, Any]:

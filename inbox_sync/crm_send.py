@@ -264,9 +264,10 @@ class CrmSender:
         async with self.runtime.db.transaction() as session:
             created = await tracked_sends.create(
                 session, portal_id=portal_id, user_id=user_id,
-                body={"to": list(request.to), "cc": list(request.cc), "bcc": list(request.bcc),
-                      "subject": request.subject, "html": html,
-                      "track_opens": request.track_opens, "track_clicks": request.track_clicks},
+                request=tracked_sends.TrackedSendRequest(
+                    to=request.to, cc=request.cc, bcc=request.bcc, subject=request.subject,
+                    html=html, track_opens=request.track_opens,
+                    track_clicks=request.track_clicks),
                 signer=TokenSigner(self.runtime.settings.secret_key),
                 base_url=self.runtime.settings.base_url, creator_ip="")
             return created.send.html, created.send.id

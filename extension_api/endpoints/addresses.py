@@ -9,8 +9,6 @@ confirms, so a mail scanner that opens every link confirms nothing.
 from __future__ import annotations
 
 import html
-from datetime import datetime
-from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from sqlalchemy import update
@@ -23,7 +21,6 @@ from core.errors import (
     ConfirmationExpired,
     ConfirmationInvalid,
     CoreError,
-    InvalidInput,
     NotFound,
     RelayFailed,
 )
@@ -31,18 +28,14 @@ from core.storage.models import Portal, User, UserAddress
 from extension_api.auth import Principal, authenticated, require_owner, runtime_of
 from extension_api.endpoints._params import json_object, path_id
 from extension_api.errors import ApiError
-from extension_api.schemas import iso
+from extension_api.schemas import read_body, respond
+from extension_api.schemas.account import (
+    UserAddressRequest,
+    added_user_address_of,
+    user_address_of,
+)
 
 _MAX_FORM = 4096
-
-
-def address_json(row: UserAddress, user: User) -> dict[str, Any]:
-    expires: datetime | None = None
-    if row.confirmed_at is None and row.requested_at is not None:
-        expires = row.requested_at + user_addresses.CONFIRM_FOR
-    return {"id": row.id, "address": row.address, "primary": row.address == user.email,
-            "confirmed": row.confirmed_at is not None, "confirmed_at": iso(row.confirmed_at),
-            "confirmation_expires_at": iso(expires)}
 
 
 async def _user(session: AsyncSession, principal: Principal, user_id: int) -> User:
@@ -58,7 +51,7 @@ async def list_addresses(request: Request, principal: Principal) -> Response:
     async with runtime_of(request).db.read() as session:
         user = await _user(session, principal, path_id(request))
         rows = sorted(user.addresses, key=lambda a: a.id)
-        return JSONResponse({"items": [address_json(a, user) for a in rows]})
+        return respond({"items": [user_address_of(a, user) for a in rows]})
 
 
 @authenticated
@@ -67,13 +60,10 @@ async def add_address(request: Request, principal: Principal) -> Response:
     relay (409 smtp_relay_not_configured without one, before anything is stored)."""
     runtime = runtime_of(request)
     sender = runtime.settings.outbound_mail
-    body = await json_object(request)
-    address = body.get("address")
-    if set(body) != {"address"} or not isinstance(address, str) or len(address) > 320:
-        raise InvalidInput('the body is {"address": "..."}')
+    body = await read_body(request, UserAddressRequest)
     async with runtime.db.transaction() as session:
         user = await _user(session, principal, path_id(request))
-        requested = await user_addresses.request(session, user, address)
+        requested = await user_addresses.request(session, user, body.address)
         portal = await session.get(Portal, user.portal_id)
         assert portal is not None
         link = (f"{runtime.settings.base_url.rstrip('/')}/confirm-address?"
@@ -81,17 +71,17 @@ async def add_address(request: Request, principal: Principal) -> Response:
         message = user_addresses.confirmation_message(
             user=user, portal_name=portal.name, address=requested.address.address,
             link=link, sender=sender.sender)
-        result = address_json(requested.address, user)
+        result = added_user_address_of(requested.address, user)
     try:
         await sender.send(message, requested.address.address)
     except RelayFailed:
         # The link never went out: it must not count as sent (a retry is allowed at once).
         async with runtime.db.transaction() as session:
             await session.execute(update(UserAddress).where(
-                UserAddress.id == result["id"]).values(requested_at=None,
+                UserAddress.id == result.id).values(requested_at=None,
                                                        confirm_token_hash=None))
         raise
-    return JSONResponse({**result, "confirmation_sent": True}, status_code=201)
+    return respond(result, 201)
 
 
 @authenticated
@@ -99,7 +89,7 @@ async def remove_address(request: Request, principal: Principal) -> Response:
     async with runtime_of(request).db.transaction() as session:
         user = await _user(session, principal, path_id(request))
         row = await user_addresses.remove(session, user, path_id(request, "address_id"))
-        return JSONResponse(address_json(row, user))
+        return respond(user_address_of(row, user))
 
 
 def _wants_json(request: Request) -> bool:

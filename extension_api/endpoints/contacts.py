@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from core import deletion, queries, tracked_sends
 from core.retention import remove_orphan_blobs
 from extension_api.auth import Principal, authenticated, require_admin, runtime_of
 from extension_api.endpoints._params import path_id, query_int
 from extension_api.errors import ApiError
-from extension_api.schemas import attachment_json, company_json, contact_json, email_summary_json
+from extension_api.schemas import respond
+from extension_api.schemas.mail import (
+    ContactDeleted,
+    Erased,
+    Lookup,
+    company_of,
+    contact_attachment_of,
+    contact_of,
+    email_summary_of,
+)
 
 
 @authenticated
@@ -19,19 +28,19 @@ async def list_contacts(request: Request, principal: Principal) -> Response:
     async with runtime_of(request).db.read() as session:
         if email is not None:
             found = await queries.contacts_by_email(session, principal.portal_id, email)
-            return JSONResponse({"items": [contact_json(c) for c in found]})
+            return respond({"items": [contact_of(c) for c in found]})
         after = query_int(request, "after", 0, low=0, high=2**63 - 1)
         limit = query_int(request, "limit", 50, low=1, high=200)
         page = await queries.contacts_page(session, principal.portal_id, after=after, limit=limit)
         cursor = page[-1].id if len(page) == limit else None
-        return JSONResponse({"items": [contact_json(c) for c in page], "cursor": cursor})
+        return respond({"items": [contact_of(c) for c in page], "cursor": cursor})
 
 
 @authenticated
 async def get_contact(request: Request, principal: Principal) -> Response:
     async with runtime_of(request).db.read() as session:
         found = await queries.contact(session, principal.portal_id, path_id(request))
-        return JSONResponse(contact_json(found))
+        return respond(contact_of(found))
 
 
 @authenticated
@@ -40,26 +49,21 @@ async def contact_timeline(request: Request, principal: Principal) -> Response:
     async with runtime_of(request).db.read() as session:
         emails = await queries.timeline(session, principal.portal_id, path_id(request), limit=limit)
         counts = await tracked_sends.counts_for(session, emails)
-        return JSONResponse({"items": [email_summary_json(e, counts.get(e.id)) for e in emails]})
+        return respond({"items": [email_summary_of(e, counts.get(e.id)) for e in emails]})
 
 
 @authenticated
 async def contact_attachments(request: Request, principal: Principal) -> Response:
     async with runtime_of(request).db.read() as session:
         rows = await queries.contact_attachments(session, principal.portal_id, path_id(request))
-        items = [
-            {**attachment_json(a), "email_id": e.id, "email_subject": e.subject,
-             "sent_at": e.sent_at.isoformat().replace("+00:00", "Z")}
-            for a, e in rows
-        ]
-        return JSONResponse({"items": items})
+        return respond({"items": [contact_attachment_of(a, e) for a, e in rows]})
 
 
 @authenticated
 async def get_company(request: Request, principal: Principal) -> Response:
     async with runtime_of(request).db.read() as session:
         found = await queries.company(session, principal.portal_id, path_id(request))
-        return JSONResponse(company_json(found))
+        return respond(company_of(found))
 
 
 @authenticated
@@ -76,9 +80,9 @@ async def delete_contact(request: Request, principal: Principal) -> Response:
     request.app.state.links.forget()  # erased emails take their tracked sends along
     # Right to be forgotten: the files go now, not at the next periodic purge.
     blobs = await remove_orphan_blobs(runtime.db, runtime.blobs) if erase in ("true", "1") else 0
-    return JSONResponse({"deleted": True, "erased": {
-        "emails": erased.emails, "attachments": erased.attachments, "events": erased.events,
-        "audit_entries": erased.audit_entries, "blobs": blobs}})
+    return respond(ContactDeleted(deleted=True, erased=Erased(
+        emails=erased.emails, attachments=erased.attachments, events=erased.events,
+        audit_entries=erased.audit_entries, blobs=blobs)))
 
 
 async def contact(request: Request) -> Response:
@@ -96,14 +100,12 @@ async def lookup(request: Request, principal: Principal) -> Response:
     async with runtime_of(request).db.read() as session:
         found = await queries.contacts_by_email(session, principal.portal_id, email)
         if not found:
-            return JSONResponse({"contact": None, "company": None, "recent_emails": []})
+            return respond(Lookup(contact=None, company=None, recent_emails=[]))
         contact = found[0]
         company = (await queries.company(session, principal.portal_id, contact.company_id)
                    if contact.company_id else None)
         emails = await queries.timeline(session, principal.portal_id, contact.id, limit=limit)
         counts = await tracked_sends.counts_for(session, emails)
-        return JSONResponse({
-            "contact": contact_json(contact),
-            "company": company_json(company) if company else None,
-            "recent_emails": [email_summary_json(e, counts.get(e.id)) for e in emails],
-        })
+        return respond(Lookup(
+            contact=contact_of(contact), company=company_of(company) if company else None,
+            recent_emails=[email_summary_of(e, counts.get(e.id)) for e in emails]))

@@ -18,9 +18,10 @@ from core.retention import restorable_until
 from core.storage.models import User
 from core.types import Channel, Envelope, IngestOutcome, Source
 from extension_api.auth import Principal, authenticated, require_owner, runtime_of
-from extension_api.endpoints._params import json_object, path_id
+from extension_api.endpoints._params import path_id
 from extension_api.errors import ApiError
-from extension_api.schemas import email_json, iso, thread_json
+from extension_api.schemas import email_json, read_body, respond
+from extension_api.schemas.mail import Deleted, MoveRequest, email_of, thread_of
 
 
 @authenticated
@@ -31,7 +32,7 @@ async def find_emails(request: Request, principal: Principal) -> Response:
     async with runtime_of(request).db.read() as session:
         found = await queries.emails_by_message_id(session, principal.portal_id, message_id)
         counts = await tracked_sends.counts_for(session, found)
-        return JSONResponse({"items": [email_json(e, counts.get(e.id)) for e in found]})
+        return respond({"items": [email_of(e, counts.get(e.id)) for e in found]})
 
 
 @authenticated
@@ -39,7 +40,7 @@ async def get_email(request: Request, principal: Principal) -> Response:
     async with runtime_of(request).db.read() as session:
         found = await queries.email(session, principal.portal_id, path_id(request))
         counts = await tracked_sends.counts_for(session, [found])
-        return JSONResponse(email_json(found, counts.get(found.id)))
+        return respond(email_of(found, counts.get(found.id)))
 
 
 @authenticated
@@ -49,7 +50,7 @@ async def get_thread(request: Request, principal: Principal) -> Response:
         thread = await queries.thread(session, principal.portal_id, thread_id)
         emails = await queries.thread_emails(session, principal.portal_id, thread_id)
         counts = await tracked_sends.counts_for(session, emails)
-        return JSONResponse(thread_json(thread, list(emails), counts))
+        return respond(thread_of(thread, list(emails), counts))
 
 
 async def _check_owner(session: AsyncSession, principal: Principal, email_id: int) -> None:
@@ -68,10 +69,10 @@ async def delete_email(request: Request, principal: Principal) -> Response:
         await _check_owner(session, principal, path_id(request))
         email = await deletion.delete_email(session, principal.portal_id, path_id(request))
         assert email.deleted_at is not None
-        body = {"id": email.id, "deleted_at": iso(email.deleted_at),
-                "restorable_until": iso(restorable_until(email.deleted_at))}
+        body = Deleted(id=email.id, deleted_at=email.deleted_at,
+                       restorable_until=restorable_until(email.deleted_at))
     request.app.state.links.forget()  # a tracked send's links go with its email
-    return JSONResponse(body)
+    return respond(body)
 
 
 @authenticated
@@ -80,9 +81,9 @@ async def restore_email(request: Request, principal: Principal) -> Response:
         await _check_owner(session, principal, path_id(request))
         email = await deletion.restore_email(session, principal.portal_id, path_id(request))
         counts = await tracked_sends.counts_for(session, [email])
-        body = email_json(email, counts.get(email.id))
+        body = email_of(email, counts.get(email.id))
     request.app.state.links.forget()
-    return JSONResponse(body)
+    return respond(body)
 
 
 async def email(request: Request) -> Response:
@@ -92,21 +93,14 @@ async def email(request: Request) -> Response:
 
 @authenticated
 async def move_email(request: Request, principal: Principal) -> Response:
-    body = await json_object(request)
-    if set(body) != {"thread_id"}:
-        raise ApiError(422, "invalid_input",
-                       'give {"thread_id": <id>} to move, or {"thread_id": null} to split off')
-    target = body["thread_id"]
-    if target is not None and (not isinstance(target, int) or isinstance(target, bool)
-                               or not 1 <= target < 2**63):
-        raise ApiError(422, "invalid_input", "thread_id must be a thread id or null")
+    body = await read_body(request, MoveRequest)
     async with runtime_of(request).db.transaction() as session:
         await _check_owner(session, principal, path_id(request))
         email = await regroup.move_to_thread(session, principal.portal_id, path_id(request),
-                                             target)
+                                             body.thread_id)
         counts = await tracked_sends.counts_for(session, [email])
-        result = email_json(email, counts.get(email.id))
-    return JSONResponse(result)
+        result = email_of(email, counts.get(email.id))
+    return respond(result)
 
 
 MAX_RAW_BYTES = pipeline.MAX_MESSAGE_BYTES

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from core.errors import StorageUnavailable
@@ -19,16 +19,12 @@ from core.storage.models import Event
 from extension_api.auth import Principal, authenticated, runtime_of
 from extension_api.endpoints._params import query_int
 from extension_api.errors import ApiError
-from extension_api.schemas import iso
+from extension_api.schemas import respond, to_json
+from extension_api.schemas.tracking import event_of
 from extension_api.throttle import StreamSlots
 
 STREAM_POLL_SECONDS = 0.5
 _MAX_ID = 2**63 - 1
-
-
-def event_json(event: Event) -> dict[str, Any]:
-    return {"id": event.id, "type": event.type, "email_id": event.email_id, "at": iso(event.at),
-            "machine": event.machine, "detail": event.detail}
 
 
 async def _events_after(request: Request, principal: Principal, after: int,
@@ -46,7 +42,7 @@ async def list_events(request: Request, principal: Principal) -> Response:
     after = query_int(request, "after", 0, low=0, high=2**63 - 1)
     limit = query_int(request, "limit", 100, low=1, high=500)
     items = await _events_after(request, principal, after, limit)
-    return JSONResponse({"items": [event_json(e) for e in items],
+    return respond({"items": [event_of(e) for e in items],
                          "cursor": items[-1].id if items else after})
 
 
@@ -97,7 +93,7 @@ async def stream(request: Request, principal: Principal) -> Response:
             for event in items:
                 after = event.id
                 yield {"id": str(event.id), "event": event.type,
-                       "data": json.dumps(event_json(event))}
+                       "data": json.dumps(to_json(event_of(event)))}
             if not items:
                 await bus.wait(STREAM_POLL_SECONDS)
             else:

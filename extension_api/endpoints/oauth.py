@@ -20,9 +20,11 @@ from core.errors import CoreError
 from core.inboxes import InboxError
 from core.oauth import OAuthConnector, OAuthError
 from extension_api.auth import Principal, authenticated, require_owner, runtime_of
-from extension_api.endpoints._params import json_object, path_id
+from extension_api.endpoints._params import path_id
 from extension_api.endpoints.inboxes import _failure, _require_user, inbox_json
 from extension_api.errors import ApiError
+from extension_api.schemas import read_body, respond
+from extension_api.schemas.inboxes import OAuthStart, OAuthStarted
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +57,14 @@ def _connector(request: Request) -> OAuthConnector:
 async def start(request: Request, principal: Principal) -> Response:
     """The authorization URL to open in the user's browser."""
     user_id = _require_user(principal)
-    body = await json_object(request) if await request.body() else {}
-    days = body.get("first_sync_days", inboxes.DEFAULT_FIRST_SYNC_DAYS)
-    if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= 3650:
-        raise ApiError(422, "invalid_input", "first_sync_days must be an integer from 0 "
-                       "to 3650")
+    body = await read_body(request, OAuthStart, optional=True)
     provider = request.path_params["provider"]
     try:
         url = await _connector(request).authorization_url(
-            principal.portal_id, user_id, provider, days)
+            principal.portal_id, user_id, provider, body.first_sync_days)
     except OAuthError as exc:
         raise ApiError(_STATUS.get(exc.code, 422), exc.code, exc.message) from None
-    return JSONResponse({"provider": provider, "authorization_url": url,
-                         "expires_in": 600})
+    return respond(OAuthStarted(provider=provider, authorization_url=url, expires_in=600))
 
 
 def _result(request: Request, status: str, code: str, inbox_id: int | None = None

@@ -10,6 +10,8 @@ from starlette.responses import JSONResponse, Response
 from core.errors import StorageUnavailable
 from extension_api.auth import runtime_of
 from extension_api.openapi import openapi_document
+from extension_api.schemas import respond
+from extension_api.schemas.account import Health
 
 
 async def healthz(request: Request) -> Response:
@@ -17,8 +19,8 @@ async def healthz(request: Request) -> Response:
         async with runtime_of(request).db.read() as session:
             await session.execute(text("SELECT 1"))
     except StorageUnavailable as exc:
-        return JSONResponse({"status": "unavailable", "database": exc.message}, 503)
-    return JSONResponse({"status": "ok", "database": "ok"})
+        return respond(Health(status="unavailable", database=exc.message), 503)
+    return respond(Health(status="ok", database="ok"))
 
 
 async def metrics(request: Request) -> Response:

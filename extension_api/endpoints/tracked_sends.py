@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from core import extension_log, tracked_sends
-from core.storage.models import Portal, TrackedSend, User
+from core.storage.models import Portal, User
 from extension_api.auth import Principal, authenticated, runtime_of
-from extension_api.endpoints._params import (
-    header_text,
-    json_object,
-    mail_fields,
-    path_id,
-    query_int,
-)
+from extension_api.endpoints._params import path_id, query_int
 from extension_api.errors import ApiError
-from extension_api.schemas import email_json, hit_json, iso, tracking_json
+from extension_api.schemas import read_body, respond
+from extension_api.schemas.mail import email_of, tracking_of
+from extension_api.schemas.tracking import (
+    SentRequest,
+    TrackedSendCreated,
+    TrackedSendRequest,
+    hit_of,
+    not_logged_of,
+    tracked_send_of,
+)
 
 
 def _user_only(principal: Principal) -> int:
@@ -27,31 +28,20 @@ def _user_only(principal: Principal) -> int:
     return principal.user_id
 
 
-def send_json(send: TrackedSend, counts: dict[str, int] | None = None) -> dict[str, Any]:
-    return {
-        "id": send.id, "token": send.token, "subject": send.subject, "to": send.to,
-        "cc": send.cc, "bcc": send.bcc, "track_opens": send.track_opens,
-        "track_clicks": send.track_clicks, "log": send.log, "created_at": iso(send.created_at),
-        "sent_at": iso(send.sent_at), "email_id": send.email_id,
-        "tracking": counts or tracking_json(None),
-    }
-
-
 @authenticated
 async def create(request: Request, principal: Principal) -> Response:
     user_id = _user_only(principal)
-    body = await json_object(request)
-    mail_fields(body, addresses=("to", "cc", "bcc"), headers=("subject",), split_string=True)
+    body = await read_body(request, TrackedSendRequest)
     runtime = runtime_of(request)
     async with runtime.db.transaction() as session:
         created = await tracked_sends.create(
-            session, portal_id=principal.portal_id, user_id=user_id, body=body,
+            session, portal_id=principal.portal_id, user_id=user_id, request=body.request(),
             signer=request.app.state.signer, base_url=runtime.settings.base_url,
             creator_ip=request.client.host if request.client else "",
         )
-        result = {"id": created.send.id, "token": created.send.token,
-                  "html": created.send.html, "pixel_url": created.pixel_url}
-    return JSONResponse(result, status_code=201)
+        result = TrackedSendCreated(id=created.send.id, token=created.send.token,
+                                    html=created.send.html, pixel_url=created.pixel_url)
+    return respond(result, 201)
 
 
 @authenticated
@@ -59,7 +49,7 @@ async def get(request: Request, principal: Principal) -> Response:
     async with runtime_of(request).db.read() as session:
         send = await tracked_sends.owned(session, principal.portal_id, path_id(request))
         counts = await tracked_sends.counts_for_send(session, send)
-        return JSONResponse(send_json(send, tracking_json(counts)))
+        return respond(tracked_send_of(send, tracking_of(counts)))
 
 
 @authenticated
@@ -70,18 +60,15 @@ async def hits(request: Request, principal: Principal) -> Response:
     async with runtime_of(request).db.read() as session:
         send = await tracked_sends.owned(session, principal.portal_id, path_id(request))
         found = await tracked_sends.hits_of(session, send, after=after, limit=limit)
-    return JSONResponse({"items": [hit_json(hit) for hit in found],
-                         "cursor": found[-1].id if found else after})
+    return respond({"items": [hit_of(hit) for hit in found],
+                    "cursor": found[-1].id if found else after})
 
 
 @authenticated
 async def sent(request: Request, principal: Principal) -> Response:
     """The extension sent it: log it (unless its copy is logged already) and link it."""
     user_id = _user_only(principal)
-    body = await json_object(request) if await request.body() else {}
-    if set(body) - {"message_id"} or not isinstance(body.get("message_id", ""), str):
-        raise ApiError(422, "invalid_input", 'the body is {"message_id": "<id>"} or empty')
-    header_text(body, "message_id")
+    body = await read_body(request, SentRequest, optional=True)
     runtime = runtime_of(request)
     async with runtime.db.transaction() as session:
         send = await tracked_sends.owned(session, principal.portal_id, path_id(request))
@@ -91,11 +78,11 @@ async def sent(request: Request, principal: Principal) -> Response:
         assert portal is not None and user is not None
         if not send.log:
             await extension_log.mark_sent(send)
-            return JSONResponse({**send_json(send), "logged": False})
+            return respond(not_logged_of(send))
         logged = await extension_log.log_tracked_send(
-            session, portal=portal, user=user, send=send, message_id=body.get("message_id"),
+            session, portal=portal, user=user, send=send, message_id=body.given_message_id(),
             blobs=runtime.blobs, bcc_domain=runtime.settings.bcc_domain,
         )
         counts = await tracked_sends.counts_for(session, [logged.email])
-        result = email_json(logged.email, counts.get(logged.email.id))
-    return JSONResponse(result, status_code=201 if logged.created else 200)
+        result = email_of(logged.email, counts.get(logged.email.id))
+    return respond(result, 201 if logged.created else 200)

@@ -17,6 +17,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from core.metrics import TRACKING_HITS
 from core.tracked_sends import expired
 from core.tracking import Hit
+from core.types import HitKind
 from extension_api.tracking_clock import Clock
 
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -29,7 +30,7 @@ NO_CACHE = {
 _PURPOSE_HEADERS = ("purpose", "sec-purpose", "x-purpose", "x-moz")
 
 
-def _hit(request: Request, kind: str, position: int | None = None) -> Hit:
+def _hit(request: Request, kind: HitKind, position: int | None = None) -> Hit:
     clock: Clock = request.app.state.hit_clock
     headers = request.headers
     purpose = " ".join(headers[name] for name in _PURPOSE_HEADERS if name in headers)
@@ -42,8 +43,8 @@ async def pixel(request: Request) -> Response:
     """Always the GIF (a broken image helps nobody); only genuine tokens are recorded."""
     send_token = request.app.state.signer.verify_open(request.path_params["token"])
     if send_token is not None:
-        request.app.state.recorder.add(send_token, _hit(request, "open"))
-        TRACKING_HITS.labels("open").inc()
+        request.app.state.recorder.add(send_token, _hit(request, HitKind.OPEN))
+        TRACKING_HITS.labels(HitKind.OPEN.value).inc()
     return Response(GIF, media_type="image/gif", headers=NO_CACHE)
 
 
@@ -60,9 +61,9 @@ async def click(request: Request) -> Response:
     if links is None or not links.target(verified.position, verified.url,
                                          portal_id=verified.portal_id):
         return _unknown()
-    hit = _hit(request, "click", verified.position)
+    hit = _hit(request, HitKind.CLICK, verified.position)
     if expired(links.created_at, hit.at, request.app.state.link_days):
         return _unknown("this link has expired")
     request.app.state.recorder.add(verified.send_token, hit)
-    TRACKING_HITS.labels("click").inc()
+    TRACKING_HITS.labels(HitKind.CLICK.value).inc()
     return RedirectResponse(verified.url, status_code=302, headers=NO_CACHE)

@@ -37,7 +37,7 @@ async def _portal(db: Database, **settings: object) -> int:
     async with db.transaction() as session:
         created = await accounts.create_portal(session, "Pipeline")
         await accounts.add_user(session, created.portal.id, USER, aliases=("rep@alias.example",))
-        accounts.update_settings(created.portal, dict(settings))
+        accounts.update_settings(created.portal, accounts.SettingsChange(**settings))
         return created.portal.id
 
 

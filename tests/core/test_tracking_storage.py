@@ -25,8 +25,9 @@ async def test_history_carries_across_batches(database: Database) -> None:
         user = await accounts.add_user(session, portal.portal.id, "rep@p.example", name="R")
         created = await tracked_sends.create(
             session, portal_id=portal.portal.id, user_id=user.user.id,
-            body={"to": ["a@b.example"], "html": '<a href="https://x.example/1">1</a>'
-                  '<a href="https://x.example/2">2</a>'},
+            request=tracked_sends.TrackedSendRequest(
+                to=["a@b.example"], html='<a href="https://x.example/1">1</a>'
+                '<a href="https://x.example/2">2</a>'),
             signer=TokenSigner("s"), base_url="https://t.example", creator_ip="198.51.100.1")
         send = created.send
         send.sent_at = utcnow() - timedelta(hours=1)
