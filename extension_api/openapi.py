@@ -44,7 +44,6 @@ from extension_api.schemas.mail import (
     Thread,
 )
 from extension_api.schemas.search import SearchPage
-from extension_api.schemas.search import SearchPage
 from extension_api.schemas.tracking import (
     Event,
     SentRequest,
@@ -279,23 +278,6 @@ PATHS: dict[str, Any] = {
         "Messages received and not logged, and why; newest first, kept 30 days",
         _json(_items(IngestLogEntry, cursor=_NULLABLE_ID)), 400,
         params=[_query("before", {"type": "integer", "minimum": 1}), _query("limit", _LIMIT)])},
-    "/api/v1/search": {"get": _op(
-        "Full-text search over the portal's emails, best first (syntax in docs/search.md:"
-        ' "phrase", -word, from:, to:, subject:, has:attachment, before:, after:)',
-        _json(SearchPage), 400, 422,
-        params=[_query("q", {"type": "string", "minLength": 1, "maxLength": 500},
-                       required=True),
-                _query("contact_id", _ID), _query("company_id", _ID),
-                _query("direction", {"enum": ["outgoing", "incoming"]}),
-                _query("source", {"enum": ["bcc", "forward", "rule", "extension", "sync",
-                                           "crm_send"]}),
-                _query("after", {**_STR, "description": "sent at or after: an ISO 8601 date "
-                                 "or date-time"}),
-                _query("before", {**_STR, "description": "sent before: an ISO 8601 date or "
-                                  "date-time"}),
-                _query("has_attachment", {"enum": ["true", "false", "1", "0"]}),
-                _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
-                _query("cursor", _STR)])},
     "/api/v1/search": {"get": _op(
         "Full-text search over the portal's emails, best first (syntax in docs/search.md:"
         ' "phrase", -word, from:, to:, subject:, has:attachment, before:, after:)',
