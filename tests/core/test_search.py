@@ -4,6 +4,8 @@ search finds the same emails in the same order on both."""
 
 from __future__ import annotations
 
+import contextlib
+import random
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
@@ -320,3 +322,20 @@ async def test_emails_before_the_index_are_indexed(unmigrated: Database) -> None
     await migrate(unmigrated)
     for query in ("historic", "zoe", "to:old.example", "pricelist"):
         assert await _ids_of(unmigrated, portal, query) == [email_id], query
+
+
+async def test_any_text_is_a_query_or_a_clear_refusal(database: Database) -> None:
+    """Whatever the search box holds (quotes, operators, FTS and tsquery syntax, NUL,
+    accents, CJK, emoji), the answer is a page or InvalidInput, never a database error."""
+    portal = await _portal(database)
+    await _store(database, portal, subject="Ünïcödé 会議 test", body="a-b c:d \"e\" f*")
+    pieces = ['"', "-", ":", "*", "(", ")", "^", "'", "\\", "\x00", "%", "_", "NEAR", "AND",
+              "OR", "NOT", "from:", "to:", "subject:", "has:", "before:", "é", "e\u0301",
+              "²", "会議", "議事録", "😀", "ﬁ", "ß", "İ", "\u200b", "<->", "!", "&", "|",
+              " ", "  ", "abc", "x1", "{subject}", "subject : x", "col:", "*a"]
+    rng = random.Random(19)
+    async with database.read() as session:
+        for _ in range(300):
+            query = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 8)))
+            with contextlib.suppress(InvalidInput):
+                await search.search(session, portal, query, limit=5)
