@@ -14,15 +14,26 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import AddressNotConfirmed, CoreError, InvalidInput, NotFound
+from core.queries import owned
 from core.storage.models import Event, Inbox, InboxFolder, UserAddress, utcnow
+from core.types import (
+    FolderRole,
+    InboxAuth,
+    InboxErrorCode,
+    InboxStatus,
+    MailProtocol,
+    MailSecurity,
+    SendLog,
+)
 
-SECURITY = ("ssl", "starttls", "none")
+SECURITY = tuple(MailSecurity)
 # Failures that end the connection itself (as opposed to one refused command).
-CONNECTION_FAILURES = ("unreachable", "timeout", "throttled")
-INBOX_LOG_MODES = ("replies", "known_contacts")
+CONNECTION_FAILURES = frozenset({InboxErrorCode.UNREACHABLE, InboxErrorCode.TIMEOUT,
+                                 InboxErrorCode.THROTTLED})
 # Failures a retry with the same credentials cannot cure: the inbox is disconnected.
-CREDENTIALS_REJECTED = ("auth_rejected", "app_password_required", "oauth_revoked",
-                        "oauth_scope_missing")
+CREDENTIALS_REJECTED = frozenset({
+    InboxErrorCode.AUTH_REJECTED, InboxErrorCode.APP_PASSWORD_REQUIRED,
+    InboxErrorCode.OAUTH_REVOKED, InboxErrorCode.OAUTH_SCOPE_MISSING})
 DEFAULT_FIRST_SYNC_DAYS = 30
 
 
@@ -34,12 +45,16 @@ class InboxError(CoreError):
     ``no_sent_folder``, ``send_unconfirmed`` (the message went to the server and no
     answer came back: it may have been sent); for OAuth inboxes ``oauth_revoked`` (the
     provider refused to refresh the grant), ``oauth_scope_missing`` and
-    ``provider_unavailable`` (the authorization server is down: temporary)."""
+    ``provider_unavailable`` (the authorization server is down: temporary); the whole
+    set is ``core.types.InboxErrorCode``."""
 
-    def __init__(self, code: str, message: str, *, protocol: str = "imap") -> None:
+    code: InboxErrorCode
+
+    def __init__(self, code: InboxErrorCode, message: str, *,
+                 protocol: MailProtocol = MailProtocol.IMAP) -> None:
         super().__init__(message)
-        self.code = code
-        self.protocol = protocol
+        self.code = InboxErrorCode(code)
+        self.protocol = MailProtocol(protocol)
 
     @property
     def credentials_rejected(self) -> bool:
@@ -55,7 +70,11 @@ class InboxError(CoreError):
 class Endpoint:
     host: str
     port: int
-    security: str  # ssl | starttls | none
+    security: MailSecurity
+
+    def __post_init__(self) -> None:
+        # Read back from a row or an option as its string: kept as the enum (or refused).
+        object.__setattr__(self, "security", MailSecurity(self.security))
 
 
 @dataclass(frozen=True)
@@ -99,15 +118,15 @@ class SendResult:
     thread_id: int | None
     sent_folder: str | None  # where the copy was appended; None when it could not be
     sent_copy_error: str | None = None
-    sent_copy_error_code: str | None = None  # e.g. mailbox_full
-    log: str = "logged"
+    sent_copy_error_code: InboxErrorCode | None = None  # e.g. mailbox_full
+    log: SendLog = SendLog.LOGGED
     log_reason: str | None = None
     refused_recipients: dict[str, str] = field(default_factory=dict)  # address -> reply
 
 
 @dataclass
 class FolderReport:
-    role: str
+    role: FolderRole
     name: str
     headers_fetched: int = 0
     bodies_fetched: int = 0
@@ -120,7 +139,7 @@ class FolderReport:
 @dataclass
 class SyncReport:
     inbox_id: int
-    status: str
+    status: InboxStatus
     folders: list[FolderReport] = field(default_factory=list)
 
 
@@ -141,10 +160,7 @@ class InboxConnector(Protocol):
 
 
 async def get_inbox(session: AsyncSession, portal_id: int, inbox_id: int) -> Inbox:
-    inbox = await session.get(Inbox, inbox_id)
-    if inbox is None or inbox.portal_id != portal_id:
-        raise NotFound(f"no inbox {inbox_id}")
-    return inbox
+    return await owned(session, Inbox, portal_id, inbox_id)
 
 
 async def user_inbox(session: AsyncSession, portal_id: int, user_id: int,
@@ -168,7 +184,7 @@ async def user_inbox(session: AsyncSession, portal_id: int, user_id: int,
 async def save_inbox(
     session: AsyncSession, portal_id: int, user_id: int, address: str, username: str,
     imap: Endpoint, smtp: Endpoint, secret: str, first_sync_days: int,
-    *, auth: str = "password", oauth_provider: str = "",
+    *, auth: InboxAuth = InboxAuth.PASSWORD, oauth_provider: str = "",
 ) -> Inbox:
     """Create the inbox, or update the same address's record (a reconnect), keeping its
     folder checkpoints so sync resumes where it stopped."""
@@ -199,13 +215,14 @@ async def save_inbox(
     inbox.secret = secret
     inbox.auth, inbox.oauth_provider = auth, oauth_provider
     inbox.first_sync_days = first_sync_days
-    inbox.status, inbox.status_reason, inbox.unreachable_since = "connected", "", None
+    inbox.status, inbox.status_reason = InboxStatus.CONNECTED, ""
+    inbox.unreachable_since = None
     inbox.status_code = ""
     await session.flush()
     return inbox
 
 
-async def folder_checkpoint(session: AsyncSession, inbox_id: int, role: str,
+async def folder_checkpoint(session: AsyncSession, inbox_id: int, role: FolderRole,
                             name: str) -> InboxFolder:
     """The checkpoint row of one folder role, created (or renamed) as needed."""
     folder = await session.scalar(
@@ -221,21 +238,22 @@ async def folder_checkpoint(session: AsyncSession, inbox_id: int, role: str,
     return folder
 
 
-async def set_status(session: AsyncSession, inbox_id: int, status: str,
-                     reason: str = "", code: str = "") -> Inbox | None:
+async def set_status(session: AsyncSession, inbox_id: int, status: InboxStatus,
+                     reason: str = "", code: InboxErrorCode | None = None) -> Inbox | None:
     """Record a status change; ``disconnected`` also emits ``inbox_disconnected`` once.
     ``code`` names the reason (``status_code``, and ``code`` in the event)."""
     inbox = await session.get(Inbox, inbox_id)
     if inbox is None:
         return None
-    if status == "disconnected" and inbox.status != "disconnected":
+    code_text = "" if code is None else str(code)
+    if status == InboxStatus.DISCONNECTED and inbox.status != InboxStatus.DISCONNECTED:
         session.add(Event(portal_id=inbox.portal_id, user_id=inbox.user_id,
                           type="inbox_disconnected", email_id=None,
                           detail={"inbox_id": inbox.id, "address": inbox.address,
-                                  "reason": reason[:500], "code": code}))
-    inbox.status, inbox.status_reason = status, reason[:2000]
-    inbox.status_code = code if status != "connected" else ""
-    if status == "connected":
+                                  "reason": reason[:500], "code": code_text}))
+    inbox.status, inbox.status_reason = InboxStatus(status), reason[:2000]
+    inbox.status_code = code_text if status != InboxStatus.CONNECTED else ""
+    if status == InboxStatus.CONNECTED:
         inbox.unreachable_since = None
     await session.flush()
     return inbox
@@ -248,23 +266,24 @@ async def note_synced(session: AsyncSession, inbox_id: int) -> Inbox | None:
     if inbox is None:
         return None
     inbox.last_sync_at, inbox.unreachable_since = utcnow(), None
-    if inbox.status not in ("connected", "mailbox_full"):
-        await set_status(session, inbox_id, "connected")
+    if inbox.status not in (InboxStatus.CONNECTED, InboxStatus.MAILBOX_FULL):
+        await set_status(session, inbox_id, InboxStatus.CONNECTED)
     await session.flush()
     return inbox
 
 
-async def note_sent_copy(session: AsyncSession, inbox_id: int, error_code: str | None,
+async def note_sent_copy(session: AsyncSession, inbox_id: int,
+                         error_code: InboxErrorCode | None,
                          message: str = "") -> None:
     """The copy of a sent email to the Sent folder worked (``error_code`` None) or not:
     a full mailbox flags the inbox ``mailbox_full``; a copy that works clears that."""
     inbox = await session.get(Inbox, inbox_id)
     if inbox is None:
         return
-    if error_code == "mailbox_full":
-        await set_status(session, inbox_id, "mailbox_full", message)
-    elif error_code is None and inbox.status == "mailbox_full":
-        await set_status(session, inbox_id, "connected")
+    if error_code == InboxErrorCode.MAILBOX_FULL:
+        await set_status(session, inbox_id, InboxStatus.MAILBOX_FULL, message)
+    elif error_code is None and inbox.status == InboxStatus.MAILBOX_FULL:
+        await set_status(session, inbox_id, InboxStatus.CONNECTED)
 
 
 async def note_unreachable(session: AsyncSession, inbox_id: int) -> Inbox | None:

@@ -16,6 +16,7 @@ from typing import Protocol
 from core.credentials import CredentialBox, CredentialsUnreadable
 from core.errors import CoreError
 from core.inboxes import Endpoint
+from core.types import InboxErrorCode, MailSecurity, SaslMechanism
 
 # How long an authorization request may take (the user signs in at the provider).
 STATE_SECONDS = 600
@@ -33,11 +34,14 @@ class OAuthError(CoreError):
     """An OAuth step failed; ``code``: ``oauth_revoked`` (the grant was refused:
     revoked, password changed, consent withdrawn), ``oauth_scope_missing``,
     ``provider_unavailable`` (temporary), ``oauth_state_invalid``, ``oauth_denied``
-    (the user said no), ``oauth_not_configured``, ``oauth_failed``."""
+    (the user said no), ``oauth_not_configured``, ``oauth_failed`` (members of
+    ``core.types.InboxErrorCode``: an OAuth failure of an inbox is an InboxError too)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    code: InboxErrorCode
+
+    def __init__(self, code: InboxErrorCode, message: str) -> None:
         super().__init__(message)
-        self.code = code
+        self.code = InboxErrorCode(code)
 
 
 @dataclass(frozen=True)
@@ -56,9 +60,9 @@ class OAuthProvider:
     userinfo_url: str = ""  # else the address is read from the ID token
     scopes: tuple[str, ...] = ()
     required_scopes: tuple[str, ...] = ()  # a grant without them is oauth_scope_missing
-    imap: Endpoint = field(default_factory=lambda: Endpoint("", 993, "ssl"))
-    smtp: Endpoint = field(default_factory=lambda: Endpoint("", 587, "starttls"))
-    sasl: str = "xoauth2"
+    imap: Endpoint = field(default_factory=lambda: Endpoint("", 993, MailSecurity.SSL))
+    smtp: Endpoint = field(default_factory=lambda: Endpoint("", 587, MailSecurity.STARTTLS))
+    sasl: SaslMechanism = SaslMechanism.XOAUTH2
     files_sent: bool = False
     client_id: str = ""
     client_secret: str = ""
@@ -75,8 +79,9 @@ def google(client_id: str = "", client_secret: str = "") -> OAuthProvider:
         "google", "https://accounts.google.com/o/oauth2/v2/auth",
         "https://oauth2.googleapis.com/token", "https://oauth2.googleapis.com/revoke",
         "https://openidconnect.googleapis.com/v1/userinfo", GOOGLE_SCOPES,
-        ("https://mail.google.com/",), Endpoint("imap.gmail.com", 993, "ssl"),
-        Endpoint("smtp.gmail.com", 465, "ssl"), "xoauth2", files_sent=True,
+        ("https://mail.google.com/",), Endpoint("imap.gmail.com", 993, MailSecurity.SSL),
+        Endpoint("smtp.gmail.com", 465, MailSecurity.SSL), SaslMechanism.XOAUTH2,
+        files_sent=True,
         client_id=client_id, client_secret=client_secret,
         # A refresh token is issued only with offline access, and again only on consent.
         extra_authorize_params={"access_type": "offline", "prompt": "consent"})
@@ -90,8 +95,8 @@ def microsoft(client_id: str = "", client_secret: str = "",
     return OAuthProvider(
         "microsoft", f"{base}/authorize", f"{base}/token", "", "", MICROSOFT_SCOPES,
         ("IMAP.AccessAsUser.All", "SMTP.Send"),
-        Endpoint("outlook.office365.com", 993, "ssl"),
-        Endpoint("smtp.office365.com", 587, "starttls"), "xoauth2",
+        Endpoint("outlook.office365.com", 993, MailSecurity.SSL),
+        Endpoint("smtp.office365.com", 587, MailSecurity.STARTTLS), SaslMechanism.XOAUTH2,
         client_id=client_id, client_secret=client_secret)
 
 
@@ -100,7 +105,8 @@ def with_overrides(provider: OAuthProvider, *, authorize_url: str = "", token_ur
                    scopes: str = "", imap: Endpoint | None = None,
                    smtp: Endpoint | None = None, sasl: str = "") -> OAuthProvider:
     """The provider with the operator's overrides (empty: keep the default). Scopes
-    given replace the defaults, and all but the OpenID ones are then required."""
+    given replace the defaults, and all but the OpenID ones are then required. The
+    values are the option texts; ``sasl`` one of ``SaslMechanism`` (ValueError else)."""
     required = provider.required_scopes
     if scopes:
         required = tuple(s for s in scopes.split() if s not in OPENID_SCOPES)
@@ -110,7 +116,8 @@ def with_overrides(provider: OAuthProvider, *, authorize_url: str = "", token_ur
         revocation_url=provider.revocation_url if revocation_url is None else revocation_url,
         userinfo_url=provider.userinfo_url if userinfo_url is None else userinfo_url,
         scopes=tuple(scopes.split()) if scopes else provider.scopes, required_scopes=required,
-        imap=imap or provider.imap, smtp=smtp or provider.smtp, sasl=sasl or provider.sasl)
+        imap=imap or provider.imap, smtp=smtp or provider.smtp,
+        sasl=SaslMechanism(sasl) if sasl else provider.sasl)
 
 
 def has_scopes(granted: str | None, required: tuple[str, ...]) -> bool:
@@ -152,11 +159,11 @@ class StateBox:
             fields = json.loads(self._box.decrypt(state, ttl=STATE_SECONDS))
             pending = PendingAuthorization(**fields)
         except (CredentialsUnreadable, ValueError, TypeError):
-            raise OAuthError("oauth_state_invalid", "this sign-in link is not valid or "
-                             "has expired: start connecting the inbox again") from None
+            raise OAuthError(InboxErrorCode.OAUTH_STATE_INVALID, "this sign-in link is not "
+                             "valid or has expired: start connecting the inbox again") from None
         if pending.nonce in self._used:
-            raise OAuthError("oauth_state_invalid", "this sign-in link was already used: "
-                             "start connecting the inbox again")
+            raise OAuthError(InboxErrorCode.OAUTH_STATE_INVALID, "this sign-in link was "
+                             "already used: start connecting the inbox again")
         self._used[pending.nonce] = None
         while len(self._used) > 10_000:
             self._used.pop(next(iter(self._used)))

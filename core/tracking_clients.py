@@ -13,21 +13,13 @@ from functools import lru_cache
 
 import ua_parser
 
-# What a client is, as classification needs it.
-MAIL = "mail"  # a mail program fetching for a person reading
-BROWSER = "browser"  # webmail in a browser, or a browser following a link
-GMAIL_PROXY = "gmail-proxy"  # fetches only when a person opens the message
-PREFETCH_PROXY = "prefetch-proxy"  # fetches on delivery, whoever reads
-BOT = "bot"
-BARE = "bare"  # "Mozilla/5.0" and nothing else
-NONE = "none"  # no user agent at all
-UNKNOWN = "unknown"
+from core.types import ClientKind
 
 
 @dataclass(frozen=True)
 class Client:
     family: str  # for people: "Outlook desktop (Windows)", "Chrome on Windows"
-    kind: str
+    kind: ClientKind
 
 
 _GMAIL = re.compile(r"GoogleImageProxy", re.IGNORECASE)
@@ -87,36 +79,37 @@ def identify(agent: str) -> Client:
 def _identify(agent: str) -> Client:
     """``identify``, cached: a campaign's hits repeat few agents."""
     if not agent:
-        return Client("no user agent", NONE)
+        return Client("no user agent", ClientKind.NONE)
     if agent == "Mozilla/5.0":
-        return Client("bare agent (Mozilla/5.0)", BARE)
+        return Client("bare agent (Mozilla/5.0)", ClientKind.BARE)
     if _GMAIL.search(agent):
-        return Client("Gmail (image proxy)", GMAIL_PROXY)
+        return Client("Gmail (image proxy)", ClientKind.GMAIL_PROXY)
     for pattern, family in _PREFETCH_PROXIES:
         if pattern.search(agent):
-            return Client(family, PREFETCH_PROXY)
+            return Client(family, ClientKind.PREFETCH_PROXY)
     if _OUTLOOK.search(agent):
-        return Client(_outlook(agent), MAIL)
+        return Client(_outlook(agent), ClientKind.MAIL)
     for pattern, family in _MAIL_PROGRAMS:
         if pattern.search(agent):
-            return Client(family, MAIL)
+            return Client(family, ClientKind.MAIL)
     parsed = ua_parser.parse(agent)
     browser = parsed.user_agent.family if parsed.user_agent else ""
     system = parsed.os.family if parsed.os else ""
     if _SCANNERS.search(agent) or (parsed.device and parsed.device.family == "Spider"):
         known = browser and browser != "Other"
-        return Client(f"bot or scanner ({browser})" if known else "bot or scanner", BOT)
+        return Client(f"bot or scanner ({browser})" if known else "bot or scanner",
+                      ClientKind.BOT)
     if browser == "Outlook":
-        return Client(_outlook(agent), MAIL)
+        return Client(_outlook(agent), ClientKind.MAIL)
     if browser == "Apple Mail":
-        return Client("Apple Mail (Mac)", MAIL)
+        return Client("Apple Mail (Mac)", ClientKind.MAIL)
     if browser == "Mobile Safari UI/WKWebView" and system == "iOS":
         # No "Safari" token: Apple Mail on iPhone or iPad, or another app's web view.
-        return Client("Apple Mail or a mail app (iOS)", MAIL)
+        return Client("Apple Mail or a mail app (iOS)", ClientKind.MAIL)
     if _ANDROID_WEBVIEW.search(agent):
         return Client("Samsung Email or a mail app (Android)" if _SAMSUNG_DEVICE.search(agent)
-                      else "a mail app (Android)", MAIL)
+                      else "a mail app (Android)", ClientKind.MAIL)
     if browser and browser != "Other":
         return Client(f"{browser} on {system}" if system and system != "Other" else browser,
-                      BROWSER)
-    return Client("unknown agent", UNKNOWN)
+                      ClientKind.BROWSER)
+    return Client("unknown agent", ClientKind.UNKNOWN)

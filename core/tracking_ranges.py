@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
+from core.types import RangeKind
+
 _PACKAGE = "core.data.tracking_ranges"
 
 
@@ -22,14 +24,15 @@ _PACKAGE = "core.data.tracking_ranges"
 class RangeSet:
     name: str
     label: str
-    kind: str
+    kind: RangeKind
     sources: tuple[str, ...]
     date: str
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(repr=False)
 
 
 def parse(text: str) -> RangeSet:
-    """One data file's range set; raises ValueError on a bad header or CIDR."""
+    """One data file's range set; raises ValueError on a bad header (an unknown kind
+    too) or CIDR."""
     header: dict[str, list[str]] = {}
     networks = []
     for raw in text.splitlines():
@@ -43,7 +46,7 @@ def parse(text: str) -> RangeSet:
     missing = {"name", "label", "kind", "source", "date"} - set(header)
     if missing:
         raise ValueError(f"range file without {', '.join(sorted(missing))}")
-    return RangeSet(header["name"][0], header["label"][0], header["kind"][0],
+    return RangeSet(header["name"][0], header["label"][0], RangeKind(header["kind"][0]),
                     tuple(header["source"]), header["date"][0], tuple(networks))
 
 

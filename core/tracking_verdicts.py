@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 
 from core import tracking_clients as clients
 from core.tracking_ranges import Ranges, published
+from core.types import ClientKind, HitKind, HitVerdict, RangeKind
 
 BURST = timedelta(seconds=5)
 # A person may open two links in tabs a few seconds apart; a scanner fires within one.
@@ -40,7 +41,7 @@ _PREFETCH_WORDS = ("prefetch", "preview", "prerender")
 
 @dataclass(frozen=True)
 class Hit:
-    kind: str  # open | click
+    kind: HitKind
     at: datetime
     ip: str
     user_agent: str
@@ -48,17 +49,23 @@ class Hit:
     position: int | None = None  # the link, for clicks
     purpose: str = ""  # Purpose, Sec-Purpose, X-Purpose and X-Moz headers, joined
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", HitKind(self.kind))  # refuses anything else
+
 
 @dataclass(frozen=True)
 class Seen:
     """An earlier hit, as much of it as bursts need."""
 
     at: datetime
-    kind: str
+    kind: HitKind
     position: int | None
     ip: str
     machine: bool
     id: int | None = None  # the stored hit's, for the ones read back from the database
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", HitKind(self.kind))  # read back as a string
 
 
 @dataclass
@@ -71,7 +78,7 @@ class History:
     recent: list[Seen] = field(default_factory=list)
 
     def add(self, hit: Hit, verdict: Verdict) -> None:
-        if hit.kind == "open" and verdict.counted and not verdict.machine:
+        if hit.kind == HitKind.OPEN and verdict.counted and not verdict.machine:
             self.person_opened = True
             self.gmail_counted = self.gmail_counted or verdict.client == GMAIL_FAMILY
         self.recent = [s for s in self.recent if hit.at - s.at <= BURST][-RECENT_MAX + 1:]
@@ -95,16 +102,16 @@ class Verdict:
     client: str = ""
 
     @property
-    def label(self) -> str:
+    def label(self) -> HitVerdict:
         """person, machine, or sender (the sender's own open)."""
         if self.machine:
-            return "machine"
-        return "sender" if self.reason == SENDER_REASON else "person"
+            return HitVerdict.MACHINE
+        return HitVerdict.SENDER if self.reason == SENDER_REASON else HitVerdict.PERSON
 
 
 SENDER_REASON = "the sender's own open"
 CLICK_BURST = "several links clicked within seconds"
-GMAIL_FAMILY = clients.Client("Gmail (image proxy)", clients.GMAIL_PROXY).family
+GMAIL_FAMILY = clients.Client("Gmail (image proxy)", ClientKind.GMAIL_PROXY).family
 
 
 def _ago(delta: timedelta) -> str:
@@ -143,34 +150,34 @@ def classify(hit: Hit, *, history: History, send: Send, upcoming: Sequence[Hit] 
         return Verdict(False, False, SENDER_REASON, family)
     since = hit.at - send.sent_at if send.sent_at is not None else None
     after = f", {_ago(since)}" if since is not None else ""
-    if client.kind == clients.GMAIL_PROXY:
+    if client.kind == ClientKind.GMAIL_PROXY:
         # Gmail fetches images through its proxy when a person opens the email, and
         # caches them: the first fetch is a real open, later ones say nothing.
         if history.gmail_counted:
             return Verdict(False, False, "Gmail image proxy, already counted", family)
         return Verdict(False, True, f"Gmail image proxy{after}", family)
     network = (ranges or published()).lookup(hit.ip)
-    if network is not None and network.kind == "scanner":
+    if network is not None and network.kind == RangeKind.SCANNER:
         return machine(f"{network.label} (published range)")
-    if client.kind == clients.BOT:
+    if client.kind == ClientKind.BOT:
         return machine(family)
-    if client.kind == clients.PREFETCH_PROXY:
+    if client.kind == ClientKind.PREFETCH_PROXY:
         return machine(f"{family} prefetch")
-    apple_agent = client.kind in (clients.BARE, clients.NONE) or family in (
+    apple_agent = client.kind in (ClientKind.BARE, ClientKind.NONE) or family in (
         "Apple Mail (Mac)", "Apple Mail or a mail app (iOS)")
-    if network is not None and network.kind == "apple" and apple_agent:
+    if network is not None and network.kind == RangeKind.APPLE and apple_agent:
         return machine("Apple Mail Privacy Protection prefetch")
-    if client.kind == clients.BARE:
+    if client.kind == ClientKind.BARE:
         return machine("Apple Mail Privacy Protection prefetch (its bare agent)")
-    if client.kind == clients.NONE:
+    if client.kind == ClientKind.NONE:
         return machine("no user agent")
     window = [s for s in history.recent if hit.at - s.at <= BURST]
     ahead = [h for h in upcoming[:RECENT_MAX] if h.at - hit.at <= BURST]
     if any(s.machine and s.ip == hit.ip for s in window):
         return machine("right after a machine's fetch from the same address")
-    if hit.kind == "click":
-        near = [(s.position, hit.at - s.at) for s in window if s.kind == "click"] + [
-            (h.position, h.at - hit.at) for h in ahead if h.kind == "click"]
+    if hit.kind == HitKind.CLICK:
+        near = [(s.position, hit.at - s.at) for s in window if s.kind == HitKind.CLICK] + [
+            (h.position, h.at - hit.at) for h in ahead if h.kind == HitKind.CLICK]
         others = {position for position, _ in near if position != hit.position}
         if len(others) >= 2 or any(p != hit.position and d <= QUICK for p, d in near):
             return machine(CLICK_BURST)
@@ -185,7 +192,7 @@ def classify(hit: Hit, *, history: History, send: Send, upcoming: Sequence[Hit] 
         if len(addresses - {hit.ip}) >= 2:
             return machine("opened from several addresses within seconds")
         if (since is not None and since < AT_DELIVERY
-                and client.kind in (clients.BROWSER, clients.UNKNOWN)):
+                and client.kind in (ClientKind.BROWSER, ClientKind.UNKNOWN)):
             return machine(f"opened {since.total_seconds():.0f} s after the send by a "
                            "browser: a scanner at delivery")
     return Verdict(False, True, f"{family}{after}"[:100], family)
@@ -197,7 +204,7 @@ def burst_partners(hit: Hit, verdict: Verdict, history: History) -> list[Seen]:
     if verdict.reason != CLICK_BURST:
         return []
     return [s for s in history.recent if s.id is not None and not s.machine
-            and s.kind == "click" and s.position != hit.position and hit.at - s.at <= BURST]
+            and s.kind == HitKind.CLICK and s.position != hit.position and hit.at - s.at <= BURST]
 
 
 @dataclass(frozen=True)
@@ -211,12 +218,12 @@ class Counts:
 def count(hits: list[tuple[str, bool, bool]], *, replied: bool) -> Counts:
     """Totals from (kind, machine, counted) rows. A human click or a reply implies an
     open, even when the pixel never loaded (images blocked)."""
-    opens = sum(1 for k, m, c in hits if k == "open" and c and not m)
-    clicks = sum(1 for k, m, c in hits if k == "click" and c and not m)
+    opens = sum(1 for k, m, c in hits if k == HitKind.OPEN and c and not m)
+    clicks = sum(1 for k, m, c in hits if k == HitKind.CLICK and c and not m)
     if opens == 0 and (clicks or replied):
         opens = 1
     return Counts(
         opens=opens, clicks=clicks,
-        machine_opens=sum(1 for k, m, c in hits if k == "open" and m and c),
-        machine_clicks=sum(1 for k, m, c in hits if k == "click" and m and c),
+        machine_opens=sum(1 for k, m, c in hits if k == HitKind.OPEN and m and c),
+        machine_clicks=sum(1 for k, m, c in hits if k == HitKind.CLICK and m and c),
     )

@@ -35,7 +35,7 @@ from core.storage.models import Inbox, User
 from core.tracking import TokenSigner
 from core.types import InboxErrorCode, InboxStatus, MailProtocol, MailSecurity, SendLog
 from inbox_sync import sent_log
-from inbox_sync.imap import Bearer, Login
+from inbox_sync.imap import Bearer, Login, SentCopy
 from inbox_sync.network import NetworkWork
 from inbox_sync.send import Connect, Outgoing, compose, deliver
 from inbox_sync.spool import SendSpool, SpooledSend
@@ -43,8 +43,8 @@ from inbox_sync.spool import SendSpool, SpooledSend
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# (inbox id, its IMAP login, the raw message) -> (Sent folder name, None) or (None, error)
-CopyToSent = Callable[[int, Login, bytes], Awaitable[tuple[str | None, InboxError | None]]]
+# (inbox id, its IMAP login, the raw message) -> where the copy went, or why it did not
+CopyToSent = Callable[[int, Login, bytes], Awaitable[SentCopy]]
 # The password or access token of an inbox; ``rejected``: the token a server refused.
 Credential = Callable[[Inbox, str], Awaitable["str | Bearer"]]
 
@@ -110,11 +110,11 @@ class CrmSender:
         refused = await self._deliver(sender, outgoing, path)
         path, marked = await self._mark_sent(path)
         if sender.files_sent:
-            folder, copy_error = None, None  # the provider filed it (Gmail): no duplicate
+            copy = SentCopy()  # the provider filed it (Gmail): no duplicate
         else:
-            folder, copy_error = await self.copy_to_sent(sender.inbox_id, sender.imap,
-                                                         entry.raw)
-            await self._note_copy(sender.inbox_id, copy_error)
+            copy = await self.copy_to_sent(sender.inbox_id, sender.imap, entry.raw)
+            await self._note_copy(sender.inbox_id, copy.error)
+        folder, copy_error = copy.folder, copy.error
         result, log_state, reason = await self._log(entry, prepared, path, marked)
         if log_state is SendLog.PENDING:
             self.pending.wake.set()

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Literal
 
 import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
 from core.inboxes import Endpoint
+from core.types import MailSecurity
 
 log = logging.getLogger(__name__)
 
@@ -21,15 +23,15 @@ log = logging.getLogger(__name__)
 class Detected:
     imap: Endpoint
     smtp: Endpoint
-    how: str  # "provider" or "srv"
+    how: Literal["provider", "srv"]  # the provider table, or RFC 6186 SRV records
     app_password_hint: bool = False  # the provider wants an app password with 2FA on
 
 
 def _pair(imap_host: str, smtp_host: str, smtp_port: int = 465,
-          app_password: bool = False) -> tuple[Endpoint, Endpoint, bool]:
-    smtp_security = "ssl" if smtp_port == 465 else "starttls"
-    return (Endpoint(imap_host, 993, "ssl"), Endpoint(smtp_host, smtp_port, smtp_security),
-            app_password)
+          app_password: bool = False) -> Detected:
+    smtp_security = MailSecurity.SSL if smtp_port == 465 else MailSecurity.STARTTLS
+    return Detected(Endpoint(imap_host, 993, MailSecurity.SSL),
+                    Endpoint(smtp_host, smtp_port, smtp_security), "provider", app_password)
 
 
 _GOOGLE = _pair("imap.gmail.com", "smtp.gmail.com", 465, True)
@@ -39,7 +41,7 @@ _APPLE = _pair("imap.mail.me.com", "smtp.mail.me.com", 587, True)
 _GMX = _pair("imap.gmx.net", "mail.gmx.net", 587)
 _YANDEX = _pair("imap.yandex.com", "smtp.yandex.com", 465, True)
 
-PROVIDERS: dict[str, tuple[Endpoint, Endpoint, bool]] = {
+PROVIDERS: dict[str, Detected] = {
     "gmail.com": _GOOGLE, "googlemail.com": _GOOGLE,
     "outlook.com": _MICROSOFT, "hotmail.com": _MICROSOFT, "live.com": _MICROSOFT,
     "msn.com": _MICROSOFT, "hotmail.co.uk": _MICROSOFT, "outlook.fr": _MICROSOFT,
@@ -57,19 +59,21 @@ PROVIDERS: dict[str, tuple[Endpoint, Endpoint, bool]] = {
 # user's own machine (127.0.0.1), which is no server of theirs here but of the host.
 
 # RFC 6186 service names, most secure first, with the security each implies.
-_IMAP_SRV = (("_imaps._tcp", "ssl"), ("_imap._tcp", "starttls"))
-_SMTP_SRV = (("_submissions._tcp", "ssl"), ("_submission._tcp", "starttls"))
+_IMAP_SRV = (("_imaps._tcp", MailSecurity.SSL), ("_imap._tcp", MailSecurity.STARTTLS))
+_SMTP_SRV = (("_submissions._tcp", MailSecurity.SSL),
+             ("_submission._tcp", MailSecurity.STARTTLS))
 
 
 def app_password_provider(imap_host: str) -> bool:
     """Whether this IMAP host belongs to a provider known to require app passwords for
     IMAP when two-step verification is on."""
     host = imap_host.lower().rstrip(".")
-    return any(entry[2] and entry[0].host == host for entry in PROVIDERS.values())
+    return any(known.app_password_hint and known.imap.host == host
+               for known in PROVIDERS.values())
 
 
 async def _srv(resolver: dns.asyncresolver.Resolver, domain: str,
-               services: tuple[tuple[str, str], ...]) -> Endpoint | None:
+               services: tuple[tuple[str, MailSecurity], ...]) -> Endpoint | None:
     for service, security in services:
         try:
             answer = await resolver.resolve(f"{service}.{domain}", "SRV")
@@ -89,8 +93,7 @@ async def detect(address: str, *, timeout: float = 3.0) -> Detected | None:
     (``outbound``), so a target on a private address is refused there."""
     domain = address.rpartition("@")[2].lower().rstrip(".")
     if domain in PROVIDERS:
-        imap, smtp, hint = PROVIDERS[domain]
-        return Detected(imap, smtp, "provider", hint)
+        return PROVIDERS[domain]
     try:
         resolver = dns.asyncresolver.Resolver()
     except (dns.resolver.NoResolverConfiguration, OSError):

@@ -12,6 +12,7 @@ import socket
 import ssl
 
 from core.inboxes import Endpoint, InboxError
+from core.types import InboxErrorCode, MailProtocol
 from inbox_sync.detect import app_password_provider
 
 # Response texts that mean "an app password is needed" (Gmail, Yahoo, iCloud, Outlook).
@@ -36,7 +37,7 @@ _UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
 
 # Failures after which the connection is not used again, beyond core's
 # CONNECTION_FAILURES: a server that broke a limit is cut off.
-ENDS_CONNECTION = ("remote_protocol_violation",)
+ENDS_CONNECTION = frozenset({InboxErrorCode.REMOTE_PROTOCOL_VIOLATION})
 
 
 def connection_ended(exc: InboxError) -> bool:
@@ -56,12 +57,12 @@ def error_text(exc: BaseException) -> str:
                               for a in exc.args) or type(exc).__name__)
 
 
-def violation_error(violation: BaseException, protocol: str) -> InboxError:
+def violation_error(violation: BaseException, protocol: MailProtocol) -> InboxError:
     """A remote server broke one of the limits of a conversation (``limit`` says
     which): the connection was ended."""
     limit = getattr(violation, "limit", "protocol")
     detail = getattr(violation, "detail", "")
-    return InboxError("remote_protocol_violation",
+    return InboxError(InboxErrorCode.REMOTE_PROTOCOL_VIOLATION,
                       f"the {protocol.upper()} server broke the {limit} limit ({detail}); "
                       "the connection was closed", protocol=protocol)
 
@@ -70,51 +71,55 @@ def response_error(exc: BaseException, what: str) -> InboxError:
     """A NO/BAD answer of a connected IMAP server, as the precise InboxError."""
     text = error_text(exc)
     if THROTTLED.search(text):
-        return InboxError("throttled", f"the provider is throttling this mailbox: {text}")
+        return InboxError(InboxErrorCode.THROTTLED,
+                          f"the provider is throttling this mailbox: {text}")
     if OVERQUOTA.search(text):
-        return InboxError("mailbox_full", f"the mailbox is full: {text}")
-    return InboxError("imap_error", f"{what} failed: {text}")
+        return InboxError(InboxErrorCode.MAILBOX_FULL, f"the mailbox is full: {text}")
+    return InboxError(InboxErrorCode.IMAP_ERROR, f"{what} failed: {text}")
 
 
-def address_error(exc: OSError, endpoint: Endpoint, protocol: str) -> InboxError:
+def address_error(exc: OSError, endpoint: Endpoint, protocol: MailProtocol) -> InboxError:
     """A failure to reach ``endpoint`` at all (DNS, TCP, TLS, time-out)."""
     where = f"{endpoint.host}:{endpoint.port}"
     label = protocol.upper()
     if isinstance(exc, socket.gaierror):
-        return InboxError("name_not_found",
+        return InboxError(InboxErrorCode.NAME_NOT_FOUND,
                           f"{label} server name not found: {endpoint.host}", protocol=protocol)
     if isinstance(exc, ConnectionRefusedError):
-        return InboxError("connection_refused",
+        return InboxError(InboxErrorCode.CONNECTION_REFUSED,
                           f"{label} server {where} refused the connection", protocol=protocol)
     if isinstance(exc, ssl.SSLError | ssl.CertificateError):
-        return InboxError("tls_failure", f"TLS with the {label} server {where} failed: "
+        return InboxError(InboxErrorCode.TLS_FAILURE,
+                          f"TLS with the {label} server {where} failed: "
                           f"{getattr(exc, 'reason', None) or exc}", protocol=protocol)
     if isinstance(exc, TimeoutError):
-        return InboxError("timeout", f"{label} server {where} did not answer in time",
-                          protocol=protocol)
-    return InboxError("unreachable", f"{label} server {where} unreachable: "
+        return InboxError(InboxErrorCode.TIMEOUT,
+                          f"{label} server {where} did not answer in time", protocol=protocol)
+    return InboxError(InboxErrorCode.UNREACHABLE, f"{label} server {where} unreachable: "
                       f"{exc.strerror or type(exc).__name__}", protocol=protocol)
 
 
-def login_error(exc: BaseException, endpoint: Endpoint, protocol: str = "imap", *,
-                token: bool = False) -> InboxError:
+def login_error(exc: BaseException, endpoint: Endpoint,
+                protocol: MailProtocol = MailProtocol.IMAP, *, token: bool = False
+                ) -> InboxError:
     """The server refused the login: say whether an app password would help, or whether
     it only asks us to come back later (too many connections). ``token``: the login was
     an OAuth access token (an expired one looks the same as an invalid one)."""
     text = error_text(exc)
     label = protocol.upper()
     if token and not THROTTLED.search(text):
-        return InboxError("auth_rejected", f"the {label} server rejected the OAuth access "
-                          f"token: {text}", protocol=protocol)
-    if APP_PASSWORD.search(text):
-        return InboxError("app_password_required", f"the {label} server requires an app "
-                          f"password (create one in the account's security settings): {text}",
+        return InboxError(InboxErrorCode.AUTH_REJECTED,
+                          f"the {label} server rejected the OAuth access token: {text}",
                           protocol=protocol)
+    if APP_PASSWORD.search(text):
+        return InboxError(InboxErrorCode.APP_PASSWORD_REQUIRED,
+                          f"the {label} server requires an app password (create one in the "
+                          f"account's security settings): {text}", protocol=protocol)
     if THROTTLED.search(text):
-        return InboxError("throttled", f"the provider is throttling logins: {text}",
+        return InboxError(InboxErrorCode.THROTTLED, f"the provider is throttling logins: {text}",
                           protocol=protocol)
     hint = (" (this provider requires an app password when two-step verification is on)"
             if app_password_provider(endpoint.host) else "")
-    return InboxError("auth_rejected",
+    return InboxError(InboxErrorCode.AUTH_REJECTED,
                       f"the {label} server rejected the username or password{hint}: {text}",
                       protocol=protocol)

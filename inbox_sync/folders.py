@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from core.types import FolderRole
+
 # Lower-case fragments of "Sent" folder names in the common languages and clients.
 SENT_NAMES = (
     "sent", "gesendet", "envoy", "enviad", "inviat", "verzonden", "verstuurd", "skickat",
@@ -55,8 +57,8 @@ def inbox_folder(folders: Iterable[Folder]) -> Folder | None:
     return next((f for f in folders if f.name.upper() == "INBOX" and f.selectable), None)
 
 
-def sync_targets(folders: Iterable[Folder]) -> dict[str, Folder]:
-    """Role ("inbox", "sent") -> folder, for the roles this mailbox has."""
+def sync_targets(folders: Iterable[Folder]) -> dict[FolderRole, Folder]:
+    """Role -> folder, for the roles this mailbox has."""
     listed = list(folders)
-    found = {"inbox": inbox_folder(listed), "sent": sent_folder(listed)}
+    found = {FolderRole.INBOX: inbox_folder(listed), FolderRole.SENT: sent_folder(listed)}
     return {role: f for role, f in found.items() if f is not None}

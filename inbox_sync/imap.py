@@ -27,6 +27,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from core.inboxes import Endpoint, InboxError
 from core.pipeline import MAX_HEADER_BYTES, MAX_MESSAGE_BYTES
+from core.types import InboxErrorCode, MailProtocol, MailSecurity, SaslMechanism
 from inbox_sync._imap_wire import BoundedIMAPClient, Budget, Meter, Profile, ProtocolViolation
 from inbox_sync.errors import address_error, login_error, response_error, violation_error
 from inbox_sync.folders import Folder
@@ -42,7 +43,7 @@ class Bearer:
     (RFC 7628) instead of a password."""
 
     token: str
-    mechanism: str = "xoauth2"
+    mechanism: SaslMechanism = SaslMechanism.XOAUTH2
 
     def __repr__(self) -> str:  # never the token in a log line or a traceback
         return f"Bearer({self.mechanism})"
@@ -50,6 +51,16 @@ class Bearer:
 
 # Where and as whom to log in: (server, username, password or access token).
 Login = tuple[Endpoint, str, "str | Bearer"]
+
+
+@dataclass(frozen=True)
+class SentCopy:
+    """The copy of a sent message in the mailbox's Sent folder: the ``folder`` it was
+    appended to, or the ``error`` that stopped it; neither when no copy was made (the
+    provider files what it sends itself)."""
+
+    folder: str | None = None
+    error: InboxError | None = None
 
 HEADER_ITEM = b"BODY[HEADER]"
 BODY_ITEM = b"BODY[]"
@@ -129,32 +140,32 @@ class ImapSession:
                                     time.monotonic() + timeout, timeout))
         try:
             client = BoundedIMAPClient(
-                endpoint.host, endpoint.port, use_ssl=endpoint.security == "ssl",
+                endpoint.host, endpoint.port, use_ssl=endpoint.security == MailSecurity.SSL,
                 ssl_context=context, timeout=timeout, meter=meter,
-                connect=lambda: policy.connect(endpoint, "imap", timeout))
+                connect=lambda: policy.connect(endpoint, MailProtocol.IMAP, timeout))
         except ProtocolViolation as exc:
-            raise violation_error(exc, "imap") from None
+            raise violation_error(exc, MailProtocol.IMAP) from None
         except OSError as exc:
             if meter.violation is not None:
-                raise violation_error(meter.violation, "imap") from None
-            raise address_error(exc, endpoint, "imap") from None
+                raise violation_error(meter.violation, MailProtocol.IMAP) from None
+            raise address_error(exc, endpoint, MailProtocol.IMAP) from None
         except (imaplib.IMAP4.error, IMAPClientError):
             if meter.violation is not None:
-                raise violation_error(meter.violation, "imap") from None
+                raise violation_error(meter.violation, MailProtocol.IMAP) from None
             # Whatever it sent is not repeated: it may be another service's banner.
-            raise InboxError("no_imap", f"{endpoint.host}:{endpoint.port} does not speak "
-                             "IMAP (no valid greeting)") from None
+            raise InboxError(InboxErrorCode.NO_IMAP, f"{endpoint.host}:{endpoint.port} does "
+                             "not speak IMAP (no valid greeting)") from None
         try:
-            if endpoint.security == "starttls":
+            if endpoint.security == MailSecurity.STARTTLS:
                 try:
                     client.starttls(context)
                 except (imaplib.IMAP4.error, IMAPClientError):
                     if meter.violation is not None:
-                        raise violation_error(meter.violation, "imap") from None
-                    raise InboxError("tls_failure", "the IMAP server does not offer "
+                        raise violation_error(meter.violation, MailProtocol.IMAP) from None
+                    raise InboxError(InboxErrorCode.TLS_FAILURE, "the IMAP server does not offer "
                                      "STARTTLS") from None
             try:
-                if isinstance(password, Bearer) and password.mechanism == "oauthbearer":
+                if isinstance(password, Bearer) and password.mechanism == SaslMechanism.OAUTHBEARER:
                     client.oauthbearer_login(username, password.token)
                 elif isinstance(password, Bearer):
                     client.oauth2_login(username, password.token)
@@ -162,7 +173,7 @@ class ImapSession:
                     client.login(username, password)
             except LoginError as exc:
                 if meter.violation is not None:
-                    raise violation_error(meter.violation, "imap") from None
+                    raise violation_error(meter.violation, MailProtocol.IMAP) from None
                 raise login_error(exc, endpoint, token=isinstance(password, Bearer)) from None
             session = cls(client, meter, profiles)
             meter.budgets.clear()
@@ -170,16 +181,16 @@ class ImapSession:
         except OSError as exc:
             _shutdown(client)
             if meter.violation is not None:
-                raise violation_error(meter.violation, "imap") from None
-            raise address_error(exc, endpoint, "imap") from None
+                raise violation_error(meter.violation, MailProtocol.IMAP) from None
+            raise address_error(exc, endpoint, MailProtocol.IMAP) from None
         except InboxError:
             _shutdown(client)
             raise
         except (imaplib.IMAP4.error, IMAPClientError):
             _shutdown(client)
             if meter.violation is not None:
-                raise violation_error(meter.violation, "imap") from None
-            raise InboxError("imap_error", "IMAP login failed: the connection broke "
+                raise violation_error(meter.violation, MailProtocol.IMAP) from None
+            raise InboxError(InboxErrorCode.IMAP_ERROR, "IMAP login failed: the connection broke "
                              "off") from None
 
     @contextmanager
@@ -194,12 +205,13 @@ class ImapSession:
             if violation is not None:
                 with suppress(Exception):
                     self.client.shutdown()  # no LOGOUT: nothing more is read from it
-                raise violation_error(violation, "imap") from None
+                raise violation_error(violation, MailProtocol.IMAP) from None
             if isinstance(exc, TimeoutError):
-                raise InboxError("timeout", f"the IMAP server did not answer in time "
+                raise InboxError(InboxErrorCode.TIMEOUT, f"the IMAP server did not answer in time "
                                  f"during {what}") from None
             if isinstance(exc, imaplib.IMAP4.abort | OSError):
-                raise InboxError("unreachable", f"connection lost during {what}") from None
+                raise InboxError(InboxErrorCode.UNREACHABLE,
+                                 f"connection lost during {what}") from None
             if isinstance(exc, imaplib.IMAP4.error | IMAPClientError):
                 raise response_error(exc, what) from None
             raise

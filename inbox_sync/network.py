@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from core.inboxes import InboxError
 from core.storage.worker_threads import in_executor_to_the_end
+from core.types import InboxErrorCode, MailProtocol
 
 T = TypeVar("T")
 
@@ -64,7 +65,7 @@ class NetworkWork:
         self._users = _Counted(self.limits.per_user)
 
     @contextlib.asynccontextmanager
-    async def turn(self, portal_id: int, user_id: int, protocol: str = "imap"
+    async def turn(self, portal_id: int, user_id: int, protocol: MailProtocol = MailProtocol.IMAP
                    ) -> AsyncIterator[None]:
         """Hold one of the user's and one of the portal's slots for the block. Raises
         InboxError ``too_many_connections`` when none frees up within ``limits.wait``."""
@@ -75,8 +76,8 @@ class NetworkWork:
                     await stack.enter_async_context(self._portals.slot(portal_id))
             except TimeoutError:
                 raise InboxError(
-                    "too_many_connections", "too many connections to mail servers are in "
-                    "progress for this user or portal; try again shortly",
+                    InboxErrorCode.TOO_MANY_CONNECTIONS, "too many connections to mail servers "
+                    "are in progress for this user or portal; try again shortly",
                     protocol=protocol) from None
             yield
 

@@ -31,6 +31,7 @@ from core.inboxes import Endpoint, InboxError
 from core.oauth import REFRESH_MARGIN_SECONDS, OAuthError, OAuthProvider, has_scopes
 from core.runtime import Runtime
 from core.storage.models import Inbox
+from core.types import InboxAuth, InboxErrorCode, MailProtocol, MailSecurity
 from inbox_sync.imap import Bearer
 from inbox_sync.outbound import Destinations
 
@@ -81,12 +82,13 @@ class CheckedTransport(httpx2.AsyncBaseTransport):
         port = request.url.port or (443 if request.url.scheme == "https" else 80)
         try:
             addresses = await asyncio.to_thread(
-                self.destinations.addresses, Endpoint(host, port, "ssl"), "https")
+                self.destinations.addresses, Endpoint(host, port, MailSecurity.SSL),
+                MailProtocol.HTTPS)
         except InboxError as exc:
-            if exc.code == "name_not_found":
-                raise OAuthError("provider_unavailable",
+            if exc.code == InboxErrorCode.NAME_NOT_FOUND:
+                raise OAuthError(InboxErrorCode.PROVIDER_UNAVAILABLE,
                                  f"the authorization server {host} is not found") from None
-            raise OAuthError("destination_not_allowed", (
+            raise OAuthError(InboxErrorCode.DESTINATION_NOT_ALLOWED, (
                 f"the authorization server {host}:{port} is not an allowed destination: "
                 "inboxlog calls only public addresses on port 443, unless the operator "
                 "allows more (--allow-oauth-hosts)")) from None
@@ -112,7 +114,7 @@ def _claims(id_token: str) -> dict[str, Any]:
 
 def _raise_for_server_error(response: httpx2.Response) -> httpx2.Response:
     if response.status_code >= 500:
-        raise OAuthError("provider_unavailable", "the authorization server answered "
+        raise OAuthError(InboxErrorCode.PROVIDER_UNAVAILABLE, "the authorization server answered "
                          f"{response.status_code}; try again later")
     return response
 
@@ -154,28 +156,29 @@ class OAuthClient:
         except AuthlibError as exc:
             error = exc.error or "error"
             if error == "invalid_grant":
-                raise OAuthError("oauth_revoked", f"{provider.name} refused the grant "
-                                 f"({error}): it was revoked, the password changed or "
+                raise OAuthError(InboxErrorCode.OAUTH_REVOKED, f"{provider.name} refused the "
+                                 f"grant ({error}): it was revoked, the password changed or "
                                  "consent was withdrawn; connect the inbox again") from None
             if error == "invalid_scope":
-                raise OAuthError("oauth_scope_missing", f"{provider.name} refused the "
-                                 f"scopes ({error})") from None
-            code = "provider_unavailable" if error in TEMPORARY else "oauth_failed"
+                raise OAuthError(InboxErrorCode.OAUTH_SCOPE_MISSING,
+                                 f"{provider.name} refused the scopes ({error})") from None
+            code = (InboxErrorCode.PROVIDER_UNAVAILABLE if error in TEMPORARY
+                    else InboxErrorCode.OAUTH_FAILED)
             raise OAuthError(code, f"{provider.name} {what} failed: {error}") from None
         except (httpx2.HTTPError, OSError, ValueError) as exc:
-            raise OAuthError("provider_unavailable", f"{provider.name} {what} failed: the "
-                             f"authorization server could not be reached "
+            raise OAuthError(InboxErrorCode.PROVIDER_UNAVAILABLE, f"{provider.name} {what} "
+                             "failed: the authorization server could not be reached "
                              f"({type(exc).__name__})") from None
 
     def _tokens(self, provider: OAuthProvider, token: dict[str, Any],
                 refresh_token: str = "") -> Tokens:
         if not token.get("access_token"):
-            raise OAuthError("provider_unavailable", f"{provider.name} answered without "
-                             "an access token")
+            raise OAuthError(InboxErrorCode.PROVIDER_UNAVAILABLE,
+                             f"{provider.name} answered without an access token")
         scope = token.get("scope")
         if not has_scopes(scope if isinstance(scope, str) else None,
                           provider.required_scopes):
-            raise OAuthError("oauth_scope_missing", (
+            raise OAuthError(InboxErrorCode.OAUTH_SCOPE_MISSING, (
                 f"{provider.name} did not grant {' '.join(provider.required_scopes)} "
                 f"(granted: {scope}); connect again and allow mail access"))
         expires_at = token.get("expires_at") or (
@@ -206,8 +209,8 @@ class OAuthClient:
     async def refresh(self, provider: OAuthProvider, tokens: Tokens) -> Tokens:
         """New tokens; the refresh token the provider rotated to, or the same one."""
         if not tokens.refresh_token:
-            raise OAuthError("oauth_revoked", f"{provider.name} gave no refresh token; "
-                             "connect the inbox again")
+            raise OAuthError(InboxErrorCode.OAUTH_REVOKED, f"{provider.name} gave no refresh "
+                             "token; connect the inbox again")
         async with self._client(provider) as client:
             token = await self._call(provider, "token refresh", client.refresh_token(
                 provider.token_url, refresh_token=tokens.refresh_token))
@@ -241,7 +244,7 @@ def address_from(claims: dict[str, Any]) -> str:
         value = claims.get(name)
         if isinstance(value, str) and "@" in value:
             return str(value)
-    raise OAuthError("oauth_failed", "the provider did not say which email address "
+    raise OAuthError(InboxErrorCode.OAUTH_FAILED, "the provider did not say which email address "
                      "signed in (no email claim)")
 
 
@@ -250,8 +253,8 @@ def as_inbox_error(exc: OAuthError) -> InboxError:
 
 
 def _disconnected() -> InboxError:
-    return InboxError("disconnected", "the inbox was disconnected by its user: connect "
-                      "it again")
+    return InboxError(InboxErrorCode.DISCONNECTED, "the inbox was disconnected by its user: "
+                      "connect it again")
 
 
 class TokenKeeper:
@@ -266,8 +269,8 @@ class TokenKeeper:
     def provider(self, name: str) -> OAuthProvider:
         provider = self.providers.get(name)
         if provider is None:
-            raise InboxError("oauth_revoked", f"the OAuth provider {name!r} is no longer "
-                             "configured on this server")
+            raise InboxError(InboxErrorCode.OAUTH_REVOKED, f"the OAuth provider {name!r} is "
+                             "no longer configured on this server")
         return provider
 
     async def bearer(self, inbox: Inbox, *, rejected: str = "") -> Bearer:
@@ -283,8 +286,9 @@ class TokenKeeper:
         async with lock:
             async with self.runtime.db.read() as session:
                 current = await session.get(Inbox, inbox.id)
-                if current is None or current.auth != "oauth":
-                    raise InboxError("oauth_revoked", "the inbox is no longer connected")
+                if current is None or current.auth != InboxAuth.OAUTH:
+                    raise InboxError(InboxErrorCode.OAUTH_REVOKED,
+                                     "the inbox is no longer connected")
                 if not current.secret:
                     raise _disconnected()
                 stored = current.secret

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from core.inboxes import Endpoint, InboxError
+from core.types import InboxErrorCode, MailProtocol
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -111,12 +112,12 @@ def _system_resolver(host: str, port: int) -> list[tuple[str, int]]:
     return [(str(info[4][0]), port) for info in infos]
 
 
-def refused(endpoint: Endpoint, protocol: str) -> InboxError:
+def refused(endpoint: Endpoint, protocol: MailProtocol) -> InboxError:
     """The one answer for a destination the policy refuses: the same whether anything
     listens there or not (nothing was sent to find out)."""
     ports = ", ".join(str(p) for p in sorted(MAIL_PORTS))
     return InboxError(
-        "destination_not_allowed",
+        InboxErrorCode.DESTINATION_NOT_ALLOWED,
         f"the {protocol.upper()} server {endpoint.host}:{endpoint.port} is not an allowed "
         f"destination: inboxlog connects only to public addresses on the mail ports "
         f"({ports}), unless the operator allows more", protocol=protocol)
@@ -146,7 +147,7 @@ class Destinations:
             return True
         return port in self.ports and is_public(address)
 
-    def addresses(self, endpoint: Endpoint, protocol: str) -> list[str]:
+    def addresses(self, endpoint: Endpoint, protocol: MailProtocol) -> list[str]:
         """The addresses of ``endpoint`` a connection may go to, resolved once, in the
         resolver's order. Raises InboxError ``destination_not_allowed`` when there is
         none (a port no rule allows is refused before any lookup), ``name_not_found``
@@ -159,8 +160,9 @@ class Destinations:
         except UnicodeError:
             raise refused(endpoint, protocol) from None
         except socket.gaierror:
-            raise InboxError("name_not_found", f"{protocol.upper()} server name not found: "
-                             f"{host}", protocol=protocol) from None
+            raise InboxError(InboxErrorCode.NAME_NOT_FOUND,
+                             f"{protocol.upper()} server name not found: {host}",
+                             protocol=protocol) from None
         allowed: list[str] = []
         for text, _port in resolved:
             try:
@@ -173,7 +175,7 @@ class Destinations:
             raise refused(endpoint, protocol)
         return allowed
 
-    def connect(self, endpoint: Endpoint, protocol: str, timeout: float) -> socket.socket:
+    def connect(self, endpoint: Endpoint, protocol: MailProtocol, timeout: float) -> socket.socket:
         """A TCP socket connected to an allowed address of ``endpoint``: the first
         ``MAX_ADDRESSES`` tried in order, all within ``timeout`` together. Raises
         InboxError for a refused destination or an unknown name, OSError (TimeoutError

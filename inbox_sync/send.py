@@ -14,12 +14,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiosmtplib
 
 from core.inboxes import Endpoint, InboxError, SendRequest
 from core.storage.models import utcnow
+from core.types import InboxErrorCode, MailProtocol, MailSecurity
 from inbox_sync.errors import (
     OVERQUOTA,
     SMTP_MAILBOX_FULL,
@@ -70,51 +71,61 @@ def smtp_error(exc: BaseException, endpoint: Endpoint) -> InboxError:
         if isinstance(item, InboxError):
             return item
         if isinstance(item, _Violation):
-            return violation_error(item, "smtp")
+            return violation_error(item, MailProtocol.SMTP)
         if isinstance(item, OSError) and not isinstance(item, aiosmtplib.SMTPException):
-            return address_error(item, endpoint, "smtp")
+            return address_error(item, endpoint, MailProtocol.SMTP)
     where = f"{endpoint.host}:{endpoint.port}"
     if (isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code < 0
             and "too long" in exc.message):
         return violation_error(_Violation("reply length", "a reply over 8 KB a line or "
-                                          "32 KB in all"), "smtp")
+                                          "32 KB in all"), MailProtocol.SMTP)
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-        return login_error(exc, endpoint, "smtp")
+        return login_error(exc, endpoint, MailProtocol.SMTP)
     if isinstance(exc, aiosmtplib.SMTPConnectTimeoutError | aiosmtplib.SMTPTimeoutError):
-        return InboxError("timeout", f"SMTP server {where} did not answer in time",
-                          protocol="smtp")
+        return InboxError(InboxErrorCode.TIMEOUT,
+                          f"SMTP server {where} did not answer in time",
+                          protocol=MailProtocol.SMTP)
     if isinstance(exc, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPConnectResponseError
                   | aiosmtplib.SMTPServerDisconnected | aiosmtplib.SMTPHeloError) or (
             isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code < 0):
         # What it sent is not repeated: it may be another service's banner.
-        return InboxError("no_smtp", f"{where} does not speak SMTP (no valid greeting "
-                          "or reply)", protocol="smtp")
+        return InboxError(InboxErrorCode.NO_SMTP,
+                          f"{where} does not speak SMTP (no valid greeting or reply)",
+                          protocol=MailProtocol.SMTP)
     if isinstance(exc, aiosmtplib.SMTPNotSupported):
-        return InboxError("tls_failure" if "STARTTLS" in str(exc).upper() else "no_smtp",
-                          f"SMTP server {where}: {exc}", protocol="smtp")
+        code = (InboxErrorCode.TLS_FAILURE if "STARTTLS" in str(exc).upper()
+                else InboxErrorCode.NO_SMTP)
+        return InboxError(code, f"SMTP server {where}: {exc}", protocol=MailProtocol.SMTP)
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
-        return refusal_error([(r.code, r.message, r.recipient) for r in exc.recipients])
+        return refusal_error([Refusal(r.code, r.message, r.recipient) for r in exc.recipients])
     if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return refusal_error([(exc.code, exc.message, "")])
-    return refusal_error([(0, str(exc), "")])
+        return refusal_error([Refusal(exc.code, exc.message)])
+    return refusal_error([Refusal(0, str(exc))])
 
 
-def refusal_error(refusals: list[tuple[int, str, str]]) -> InboxError:
+class Refusal(NamedTuple):
+    """One SMTP reply refusing the message (or one of its recipients)."""
+
+    code: int  # the reply code; 0 when there was no reply
+    text: str
+    recipient: str = ""  # "": the whole message
+
+
+def refusal_error(refusals: list[Refusal]) -> InboxError:
     """SMTP replies refusing the message, as one InboxError: ``throttled`` when the
     server asked us to come back later (421, rate limits), ``mailbox_full`` when every
-    refusal says a mailbox is full (X.2.2, quota texts), else ``send_rejected``.
-    Each refusal is (reply code, reply text, recipient or "")."""
-    said = ", ".join(f"{rcpt} ({code} {printable(text)})" if rcpt
-                     else f"{code} {printable(text)}".strip()
-                     for code, text, rcpt in refusals)
-    if any(code == 421 or THROTTLED.search(text) for code, text, _ in refusals):
-        return InboxError("throttled", "the SMTP server is throttling this account, try "
-                          f"again later: {said}", protocol="smtp")
-    if all(SMTP_MAILBOX_FULL.match(text) or OVERQUOTA.search(text)
-           for _code, text, _rcpt in refusals):
-        return InboxError("mailbox_full", f"the SMTP server refused, mailbox full: {said}",
-                          protocol="smtp")
-    return InboxError("send_rejected", f"the SMTP server refused {said}", protocol="smtp")
+    refusal says a mailbox is full (X.2.2, quota texts), else ``send_rejected``."""
+    said = ", ".join(f"{r.recipient} ({r.code} {printable(r.text)})" if r.recipient
+                     else f"{r.code} {printable(r.text)}".strip() for r in refusals)
+    if any(r.code == 421 or THROTTLED.search(r.text) for r in refusals):
+        return InboxError(InboxErrorCode.THROTTLED, "the SMTP server is throttling this "
+                          f"account, try again later: {said}", protocol=MailProtocol.SMTP)
+    if all(SMTP_MAILBOX_FULL.match(r.text) or OVERQUOTA.search(r.text) for r in refusals):
+        return InboxError(InboxErrorCode.MAILBOX_FULL,
+                          f"the SMTP server refused, mailbox full: {said}",
+                          protocol=MailProtocol.SMTP)
+    return InboxError(InboxErrorCode.SEND_REJECTED, f"the SMTP server refused {said}",
+                      protocol=MailProtocol.SMTP)
 
 
 class _Client(aiosmtplib.SMTP):
@@ -143,7 +154,8 @@ def _client(endpoint: Endpoint, timeout: float, context: ssl.SSLContext | None,
     context = context or ssl.create_default_context()
     return _Client(
         hostname=endpoint.host, sock=sock, timeout=timeout,
-        use_tls=endpoint.security == "ssl", start_tls=endpoint.security == "starttls",
+        use_tls=endpoint.security == MailSecurity.SSL,
+        start_tls=endpoint.security == MailSecurity.STARTTLS,
         tls_context=context,
     )
 
@@ -173,7 +185,7 @@ async def _logged_in(endpoint: Endpoint, username: str, password: str | Bearer,
         if budget.expired():
             raise violation_error(_Violation("connection time", "logging in took longer "
                                              f"than {LOGIN_TIMEOUTS * timeout:.0f} s"),
-                                  "smtp") from None
+                                  MailProtocol.SMTP) from None
         raise _failure(exc, client, endpoint, token=isinstance(password, Bearer)) from None
     try:
         yield client
@@ -192,9 +204,9 @@ def _failure(exc: BaseException, client: _Client | None, endpoint: Endpoint, *,
     if isinstance(exc, aiosmtplib.SMTPServerDisconnected) and client is not None:
         last = client.last_reply
         if last is not None and last.code == 421:  # "closing connection": not a lost line
-            return refusal_error([(last.code, last.message, "")])
+            return refusal_error([Refusal(last.code, last.message)])
     if token and isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-        return login_error(exc, endpoint, "smtp", token=True)
+        return login_error(exc, endpoint, MailProtocol.SMTP, token=True)
     return smtp_error(exc, endpoint)
 
 
@@ -243,11 +255,11 @@ def unconfirmed_error(exc: BaseException, endpoint: Endpoint, message_id: str) -
                                                for e in _cause_chain(exc))
             else f"the connection was lost: {exc}")
     return InboxError(
-        "send_unconfirmed",
+        InboxErrorCode.SEND_UNCONFIRMED,
         f"the message <{message_id}> may have been sent: the SMTP server "
         f"{endpoint.host}:{endpoint.port} received it but did not confirm it ({what}). "
         "Check the Sent folder (or ask the recipients) before sending it again; "
-        "it is not logged", protocol="smtp")
+        "it is not logged", protocol=MailProtocol.SMTP)
 
 
 def compose(request: SendRequest, sender: str, sender_name: str, *, html: str) -> Outgoing:

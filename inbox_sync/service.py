@@ -19,6 +19,7 @@ import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import NamedTuple
 
 from sqlalchemy import select
 
@@ -42,11 +43,19 @@ from core.oauth import (
 )
 from core.runtime import Runtime
 from core.storage.models import Inbox, User, utcnow
+from core.types import (
+    FolderRole,
+    InboxAuth,
+    InboxErrorCode,
+    InboxStatus,
+    MailProtocol,
+    MailSecurity,
+)
 from inbox_sync import detect, send, sent_log, sync
 from inbox_sync.crm_send import CrmSender
 from inbox_sync.errors import connection_ended
 from inbox_sync.folders import sync_targets
-from inbox_sync.imap import Bearer, ImapSession, Login
+from inbox_sync.imap import Bearer, ImapSession, Login, SentCopy
 from inbox_sync.network import NetworkLimits, NetworkWork
 from inbox_sync.oauth import (
     OAuthClient,
@@ -63,6 +72,10 @@ log = logging.getLogger(__name__)
 # SMTP servers that file what they send in the Sent folder themselves: Gmail's (an
 # APPEND would make a second copy). An OAuth provider says so itself (``files_sent``).
 FILES_SENT_HOSTS = ("smtp.gmail.com", "smtp.googlemail.com")
+# Failures that are a status of their own while the worker keeps retrying.
+_STATUS_OF = {InboxErrorCode.THROTTLED: InboxStatus.THROTTLED,
+              InboxErrorCode.MAILBOX_FULL: InboxStatus.MAILBOX_FULL,
+              InboxErrorCode.REMOTE_PROTOCOL_VIOLATION: InboxStatus.REMOTE_PROTOCOL_VIOLATION}
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,13 @@ class ServiceOptions:
     oauth: OAuthOptions = field(default_factory=OAuthOptions)
 
 
+class Owner(NamedTuple):
+    """Whose inbox a connection is, for the per-user and per-portal network limits."""
+
+    portal_id: int
+    user_id: int
+
+
 @dataclass
 class _Slot:
     """One inbox's connection, the lock that serializes its use, its worker task."""
@@ -104,7 +124,7 @@ class _Slot:
     waiting: int = 0
     task: asyncio.Task[None] | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    owner: tuple[int, int] | None = None  # (portal id, user id), for the limits
+    owner: Owner | None = None
 
 
 class InboxService:
@@ -148,7 +168,7 @@ class InboxService:
             return
         async with self.runtime.db.read() as session:
             ids = list(await session.scalars(
-                select(Inbox.id).where(Inbox.status != "disconnected")))
+                select(Inbox.id).where(Inbox.status != InboxStatus.DISCONNECTED)))
         for inbox_id in ids:
             self._start_worker(inbox_id)
 
@@ -179,41 +199,41 @@ class InboxService:
 
     # -- the one connection ---------------------------------------------------------
 
-    async def _credentials(self, inbox_id: int) -> tuple[Login, tuple[int, int]]:
-        """The stored login of the inbox, and its (portal id, user id)."""
+    async def _credentials(self, inbox_id: int) -> tuple[Login, Owner]:
+        """The stored login of the inbox, and whose it is."""
         async with self.runtime.db.read() as session:
             inbox = await session.get(Inbox, inbox_id)
             if inbox is None:
                 raise InvalidInput(f"no inbox {inbox_id}")
-        return ((Endpoint(inbox.imap_host, inbox.imap_port, inbox.imap_security),
+        return ((Endpoint(inbox.imap_host, inbox.imap_port, MailSecurity(inbox.imap_security)),
                  inbox.username, await self._credential(inbox)),
-                (inbox.portal_id, inbox.user_id))
+                Owner(inbox.portal_id, inbox.user_id))
 
     async def _credential(self, inbox: Inbox, rejected: str = "") -> str | Bearer:
         """The inbox's password, or a usable access token (refreshed when it is about to
         expire, or when ``rejected`` is the one a server just refused)."""
         if not inbox.secret:
-            raise InboxError("disconnected", "the inbox was disconnected by its user: "
+            raise InboxError(InboxErrorCode.DISCONNECTED, "the inbox was disconnected by its user: "
                              "connect it again")
-        if inbox.auth != "oauth":
+        if inbox.auth != InboxAuth.OAUTH:
             return self.box.decrypt(inbox.secret)
         try:
             return await self.tokens.bearer(inbox, rejected=rejected)
         except InboxError as exc:
             if exc.credentials_rejected:  # the grant is gone: no retry can cure that
                 async with self.runtime.db.transaction() as session:
-                    await inboxes.set_status(session, inbox.id, "disconnected",
+                    await inboxes.set_status(session, inbox.id, InboxStatus.DISCONNECTED,
                                              exc.message, exc.code)
                 log.warning("inbox %d disconnected: %s", inbox.id, exc.message)
             raise
 
     def _files_sent(self, inbox: Inbox) -> bool:
         provider = self.options.oauth.providers.get(inbox.oauth_provider)
-        if inbox.auth == "oauth" and provider is not None:
+        if inbox.auth == InboxAuth.OAUTH and provider is not None:
             return provider.files_sent
         return inbox.smtp_host.lower().rstrip(".") in FILES_SENT_HOSTS
 
-    async def _open(self, owner: tuple[int, int], login: Login,
+    async def _open(self, owner: Owner, login: Login,
                     inbox_id: int | None = None) -> ImapSession:
         """Open an IMAP connection for ``owner``, in its turn, on the network executor.
         An access token the server refuses is refreshed once (an expired token and an
@@ -222,7 +242,7 @@ class InboxService:
         try:
             return await self._open_once(owner, endpoint, username, password)
         except InboxError as exc:
-            if exc.code != "auth_rejected" or not isinstance(password, Bearer) or (
+            if exc.code != InboxErrorCode.AUTH_REJECTED or not isinstance(password, Bearer) or (
                     inbox_id is None):
                 raise
         async with self.runtime.db.read() as session:
@@ -232,7 +252,7 @@ class InboxService:
         bearer = await self.tokens.bearer(inbox, rejected=password.token)
         return await self._open_once(owner, endpoint, username, bearer)
 
-    async def _open_once(self, owner: tuple[int, int], endpoint: Endpoint, username: str,
+    async def _open_once(self, owner: Owner, endpoint: Endpoint, username: str,
                          password: str | Bearer) -> ImapSession:
         async with self.network.turn(*owner):
             return await self.network.run(functools.partial(
@@ -243,8 +263,8 @@ class InboxService:
     async def _smtp_socket(self, endpoint: Endpoint) -> socket.socket:
         """A TCP connection to an allowed address of the SMTP server (the caller holds
         the user's turn)."""
-        return await self.network.run(self.options.destinations.connect, endpoint, "smtp",
-                                      self.options.timeout)
+        return await self.network.run(self.options.destinations.connect, endpoint,
+                                      MailProtocol.SMTP, self.options.timeout)
 
     @contextlib.asynccontextmanager
     async def _imap(self, inbox_id: int, login: Login | None = None
@@ -316,8 +336,8 @@ class InboxService:
             if imap.has_idle:
                 targets = sync_targets(await imap.run(imap.folders))
                 try:
-                    if "inbox" in targets:
-                        await imap.run(imap.examine, targets["inbox"].name)
+                    if FolderRole.INBOX in targets:
+                        await imap.run(imap.examine, targets[FolderRole.INBOX].name)
                         await imap.run(imap.wait_for_news, self.options.idle_seconds,
                                        lambda: slot.waiting > 0 or self._closing)
                         return
@@ -329,28 +349,29 @@ class InboxService:
 
     async def _after_failure(self, inbox_id: int, exc: InboxError) -> bool:
         """Record a failure; False when the worker must stop (inbox disconnected)."""
-        if exc.code == "too_many_connections":
+        if exc.code == InboxErrorCode.TOO_MANY_CONNECTIONS:
             return True  # our own limit: try again later, nothing to record
         async with self.runtime.db.transaction() as session:
-            if exc.code == "destination_not_allowed":
+            if exc.code == InboxErrorCode.DESTINATION_NOT_ALLOWED:
                 # Stored before the policy (or the operator's rules) changed: no retry.
-                await inboxes.set_status(session, inbox_id, exc.code, exc.message)
+                await inboxes.set_status(session, inbox_id, InboxStatus.DESTINATION_NOT_ALLOWED,
+                                         exc.message)
                 log.warning("inbox %d: %s", inbox_id, exc.message)
                 return False
             if exc.credentials_rejected:
-                await inboxes.set_status(session, inbox_id, "disconnected", exc.message,
-                                         exc.code)
+                await inboxes.set_status(session, inbox_id, InboxStatus.DISCONNECTED,
+                                         exc.message, exc.code)
                 log.warning("inbox %d disconnected: %s", inbox_id, exc.message)
                 return False
-            if exc.code in ("throttled", "mailbox_full", "remote_protocol_violation"):
-                await inboxes.set_status(session, inbox_id, exc.code, exc.message)
+            if exc.code in _STATUS_OF:
+                await inboxes.set_status(session, inbox_id, _STATUS_OF[exc.code], exc.message)
                 return True
             inbox = await inboxes.note_unreachable(session, inbox_id)
             if inbox is None:
                 return False
             since = inbox.unreachable_since or utcnow()
             if utcnow() - since >= self.options.disconnect_after:
-                await inboxes.set_status(session, inbox_id, "disconnected",
+                await inboxes.set_status(session, inbox_id, InboxStatus.DISCONNECTED,
                                          f"unreachable since {since.isoformat()}: {exc.message}",
                                          exc.code)
                 return False
@@ -369,10 +390,10 @@ class InboxService:
                                    "give imap and smtp settings")
             imap, smtp = imap or found.imap, smtp or found.smtp
         username = request.username or address
-        owner = (portal_id, user_id)
+        owner = Owner(portal_id, user_id)
         session = await self._open(owner, (imap, username, request.password))
         await self.network.run(session.close)
-        async with self.network.turn(*owner, protocol="smtp"):
+        async with self.network.turn(*owner, protocol=MailProtocol.SMTP):
             await send.check_login(smtp, username, request.password, connect=self._smtp_socket,
                                    timeout=self.options.timeout,
                                    context=self.options.ssl_context)
@@ -401,7 +422,8 @@ class InboxService:
     async def sync_now(self, portal_id: int, inbox_id: int) -> SyncReport:
         async with self.runtime.db.read() as session:
             inbox = await inboxes.get_inbox(session, portal_id, inbox_id)
-            was_disconnected = inbox.status in ("disconnected", "destination_not_allowed")
+            was_disconnected = inbox.status in (InboxStatus.DISCONNECTED,
+                                                InboxStatus.DESTINATION_NOT_ALLOWED)
         try:
             async with self._imap(inbox_id) as imap:
                 report = await sync.sync_inbox(self.runtime, inbox_id, imap,
@@ -416,26 +438,27 @@ class InboxService:
     async def send(self, portal_id: int, user_id: int, request: SendRequest) -> SendResult:
         return await self.sender.send(portal_id, user_id, request)
 
-    async def _copy_to_sent(self, inbox_id: int, login: Login,
-                            raw: bytes) -> tuple[str | None, InboxError | None]:
-        """Append a sent message to the Sent folder: (folder, None) or (None, error)."""
+    async def _copy_to_sent(self, inbox_id: int, login: Login, raw: bytes) -> SentCopy:
+        """Append a sent message to the Sent folder; never raises (the email went out)."""
         try:
             async with self._imap(inbox_id, login) as imap:
-                target = sync_targets(await imap.run(imap.folders)).get("sent")
+                target = sync_targets(await imap.run(imap.folders)).get(FolderRole.SENT)
                 if target is None:
-                    return None, InboxError("no_sent_folder", "the mailbox has no Sent folder")
+                    return SentCopy(error=InboxError(InboxErrorCode.NO_SENT_FOLDER,
+                                                     "the mailbox has no Sent folder"))
                 try:
                     await imap.run(imap.append, target.name, raw, utcnow())
                 except InboxError as exc:
                     raise InboxError(exc.code, f"the copy to the Sent folder {target.name} "
                                      f"failed: {exc.message}") from None
-                return target.name, None
+                return SentCopy(folder=target.name)
         except InboxError as exc:
             log.warning("inbox %d: copy to Sent failed: %s", inbox_id, exc.message)
-            return None, exc
+            return SentCopy(error=exc)
         except Exception as exc:  # the email went out: report, do not fail the send
             log.exception("inbox %d: copy to Sent failed", inbox_id)
-            return None, InboxError("imap_error", f"the copy to the Sent folder failed: {exc}")
+            return SentCopy(error=InboxError(InboxErrorCode.IMAP_ERROR,
+                                             f"the copy to the Sent folder failed: {exc}"))
 
     # -- OAuth 2.0 (core.oauth.OAuthConnector) ------------------------------------------
 
@@ -445,7 +468,7 @@ class InboxService:
     def _provider(self, name: str) -> OAuthProvider:
         provider = self.options.oauth.providers.get(name)
         if provider is None:
-            raise OAuthError("oauth_not_configured", f"no OAuth provider {name!r} is "
+            raise OAuthError(InboxErrorCode.OAUTH_NOT_CONFIGURED, f"no OAuth provider {name!r} is "
                              "configured on this server (configured: "
                              f"{', '.join(self.providers()) or 'none'})")
         return provider
@@ -464,33 +487,33 @@ class InboxService:
         tokens, claims = await self.oauth_client.exchange(provider, code,
                                                           pending.code_verifier)
         address = accounts.normalize_address(address_from(claims))
-        owner = (pending.portal_id, pending.user_id)
+        owner = Owner(pending.portal_id, pending.user_id)
         bearer = Bearer(tokens.access_token, provider.sasl)
         try:
             session = await self._open_once(owner, provider.imap, address, bearer)
             await self.network.run(session.close)
-            async with self.network.turn(*owner, protocol="smtp"):
+            async with self.network.turn(*owner, protocol=MailProtocol.SMTP):
                 await send.check_login(provider.smtp, address, bearer,
                                        connect=self._smtp_socket,
                                        timeout=self.options.timeout,
                                        context=self.options.ssl_context)
         except InboxError as exc:
-            if exc.code == "auth_rejected":
+            if exc.code == InboxErrorCode.AUTH_REJECTED:
                 # A token just issued and refused: the grant lacks mail access.
-                raise OAuthError("oauth_scope_missing", f"{exc.message} (the grant does "
-                                 "not give access to mail; connect again and allow "
-                                 "it)") from None
+                raise OAuthError(InboxErrorCode.OAUTH_SCOPE_MISSING, f"{exc.message} (the "
+                                 "grant does not give access to mail; connect again and "
+                                 "allow it)") from None
             raise
         async with self.runtime.db.transaction() as db:
             user = await db.get(User, pending.user_id)
             if user is None or user.portal_id != pending.portal_id:
-                raise OAuthError("oauth_state_invalid", "the user who asked is gone")
+                raise OAuthError(InboxErrorCode.OAUTH_STATE_INVALID, "the user who asked is gone")
             existing = await db.scalar(select(Inbox.id).where(
                 Inbox.portal_id == pending.portal_id, Inbox.address == address))
             inbox = await inboxes.save_inbox(
                 db, pending.portal_id, pending.user_id, address, address, provider.imap,
                 provider.smtp, self.box.encrypt(tokens.dumps()), pending.first_sync_days,
-                auth="oauth", oauth_provider=provider.name)
+                auth=InboxAuth.OAUTH, oauth_provider=provider.name)
             inbox_id = inbox.id
         await self._restart(inbox_id, self._slot(inbox_id))
         log.info("inbox %d connected with OAuth (%s)", inbox_id, provider.name)
@@ -516,15 +539,16 @@ class InboxService:
                 await self._drop(slot)
         finally:
             slot.waiting -= 1
-        if inbox.auth == "oauth" and inbox.secret:
+        if inbox.auth == InboxAuth.OAUTH and inbox.secret:
             provider = self.options.oauth.providers.get(inbox.oauth_provider)
             if provider is not None:
                 with contextlib.suppress(ValueError, KeyError, InboxError):
                     await self.oauth_client.revoke(
                         provider, Tokens.loads(self.box.decrypt(inbox.secret)))
         async with self.runtime.db.transaction() as session:
-            await inboxes.set_status(session, inbox_id, "disconnected",
-                                     "disconnected by the user", "disconnected_by_user")
+            await inboxes.set_status(session, inbox_id, InboxStatus.DISCONNECTED,
+                                     "disconnected by the user",
+                                     InboxErrorCode.DISCONNECTED_BY_USER)
             found = await session.get(Inbox, inbox_id)
             if found is not None:
                 found.secret = ""  # the tokens (or password) are forgotten

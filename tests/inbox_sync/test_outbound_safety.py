@@ -105,8 +105,8 @@ def test_auto_detection_points_nowhere_private() -> None:
     detects to 127.0.0.1 (the hosting machine). (Not through HTTP: detecting an unknown
     domain asks DNS for SRV records, and tests send nothing off loopback. SRV answers
     are checked like any other destination: test_loopback_... covers where they lead.)"""
-    for imap, smtp, _hint in detect.PROVIDERS.values():
-        for endpoint in (imap, smtp):
+    for known in detect.PROVIDERS.values():
+        for endpoint in (known.imap, known.smtp):
             assert endpoint.port in MAIL_PORTS, endpoint
             assert "." in endpoint.host and not endpoint.host[-1].isdigit(), endpoint
             assert ":" not in endpoint.host and "localhost" not in endpoint.host, endpoint
