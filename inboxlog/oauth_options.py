@@ -19,6 +19,7 @@ import click
 
 from core.inboxes import SECURITY, Endpoint
 from core.oauth import OAuthProvider, google, microsoft, with_overrides
+from core.types import MailSecurity
 from inbox_sync.outbound import Destinations
 from inbox_sync.service import OAuthOptions
 
@@ -64,7 +65,7 @@ def _endpoint(text: str, hint: str) -> Endpoint | None:
     if len(parts) != 3 or not parts[0] or not parts[1].isdigit() or parts[2] not in SECURITY:
         raise click.BadParameter(f"expected HOST:PORT:{'|'.join(SECURITY)}, got {text!r}",
                                  param_hint=hint)
-    return Endpoint(parts[0], int(parts[1]), parts[2])
+    return Endpoint(parts[0], int(parts[1]), MailSecurity(parts[2]))
 
 
 def oauth_config(values: dict[str, Any], base_url: str) -> OAuthOptions:
