@@ -60,6 +60,10 @@ def _filenames(email_id: str) -> str:
 
 
 def _sqlite_upgrade() -> None:
+    version = op.get_bind().exec_driver_sql("SELECT sqlite_version()").scalar_one()
+    if tuple(int(part) for part in version.split(".")) < (3, 34):
+        raise RuntimeError(f"search needs SQLite 3.34 or later, with FTS5 (for its trigram "
+                           f"tokenizer); this Python's SQLite is {version}")
     op.execute(sa.text("""
         CREATE TABLE search_documents (
             email_id INTEGER PRIMARY KEY,
