@@ -339,3 +339,25 @@ async def test_any_text_is_a_query_or_a_clear_refusal(database: Database) -> Non
             query = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 8)))
             with contextlib.suppress(InvalidInput):
                 await search.search(session, portal, query, limit=5)
+
+
+async def test_downgrade_and_upgrade_again(database: Database) -> None:
+    """0012 downgrades cleanly (no search_* object left) and upgrades again."""
+    from alembic import command
+
+    from core.storage.db import _alembic_config
+
+    def downgrade(sync_conn: object) -> None:
+        command.downgrade(_alembic_config(sync_conn), "0011")
+
+    async with database.write_engine.begin() as conn:
+        await conn.run_sync(downgrade)
+    listing = ("SELECT name FROM sqlite_master WHERE name LIKE 'search%'" if database.is_sqlite
+               else "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'search%' UNION ALL "
+                    "SELECT relname FROM pg_class WHERE relname LIKE 'search%'")
+    async with database.read() as session:
+        assert (await session.execute(text(listing))).all() == []
+    await migrate(database)
+    portal = await _portal(database)
+    email_id = await _store(database, portal, subject="Back again")
+    assert await _ids_of(database, portal, "back") == [email_id]
