@@ -1,7 +1,11 @@
 """Admission: whether, as what and where a message will be logged, from headers alone.
 
 ``admit`` stores nothing, so a connected inbox can ask it before fetching a body, and
-``core.pipeline.ingest`` asks it before storing.
+``core.pipeline.ingest`` asks it before storing. It looks up what it needs (users, the
+logged copy, threads, contacts) and leaves each decision to a pure function over those
+values: ``choose`` (the message or a forward's original), ``refusal`` (never-log list,
+privacy rule), ``auto_reply_refusal``, ``nearest_threads``, ``same_conversation``, and
+for sync, before any body is fetched, ``may_tie`` (``worth_admitting``).
 """
 
 from __future__ import annotations
@@ -49,7 +53,6 @@ from core.tracking import send_tokens_in_html
 from core.types import (
     Direction,
     Envelope,
-    MessageId,
     NotLoggedReason,
     Refusal,
     Source,
@@ -90,14 +93,6 @@ class Admission:
     # A user's own mail that looked like a forward whose original could not be read:
     # why; it is logged as theirs, with this noted (``unread_forward``).
     forward_unread: str | None = None
-
-    @property
-    def parsed(self) -> ParsedMessage:
-        return self.chosen.parsed
-
-    @property
-    def message_id(self) -> MessageId | None:
-        return self.chosen.message_id
 
     @property
     def will_log(self) -> bool:

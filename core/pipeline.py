@@ -103,7 +103,7 @@ class Refused:
     sent it, sender authentication). The ingest log has an entry for it."""
 
     portal_id: int
-    error: MessageTooLarge | SenderNotAllowed | SenderNotAuthenticated | SenderAuthUnavailable
+    error: MessageTooLarge | RefusalError
 
 
 @dataclass(frozen=True)
@@ -214,11 +214,11 @@ def _refusal_entry(error: MessageTooLarge | RefusalError) -> Refusal:
 def _record_refused(session: AsyncSession, portal_id: int, channel: Channel,
                     prepared: Prepared, envelope: Envelope, error: RefusalError) -> None:
     entry = _refusal_entry(error)
-    parsed = prepared.parsed
+    parsed = prepared.message.parsed
     audit.record(session, portal_id, entry.code, entry.reason, source=channel.value,
                  logging_address=envelope.logging_address,
                  sender=parsed.from_.key if parsed.from_ else None,
-                 envelope_sender=envelope.mail_from, message_id=prepared.message_id,
+                 envelope_sender=envelope.mail_from, message_id=prepared.message.message_id,
                  size=len(prepared.raw))
 
 
@@ -267,13 +267,13 @@ class _Ingest:
         return self.admission.chosen
 
     def audit(self, code: NotLoggedReason, reason: str) -> None:
-        parsed = self.prepared.parsed
+        parsed = self.prepared.message.parsed
         audit.record(
             self.session, self.portal.id, code, reason,
             source=self.admission.route.source.value,
             logging_address=self.envelope.logging_address,
             sender=parsed.from_.key if parsed.from_ else None,
-            envelope_sender=self.envelope.mail_from, message_id=self.admission.message_id,
+            envelope_sender=self.envelope.mail_from, message_id=self.chosen.message_id,
             size=len(self.prepared.raw),
         )
 
@@ -350,7 +350,7 @@ async def _log_admitted(
         run.audit(NotLoggedReason.FORWARD_UNPARSABLE,
                   f"logged as the user's own email: {admission.forward_unread}")
 
-    parsed = admission.parsed
+    parsed, message_id = admission.chosen.parsed, admission.chosen.message_id
     # Bulk and automatic mail never creates contacts; it may still match existing ones.
     contacts = await match_contacts(
         session, portal.id, admission.people,
@@ -368,9 +368,9 @@ async def _log_admitted(
     email = await _store_email(run, joined, [c.id for c in contacts])
     await associate(session, portal.id, email.id,
                     {c.company_id for c in contacts if c.company_id is not None}, envelope.tags)
-    assert admission.message_id is not None
+    assert message_id is not None
     await claim_refs(session, portal.id, joined.thread_id,
-                     claimed_ids(parsed, admission.message_id))
+                     claimed_ids(parsed, message_id))
     _link_tracked_send(admission, email)
     session.add(Event(
         portal_id=portal.id, user_id=admission.route.user.id, type="logged", email_id=email.id,

@@ -81,14 +81,6 @@ class Prepared:
     original: Candidate | None = None  # what it forwards, when that could be read
     forward_failure: str | None = None  # it looks like a forward, but could not be read
 
-    @property
-    def parsed(self) -> ParsedMessage:
-        return self.message.parsed
-
-    @property
-    def message_id(self) -> MessageId | None:
-        return self.message.message_id
-
 
 def _original(original: ForwardedOriginal, outer: ParsedMessage) -> Candidate:
     parsed = dataclasses.replace(

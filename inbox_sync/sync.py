@@ -203,11 +203,12 @@ async def _audit_too_large(runtime: Runtime, inbox_id: int,
     async with runtime.db.transaction() as session:
         portal = await _portal(session, inbox_id)
         for header, admission in found:
-            sender = admission.parsed.from_.key if admission.parsed.from_ else None
+            chosen = admission.chosen.parsed
+            sender = chosen.from_.key if chosen.from_ else None
             audit.record(session, portal.id, NotLoggedReason.TOO_LARGE,
                          f"{header.size} bytes: over the {pipeline.MAX_MESSAGE_BYTES}-byte "
                          "limit, not fetched", source=Source.SYNC.value, sender=sender,
-                         message_id=admission.message_id, size=header.size)
+                         message_id=admission.chosen.message_id, size=header.size)
 
 
 async def _portal(session: AsyncSession, inbox_id: int) -> Portal:

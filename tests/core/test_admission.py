@@ -24,15 +24,7 @@ from core.mail.threads import ThreadKey
 from core.preparation import Candidate, Display, prepare
 from core.routing import Privacy, Route
 from core.storage.models import User
-from core.types import (
-    Direction,
-    MessageId,
-    NotLoggedReason,
-    Refusal,
-    Source,
-    ThreadMatch,
-    ThreadReason,
-)
+from core.types import Direction, MessageId, NotLoggedReason, Refusal, Source, ThreadReason
 from tests.support.mail import message
 
 USER = "rep@ourco.example"
@@ -168,8 +160,8 @@ def test_the_nearest_relatives_thread_comes_first_each_once() -> None:
         ("parent@x", ThreadReason.IN_REPLY_TO), ("grand@x", ThreadReason.REFERENCES),
         ("other@x", ThreadReason.REFERENCES), ("unknown@x", ThreadReason.REFERENCES)]]
     claimed = {"grand@x": 5, "parent@x": 9, "other@x": 5}
-    assert nearest_threads(keys, claimed) == [ThreadMatch(9, ThreadReason.IN_REPLY_TO),
-                                              ThreadMatch(5, ThreadReason.REFERENCES)]
+    assert [(m.thread_id, m.reason) for m in nearest_threads(keys, claimed)] == [
+        (9, ThreadReason.IN_REPLY_TO), (5, ThreadReason.REFERENCES)]
     assert nearest_threads(keys, {}) == []
 
 
