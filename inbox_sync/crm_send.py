@@ -138,10 +138,10 @@ class CrmSender:
         password = await self.credential(inbox, "")
         return _From(
             portal_id, user_id, inbox.id, inbox.address, name, email,
-            (Endpoint(inbox.smtp_host, inbox.smtp_port, MailSecurity(inbox.smtp_security)),
-             inbox.username, password),
-            (Endpoint(inbox.imap_host, inbox.imap_port, MailSecurity(inbox.imap_security)),
-             inbox.username, password), self.files_sent(inbox), inbox)
+            Login(Endpoint(inbox.smtp_host, inbox.smtp_port, MailSecurity(inbox.smtp_security)),
+                  inbox.username, password),
+            Login(Endpoint(inbox.imap_host, inbox.imap_port, MailSecurity(inbox.imap_security)),
+                  inbox.username, password), self.files_sent(inbox), inbox)
 
     async def _deliver(self, sender: _From, outgoing: Outgoing,
                        path: Path) -> dict[str, str]:

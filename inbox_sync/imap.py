@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -49,8 +49,12 @@ class Bearer:
         return f"Bearer({self.mechanism})"
 
 
-# Where and as whom to log in: (server, username, password or access token).
-Login = tuple[Endpoint, str, "str | Bearer"]
+class Login(NamedTuple):
+    """Where and as whom to log in."""
+
+    endpoint: Endpoint
+    username: str
+    secret: str | Bearer  # the password, or an OAuth access token
 
 
 @dataclass(frozen=True)

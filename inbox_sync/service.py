@@ -205,8 +205,9 @@ class InboxService:
             inbox = await session.get(Inbox, inbox_id)
             if inbox is None:
                 raise InvalidInput(f"no inbox {inbox_id}")
-        return ((Endpoint(inbox.imap_host, inbox.imap_port, MailSecurity(inbox.imap_security)),
-                 inbox.username, await self._credential(inbox)),
+        return (Login(Endpoint(inbox.imap_host, inbox.imap_port,
+                               MailSecurity(inbox.imap_security)),
+                      inbox.username, await self._credential(inbox)),
                 Owner(inbox.portal_id, inbox.user_id))
 
     async def _credential(self, inbox: Inbox, rejected: str = "") -> str | Bearer:
@@ -391,7 +392,7 @@ class InboxService:
             imap, smtp = imap or found.imap, smtp or found.smtp
         username = request.username or address
         owner = Owner(portal_id, user_id)
-        session = await self._open(owner, (imap, username, request.password))
+        session = await self._open(owner, Login(imap, username, request.password))
         await self.network.run(session.close)
         async with self.network.turn(*owner, protocol=MailProtocol.SMTP):
             await send.check_login(smtp, username, request.password, connect=self._smtp_socket,
