@@ -17,7 +17,7 @@ import inspect
 import re
 import sqlite3
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -144,22 +144,24 @@ def test_the_server_is_built_with_arguments_aiosmtpd_accepts() -> None:
 
 # --- SQLAlchemy and aiosqlite ----------------------------------------------------------
 
-def _inline_connection() -> _inline_sqlite.InlineConnection:
-    return _inline_sqlite.InlineConnection(sqlite3.connect(":memory:"))
+@pytest.fixture
+def inline_connection() -> Iterator[_inline_sqlite.InlineConnection]:
+    connection = sqlite3.connect(":memory:")
+    try:
+        yield _inline_sqlite.InlineConnection(connection)
+    finally:
+        connection.close()
 
 
-def test_the_dialect_reads_only_what_the_inline_connection_has() -> None:
+def test_the_dialect_reads_only_what_the_inline_connection_has(
+    inline_connection: _inline_sqlite.InlineConnection,
+) -> None:
     """Each name SQLAlchemy's aiosqlite adapter reads on the driver connection exists."""
     read = _read_through(sqlalchemy_aiosqlite.AsyncAdapt_aiosqlite_connection, "_connection")
     assert {"_conn", "_connection", "_tx"} <= read  # the private names it imitates
-    connection = _inline_connection()
-    try:
-        missing = {name for name in read if not hasattr(connection, name)}
-        assert not missing
-        source = inspect.getsource(sqlalchemy_aiosqlite.AsyncAdapt_aiosqlite_connection)
-        assert "self._connection._tx.put_nowait((future, function))" in source
-    finally:
-        connection.stop()
+    assert {name for name in read if not hasattr(inline_connection, name)} == set()
+    source = inspect.getsource(sqlalchemy_aiosqlite.AsyncAdapt_aiosqlite_connection)
+    assert "self._connection._tx.put_nowait((future, function))" in source
 
 
 # Cursor methods the engine never reaches on SQLite, so the stand-in leaves them out.
@@ -169,18 +171,15 @@ _NEVER_CALLED = {
 }
 
 
-def test_the_dialect_reads_only_what_the_inline_cursor_has() -> None:
+def test_the_dialect_reads_only_what_the_inline_cursor_has(
+    inline_connection: _inline_sqlite.InlineConnection,
+) -> None:
     """Each cursor name SQLAlchemy's adapter reads exists, or is one it never reaches."""
     assert sqlalchemy_aiosqlite.SQLiteDialect_aiosqlite.bind_typing is BindTyping.NONE
     read = _read_through(sqlalchemy_aiosqlite.AsyncAdapt_aiosqlite_cursor, "_cursor")
-    connection = _inline_connection()
-    try:
-        cursor = connection.cursor()
-        missing = {name for name in read if not hasattr(cursor, name)}
-        assert missing <= set(_NEVER_CALLED)
-        assert hasattr(cursor, "__aenter__")  # the adapter enters each new cursor
-    finally:
-        connection.stop()
+    cursor = inline_connection.cursor()
+    assert {name for name in read if not hasattr(cursor, name)} <= set(_NEVER_CALLED)
+    assert hasattr(cursor, "__aenter__")  # the adapter enters each new cursor
 
 
 def test_the_names_we_imitate_are_aiosqlites() -> None:
