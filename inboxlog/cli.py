@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from core import accounts, pipeline, retention
+from core import accounts, pipeline, retention, web_accounts
 from core import secret_key as secret_key_file
 from core.errors import CoreError
 from core.outbound_mail import SmtpRelay
@@ -286,16 +286,22 @@ def admin() -> None:
 @storage_options
 @option("--name", required=True)
 @option("--bcc-domain", default="bcc.localhost", show_default=True)
-def create_portal_command(db: str, data_dir: Path, name: str, bcc_domain: str) -> None:
-    """Create a portal; prints its logging address and admin token."""
+@option("--base-url", default="http://127.0.0.1:8025", show_default=True,
+        help="Public URL of the server, for the sign-in link.")
+def create_portal_command(db: str, data_dir: Path, name: str, bcc_domain: str,
+                          base_url: str) -> None:
+    """Create a portal; prints its logging address, admin token and a one-time sign-in
+    link for its first admin (valid 7 days)."""
 
     async def work(runtime: Runtime) -> dict[str, object]:
         async with runtime.db.transaction() as session:
             created = await accounts.create_portal(session, name)
+            setup = await web_accounts.first_admin_link(session, created.portal.id)
             return {
                 "portal_id": created.portal.id,
                 "bcc_address": f"{created.portal.bcc_token}@{bcc_domain}",
                 "admin_token": created.admin_token,
+                "sign_in_link": setup.url(base_url),
             }
 
     _print_result(_settings(db, data_dir), work)

@@ -16,7 +16,7 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy import func, select
 
-from core import accounts, retention
+from core import accounts, retention, web_accounts
 from core.runtime import Runtime, Settings
 from core.storage.db import migrate
 from core.storage.models import Portal
@@ -100,6 +100,8 @@ def _print_banner(settings: Settings, options: ServeOptions, demo: dict[str, obj
             f"    user token       {demo['user_token']}",
             f"    admin token      {demo['admin_token']}",
         ]
+        if "sign_in_link" in demo:
+            lines.append(f"    sign in          {demo['sign_in_link']}  (once, 30 min)")
     print("\n".join(lines), flush=True)
 
 
@@ -108,6 +110,11 @@ async def serve(settings: Settings, options: ServeOptions) -> None:
     try:
         await migrate(runtime.db)
         demo = await ensure_demo_account(runtime) if options.demo else {}
+        if demo.get("user_email"):  # the pages: a fresh one-time sign-in link each start
+            async with runtime.db.transaction() as session:
+                link = await web_accounts.operator_sign_in_link(
+                    session, int(str(demo["portal_id"])), str(demo["user_email"]))
+            demo["sign_in_link"] = link.url(settings.base_url)
         smtp_server = None
         if options.smtp:
             tls = (smtp_tls_context(options.tls_cert, options.tls_key)

@@ -78,9 +78,11 @@ def test_migrate_is_idempotent(tmp_path: Path, data_env: dict[str, str]) -> None
 
 
 def test_create_portal_prints_address_and_token(data_env: dict[str, str]) -> None:
-    """create-portal prints exactly portal_id, bcc_address and admin_token."""
+    """create-portal prints exactly portal_id, bcc_address, admin_token and the first
+    admin's one-time sign-in link (tests/pages follow it)."""
     printed = run("admin", "create-portal", "--name", "Acme Sales", env=data_env).json()
-    assert set(printed) == {"portal_id", "bcc_address", "admin_token"}
+    assert set(printed) == {"portal_id", "bcc_address", "admin_token", "sign_in_link"}
+    assert printed["sign_in_link"].startswith("http://127.0.0.1:8025/link?token=ilw_")
     assert isinstance(printed["portal_id"], int)
     assert printed["bcc_address"].endswith("@bcc.localhost")
     local = printed["bcc_address"].rpartition("@")[0]

@@ -182,3 +182,24 @@ def test_signing_out_ends_the_session(browsers: Browsers, admin: WebAccount) -> 
     replay = browsers.new()
     replay.cookies.set("il_session", cookie)
     assert replay.get("/setup").status_code == 303
+
+
+def test_create_portal_prints_a_link_that_sets_up_its_admin(
+        browsers: Browsers, web_server: Server) -> None:
+    """`admin create-portal` prints a one-time link: whoever follows it chooses their
+    address and password and is the new portal's admin; the link then is spent."""
+    printed = web_server.cli("admin", "create-portal", "--name", "Linked Ltd",
+                             "--base-url", web_server.base_url)
+    assert set(printed) == {"portal_id", "bcc_address", "admin_token", "sign_in_link"}
+    link = printed["sign_in_link"]
+    assert link.startswith(f"{web_server.base_url}/link?token=")
+    owner, address = browsers.new(), unique("owner")
+    page = owner.get(link)
+    assert page.status_code == 200 and "Linked Ltd" in page.text
+    done = owner.post("/link", data={"csrf": csrf_of(page.text), "email": address,
+                                     "token": link.split("token=")[1], "name": "Olive Owner",
+                                     "password": PASSWORD})
+    assert done.status_code == 303
+    setup = owner.get("/setup").text
+    assert printed["bcc_address"].split("@")[0] in setup and f"{address} (admin)" in setup
+    assert browsers.new().get(link).status_code == 410
