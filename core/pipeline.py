@@ -223,10 +223,11 @@ def _record_refused(session: AsyncSession, portal_id: int, channel: Channel,
 
 
 async def _record_too_large(runtime: Runtime, how: Arrival, error: MessageTooLarge,
-                            size: int) -> None:
+                            size: int, headers: Candidate | None = None) -> None:
     """The ingest log entry of a message too large to parse, for each of its portals.
     Best effort: the refusal stands even when the database cannot take the entry."""
     entry = _refusal_entry(error)
+    sender = headers.parsed.from_ if headers is not None else None
 
     async def work(session: AsyncSession) -> None:
         for delivery in how.deliveries:
@@ -235,7 +236,10 @@ async def _record_too_large(runtime: Runtime, how: Arrival, error: MessageTooLar
             audit.record(session, delivery.portal_id, entry.code, entry.reason,
                          source=how.channel.value,
                          logging_address=delivery.envelope.logging_address,
-                         envelope_sender=delivery.envelope.mail_from, size=size)
+                         sender=sender.key if sender is not None else None,
+                         envelope_sender=delivery.envelope.mail_from,
+                         message_id=headers.message_id if headers is not None else None,
+                         size=size)
 
     try:
         await runtime.db.run(work)
@@ -243,11 +247,14 @@ async def _record_too_large(runtime: Runtime, how: Arrival, error: MessageTooLar
         log.warning("could not record a refused message in the ingest log", exc_info=True)
 
 
-async def record_oversized(runtime: Runtime, how: Arrival, size: int) -> Results:
-    """A message the transport would not even receive whole (SMTP DATA past the size
-    limit): refused as too large for every portal, as ``log_message`` refuses one."""
-    error = MessageTooLarge("message exceeds the size limit")
-    await _record_too_large(runtime, how, error, size)
+async def record_oversized(runtime: Runtime, how: Arrival, size: int, *,
+                           reason: str = "message exceeds the size limit",
+                           headers: Candidate | None = None) -> Results:
+    """A message too large to be received whole (SMTP DATA past the limit; a synced
+    message not fetched, judged from ``headers``): refused for every portal of ``how``
+    with an ingest log entry, as ``log_message`` refuses one."""
+    error = MessageTooLarge(reason)
+    await _record_too_large(runtime, how, error, size, headers)
     return _counted(how, Results(tuple(Refused(d.portal_id, error) for d in how.deliveries)))
 
 

@@ -19,7 +19,7 @@ from datetime import date, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import audit, inboxes, pipeline
+from core import inboxes, pipeline
 from core.admission import Admission, admit, worth_admitting
 from core.errors import CoreError, SenderNotAllowed
 from core.inboxes import FolderReport, InboxError, SyncReport
@@ -33,7 +33,6 @@ from core.types import (
     FolderRole,
     InboxStatus,
     IngestOutcome,
-    NotLoggedReason,
     Source,
 )
 from inbox_sync.errors import connection_ended
@@ -193,22 +192,13 @@ async def _select(runtime: Runtime, inbox_id: int, headers: list[Header],
                 too_large.append((header, admission))
             elif admission.will_log:
                 wanted.append(header.uid)
-    if too_large:
-        await _audit_too_large(runtime, inbox_id, too_large)
+    arrival = pipeline.Arrival.for_portal(Channel.SYNC, portal.id, envelope)
+    for header, admission in too_large:
+        await pipeline.record_oversized(
+            runtime, arrival, header.size, headers=admission.chosen,
+            reason=f"{header.size} bytes: over the {pipeline.MAX_MESSAGE_BYTES}-byte "
+            "limit, not fetched")
     return wanted
-
-
-async def _audit_too_large(runtime: Runtime, inbox_id: int,
-                           found: list[tuple[Header, Admission]]) -> None:
-    async with runtime.db.transaction() as session:
-        portal = await _portal(session, inbox_id)
-        for header, admission in found:
-            chosen = admission.chosen.parsed
-            sender = chosen.from_.key if chosen.from_ else None
-            audit.record(session, portal.id, NotLoggedReason.TOO_LARGE,
-                         f"{header.size} bytes: over the {pipeline.MAX_MESSAGE_BYTES}-byte "
-                         "limit, not fetched", source=Source.SYNC.value, sender=sender,
-                         message_id=admission.chosen.message_id, size=header.size)
 
 
 async def _portal(session: AsyncSession, inbox_id: int) -> Portal:

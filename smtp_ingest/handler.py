@@ -164,8 +164,11 @@ class IngestHandler:
     async def refuse_oversized(self, session: Session, envelope: Envelope, size: int) -> str:
         """DATA past the size limit (the server did not keep the body): the ingest log
         entry for each portal, and the reply."""
-        await pipeline.record_oversized(self.runtime, self._arrival(session, envelope, b""),
-                                        size)
+        try:
+            await pipeline.record_oversized(
+                self.runtime, self._arrival(session, envelope, b""), size)
+        except Exception:  # the refusal stands without its entry
+            log.exception("could not record an oversized message")
         return replies.TOO_LARGE
 
     def _arrival(self, session: Session, envelope: Envelope, raw: bytes) -> pipeline.Arrival:
