@@ -25,10 +25,8 @@ _COLUMN = {Field.SUBJECT: "subject", Field.SENDER: "sender", Field.RECIPIENTS: "
 _ALL = "subject || ' ' || body || ' ' || sender || ' ' || recipients || ' ' || filenames"
 # bm25 weights, in the table's column order: subject, body, sender, recipients, filenames.
 _WEIGHTS = "10.0, 1.0, 4.0, 2.0, 2.0"
-# The condition of the partial index ix_search_documents_cjk, exactly as migration 0012
-# wrote it (SQLite uses a partial index only for the same expression).
-_HAS_CJK = ("(subject || body || sender || recipients || filenames)"
-            " GLOB '*[ぁ-ヿ㐀-䶿一-鿿가-힣豈-﫿]*'")
+# The condition of the partial index ix_search_documents_cjk (migration 0012).
+_HAS_CJK = "cjk"
 # The trigram tokenizer matches only strings of three or more characters.
 _TRIGRAM = 3
 

@@ -361,3 +361,24 @@ async def test_downgrade_and_upgrade_again(database: Database) -> None:
     portal = await _portal(database)
     email_id = await _store(database, portal, subject="Back again")
     assert await _ids_of(database, portal, "back") == [email_id]
+
+
+async def test_cjk_only_in_a_file_name(database: Database) -> None:
+    """CJK text that arrives with an attachment, after its email, is found too; text with
+    accents but no CJK is not taken for CJK."""
+    portal = await _portal(database)
+    email_id = await _store(database, portal, subject="Angebot für Müller",
+                            files=("見積書.pdf",))
+    assert await _ids_of(database, portal, "見積書") == [email_id]
+    assert await _ids_of(database, portal, "見積") == [email_id]
+    async with database.read() as session:
+        cjk = (await session.execute(text(
+            "SELECT count(*) FROM search_documents WHERE portal_id = :p AND "
+            + ("cjk" if database.is_sqlite else "has_cjk")), {"p": portal})).scalar_one()
+    assert cjk == 1
+    german = await _store(database, portal, subject="Grüße aus Köln")
+    async with database.read() as session:
+        flagged = (await session.execute(text(
+            "SELECT email_id FROM search_documents WHERE portal_id = :p AND "
+            + ("cjk" if database.is_sqlite else "has_cjk")), {"p": portal})).scalars().all()
+    assert german not in flagged

@@ -32,6 +32,7 @@ depends_on: Union[str, Sequence[str], None] = None
 
 COLUMNS = "subject, body, sender, recipients, filenames"
 TO = '"to"'  # a keyword: quoted
+ALL = " || ".join(c.strip() for c in COLUMNS.split(","))
 
 # Han, kana, Hangul: scripts written without spaces between words.
 SQLITE_CJK = "'*[ぁ-ヿ㐀-䶿一-鿿가-힣豈-﫿]*'"
@@ -72,13 +73,16 @@ def _sqlite_upgrade() -> None:
             body TEXT NOT NULL DEFAULT '',
             sender TEXT NOT NULL DEFAULT '',
             recipients TEXT NOT NULL DEFAULT '',
-            filenames TEXT NOT NULL DEFAULT ''
-        )"""))
-    # The documents with CJK text, for the searches of a CJK word too short for trigrams:
-    # core.search's condition repeats this expression exactly, so SQLite uses the index.
-    op.execute(sa.text(f"CREATE INDEX ix_search_documents_cjk ON search_documents (email_id)"
-                       f" WHERE ({' || '.join(c.strip() for c in COLUMNS.split(','))})"
-                       f" GLOB {SQLITE_CJK}"))
+            filenames TEXT NOT NULL DEFAULT '',
+            -- Whether it has CJK text: computed once per write (the GLOB is the costly
+            -- part of indexing), skipped for pure ASCII, whose bytes are its characters.
+            cjk INTEGER GENERATED ALWAYS AS (CASE
+                WHEN length(CAST({ALL} AS BLOB)) = length({ALL}) THEN 0
+                ELSE ({ALL}) GLOB {SQLITE_CJK} END) STORED
+        )""".replace("{ALL}", ALL).replace("{SQLITE_CJK}", SQLITE_CJK)))
+    # The documents with CJK text, for the searches of a CJK word too short for trigrams.
+    op.execute(sa.text("CREATE INDEX ix_search_documents_cjk ON search_documents (email_id)"
+                       " WHERE cjk"))
     op.execute(sa.text(f"""
         CREATE VIRTUAL TABLE search_fts USING fts5({COLUMNS},
             content='search_documents', content_rowid='email_id',
@@ -91,7 +95,7 @@ def _sqlite_upgrade() -> None:
         return ", ".join(f"{row}.{c.strip()}" for c in COLUMNS.split(","))
 
     def has_cjk(row: str) -> str:
-        return " || ".join(f"{row}.{c.strip()}" for c in COLUMNS.split(",")) + f" GLOB {SQLITE_CJK}"
+        return f"{row}.cjk"
 
     def index(row: str) -> str:
         return (f"INSERT INTO search_fts(rowid, {COLUMNS}) VALUES ({row}.email_id, {values(row)});"
