@@ -5,8 +5,13 @@ why a message was not logged, sign out."""
 from __future__ import annotations
 
 import smtplib
+import threading
+import time
+from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import formataddr
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 from selenium import webdriver
@@ -14,9 +19,12 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
+from sqlalchemy import update
 
+from core.storage.db import Database, sqlite_url
+from core.storage.models import Email
 from tests.pages.conftest import WebAccount, unique, web_account
-from tests.support.server import Server
+from tests.support.server import Server, run_coroutine
 
 
 def sign_in(browser: webdriver.Chrome, server: Server, account: WebAccount) -> None:
@@ -172,3 +180,86 @@ def test_stored_xss_never_runs(browser: webdriver.Chrome, web_server: Server,
     assert no_dialog(browser)
     assert browser.execute_script("return window.__xss === undefined")
     assert browser.find_element(By.TAG_NAME, "h1").text.startswith("<img src=x")
+
+
+def test_scripts_in_stored_html_cannot_run_even_past_the_sanitizer(
+        browser: webdriver.Chrome, web_server: Server, rep: WebAccount) -> None:
+    """Were the sanitizer ever bypassed, the frame still runs nothing: HTML with live
+    script and handlers, written straight into the database, shows inert."""
+    send(web_server, a_message(rep.email, "raw@customer.example", "Raw HTML",
+                               html="<p>placeholder</p>"), rep.portal.bcc_address)
+    hostile = ('<p id=raw>raw</p><script>alert(1);parent.__xss=1</script>'
+               '<img src=x onerror="alert(2)"><svg onload="alert(3)"></svg>')
+
+    async def overwrite() -> None:
+        db = Database(sqlite_url(web_server.data_dir / "inboxlog.db"))
+        try:
+            async with db.transaction() as session:
+                await session.execute(update(Email).where(
+                    Email.portal_id == rep.portal.portal_id, Email.subject == "Raw HTML",
+                ).values(html=hostile))
+        finally:
+            await db.dispose()
+
+    run_coroutine(overwrite)
+    sign_in(browser, web_server, rep)
+    browser.get(f"{web_server.base_url}/contacts?q=raw@customer")
+    browser.find_element(By.CSS_SELECTOR, "#contacts a").click()
+    browser.find_element(By.CSS_SELECTOR, "#timeline li > a").click()
+    frame = browser.find_element(By.CSS_SELECTOR, "iframe.body")
+    browser.switch_to.frame(frame)
+    assert browser.find_element(By.ID, "raw").text == "raw"  # the HTML itself is there
+    browser.switch_to.default_content()
+    assert no_dialog(browser)
+    assert browser.execute_script("return window.__xss === undefined")
+
+
+class _Beacon(BaseHTTPRequestHandler):
+    hits: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.hits.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "image/gif")
+        self.end_headers()
+        self.wfile.write(b"GIF89a\x01\x00\x01\x00\x00\x00\x00;")
+
+    def log_message(self, format: str, *args: object) -> None:
+        del format, args
+
+
+@pytest.fixture
+def beacon() -> Iterator[tuple[str, list[str]]]:
+    """An image server on loopback that records every fetch (a sender's tracker)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Beacon)
+    _Beacon.hits = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", _Beacon.hits
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_remote_images_load_only_when_asked(
+        browser: webdriver.Chrome, web_server: Server, rep: WebAccount,
+        beacon: tuple[str, list[str]]) -> None:
+    """A remote image (which would tell its sender the reader's IP) is not fetched when
+    the thread opens; after "Show remote images" it is."""
+    url, hits = beacon
+    # The user's own signature carries a remote logo, as many do.
+    send(web_server, a_message(rep.email, "pat@customer.example", "Re: Newsletter",
+                               html=f'<p>Thanks</p><img src="{url}/reply.gif" alt="logo">'),
+         rep.portal.bcc_address)
+    sign_in(browser, web_server, rep)
+    browser.get(f"{web_server.base_url}/contacts?q=pat@customer")
+    browser.find_element(By.CSS_SELECTOR, "#contacts a").click()
+    browser.find_element(By.LINK_TEXT, "Re: Newsletter").click()
+    browser.switch_to.frame(browser.find_element(By.CSS_SELECTOR, "iframe.body"))
+    assert browser.find_element(By.TAG_NAME, "p").text == "Thanks"
+    browser.switch_to.default_content()
+    time.sleep(0.5)
+    assert hits == []
+    browser.find_element(By.ID, "show-images").click()
+    wait(browser).until(lambda b: hits == ["/reply.gif"])
+    assert browser.find_element(By.ID, "images-on")
