@@ -13,7 +13,7 @@ from core import pipeline
 from core.errors import InvalidInput, NotFound
 from core.storage.blobs import BlobStore
 from core.storage.models import Email, EmailSource, Portal, TrackedSend, User, utcnow
-from core.types import Envelope, Source
+from core.types import Envelope, IngestOutcome, Source
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ async def _result_email(session: AsyncSession, result: pipeline.IngestResult) ->
     if email is None:
         raise NotFound(f"no email {result.email_id}")
     await session.refresh(email)
-    return Logged(email, result.outcome == "logged")
+    return Logged(email, result.outcome is IngestOutcome.LOGGED)
 
 
 async def log_raw(

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from core import accounts
 from core.runtime import Runtime
-from extension_api.errors import ApiError
+from extension_api.errors import ApiError, ApiErrorCode
 from extension_api.throttle import RateLimiter
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="inboxlog"'}
@@ -42,8 +42,8 @@ class Principal:
 def require_admin(principal: Principal, action: str) -> None:
     """403 unless the caller is the portal's admin; ``action`` names what was refused."""
     if not principal.is_admin:
-        raise ApiError(403, "forbidden", f"{action} is for the portal's admin: use an admin "
-                       "token")
+        raise ApiError(403, ApiErrorCode.FORBIDDEN,
+                       f"{action} is for the portal's admin: use an admin token")
 
 
 def require_owner(principal: Principal, owner_id: int | None, what: str) -> None:
@@ -52,7 +52,8 @@ def require_owner(principal: Principal, owner_id: int | None, what: str) -> None
     Only for objects of the caller's own portal: another portal's stay 404.
     """
     if not principal.is_admin and owner_id != principal.user_id:
-        raise ApiError(403, "forbidden", f"{what} belongs to another user of the portal: "
+        raise ApiError(403, ApiErrorCode.FORBIDDEN,
+                       f"{what} belongs to another user of the portal: "
                        "only they or the portal's admin may do this")
 
 
@@ -65,11 +66,11 @@ async def authenticate(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "unauthorized", "missing bearer token", _CHALLENGE)
+        raise ApiError(401, ApiErrorCode.UNAUTHORIZED, "missing bearer token", _CHALLENGE)
     async with runtime_of(request).db.read() as session:
         found = await accounts.token_owner(session, token.strip())
     if found is None:
-        raise ApiError(401, "unauthorized", "invalid or revoked token", _CHALLENGE)
+        raise ApiError(401, ApiErrorCode.UNAUTHORIZED, "invalid or revoked token", _CHALLENGE)
     principal = Principal(found.portal_id, found.user_id, found.id)
     limiter: RateLimiter | None = getattr(request.app.state, "limiter", None)
     if limiter is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Mapping
 
@@ -42,10 +43,37 @@ _STATUS: dict[type[CoreError], int] = {
     RelayFailed: 502,
 }
 
+
+
+class ApiErrorCode(enum.StrEnum):
+    """The codes the HTTP adapter answers by itself (core's are ``CoreError.code``, a
+    connected inbox's ``core.types.InboxErrorCode``)."""
+
+    BAD_REQUEST = "bad_request"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    NOT_ACCEPTABLE = "not_acceptable"
+    CONFLICT = "conflict"
+    TOO_LARGE = "too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    INVALID_INPUT = "invalid_input"
+    RATE_LIMITED = "rate_limited"
+    TOO_MANY_STREAMS = "too_many_streams"
+    NOT_STORED = "not_stored"  # an attachment listed but not stored, or its file gone
+    INBOXES_UNAVAILABLE = "inboxes_unavailable"  # no connector runs in this process
+    INTERNAL_ERROR = "internal_error"
+    ERROR = "error"  # an HTTP status without a code of its own
+
+
 _HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "too_large",
-    415: "unsupported_media_type", 422: "invalid_input", 429: "rate_limited",
+    400: ApiErrorCode.BAD_REQUEST, 401: ApiErrorCode.UNAUTHORIZED,
+    403: ApiErrorCode.FORBIDDEN, 404: ApiErrorCode.NOT_FOUND,
+    405: ApiErrorCode.METHOD_NOT_ALLOWED, 406: ApiErrorCode.NOT_ACCEPTABLE,
+    409: ApiErrorCode.CONFLICT, 413: ApiErrorCode.TOO_LARGE,
+    415: ApiErrorCode.UNSUPPORTED_MEDIA_TYPE, 422: ApiErrorCode.INVALID_INPUT,
+    429: ApiErrorCode.RATE_LIMITED,
 }
 
 
@@ -72,13 +100,13 @@ async def on_core_error(request: Request, exc: Exception) -> Response:
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    code = getattr(exc, "code", None) or _HTTP_CODES.get(exc.status_code, "error")
+    code = getattr(exc, "code", None) or _HTTP_CODES.get(exc.status_code, ApiErrorCode.ERROR)
     return error_response(exc.status_code, code, str(exc.detail), exc.headers)
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, "internal_error", "internal server error")
+    return error_response(500, ApiErrorCode.INTERNAL_ERROR, "internal server error")
 
 
 EXCEPTION_HANDLERS = {

@@ -30,7 +30,15 @@ from extension_api.schemas.account import (
     UserAddressRequest,
     UserRequest,
 )
-from extension_api.schemas.inboxes import OAuthStart, OAuthStarted
+from extension_api.schemas.inboxes import (
+    Inbox,
+    InboxConnect,
+    OAuthStart,
+    OAuthStarted,
+    SendRequest,
+    Sent,
+    SyncReport,
+)
 from extension_api.schemas.mail import (
     Company,
     Contact,
@@ -80,80 +88,6 @@ def _obj(props: dict[str, Any], *, required: list[str] | None = None) -> dict[st
 
 def _items(shape: str | type[Any], **extra: Any) -> dict[str, Any]:
     return _obj({"items": {"type": "array", "items": _ref(shape)}, **extra}, required=["items"])
-
-
-_SERVER = _obj({"host": _STR, "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-                "security": {"enum": ["ssl", "starttls", "none"]}})
-_ADDRESSES = {"oneOf": [_STR, {"type": "array", "items": _STR, "maxItems": 100}]}
-_INBOX_SCHEMAS: dict[str, Any] = {
-    "MailServer": _SERVER,
-    "Inbox": _obj({
-        "id": _ID, "user_id": _ID, "address": _STR, "username": _STR,
-        "imap": _ref("MailServer"), "smtp": _ref("MailServer"),
-        "first_sync_days": {"type": "integer"},
-        "status": {"enum": ["connected", "throttled", "mailbox_full", "disconnected",
-                            "remote_protocol_violation", "destination_not_allowed"]},
-        "status_reason": _STR, "last_sync_at": {"type": ["string", "null"],
-                                                "format": "date-time"},
-        "status_code": {**_STR, "description":
-                        "why it is not connected, when it is not: e.g. auth_rejected, "
-                        "oauth_revoked, oauth_scope_missing, provider_unavailable, "
-                        "disconnected_by_user; empty when connected"},
-        "auth": {"enum": ["password", "oauth"]},
-        "oauth_provider": {**_STR, "description": "google, microsoft, ...; empty for a "
-                           "password inbox"},
-        "created_at": _DATE,
-        "folders": {"type": "array", "items": _obj({
-            "role": {"enum": ["inbox", "sent"]}, "name": _STR,
-            "uidvalidity": {"type": ["integer", "null"]}, "last_uid": {"type": "integer"},
-            "synced_at": {"type": ["string", "null"], "format": "date-time"},
-            "status": {"enum": ["ok", "failing"], "description":
-                       "failing: the last sync could not read this folder (error says "
-                       "why); the other folder was synced all the same"},
-            "error": _STR})},
-    }),
-    "InboxConnect": {**_obj({
-        "address": _STR, "password": _STR, "username": _STR,
-        "imap": _ref("MailServer"), "smtp": _ref("MailServer"),
-        "first_sync_days": {"type": "integer", "minimum": 0, "maximum": 3650},
-    }, required=["address", "password"]), "description":
-        "imap and smtp are detected from the address (provider table, RFC 6186 SRV) "
-        "when omitted; the password is stored encrypted and never returned"},
-    "SyncReport": _obj({
-        "inbox_id": _ID, "status": _STR,
-        "folders": {"type": "array", "items": _obj({
-            "role": {"enum": ["inbox", "sent"]}, "name": _STR,
-            "headers_fetched": {"type": "integer"}, "bodies_fetched": {"type": "integer"},
-            "logged": {"type": "integer"}, "already_logged": {"type": "integer"},
-            "last_uid": {"type": "integer"}, "error": {"type": ["string", "null"]}})},
-    }),
-    "SendRequest": _obj({
-        "inbox_id": _ID, "to": _ADDRESSES, "cc": _ADDRESSES, "bcc": _ADDRESSES,
-        "subject": _STR, "text": _STR, "html": _STR, "in_reply_to": _STR,
-        "track_opens": {"type": "boolean"}, "track_clicks": {"type": "boolean"},
-    }, required=["to"]),
-    "Sent": {**_obj({
-        "email": {"oneOf": [_ref(Email), {"type": "null"}], "description":
-                  "the logged email (always in a 201); null when it is not logged (yet), "
-                  "or logged but not readable at this moment (a 202 whose log_reason "
-                  "says so)"},
-        "email_id": _NULLABLE_ID, "message_id": _STR,
-        "logged": {"type": "boolean"},
-        "log": {"enum": ["logged", "pending", "not_logged", "failed"], "description":
-                "pending: the database could not take it now; the message is kept durably "
-                "and logged in the background, once. Do not send it again. not_logged: "
-                "deliberately (never-log list). failed: sent, but it could not be logged "
-                "nor kept to log later (log_reason says why)"},
-        "log_reason": {"type": ["string", "null"]},
-        "sent_folder": {"type": ["string", "null"]},
-        "sent_copy_error": {"type": ["string", "null"]},
-        "sent_copy_error_code": {"type": ["string", "null"],
-                                 "description": "e.g. mailbox_full"},
-        "refused_recipients": {"type": "array", "items": _obj(
-            {"address": _STR, "reply": _STR}), "description":
-            "recipients the SMTP server refused while accepting the message for the others"},
-    }), "description": "The SMTP server accepted the message: it was sent"},
-}
 
 
 def _json(shape_or_schema: str | type[Any] | dict[str, Any],
@@ -219,13 +153,13 @@ def _also_created(op: dict[str, Any], created: dict[str, Any]) -> dict[str, Any]
 def _sent(op: dict[str, Any]) -> dict[str, Any]:
     """The send: 201 sent and logged, 202 sent and logged later, 200 sent only."""
     op["responses"]["201"] = _json(
-        {"allOf": [_ref("Sent"), {"properties": {"email": _ref(Email)}}]},
+        {"allOf": [_ref(Sent), {"properties": {"email": _ref(Email)}}]},
         "sent and logged, with the email")
     op["responses"]["202"] = _json(
-        "Sent", "sent; the database could not log it now, it is logged later (log: pending); "
+        Sent, "sent; the database could not log it now, it is logged later (log: pending); "
         "or logged but the email cannot be read back now (log: logged, email null)")
     op["responses"]["504"] = _json(
-        "Error", "the mail server did not answer (timeout); or, with code "
+        Error, "the mail server did not answer (timeout); or, with code "
         "send_unconfirmed, it received the message and never confirmed it: it may have "
         "been sent, is not logged, and must not be sent again before checking the Sent "
         "folder")
@@ -316,7 +250,7 @@ PATHS: dict[str, Any] = {
         _json(Rotated), 400, 403, 422, body=_body(RotateRequest, required=False))},
     "/api/v1/inboxes": {
         "get": _op("The caller's connected inboxes (all of the portal's for an admin)",
-                   _json(_items("Inbox"))),
+                   _json(_items(Inbox))),
         "post": _created(_op(
             "Connect an inbox: test the IMAP and SMTP logins, store it, start syncing. "
             "Error codes: name_not_found, connection_refused, tls_failure, auth_rejected, "
@@ -324,20 +258,20 @@ PATHS: dict[str, Any] = {
             "public address on a mail port, nor allowed by --allow-mail-hosts); timeout "
             "(504); throttled, too_many_connections (429); remote_protocol_violation (502: "
             "the server broke a limit of the conversation)",
-            _json("Inbox", "connected"), 400, 403, 413, 422, 429, 502, 503, 504,
-            body=_body("InboxConnect"))),
+            _json(Inbox, "connected"), 400, 403, 413, 422, 429, 502, 503, 504,
+            body=_body(InboxConnect))),
     },
     "/api/v1/inboxes/{id}": {"get": _op(
         "A connected inbox, its status and checkpoints (a user: their own; the admin: any)",
-        _json("Inbox"), 403, 404, params=[_path_id()])},
+        _json(Inbox), 403, 404, params=[_path_id()])},
     "/api/v1/inboxes/{id}/sync": {"post": _op(
         "Sync INBOX and Sent now (reconnecting a disconnected inbox); what was done",
-        _json("SyncReport"), 403, 404, 422, 429, 502, 504, params=[_path_id()])},
+        _json(SyncReport), 403, 404, 422, 429, 502, 504, params=[_path_id()])},
     "/api/v1/inboxes/{id}/disconnect": {"post": _op(
         "Disconnect the inbox: revoke the OAuth grant at the provider (where it has a "
         "revocation endpoint), forget the credentials, stop syncing. The checkpoints "
         "stay: connecting it again resumes",
-        _json("Inbox"), 403, 404, params=[_path_id()])},
+        _json(Inbox), 403, 404, params=[_path_id()])},
     "/api/v1/inboxes/oauth/{provider}": {"post": _op(
         "Start connecting an inbox with OAuth 2.0: the authorization URL to open in the "
         "user's browser (authorization code with PKCE S256; state signed, bound to the "
@@ -369,8 +303,8 @@ PATHS: dict[str, Any] = {
         "(507), send_rejected (502), disconnected (409), send_unconfirmed (504: the "
         "server received the message but never answered, so it may have been sent; "
         "nothing is logged: check the Sent folder before sending it again)",
-        _json("Sent", "sent, not logged (log: not_logged, or failed)"),
-        400, 403, 409, 413, 422, 429, 502, 503, 504, 507, body=_body("SendRequest")))},
+        _json(Sent, "sent, not logged (log: not_logged, or failed)"),
+        400, 403, 409, 413, 422, 429, 502, 503, 504, 507, body=_body(SendRequest)))},
     "/api/v1/tokens": {
         "get": _op("The caller's API tokens (all of the portal's for an admin), no secrets",
                    _json(_items(Token))),
@@ -502,7 +436,7 @@ PATHS["/api/v1/users/{id}/addresses"]["post"]["responses"]["409"] = _json(
     "server sends no mail (smtp_relay_not_configured)")
 
 
-SCHEMAS: dict[str, Any] = {**components(_SHAPES), **_INBOX_SCHEMAS}
+SCHEMAS: dict[str, Any] = components(_SHAPES)
 
 
 def openapi_document(base_url: str) -> dict[str, Any]:

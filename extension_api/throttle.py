@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from limits import RateLimitItem, parse_many, storage, strategies
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from extension_api.errors import ApiError, error_response
+from extension_api.errors import ApiError, ApiErrorCode, error_response
 
 # Bursts of 20 requests a second, ten a second over ten minutes: far above what an
 # extension or a CRM integration needs, far below what would let one caller slow the
@@ -42,7 +42,7 @@ class RateLimiter:
             if not self._limiter.hit(item, caller):
                 reset = self._limiter.get_window_stats(item, caller).reset_time
                 wait = max(1, math.ceil(reset - time.time()))
-                raise ApiError(429, "rate_limited",
+                raise ApiError(429, ApiErrorCode.RATE_LIMITED,
                                f"too many requests: at most {item} for one caller; "
                                f"retry in {wait} s", {"Retry-After": str(wait)})
 
@@ -57,7 +57,7 @@ class StreamSlots:
     def acquire(self, caller: str) -> None:
         """Take a slot or raise ApiError 429; give it back with :meth:`release`."""
         if self._open.get(caller, 0) >= self.per_caller:
-            raise ApiError(429, "too_many_streams",
+            raise ApiError(429, ApiErrorCode.TOO_MANY_STREAMS,
                            f"at most {self.per_caller} event streams open at once for one "
                            "caller: close one, or poll GET /api/v1/events",
                            {"Retry-After": "30"})
@@ -105,7 +105,7 @@ class BodyLimit:
 
 
 def _too_large_error(limit: int) -> ApiError:
-    return ApiError(413, "too_large", f"the request body is over {limit} bytes")
+    return ApiError(413, ApiErrorCode.TOO_LARGE, f"the request body is over {limit} bytes")
 
 
 def _too_large(limit: int) -> ASGIApp:

@@ -1,16 +1,15 @@
-"""Reading path, query and body parameters with a clear 4xx when they are wrong."""
+"""Reading path and query parameters, and a body as JSON, with a clear 4xx when they are
+wrong (a body's fields: ``extension_api.schemas``)."""
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from starlette.requests import Request
 
 from core.errors import NotFound
-from extension_api.errors import ApiError
+from extension_api.errors import ApiError, ApiErrorCode
 
 _MAX_ID = 2**63 - 1
 MAX_JSON_BODY = 1024 * 1024
@@ -31,9 +30,9 @@ def query_int(request: Request, name: str, default: int, *, low: int, high: int)
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError(400, "bad_request", f"{name} must be an integer") from None
+        raise ApiError(400, ApiErrorCode.BAD_REQUEST, f"{name} must be an integer") from None
     if not low <= value <= high:
-        raise ApiError(400, "bad_request", f"{name} must be between {low} and {high}")
+        raise ApiError(400, ApiErrorCode.BAD_REQUEST, f"{name} must be between {low} and {high}")
     return value
 
 
@@ -43,22 +42,23 @@ async def json_object(request: Request) -> dict[str, Any]:
     MAX_JSON_DEPTH."""
     body = await request.body()
     if len(body) > MAX_JSON_BODY:
-        raise ApiError(413, "too_large", "request body too large")
+        raise ApiError(413, ApiErrorCode.TOO_LARGE, "request body too large")
     try:
         value = json.loads(body or b"null")
     except RecursionError:
         raise _too_deep() from None
     except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "bad_request", "body is not valid JSON") from None
+        raise ApiError(400, ApiErrorCode.BAD_REQUEST, "body is not valid JSON") from None
     if not isinstance(value, dict):
-        raise ApiError(400, "bad_request", "body must be a JSON object")
+        raise ApiError(400, ApiErrorCode.BAD_REQUEST, "body must be a JSON object")
     if _depth(value) > MAX_JSON_DEPTH:
         raise _too_deep()
     return value
 
 
 def _too_deep() -> ApiError:
-    return ApiError(400, "bad_request", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return ApiError(400, ApiErrorCode.BAD_REQUEST,
+                    f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
 
 
 def _depth(value: Any) -> int:
@@ -75,65 +75,3 @@ def _depth(value: Any) -> int:
             break
         stack.extend((child, depth + 1) for child in children)
     return deepest
-
-
-# Characters that would end a header line or the header block of a message built from
-# the field: CR, LF (and the Unicode line breaks the email package folds at), NUL.
-_LINE_BREAKS = re.compile("[\r\n\x00\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
-
-
-def header_text(body: dict[str, Any], field: str) -> None:
-    """422 naming ``field`` when it holds a line break (it goes into a header line)."""
-    value = body.get(field)
-    if isinstance(value, str) and _LINE_BREAKS.search(value):
-        raise ApiError(422, "invalid_input",
-                       f"{field}: line breaks are not allowed in a header field")
-
-
-def recipients(body: dict[str, Any], field: str, *, split_string: bool) -> None:
-    """422 naming ``field[i]`` unless every entry of ``body[field]`` is exactly one
-    address (a string, or ``{"email", "name"}``), without line breaks.
-
-    A string ``body[field]`` is one entry, or (``split_string``) a comma-separated list.
-    Only checks: the endpoint goes on to read the field as it did.
-    """
-    value = body.get(field)
-    if isinstance(value, str):
-        entries: list[Any] = value.split(",") if split_string else [value]
-        entries = [e for e in entries if e.strip()] if split_string else entries
-    elif isinstance(value, list):
-        entries = value
-    else:
-        return  # absent, or of a wrong type that the endpoint refuses with its own words
-    for index, entry in enumerate(entries):
-        name = f"{field}[{index}]"
-        if isinstance(entry, dict):
-            display = entry.get("name")
-            if isinstance(display, str) and _LINE_BREAKS.search(display):
-                raise ApiError(422, "invalid_input",
-                               f"{name}.name: line breaks are not allowed in a display name")
-            entry, name = entry.get("email"), f"{name}.email"
-        if not isinstance(entry, str):
-            continue
-        if _LINE_BREAKS.search(entry):
-            raise ApiError(422, "invalid_input",
-                           f"{name}: line breaks are not allowed in an address")
-        try:
-            # Syntax only, any domain (self-hosted deployments mail internal ones too).
-            validate_email(entry.strip(), check_deliverability=False, allow_smtputf8=True,
-                           allow_display_name=False, globally_deliverable=False,
-                           test_environment=True)
-        except EmailNotValidError:
-            raise ApiError(422, "invalid_input",
-                           f"{name}: give exactly one email address per entry, "
-                           f"not {entry[:100]!r}") from None
-
-
-def mail_fields(body: dict[str, Any], *, addresses: tuple[str, ...],
-                headers: tuple[str, ...], split_string: bool = False) -> None:
-    """Check the recipients and header texts of a message about to be built (send, tracked
-    send): 422 naming the first bad field."""
-    for field in addresses:
-        recipients(body, field, split_string=split_string)
-    for field in headers:
-        header_text(body, field)

@@ -27,7 +27,7 @@ from core.errors import (
 from core.storage.models import Portal, User, UserAddress
 from extension_api.auth import Principal, authenticated, require_owner, runtime_of
 from extension_api.endpoints._params import json_object, path_id
-from extension_api.errors import ApiError
+from extension_api.errors import ApiError, ApiErrorCode
 from extension_api.schemas import read_body, respond
 from extension_api.schemas.account import (
     UserAddressRequest,
@@ -139,7 +139,7 @@ async def confirm(request: Request) -> Response:
     """POST (the page's form, or JSON {"token"}): confirm; the token is spent."""
     raw = await request.body()
     if len(raw) > _MAX_FORM:
-        raise ApiError(413, "too_large", "the body is one token")
+        raise ApiError(413, ApiErrorCode.TOO_LARGE, "the body is one token")
     if request.headers.get("content-type", "").startswith("application/json"):
         body = await json_object(request)
         token = body.get("token") if isinstance(body.get("token"), str) else ""

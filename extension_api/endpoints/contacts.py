@@ -9,7 +9,7 @@ from core import deletion, queries, tracked_sends
 from core.retention import remove_orphan_blobs
 from extension_api.auth import Principal, authenticated, require_admin, runtime_of
 from extension_api.endpoints._params import path_id, query_int
-from extension_api.errors import ApiError
+from extension_api.errors import ApiError, ApiErrorCode
 from extension_api.schemas import respond
 from extension_api.schemas.mail import (
     ContactDeleted,
@@ -70,7 +70,7 @@ async def get_company(request: Request, principal: Principal) -> Response:
 async def delete_contact(request: Request, principal: Principal) -> Response:
     erase = request.query_params.get("erase", "false").lower()
     if erase not in ("true", "false", "1", "0"):
-        raise ApiError(400, "bad_request", "erase must be true or false")
+        raise ApiError(400, ApiErrorCode.BAD_REQUEST, "erase must be true or false")
     if erase in ("true", "1"):
         require_admin(principal, "erasing a contact")
     runtime = runtime_of(request)
@@ -95,7 +95,7 @@ async def lookup(request: Request, principal: Principal) -> Response:
     """The extension's sidebar: the contact, their company, recent emails with tracking."""
     email = request.query_params.get("email", "").strip()
     if not email:
-        raise ApiError(400, "bad_request", "give ?email=")
+        raise ApiError(400, ApiErrorCode.BAD_REQUEST, "give ?email=")
     limit = query_int(request, "limit", 10, low=1, high=50)
     async with runtime_of(request).db.read() as session:
         found = await queries.contacts_by_email(session, principal.portal_id, email)

@@ -19,7 +19,7 @@ from core.storage.models import User
 from core.types import Channel, Envelope, IngestOutcome, Source
 from extension_api.auth import Principal, authenticated, require_owner, runtime_of
 from extension_api.endpoints._params import path_id
-from extension_api.errors import ApiError
+from extension_api.errors import ApiError, ApiErrorCode
 from extension_api.schemas import email_json, read_body, respond
 from extension_api.schemas.mail import Deleted, MoveRequest, email_of, thread_of
 
@@ -28,7 +28,7 @@ from extension_api.schemas.mail import Deleted, MoveRequest, email_of, thread_of
 async def find_emails(request: Request, principal: Principal) -> Response:
     message_id = request.query_params.get("message_id")
     if not message_id or not message_id.strip("<> "):
-        raise ApiError(400, "bad_request", "give ?message_id=")
+        raise ApiError(400, ApiErrorCode.BAD_REQUEST, "give ?message_id=")
     async with runtime_of(request).db.read() as session:
         found = await queries.emails_by_message_id(session, principal.portal_id, message_id)
         counts = await tracked_sends.counts_for(session, found)

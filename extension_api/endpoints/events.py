@@ -18,7 +18,7 @@ from core.errors import StorageUnavailable
 from core.storage.models import Event
 from extension_api.auth import Principal, authenticated, runtime_of
 from extension_api.endpoints._params import query_int
-from extension_api.errors import ApiError
+from extension_api.errors import ApiError, ApiErrorCode
 from extension_api.schemas import respond, to_json
 from extension_api.schemas.tracking import event_of
 from extension_api.throttle import StreamSlots
@@ -56,8 +56,8 @@ def _resume_from(request: Request) -> int:
     if last is None or not last.strip():
         return query_int(request, "after", 0, low=0, high=_MAX_ID)
     if not _EVENT_ID.fullmatch(last.strip()) or int(last) > _MAX_ID:
-        raise ApiError(400, "bad_request", f"Last-Event-ID must be an event id from 0 to "
-                       f"{_MAX_ID}")
+        raise ApiError(400, ApiErrorCode.BAD_REQUEST,
+                       f"Last-Event-ID must be an event id from 0 to {_MAX_ID}")
     return int(last)
 
 

@@ -13,7 +13,7 @@ import logging
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from core import inboxes
 from core.errors import CoreError
@@ -21,10 +21,10 @@ from core.inboxes import InboxError
 from core.oauth import OAuthConnector, OAuthError
 from extension_api.auth import Principal, authenticated, require_owner, runtime_of
 from extension_api.endpoints._params import path_id
-from extension_api.endpoints.inboxes import _failure, _require_user, inbox_json
-from extension_api.errors import ApiError
+from extension_api.endpoints.inboxes import _failure, _require_user
+from extension_api.errors import ApiError, ApiErrorCode
 from extension_api.schemas import read_body, respond
-from extension_api.schemas.inboxes import OAuthStart, OAuthStarted
+from extension_api.schemas.inboxes import OAuthStart, OAuthStarted, inbox_of
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,8 @@ _TEXTS = {
 def _connector(request: Request) -> OAuthConnector:
     connector: OAuthConnector | None = getattr(request.app.state, "inboxes", None)
     if connector is None:
-        raise ApiError(503, "inboxes_unavailable", "connected inboxes are not running here")
+        raise ApiError(503, ApiErrorCode.INBOXES_UNAVAILABLE,
+                       "connected inboxes are not running here")
     return connector
 
 
@@ -126,5 +127,5 @@ async def disconnect(request: Request, principal: Principal) -> Response:
     except InboxError as exc:
         raise _failure(exc) from None
     async with runtime_of(request).db.read() as session:
-        return JSONResponse(inbox_json(await inboxes.get_inbox(
+        return respond(inbox_of(await inboxes.get_inbox(
             session, principal.portal_id, inbox_id)))

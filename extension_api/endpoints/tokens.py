@@ -11,7 +11,7 @@ from core import accounts
 from core.storage.models import ApiToken, User, utcnow
 from extension_api.auth import Principal, authenticated, require_owner, runtime_of
 from extension_api.endpoints._params import path_id
-from extension_api.errors import ApiError
+from extension_api.errors import ApiError, ApiErrorCode
 from extension_api.schemas import read_body, respond
 from extension_api.schemas.account import TokenRequest, new_token_of, token_of
 
@@ -22,13 +22,14 @@ async def create(request: Request, principal: Principal) -> Response:
     body = await read_body(request, TokenRequest)
     user_id = principal.user_id if body.user_id is UNSET else body.user_id
     if user_id != principal.user_id and not principal.is_admin:
-        raise ApiError(403, "forbidden", "only an admin token can create tokens for others")
+        raise ApiError(403, ApiErrorCode.FORBIDDEN,
+                       "only an admin token can create tokens for others")
     if user_id is None:
-        raise ApiError(422, "invalid_input", "user_id must be a user id")
+        raise ApiError(422, ApiErrorCode.INVALID_INPUT, "user_id must be a user id")
     async with runtime_of(request).db.transaction() as session:
         user = await session.get(User, user_id)
         if user is None or user.portal_id != principal.portal_id:
-            raise ApiError(404, "not_found", f"no user {user_id}")
+            raise ApiError(404, ApiErrorCode.NOT_FOUND, f"no user {user_id}")
         record, secret = await accounts.issue_token(session, user, name=body.name)
         created = new_token_of(record, secret)
     return respond(created, 201)
@@ -50,7 +51,7 @@ async def revoke(request: Request, principal: Principal) -> Response:
     async with runtime_of(request).db.transaction() as session:
         token = await session.get(ApiToken, path_id(request))
         if token is None or token.portal_id != principal.portal_id:
-            raise ApiError(404, "not_found", "no such token")
+            raise ApiError(404, ApiErrorCode.NOT_FOUND, "no such token")
         require_owner(principal, token.user_id, f"token {token.id}")
         if token.revoked_at is None:
             token.revoked_at = utcnow()

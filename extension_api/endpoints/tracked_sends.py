@@ -9,7 +9,7 @@ from core import extension_log, tracked_sends
 from core.storage.models import Portal, User
 from extension_api.auth import Principal, authenticated, runtime_of
 from extension_api.endpoints._params import path_id, query_int
-from extension_api.errors import ApiError
+from extension_api.errors import ApiError, ApiErrorCode
 from extension_api.schemas import read_body, respond
 from extension_api.schemas.mail import email_of, tracking_of
 from extension_api.schemas.tracking import (
@@ -24,7 +24,8 @@ from extension_api.schemas.tracking import (
 
 def _user_only(principal: Principal) -> int:
     if principal.user_id is None:
-        raise ApiError(403, "forbidden", "tracked sends belong to a user: use a user token")
+        raise ApiError(403, ApiErrorCode.FORBIDDEN,
+                       "tracked sends belong to a user: use a user token")
     return principal.user_id
 
 
@@ -73,7 +74,7 @@ async def sent(request: Request, principal: Principal) -> Response:
     async with runtime.db.transaction() as session:
         send = await tracked_sends.owned(session, principal.portal_id, path_id(request))
         if send.user_id != user_id:
-            raise ApiError(403, "forbidden", "this tracked send belongs to another user")
+            raise ApiError(403, ApiErrorCode.FORBIDDEN, "this tracked send belongs to another user")
         portal, user = await session.get(Portal, send.portal_id), await session.get(User, user_id)
         assert portal is not None and user is not None
         if not send.log:

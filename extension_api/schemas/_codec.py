@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from extension_api.endpoints._params import json_object
-from extension_api.errors import ApiError
+from extension_api.errors import ApiError, ApiErrorCode
 
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 """A point in time: RFC 3339 with its offset (``Z`` for UTC)."""
@@ -42,7 +42,7 @@ def _invalid(exc: msgspec.ValidationError) -> ApiError:
     if (at := _AT.match(message)) is not None and at["path"]:
         text = at["text"]
         message = f"{at['path']}: {text[:1].lower()}{text[1:]}"
-    return ApiError(422, "invalid_input", message)
+    return ApiError(422, ApiErrorCode.INVALID_INPUT, message)
 
 
 def shape_of(value: Mapping[str, Any], shape: type[R]) -> R:

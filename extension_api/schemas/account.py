@@ -28,7 +28,7 @@ class ErrorBody(ResponseShape):
 
 
 class Error(ResponseShape):
-    """Every error: a stable machine ``code`` and a message for people."""
+    """Every error: a stable machine code and a message for people."""
 
     error: ErrorBody
 
