@@ -3,6 +3,11 @@ invitation), CSRF, the sign-in budget, the session cookie and the security heade
 
 from __future__ import annotations
 
+import ssl
+import subprocess
+from pathlib import Path
+
+import httpx
 import pytest
 
 from core.types import Role
@@ -203,3 +208,32 @@ def test_create_portal_prints_a_link_that_sets_up_its_admin(
     setup = owner.get("/setup").text
     assert printed["bcc_address"].split("@")[0] in setup and f"{address} (admin)" in setup
     assert browsers.new().get(link).status_code == 410
+
+
+def test_over_tls_the_cookies_are_secure(tmp_path: Path) -> None:
+    """Served over HTTPS, the session and CSRF cookies are also Secure."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    context = ssl.create_default_context(cafile=str(cert))
+    server = Server(tmp_path / "srv", extra_args=("--tls-cert", str(cert), "--tls-key", str(key)))
+    server.start(scheme="https", verify=context)
+    try:
+        account = web_account(server, unique("secure"))
+        base = f"https://127.0.0.1:{server.http_port}"
+        with httpx.Client(base_url=base, verify=context, timeout=30) as browser:
+            page = browser.get("/sign-in")
+            answer = browser.post("/sign-in", data={
+                "csrf": csrf_of(page.text), "email": account.email, "password": PASSWORD})
+            assert answer.status_code == 303
+            cookies = [*page.headers.get_list("set-cookie"),
+                       *answer.headers.get_list("set-cookie")]
+            names = sorted(c.split("=")[0] for c in cookies)
+            assert names == ["il_csrf", "il_session"]
+            for cookie in cookies:
+                attributes = {a.strip().lower() for a in cookie.split(";")[1:]}
+                assert {"secure", "httponly", "samesite=lax"} <= attributes, cookie
+    finally:
+        server.stop()
