@@ -41,7 +41,7 @@ def _addresses(field: str, value: Recipients, *, check: bool = False) -> list[st
         assert isinstance(entry, str)
         if check:
             _checks.one_address(name, entry)
-        found.append(entry)
+        found.append(entry.strip())
     if len(found) > MAX_RECIPIENTS:
         raise ValueError(f"{field} must be a list of at most {MAX_RECIPIENTS} addresses")
     return found
