@@ -36,7 +36,7 @@ from limits import parse_many, storage, strategies
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from core import sessions
+from core import sessions, web_reads
 from core.errors import CoreError, NotFound
 from core.runtime import Runtime
 from core.types import Role
@@ -188,12 +188,14 @@ def render(request: Request, template: str, *, status: int = 200,
            remote_images: bool = False, values: Mapping[str, Any] | None = None,
            **context: Any) -> HTMLResponse:
     """A page from ``template`` with the security headers; the template gets ``viewer``
-    (or None), ``csrf`` (the form token), ``values`` and ``context``."""
+    (or None), ``csrf`` (the form token), ``live_after`` (where a signed-in page's live
+    feed starts, else None), ``values`` and ``context``."""
     state = web(request)
     csrf = state.csrf_for(_csrf_cookie(request))
     viewer = getattr(request.state, "viewer", None)
     body = state.templates.get_template(template).render(
-        viewer=viewer, csrf=csrf, path=request.url.path, **(values or {}), **context)
+        viewer=viewer, csrf=csrf, path=request.url.path,
+        live_after=getattr(request.state, "live_after", None), **(values or {}), **context)
     response = HTMLResponse(body, status, headers={
         **security_headers(inline_styles=inline_styles, remote_images=remote_images),
         **(headers or {})})
@@ -315,6 +317,10 @@ def signed_in(endpoint: SignedInPage) -> Page:
     @functools.wraps(endpoint)
     async def wrapper(request: Request) -> Response:
         viewer = request.state.viewer = await current_viewer(request)
+        if viewer is not None:  # where the page's live feed starts: what is older is shown
+            async with runtime_of(request).db.read() as session:
+                request.state.live_after = await web_reads.last_event_id(
+                    session, viewer.portal_id, viewer.user_id)
         if viewer is None:
             back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             target = back if request.method == "GET" else "/"

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from core import accounts, web_reads
+from core import accounts
 from core.errors import InvalidInput, StorageUnavailable
 from core.storage.models import Event, Portal
 from extension_api.errors import ApiError
@@ -50,12 +50,10 @@ async def _portal(request: Request, viewer: Viewer) -> Portal:
 async def setup_page(request: Request, viewer: Viewer) -> Response:
     runtime = runtime_of(request)
     portal = await _portal(request, viewer)
-    async with runtime.db.read() as session:
-        cursor = await web_reads.last_event_id(session, viewer.portal_id, viewer.user_id)
     return render(request, "setup.html", address=f"{portal.bcc_token}@"
                   f"{runtime.settings.bcc_domain}", settings=accounts.portal_settings(portal),
                   modes=accounts.INBOX_LOG_MODES, policies=accounts.SENDER_AUTH_POLICIES,
-                  cursor=cursor, saved=request.query_params.get("saved") == "1", error="")
+                  saved=request.query_params.get("saved") == "1", error="")
 
 
 @signed_in
@@ -84,7 +82,7 @@ async def save_settings(request: Request, viewer: Viewer) -> Response:
                       address=f"{portal.bcc_token}@{runtime.settings.bcc_domain}",
                       settings={**accounts.portal_settings(portal), "never_log": never_log},
                       modes=accounts.INBOX_LOG_MODES, policies=accounts.SENDER_AUTH_POLICIES,
-                      cursor=0, saved=False, error=exc.message)
+                      saved=False, error=exc.message)
     return redirect(request, "/setup?saved=1#settings")
 
 

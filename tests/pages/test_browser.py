@@ -13,6 +13,7 @@ from email.utils import formataddr
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
+import httpx
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
@@ -107,7 +108,8 @@ def test_sign_in_test_email_timeline_thread_move_sign_out(
     assert reasons == ["Started this thread.", "Moved here by a user of your portal."]
 
     browser.find_element(By.ID, "sign-out").click()
-    assert browser.find_element(By.ID, "message").get_attribute("data-state") == "signed-out"
+    message = wait(browser).until(ec.presence_of_element_located((By.ID, "message")))
+    assert message.get_attribute("data-state") == "signed-out"
     browser.get(f"{web_server.base_url}/setup")
     assert "/sign-in?next=%2Fsetup" in browser.current_url
 
@@ -263,3 +265,21 @@ def test_remote_images_load_only_when_asked(
     browser.find_element(By.ID, "show-images").click()
     wait(browser).until(lambda b: hits == ["/reply.gif"])
     assert browser.find_element(By.ID, "images-on")
+
+
+def test_an_open_shows_live_on_any_page(browser: webdriver.Chrome, web_server: Server,
+                                        rep: WebAccount) -> None:
+    """While the user reads their contacts, a recipient opens a tracked email: the page
+    says so, with a link to the email."""
+    sign_in(browser, web_server, rep)
+    browser.get(f"{web_server.base_url}/contacts")
+    with web_server.api(rep.portal.user_token) as api:
+        send = api.post("/api/v1/tracked-sends", json={
+            "to": ["olga@customer.example"], "subject": "Our offer",
+            "html": "<p>Here it is.</p>"}).json()
+    reader = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like "
+              "Gecko) Chrome/131.0.0.0 Safari/537.36", "X-Forwarded-For": "203.0.113.7"}
+    assert httpx.get(send["pixel_url"], headers=reader).status_code == 200
+    notice = wait(browser).until(ec.visibility_of_element_located(
+        (By.CSS_SELECTOR, "#notices .notice[data-type=open]")))
+    assert notice.text.startswith("Your email was opened")

@@ -24,27 +24,55 @@ function setUpCopyButtons() {
   }
 }
 
-function setUpArrivals() {
+// What the setup page's "send a test email" box shows of a logged email.
+function showArrival(event) {
   const box = document.getElementById("arrivals");
-  if (!box || !window.EventSource) return;
-  const list = document.getElementById("arrived");
-  const waiting = document.getElementById("waiting");
-  const stream = new EventSource("/live?after=" + encodeURIComponent(box.dataset.liveAfter));
-  stream.addEventListener("logged", (message) => {
-    const event = JSON.parse(message.data);
-    const item = document.createElement("li");
+  if (!box) return;
+  const item = document.createElement("li");
+  const link = document.createElement("a");
+  link.href = "/emails/" + event.email_id;
+  link.textContent = (event.detail && event.detail.subject) || "(no subject)";
+  item.append("Logged: ", link);
+  document.getElementById("arrived").append(item);
+  document.getElementById("waiting").textContent = "Your email arrived and is logged.";
+  box.dataset.state = "arrived";
+}
+
+const NOTICES = {
+  open: () => "Your email was opened",
+  click: (event) => "A link was clicked" + (event.detail && event.detail.url ? ": " + event.detail.url : ""),
+  reply: (event) => "Reply" + (event.detail && event.detail.from ? " from " + event.detail.from : ""),
+};
+
+// Opens, clicks and replies as they happen, on every page (people only, not machines).
+function showNotice(event) {
+  const box = document.getElementById("notices");
+  if (!box || event.machine) return;
+  const item = document.createElement("p");
+  item.className = "notice";
+  item.dataset.type = event.type;
+  item.append(NOTICES[event.type](event) + " ");
+  if (event.email_id) {
     const link = document.createElement("a");
     link.href = "/emails/" + event.email_id;
-    link.textContent = (event.detail && event.detail.subject) || "(no subject)";
-    item.append("Logged: ", link);
-    list.append(item);
-    waiting.textContent = "Your email arrived and is logged.";
-    box.dataset.state = "arrived";
-  });
+    link.textContent = "See the email";
+    item.append(link);
+  }
+  box.append(item);
+}
+
+function setUpLive() {
+  const after = document.body.dataset.liveAfter;
+  if (after === undefined || !window.EventSource) return;
+  const stream = new EventSource("/live?after=" + encodeURIComponent(after));
+  stream.addEventListener("logged", (message) => showArrival(JSON.parse(message.data)));
+  for (const type of Object.keys(NOTICES)) {
+    stream.addEventListener(type, (message) => showNotice(JSON.parse(message.data)));
+  }
   window.addEventListener("pagehide", () => stream.close());
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   setUpCopyButtons();
-  setUpArrivals();
+  setUpLive();
 });
