@@ -12,6 +12,7 @@ from starlette.responses import Response
 from core import inboxes, queries
 from core.errors import StorageUnavailable
 from core.inboxes import InboxConnector, InboxError
+from core.types import InboxErrorCode as E
 from extension_api.auth import Principal, authenticated, require_owner, runtime_of
 from extension_api.endpoints._params import path_id
 from extension_api.errors import ApiError, ApiErrorCode
@@ -27,21 +28,21 @@ from extension_api.schemas.inboxes import (
 from extension_api.schemas.mail import email_of
 
 # A failure to reach or use the user's mail servers, as an HTTP status.
-STATUS = {
-    "name_not_found": 422, "connection_refused": 422, "tls_failure": 422,
-    "auth_rejected": 422, "app_password_required": 422, "no_imap": 422, "no_smtp": 422,
-    "timeout": 504, "unreachable": 502, "imap_error": 502, "send_rejected": 502,
-    "throttled": 429, "mailbox_full": 507, "disconnected": 409,
+STATUS: dict[E, int] = {
+    E.NAME_NOT_FOUND: 422, E.CONNECTION_REFUSED: 422, E.TLS_FAILURE: 422,
+    E.AUTH_REJECTED: 422, E.APP_PASSWORD_REQUIRED: 422, E.NO_IMAP: 422, E.NO_SMTP: 422,
+    E.TIMEOUT: 504, E.UNREACHABLE: 502, E.IMAP_ERROR: 502, E.SEND_REJECTED: 502,
+    E.THROTTLED: 429, E.MAILBOX_FULL: 507, E.DISCONNECTED: 409,
     # The server took the message and never answered: it may have been sent.
-    "send_unconfirmed": 504,
+    E.SEND_UNCONFIRMED: 504,
     # Not a public address on a mail port (nor allowed by the operator): nothing was sent.
-    "destination_not_allowed": 422,
+    E.DESTINATION_NOT_ALLOWED: 422,
     # The server broke a limit of the conversation (literal, line, reply, time, bytes).
-    "remote_protocol_violation": 502,
+    E.REMOTE_PROTOCOL_VIOLATION: 502,
     # This user or portal already has as many connections in progress as it may.
-    "too_many_connections": 429,
+    E.TOO_MANY_CONNECTIONS: 429,
     # OAuth inboxes: the grant is gone or lacks mail access; the provider is down.
-    "oauth_revoked": 409, "oauth_scope_missing": 409, "provider_unavailable": 503,
+    E.OAUTH_REVOKED: 409, E.OAUTH_SCOPE_MISSING: 409, E.PROVIDER_UNAVAILABLE: 503,
 }
 
 
@@ -60,8 +61,8 @@ def _require_user(principal: Principal) -> int:
 
 
 def _failure(exc: InboxError) -> ApiError:
-    headers = ({"Retry-After": "60"} if exc.code in ("throttled", "too_many_connections")
-               else None)
+    headers = ({"Retry-After": "60"}
+               if exc.code in (E.THROTTLED, E.TOO_MANY_CONNECTIONS) else None)
     return ApiError(STATUS.get(exc.code, 502), exc.code, exc.message, headers)
 
 

@@ -19,6 +19,7 @@ from core import inboxes
 from core.errors import CoreError
 from core.inboxes import InboxError
 from core.oauth import OAuthConnector, OAuthError
+from core.types import InboxErrorCode as E
 from extension_api.auth import Principal, authenticated, require_owner, runtime_of
 from extension_api.endpoints._params import path_id
 from extension_api.endpoints.inboxes import _failure, _require_user
@@ -29,8 +30,8 @@ from extension_api.schemas.inboxes import OAuthStart, OAuthStarted, inbox_of
 log = logging.getLogger(__name__)
 
 RESULT_PATH = "/oauth/result"
-_STATUS = {"oauth_not_configured": 404, "provider_unavailable": 503,
-           "destination_not_allowed": 502}
+_STATUS = {E.OAUTH_NOT_CONFIGURED: 404, E.PROVIDER_UNAVAILABLE: 503,
+           E.DESTINATION_NOT_ALLOWED: 502}
 # What the result page says for each outcome (the code comes back in its URL).
 _TEXTS = {
     "connected": "The inbox is connected. Its mail is syncing now; you can close this page.",
@@ -82,9 +83,9 @@ async def callback(request: Request) -> Response:
     params = request.query_params
     state, code = params.get("state", ""), params.get("code", "")
     if params.get("error"):
-        return _result(request, "failed", "oauth_denied")
+        return _result(request, "failed", E.OAUTH_DENIED)
     if not state or not code:
-        return _result(request, "failed", "oauth_state_invalid")
+        return _result(request, "failed", E.OAUTH_STATE_INVALID)
     try:
         result = await _connector(request).complete_authorization(state, code)
     except (OAuthError, InboxError) as exc:
@@ -95,7 +96,7 @@ async def callback(request: Request) -> Response:
         return _result(request, "failed", exc.code)
     except Exception:
         log.exception("OAuth connect failed")
-        return _result(request, "failed", "oauth_failed")
+        return _result(request, "failed", E.OAUTH_FAILED)
     return _result(request, "connected",
                    "reconnected" if result.reconnected else "connected", result.inbox_id)
 
