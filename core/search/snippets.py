@@ -11,10 +11,12 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from core.search.syntax import WORD, Field, Query, Term
 
 Span = tuple[int, int]  # [start, end) in the snippet's text
+FieldName = Literal["text", "subject", "from", "to", "attachments"]
 
 SNIPPET_LENGTH = 200
 
@@ -24,7 +26,7 @@ class Snippet:
     """A piece of one field of the email (``text``, ``subject``, ``from``, ``to`` or
     ``attachments``) and where the query's words are in it."""
 
-    field: str
+    field: FieldName
     text: str
     highlights: tuple[Span, ...]
 
@@ -98,7 +100,7 @@ def _window(text: str, spans: tuple[Span, ...], length: int) -> tuple[int, int]:
     return start, end
 
 
-def _cut(field: str, text: str, spans: tuple[Span, ...], length: int) -> Snippet:
+def _cut(field: FieldName, text: str, spans: tuple[Span, ...], length: int) -> Snippet:
     start, end = _window(text, spans, length)
     piece = text[start:end]
     # One line: newlines and runs of spaces become single spaces, spans moved with them.
@@ -125,7 +127,7 @@ def snippet(query: Query, *, subject: str, text: str, sender: str, recipients: s
             filenames: str, length: int = SNIPPET_LENGTH) -> Snippet:
     """The piece of the email that best shows why it matched: the body where the query's
     words are in it, else the first other field that holds them, else the body's start."""
-    fields: list[tuple[str, str, Field | None]] = [
+    fields: list[tuple[FieldName, str, Field | None]] = [
         ("text", text, None), ("subject", subject, Field.SUBJECT),
         ("from", sender, Field.SENDER), ("to", recipients, Field.RECIPIENTS),
         ("attachments", filenames, None)]
