@@ -261,7 +261,7 @@ def _judge(portal: Portal, how: Route, envelope: Envelope,
 
 def _auth_json(portal: Portal, auth: AuthResult | None,
                decision: Decision | None) -> dict[str, Any] | None:
-    if auth is None or decision is None or portal.sender_auth == "off":
+    if auth is None or decision is None or portal.sender_auth == SenderAuthPolicy.OFF:
         return None
     return {**auth.as_json(), "policy": portal.sender_auth,
             "decision": str(decision.action),

@@ -61,6 +61,7 @@ from core.types import (
     Channel,
     Direction,
     Envelope,
+    EventType,
     IngestOutcome,
     NotLoggedReason,
     Refusal,
@@ -380,12 +381,13 @@ async def _log_admitted(
                      claimed_ids(parsed, message_id))
     _link_tracked_send(admission, email)
     session.add(Event(
-        portal_id=portal.id, user_id=admission.route.user.id, type="logged", email_id=email.id,
+        portal_id=portal.id, user_id=admission.route.user.id, type=EventType.LOGGED.value,
+        email_id=email.id,
         detail={"source": source.value, "subject": parsed.subject[:200]},
     ))
     if admission.route.direction is Direction.INCOMING and admission.thread is not None:
         session.add(Event(
-            portal_id=portal.id, user_id=admission.route.user.id, type="reply",
+            portal_id=portal.id, user_id=admission.route.user.id, type=EventType.REPLY.value,
             email_id=email.id, detail={"thread_id": joined.thread_id,
                                        "from": email.from_email},
         ))

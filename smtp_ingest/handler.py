@@ -24,7 +24,7 @@ from core.errors import (
     StorageUnavailable,
 )
 from core.runtime import Runtime
-from core.sender_auth import AuthResult, SmtpFacts
+from core.sender_auth import AuthResult, SenderAuthPolicy, SmtpFacts
 from core.storage.models import Portal
 from core.types import Channel
 from core.types import Envelope as CoreEnvelope
@@ -178,7 +178,7 @@ class IngestHandler:
             pipeline.Delivery(portal_id, CoreEnvelope(
                 mail_from=envelope.mail_from, rcpt_tos=tuple(envelope.rcpt_tos),
                 logging_address=logging_address, peer=peer, tags=tuple(tags),
-            ), checks_senders=policy != "off")
+            ), checks_senders=policy != SenderAuthPolicy.OFF)
             for portal_id, (logging_address, tags, policy) in recipients.portals.items())
 
         async def authenticate() -> AuthResult | None:
