@@ -147,8 +147,7 @@ def link_in(relay: SmtpRecorder, address: str, timeout: float = 10) -> str:
         time.sleep(0.05)
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[webdriver.Chrome]:
+def chromium(width: int = 1280, height: int = 900) -> webdriver.Chrome:
     """Debian's Chromium, headless, that talks to 127.0.0.1 only: no proxy, no
     background networking, every other host name resolving to nothing."""
     options = webdriver.ChromeOptions()
@@ -160,9 +159,16 @@ def browser() -> Iterator[webdriver.Chrome]:
                      "--disable-features=Translate,OptimizationHints,MediaRouter",
                      "--metrics-recording-only", "--no-pings",
                      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-                     "--window-size=1280,900"):
+                     f"--window-size={width},{height}"):
         options.add_argument(argument)
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
     driver.set_page_load_timeout(30)
+    return driver
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[webdriver.Chrome]:
+    """One Chromium for the whole session (starting one costs seconds)."""
+    driver = chromium()
     yield driver
     driver.quit()

@@ -1,0 +1,74 @@
+"""Screenshots of each page for docs/screens/: ``python -m tests.pages.screens [DIR]``.
+
+Starts an `inboxlog serve` of its own on a temporary data dir, logs a small
+conversation over SMTP, refuses a stranger's message, and photographs the pages in
+the tests' Chromium (loopback only), at desktop and at phone width.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from selenium.webdriver.common.by import By
+
+from tests.pages.conftest import chromium, web_account
+from tests.pages.test_browser import a_message, send, sign_in
+from tests.support import loopback_only
+from tests.support.server import Server
+
+
+def main(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as data:
+        server = Server(Path(data)).start()
+        browser = chromium()
+        try:
+            rep = web_account(server, "rita@ourco.example")
+            contact = "dana@customer.example"
+            send(server, a_message("Rita Rep <rita@ourco.example>", f"Dana <{contact}>",
+                                   "Proposal for Q3", "Hi Dana, the proposal is attached.",
+                                   html="<p>Hi Dana,</p><p>the <b>proposal</b> is attached."
+                                        "</p><p>Rita</p>"), rep.portal.bcc_address)
+            send(server, a_message("rita@ourco.example", contact, "Follow-up: pricing",
+                                   "Any questions on the pricing?"), rep.portal.bcc_address)
+            # Refused, as intended: it shows in "Why not logged".
+            with contextlib.suppress(smtplib.SMTPDataError):
+                send(server, a_message("mallory@elsewhere.example", contact, "Hi"),
+                     rep.portal.bcc_address)
+            shots = {"sign-in": "/sign-in"}
+            for name, path in shots.items():
+                browser.get(server.base_url + path)
+                browser.save_screenshot(str(folder / f"{name}.png"))
+            sign_in(browser, server, rep)
+            browser.get(f"{server.base_url}/contacts?q=dana")
+            browser.find_element(By.CSS_SELECTOR, "#contacts a").click()
+            contact_page = browser.current_url
+            browser.find_element(By.LINK_TEXT, "Proposal for Q3").click()
+            thread_page = browser.current_url.split("#")[0]
+            for name, url in (("setup", f"{server.base_url}/setup"),
+                              ("contacts", f"{server.base_url}/contacts"),
+                              ("contact", contact_page), ("thread", thread_page),
+                              ("why-not-logged", f"{server.base_url}/not-logged"),
+                              ("team", f"{server.base_url}/team")):
+                for width, suffix in ((1280, ""), (390, "-phone")):
+                    browser.set_window_size(width, 900)
+                    browser.get(url)
+                    time.sleep(0.3)
+                    height = browser.execute_script(
+                        "return document.documentElement.scrollHeight")
+                    browser.set_window_size(width, min(max(int(height), 600), 2400))
+                    browser.save_screenshot(str(folder / f"{name}{suffix}.png"))
+                browser.set_window_size(1280, 900)
+        finally:
+            browser.quit()
+            server.stop()
+
+
+if __name__ == "__main__":
+    loopback_only.install()
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screens"))
