@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import accounts
 from core.errors import CoreError, InvalidInput, NotFound
-from core.storage.models import Portal, User, utcnow
+from core.storage.models import ApiToken, Portal, User, utcnow
 from core.storage.models.web import WebLink, WebLogin, WebSession
 from core.types import Role
 
@@ -313,3 +313,24 @@ async def operator_sign_in_link(session: AsyncSession, portal_id: int, email: st
     if await session.get(WebLogin, user.id) is None:
         await enable(session, user, Role.ADMIN)
     return await issue_link(session, portal_id, LinkPurpose.SIGN_IN, user_id=user.id, now=now)
+
+
+async def tokens_of(session: AsyncSession, viewer: Account) -> Sequence[ApiToken]:
+    """The API tokens ``viewer`` may see: their own; an admin's, the whole portal's."""
+    query = select(ApiToken).where(ApiToken.portal_id == viewer.user.portal_id)
+    if viewer.role is not Role.ADMIN:
+        query = query.where(ApiToken.user_id == viewer.user.id)
+    return (await session.scalars(query.order_by(ApiToken.id.desc()))).all()
+
+
+async def revoke_token(session: AsyncSession, viewer: Account, token_id: int, *,
+                       now: datetime | None = None) -> ApiToken:
+    """Revoke one of the tokens ``viewer`` may see, at once (again: nothing changes);
+    NotFound for any other."""
+    token = await session.get(ApiToken, token_id)
+    if token is None or token.portal_id != viewer.user.portal_id or (
+            viewer.role is not Role.ADMIN and token.user_id != viewer.user.id):
+        raise NotFound(f"no token {token_id}")
+    if token.revoked_at is None:
+        token.revoked_at = now or utcnow()
+    return token

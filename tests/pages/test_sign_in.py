@@ -3,6 +3,7 @@ invitation), CSRF, the sign-in budget, the session cookie and the security heade
 
 from __future__ import annotations
 
+import re
 import ssl
 import subprocess
 from pathlib import Path
@@ -237,3 +238,33 @@ def test_over_tls_the_cookies_are_secure(tmp_path: Path) -> None:
                 assert {"secure", "httponly", "samesite=lax"} <= attributes, cookie
     finally:
         server.stop()
+
+
+def test_a_user_makes_and_revokes_api_tokens_on_a_page(
+        browsers: Browsers, web_server: Server) -> None:
+    """A token made on the page is shown once and works on the API; revoked there, it
+    stops at once. Another user's token cannot be revoked from a user's page."""
+    account = web_account(web_server, unique("tokens"), role=Role.USER)
+    browser = browsers.new(account)
+    made = browser.post("/tokens", data={"csrf": csrf_of(browser.get("/tokens").text),
+                                         "name": "laptop script"})
+    assert made.status_code == 201
+    found = re.search(r'<code id="token-secret">(ilu_[^<]+)</code>', made.text)
+    assert found, made.text
+    with web_server.api(found.group(1)) as api:
+        assert api.get("/api/v1/me").status_code == 200
+        token_id = next(t["id"] for t in api.get("/api/v1/tokens").json()["items"]
+                        if t["name"] == "laptop script")
+        listed = browser.get("/tokens").text
+        assert "laptop script" in listed and found.group(1) not in listed
+        other = web_account(web_server, unique("other"), role=Role.USER)
+        with web_server.api(other.portal.user_token) as theirs:
+            their_id = theirs.get("/api/v1/tokens").json()["items"][0]["id"]
+        token = csrf_of(listed)
+        assert browser.post(f"/tokens/{their_id}/revoke", data={"csrf": token}
+                            ).status_code == 404
+        revoked = browser.post(f"/tokens/{token_id}/revoke", data={"csrf": token})
+        assert revoked.status_code == 303
+        assert api.get("/api/v1/me").status_code == 401
+    with web_server.api(other.portal.user_token) as theirs:
+        assert theirs.get("/api/v1/me").status_code == 200
