@@ -19,24 +19,27 @@ How to declare an endpoint's shapes:
 - **Response body**: subclass ``ResponseShape``; every field is always present (a type
   ``X | None`` for null). Write a ``thing_of(row) -> Thing`` builder next to it and
   answer ``respond(thing_of(row))`` (or ``respond({"items": [...]})`` for a page).
-  Timestamps are ``datetime`` (RFC 3339, UTC ``Z``); closed sets are the enums of
-  ``core.types``; ``Meta(description=...)`` documents a field.
+  Timestamps are ``_codec.Timestamp`` (an aware datetime, written RFC 3339 with ``Z``
+  for UTC); closed sets are the enums of ``core.types``; ``Meta(description=...)``
+  documents a field, the class docstring the component. A shape that adds fields to
+  another subclasses it (``NewToken(Token)``); builders share a ``_fields`` dict.
 - **OpenAPI**: in ``extension_api.openapi``'s ``PATHS``, name the shapes:
-  ``_json(MyResponse)``, ``_body(MyRequest)``, ``_items(Thing)``. Components are
-  generated from them; write none by hand.
+  ``_json(MyResponse)``, ``_body(MyRequest)`` (``required=False`` for an optional
+  body), ``_items(Thing, cursor=...)`` for a page. Components are generated from them
+  (class names must be unique); write none by hand. tests/extension_api/test_schemas.py
+  shows how a shape is tested.
 
 Modules: ``mail`` (emails, threads, files, contacts), ``account`` (the caller,
 settings, tokens, users, addresses, ingest log, health), ``tracking`` (tracked sends,
-hits, events), ``inboxes`` (connected inboxes); ``_codec`` reads and writes them.
+hits, events), ``inboxes`` (connected inboxes), ``search`` (search results);
+``_checks`` holds the field rules types cannot say, ``_codec`` reads and writes shapes.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from core.storage.models import Email as EmailRow
-from core.storage.models import Thread as ThreadRow
 from core.tracking import Counts
 from extension_api.schemas._codec import (
     RequestShape,
@@ -46,37 +49,14 @@ from extension_api.schemas._codec import (
     shape_of,
     to_json,
 )
-from extension_api.schemas.mail import email_of, email_summary_of, thread_of, tracking_of
+from extension_api.schemas.mail import email_of
 from extension_api.schemas.tracking import truncated_ip
 
-__all__ = ["RequestShape", "ResponseShape", "email_json", "email_summary_json", "iso",
-           "read_body", "respond", "shape_of", "thread_json", "to_json", "tracking_json",
-           "truncated_ip"]
-
-
-def iso(value: datetime | None) -> str | None:
-    """A timestamp as the API writes it (RFC 3339, ``Z`` for UTC), for bodies that are
-    not shapes yet."""
-    return value.isoformat().replace("+00:00", "Z") if value else None
+__all__ = ["RequestShape", "ResponseShape", "email_json", "read_body", "respond", "shape_of",
+           "to_json", "truncated_ip"]
 
 
 def email_json(email: EmailRow, counts: Counts | None = None) -> dict[str, Any]:
     """The ``Email`` shape as plain JSON values (for a body written piece by piece)."""
     result: dict[str, Any] = to_json(email_of(email, counts))
-    return result
-
-
-def email_summary_json(email: EmailRow, counts: Counts | None = None) -> dict[str, Any]:
-    result: dict[str, Any] = to_json(email_summary_of(email, counts))
-    return result
-
-
-def thread_json(thread: ThreadRow, emails: list[EmailRow],
-                counts: dict[int, Counts]) -> dict[str, Any]:
-    result: dict[str, Any] = to_json(thread_of(thread, emails, counts))
-    return result
-
-
-def tracking_json(counts: Counts | None) -> dict[str, int]:
-    result: dict[str, int] = to_json(tracking_of(counts))
     return result

@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +20,7 @@ from tests.support.server import PortalAccount, Server
 
 
 def _raw_request(server: Server, head: str, body: bytes = b"", *,
-                 timeout: float = 10) -> tuple[int, dict]:
+                 timeout: float = 10) -> tuple[int, dict[str, Any]]:
     """Send a request head (and some body) on a plain socket, read the status and JSON
     answer without sending anything more."""
     with socket.create_connection(("127.0.0.1", server.http_port), timeout=timeout) as sock:
@@ -103,7 +104,7 @@ TRACKED = {"to": ["amy@buyer.example"], "subject": "Offer", "html": "<p>hi</p>"}
     ({"bcc": [{"email": "a@x.example,b@y.example"}]}, "bcc[0].email"),
 ])
 def test_tracked_send_refuses_line_breaks_and_multi_address_entries(
-    server: Server, account: PortalAccount, change: dict, field: str
+    server: Server, account: PortalAccount, change: dict[str, Any], field: str
 ) -> None:
     """A line break in the subject, a recipient or a display name, or two addresses in
     one recipient entry, is 422 invalid_input naming the field; nothing is stored."""
@@ -137,7 +138,7 @@ def test_tracked_send_message_id_with_a_line_break_is_422(
     ({"bcc": ["boss@ourco.example", "x@y.example,z@w.example"]}, "bcc[1]"),
 ])
 def test_send_refuses_line_breaks_and_multi_address_entries(
-    server: Server, account: PortalAccount, change: dict, field: str
+    server: Server, account: PortalAccount, change: dict[str, Any], field: str
 ) -> None:
     """POST /emails/send checks its fields before anything else: 422 naming the field."""
     body = {"to": ["ann@acme.example"], "subject": "Offer", "text": "Hi", **change}
@@ -190,7 +191,7 @@ def test_last_event_id_must_be_an_event_id(
     """An overflowing or malformed Last-Event-ID (also a superscript two, which Python
     calls a digit) answers 400, never a stream that dies or a 500."""
     with server.api(account.user_token) as api, api.stream(
-            "GET", "/api/v1/events/stream", headers={"Last-Event-ID": value}) as response:
+            "GET", "/api/v1/events/stream", headers=[(b"Last-Event-ID", value)]) as response:
         assert response.status_code == 400  # not a stream: read its body
         assert json.loads(response.read())["error"]["code"] == "bad_request"
 

@@ -25,7 +25,8 @@ def document(server: Server) -> dict[str, Any]:
         response = api.get("/openapi.json")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    return response.json()
+    result: dict[str, Any] = response.json()
+    return result
 
 
 def routed_operations() -> set[tuple[str, str]]:

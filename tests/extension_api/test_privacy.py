@@ -6,16 +6,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from email.utils import make_msgid
 from pathlib import Path
+from typing import Any
 
 from tests.support.mail import deliver, logged_id, message
 from tests.support.server import PortalAccount, Server
 
 
-def _audit(server: Server, account: PortalAccount) -> list[dict]:
+def _audit(server: Server, account: PortalAccount) -> list[dict[str, Any]]:
     with server.api(account.user_token) as api:
         response = api.get("/api/v1/ingest-log")
         assert response.status_code == 200
-        return response.json()["items"]
+        result: list[dict[str, Any]] = response.json()["items"]
+        return result
 
 
 def test_audit_log_explains_every_message_not_logged(

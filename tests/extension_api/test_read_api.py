@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Any
 from urllib.parse import unquote
 
 import httpx
@@ -67,26 +68,28 @@ def log(server: Server, account: PortalAccount, msg: EmailMessage) -> int:
     return int(text.split()[2])
 
 
-def get_json(server: Server, token: str, path: str, status: int = 200) -> dict:
+def get_json(server: Server, token: str, path: str, status: int = 200) -> dict[str, Any]:
     with server.api(token) as api:
         response = api.get(path)
     assert response.status_code == status, response.text
-    return response.json()
+    result: dict[str, Any] = response.json()
+    return result
 
 
 SPEC_SETTINGS = ("log_attachments", "auto_create_contacts", "never_log")
 
 
-def spec_settings(body: dict) -> dict:
+def spec_settings(body: dict[str, Any]) -> dict[str, Any]:
     """The settings the SPEC names (the product may add more)."""
     return {key: body[key] for key in SPEC_SETTINGS}
 
 
-def patch_settings(server: Server, account: PortalAccount, body: object) -> dict:
+def patch_settings(server: Server, account: PortalAccount, body: object) -> dict[str, Any]:
     with server.api(account.admin_token) as api:
         response = api.patch("/api/v1/settings", json=body)
     assert response.status_code == 200, response.text
-    return response.json()
+    result: dict[str, Any] = response.json()
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -106,10 +109,11 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
 
 
-def contact_by_email(server: Server, account: PortalAccount, address: str) -> dict:
+def contact_by_email(server: Server, account: PortalAccount, address: str) -> dict[str, Any]:
     items = get_json(server, account.user_token, f"/api/v1/contacts?email={address}")["items"]
     assert len(items) == 1, items
-    return items[0]
+    result: dict[str, Any] = items[0]
+    return result
 
 
 # --- authentication -------------------------------------------------------------------
@@ -508,7 +512,8 @@ def test_never_log_entries_are_normalized(server: Server, account: PortalAccount
     {"colour": "red"},
     {"log_attachments": False, "never_log": ["bad entry"]},
 ])
-def test_invalid_settings_are_422(server: Server, shared: PortalAccount, body: dict) -> None:
+def test_invalid_settings_are_422(server: Server, shared: PortalAccount,
+                                  body: dict[str, Any]) -> None:
     """A wrong type, a bad never_log entry or an unknown field answers 422, changing nothing."""
     before = get_json(server, shared.user_token, "/api/v1/settings")
     assert spec_settings(before) == {

@@ -5,6 +5,7 @@ and reads only their own inbox (403 with a JSON error); another portal's ids sta
 from __future__ import annotations
 
 from email.utils import make_msgid
+from typing import Any
 
 import httpx
 import pytest
@@ -29,10 +30,10 @@ def _database(server: Server) -> Database:
 
 
 @pytest.fixture
-def colleague(server: Server, account: PortalAccount) -> dict:
+def colleague(server: Server, account: PortalAccount) -> dict[str, Any]:
     """A second user of the account's portal (made through core, as `inboxlog admin
     add-user` does: POST /api/v1/users has a test of its own)."""
-    async def add() -> dict:
+    async def add() -> dict[str, Any]:
         db = _database(server)
         try:
             async with db.transaction() as session:
@@ -108,7 +109,7 @@ def test_user_management_is_admin_only(server: Server, account: PortalAccount) -
 
 
 def test_a_user_deletes_restores_and_moves_only_their_own_emails(
-    server: Server, account: PortalAccount, colleague: dict
+    server: Server, account: PortalAccount, colleague: dict[str, Any]
 ) -> None:
     """A colleague's email is 403 to delete, restore or move (and stays as it was); one's
     own works; the admin may do all three; another portal gets 404."""
@@ -167,7 +168,7 @@ def _stored_inbox(server: Server, portal_id: int, user_id: int) -> int:
 
 
 def test_a_colleagues_inbox_is_admin_only(
-    server: Server, account: PortalAccount, colleague: dict
+    server: Server, account: PortalAccount, colleague: dict[str, Any]
 ) -> None:
     """GET /inboxes/{id} and its sync are 403 to a colleague, fine for the owner (read)
     and the admin; another portal gets 404."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 from email.utils import make_msgid
+from typing import Any
 
 import httpx
 
@@ -22,14 +23,14 @@ def _mail(sender: str, subject: str, *, in_reply_to: str | None = None,
     return msg
 
 
-def _log(api: httpx.Client, msg: EmailMessage) -> dict:
+def _log(api: httpx.Client, msg: EmailMessage) -> dict[str, Any]:
     response = api.post("/api/v1/emails/log", content=msg.as_bytes(),
                         headers={"Content-Type": "message/rfc822"})
     assert response.status_code == 201, response.text
     return dict(response.json())
 
 
-def _thread_of(api: httpx.Client, email: dict) -> int:
+def _thread_of(api: httpx.Client, email: dict[str, Any]) -> int:
     return int(api.get(f"/api/v1/emails/{email['id']}").json()["thread_id"])
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +27,7 @@ READER = "203.0.113.7"  # the recipient, somewhere on the internet
 
 
 def _send(server: Server, account: PortalAccount, *, links: int = 1, to: str = "amy@buyer.example",
-          **flags: bool) -> dict:
+          **flags: bool) -> dict[str, Any]:
     body = "".join(f'<p><a href="https://shop.example/item/{i}?ref=mail&amp;x=1">item {i}</a></p>'
                    for i in range(links))
     with server.api(account.user_token) as api:
@@ -34,10 +35,11 @@ def _send(server: Server, account: PortalAccount, *, links: int = 1, to: str = "
             "to": [to], "subject": "Our offer", "html": f"<html><body>{body}</body></html>",
             **flags})
     assert response.status_code == 201, response.text
-    return response.json()
+    result: dict[str, Any] = response.json()
+    return result
 
 
-def _links(send: dict) -> list[str]:
+def _links(send: dict[str, Any]) -> list[str]:
     return re.findall(r'href="([^"]+/t/c/[^"]+)"', send["html"])
 
 
@@ -46,14 +48,16 @@ def _hit(url: str, *, ip: str = READER, agent: str = CHROME, method: str = "GET"
                          follow_redirects=False)
 
 
-def _tracking(server: Server, account: PortalAccount, send: dict, expected: dict) -> dict:
+def _tracking(server: Server, account: PortalAccount, send: dict[str, Any],
+              expected: dict[str, Any]) -> dict[str, Any]:
     """The send's counts once the recorder has flushed (it batches every ~200 ms)."""
     deadline = time.monotonic() + 10
     with server.api(account.user_token) as api:
         while True:
             tracking = api.get(f"/api/v1/tracked-sends/{send['id']}").json()["tracking"]
             if tracking == expected or time.monotonic() > deadline:
-                return tracking
+                result: dict[str, Any] = tracking
+                return result
             time.sleep(0.1)
 
 
@@ -270,10 +274,11 @@ def test_events_feed_and_stream(server: Server, account: PortalAccount) -> None:
         assert api.get(f"/api/v1/tracked-sends/{send['id']}").status_code == 404
 
 
-def _next_sse_event(lines: Iterator[str]) -> dict:
+def _next_sse_event(lines: Iterator[str]) -> dict[str, Any]:
     for line in lines:
         if line.startswith("data:"):
-            return json.loads(line[5:].strip())
+            result: dict[str, Any] = json.loads(line[5:].strip())
+            return result
     raise AssertionError("stream ended without an event")
 
 

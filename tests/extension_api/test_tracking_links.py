@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -24,17 +25,18 @@ READER = "203.0.113.7"
 URL = "https://shop.example/item/0?ref=mail&x=1"
 
 
-def _send(server: Server, account: PortalAccount, html: str | None = None) -> dict:
+def _send(server: Server, account: PortalAccount, html: str | None = None) -> dict[str, Any]:
     html = html or '<html><body><a href="https://shop.example/item/0?ref=mail&amp;x=1">0</a>' \
                    '<a href="https://shop.example/item/1">1</a></body></html>'
     with server.api(account.user_token) as api:
         response = api.post("/api/v1/tracked-sends", json={
             "to": ["amy@buyer.example"], "subject": "Our offer", "html": html})
     assert response.status_code == 201, response.text
-    return response.json()
+    result: dict[str, Any] = response.json()
+    return result
 
 
-def _links(send: dict) -> list[str]:
+def _links(send: dict[str, Any]) -> list[str]:
     return re.findall(r'href="([^"]+/t/c/[^"]+)"', send["html"])
 
 
@@ -57,7 +59,8 @@ def _legacy_click(server: Server, send_token: str, position: int, url: str) -> s
         [send_token, position, url])
 
 
-def _hits(server: Server, account: PortalAccount, send: dict, until: int) -> list[dict]:
+def _hits(server: Server, account: PortalAccount, send: dict[str, Any],
+          until: int) -> list[dict[str, Any]]:
     """The send's recorded hits once there are ``until`` of them (or 10 s passed)."""
     deadline = time.monotonic() + 10
     with server.api(account.user_token) as api:

@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -62,7 +63,7 @@ class Sent:
         return httpx.request(method, url, follow_redirects=False, headers={
             "User-Agent": agent, "X-Forwarded-For": ip, **(headers or {})})
 
-    def hits(self, expected: int) -> list[dict]:
+    def hits(self, expected: int) -> list[dict[str, Any]]:
         """The send's hits once the recorder has written ``expected`` of them."""
         deadline = time.monotonic() + 10
         with self.server.api(self.account.user_token) as api:
@@ -71,13 +72,15 @@ class Sent:
                 assert response.status_code == 200, response.text
                 items = response.json()["items"]
                 if len(items) >= expected:
-                    return items
+                    result: list[dict[str, Any]] = items
+                    return result
                 assert time.monotonic() < deadline, f"{len(items)} of {expected} hits recorded"
                 time.sleep(0.1)
 
-    def tracking(self) -> dict:
+    def tracking(self) -> dict[str, Any]:
         with self.server.api(self.account.user_token) as api:
-            return api.get(f"/api/v1/tracked-sends/{self.id}").json()["tracking"]
+            result: dict[str, Any] = api.get(f"/api/v1/tracked-sends/{self.id}").json()["tracking"]
+            return result
 
 
 def test_outlook_desktop_open_is_a_person(clocked: ClockedServer, rep: PortalAccount) -> None:

@@ -63,7 +63,7 @@ def addresses(server: Server, account: PortalAccount) -> dict[str, bool]:
 
 def confirmations(recorder: SmtpRecorder, address: str) -> list[tuple[dict[str, Any],
                                                                       EmailMessage]]:
-    return [(envelope, message_from_bytes(raw, policy=policy.default))  # type: ignore[misc]
+    return [(envelope, message_from_bytes(raw, policy=policy.default))
             for envelope, raw in recorder.messages() if envelope["rcpt_tos"] == [address]]
 
 
