@@ -56,16 +56,19 @@ SIGN_IN_PER_CLIENT = "50 per 10 minutes"
 MAIL_PER_ADDRESS = "3 per 10 minutes"
 
 _CSP = ("default-src 'none'; script-src 'self'; style-src 'self'{styles}; img-src 'self' "
-        "data:{images}; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+        "data:{images}; connect-src 'self'; form-action 'self'{forms}; base-uri 'none'; "
         "frame-src 'self'; frame-ancestors 'none'")
 
 
-def security_headers(*, inline_styles: bool = False,
-                     remote_images: bool = False) -> dict[str, str]:
+def security_headers(*, inline_styles: bool = False, remote_images: bool = False,
+                     form_target: str = "") -> dict[str, str]:
     """The headers of every page. ``inline_styles`` and ``remote_images`` loosen the CSP
-    for the thread page (the email's own styles; its images once the user asks)."""
+    for the thread page (the email's own styles; its images once the user asks);
+    ``form_target`` is an origin a form's answer may redirect to (the extension's, on
+    the authorization page)."""
     csp = _CSP.format(styles=" 'unsafe-inline'" if inline_styles else "",
-                      images=" https: http:" if remote_images else "")
+                      images=" https: http:" if remote_images else "",
+                      forms=f" {form_target}" if form_target else "")
     return {"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY",
             "Cross-Origin-Opener-Policy": "same-origin", "Cache-Control": "no-store"}
@@ -185,8 +188,8 @@ def _csrf_cookie(request: Request) -> str:
 
 def render(request: Request, template: str, *, status: int = 200,
            headers: Mapping[str, str] | None = None, inline_styles: bool = False,
-           remote_images: bool = False, values: Mapping[str, Any] | None = None,
-           **context: Any) -> HTMLResponse:
+           remote_images: bool = False, form_target: str = "",
+           values: Mapping[str, Any] | None = None, **context: Any) -> HTMLResponse:
     """A page from ``template`` with the security headers; the template gets ``viewer``
     (or None), ``csrf`` (the form token), ``live_after`` (where a signed-in page's live
     feed starts, else None), ``values`` and ``context``."""
@@ -197,7 +200,8 @@ def render(request: Request, template: str, *, status: int = 200,
         viewer=viewer, csrf=csrf, path=request.url.path,
         live_after=getattr(request.state, "live_after", None), **(values or {}), **context)
     response = HTMLResponse(body, status, headers={
-        **security_headers(inline_styles=inline_styles, remote_images=remote_images),
+        **security_headers(inline_styles=inline_styles, remote_images=remote_images,
+                           form_target=form_target),
         **(headers or {})})
     finish(request, response)
     return response

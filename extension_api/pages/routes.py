@@ -7,7 +7,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from extension_api.pages import admin, crm, setup, sign_in, tokens
+from extension_api.pages import admin, crm, grants, setup, sign_in, tokens
 from extension_api.pages._web import HERE
 
 
@@ -43,6 +43,10 @@ routes = [
     Route("/not-logged", admin.ingest_log_page),
     Route("/team", admin.team_page, methods=["GET"]),
     Route("/team/invite", admin.invite, methods=["POST"]),
+    Route("/oauth/authorize", grants.authorize_page, methods=["GET"]),
+    Route("/oauth/authorize", grants.authorize, methods=["POST"]),
+    Route("/oauth/token", grants.token, methods=["POST"]),
+    Route("/oauth/revoke", grants.revoke, methods=["POST"]),
     Route("/tokens", tokens.tokens_page, methods=["GET"]),
     Route("/tokens", tokens.create_token, methods=["POST"]),
     Route("/tokens/{id:int}/revoke", tokens.revoke_token, methods=["POST"]),
