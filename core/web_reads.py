@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.storage.models import Contact, Event, IngestLogEntry, User
+from core.storage.models import Contact, Event, IngestLogEntry, TrackedSend, User
 from core.storage.models.web import WebLink, WebLogin
 
 
@@ -85,3 +85,13 @@ async def open_invitations(session: AsyncSession, portal_id: int,
         WebLink.portal_id == portal_id, WebLink.purpose == "invite",
         WebLink.used_at.is_(None), WebLink.expires_at > now,
     ).order_by(WebLink.id.desc()))).all()
+
+
+async def tracked_sends_of(session: AsyncSession, portal_id: int, user_id: int | None, *,
+                           limit: int = 50) -> Sequence[TrackedSend]:
+    """Tracked sends, newest first: a user's (``user_id``), or the portal's (None)."""
+    query = select(TrackedSend).where(TrackedSend.portal_id == portal_id)
+    if user_id is not None:
+        query = query.where(TrackedSend.user_id == user_id)
+    return (await session.scalars(
+        query.order_by(TrackedSend.id.desc()).limit(limit))).all()

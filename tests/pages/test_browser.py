@@ -283,3 +283,40 @@ def test_an_open_shows_live_on_any_page(browser: webdriver.Chrome, web_server: S
     notice = wait(browser).until(ec.visibility_of_element_located(
         (By.CSS_SELECTOR, "#notices .notice[data-type=open]")))
     assert notice.text.startswith("Your email was opened")
+
+
+def test_a_tracked_sends_chart_after_pixel_hits(browser: webdriver.Chrome,
+                                                web_server: Server, rep: WebAccount) -> None:
+    """The sender's own open, a person's, and a HEAD request (a machine): the chart
+    draws them, and each hit says who it was and why; only the person counts."""
+    with web_server.api(rep.portal.user_token) as api:
+        send = api.post("/api/v1/tracked-sends", json={
+            "to": ["chart@customer.example"], "subject": "Chart me",
+            "html": "<p>Hi</p>"}).json()
+    chrome = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/131.0.0.0 Safari/537.36")
+    httpx.get(send["pixel_url"], headers={"User-Agent": chrome})  # the sender, from here
+    httpx.get(send["pixel_url"], headers={"User-Agent": chrome,
+                                          "X-Forwarded-For": "203.0.113.7"})
+    httpx.head(send["pixel_url"], headers={"User-Agent": chrome,
+                                           "X-Forwarded-For": "203.0.113.7"})
+    sign_in(browser, web_server, rep)
+    browser.get(f"{web_server.base_url}/tracking")
+    browser.find_element(By.LINK_TEXT, "Chart me").click()
+
+    def three_hits(b: webdriver.Chrome) -> bool:
+        if len(b.find_elements(By.CSS_SELECTOR, "#hits tbody tr")) == 3:
+            return True
+        b.refresh()  # the recorder writes hits in batches
+        return False
+
+    wait(browser).until(three_hits)
+    verdicts = [r.get_attribute("data-verdict")
+                for r in browser.find_elements(By.CSS_SELECTOR, "#hits tbody tr")]
+    assert verdicts == ["sender", "person", "machine"]
+    machine = browser.find_element(By.CSS_SELECTOR, "#hits tr[data-verdict=machine]")
+    assert "HEAD" in machine.text and "not counted" in machine.text
+    assert browser.find_element(By.ID, "totals").text.startswith("1 open and 0 clicks")
+    parts = {r.get_attribute("class") for r in
+             browser.find_elements(By.CSS_SELECTOR, "#chart rect")}
+    assert parts == {"opens", "machine", "own"}
