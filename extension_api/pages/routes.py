@@ -7,7 +7,16 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from extension_api.pages import admin, crm, grants, setup, sign_in, tokens, tracking
+from extension_api.pages import (
+    admin,
+    crm,
+    grants,
+    inboxes,
+    setup,
+    sign_in,
+    tokens,
+    tracking,
+)
 from extension_api.pages._web import HERE
 
 
@@ -41,6 +50,9 @@ routes = [
     Route("/emails/{id:int}/move", crm.move_email, methods=["POST"]),
     Route("/files/{id:int}", crm.attachment),
     Route("/not-logged", admin.ingest_log_page),
+    Route("/inboxes", inboxes.inboxes_page, methods=["GET"]),
+    Route("/inboxes", inboxes.connect, methods=["POST"]),
+    Route("/inboxes/{id:int}/sync", inboxes.sync, methods=["POST"]),
     Route("/tracking", tracking.sends_page),
     Route("/tracking/{id:int}", tracking.send_page),
     Route("/team", admin.team_page, methods=["GET"]),

@@ -93,3 +93,37 @@ def not_logged(code: str, detail: str) -> Reason:
 
 SOURCES_OF_REFUSAL = {"smtp": "the logging address", "api": "the extension",
                       "sync": "a connected inbox", "cli": "the command line"}
+
+
+INBOX_PROBLEMS = {
+    "name_not_found": "Check the server's name: it does not exist in the DNS.",
+    "connection_refused": "Nothing answers on that port: check the port and the security "
+                          "(993 with ssl or 143 with starttls for IMAP; 465 ssl or 587 "
+                          "starttls for SMTP).",
+    "timeout": "The server did not answer in time: check the name and port, or try later.",
+    "unreachable": "The server cannot be reached from here: try again later.",
+    "tls_failure": "The secure connection failed: check the security setting, or the "
+                   "server's certificate.",
+    "auth_rejected": "The server refused the user name or password: check both (some "
+                     "servers want the full address as the user name).",
+    "app_password_required": "Your provider wants an app password here, not your usual "
+                             "one: make one in your account's security settings (Google: "
+                             "App passwords; Microsoft: Additional security options).",
+    "no_imap": "No IMAP server was found for this address: give the servers yourself "
+               "under \"Servers\".",
+    "no_smtp": "No SMTP server was found for this address: give it under \"Servers\".",
+    "destination_not_allowed": "inboxlog only connects to public mail servers on mail "
+                               "ports; ask your operator if yours is internal.",
+    "throttled": "The provider asks to slow down: try again in a minute.",
+    "too_many_connections": "Too many connections in progress: try again in a minute.",
+    "mailbox_full": "The mailbox is full: make room, then sync again.",
+    "disconnected": "The inbox is disconnected: connect it again with its password.",
+    "oauth_revoked": "The access was withdrawn at the provider: connect again.",
+}
+
+
+def inbox_problem(code: str, detail: str) -> Reason:
+    """What went wrong (the connector's own precise message) and what to do."""
+    return Reason(detail, INBOX_PROBLEMS.get(code, "Check the settings and try again; if "
+                                             "it keeps failing, tell your admin this "
+                                             "message."))
