@@ -334,3 +334,21 @@ async def revoke_token(session: AsyncSession, viewer: Account, token_id: int, *,
     if token.revoked_at is None:
         token.revoked_at = now or utcnow()
     return token
+
+
+async def change_role(session: AsyncSession, admin: Account, user_id: int, role: Role) -> WebLogin:
+    """An admin sets another sign-in's role; the portal keeps at least one admin.
+    NotFound for a user of another portal, or one who cannot sign in."""
+    if admin.role is not Role.ADMIN:
+        raise InvalidInput("only the portal's admins change roles")
+    login = await session.get(WebLogin, user_id)
+    if login is None or login.portal_id != admin.user.portal_id:
+        raise NotFound(f"no sign-in for user {user_id}")
+    if login.role == Role.ADMIN and role is not Role.ADMIN:
+        admins = await session.scalars(select(WebLogin.user_id).where(
+            WebLogin.portal_id == login.portal_id, WebLogin.role == Role.ADMIN.value))
+        if list(admins) == [user_id]:
+            raise InvalidInput("the portal's last admin stays an admin")
+    login.role = role.value
+    await session.flush()
+    return login

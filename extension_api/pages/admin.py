@@ -17,6 +17,7 @@ from extension_api.pages._web import (
     PageError,
     Viewer,
     form,
+    redirect,
     render,
     require_admin,
     runtime_of,
@@ -93,3 +94,16 @@ async def invite(request: Request, viewer: Viewer) -> Response:
                            f"{address} yourself (it works once, for 7 days):")
     return await _team(request, viewer, status=201,
                        notice=f"An invitation is on its way to {address}.")
+
+
+@signed_in
+async def change_role(request: Request, viewer: Viewer) -> Response:
+    fields = await form(request)
+    require_admin(viewer, "Changing roles")
+    role = fields.get("role", "")
+    if role not in (r.value for r in Role):
+        raise PageError(422, "Not changed", "The role is admin or user.")
+    async with runtime_of(request).db.transaction() as session:
+        await web_accounts.change_role(session, viewer.account, request.path_params["id"],
+                                       Role(role))
+    return redirect(request, "/team")

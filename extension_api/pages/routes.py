@@ -57,6 +57,7 @@ routes = [
     Route("/tracking/{id:int}", tracking.send_page),
     Route("/team", admin.team_page, methods=["GET"]),
     Route("/team/invite", admin.invite, methods=["POST"]),
+    Route("/team/{id:int}/role", admin.change_role, methods=["POST"]),
     Route("/oauth/authorize", grants.authorize_page, methods=["GET"]),
     Route("/oauth/authorize", grants.authorize, methods=["POST"]),
     Route("/oauth/token", grants.token, methods=["POST"]),

@@ -159,7 +159,8 @@ def test_password_reset_ends_other_sessions(browsers: Browsers, web_server: Serv
 def test_an_invited_user_joins_with_the_user_role(browsers: Browsers, admin: WebAccount,
                                                   relay: SmtpRecorder) -> None:
     """An admin invites an address; its link lets them choose a password and join as a
-    user, who reads the settings but may not change them."""
+    user, who reads the settings but may not change them, until an admin makes them
+    one."""
     browser = browsers.new(admin)
     invitee = unique("newcomer")
     answer = browser.post("/team/invite", data={"csrf": csrf_of(browser.get("/team").text),
@@ -177,6 +178,13 @@ def test_an_invited_user_joins_with_the_user_role(browsers: Browsers, admin: Web
     assert refused.status_code == 403
     team = browser.get("/team").text
     assert invitee in team and Role.USER.value in team
+    # Made an admin on the team page, they may change the settings.
+    user_id = re.search(r'action="/team/(\d+)/role"', team)
+    assert user_id, team
+    assert browser.post(f"/team/{user_id.group(1)}/role", data={
+        "csrf": csrf_of(team), "role": "admin"}).status_code == 303
+    assert newcomer.post("/setup/settings", data={"csrf": csrf_of(setup.text)}
+                         ).status_code == 303
 
 
 def test_signing_out_ends_the_session(browsers: Browsers, admin: WebAccount) -> None:

@@ -116,3 +116,16 @@ async def test_only_admins_invite_and_the_invitee_gets_the_role(database: Databa
             "new@ourco.example", Role.ADMIN, admin.user.portal_id)
         with pytest.raises(InvalidInput, match="can sign in already"):
             await web_accounts.invite(session, admin, "new@ourco.example", Role.USER)
+
+
+async def test_the_last_admin_stays_an_admin(database: Database) -> None:
+    """Roles change between admins and users, but a portal never loses its last admin."""
+    admin = await _account(database, "boss@ourco.example", Role.ADMIN)
+    async with database.transaction() as session:
+        with pytest.raises(InvalidInput, match="last admin"):
+            await web_accounts.change_role(session, admin, admin.user.id, Role.USER)
+        other = await accounts.add_user(session, admin.user.portal_id, "two@ourco.example")
+        await web_accounts.enable(session, other.user, Role.USER)
+        await web_accounts.change_role(session, admin, other.user.id, Role.ADMIN)
+        demoted = await web_accounts.change_role(session, admin, admin.user.id, Role.USER)
+        assert demoted.role == Role.USER.value
