@@ -37,15 +37,15 @@ class Bar:
 
 def _span_label(delta: timedelta) -> str:
     seconds = delta.total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
-            return f"+{seconds / size:.0f} {unit}"
-    return f"+{seconds:.0f} s"
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
 
 
 def bars(hits: list[StoredHit], start: datetime, *, count: int = BARS) -> list[Bar]:
     """``hits`` in ``count`` equal slices from ``start`` to the last hit (an hour at
-    least), each labelled by where it ends."""
+    least), each labelled by where it ends ("5m", "2h", "3d" after the send)."""
     end = max([start + timedelta(hours=1), *(h.at for h in hits)])
     width = (end - start) / count
     slices: list[list[StoredHit]] = [[] for _ in range(count)]

@@ -13,7 +13,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
+import httpx
 from selenium.webdriver.common.by import By
 
 from tests.pages.conftest import chromium, web_account
@@ -40,6 +42,17 @@ def main(folder: Path) -> None:
             with contextlib.suppress(smtplib.SMTPDataError):
                 send(server, a_message("mallory@elsewhere.example", contact, "Hi"),
                      rep.portal.bcc_address)
+            with server.api(rep.portal.user_token) as api:
+                tracked = api.post("/api/v1/tracked-sends", json={
+                    "to": [contact], "subject": "Proposal for Q3",
+                    "html": "<p>Hi</p>"}).json()
+                send_id, pixel = tracked["id"], tracked["pixel_url"]
+            chrome = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, "
+                      "like Gecko) Chrome/131.0.0.0 Safari/537.36")
+            httpx.get(pixel, headers={"User-Agent": chrome})  # the sender's own
+            httpx.get(pixel, headers={"User-Agent": chrome, "X-Forwarded-For": "203.0.113.7"})
+            httpx.head(pixel, headers={"User-Agent": chrome, "X-Forwarded-For": "203.0.113.7"})
+            time.sleep(1)  # the recorder writes hits in batches
             shots = {"sign-in": "/sign-in"}
             for name, path in shots.items():
                 browser.get(server.base_url + path)
@@ -54,7 +67,16 @@ def main(folder: Path) -> None:
                               ("contacts", f"{server.base_url}/contacts"),
                               ("contact", contact_page), ("thread", thread_page),
                               ("why-not-logged", f"{server.base_url}/not-logged"),
-                              ("team", f"{server.base_url}/team")):
+                              ("team", f"{server.base_url}/team"),
+                              ("inboxes", f"{server.base_url}/inboxes"),
+                              ("tracking", f"{server.base_url}/tracking/{send_id}"),
+                              ("tokens", f"{server.base_url}/tokens"),
+                              ("authorize", f"{server.base_url}/oauth/authorize?" + urlencode({
+                                  "response_type": "code", "client_id": "inboxlog for Gmail",
+                                  "redirect_uri": "https://abcdefghijklmnopabcdefghijklmnop"
+                                                  ".chromiumapp.org/done",
+                                  "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                                  "code_challenge_method": "S256"}))):
                 for width, suffix in ((1280, ""), (390, "-phone")):
                     browser.set_window_size(width, 900)
                     browser.get(url)
