@@ -6,9 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from email.utils import make_msgid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import accounts, audit, pipeline, queries
 from core.errors import MessageTooLarge, SenderNotAllowed
@@ -33,7 +35,7 @@ BCC_DOMAIN = "bcc.test"
 USER = "rep@ourco.example"
 
 
-async def _portal(db: Database, **settings: object) -> int:
+async def _portal(db: Database, **settings: Any) -> int:
     async with db.transaction() as session:
         created = await accounts.create_portal(session, "Pipeline")
         await accounts.add_user(session, created.portal.id, USER, aliases=("rep@alias.example",))
@@ -45,8 +47,9 @@ async def _ingest(db: Database, blobs: LocalBlobStore, portal_id: int, raw: byte
                   envelope: Envelope | None = None) -> pipeline.IngestResult:
     prepared = await pipeline.prepare(raw)
 
-    async def work(session):  # type: ignore[no-untyped-def]
+    async def work(session: AsyncSession) -> pipeline.IngestResult:
         portal = await session.get(Portal, portal_id)
+        assert portal is not None
         return await pipeline.ingest(session, portal=portal, prepared=prepared,
                                      envelope=envelope or Envelope(), blobs=blobs,
                                      bcc_domain=BCC_DOMAIN)
@@ -54,12 +57,19 @@ async def _ingest(db: Database, blobs: LocalBlobStore, portal_id: int, raw: byte
     return await db.run(work)
 
 
+def _id(value: int | None) -> int:
+    """A logged result's email or thread id (a test fails here on None)."""
+    assert value is not None
+    return value
+
+
 @pytest.fixture
 def blobs(tmp_path: Path) -> LocalBlobStore:
     return LocalBlobStore(tmp_path / "blobs")
 
 
-async def test_outgoing_email_creates_contacts_and_companies(database: Database, blobs) -> None:
+async def test_outgoing_email_creates_contacts_and_companies(
+        database: Database, blobs: LocalBlobStore) -> None:
     """To/Cc become contacts; colleagues share a company; free mail gets none; users don't."""
     portal_id = await _portal(database)
     raw = message(sender=USER, to=["Ann <ann@acme.example>", "bob@gmail.com", USER],
@@ -75,12 +85,13 @@ async def test_outgoing_email_creates_contacts_and_companies(database: Database,
         assert contacts["bob@gmail.com"].company_id is None
         assert contacts["ann@acme.example"].company_id == contacts["carl@acme.example"].company_id
         company = await session.get(Company, contacts["ann@acme.example"].company_id)
-        assert (company.domain, company.name) == ("acme.example", "Acme")
+        assert company is not None and (company.domain, company.name) == ("acme.example", "Acme")
         events = (await session.scalars(select(Event).where(Event.portal_id == portal_id))).all()
         assert [(e.type, e.email_id) for e in events] == [("logged", result.email_id)]
 
 
-async def test_duplicate_adds_a_source_not_an_email(database: Database, blobs) -> None:
+async def test_duplicate_adds_a_source_not_an_email(
+        database: Database, blobs: LocalBlobStore) -> None:
     """The same Message-ID by BCC and then by extension is one email with two sources."""
     portal_id = await _portal(database)
     raw = message(sender=USER, to="dan@dup.example", message_id=make_msgid()).as_bytes()
@@ -89,14 +100,15 @@ async def test_duplicate_adds_a_source_not_an_email(database: Database, blobs) -
                            Envelope(source_hint=Source.EXTENSION))
     assert (second.outcome, second.email_id) == ("duplicate", first.email_id)
     async with database.read() as session:
-        email = await queries.email(session, portal_id, first.email_id)
+        email = await queries.email(session, portal_id, _id(first.email_id))
         assert [s.source for s in email.sources] == ["bcc", "extension"]
         count = await session.scalar(select(func.count()).select_from(Email)
                                      .where(Email.portal_id == portal_id))
         assert count == 1
 
 
-async def test_concurrent_copies_of_one_message_make_one_email(database: Database, blobs) -> None:
+async def test_concurrent_copies_of_one_message_make_one_email(
+        database: Database, blobs: LocalBlobStore) -> None:
     """Ten simultaneous deliveries of one message race to one row, every caller gets its id."""
     portal_id = await _portal(database)
     raw = message(sender=USER, to="eve@race.example", message_id=make_msgid()).as_bytes()
@@ -105,7 +117,8 @@ async def test_concurrent_copies_of_one_message_make_one_email(database: Databas
     assert sorted(r.outcome for r in results) == ["duplicate"] * 9 + ["logged"]
 
 
-async def test_reply_threads_and_new_people_start_a_new_thread(database: Database, blobs) -> None:
+async def test_reply_threads_and_new_people_start_a_new_thread(
+        database: Database, blobs: LocalBlobStore) -> None:
     """A reply joins by In-Reply-To; re-using the thread to write to strangers starts anew."""
     portal_id = await _portal(database)
     root_id = make_msgid()
@@ -120,10 +133,10 @@ async def test_reply_threads_and_new_people_start_a_new_thread(database: Databas
     assert reply.thread_id == root.thread_id
     assert reused.thread_id != root.thread_id
     async with database.read() as session:
-        reply_email = await queries.email(session, portal_id, reply.email_id)
-        reused_email = await queries.email(session, portal_id, reused.email_id)
+        reply_email = await queries.email(session, portal_id, _id(reply.email_id))
+        reused_email = await queries.email(session, portal_id, _id(reused.email_id))
         assert (reply_email.thread_reason, reused_email.thread_reason) == ("in_reply_to", "new")
-        thread = await queries.thread(session, portal_id, root.thread_id)
+        thread = await queries.thread(session, portal_id, _id(root.thread_id))
         assert thread.subject == "Quarterly numbers"
 
 
@@ -141,7 +154,8 @@ async def test_reply_arriving_before_its_parent_shares_its_thread(
     assert parent.thread_id == reply.thread_id
 
 
-async def test_rule_forwarded_mail_needs_a_logged_thread(database: Database, blobs) -> None:
+async def test_rule_forwarded_mail_needs_a_logged_thread(
+        database: Database, blobs: LocalBlobStore) -> None:
     """Forwarding-rule mail is stored only when it replies to a logged email."""
     portal_id = await _portal(database)
     root_id = make_msgid()
@@ -162,7 +176,7 @@ async def test_rule_forwarded_mail_needs_a_logged_thread(database: Database, blo
     assert (await _ingest(database, blobs, portal_id, resent.as_bytes())).outcome == "logged"
 
 
-async def test_unknown_sender_is_refused(database: Database, blobs) -> None:
+async def test_unknown_sender_is_refused(database: Database, blobs: LocalBlobStore) -> None:
     """No user in From, envelope or forwarding headers: SenderNotAllowed, nothing stored."""
     portal_id = await _portal(database)
     with pytest.raises(SenderNotAllowed):
@@ -174,7 +188,7 @@ async def test_unknown_sender_is_refused(database: Database, blobs) -> None:
                                     .where(Contact.portal_id == portal_id)) == 0
 
 
-async def test_settings_shape_what_is_stored(database: Database, blobs) -> None:
+async def test_settings_shape_what_is_stored(database: Database, blobs: LocalBlobStore) -> None:
     """log_attachments off lists files unstored; auto-create off makes no contacts; never-log."""
     portal_id = await _portal(database, log_attachments=False, auto_create_contacts=False,
                               never_log=["blocked.example"])
@@ -187,7 +201,7 @@ async def test_settings_shape_what_is_stored(database: Database, blobs) -> None:
         sender=USER, to="lou@blocked.example", message_id=make_msgid()).as_bytes())
     assert blocked_only.outcome == "not_logged"
     async with database.read() as session:
-        email = await queries.email(session, portal_id, result.email_id)
+        email = await queries.email(session, portal_id, _id(result.email_id))
         assert [(a.filename, a.blob_sha256) for a in email.attachments] == [("s.bin", None)]
         assert email.contact_links == []
         digest = email.attachments[0].sha256
@@ -195,7 +209,7 @@ async def test_settings_shape_what_is_stored(database: Database, blobs) -> None:
     assert not blobs.path(digest).exists()
 
 
-async def test_tags_associate_deals(database: Database, blobs) -> None:
+async def test_tags_associate_deals(database: Database, blobs: LocalBlobStore) -> None:
     """A +deal-<id> tag links the email to that deal of the portal, and ignores others'."""
     portal_id = await _portal(database)
     other_portal = await _portal(database)
@@ -226,7 +240,7 @@ async def test_overlong_values_are_clamped_not_refused_forever(
     again = await _ingest(database, blobs, portal_id, raw)
     assert first.outcome == "logged" and again.email_id == first.email_id
     async with database.read() as session:
-        email = await queries.email(session, portal_id, first.email_id)
+        email = await queries.email(session, portal_id, _id(first.email_id))
         assert len(email.message_id) <= 998
         nia = (await queries.contacts_by_email(session, portal_id, "nia@long.example"))[0]
         assert len(nia.name) == 200
