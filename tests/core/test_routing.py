@@ -9,7 +9,7 @@ import pytest
 
 from core.errors import SenderNotAllowed
 from core.mail import forwarding_rules as forwarding
-from core.mail.parsing import ParsedMessage, parse_message
+from core.mail.parsing import ADDRESS, ParsedMessage, parse_message
 from core.routing import Privacy, contact_candidates, never_logged, route, sync_privacy
 from core.storage.models import User
 from core.types import Direction, Envelope, InboxLogMode, Source
@@ -200,7 +200,7 @@ def test_addresses_are_found_where_they_were() -> None:
     around it (brackets, commas, semicolons, a run of other characters)."""
     value = ("rep@ourco.example other@ourco.example, <x.y+tag@sub.ourco.example>;"
              "rfc822;z@ourco.example user@contoso.com;1f2e-guid")
-    assert forwarding.ADDRESS.findall(value) == [
+    assert ADDRESS.findall(value) == [
         "rep@ourco.example", "other@ourco.example", "x.y+tag@sub.ourco.example",
         "z@ourco.example", "user@contoso.com"]
 

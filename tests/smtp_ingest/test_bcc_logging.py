@@ -27,7 +27,10 @@ def _rich_message(account: PortalAccount, message_id: str) -> EmailMessage:
     msg.add_alternative(
         '<p>Hi Ann,</p><p>the proposal is attached.</p><img src="cid:logo@rep">', subtype="html"
     )
-    html_part = msg.get_payload()[1]
+    alternatives = msg.get_payload()
+    assert isinstance(alternatives, list)
+    html_part = alternatives[1]
+    assert isinstance(html_part, EmailMessage)
     html_part.add_related(PNG, maintype="image", subtype="png", cid="<logo@rep>",
                           filename="logo.png")
     msg.add_attachment(PDF, maintype="application", subtype="pdf", filename="proposal.pdf")

@@ -10,7 +10,9 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.core.mail.test_forwards import ANNA, EXPECTED, TOM
@@ -71,11 +73,11 @@ def test_forward_sample_is_logged_as_its_original(
         assert ANNA not in [c["email"] for c in _contacts(api, email["contact_ids"])]
 
 
-def _contacts(api, ids):  # type: ignore[no-untyped-def]
+def _contacts(api: httpx.Client, ids: list[int]) -> list[dict[str, Any]]:
     return [_get(api, f"/api/v1/contacts/{i}").json() for i in ids]
 
 
-def _get(api, url, **kwargs):  # type: ignore[no-untyped-def]
+def _get(api: httpx.Client, url: str, **kwargs: Any) -> httpx.Response:
     """GET as a polite client does: a 429 (this module asks a lot) waits its Retry-After."""
     for _ in range(5):
         response = api.get(url, **kwargs)

@@ -10,6 +10,7 @@ import smtplib
 import time
 from email.message import EmailMessage
 from email.utils import make_msgid
+from typing import Any
 
 import pytest
 
@@ -45,9 +46,10 @@ def _send_raw(smtp: smtplib.SMTP, *pieces: bytes) -> tuple[int, str]:
     return code, text.decode()
 
 
-def _email(server: Server, account: PortalAccount, email_id: int) -> dict:
+def _email(server: Server, account: PortalAccount, email_id: int) -> dict[str, Any]:
     with server.api(account.user_token) as api:
-        return api.get(f"/api/v1/emails/{email_id}").json()
+        body: dict[str, Any] = api.get(f"/api/v1/emails/{email_id}").json()
+        return body
 
 
 def test_large_attachment_is_stored_byte_exact(server: Server, account: PortalAccount) -> None:

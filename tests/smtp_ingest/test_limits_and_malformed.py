@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from email.utils import make_msgid
+from typing import Any
 
 import pytest
 
@@ -23,9 +24,11 @@ def _still_serving(server: Server, account: PortalAccount) -> None:
     logged_id(deliver(server, msg, account.bcc_address))
 
 
-def _stored(server: Server, account: PortalAccount, message_id: str) -> list[dict]:
+def _stored(server: Server, account: PortalAccount, message_id: str) -> list[dict[str, Any]]:
     with server.api(account.user_token) as api:
-        return api.get("/api/v1/emails", params={"message_id": message_id}).json()["items"]
+        items: list[dict[str, Any]] = api.get(
+            "/api/v1/emails", params={"message_id": message_id}).json()["items"]
+        return items
 
 
 def test_oversized_message_gets_552_and_nothing_is_stored(

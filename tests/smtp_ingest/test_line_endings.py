@@ -12,6 +12,7 @@ import socket
 import uuid
 from email.message import EmailMessage
 from email.utils import make_msgid
+from typing import Any
 
 import pytest
 
@@ -21,9 +22,10 @@ from tests.support.server import PortalAccount, Server
 LINE_LIMIT = 64 * 1024  # per line, its CRLF included
 
 
-def _email(server: Server, account: PortalAccount, email_id: int) -> dict:
+def _email(server: Server, account: PortalAccount, email_id: int) -> dict[str, Any]:
     with server.api(account.user_token) as api:
-        return api.get(f"/api/v1/emails/{email_id}").json()
+        body: dict[str, Any] = api.get(f"/api/v1/emails/{email_id}").json()
+        return body
 
 
 def _download(server: Server, account: PortalAccount, attachment_id: int) -> bytes:
@@ -151,7 +153,7 @@ def _raw_session(port: int) -> socket.socket:
 
 def _replies(sock: socket.socket, count: int) -> list[bytes]:
     """The next ``count`` final reply lines (continuation lines skipped)."""
-    buffer, found = b"", []
+    buffer, found = b"", list[bytes]()
     while len(found) < count:
         chunk = sock.recv(65536)
         assert chunk, f"connection closed after {found}"

@@ -86,26 +86,27 @@ def test_a_client_address_gets_limited_failed_rcpts_across_sessions(
         assert other.rcpt(account.bcc_address)[0] == 250
 
 
+def _peer(loop: asyncio.AbstractEventLoop, peername: tuple[str | int, ...]) -> Session:
+    """A session as aiosmtpd makes one: ``peer`` is the socket's peername (a tuple;
+    aiosmtpd annotates it as a string)."""
+    session = Session(loop)
+    setattr(session, "peer", peername)  # noqa: B010
+    return session
+
+
 def test_the_per_address_limit_counts_an_ipv6_client_by_its_64() -> None:
     """An IPv6 client holds a whole /64: a fresh address of it per session must not give
     it fresh failures (nor flush the other clients' counts)."""
     limits = FailedRecipients(per_session=1000, per_ip=5)
     loop = asyncio.new_event_loop()
     try:
-        sessions = []
-        for host in range(1, 7):
-            session = Session(loop)
-            session.peer = (f"2001:db8:1:2::{host:x}", 25, 0, 0)
-            sessions.append(session)
+        sessions = [_peer(loop, (f"2001:db8:1:2::{host:x}", 25, 0, 0)) for host in range(1, 7)]
         assert [limits.fail(s) for s in sessions[:5]] == [False] * 4 + [True]
         assert limits.over(sessions[5])  # another address of the same /64
-        other = Session(loop)
-        other.peer = ("2001:db8:1:3::1", 25, 0, 0)
+        other = _peer(loop, ("2001:db8:1:3::1", 25, 0, 0))
         assert not limits.over(other)
-        mapped = Session(loop)
-        mapped.peer = ("::ffff:192.0.2.1", 25, 0, 0)
-        plain = Session(loop)
-        plain.peer = ("192.0.2.1", 25)
+        mapped = _peer(loop, ("::ffff:192.0.2.1", 25, 0, 0))
+        plain = _peer(loop, ("192.0.2.1", 25))
         for _ in range(5):
             limits.fail(mapped)
         assert limits.over(plain)

@@ -8,6 +8,7 @@ import email.policy
 import hashlib
 import json
 from email.message import EmailMessage
+from typing import Any
 
 from core.mail.parsing import parse_message, synthetic_message_id
 from tests.support.mail import deliver, logged_id, message
@@ -30,9 +31,10 @@ def _without_id(account: PortalAccount, *, html: str | None = None,
     return msg
 
 
-def _email(server: Server, account: PortalAccount, email_id: int) -> dict:
+def _email(server: Server, account: PortalAccount, email_id: int) -> dict[str, Any]:
     with server.api(account.user_token) as api:
-        return api.get(f"/api/v1/emails/{email_id}").json()
+        body: dict[str, Any] = api.get(f"/api/v1/emails/{email_id}").json()
+        return body
 
 
 def test_messages_differing_only_in_attachments_are_two_emails(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from email.utils import make_msgid
+from typing import Any
 
 from tests.support.mail import deliver, logged_id, message
 from tests.support.server import PortalAccount, Server
@@ -15,11 +16,12 @@ ROOT_INDEX = base64.b64encode(CONVERSATION).decode()
 REPLY_INDEX = base64.b64encode(CONVERSATION + b"\x00\x01\x02\x03\x04").decode()
 
 
-def _get(server: Server, account: PortalAccount, email_id: int) -> dict:
+def _get(server: Server, account: PortalAccount, email_id: int) -> dict[str, Any]:
     with server.api(account.user_token) as api:
         response = api.get(f"/api/v1/emails/{email_id}")
         assert response.status_code == 200
-        return response.json()
+        body: dict[str, Any] = response.json()
+        return body
 
 
 def test_outlook_thread_index_threads_a_reply_without_references(
