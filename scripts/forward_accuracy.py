@@ -26,6 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.mail import _forward_formats as formats
+from core.mail.forwards import _local_offset, strip_forward_prefixes
+from core.mail.parsing import html_to_text, parse_message
+from tests.core.mail import test_forwards as regression
 from tests.core.mail.test_real_forwards import (
     GOAL,
     KNOWN_GOOD_FILE,
@@ -34,11 +38,6 @@ from tests.core.mail.test_real_forwards import (
     ours,
     run,
 )
-
-from core.mail import _forward_formats as formats
-from core.mail.forwards import _local_offset, strip_forward_prefixes
-from core.mail.parsing import html_to_text, parse_message
-from tests.core.mail import test_forwards as regression
 
 Extractor = Callable[[bytes], Outcome]
 
