@@ -19,7 +19,7 @@ import httpx
 from selenium.webdriver.common.by import By
 
 from tests.pages.conftest import chromium, web_account
-from tests.pages.test_browser import a_message, send, sign_in
+from tests.pages.test_browser import a_message, follow, send, sign_in
 from tests.support import loopback_only
 from tests.support.server import Server
 
@@ -59,9 +59,9 @@ def main(folder: Path) -> None:
                 browser.save_screenshot(str(folder / f"{name}.png"))
             sign_in(browser, server, rep)
             browser.get(f"{server.base_url}/contacts?q=dana")
-            browser.find_element(By.CSS_SELECTOR, "#contacts a").click()
+            follow(browser, browser.find_element(By.CSS_SELECTOR, "#contacts a"))
             contact_page = browser.current_url
-            browser.find_element(By.LINK_TEXT, "Proposal for Q3").click()
+            follow(browser, browser.find_element(By.LINK_TEXT, "Proposal for Q3"))
             thread_page = browser.current_url.split("#")[0]
             for name, url in (("setup", f"{server.base_url}/setup"),
                               ("contacts", f"{server.base_url}/contacts"),

@@ -13,7 +13,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 from tests.pages.conftest import WebAccount, unique, web_account
-from tests.pages.test_browser import a_message, send, sign_in
+from tests.pages.test_browser import a_message, follow, send, sign_in
 from tests.support.server import Server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,9 +67,9 @@ def test_no_serious_accessibility_violations(browser: webdriver.Chrome, web_serv
             found[path] = serious_violations(browser, axe_source)
         sign_in(browser, web_server, rep)
         browser.get(f"{web_server.base_url}/contacts?q={contact}")
-        browser.find_element(By.CSS_SELECTOR, "#contacts a").click()
+        follow(browser, browser.find_element(By.CSS_SELECTOR, "#contacts a"))
         contact_page = browser.current_url.removeprefix(web_server.base_url)
-        browser.find_element(By.CSS_SELECTOR, "#timeline li > a").click()
+        follow(browser, browser.find_element(By.CSS_SELECTOR, "#timeline li > a"))
         thread_page = browser.current_url.removeprefix(web_server.base_url).split("#")[0]
         for path in ("/setup", "/contacts", contact_page, thread_page, "/not-logged", "/team",
                      "/tokens", "/tracking", "/inboxes",

@@ -18,6 +18,7 @@ import pytest
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import update
@@ -35,6 +36,13 @@ def sign_in(browser: webdriver.Chrome, server: Server, account: WebAccount) -> N
     browser.find_element(By.ID, "password").send_keys(account.password)
     browser.find_element(By.CSS_SELECTOR, "#password-form button[type=submit]").click()
     WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, "sign-out")))
+
+
+def follow(browser: webdriver.Chrome, element: WebElement) -> None:
+    """Click what navigates, and wait until the next page replaced this one."""
+    page = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 30).until(ec.staleness_of(page))
 
 
 def wait(browser: webdriver.Chrome, timeout: float = 15) -> WebDriverWait[webdriver.Chrome]:
@@ -84,12 +92,12 @@ def test_sign_in_test_email_timeline_thread_move_sign_out(
     reply = a_message(rep.email, contact, "Second email, same contact")
     send(web_server, reply, address)
     browser.get(f"{web_server.base_url}/contacts?q=dana.{rep.portal.portal_id}")
-    browser.find_element(By.CSS_SELECTOR, "#contacts a").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "#contacts a"))
     assert browser.find_element(By.ID, "contact-email").text == contact
     subjects = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#timeline li > a")]
     assert subjects == ["Second email, same contact", "Test from the setup page"]
 
-    browser.find_element(By.LINK_TEXT, "Test from the setup page").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "Test from the setup page"))
     article = browser.find_element(By.CSS_SELECTOR, "article.email")
     assert "Started this thread." in article.find_element(By.CSS_SELECTOR, ".reason").text
     assert "Hello there." in article.find_element(By.CSS_SELECTOR, "pre").text
@@ -97,17 +105,17 @@ def test_sign_in_test_email_timeline_thread_move_sign_out(
 
     # Move the second email onto the first one's thread, then split it off again.
     browser.get(f"{web_server.base_url}/contacts?q=dana.{rep.portal.portal_id}")
-    browser.find_element(By.CSS_SELECTOR, "#contacts a").click()
-    browser.find_element(By.LINK_TEXT, "Second email, same contact").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "#contacts a"))
+    follow(browser, browser.find_element(By.LINK_TEXT, "Second email, same contact"))
     article = browser.find_element(By.CSS_SELECTOR, "article.email")
     article.find_element(By.TAG_NAME, "summary").click()
     article.find_element(By.CSS_SELECTOR, "input[name=thread_id]").send_keys(first_thread)
-    article.find_element(By.XPATH, ".//button[.='Move']").click()
+    follow(browser, article.find_element(By.XPATH, ".//button[.='Move']"))
     wait(browser).until(lambda b: f"/threads/{first_thread}" in b.current_url)
     reasons = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "article .reason")]
     assert reasons == ["Started this thread.", "Moved here by a user of your portal."]
 
-    browser.find_element(By.ID, "sign-out").click()
+    follow(browser, browser.find_element(By.ID, "sign-out"))
     message = wait(browser).until(ec.presence_of_element_located((By.ID, "message")))
     assert message.get_attribute("data-state") == "signed-out"
     browser.get(f"{web_server.base_url}/setup")
@@ -124,7 +132,7 @@ def test_a_refused_message_is_in_why_not_logged(
     sign_in(browser, web_server, rep)
     browser.get(f"{web_server.base_url}/not-logged")
     browser.find_element(By.ID, "sender").send_keys("stranger.")
-    browser.find_element(By.CSS_SELECTOR, "form[role=search] button").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "form[role=search] button"))
     entries = browser.find_elements(By.CSS_SELECTOR, "#ingest-log li")
     assert len(entries) == 1
     assert entries[0].get_attribute("data-code") == "not_a_user"
@@ -169,9 +177,9 @@ def test_stored_xss_never_runs(browser: webdriver.Chrome, web_server: Server,
     send(web_server, message, rep.portal.bcc_address)
     sign_in(browser, web_server, rep)
     browser.get(f"{web_server.base_url}/contacts?q=xss@customer")
-    browser.find_element(By.CSS_SELECTOR, "#contacts a").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "#contacts a"))
     assert no_dialog(browser)
-    browser.find_element(By.CSS_SELECTOR, "#timeline li > a").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "#timeline li > a"))
     frame = browser.find_element(By.CSS_SELECTOR, "iframe.body")
     assert frame.get_attribute("sandbox") == ""
     browser.switch_to.frame(frame)
@@ -206,8 +214,8 @@ def test_scripts_in_stored_html_cannot_run_even_past_the_sanitizer(
     run_coroutine(overwrite)
     sign_in(browser, web_server, rep)
     browser.get(f"{web_server.base_url}/contacts?q=raw@customer")
-    browser.find_element(By.CSS_SELECTOR, "#contacts a").click()
-    browser.find_element(By.CSS_SELECTOR, "#timeline li > a").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "#contacts a"))
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "#timeline li > a"))
     frame = browser.find_element(By.CSS_SELECTOR, "iframe.body")
     browser.switch_to.frame(frame)
     assert browser.find_element(By.ID, "raw").text == "raw"  # the HTML itself is there
@@ -255,14 +263,14 @@ def test_remote_images_load_only_when_asked(
          rep.portal.bcc_address)
     sign_in(browser, web_server, rep)
     browser.get(f"{web_server.base_url}/contacts?q=pat@customer")
-    browser.find_element(By.CSS_SELECTOR, "#contacts a").click()
-    browser.find_element(By.LINK_TEXT, "Re: Newsletter").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "#contacts a"))
+    follow(browser, browser.find_element(By.LINK_TEXT, "Re: Newsletter"))
     browser.switch_to.frame(browser.find_element(By.CSS_SELECTOR, "iframe.body"))
     assert browser.find_element(By.TAG_NAME, "p").text == "Thanks"
     browser.switch_to.default_content()
     time.sleep(0.5)
     assert hits == []
-    browser.find_element(By.ID, "show-images").click()
+    follow(browser, browser.find_element(By.ID, "show-images"))
     wait(browser).until(lambda b: hits == ["/reply.gif"])
     assert browser.find_element(By.ID, "images-on")
 
@@ -302,7 +310,7 @@ def test_a_tracked_sends_chart_after_pixel_hits(browser: webdriver.Chrome,
                                            "X-Forwarded-For": "203.0.113.7"})
     sign_in(browser, web_server, rep)
     browser.get(f"{web_server.base_url}/tracking")
-    browser.find_element(By.LINK_TEXT, "Chart me").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "Chart me"))
 
     def three_hits(b: webdriver.Chrome) -> bool:
         if len(b.find_elements(By.CSS_SELECTOR, "#hits tbody tr")) == 3:

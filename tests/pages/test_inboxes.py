@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select
 
 from tests.pages.conftest import web_account
@@ -38,7 +39,9 @@ def fill(browser: webdriver.Chrome, password: str, imap_port: int, smtp_port: in
         field.clear()
         field.send_keys(str(port))
         Select(browser.find_element(By.ID, f"{kind}_security")).select_by_value("none")
+    page = browser.find_element(By.ID, "connect-form")
     browser.find_element(By.CSS_SELECTOR, "#connect-form button[type=submit]").click()
+    wait(browser, 30).until(ec.staleness_of(page))  # the answer's page, not this one
 
 
 def test_connect_an_inbox_and_see_its_errors(browser: webdriver.Chrome, web_server: Server,
