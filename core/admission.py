@@ -4,19 +4,15 @@
 ``core.pipeline.ingest`` asks it before storing. It looks up what it needs (users, the
 logged copy, threads, contacts) and leaves each decision to a pure function over those
 values: ``choose`` (the message or a forward's original), ``refusal`` (never-log list,
-privacy rule), ``auto_reply_refusal``, ``nearest_threads``, ``same_conversation``, and
-for sync, before any body is fetched, ``may_tie`` (``worth_admitting``).
+privacy rule), ``auto_reply_refusal``, ``nearest_threads``, ``same_conversation``. For
+sync, before any body is fetched, ``core.sync_filter`` spares it the messages it would
+certainly refuse.
 """
 
 from __future__ import annotations
 
-import asyncio
-import re
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from email.parser import BytesHeaderParser
-from email.policy import compat32
-from email.utils import parseaddr
 from typing import Any
 
 from sqlalchemy import func, select
@@ -28,7 +24,7 @@ from core.mail.bulk import automatic_reason
 from core.mail.parsing import ParsedMessage
 from core.mail.threads import ThreadKey, thread_keys
 from core.preparation import Candidate
-from core.routing import Privacy, Route, contact_candidates, route, sync_privacy
+from core.routing import Privacy, Route, contact_candidates, route
 from core.sender_auth import (
     Action,
     AuthResult,
@@ -442,60 +438,3 @@ def refusal(privacy: Privacy, *, in_thread: bool, people: dict[str, str], blocke
         return Refusal(NotLoggedReason.NOT_IN_THREAD,
                        "not part of a logged thread and no known contact")
     return Refusal(NotLoggedReason.NOT_IN_THREAD, "not part of a logged thread")
-
-
-# --- before a body is fetched: the sync pre-filter -------------------------------------
-
-_MSG_ID = re.compile(r"<([^<>\s]+)>")
-_HEADERS = BytesHeaderParser(policy=compat32)
-
-
-@dataclass(frozen=True)
-class HeaderGlance:
-    """What the sync pre-filter reads from a header block (cheaply: no full parse)."""
-
-    sender: str  # lower-case From address
-    ids: frozenset[str]  # own Message-ID, In-Reply-To and References ids
-    thread_index_only: bool  # Outlook Thread-Index with no reference headers
-
-    @classmethod
-    def of(cls, header: bytes) -> HeaderGlance:
-        msg = _HEADERS.parsebytes(header)
-
-        def text(name: str) -> str:
-            return " ".join(str(v) for v in msg.get_all(name, []))
-
-        references = text("In-Reply-To") + " " + text("References")
-        return cls(parseaddr(text("From"))[1].strip().lower(),
-                   frozenset(_MSG_ID.findall(references + " " + text("Message-ID"))),
-                   bool(msg.get("Thread-Index")) and not references.strip())
-
-
-def may_tie(glance: HeaderGlance, users: dict[str, User] | frozenset[str],
-            known: set[str]) -> bool:
-    """Whether mail held to ``Privacy.THREAD`` could be logged, from its headers (pure):
-    a user's own (a tracked send's copy, a reply), a Thread-Index only the full parse
-    can look up, or an id among the ``known`` ones (logged, or claimed by a thread).
-    Anything else ``admit`` would refuse as "not part of a logged thread"."""
-    return glance.sender in users or glance.thread_index_only or bool(glance.ids & known)
-
-
-async def worth_admitting(session: AsyncSession, portal: Portal,
-                          headers: list[bytes]) -> list[bool]:
-    """For synced header blocks, which are worth a full parse and an ``admit``, found
-    with two queries per 500 ids (the full parse is most of the cost of a big first
-    sync). Under the replies-only rule (``routing.sync_privacy``), mail that cannot tie
-    to a logged thread (``may_tie``) is not; under any other, all are."""
-    if sync_privacy(portal.inbox_log_mode) is not Privacy.THREAD:
-        return [True] * len(headers)
-    glances = await asyncio.to_thread(lambda: [HeaderGlance.of(h) for h in headers])
-    users = await accounts.users_by_address(session, portal.id)
-    listed = sorted({i for g in glances for i in g.ids})
-    known: set[str] = set()
-    for start in range(0, len(listed), 500):
-        chunk = listed[start:start + 500]
-        known.update(await session.scalars(select(ThreadRef.message_id).where(
-            ThreadRef.portal_id == portal.id, ThreadRef.message_id.in_(chunk))))
-        known.update(await session.scalars(select(Email.message_id).where(
-            Email.portal_id == portal.id, Email.message_id.in_(chunk))))
-    return [may_tie(g, users, known) for g in glances]

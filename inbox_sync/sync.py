@@ -20,13 +20,14 @@ from datetime import date, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import inboxes, pipeline
-from core.admission import Admission, admit, worth_admitting
+from core.admission import Admission, admit
 from core.errors import CoreError, SenderNotAllowed
 from core.inboxes import FolderReport, InboxError, SyncReport
 from core.mail.parsing import parse_message
 from core.preparation import Candidate
 from core.runtime import Runtime
 from core.storage.models import Inbox, InboxFolder, Portal, User, utcnow
+from core.sync_filter import worth_admitting
 from core.types import (
     Channel,
     Envelope,
@@ -168,7 +169,7 @@ async def _sync_batch(runtime: Runtime, inbox_id: int, imap: ImapSession, user_a
 async def _select(runtime: Runtime, inbox_id: int, headers: list[Header],
                   envelope: Envelope) -> list[int]:
     """UIDs whose message will be logged, decided from the headers alone, by core: the
-    pre-filter (``admission.worth_admitting``), then ``admit`` for those it leaves.
+    pre-filter (``sync_filter.worth_admitting``), then ``admit`` for those it leaves.
 
     A message that would be logged but is over the size limit is not fetched; it leaves
     an audit entry instead, so its absence can be explained.

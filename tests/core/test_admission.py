@@ -10,11 +10,9 @@ import pytest
 
 from core.admission import (
     AUTOMATIC_PER_THREAD_PER_DAY,
-    HeaderGlance,
     LoggedEmail,
     auto_reply_refusal,
     choose,
-    may_tie,
     nearest_threads,
     refusal,
     same_conversation,
@@ -191,32 +189,6 @@ def test_users_alone_do_not_make_one_conversation() -> None:
     people) stay apart."""
     emails = [_email(1, USER, CONTACT), _email(2, USER.upper(), "new@other.example")]
     assert same_conversation(1, [2], emails, USERS, "bcc.test") == []
-
-
-def _glance(**headers: str) -> HeaderGlance:
-    block = "".join(f"{name.replace('_', '-')}: {value}\r\n" for name, value in headers.items())
-    return HeaderGlance.of(block.encode() + b"\r\n")
-
-
-def test_the_glance_reads_sender_ids_and_a_bare_thread_index() -> None:
-    """From (lower-case), every id of Message-ID, In-Reply-To and References, and
-    whether Thread-Index stands without reference headers."""
-    seen = _glance(From="Carl <Carl@Customer.example>", Message_ID="<a@x>",
-                   In_Reply_To="<b@x>", References="<c@x> <b@x>")
-    assert seen == HeaderGlance(CONTACT, frozenset({"a@x", "b@x", "c@x"}), False)
-    assert _glance(From=CONTACT, Thread_Index="AQHZ").thread_index_only
-    assert not _glance(From=CONTACT, Thread_Index="AQHZ", References="<c@x>").thread_index_only
-
-
-def test_the_prefilter_keeps_what_could_tie_to_a_thread() -> None:
-    """Under replies only, a body is worth fetching for a user's own mail, a bare
-    Thread-Index, or an id logged or claimed by a thread; not for anything else."""
-    known = {"root@ourco.example"}
-    assert may_tie(_glance(From=USER, Message_ID="<new@x>"), USERS, known)
-    assert may_tie(_glance(From=CONTACT, Thread_Index="AQHZ"), USERS, known)
-    assert may_tie(_glance(From=CONTACT, In_Reply_To="<root@ourco.example>"), USERS, known)
-    assert not may_tie(_glance(From=CONTACT, Message_ID="<new@x>"), USERS, known)
-    assert not may_tie(_glance(From=CONTACT), frozenset({USER}), set())
 
 
 def test_a_header_only_candidate_makes_no_id_up() -> None:
