@@ -149,11 +149,11 @@ def _sqlite_upgrade() -> None:
         END"""))
 
     # The emails logged before this revision.
-    row = _sqlite_fields("emails")
+    fields = _sqlite_fields("emails")
     op.execute(sa.text(f"""
         INSERT INTO search_documents(email_id, portal_id, {COLUMNS})
-        SELECT id, portal_id, {row['subject']}, {row['body']}, {row['sender']},
-               {row['recipients']}, {_filenames('emails.id')}
+        SELECT id, portal_id, {fields['subject']}, {fields['body']}, {fields['sender']},
+               {fields['recipients']}, {_filenames('emails.id')}
         FROM emails"""))
 
 
