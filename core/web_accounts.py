@@ -119,6 +119,16 @@ async def enable(session: AsyncSession, user: User, role: Role = Role.USER) -> W
     return login
 
 
+def attempt_key(email: str) -> str:
+    """The key of ``email``'s sign-in and mail budgets: the address as ``accounts_for``
+    reads it, so that no other spelling of it (upper case, fullwidth letters, an
+    ideographic full stop: one account) gets a budget of its own."""
+    try:
+        return accounts.normalize_address(email)
+    except InvalidInput:
+        return email.strip().lower()
+
+
 async def accounts_for(session: AsyncSession, email: str) -> Sequence[Account]:
     """Every account signing in with ``email`` (one per portal it is a user of)."""
     try:

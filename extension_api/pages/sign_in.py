@@ -75,7 +75,7 @@ async def sign_in(request: Request) -> Response:
     target = safe_next(fields.get("next", "/"))
     state = web(request)
     for limiter, key in ((state.sign_in_per_client, client_address(request)),
-                         (state.sign_in_per_account, email.lower())):
+                         (state.sign_in_per_account, web_accounts.attempt_key(email))):
         if wait := limiter.hit(key):
             raise _wait(wait)
     try:
@@ -104,7 +104,7 @@ async def _mail_links(request: Request, email: str, purpose: LinkPurpose) -> Res
     """Mail a link of ``purpose`` to every account of ``email``; the same answer
     whether there is one or not (but for a server that sends no mail at all)."""
     state = web(request)
-    if (wait := state.mail_per_address.hit(email.lower())
+    if (wait := state.mail_per_address.hit(web_accounts.attempt_key(email))
             or state.sign_in_per_client.hit(client_address(request))):
         raise _wait(wait)
     runtime = runtime_of(request)

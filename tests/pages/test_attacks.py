@@ -1,0 +1,60 @@
+"""Attacks on the pages through the real port: each test is an attack that once worked
+(or a neighbour of one), and checks that it no longer does."""
+
+from __future__ import annotations
+
+from core.types import Role
+from tests.pages.conftest import PASSWORD, Browsers, csrf_of, unique, web_account
+from tests.support.server import Server
+
+# Spellings of an address that email-validator reads as the same one: fullwidth letters
+# and the ideographic full stop in the domain fold to ASCII (IDNA, UTS #46).
+_FOLDED = str.maketrans("ourcexampl.", "ｏｕｒｃｅｘａｍｐｌ。")
+
+
+def _spellings(address: str) -> list[str]:
+    """Twelve spellings of ``address``: the domain's characters folded one at a time."""
+    local, _, domain = address.partition("@")
+    variants = [address, address.upper()]
+    for index, character in enumerate(domain):
+        folded = character.translate(_FOLDED)
+        if folded != character:
+            variants.append(f"{local}@{domain[:index]}{folded}{domain[index + 1:]}")
+    return variants
+
+
+def test_guessing_under_other_spellings_shares_the_address_budget(
+        browsers: Browsers, web_server: Server) -> None:
+    """Ten wrong passwords, each under another spelling of one address (fullwidth or
+    upper case letters), spend that address's budget: the right password waits (429)."""
+    account = web_account(web_server, unique("spelled"), role=Role.USER)
+    browser = browsers.new()
+    # A client address of its own (the server trusts X-Forwarded-For from loopback, its
+    # proxy's): the per-client budget of the shared server stays out of this test.
+    browser.headers["X-Forwarded-For"] = "198.51.100.21"
+    token = csrf_of(browser.get("/sign-in").text)
+    spellings = _spellings(account.email)
+    assert len(spellings) >= 11
+    for spelling in spellings[:10]:
+        answer = browser.post("/sign-in", data={"csrf": token, "email": spelling,
+                                                "password": "guess guess guess"})
+        assert answer.status_code == 401, spelling
+    answer = browser.post("/sign-in", data={"csrf": token, "email": spellings[10],
+                                            "password": PASSWORD})
+    assert answer.status_code == 429, answer.text
+    assert int(answer.headers["retry-after"]) > 0
+
+
+def test_links_by_mail_under_other_spellings_share_the_address_budget(
+        browsers: Browsers, web_server: Server) -> None:
+    """Three links by mail per address in ten minutes, however the address is spelled:
+    a fourth under a new spelling waits (no mail bombing)."""
+    account = web_account(web_server, unique("bombed"), role=Role.USER)
+    browser = browsers.new()
+    browser.headers["X-Forwarded-For"] = "198.51.100.22"
+    token = csrf_of(browser.get("/sign-in").text)
+    answers = [browser.post("/sign-in/link", data={"csrf": token, "email": spelling})
+               for spelling in _spellings(account.email)[:4]]
+    assert [a.status_code for a in answers[:3]] == [200, 200, 200]
+    assert answers[3].status_code == 429
+
