@@ -13,8 +13,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select
@@ -92,15 +93,31 @@ def _encode(score: float, sent_at: datetime, email_id: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_MAX_ID = 2**63 - 1  # the largest id either database stores
+
+
+def _storable(moment: datetime, name: str) -> datetime:
+    """``moment`` in UTC, as the databases compare it; InvalidInput when the calendar
+    ends before it gets there (0001-01-01T00:00+05:00 is a day before the year 1)."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{name} is outside the years 1 to 9999 in UTC") from None
+
+
 def _decode(cursor: str) -> tuple[float, datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         score, sent_at, email_id = json.loads(raw)
         moment = datetime.fromisoformat(sent_at)
-        if moment.tzinfo is None or not isinstance(email_id, int):
+        value = float.fromhex(score)
+        # A cursor this function gave holds a stored id, a finite score and a moment
+        # in UTC; anything else is made up, and would make the database raise.
+        if (moment.tzinfo is None or type(email_id) is not int
+                or not 0 < email_id <= _MAX_ID or not math.isfinite(value)):
             raise ValueError(cursor)
-        return float.fromhex(score), moment, email_id
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        return value, moment.astimezone(UTC), email_id
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput("cursor is not one this search gave") from None
 
 
@@ -134,11 +151,16 @@ async def search(session: AsyncSession, portal_id: int, query: Query | str,
         query = parse(query)
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be 1 to {MAX_LIMIT}")
+    filters = filters or Filters()
+    if filters.after is not None:
+        filters = replace(filters, after=_storable(filters.after, "after"))
+    if filters.before is not None:
+        filters = replace(filters, before=_storable(filters.before, "before"))
     bind = session.get_bind()
     backend = _sqlite if bind.dialect.name == "sqlite" else _postgres
     matching = backend.matching(query).add_columns(Email.sent_at).where(
         Email.portal_id == portal_id, Email.deleted_at.is_(None),
-        *_conditions(query, filters or Filters()))
+        *_conditions(query, filters))
     ranked = matching.subquery("ranked")
     email_id, score, sent_at = ranked.c[0], ranked.c[1], ranked.c[2]
     page = select(email_id, score, sent_at)
