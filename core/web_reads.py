@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.storage.models import Contact, Event, IngestLogEntry, TrackedSend, User
+from core.storage.models import Company, Contact, Event, IngestLogEntry, TrackedSend, User
 from core.storage.models.web import WebLink, WebLogin
 
 
@@ -95,3 +95,12 @@ async def tracked_sends_of(session: AsyncSession, portal_id: int, user_id: int |
         query = query.where(TrackedSend.user_id == user_id)
     return (await session.scalars(
         query.order_by(TrackedSend.id.desc()).limit(limit))).all()
+
+
+async def company_by_domain(session: AsyncSession, portal_id: int,
+                            domain: str) -> Company | None:
+    """The portal's company of this domain (any case), None when it has none."""
+    return (await session.scalars(select(Company).where(
+        Company.portal_id == portal_id,
+        func.lower(Company.domain) == domain.strip().lower().removeprefix("@"),
+    ))).first()
