@@ -7,12 +7,23 @@ Portal-scoped like ``core.queries``; every function only reads.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.storage.models import Company, Contact, Event, IngestLogEntry, TrackedSend, User
+from core.storage.models import (
+    Company,
+    Contact,
+    Email,
+    EmailContact,
+    Event,
+    IngestLogEntry,
+    Thread,
+    TrackedSend,
+    User,
+)
 from core.storage.models.web import WebLink, WebLogin
 
 
@@ -104,3 +115,38 @@ async def company_by_domain(session: AsyncSession, portal_id: int,
         Company.portal_id == portal_id,
         func.lower(Company.domain) == domain.strip().lower().removeprefix("@"),
     ))).first()
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """A thread an email may move to: its subject, newest email and size."""
+
+    id: int
+    subject: str
+    last_sent_at: datetime
+    emails: int
+
+
+async def move_targets(session: AsyncSession, portal_id: int, email_id: int, *,
+                       text: str = "", limit: int = 30) -> list[ThreadChoice]:
+    """The threads of the email's contacts, other than its own, newest first; with
+    ``text``, only those whose subject contains it (any case). Deleted emails count
+    for nothing."""
+    email = await session.get(Email, email_id)
+    if email is None or email.portal_id != portal_id:
+        return []
+    contacts = select(EmailContact.contact_id).where(EmailContact.email_id == email_id)
+    theirs = select(EmailContact.email_id).where(EmailContact.contact_id.in_(contacts))
+    newest = func.max(Email.sent_at)
+    query = (select(Thread.id, Thread.subject, newest, func.count(Email.id))
+             .join(Email, Email.thread_id == Thread.id)
+             .where(Thread.portal_id == portal_id, Email.portal_id == portal_id,
+                    Email.deleted_at.is_(None), Email.id.in_(theirs),
+                    Thread.id != email.thread_id)
+             .group_by(Thread.id, Thread.subject).order_by(newest.desc(), Thread.id.desc())
+             .limit(limit))
+    if text.strip():
+        query = query.where(func.lower(Thread.subject).like(
+            _like(text.strip().lower()), escape="\\"))
+    return [ThreadChoice(row[0], row[1], row[2], row[3])
+            for row in (await session.execute(query)).all()]

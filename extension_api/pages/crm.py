@@ -92,11 +92,18 @@ def frame_document(html: str, *, remote_images: bool) -> str:
 
 @signed_in
 async def thread_page(request: Request, viewer: Viewer) -> Response:
+    """A thread's emails; ``?move=<email id>&find=<words>`` narrows that email's list
+    of threads to move it to (its contacts' threads) to subjects with the words."""
     images = request.query_params.get("images") == "1"
+    moving = request.query_params.get("move", "")
+    find = request.query_params.get("find", "")[:200]
     async with runtime_of(request).db.read() as session:
         thread = await queries.thread(session, viewer.portal_id, _path_id(request))
         emails = await queries.thread_emails(session, viewer.portal_id, thread.id)
         counts = await tracked_sends.counts_for(session, emails)
+        targets = {email.id: await web_reads.move_targets(
+            session, viewer.portal_id, email.id,
+            text=find if moving == str(email.id) else "") for email in emails}
     shown = []
     for index, email in enumerate(emails):
         earlier = emails[index - 1] if index else None
@@ -107,8 +114,11 @@ async def thread_page(request: Request, viewer: Viewer) -> Response:
             "frame": frame_document(email.html, remote_images=images) if email.html else "",
             "tracking": counts.get(email.id),
             "sources": [words.source(s.source) for s in email.sources],
+            "targets": targets[email.id],
+            "find": find if moving == str(email.id) else "",
         })
     return render(request, "thread.html", thread=thread, shown=shown, images=images,
+                  moving=moving,
                   inline_styles=True, remote_images=images)
 
 
@@ -119,7 +129,7 @@ async def move_email(request: Request, viewer: Viewer) -> Response:
     email_id = _path_id(request)
     target_text = fields.get("thread_id", "").strip().removeprefix("#")
     if target_text and not (target_text.isdigit() and len(target_text) < 19):
-        raise PageError(422, "Not moved", "Give the number of the thread to move it to, "
+        raise PageError(422, "Not moved", "Choose the thread to move it to, "
                         "or nothing to give it a thread of its own.")
     async with runtime_of(request).db.transaction() as session:
         email = await queries.email(session, viewer.portal_id, email_id)

@@ -108,8 +108,20 @@ def test_sign_in_test_email_timeline_thread_move_sign_out(
     follow(browser, browser.find_element(By.CSS_SELECTOR, "#contacts a"))
     follow(browser, browser.find_element(By.LINK_TEXT, "Second email, same contact"))
     article = browser.find_element(By.CSS_SELECTOR, "article.email")
-    article.find_element(By.TAG_NAME, "summary").click()
-    article.find_element(By.CSS_SELECTOR, "input[name=thread_id]").send_keys(first_thread)
+    article.find_element(By.CSS_SELECTOR, ".move summary").click()
+    article.find_element(By.CSS_SELECTOR, "input[name=find]").send_keys("nothing like it")
+    follow(browser, article.find_element(By.XPATH, ".//button[.='Find']"))
+    article = browser.find_element(By.CSS_SELECTOR, "article.email")
+    assert "No other thread" in article.find_element(By.CSS_SELECTOR, "[id^=no-targets]").text
+    search = article.find_element(By.CSS_SELECTOR, "input[name=find]")
+    search.clear()
+    search.send_keys("SETUP")  # the contact's threads whose subject has the words
+    follow(browser, article.find_element(By.XPATH, ".//button[.='Find']"))
+    article = browser.find_element(By.CSS_SELECTOR, "article.email")
+    choices = article.find_elements(By.CSS_SELECTOR, ".move-to label")
+    assert [c.find_element(By.CSS_SELECTOR, ".subject").text for c in choices] == [
+        "Test from the setup page"]
+    choices[0].click()
     follow(browser, article.find_element(By.XPATH, ".//button[.='Move']"))
     wait(browser).until(lambda b: f"/threads/{first_thread}" in b.current_url)
     reasons = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "article .reason")]
