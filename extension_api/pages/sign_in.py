@@ -8,12 +8,17 @@ the address has an account.
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
 from core import sessions, web_accounts
 from core.errors import InvalidInput, RelayFailed, RelayNotConfigured
+from core.outbound_mail import OutboundMail
+from core.runtime import Runtime
 from core.storage.models import User
 from core.web_accounts import Account, LinkInvalid, LinkPurpose, SignInFailed
 from extension_api.pages._web import (
@@ -30,6 +35,8 @@ from extension_api.pages._web import (
     start_session,
     web,
 )
+
+log = logging.getLogger(__name__)
 
 _LINK_TITLES = {
     LinkPurpose.SIGN_IN: "Sign in",
@@ -115,6 +122,17 @@ async def _mail_links(request: Request, email: str, purpose: LinkPurpose) -> Res
                         "This server sends no mail (its operator configured no SMTP "
                         "relay), so it cannot send you a link. Ask your admin for a "
                         "sign-in link instead.") from None
+    response = render(request, "message.html", title="Check your mail", state="link-sent",
+                      message=f"If {email} has an account here, a link is on its way to "
+                      "it. It works once, within 30 minutes.")
+    # Looked up and sent after the answer: its time, or a relay's failure, would tell
+    # whether the address has an account.
+    response.background = BackgroundTask(_send_links, runtime, sender, email, purpose)
+    return response
+
+
+async def _send_links(runtime: Runtime, sender: OutboundMail, email: str,
+                      purpose: LinkPurpose) -> None:
     async with runtime.db.transaction() as session:
         found = await web_accounts.accounts_for(session, email)
         messages = []
@@ -125,15 +143,12 @@ async def _mail_links(request: Request, email: str, purpose: LinkPurpose) -> Res
             messages.append((account.user.email, web_accounts.link_message(
                 kind=purpose, to=account.user.email, portal_name=name,
                 url=issued.url(runtime.settings.base_url), sender=sender.sender)))
-    try:
-        for recipient, message in messages:
+    for recipient, message in messages:
+        try:
             await sender.send(message, recipient)
-    except RelayFailed as exc:
-        raise PageError(502, "Not sent", f"The link could not be sent: {exc.message}. "
-                        "Try again in a while.") from None
-    return render(request, "message.html", title="Check your mail", state="link-sent",
-                  message=f"If {email} has an account here, a link is on its way to it. "
-                  "It works once, within 30 minutes.")
+        except RelayFailed as exc:
+            log.warning("a %s link to %s was not sent: %s", purpose.value, recipient,
+                        exc.message)
 
 
 @public

@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
 from core.types import Role
 from tests.pages.conftest import PASSWORD, Browsers, csrf_of, unique, web_account
-from tests.support.server import Server
+from tests.support.server import Server, free_port
 
 # Spellings of an address that email-validator reads as the same one: fullwidth letters
 # and the ideographic full stop in the domain fold to ASCII (IDNA, UTS #46).
@@ -58,3 +63,30 @@ def test_links_by_mail_under_other_spellings_share_the_address_budget(
     assert [a.status_code for a in answers[:3]] == [200, 200, 200]
     assert answers[3].status_code == 429
 
+
+
+@pytest.fixture(scope="module")
+def mute_relay_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`inboxlog serve` whose SMTP relay never answers (a closed loopback port)."""
+    running = Server(tmp_path_factory.mktemp("mute-relay"), extra_args=(
+        "--smtp-relay", f"smtp://relay:s3cret@127.0.0.1:{free_port()}")).start()
+    yield running
+    running.stop()
+
+
+@pytest.mark.parametrize("path", ["/sign-in/link", "/password-reset"])
+def test_asking_for_a_link_tells_nothing_of_the_address(mute_relay_server: Server,
+                                                        path: str) -> None:
+    """A link asked for an address with an account and for one without get the same
+    answer, also when the mail cannot be sent: the answer never waits for the mail (its
+    time and a relay's failure told which addresses have accounts)."""
+    account = web_account(mute_relay_server, unique("known"), role=Role.USER)
+    answers = []
+    for n, address in enumerate((account.email, unique("nobody"))):
+        with httpx.Client(base_url=mute_relay_server.base_url, timeout=30) as client:
+            client.headers["X-Forwarded-For"] = f"198.51.100.{30 + n}"
+            token = csrf_of(client.get("/sign-in").text)
+            answer = client.post(path, data={"csrf": token, "email": address})
+            answers.append((answer.status_code, answer.text.replace(address, "ADDRESS")))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 200
