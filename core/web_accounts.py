@@ -35,6 +35,7 @@ LINK_FOR = timedelta(minutes=30)
 INVITE_FOR = timedelta(days=7)
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024  # argon2 takes any length; a cap keeps a request from costing more
+MAX_ID = 2**63 - 1  # the largest id the databases hold: a larger one cannot be looked up
 
 _hasher = PasswordHasher()
 # Verified when no account matches, so that an unknown address takes as long as a
@@ -337,7 +338,7 @@ async def revoke_token(session: AsyncSession, viewer: Account, token_id: int, *,
                        now: datetime | None = None) -> ApiToken:
     """Revoke one of the tokens ``viewer`` may see, at once (again: nothing changes);
     NotFound for any other."""
-    token = await session.get(ApiToken, token_id)
+    token = await session.get(ApiToken, token_id) if 0 < token_id <= MAX_ID else None
     if token is None or token.portal_id != viewer.user.portal_id or (
             viewer.role is not Role.ADMIN and token.user_id != viewer.user.id):
         raise NotFound(f"no token {token_id}")
@@ -351,7 +352,7 @@ async def change_role(session: AsyncSession, admin: Account, user_id: int, role:
     NotFound for a user of another portal, or one who cannot sign in."""
     if admin.role is not Role.ADMIN:
         raise InvalidInput("only the portal's admins change roles")
-    login = await session.get(WebLogin, user_id)
+    login = await session.get(WebLogin, user_id) if 0 < user_id <= MAX_ID else None
     if login is None or login.portal_id != admin.user.portal_id:
         raise NotFound(f"no sign-in for user {user_id}")
     if login.role == Role.ADMIN and role is not Role.ADMIN:

@@ -90,3 +90,16 @@ def test_asking_for_a_link_tells_nothing_of_the_address(mute_relay_server: Serve
             answers.append((answer.status_code, answer.text.replace(address, "ADDRESS")))
     assert answers[0] == answers[1]
     assert answers[0][0] == 200
+
+
+@pytest.mark.parametrize("path", ["/tokens/{id}/revoke", "/team/{id}/role"])
+def test_an_id_past_the_databases_is_not_found(browsers: Browsers, web_server: Server,
+                                               path: str) -> None:
+    """A form posted to an id no database can hold (past 2^63) is a 404 page, not an
+    error the server does not handle."""
+    account = web_account(web_server, unique("huge"))
+    browser = browsers.new(account)
+    token = csrf_of(browser.get("/tokens").text)
+    answer = browser.post(path.format(id=2**70), data={"csrf": token, "role": "admin"})
+    assert answer.status_code == 404
+    assert "content-security-policy" in answer.headers
