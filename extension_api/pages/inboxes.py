@@ -1,6 +1,9 @@
 """Connected inboxes: the user's mailboxes with their state, folders and last sync, a
 connect form (servers detected from the address unless given), each failure's own
-error and what to do, and "sync now", which also reconnects a disconnected inbox."""
+error and what to do, "sync now" (which also reconnects a disconnected inbox),
+"disconnect" (as the API's: the grant revoked, the password or tokens forgotten, the
+reason recorded), and "connect with Google / Microsoft" for the OAuth providers the
+operator configured, which start the flow the API starts."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from starlette.responses import Response
 
 from core import inboxes
 from core.inboxes import ConnectRequest, Endpoint, InboxConnector, InboxError
+from core.oauth import OAuthConnector, OAuthError
 from core.types import MailSecurity
 from extension_api.pages import words
 from extension_api.pages._web import (
@@ -22,6 +26,7 @@ from extension_api.pages._web import (
 )
 
 SECURITIES = [s.value for s in MailSecurity]
+PROVIDER_NAMES = {"google": "Google", "microsoft": "Microsoft", "oidc": "your mail provider"}
 
 
 def _connector(request: Request) -> InboxConnector:
@@ -32,13 +37,22 @@ def _connector(request: Request) -> InboxConnector:
     return connector
 
 
+def _oauth(request: Request) -> OAuthConnector | None:
+    connector = getattr(request.app.state, "inboxes", None)
+    return connector if callable(getattr(connector, "providers", None)) else None
+
+
 async def _page(request: Request, viewer: Viewer, *, status: int = 200,
                 error: words.Reason | None = None, code: str = "",
                 values: dict[str, str] | None = None) -> Response:
     async with runtime_of(request).db.read() as session:
         found = list(await session.scalars(inboxes.select_inboxes(viewer.portal_id,
                                                                   viewer.user_id)))
+    oauth = _oauth(request)
+    providers = [(name, PROVIDER_NAMES.get(name, name))
+                 for name in (oauth.providers() if oauth else [])]
     return render(request, "inboxes.html", status=status, inboxes=found, error=error,
+                  providers=providers,
                   code=code, form_values=values or {"address": viewer.account.user.email},
                   securities=SECURITIES, reason=words.inbox_problem,
                   synced=request.query_params.get("synced", ""))
@@ -93,3 +107,50 @@ async def sync(request: Request, viewer: Viewer) -> Response:
         return await _page(request, viewer, status=422, code=exc.code,
                            error=words.inbox_problem(exc.code, exc.message))
     return redirect(request, f"/inboxes?synced={inbox_id}")
+
+
+async def _own_inbox(request: Request, viewer: Viewer, inbox_id: int) -> None:
+    async with runtime_of(request).db.read() as session:
+        inbox = await inboxes.get_inbox(session, viewer.portal_id, inbox_id)
+        if inbox.user_id != viewer.user_id:
+            raise PageError(404, "Not found", f"no inbox {inbox_id}")
+
+
+@signed_in
+async def disconnect(request: Request, viewer: Viewer) -> Response:
+    """Stop syncing: the connector revokes an OAuth grant, forgets the credentials and
+    records "disconnected by the user" (with its ``inbox_disconnected`` event)."""
+    await form(request)
+    inbox_id = request.path_params["id"]
+    await _own_inbox(request, viewer, inbox_id)
+    oauth = _oauth(request)
+    if oauth is None:
+        raise PageError(503, "Not available", "Connected inboxes are not running on this "
+                        "server.")
+    try:
+        await oauth.disconnect(viewer.portal_id, inbox_id)
+    except InboxError as exc:
+        return await _page(request, viewer, status=422, code=exc.code,
+                           error=words.inbox_problem(exc.code, exc.message))
+    return redirect(request, f"/inboxes#inbox-{inbox_id}")
+
+
+@signed_in
+async def connect_with(request: Request, viewer: Viewer) -> Response:
+    """Start the OAuth flow the API starts; the answer is a page whose one link leads
+    to the provider (a form's answer may not redirect to another origin under the
+    pages' ``form-action 'self'``)."""
+    await form(request)
+    provider = request.path_params["provider"]
+    oauth = _oauth(request)
+    if oauth is None or provider not in oauth.providers():
+        raise PageError(404, "Not configured", "This server has no such sign-in "
+                        "provider for inboxes: ask its operator.")
+    try:
+        url = await oauth.authorization_url(viewer.portal_id, viewer.user_id, provider,
+                                            inboxes.DEFAULT_FIRST_SYNC_DAYS)
+    except OAuthError as exc:
+        return await _page(request, viewer, status=422, code=exc.code,
+                           error=words.inbox_problem(exc.code, exc.message))
+    return render(request, "connect_with.html", url=url,
+                  provider=PROVIDER_NAMES.get(provider, provider))

@@ -55,6 +55,8 @@ routes = [
     Route("/inboxes", inboxes.inboxes_page, methods=["GET"]),
     Route("/inboxes", inboxes.connect, methods=["POST"]),
     Route("/inboxes/{id:int}/sync", inboxes.sync, methods=["POST"]),
+    Route("/inboxes/{id:int}/disconnect", inboxes.disconnect, methods=["POST"]),
+    Route("/inboxes/connect/{provider}", inboxes.connect_with, methods=["POST"]),
     Route("/tracking", tracking.sends_page),
     Route("/tracking/{id:int}", tracking.send_page),
     Route("/team", admin.team_page, methods=["GET"]),

@@ -96,6 +96,8 @@ SOURCES_OF_REFUSAL = {"smtp": "the logging address", "api": "the extension",
 
 
 INBOX_PROBLEMS = {
+    "disconnected_by_user": "Nothing is synced any more; to sync it again, connect it "
+                            "anew below (its password or sign-in was forgotten).",
     "name_not_found": "Check the server's name: it does not exist in the DNS.",
     "connection_refused": "Nothing answers on that port: check the port and the security "
                           "(993 with ssl or 143 with starttls for IMAP; 465 ssl or 587 "

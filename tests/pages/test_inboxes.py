@@ -4,6 +4,7 @@ shows its folders."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -14,7 +15,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select
 
 from tests.pages.conftest import web_account
-from tests.pages.test_browser import sign_in, wait
+from tests.pages.test_browser import follow, sign_in, wait
 from tests.support.dovecot import Dovecot
 from tests.support.server import Server, free_port
 from tests.support.smtp_recorder import SmtpRecorder
@@ -77,3 +78,45 @@ def test_connect_an_inbox_and_see_its_errors(browser: webdriver.Chrome, web_serv
     roles = [f.text.split(":")[0] for f in inbox.find_elements(By.CSS_SELECTOR, ".folders li")]
     assert {"inbox", "sent"} <= set(roles)
     assert "failing" not in inbox.text
+
+    # Disconnected from its page: the reason recorded, in words, and the event sent.
+    follow(browser, inbox.find_element(By.XPATH, ".//button[.='Disconnect']"))
+    inbox = browser.find_element(By.CSS_SELECTOR, "#inboxes li")
+    assert inbox.get_attribute("data-status") == "disconnected"
+    assert "disconnected by the user" in inbox.text
+    assert "connect it anew below" in inbox.text
+    assert not inbox.find_elements(By.XPATH, ".//button[.='Disconnect']")
+    with web_server.api(account.portal.user_token) as api:
+        [event] = [e for e in api.get("/api/v1/events").json()["items"]
+                   if e["type"] == "inbox_disconnected"]
+    assert event["detail"]["code"] == "disconnected_by_user"
+
+
+def test_an_inbox_disconnected_elsewhere_shows_live(
+        browser: webdriver.Chrome, web_server: Server, relay: SmtpRecorder,
+        dovecot: Dovecot) -> None:
+    """An inbox disconnected while the user has a page open (here through the API)
+    appears there as a notice that leads to the inbox."""
+    address = f"live-{uuid.uuid4().hex[:10]}@ourco.example"
+    password = "pw-" + uuid.uuid4().hex[:8]
+    dovecot.add_user(address, password)
+    relay.add_user(address, password)
+    account = web_account(web_server, address)
+    with web_server.api(account.portal.user_token) as api:
+        connected = api.post("/api/v1/inboxes", json={
+            "address": address, "password": password,
+            "imap": {"host": "127.0.0.1", "port": dovecot.imap_port, "security": "none"},
+            "smtp": {"host": "127.0.0.1", "port": relay.port, "security": "none"}})
+        assert connected.status_code == 201, connected.text
+        inbox_id = connected.json()["id"]
+        sign_in(browser, web_server, account)
+        browser.get(f"{web_server.base_url}/tracking")
+        wait(browser).until(lambda b: b.execute_script(
+            "return document.body.dataset.liveAfter !== undefined"))
+        time.sleep(0.5)  # the page's live feed is open
+        assert api.post(f"/api/v1/inboxes/{inbox_id}/disconnect").status_code == 200
+    notice = wait(browser).until(lambda b: b.find_element(
+        By.CSS_SELECTOR, "#notices [data-type=inbox_disconnected]"))
+    assert f"Inbox {address} was disconnected: disconnected by the user" in notice.text
+    link = notice.find_element(By.TAG_NAME, "a")
+    assert (link.get_attribute("href") or "").endswith(f"/inboxes#inbox-{inbox_id}")

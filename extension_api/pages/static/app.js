@@ -42,6 +42,8 @@ const NOTICES = {
   open: () => "Your email was opened",
   click: (event) => "A link was clicked" + (event.detail && event.detail.url ? ": " + event.detail.url : ""),
   reply: (event) => "Reply" + (event.detail && event.detail.from ? " from " + event.detail.from : ""),
+  inbox_disconnected: (event) => "Inbox " + ((event.detail && event.detail.address) || "")
+    + " was disconnected" + (event.detail && event.detail.reason ? ": " + event.detail.reason : ""),
 };
 
 // Opens, clicks and replies as they happen, on every page (people only, not machines).
@@ -56,6 +58,11 @@ function showNotice(event) {
     const link = document.createElement("a");
     link.href = "/emails/" + event.email_id;
     link.textContent = "See the email";
+    item.append(link);
+  } else if (event.type === "inbox_disconnected") {
+    const link = document.createElement("a");
+    link.href = "/inboxes" + (event.detail && event.detail.inbox_id ? "#inbox-" + event.detail.inbox_id : "");
+    link.textContent = "See the inbox";
     item.append(link);
   }
   box.append(item);
