@@ -27,6 +27,7 @@ from core.storage.db import Database, sqlite_url
 from core.storage.models import Email
 from tests.pages.conftest import WebAccount, unique, web_account
 from tests.support.server import Server, run_coroutine
+from tests.support.xss import XSS_HTML
 
 
 def sign_in(browser: webdriver.Chrome, server: Server, account: WebAccount) -> None:
@@ -144,7 +145,7 @@ def test_a_refused_message_is_in_why_not_logged(
     sign_in(browser, web_server, rep)
     browser.get(f"{web_server.base_url}/not-logged")
     browser.find_element(By.ID, "sender").send_keys("stranger.")
-    follow(browser, browser.find_element(By.CSS_SELECTOR, "form[role=search] button"))
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "main form[role=search] button"))
     entries = browser.find_elements(By.CSS_SELECTOR, "#ingest-log li")
     assert len(entries) == 1
     assert entries[0].get_attribute("data-code") == "not_a_user"
@@ -159,23 +160,6 @@ def no_dialog(browser: webdriver.Chrome) -> bool:
     except NoAlertPresentException:
         return True
     return False
-
-
-XSS_HTML = [
-    '<script>alert(1);parent.__xss=1</script>',
-    '<img src=x onerror="alert(2);parent.__xss=1">',
-    '<svg onload="alert(3)"><circle r=1 /></svg>',
-    '<a href="javascript:alert(4)" id=js>link</a>',
-    '<iframe src="javascript:alert(5)"></iframe>',
-    '<math><mtext><table><mglyph><style><img src=x onerror=alert(6)></style></mglyph>',
-    '<body onload="alert(7)">',
-    '<object data="javascript:alert(8)"></object>',
-    '<form action="javascript:alert(9)"><button>go</button></form>',
-    '<meta http-equiv="refresh" content="0;url=javascript:alert(10)">',
-    '<div style="background:url(javascript:alert(11))">styled</div>',
-    '<noscript><p title="</noscript><img src=x onerror=alert(12)>">',
-    '<details open ontoggle="alert(13)">x</details>',
-]
 
 
 def test_stored_xss_never_runs(browser: webdriver.Chrome, web_server: Server,

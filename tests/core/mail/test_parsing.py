@@ -19,6 +19,7 @@ from core.mail.parsing import (
     sanitize_html,
     synthetic_message_id,
 )
+from tests.support.xss import ACTIVE, XSS_HTML
 
 EMAILS = Path(__file__).resolve().parents[2] / "emails" / "parsing"
 
@@ -569,6 +570,12 @@ def test_sanitize_html_removes_active_content() -> None:
     for bad in ("script", "evil", "onclick", "onerror", "javascript", "iframe", "form", "Go"):
         assert bad not in clean
     assert clean.startswith("<p>Hi</p>")
+
+
+@pytest.mark.parametrize("payload", XSS_HTML)
+def test_sanitize_html_leaves_nothing_of_the_xss_corpus_active(payload: str) -> None:
+    """Each payload of the corpus the pages' browser tests render comes out inert."""
+    assert not ACTIVE.search(sanitize_html(payload)), sanitize_html(payload)
 
 
 def test_sanitize_html_keeps_email_formatting() -> None:
