@@ -8,7 +8,8 @@ loopback one (``http://127.0.0.1:PORT/...``, RFC 8252), so a code never goes to 
 site. A code is signed (the server's key), names its user, client, redirect URI and
 challenge, lives ``CODE_FOR`` and is spent once: redeeming records its hash in
 ``web_links`` (purpose ``code``), whose unique key refuses a second redemption, on every
-node sharing the database. The token it buys is named after the client.
+node sharing the database; rows of codes past any use are deleted by the next
+redemption (``purge_spent_codes``). The token it buys is named after the client.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -122,6 +124,7 @@ async def redeem(session: AsyncSession, secret: str, *, code: str, client_id: st
     user = await session.get(User, claims.get("u"))
     if user is None or user.portal_id != claims.get("p"):
         raise GrantError("invalid_grant", "the code's user is gone")
+    await purge_spent_codes(session, now)
     # A second redemption fails on the unique hash: the caller's transaction rolls back.
     session.add(WebLink(portal_id=user.portal_id, purpose=CODE_PURPOSE, user_id=user.id,
                         token_hash=accounts.hash_token(code), created_at=now,
@@ -131,6 +134,17 @@ async def redeem(session: AsyncSession, secret: str, *, code: str, client_id: st
     except IntegrityError:
         raise GrantError("invalid_grant", "the code was used already") from None
     return await accounts.issue_token(session, user, name=f"extension {client_id}")
+
+
+async def purge_spent_codes(session: AsyncSession, now: datetime | None = None) -> int:
+    """Delete the rows of spent codes that can no longer be presented (each redemption
+    does it first, so the rows never pile up); how many went. A row is kept a second
+    lifetime past its expiry: the code's own age check counts whole seconds, and a row
+    must outlive the last moment its code is accepted."""
+    now = now or utcnow()
+    gone = await session.execute(delete(WebLink).where(
+        WebLink.purpose == CODE_PURPOSE, WebLink.expires_at < now - CODE_FOR))
+    return int(getattr(gone, "rowcount", 0) or 0)
 
 
 async def revoke(session: AsyncSession, token: str, *, now: datetime | None = None) -> None:

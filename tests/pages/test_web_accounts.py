@@ -3,18 +3,34 @@ sessions ended by a new password, links spent once or expired, roles of invitati
 
 from __future__ import annotations
 
-from datetime import timedelta
+import base64
+import hashlib
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
-from core import accounts, sessions, web_accounts
+from core import accounts, extension_grants, sessions, web_accounts
 from core.errors import InvalidInput
 from core.storage.db import Database
 from core.storage.models import utcnow
+from core.storage.models.web import WebLink
 from core.types import Role
 from core.web_accounts import LinkInvalid, LinkPurpose, SignInFailed
 
 PASSWORD = "a long enough password"
+SECRET = "a test server key"
+VERIFIER = "v" * 43
+
+
+def _s256(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _utc(moment: datetime) -> datetime:
+    """As stored: SQLite gives naive UTC back, PostgreSQL aware."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 async def _account(db: Database, email: str = "ann@ourco.example",
@@ -129,3 +145,38 @@ async def test_the_last_admin_stays_an_admin(database: Database) -> None:
         await web_accounts.change_role(session, admin, other.user.id, Role.ADMIN)
         demoted = await web_accounts.change_role(session, admin, admin.user.id, Role.USER)
         assert demoted.role == Role.USER.value
+
+
+async def test_spent_codes_rows_are_purged_once_no_code_can_use_them(
+        database: Database) -> None:
+    """Redeeming a code records it in web_links; the next redemption deletes the rows
+    of codes past a second lifetime (when their own age check refuses them anyway)."""
+    account = await _account(database)
+    asked = extension_grants.check_request(
+        response_type="code", client_id="ext", redirect_uri="http://127.0.0.1:9/cb",
+        code_challenge=_s256(VERIFIER), code_challenge_method="S256", state="")
+
+    async def redeem(now: datetime) -> None:
+        code = extension_grants.issue_code(SECRET, account.user, asked)
+        async with database.transaction() as session:
+            await extension_grants.redeem(session, SECRET, code=code, client_id="ext",
+                                          redirect_uri="http://127.0.0.1:9/cb",
+                                          verifier=VERIFIER, now=now)
+
+    async def spent() -> list[datetime]:
+        async with database.read() as session:
+            return list(await session.scalars(select(WebLink.created_at).where(
+                WebLink.purpose == extension_grants.CODE_PURPOSE).order_by(WebLink.id)))
+
+    start = utcnow().replace(microsecond=0)
+    await redeem(start)
+    kept = start + 2 * extension_grants.CODE_FOR  # not yet past the second lifetime
+    await redeem(kept)
+    assert [_utc(at) for at in await spent()] == [start, kept]
+    later = kept + timedelta(seconds=1)
+    await redeem(later)
+    assert [_utc(at) for at in await spent()] == [kept, later]
+    async with database.transaction() as session:
+        assert await extension_grants.purge_spent_codes(
+            session, later + 3 * extension_grants.CODE_FOR) == 2
+    assert await spent() == []
