@@ -66,6 +66,7 @@ def main(folder: Path) -> None:
             for name, url in (("setup", f"{server.base_url}/setup"),
                               ("contacts", f"{server.base_url}/contacts"),
                               ("contact", contact_page), ("thread", thread_page),
+                              ("search", f"{server.base_url}/search?q=proposal"),
                               ("why-not-logged", f"{server.base_url}/not-logged"),
                               ("team", f"{server.base_url}/team"),
                               ("inboxes", f"{server.base_url}/inboxes"),
