@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -103,3 +105,59 @@ def test_an_id_past_the_databases_is_not_found(browsers: Browsers, web_server: S
     answer = browser.post(path.format(id=2**70), data={"csrf": token, "role": "admin"})
     assert answer.status_code == 404
     assert "content-security-policy" in answer.headers
+
+
+def test_forwarded_for_from_an_untrusted_peer_is_ignored(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Behind no trusted proxy, a client that names a new X-Forwarded-For on every
+    attempt (each on another address) still spends its own budget: the 101st waits."""
+    server = Server(tmp_path_factory.mktemp("no-proxy"),
+                    extra_args=("--forwarded-allow-ips", "192.0.2.1")).start()
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=30) as client:
+            token = csrf_of(client.get("/sign-in").text)
+            answers = [client.post("/sign-in", headers={"X-Forwarded-For": f"203.0.113.{n}"},
+                                   data={"csrf": token, "email": unique("spray"),
+                                         "password": "guess guess guess"}).status_code
+                       for n in range(101)]
+    finally:
+        server.stop()
+    assert set(answers[:100]) == {401}
+    assert answers[100] == 429
+
+
+@pytest.mark.parametrize("target", ["//evil.example/", "/\\evil.example", "/\t/evil.example",
+                                    "https://evil.example/", " //evil.example",
+                                    "/\n/evil.example", "\\\\evil.example"])
+def test_after_sign_in_the_browser_stays_here(browsers: Browsers, web_server: Server,
+                                              target: str) -> None:
+    """A ``next`` that a browser would read as another site's address sends the
+    signed-in user to a path of this site (the sign-in form and its page alike)."""
+    account = web_account(web_server, unique("next"), role=Role.USER)
+    browser = browsers.new()
+    browser.headers["X-Forwarded-For"] = "198.51.100.23"
+    token = csrf_of(browser.get("/sign-in").text)
+    answer = browser.post("/sign-in", data={"csrf": token, "email": account.email,
+                                            "password": PASSWORD, "next": target})
+    again = browser.get("/sign-in", params={"next": target})
+    for location in (answer.headers["location"], again.headers["location"]):
+        assert location.startswith("/") and not location.startswith(("//", "/\\"))
+        assert "\t" not in location and "\n" not in location
+
+
+def test_a_tampered_session_cookie_signs_nobody_in(browsers: Browsers,
+                                                   web_server: Server) -> None:
+    """The session cookie changed by one character, cut to its unsigned part, or
+    replaced by the session's token itself, is no session: the page asks to sign in."""
+    browser = browsers.new(web_account(web_server, unique("cookie"), role=Role.USER))
+    cookie = browser.cookies["il_session"]
+    assert browser.get("/setup").status_code == 200
+    payload = cookie.strip('"').split(".")[0]
+    token = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert token.startswith("ils_")
+    flipped = cookie[:-1] + ("A" if cookie[-1] != "A" else "B")
+    for forged in (flipped, payload, token):
+        with httpx.Client(base_url=web_server.base_url, cookies={"il_session": forged}) as c:
+            answer = c.get("/setup")
+            assert answer.status_code == 303
+            assert answer.headers["location"].startswith("/sign-in")
