@@ -107,8 +107,12 @@ def _page(title: str, text: str, *, status: int = 200, form_token: str | None = 
     page = (f"<!doctype html><html lang=en><meta charset=utf-8><title>{title}</title>"
             f"<body><h1>{title}</h1><p id=result data-state={state}>{html.escape(text)}</p>"
             f"{form}</body></html>")
-    return HTMLResponse(page, status, headers={"Cache-Control": "no-store",
-                                               "Referrer-Policy": "no-referrer"})
+    return HTMLResponse(page, status, headers={
+        "Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+        # Its button must not be clicked through another site's frame.
+        "Content-Security-Policy": "default-src 'none'; base-uri 'none'; "
+                                   "form-action 'self'; frame-ancestors 'none'"})
 
 
 def _failure(request: Request, exc: CoreError) -> Response:

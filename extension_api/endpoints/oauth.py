@@ -112,7 +112,10 @@ async def result_page(request: Request) -> Response:
     page = (f"<!doctype html><html lang=en><meta charset=utf-8><title>{title}</title>"
             f"<body><h1>{title}</h1><p id=result data-status={status} "
             f"data-code=\"{html.escape(code)}\">{html.escape(text)}</p></body></html>")
-    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(page, headers={
+        "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY", "Content-Security-Policy":
+            "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"})
 
 
 @authenticated

@@ -161,3 +161,18 @@ def test_a_tampered_session_cookie_signs_nobody_in(browsers: Browsers,
             answer = c.get("/setup")
             assert answer.status_code == 303
             assert answer.headers["location"].startswith("/sign-in")
+
+
+@pytest.mark.parametrize("path", ["/oauth/result?status=failed&code=oauth_denied",
+                                  "/oauth/result?status=connected&code=%3Cb%3E",
+                                  "/confirm-address?token=made-up"])
+def test_the_api_s_own_pages_are_locked_down_too(web_server: Server, path: str) -> None:
+    """The two pages the API serves a browser (an inbox's OAuth result, an address's
+    confirmation, with its button) send a CSP that runs nothing and forbids framing."""
+    answer = httpx.get(web_server.base_url + path, headers={"Accept": "text/html"})
+    assert answer.headers["content-type"].startswith("text/html")
+    policy = answer.headers.get("content-security-policy", "")
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert "<b>" not in answer.text
