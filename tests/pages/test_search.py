@@ -133,6 +133,13 @@ def test_filters_and_paging(web_server: Server, browsers: Browsers, rep: WebAcco
     assert found(attachments="yes") == [incoming]
     assert incoming not in found(attachments="no")
     assert incoming in found(contact=anna) and len(found(contact=anna)) == 2
+    contacts = client.get("/contacts", params={"q": anna}).text
+    [contact_page] = [page for page in (client.get(path).text for path in re.findall(
+        r'href="(/contacts/\d+)"', contacts)) if f'id="contact-email">{anna}<' in page]
+    link = re.search(r'id="search-contact" href="([^"]+)"', contact_page)
+    assert link, contact_page  # the contact's page links to all their email, no words
+    assert sorted(_ids(client.get(link.group(1).replace("&amp;", "&")).text)) == sorted(
+        found(contact=anna))
     assert len(found(company=f"acme{rep.portal.portal_id}.example", direction="outgoing")) == 20
     assert found(source="sync") == []
     assert found(before="2000-01-01") == [] and len(found(after="2000-01-01")) == 20
