@@ -59,9 +59,12 @@ def _day(value: str, name: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise InvalidInput(f"{name} must be a date (YYYY-MM-DD)") from None
+    if day == date.max:  # "before" ends on the next day, and this one has none
+        raise InvalidInput(f"{name} must be a date before 9999-12-31")
+    return day
 
 
 E = TypeVar("E", Direction, Source)

@@ -176,3 +176,13 @@ def test_the_api_s_own_pages_are_locked_down_too(web_server: Server, path: str) 
     assert answer.headers["x-frame-options"] == "DENY"
     assert answer.headers["x-content-type-options"] == "nosniff"
     assert "<b>" not in answer.text
+
+
+def test_the_search_page_refuses_the_calendars_last_day(browsers: Browsers,
+                                                        web_server: Server) -> None:
+    """``before`` includes its day, so it ends on the next one: 9999-12-31 has none, and
+    the page says so (422) rather than failing."""
+    browser = browsers.new(web_account(web_server, unique("calendar"), role=Role.USER))
+    answer = browser.get("/search", params={"q": "offer", "before": "9999-12-31"})
+    assert answer.status_code == 422
+    assert "content-security-policy" in answer.headers
