@@ -30,8 +30,9 @@ async def owned(session: AsyncSession, model: type[M], portal_id: int, object_id
     """The row ``object_id`` of ``model`` if it belongs to ``portal_id``; else NotFound.
 
     Another portal's row and a missing one give the same answer, so ids reveal nothing.
+    An id past 2^63 - 1 (what the databases hold) is missing too: never looked up.
     """
-    found = await session.get(model, object_id)
+    found = await session.get(model, object_id) if 0 < object_id < 2**63 else None
     if found is None or found.portal_id != portal_id:
         raise NotFound(f"no {_singular(model.__tablename__)} {object_id}")
     return found

@@ -94,7 +94,8 @@ def test_asking_for_a_link_tells_nothing_of_the_address(mute_relay_server: Serve
     assert answers[0][0] == 200
 
 
-@pytest.mark.parametrize("path", ["/tokens/{id}/revoke", "/team/{id}/role"])
+@pytest.mark.parametrize("path", ["/tokens/{id}/revoke", "/team/{id}/role",
+                                  "/inboxes/{id}/sync", "/inboxes/{id}/disconnect"])
 def test_an_id_past_the_databases_is_not_found(browsers: Browsers, web_server: Server,
                                                path: str) -> None:
     """A form posted to an id no database can hold (past 2^63) is a 404 page, not an
