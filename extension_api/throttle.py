@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from limits import RateLimitItem, parse_many, storage, strategies
+from sse_starlette.sse import EventSourceResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from extension_api.errors import ApiError, ApiErrorCode, error_response
@@ -111,3 +113,18 @@ def _too_large_error(limit: int) -> ApiError:
 def _too_large(limit: int) -> ASGIApp:
     error = _too_large_error(limit)
     return error_response(413, error.code, str(error.detail))
+
+
+class SlotStream(EventSourceResponse):
+    """An event stream (API or page) that gives its caller's ``StreamSlots`` slot back
+    however it ends: finished, cancelled, or the client gone."""
+
+    def __init__(self, *args: Any, release: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()

@@ -5,14 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
 
 from sqlalchemy import select
-from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from core.errors import StorageUnavailable
 from core.storage.models import Event
@@ -21,7 +18,7 @@ from extension_api.endpoints._params import query_int
 from extension_api.errors import ApiError, ApiErrorCode
 from extension_api.schemas import respond, to_json
 from extension_api.schemas.tracking import event_of
-from extension_api.throttle import StreamSlots
+from extension_api.throttle import SlotStream, StreamSlots
 
 STREAM_POLL_SECONDS = 0.5
 _MAX_ID = 2**63 - 1
@@ -61,20 +58,6 @@ def _resume_from(request: Request) -> int:
     return int(last)
 
 
-class _SlotStream(EventSourceResponse):
-    """An event stream that gives its caller's slot back however it ends."""
-
-    def __init__(self, *args: Any, release: Callable[[], None], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._release = release
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._release()
-
-
 @authenticated
 async def stream(request: Request, principal: Principal) -> Response:
     """Server-Sent Events from ``?after=`` (or Last-Event-ID), then live; at most
@@ -100,5 +83,5 @@ async def stream(request: Request, principal: Principal) -> Response:
                 await asyncio.sleep(0)
 
     slots.acquire(principal.caller)
-    return _SlotStream(events(), ping=15, send_timeout=30,
+    return SlotStream(events(), ping=15, send_timeout=30,
                        release=lambda: slots.release(principal.caller))

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import select
-from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from core import accounts
 from core.errors import InvalidInput, StorageUnavailable
@@ -34,6 +32,7 @@ from extension_api.pages._web import (
     runtime_of,
     signed_in,
 )
+from extension_api.throttle import SlotStream
 
 LIVE_POLL_SECONDS = 0.5
 
@@ -92,20 +91,6 @@ def _event_json(event: Event) -> dict[str, Any]:
             "detail": event.detail}
 
 
-class _SlotStream(EventSourceResponse):
-    """A stream that gives its slot back however it ends."""
-
-    def __init__(self, *args: Any, release: Callable[[], None], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._release = release
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._release()
-
-
 @signed_in
 async def live(request: Request, viewer: Viewer) -> Response:
     """The user's events after ``?after=`` (or Last-Event-ID), then as they happen."""
@@ -138,6 +123,6 @@ async def live(request: Request, viewer: Viewer) -> Response:
         slots.acquire(viewer.caller)
     except ApiError as exc:  # the API's 429: said as a page would
         raise PageError(429, "Too many pages open", "Close a few inboxlog tabs.") from exc
-    return _SlotStream(events(), ping=15, send_timeout=30,
+    return SlotStream(events(), ping=15, send_timeout=30,
                        headers={"Cache-Control": "no-store"},
                        release=lambda: slots.release(viewer.caller))
