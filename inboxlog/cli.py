@@ -93,6 +93,13 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _listening_url(host: str, port: int, *, tls: bool) -> str:
+    """The URL a browser on this machine reaches the HTTP server at."""
+    shown = "127.0.0.1" if host in ("", "0.0.0.0") else "[::1]" if host == "::" else (
+        f"[{host}]" if ":" in host else host)
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
+
+
 @main.command("serve")
 @storage_options
 @option("--smtp-host", default="127.0.0.1", show_default=True)
@@ -101,8 +108,9 @@ def main() -> None:
 @option("--http-port", type=int, default=8025, show_default=True)
 @option("--bcc-domain", default="bcc.localhost", show_default=True,
         help="Domain of the logging addresses.")
-@option("--base-url", default="http://127.0.0.1:8025", show_default=True,
-        help="Public URL of the HTTP API.")
+@option("--base-url", default="",
+        help="Public URL of the HTTP API (links, pixels, sign-in); default: the address "
+             "it listens on, http://HTTP-HOST:HTTP-PORT (https with --tls-cert).")
 @option("--secret-key", default="",
         help="Signing and encryption key; empty: generated once into <data-dir>/secret_key.")
 @option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -197,6 +205,7 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--blob-store") from None
     secret_key = secret_key_file.load_or_create(data_dir, secret_key)
+    base_url = base_url.strip() or _listening_url(http_host, http_port, tls=bool(tls_cert))
     settings = _settings(db, data_dir, bcc_domain=bcc_domain, base_url=base_url,
                          secret_key=secret_key, smtp_relay=smtp_relay.strip(),
                          mail_from=mail_from.strip(), blob_store=blob_store.strip(),

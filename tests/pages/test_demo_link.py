@@ -17,7 +17,8 @@ from tests.support.server import free_port, stop_process
 
 
 def test_serve_prints_a_sign_in_link_for_the_demo_account(tmp_path: Path) -> None:
-    """The banner's link opens a page whose button signs the demo user in."""
+    """The banner's link opens a page whose button signs the demo user in; with no
+    --base-url, links point at the port the server listens on."""
     http_port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("INBOXLOG_")}
     env["INBOXLOG_DATA_DIR"] = str(tmp_path)
@@ -26,7 +27,7 @@ def test_serve_prints_a_sign_in_link_for_the_demo_account(tmp_path: Path) -> Non
         process = subprocess.Popen(
             [sys.executable, "-m", "tests.support.loopback_only", "serve",
              "--smtp-port", str(free_port()), "--http-port", str(http_port),
-             "--base-url", f"http://127.0.0.1:{http_port}", "--no-inbox-sync"],
+             "--no-inbox-sync"],
             env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline, found = time.monotonic() + 30, None
@@ -34,6 +35,7 @@ def test_serve_prints_a_sign_in_link_for_the_demo_account(tmp_path: Path) -> Non
             found = re.search(r"sign in +(http://\S+)", log.read_text(errors="replace"))
             time.sleep(0.1)
         assert found, log.read_text(errors="replace")
+        assert found.group(1).startswith(f"http://127.0.0.1:{http_port}/link?token=")
         with httpx.Client(timeout=30) as browser:
             while time.monotonic() < deadline:  # the banner comes just before the port
                 try:
