@@ -4,7 +4,6 @@ dropped connection), and a cursor never crosses portals."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections.abc import Iterator
@@ -21,12 +20,11 @@ from tests.support.server import PortalAccount, Server
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def search_server(request: pytest.FixtureRequest,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    url = asyncio.run(postgres.create_database()) if request.param == "postgres" else ""
-    running = Server(tmp_path_factory.mktemp(f"attacks-{request.param}"), db_url=url).start()
-    yield running
-    running.stop()
-    if url:
-        asyncio.run(postgres.drop_database(url))
+    with postgres.database_for(request.param) as url:
+        running = Server(tmp_path_factory.mktemp(f"attacks-{request.param}"),
+                         db_url=url).start()
+        yield running
+        running.stop()
 
 
 def _log(server: Server, account: PortalAccount, subject: str) -> int:

@@ -5,7 +5,6 @@ message that was not logged is not found."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,12 +27,11 @@ from tests.support.server import PortalAccount, Server, run_coroutine
 def search_server(request: pytest.FixtureRequest,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server of this module's own on each backend (its purges move time far ahead)."""
-    url = asyncio.run(postgres.create_database()) if request.param == "postgres" else ""
-    running = Server(tmp_path_factory.mktemp(f"search-{request.param}"), db_url=url).start()
-    yield running
-    running.stop()
-    if url:
-        asyncio.run(postgres.drop_database(url))
+    with postgres.database_for(request.param) as url:
+        running = Server(tmp_path_factory.mktemp(f"search-{request.param}"),
+                         db_url=url).start()
+        yield running
+        running.stop()
 
 
 @pytest.fixture

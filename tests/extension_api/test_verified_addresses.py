@@ -24,7 +24,7 @@ from tests.extension_api.test_openapi import check, properties
 from tests.support.addresses import request_confirmation
 from tests.support.dns import DnsServer
 from tests.support.mail import deliver, logged_id, message
-from tests.support.server import PortalAccount, Server, free_port, run_coroutine
+from tests.support.server import PortalAccount, Server, run_coroutine
 from tests.support.smtp_recorder import SmtpRecorder
 
 ALT = "rita.sales@other.example"
@@ -33,9 +33,7 @@ _LINK = re.compile(r"(http://\S+/confirm-address\?token=\S+)")
 
 @pytest.fixture(scope="module")
 def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpRecorder]:
-    relay = SmtpRecorder(tmp_path_factory.mktemp("relay"), free_port())
-    relay.add_user("relay", "s3cret")
-    relay.start()
+    relay = SmtpRecorder.relay(tmp_path_factory.mktemp("relay"))
     yield relay
     relay.stop()
 
@@ -43,8 +41,8 @@ def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpRecorder]
 @pytest.fixture(scope="module")
 def relayed(tmp_path_factory: pytest.TempPathFactory,
             recorder: SmtpRecorder) -> Iterator[Server]:
-    running = Server(tmp_path_factory.mktemp("relayed"), extra_args=(
-        "--smtp-relay", f"smtp://relay:s3cret@127.0.0.1:{recorder.port}")).start()
+    running = Server(tmp_path_factory.mktemp("relayed"),
+                     extra_args=recorder.serve_args()).start()
     yield running
     running.stop()
 

@@ -22,7 +22,7 @@ from core import web_accounts
 from core.storage.db import Database, sqlite_url
 from core.storage.models import User
 from core.types import Role
-from tests.support.server import PortalAccount, Server, free_port, run_coroutine
+from tests.support.server import PortalAccount, Server, run_coroutine
 from tests.support.smtp_recorder import SmtpRecorder
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -33,9 +33,7 @@ _CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
 
 @pytest.fixture(scope="session")
 def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpRecorder]:
-    recorder = SmtpRecorder(tmp_path_factory.mktemp("relay"), free_port())
-    recorder.add_user("relay", "s3cret")
-    recorder.start()
+    recorder = SmtpRecorder.relay(tmp_path_factory.mktemp("relay"))
     yield recorder
     recorder.stop()
 
@@ -44,8 +42,7 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpRecorder]:
 def web_server(tmp_path_factory: pytest.TempPathFactory,
                relay: SmtpRecorder) -> Iterator[Server]:
     """`inboxlog serve` whose mail (sign-in links, invitations) goes to the recorder."""
-    running = Server(tmp_path_factory.mktemp("web"), extra_args=(
-        "--smtp-relay", f"smtp://relay:s3cret@127.0.0.1:{relay.port}")).start()
+    running = Server(tmp_path_factory.mktemp("web"), extra_args=relay.serve_args()).start()
     yield running
     running.stop()
 

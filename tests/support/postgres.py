@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -48,6 +51,18 @@ async def create_database() -> str:
     finally:
         await conn.close()
     return url_for(name)
+
+
+@contextmanager
+def database_for(backend: str) -> Iterator[str]:
+    """For a test run on each backend: a fresh PostgreSQL database's URL when ``backend``
+    is "postgres" (dropped afterwards), else "" (the server's own SQLite)."""
+    url = asyncio.run(create_database()) if backend == "postgres" else ""
+    try:
+        yield url
+    finally:
+        if url:
+            asyncio.run(drop_database(url))
 
 
 async def drop_database(url: str) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from tests.support.server import stop_process
+from tests.support.server import free_port, stop_process
 
 
 class Recorder:
@@ -130,6 +130,18 @@ class SmtpRecorder:
         self.folder, self.port = folder, port
         self.users: dict[str, str] = {}
         self.process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def relay(cls, folder: Path) -> SmtpRecorder:
+        """A started recorder standing for the operator's relay (``--smtp-relay``): it takes
+        mail only from the user ``relay`` (``serve_args`` names it to a server)."""
+        recorder = cls(folder, free_port())
+        recorder.add_user("relay", "s3cret")
+        return recorder.start()
+
+    def serve_args(self) -> tuple[str, str]:
+        """The ``inboxlog serve`` arguments that send its mail through this relay."""
+        return ("--smtp-relay", f"smtp://relay:s3cret@127.0.0.1:{self.port}")
 
     def add_user(self, user: str, password: str) -> None:
         """``password`` "!app": this user is told an app password is required."""
