@@ -32,21 +32,36 @@ DEFAULT_STREAMS_PER_CALLER = 5
 
 
 class RateLimiter:
+    """Moving-window budgets per caller (``limits``, in memory: per process), for the
+    API's requests and the pages' sign-in attempts."""
+
     def __init__(self, spec: str = DEFAULT_RATE_LIMIT) -> None:
         """``spec``: budgets such as ``"200 per 10 seconds; 6000 per 10 minutes"``; an
         empty spec turns limiting off."""
         self.items: list[RateLimitItem] = parse_many(spec) if spec.strip() else []
         self._limiter = strategies.MovingWindowRateLimiter(storage.MemoryStorage())
 
-    def check(self, caller: str) -> None:
-        """Count one request of ``caller``; ApiError 429 with Retry-After when over."""
+    def overrun(self, caller: str) -> tuple[RateLimitItem, int] | None:
+        """Count one attempt of ``caller``: None while within every budget, else the
+        budget it ran out of and the seconds until it may try again (at least 1)."""
         for item in self.items:
             if not self._limiter.hit(item, caller):
                 reset = self._limiter.get_window_stats(item, caller).reset_time
-                wait = max(1, math.ceil(reset - time.time()))
-                raise ApiError(429, ApiErrorCode.RATE_LIMITED,
-                               f"too many requests: at most {item} for one caller; "
-                               f"retry in {wait} s", {"Retry-After": str(wait)})
+                return item, max(1, math.ceil(reset - time.time()))
+        return None
+
+    def hit(self, caller: str) -> int:
+        """Count one attempt of ``caller``: 0 if allowed, else the seconds to wait."""
+        over = self.overrun(caller)
+        return 0 if over is None else over[1]
+
+    def check(self, caller: str) -> None:
+        """Count one request of ``caller``; ApiError 429 with Retry-After when over."""
+        if (over := self.overrun(caller)) is not None:
+            item, wait = over
+            raise ApiError(429, ApiErrorCode.RATE_LIMITED,
+                           f"too many requests: at most {item} for one caller; "
+                           f"retry in {wait} s", {"Retry-After": str(wait)})
 
 
 class StreamSlots:

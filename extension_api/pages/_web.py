@@ -20,9 +20,7 @@ import functools
 import hashlib
 import hmac
 import logging
-import math
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +30,6 @@ from urllib.parse import parse_qsl, quote
 
 import jinja2
 from itsdangerous import BadSignature, URLSafeSerializer
-from limits import parse_many, storage, strategies
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -41,6 +38,7 @@ from core.errors import CoreError, NotFound
 from core.runtime import Runtime
 from core.types import Role
 from core.web_accounts import Account
+from extension_api.throttle import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -74,31 +72,15 @@ def security_headers(*, inline_styles: bool = False, remote_images: bool = False
             "Cross-Origin-Opener-Policy": "same-origin", "Cache-Control": "no-store"}
 
 
-class Limiter:
-    """Moving-window budgets per key (``limits``, in memory: one process serves pages)."""
-
-    def __init__(self, spec: str) -> None:
-        self.items = parse_many(spec)
-        self._limiter = strategies.MovingWindowRateLimiter(storage.MemoryStorage())
-
-    def hit(self, key: str) -> int:
-        """Count one attempt of ``key``: 0 if allowed, else the seconds to wait."""
-        for item in self.items:
-            if not self._limiter.hit(item, key):
-                reset = self._limiter.get_window_stats(item, key).reset_time
-                return max(1, math.ceil(reset - time.time()))
-        return 0
-
-
 class WebState:
     """The pages' state in ``app.state.web``: signing keys and attempt budgets."""
 
     def __init__(self, secret: str) -> None:
         self._sessions = URLSafeSerializer(secret, salt="inboxlog.web-session")
         self._csrf_key = hashlib.sha256(b"inboxlog.csrf\0" + secret.encode()).digest()
-        self.sign_in_per_account = Limiter(SIGN_IN_PER_ACCOUNT)
-        self.sign_in_per_client = Limiter(SIGN_IN_PER_CLIENT)
-        self.mail_per_address = Limiter(MAIL_PER_ADDRESS)
+        self.sign_in_per_account = RateLimiter(SIGN_IN_PER_ACCOUNT)
+        self.sign_in_per_client = RateLimiter(SIGN_IN_PER_CLIENT)
+        self.mail_per_address = RateLimiter(MAIL_PER_ADDRESS)
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
