@@ -32,6 +32,8 @@ from extension_api.pages._web import (
     runtime_of,
     signed_in,
 )
+from extension_api.schemas import to_json
+from extension_api.schemas.tracking import event_of
 from extension_api.throttle import SlotStream
 
 LIVE_POLL_SECONDS = 0.5
@@ -85,12 +87,6 @@ async def save_settings(request: Request, viewer: Viewer) -> Response:
     return redirect(request, "/setup?saved=1#settings")
 
 
-def _event_json(event: Event) -> dict[str, Any]:
-    return {"id": event.id, "type": event.type, "email_id": event.email_id,
-            "at": event.at.isoformat().replace("+00:00", "Z"), "machine": event.machine,
-            "detail": event.detail}
-
-
 @signed_in
 async def live(request: Request, viewer: Viewer) -> Response:
     """The user's events after ``?after=`` (or Last-Event-ID), then as they happen."""
@@ -113,7 +109,7 @@ async def live(request: Request, viewer: Viewer) -> Response:
             for event in items:
                 after = event.id
                 yield {"id": str(event.id), "event": event.type,
-                       "data": json.dumps(_event_json(event))}
+                       "data": json.dumps(to_json(event_of(event)))}
             if not items:
                 await bus.wait(LIVE_POLL_SECONDS)
             else:
