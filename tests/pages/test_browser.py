@@ -8,6 +8,7 @@ import smtplib
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import formataddr
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +17,7 @@ from typing import ClassVar
 import httpx
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
@@ -41,9 +42,25 @@ def sign_in(browser: webdriver.Chrome, server: Server, account: WebAccount) -> N
 
 def follow(browser: webdriver.Chrome, element: WebElement) -> None:
     """Click what navigates, and wait until the next page replaced this one."""
-    page = browser.find_element(By.TAG_NAME, "html")
-    element.click()
-    WebDriverWait(browser, 30).until(ec.staleness_of(page))
+    with next_page(browser):
+        element.click()
+
+
+@contextmanager
+def next_page(browser: webdriver.Chrome, timeout: float = 30) -> Iterator[None]:
+    """Wait, after the block, until a new document has replaced this one and loaded.
+
+    A mark on this document's window, not ``staleness_of`` an element: Chromium may
+    answer a question about an element of a document being torn down with "Node with
+    given id does not belong to the document", which is neither stale nor present."""
+    browser.execute_script("window.__inboxlogOldPage = true")
+    yield
+
+    def replaced(b: webdriver.Chrome) -> bool:
+        return bool(b.execute_script(
+            "return window.__inboxlogOldPage === undefined"
+            " && document.readyState === 'complete'"))
+    WebDriverWait(browser, timeout, ignored_exceptions=(WebDriverException,)).until(replaced)
 
 
 def wait(browser: webdriver.Chrome, timeout: float = 15) -> WebDriverWait[webdriver.Chrome]:

@@ -11,11 +11,10 @@ from collections.abc import Iterator
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select
 
 from tests.pages.conftest import web_account
-from tests.pages.test_browser import follow, sign_in, wait
+from tests.pages.test_browser import follow, next_page, sign_in, wait
 from tests.support.dovecot import Dovecot
 from tests.support.server import Server, free_port
 from tests.support.smtp_recorder import SmtpRecorder
@@ -40,9 +39,8 @@ def fill(browser: webdriver.Chrome, password: str, imap_port: int, smtp_port: in
         field.clear()
         field.send_keys(str(port))
         Select(browser.find_element(By.ID, f"{kind}_security")).select_by_value("none")
-    page = browser.find_element(By.ID, "connect-form")
-    browser.find_element(By.CSS_SELECTOR, "#connect-form button[type=submit]").click()
-    wait(browser, 30).until(ec.staleness_of(page))  # the answer's page, not this one
+    with next_page(browser):  # the answer's page, not this one
+        browser.find_element(By.CSS_SELECTOR, "#connect-form button[type=submit]").click()
 
 
 def test_connect_an_inbox_and_see_its_errors(browser: webdriver.Chrome, web_server: Server,
