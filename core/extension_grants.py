@@ -9,7 +9,11 @@ site. A code is signed (the server's key), names its user, client, redirect URI 
 challenge, lives ``CODE_FOR`` and is spent once: redeeming records its hash in
 ``web_links`` (purpose ``code``), whose unique key refuses a second redemption, on every
 node sharing the database; rows of codes past any use are deleted by the next
-redemption (``purge_spent_codes``). The token it buys is named after the client.
+redemption (``purge_spent_codes``) and by the periodic purge. The token it buys is
+named after the client and keeps the code's hash: presenting a spent code again revokes
+that token (RFC 6749 10.5; whoever replays a code may have stolen it, so the token it
+bought is suspect), and a new password revokes every token of the user bought this way
+(``revoke_granted_tokens``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import delete
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,6 +52,15 @@ class GrantError(CoreError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class CodeReplayed(GrantError):
+    """A spent code presented again, with its client, redirect URI and verifier: the
+    caller refuses it and, in a transaction of its own (the refusal rolls back the
+    current one), revokes what the code bought (``revoke_replayed``)."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid_grant", "the code was used already")
 
 
 @dataclass(frozen=True)
@@ -125,15 +138,44 @@ async def redeem(session: AsyncSession, secret: str, *, code: str, client_id: st
     if user is None or user.portal_id != claims.get("p"):
         raise GrantError("invalid_grant", "the code's user is gone")
     await purge_spent_codes(session, now)
-    # A second redemption fails on the unique hash: the caller's transaction rolls back.
+    code_hash = accounts.hash_token(code)
+    # Checked only now, with the verifier matched: a code seen in a log or a referrer,
+    # replayed without the verifier, must not let its finder revoke the user's token.
+    if await session.scalar(select(WebLink.id).where(WebLink.token_hash == code_hash)):
+        raise CodeReplayed
+    # Two redemptions racing: the second fails on the unique hash (its transaction rolls
+    # back) once the first committed.
     session.add(WebLink(portal_id=user.portal_id, purpose=CODE_PURPOSE, user_id=user.id,
-                        token_hash=accounts.hash_token(code), created_at=now,
+                        token_hash=code_hash, created_at=now,
                         expires_at=now + CODE_FOR, used_at=now))
     try:
         await session.flush()
     except IntegrityError:
-        raise GrantError("invalid_grant", "the code was used already") from None
-    return await accounts.issue_token(session, user, name=f"extension {client_id}")
+        raise CodeReplayed from None
+    record, secret = await accounts.issue_token(session, user, name=f"extension {client_id}")
+    record.grant_code_hash = code_hash
+    await session.flush()
+    return record, secret
+
+
+async def revoke_replayed(session: AsyncSession, code: str, *,
+                          now: datetime | None = None) -> int:
+    """Revoke the token ``code`` bought (after ``CodeReplayed``); how many were live."""
+    done = await session.execute(update(ApiToken).where(
+        ApiToken.grant_code_hash == accounts.hash_token(code), ApiToken.revoked_at.is_(None),
+    ).values(revoked_at=now or utcnow()))
+    return int(getattr(done, "rowcount", 0) or 0)
+
+
+async def revoke_granted_tokens(session: AsyncSession, user_id: int, *,
+                                now: datetime | None = None) -> int:
+    """Revoke every live token the extension's sign-in issued to ``user_id`` (a new
+    password: whoever knew the old one may have let an extension of theirs in); tokens
+    made by the CLI or on the tokens page stay. How many went."""
+    done = await session.execute(update(ApiToken).where(
+        ApiToken.user_id == user_id, ApiToken.grant_code_hash.is_not(None),
+        ApiToken.revoked_at.is_(None)).values(revoked_at=now or utcnow()))
+    return int(getattr(done, "rowcount", 0) or 0)
 
 
 async def purge_spent_codes(session: AsyncSession, now: datetime | None = None) -> int:

@@ -24,7 +24,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import accounts
+from core import accounts, extension_grants
 from core.errors import CoreError, InvalidInput, NotFound
 from core.storage.models import ApiToken, Portal, User, utcnow
 from core.storage.models.web import WebLink, WebLogin, WebSession
@@ -174,7 +174,11 @@ async def check_password(session: AsyncSession, email: str, password: str) -> Ac
 async def set_password(session: AsyncSession, login: WebLogin, password: str, *,
                        now: datetime | None = None) -> None:
     """Set a new password; every session of the user ends, and so does every sign-in
-    or reset link still waiting (whoever had one no longer gets in with it)."""
+    or reset link still waiting (whoever had one no longer gets in with it), and every
+    token the extension's sign-in issued them (whoever knew the old password could have
+    signed an extension of theirs in; the extension signs in again in one click). Tokens
+    made on purpose (the tokens page, the CLI) stay: scripts keep working, and the
+    tokens page lists them for the user to revoke."""
     login.password_hash = await hash_password(password)
     login.password_changed_at = now or utcnow()
     await session.execute(update(WebSession).where(WebSession.user_id == login.user_id)
@@ -183,6 +187,8 @@ async def set_password(session: AsyncSession, login: WebLogin, password: str, *,
         WebLink.user_id == login.user_id, WebLink.used_at.is_(None),
         WebLink.purpose.in_([LinkPurpose.SIGN_IN.value, LinkPurpose.RESET.value]),
     ).values(used_at=login.password_changed_at))
+    await extension_grants.revoke_granted_tokens(session, login.user_id,
+                                                 now=login.password_changed_at)
     await session.flush()
 
 

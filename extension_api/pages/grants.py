@@ -1,7 +1,8 @@
 """The extension's sign-in: OAuth 2.0 authorization code with PKCE against inboxlog
 (``core.extension_grants``). ``/oauth/authorize`` asks the signed-in user to allow the
 extension to log and track for them; ``/oauth/token`` trades the code for a user API
-token bound to that client; ``/oauth/revoke`` (RFC 7009) lets the extension give it back.
+token bound to that client (a code presented twice revokes it); ``/oauth/revoke``
+(RFC 7009) lets the extension give it back.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from core import extension_grants
-from core.extension_grants import GrantError
+from core.extension_grants import CodeReplayed, GrantError
 from extension_api.pages._web import (
     MAX_FORM,
     PageError,
@@ -99,6 +100,10 @@ async def token(request: Request) -> Response:
                 code=fields.get("code", ""), client_id=fields.get("client_id", ""),
                 redirect_uri=fields.get("redirect_uri", ""),
                 verifier=fields.get("code_verifier", ""))
+    except CodeReplayed as exc:
+        async with runtime_of(request).db.transaction() as session:
+            await extension_grants.revoke_replayed(session, fields["code"])
+        return _oauth_error(exc)
     except GrantError as exc:
         return _oauth_error(exc)
     return JSONResponse({"access_token": secret, "token_type": "Bearer",

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
 from core.types import Role
-from tests.pages.conftest import Browsers, csrf_of, unique, web_account
+from tests.pages.conftest import Browsers, csrf_of, link_in, unique, web_account
 from tests.support.server import Server
+from tests.support.smtp_recorder import SmtpRecorder
 
 REDIRECT = "https://abcdefghijklmnopabcdefghijklmnop.chromiumapp.org/done"
 
@@ -50,7 +52,7 @@ def exchange(server: Server, code: str, verifier: str, **changes: str) -> httpx.
 
 
 def test_code_with_pkce_buys_a_token_once(browsers: Browsers, web_server: Server) -> None:
-    """Allowed, the code and its verifier buy a user token named after the client, once;
+    """Allowed, the code and its verifier buy a user token named after the client;
     another verifier or client gets invalid_grant. Revoked by the extension, it stops."""
     account = web_account(web_server, unique("ext"), role=Role.USER)
     verifier, challenge = pkce()
@@ -66,8 +68,6 @@ def test_code_with_pkce_buys_a_token_once(browsers: Browsers, web_server: Server
     assert granted.headers["cache-control"] == "no-store"
     body = granted.json()
     assert body["token_type"] == "Bearer" and body["access_token"].startswith("ilu_")
-    again = exchange(web_server, code, verifier)
-    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
     with web_server.api(body["access_token"]) as api:
         assert api.get("/api/v1/me").status_code == 200
         names = [t["name"] for t in api.get("/api/v1/tokens").json()["items"]]
@@ -94,3 +94,65 @@ def test_denied_or_unsafe_requests_get_no_code(browsers: Browsers, web_server: S
     signed_out = browsers.new().get("/oauth/authorize?client_id=x")
     assert signed_out.status_code == 303
     assert signed_out.headers["location"].startswith("/sign-in?next=%2Foauth%2Fauthorize")
+
+
+def test_a_replayed_code_revokes_the_token_it_bought(browsers: Browsers,
+                                                    web_server: Server) -> None:
+    """RFC 6749 10.5: a spent code presented again (with its verifier) is refused and the
+    token it bought stops working; the user's other tokens keep working. Replayed
+    without the verifier, it revokes nothing (whoever saw the code cannot cut the user
+    off)."""
+    account = web_account(web_server, unique("replay"), role=Role.USER)
+    browser = browsers.new(account)
+    verifier, challenge = pkce()
+    code = authorize(browser, challenge)["code"][0]
+    first = exchange(web_server, code, verifier).json()["access_token"]
+    other_verifier, other_challenge = pkce()
+    other = exchange(web_server, authorize(browser, other_challenge)["code"][0],
+                     other_verifier).json()["access_token"]
+    blind = exchange(web_server, code, pkce()[0])
+    assert blind.status_code == 400 and blind.json()["error"] == "invalid_grant"
+    with web_server.api(first) as api:
+        assert api.get("/api/v1/me").status_code == 200
+        again = exchange(web_server, code, verifier)
+        assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+        assert api.get("/api/v1/me").status_code == 401
+    for token in (other, account.portal.user_token):
+        with web_server.api(token) as api:
+            assert api.get("/api/v1/me").status_code == 200
+
+
+def test_a_new_password_revokes_the_extensions_tokens(browsers: Browsers, web_server: Server,
+                                                      relay: SmtpRecorder) -> None:
+    """A password reset ends the user's sessions and revokes every token the
+    extension's sign-in issued them; the token the CLI made and one made on the
+    tokens page stay (deliberate, listed there to revoke); another user's extension
+    token stays."""
+    account = web_account(web_server, unique("reset"), role=Role.USER)
+    signed_in = browsers.new(account)
+    verifier, challenge = pkce()
+    granted = exchange(web_server, authorize(signed_in, challenge)["code"][0],
+                       verifier).json()["access_token"]
+    made = signed_in.post("/tokens", data={"csrf": csrf_of(signed_in.get("/tokens").text),
+                                           "name": "a script"})
+    found = re.search(r'<code id="token-secret">(ilu_[^<]+)</code>', made.text)
+    assert found, made.text
+    colleague = web_account(web_server, unique("colleague"), role=Role.USER)
+    their_verifier, their_challenge = pkce()
+    theirs = exchange(web_server, authorize(browsers.new(colleague), their_challenge)[
+        "code"][0], their_verifier).json()["access_token"]
+    browser = browsers.new()
+    token = csrf_of(browser.get("/password-reset").text)
+    assert browser.post("/password-reset", data={"csrf": token, "email": account.email}
+                        ).status_code == 200
+    link_token = link_in(relay, account.email).split("token=")[1]
+    assert browser.post("/link", data={"csrf": token, "token": link_token,
+                                       "password": "another new passphrase"}
+                        ).status_code == 303
+    assert signed_in.get("/setup").status_code == 303
+    assert browser.get("/setup").status_code == 200
+    expected = {granted: 401, found.group(1): 200, account.portal.user_token: 200,
+                theirs: 200}
+    for secret, status in expected.items():
+        with web_server.api(secret) as api:
+            assert api.get("/api/v1/me").status_code == status, secret[:8]

@@ -87,3 +87,6 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(200), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The sha256 of the authorization code an extension bought it with (None for a token
+    # made by the CLI or on the tokens page): a replayed code, or a new password, revokes it.
+    grant_code_hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
