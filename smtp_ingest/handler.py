@@ -13,6 +13,7 @@ import weakref
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
+from aiosmtpd.proxy_protocol import ProxyData
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from core import pipeline
@@ -31,6 +32,7 @@ from core.types import Envelope as CoreEnvelope
 from smtp_ingest import replies
 
 log = logging.getLogger(__name__)
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients.
 MAX_RECIPIENTS = 100
@@ -100,12 +102,27 @@ class _Recipients:
 
 
 class IngestHandler:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, proxies: tuple[str, ...] = ()) -> None:
+        """``proxies``: the addresses or networks whose PROXY protocol header is believed
+        (``serve --smtp-proxy-from``), when the server expects one."""
         self.runtime = runtime
+        self.proxies = tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
         self.failed_recipients = FailedRecipients()
         # Per transaction (a RSET or a new MAIL makes a new envelope): whose portals.
         self._recipients: weakref.WeakKeyDictionary[Envelope, _Recipients] = (
             weakref.WeakKeyDictionary())
+
+    async def handle_PROXY(self, server: SMTP, session: Session, envelope: Envelope,
+                           proxy_data: ProxyData) -> bool:
+        """A PROXY protocol header (``serve --smtp-proxy-protocol``): believed only from a
+        trusted proxy, else the connection is closed (anyone else could name any client
+        address, and so pass for a trusted network or spend someone else's budget)."""
+        peer = _peer(session)
+        if not _in_networks(peer, self.proxies):
+            log.warning("SMTP connection from %s dropped: it sent a PROXY protocol header "
+                        "but is not a trusted proxy (--smtp-proxy-from)", peer)
+            return False
+        return True
 
     async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
@@ -121,7 +138,7 @@ class IngestHandler:
         rcpt_options: list[str],
     ) -> str:
         if self.failed_recipients.over(session):
-            log.warning("%s: too many unknown recipients, closing", _peer(session))
+            log.warning("%s: too many unknown recipients, closing", _client(session))
             return TOO_MANY_FAILED_RCPTS
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return replies.TOO_MANY_RECIPIENTS
@@ -140,7 +157,7 @@ class IngestHandler:
             return replies.TRANSIENT
         if found is None:
             if self.failed_recipients.fail(session):
-                log.warning("%s: too many unknown recipients, closing", _peer(session))
+                log.warning("%s: too many unknown recipients, closing", _client(session))
                 return TOO_MANY_FAILED_RCPTS
             return replies.UNKNOWN_RECIPIENT
         envelope.rcpt_tos.append(address)
@@ -248,10 +265,11 @@ def _client(session: Session) -> str | None:
 
 
 def _client_key(session: Session) -> str | None:
-    """Whom the failed-recipient limit counts: the peer's address, or for IPv6 its /64
-    (one host's network: a client given a /64 would otherwise have 2**64 fresh
-    addresses to guess from, and could flush the table of everyone else's counts)."""
-    peer = _peer(session)
+    """Whom the failed-recipient limit counts: the client's address (behind a proxy, the
+    one it passed on), or for IPv6 its /64 (one host's network: a client given a /64
+    would otherwise have 2**64 fresh addresses to guess from, and could flush the table
+    of everyone else's counts)."""
+    peer = _client(session)
     try:
         address = ipaddress.ip_address(peer or "")
     except ValueError:
@@ -261,6 +279,16 @@ def _client_key(session: Session) -> str | None:
             return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
     return peer
+
+
+def _in_networks(address: str | None, networks: tuple[IPNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
 
 
 def _peer(session: Session) -> str | None:
