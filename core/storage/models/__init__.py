@@ -16,12 +16,26 @@ from core.storage.models.email import (
 )
 from core.storage.models.event import Event
 from core.storage.models.inbox import Inbox, InboxFolder
+from core.storage.models.lease import NodeLease  # noqa: F401 (core.leases)
 from core.storage.models.portal import ApiToken, Portal, User, UserAddress
 from core.storage.models.retention import IngestLogEntry, RawCopy
+from core.storage.models.team import (
+    AgentCapacity,
+    RoutingRule,
+    Team,
+    TeamInbox,
+    TeamInboxMember,
+    TeamInboxSender,
+    TeamMember,
+    TicketActivity,
+    TicketContact,
+)
 from core.storage.models.tracking import TrackedLink, TrackedSend, TrackingHit
 from core.storage.models.web import WebLink, WebLogin, WebSession  # noqa: F401 (the sign-in tables)
+from core.storage.models.webhook import WebhookCursor, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "AgentCapacity",
     "ApiToken",
     "Attachment",
     "Base",
@@ -41,14 +55,25 @@ __all__ = [
     "IngestLogEntry",
     "Portal",
     "RawCopy",
+    "RoutingRule",
+    "Team",
+    "TeamInbox",
+    "TeamInboxMember",
+    "TeamInboxSender",
+    "TeamMember",
     "Thread",
     "ThreadRef",
     "Ticket",
+    "TicketActivity",
+    "TicketContact",
     "TrackedLink",
     "TrackedSend",
     "TrackingHit",
     "User",
     "UserAddress",
+    "WebhookCursor",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "utcnow",
 ]
 

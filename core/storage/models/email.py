@@ -75,6 +75,9 @@ class Email(Base):
     auth: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Mail that came to a team inbox: only its members (and admins) see it (docs/tickets.md).
+    team_inbox_id: Mapped[int | None] = mapped_column(
+        ForeignKey("team_inboxes.id", ondelete="CASCADE"), index=True, default=None)
 
     sources: Mapped[list[EmailSource]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="EmailSource.created_at"
