@@ -64,6 +64,7 @@ RAW_POLICY: dict[Source, RawPolicy] = {
     Source.BCC: RawPolicy(RawRule.HEADER_METADATA, full=False),
     Source.FORWARD: RawPolicy(RawRule.HEADER_METADATA, full=False),
     Source.RULE: RawPolicy(RawRule.HEADER_METADATA, full=False),
+    Source.TEAM_INBOX: RawPolicy(RawRule.HEADER_METADATA, full=False),
 }
 
 DELETED_EMAIL_DAYS = 90

@@ -30,6 +30,7 @@ class Source(enum.StrEnum):
     EXTENSION = "extension"
     SYNC = "sync"
     CRM_SEND = "crm_send"
+    TEAM_INBOX = "team_inbox"  # a customer's mail to a team inbox (docs/tickets.md)
 
 
 class IngestOutcome(enum.StrEnum):
@@ -210,6 +211,7 @@ class NotLoggedReason(enum.StrEnum):
     DELETED = "deleted"
     NOT_AUTHENTICATED = "not_authenticated"  # sender authentication failed (550 5.7.1)
     AUTH_UNAVAILABLE = "auth_unavailable"  # it could not be completed (451 4.7.0)
+    RATE_LIMITED = "rate_limited"  # a team inbox's sender past its hourly allowance
 
 
 class EventType(enum.StrEnum):
@@ -220,6 +222,11 @@ class EventType(enum.StrEnum):
     REPLY = "reply"
     LOGGED = "logged"
     INBOX_DISCONNECTED = "inbox_disconnected"
+    # A team inbox's tickets (docs/tickets.md): ``detail`` holds ``ticket_id``.
+    TICKET_CREATED = "ticket_created"
+    TICKET_ASSIGNED = "ticket_assigned"
+    TICKET_REPLIED = "ticket_replied"
+    TICKET_CLOSED = "ticket_closed"
 
 
 class Role(enum.StrEnum):
