@@ -1,5 +1,6 @@
 """Why not logged (the ingest log, searchable by sender, address and time) and the
-team page (users, their roles, and invitations by mail; inviting is for admins)."""
+team page (users and their roles, for everyone; changing roles, invitations by mail
+and the open ones, and how each user signs in, for admins)."""
 
 from __future__ import annotations
 
@@ -56,7 +57,10 @@ async def _team(request: Request, viewer: Viewer, *, status: int = 200, notice: 
                 link: str = "") -> Response:
     async with runtime_of(request).db.read() as session:
         members = await web_reads.team(session, viewer.portal_id)
-        invitations = await web_reads.open_invitations(session, viewer.portal_id, utcnow())
+        # A user sees who is on the team and their roles, read-only; who is invited and
+        # who still signs in without a password is the admins' business.
+        invitations = (await web_reads.open_invitations(session, viewer.portal_id, utcnow())
+                       if viewer.is_admin else [])
     return render(request, "team.html", status=status, members=members,
                   invitations=invitations, roles=[r.value for r in Role], notice=notice,
                   link=link)
