@@ -113,3 +113,81 @@ def drop_pg_database(url: str) -> None:
 
 def pg_available() -> bool:
     return bool(os.environ.get("INBOXLOG_TEST_PG_URL"))
+
+
+def _stat_fields(pid: int) -> list[str]:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2:].split()  # fields from the 3rd (state) on
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (``serve --workers N`` forks its workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                children.setdefault(int(_stat_fields(int(entry.name))[1]), []).append(
+                    int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += children.get(current, [])
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its live descendants, all their threads,
+    from ``/proc/<pid>/stat`` (utime + stime, in clock ticks)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for each in process_tree(pid):
+        try:
+            fields = _stat_fields(each)
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+class FsyncCounter:
+    """fsync + fdatasync calls of a process tree (all threads) while it runs, counted by
+    the kernel's syscall tracepoints through ``perf stat`` (no ptrace stops: the server
+    runs at full speed). ``count`` is None where perf cannot attach."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.count: int | None = None
+        self._process: subprocess.Popen[str] | None = None
+        self._pids = pids
+
+    def __enter__(self) -> FsyncCounter:
+        try:
+            self._process = subprocess.Popen(
+                ["perf", "stat", "-x", ",", "-e",
+                 "syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync",
+                 "-p", ",".join(map(str, self._pids))],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            time.sleep(0.3)  # perf attaches
+        except OSError:
+            self._process = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is None:
+            return
+        self._process.send_signal(2)  # SIGINT: perf prints its counts and exits
+        _, err = self._process.communicate(timeout=30)
+        counts = [line.split(",")[0] for line in err.splitlines() if "sys_enter_f" in line]
+        if counts and all(c.isdigit() for c in counts):
+            self.count = sum(int(c) for c in counts)
+
+
+def scrape_counter(base_url: str, name: str) -> float:
+    """The sum of a Prometheus counter's samples on a server's ``/metrics``."""
+    import httpx
+
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "_total"))

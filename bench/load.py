@@ -71,5 +71,6 @@ async def load(port: int, mail_from: str, rcpt: str, messages: list[bytes], *,
     return LoadResult(time.perf_counter() - started, latencies, codes)
 
 
-def make_messages(count: int, sender: str, to: Callable[[int], str]) -> list[bytes]:
-    return [small_message(sender, to(n), n) for n in range(count)]
+def make_messages(count: int, sender: str, to: Callable[[int], str], *,
+                  size: int = 4096) -> list[bytes]:
+    return [small_message(sender, to(n), n, size) for n in range(count)]

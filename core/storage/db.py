@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from prometheus_client import Counter
 from sqlalchemy import event, make_url
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -89,10 +90,27 @@ async def _storage_errors() -> AsyncIterator[None]:
         raise
 
 
+# Statements sent to the database, by engine (``make bench`` reads it from /metrics to
+# report statements per message; one counter increment per statement).
+STATEMENTS = Counter("inboxlog_db_statements", "SQL statements executed, by engine",
+                     ["engine"])
+
+
+def _count_statements(engine: AsyncEngine, name: str) -> None:
+    counter = STATEMENTS.labels(name)
+
+    def count(*_: Any) -> None:
+        counter.inc()
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+
+
 def _make_engine(url: str, *, immediate: bool = False, inline: bool = False,
-                 **kwargs: Any) -> AsyncEngine:
+                 name: str = "main", **kwargs: Any) -> AsyncEngine:
     if not _is_sqlite(url):
-        return create_async_engine(url, pool_pre_ping=True, **kwargs)
+        engine = create_async_engine(url, pool_pre_ping=True, **kwargs)
+        _count_statements(engine, name)
+        return engine
     if inline:
         kwargs["async_creator"] = _inline_sqlite.connector(_sqlite_path(url))
     engine = create_async_engine(url, **kwargs)
@@ -104,6 +122,7 @@ def _make_engine(url: str, *, immediate: bool = False, inline: bool = False,
         # SQLITE_BUSY when another writer got in between; IMMEDIATE waits its turn.
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
+    _count_statements(engine, name)
     return engine
 
 
@@ -130,10 +149,11 @@ class Database:
                 # memory files: the owner's only.
                 private_dir(Path(path).parent)
                 private_file(Path(path))
-            self.read_engine = _make_engine(url)
-            self.write_engine = _make_engine(url, immediate=True)
-            self._ingest_engine = _make_engine(url, immediate=True, inline=on_disk)
-            self._lookup_engine = _make_engine(url, inline=on_disk)
+            self.read_engine = _make_engine(url, name="read")
+            self.write_engine = _make_engine(url, immediate=True, name="write")
+            self._ingest_engine = _make_engine(url, immediate=True, inline=on_disk,
+                                               name="ingest")
+            self._lookup_engine = _make_engine(url, inline=on_disk, name="lookup")
             ingest_sessions = async_sessionmaker(self._ingest_engine, expire_on_commit=False)
             # One writer at a time: concurrent ingests share its transactions.
             self._group_commit = GroupCommit(lambda: self._transaction(ingest_sessions),
