@@ -1,4 +1,4 @@
-"""leases: one node at a time for each connected inbox and for the purge (issue 17)
+"""leases: one node at a time for each connected inbox and for the purge; events notify other nodes (issue 17)
 
 Revision ID: 0014
 Revises: 0013
@@ -18,11 +18,43 @@ branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
 
+# PostgreSQL: every statement that inserts events notifies the channel that each node's
+# event streams listen on (core.storage.listen); the notification goes out at commit.
+_NOTIFY_FUNCTION = """
+CREATE OR REPLACE FUNCTION inboxlog_events_notify() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('inboxlog_events', '');
+  RETURN NULL;
+END
+$$
+"""
+_NOTIFY_TRIGGER = """
+CREATE TRIGGER events_notify AFTER INSERT ON events
+FOR EACH STATEMENT EXECUTE FUNCTION inboxlog_events_notify()
+"""
+
+
 def upgrade() -> None:
     """Upgrade schema."""
-    pass
+    op.create_table(
+        'node_leases',
+        sa.Column('name', sa.String(length=120), nullable=False),
+        sa.Column('holder', sa.String(length=120), nullable=False),
+        sa.Column('expires_at', sa.Double(), nullable=False),
+        sa.Column('acquired_at', sa.Double(), nullable=False),
+        sa.PrimaryKeyConstraint('name', name=op.f('pk_node_leases')),
+    )
+    op.create_index(op.f('ix_node_leases_holder'), 'node_leases', ['holder'])
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute(_NOTIFY_FUNCTION)
+        op.execute(_NOTIFY_TRIGGER)
 
 
 def downgrade() -> None:
     """Downgrade schema."""
-    pass
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute('DROP TRIGGER IF EXISTS events_notify ON events')
+        op.execute('DROP FUNCTION IF EXISTS inboxlog_events_notify()')
+    op.drop_index(op.f('ix_node_leases_holder'), table_name='node_leases')
+    op.drop_table('node_leases')
