@@ -17,7 +17,6 @@ from core.storage.models.email import (
 from core.storage.models.event import Event
 from core.storage.models.inbox import Inbox, InboxFolder
 from core.storage.models.lease import NodeLease  # noqa: F401 (core.leases)
-from core.storage.models.lease import NodeLease  # noqa: F401 (core.leases)
 from core.storage.models.portal import ApiToken, Portal, User, UserAddress
 from core.storage.models.retention import IngestLogEntry, RawCopy
 from core.storage.models.team import (
