@@ -61,6 +61,13 @@ from extension_api.schemas.tracking import (
     TrackedSendRequest,
     TrackingHit,
 )
+from extension_api.schemas.webhooks import (
+    Delivery,
+    NewWebhook,
+    Webhook,
+    WebhookPatch,
+    WebhookRequest,
+)
 
 _ID = {"type": "integer", "minimum": 1}
 _NULLABLE_ID = {"type": ["integer", "null"]}
@@ -434,6 +441,36 @@ PATHS: dict[str, Any] = {
 PATHS["/api/v1/users/{id}/addresses"]["post"]["responses"]["409"] = _json(
     Error, "the address is another user's of the portal, or confirmed already; or the "
     "server sends no mail (smtp_relay_not_configured)")
+
+
+_ADMIN_WEBHOOKS = " (admin only; another portal's is 404)"
+PATHS.update({
+    "/api/v1/webhooks": {
+        "get": _op("The portal's webhooks, no secrets" + _ADMIN_WEBHOOKS,
+                   _json(_items(Webhook)), 403),
+        "post": _created(_op(
+            "Register a webhook: the portal's events of the given types are POSTed to the "
+            "URL, signed (Standard Webhooks headers webhook-id, webhook-timestamp, "
+            "webhook-signature), retried with backoff on 5xx, 408, 429 and no answer; the "
+            "secret is shown once" + _ADMIN_WEBHOOKS,
+            _json(NewWebhook), 400, 403, 413, 422, body=_body(WebhookRequest))),
+    },
+    "/api/v1/webhooks/{id}": {
+        "get": _op("One webhook" + _ADMIN_WEBHOOKS, _json(Webhook), 403, 404,
+                   params=[_path_id()]),
+        "patch": _op("Change a webhook's URL, events or description, or turn it off and on "
+                     "(enabled)" + _ADMIN_WEBHOOKS, _json(Webhook), 400, 403, 404, 413, 422,
+                     params=[_path_id()], body=_body(WebhookPatch)),
+        "delete": _op("Delete a webhook and its delivery log" + _ADMIN_WEBHOOKS,
+                      _json(Webhook), 403, 404, params=[_path_id()]),
+    },
+    "/api/v1/webhooks/{id}/deliveries": {"get": _op(
+        "A webhook's deliveries, newest first, each with its attempts (response code, "
+        "duration, next attempt)" + _ADMIN_WEBHOOKS,
+        _json(_items(Delivery, cursor=_NULLABLE_ID)), 400, 403, 404,
+        params=[_path_id(), _query("before", _ID), _query("limit", _LIMIT),
+                _query("status", {"enum": ["pending", "delivered", "failed"]})])},
+})
 
 
 SCHEMAS: dict[str, Any] = components(_SHAPES)

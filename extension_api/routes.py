@@ -20,6 +20,7 @@ from extension_api.endpoints import (
     tracked_sends,
     tracking,
     users,
+    webhooks,
 )
 
 API = "/api/v1"
@@ -65,6 +66,10 @@ routes = [
     Route(f"{API}/events", events.list_events),
     Route(f"{API}/events/stream", events.stream),
     Route(f"{API}/ingest-log", audit.ingest_log),
+    Route(f"{API}/webhooks", webhooks.list_webhooks, methods=["GET"]),
+    Route(f"{API}/webhooks", webhooks.create, methods=["POST"]),
+    Route(f"{API}/webhooks/{{id:int}}", webhooks.webhook, methods=["GET", "PATCH", "DELETE"]),
+    Route(f"{API}/webhooks/{{id:int}}/deliveries", webhooks.deliveries),
     Route(f"{API}/inboxes", inboxes.list_inboxes, methods=["GET"]),
     Route(f"{API}/inboxes", inboxes.connect_inbox, methods=["POST"]),
     Route(f"{API}/inboxes/{{id:int}}", inboxes.get_inbox, methods=["GET"]),

@@ -1,0 +1,256 @@
+"""The webhook sender of ``inboxlog serve``: dispatches events into deliveries, claims
+due ones and POSTs them, signed, to the portals' endpoints (``core.webhooks`` keeps the
+outbox, the retries and the log).
+
+The URL is a user's input, so the connection goes through the operator's destination
+policy (``inbox_sync.outbound.Destinations``, the one connected inboxes use): the name
+is resolved once, every address checked (public, on the ports 80 and 443; anything
+else only when ``--allow-webhook-hosts`` allows it) and the connection made to exactly
+that address, TLS verifying the name. No redirect is followed, no proxy from the
+environment used, no connection kept alive (a pooled connection to one address could
+carry another name's request); each attempt has ``RetryPolicy.timeout`` for everything,
+connect to the last byte, and reads at most ``MAX_RESPONSE_BYTES`` of the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import httpx2
+
+from core import webhooks
+from core.credentials import CredentialBox, CredentialsUnreadable
+from core.errors import StorageUnavailable
+from core.inboxes import Endpoint, InboxError
+from core.runtime import Runtime
+from core.storage.models import Event
+from core.types import InboxErrorCode, MailProtocol, MailSecurity
+from inbox_sync.outbound import Destinations
+
+log = logging.getLogger(__name__)
+
+WEB_PORTS = frozenset({80, 443})
+MAX_RESPONSE_BYTES = 64 * 1024
+USER_AGENT = "inboxlog-webhooks/1"
+KEEP_SETTLED = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class WebhookOptions:
+    """``serve``'s webhook settings: the operator's extra destinations, the retries."""
+
+    destinations: Destinations = field(default_factory=Destinations)
+    policy: webhooks.RetryPolicy = field(default_factory=webhooks.RetryPolicy)
+    poll_interval: float = 1.0  # how often new events and due retries are looked for
+    concurrency: int = 16  # attempts in flight at once
+    verify: bool = True  # TLS certificates (tests may turn it off)
+
+
+class _Refused(Exception):
+    """The destination policy refused the URL's host (nothing was sent)."""
+
+
+class PinnedTransport(httpx2.AsyncBaseTransport):
+    """Sends each request to an allowed address of its host, resolved once here; the
+    Host header and TLS (SNI, certificate) keep the name."""
+
+    def __init__(self, destinations: Destinations, verify: bool) -> None:
+        self.destinations = destinations
+        self._inner = httpx2.AsyncHTTPTransport(
+            verify=verify, retries=0, trust_env=False,
+            limits=httpx2.Limits(max_keepalive_connections=0))
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        host = request.url.host
+        port = request.url.port or (443 if request.url.scheme == "https" else 80)
+        try:
+            addresses = await asyncio.to_thread(
+                self.destinations.addresses, Endpoint(host, port, MailSecurity.SSL),
+                MailProtocol.HTTPS)
+        except InboxError as exc:
+            if exc.code == InboxErrorCode.NAME_NOT_FOUND:
+                raise httpx2.ConnectError(f"name_not_found: {host}") from None
+            raise _Refused(f"destination_not_allowed: {host}:{port} is not a public "
+                           "address on port 80 or 443, and the operator does not allow "
+                           "it (--allow-webhook-hosts)") from None
+        request.url = request.url.copy_with(host=addresses[0])
+        request.extensions = {**request.extensions, "sni_hostname": host}
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def literal_refusal(destinations: Destinations, url: str) -> str | None:
+    """Why a URL whose host is an IP address may never be sent to (None: it may, or it
+    is a name, decided when sending): registration refuses ``http://127.0.0.1/`` at
+    once instead of logging failed deliveries."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        destinations.addresses(Endpoint(host, port, MailSecurity.SSL), MailProtocol.HTTPS)
+    except InboxError:
+        return (f"url: {host}:{port} is not an allowed destination: webhooks go only to "
+                "public addresses on port 80 or 443, unless the operator allows more")
+    return None
+
+
+def _retry_after(response: httpx2.Response) -> float | None:
+    value = response.headers.get("retry-after", "").strip()
+    return float(value) if value.isdigit() else None
+
+
+class WebhookSender:
+    """The background task: every ``poll_interval``, dispatch new events and start
+    attempts for due deliveries, ``concurrency`` at most in flight."""
+
+    def __init__(self, runtime: Runtime, payload_of: Callable[[Event], str],
+                 options: WebhookOptions | None = None) -> None:
+        self.runtime, self.payload_of = runtime, payload_of
+        self.options = options or WebhookOptions()
+        self.destinations = self.options.destinations.for_ports(WEB_PORTS)
+        self._box: CredentialBox | None = None
+        self._gaps = None if runtime.db.is_sqlite else webhooks.GapClock()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._client: httpx2.AsyncClient | None = None
+        self._last_prune = 0.0
+
+    @property
+    def box(self) -> CredentialBox:
+        if self._box is None:
+            self._box = webhooks.secret_box(self.runtime.settings.secret_key)
+        return self._box
+
+    def refusal(self, url: str) -> str | None:
+        return literal_refusal(self.destinations, url)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._client = httpx2.AsyncClient(
+                transport=PinnedTransport(self.destinations, self.options.verify),
+                follow_redirects=False, trust_env=False,
+                timeout=self.options.policy.timeout)
+            self._task = asyncio.create_task(self._run(), name="webhook-sender")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for task in list(self._inflight):
+            task.cancel()
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except StorageUnavailable:
+                log.warning("webhooks: the database is unavailable; trying again")
+            except Exception:  # never let the sender die: deliveries would pile up
+                log.exception("the webhook sender failed; it goes on")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.options.poll_interval)
+            self._wake.clear()
+
+    async def run_once(self) -> int:
+        """One round: dispatch, then start the due attempts there is room for; how many
+        attempts it started."""
+        db = self.runtime.db
+        async with db.transaction() as session:
+            await webhooks.dispatch(session, self.payload_of, gaps=self._gaps)
+        free = self.options.concurrency - len(self._inflight)
+        if free <= 0:
+            return 0
+        lease = self.options.policy.timeout + 30
+        async with db.transaction() as session:
+            claimed = await webhooks.claim(session, lease=lease, limit=free)
+        for item in claimed:
+            task = asyncio.create_task(self._deliver(item), name=f"webhook-{item.delivery_id}")
+            self._inflight.add(task)
+            task.add_done_callback(self._done)
+        if time.monotonic() - self._last_prune > 3600:
+            self._last_prune = time.monotonic()
+            async with db.transaction() as session:
+                await webhooks.prune(session, KEEP_SETTLED)
+        return len(claimed)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._wake.set()  # a slot is free: due work may be waiting for it
+
+    async def _deliver(self, item: webhooks.Claimed) -> None:
+        attempt = await self.attempt(item)
+        try:
+            async with self.runtime.db.transaction() as session:
+                await webhooks.record(session, item, attempt, self.options.policy)
+        except StorageUnavailable:
+            # Not recorded: the claim runs out and the delivery is tried again.
+            log.warning("webhooks: attempt %d of delivery %d not recorded (database "
+                        "unavailable); it will be retried", item.attempt, item.delivery_id)
+
+    async def attempt(self, item: webhooks.Claimed) -> webhooks.Attempt:
+        """POST one delivery; never raises for what the receiver or the network did."""
+        assert self._client is not None, "start() first"
+        started = time.monotonic()
+
+        def took() -> int:
+            return int((time.monotonic() - started) * 1000)
+
+        try:
+            secret = self.box.decrypt(item.secret)
+        except CredentialsUnreadable:
+            return webhooks.Attempt(None, 0, "secret_unreadable: the server's secret key "
+                                    "changed; create the webhook again")
+        body = item.payload.encode()
+        headers = {"content-type": "application/json", "user-agent": USER_AGENT,
+                   "inboxlog-event-type": item.event_type,
+                   "inboxlog-delivery-attempt": str(item.attempt),
+                   **webhooks.signed_headers(secret, webhooks.message_id(item.event_id), body)}
+        try:
+            async with asyncio.timeout(self.options.policy.timeout):
+                async with self._client.stream("POST", item.url, content=body,
+                                               headers=headers) as response:
+                    read = 0
+                    async for chunk in response.aiter_raw():
+                        read += len(chunk)
+                        if read >= MAX_RESPONSE_BYTES:
+                            break
+        except TimeoutError:
+            return webhooks.Attempt(None, took(), f"timeout: no complete answer within "
+                                    f"{self.options.policy.timeout:g} s")
+        except _Refused as exc:
+            return webhooks.Attempt(None, took(), str(exc))
+        except httpx2.TimeoutException:
+            return webhooks.Attempt(None, took(), "timeout")
+        except (httpx2.HTTPError, OSError, ValueError) as exc:
+            detail = str(exc) if str(exc).startswith("name_not_found") else type(exc).__name__
+            return webhooks.Attempt(None, took(), f"connection_failed: {detail}")
+        code = response.status_code
+        error = "" if 200 <= code < 300 else (
+            f"redirect to {response.headers.get('location', '')[:200]!r} not followed"
+            if 300 <= code < 400 else f"HTTP {code}")
+        return webhooks.Attempt(code, took(), error, _retry_after(response))
