@@ -12,6 +12,10 @@ header_metadata        raw headers of one-to-one email (BCC, forward,  current a
                        forwarding rule)                                calendar month
 deleted_emails         an email deleted by a user, restorable          90 days
 ingest_log             audit entries of mail not logged               30 days
+web_links              sign-in, reset, invitation and set-up links     until spent or
+                       (extension codes: a second lifetime past their  expired
+                       expiry, so a replay is still recognised)
+web_sessions           signed-in browsers                              until they end
 =====================  ==============================================  ==================
 
 The logged email itself (what a timeline shows) stays until a user deletes it. Blobs
@@ -30,6 +34,7 @@ from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import extension_grants, sessions, web_accounts
 from core.storage.blobs import BlobStore
 from core.storage.db import Database
 from core.storage.models import (
@@ -108,6 +113,9 @@ async def purge_expired(session: AsyncSession, now: datetime) -> dict[str, int]:
     result = await session.execute(delete(IngestLogEntry).where(
         IngestLogEntry.at < now - timedelta(days=INGEST_LOG_DAYS)))
     counts["ingest_log"] = result.rowcount or 0  # type: ignore[attr-defined]
+    counts["web_links"] = (await web_accounts.purge_ended_links(session, now)
+                           + await extension_grants.purge_spent_codes(session, now))
+    counts["web_sessions"] = await sessions.purge_ended(session, now)
     return counts
 
 

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts import hash_token
@@ -38,8 +38,7 @@ async def start(session: AsyncSession, signed_in: Account, *, user_agent: str = 
     on the way (they are never valid again)."""
     now = now or utcnow()
     await session.execute(delete(WebSession).where(
-        WebSession.user_id == signed_in.user.id,
-        (WebSession.expires_at <= now) | (WebSession.last_seen_at <= now - IDLE)))
+        WebSession.user_id == signed_in.user.id, _ended(now)))
     token = SESSION_TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = WebSession(token_hash=hash_token(token), portal_id=signed_in.user.portal_id,
                      user_id=signed_in.user.id, created_at=now, last_seen_at=now,
@@ -47,6 +46,17 @@ async def start(session: AsyncSession, signed_in: Account, *, user_agent: str = 
     session.add(row)
     await session.flush()
     return Started(row, token)
+
+
+def _ended(now: datetime) -> ColumnElement[bool]:
+    return (WebSession.expires_at <= now) | (WebSession.last_seen_at <= now - IDLE)
+
+
+async def purge_ended(session: AsyncSession, now: datetime) -> int:
+    """Delete every session that has ended (the periodic purge: a user who never signs
+    in again would keep theirs forever); how many went."""
+    gone = await session.execute(delete(WebSession).where(_ended(now)))
+    return int(getattr(gone, "rowcount", 0) or 0)
 
 
 def _live(row: WebSession, now: datetime) -> bool:

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import accounts, extension_grants
@@ -206,6 +206,17 @@ async def issue_link(session: AsyncSession, portal_id: int, purpose: LinkPurpose
     session.add(link)
     await session.flush()
     return IssuedLink(link, token)
+
+
+async def purge_ended_links(session: AsyncSession, now: datetime) -> int:
+    """Delete the rows of links spent or expired (the periodic purge): following one
+    says "not valid any more" whether its row is there or not. The rows of extension
+    codes are ``extension_grants.purge_spent_codes``'s, which keeps each while its code
+    could still be presented. How many went."""
+    gone = await session.execute(delete(WebLink).where(
+        WebLink.purpose != extension_grants.CODE_PURPOSE,
+        or_(WebLink.used_at.is_not(None), WebLink.expires_at <= now)))
+    return int(getattr(gone, "rowcount", 0) or 0)
 
 
 async def pending_link(session: AsyncSession, token: str, *,

@@ -12,13 +12,25 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import accounts, audit, deletion, pipeline, queries, retention
+from core import (
+    accounts,
+    audit,
+    deletion,
+    extension_grants,
+    pipeline,
+    queries,
+    retention,
+    sessions,
+    web_accounts,
+)
 from core.audit import NotLoggedReason
 from core.errors import NotFound
 from core.storage.blobs import LocalBlobStore, sha256_hex
 from core.storage.db import Database
 from core.storage.models import Blob, Email, IngestLogEntry, Portal, RawCopy
+from core.storage.models.web import WebLink, WebSession
 from core.types import Envelope, Source
+from core.web_accounts import LinkPurpose
 from tests.support.mail import message
 
 USER = "rep@ourco.example"
@@ -249,3 +261,59 @@ async def test_blob_files_with_no_row_are_removed_once_old(
     assert blobs.exists(kept) and blobs.exists(young)
     async with database.read() as session:  # the claim on the stray's digest was undone
         assert await session.get(Blob, stray) is None
+
+
+async def test_ended_links_codes_and_sessions_are_purged(
+    database: Database, blobs: LocalBlobStore
+) -> None:
+    """The purge deletes sign-in, reset, invitation and set-up links once spent or
+    expired, extension codes' rows a second lifetime past their expiry (until then a
+    replay is still recognised), and ended sessions; live ones stay."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    async with database.transaction() as session:
+        portal = await accounts.create_portal(session, "Links")
+        user = (await accounts.add_user(session, portal.portal.id, USER)).user
+        login = await web_accounts.enable(session, user)
+        account = web_accounts.Account(user, login)
+
+        async def link(purpose: LinkPurpose, made: datetime) -> int:
+            issued = await web_accounts.issue_link(session, portal.portal.id, purpose,
+                                                   user_id=user.id, email="x@ourco.example",
+                                                   now=made)
+            return issued.link.id
+
+        hour = timedelta(hours=1)
+        live_sign_in = await link(LinkPurpose.SIGN_IN, now - timedelta(minutes=5))
+        expired_reset = await link(LinkPurpose.RESET, now - hour)
+        live_invite = await link(LinkPurpose.INVITE, now - timedelta(days=6))
+        expired_setup = await link(LinkPurpose.SETUP, now - timedelta(days=8))
+        spent_invite = await link(LinkPurpose.INVITE, now - hour)
+        await session.execute(update(WebLink).where(WebLink.id == spent_invite)
+                              .values(used_at=now - hour))
+        for made, digest in ((now - timedelta(seconds=30), "a" * 64),
+                             (now - timedelta(minutes=3), "b" * 64)):
+            session.add(WebLink(portal_id=portal.portal.id, user_id=user.id,
+                                purpose=extension_grants.CODE_PURPOSE, token_hash=digest,
+                                created_at=made, used_at=made,
+                                expires_at=made + extension_grants.CODE_FOR))
+        live, idle, ended = [(await sessions.start(session, account, now=now - hour)
+                              ).session.id for _ in range(3)]
+    async with database.transaction() as session:
+        await session.execute(update(WebSession).where(WebSession.id == idle)
+                              .values(last_seen_at=now - sessions.IDLE - hour))
+        await session.execute(update(WebSession).where(WebSession.id == ended)
+                              .values(expires_at=now - timedelta(minutes=1)))
+
+    counts = await retention.purge(database, blobs, now)
+    assert counts["web_links"] == 4 and counts["web_sessions"] == 2
+    async with database.read() as session:
+        kept = set(await session.scalars(select(WebLink.id).where(
+            WebLink.purpose != extension_grants.CODE_PURPOSE)))
+        codes = list(await session.scalars(select(WebLink.token_hash).where(
+            WebLink.purpose == extension_grants.CODE_PURPOSE)))
+        left = list(await session.scalars(select(WebSession.id)))
+    assert kept == {live_sign_in, live_invite}
+    assert not {expired_reset, expired_setup, spent_invite} & kept
+    assert codes == ["a" * 64]
+    assert left == [live]
+    assert (await retention.purge(database, blobs, now))["web_links"] == 0

@@ -162,7 +162,8 @@ def _purge_far_ahead(server: Server, account: PortalAccount) -> None:
     later = (datetime.now(UTC) + timedelta(days=70)).isoformat()
     counts = server.cli("purge", "--now", later)
     assert set(counts) == {"sync_headers", "extension_full", "crm_send_headers",
-                           "header_metadata", "deleted_emails", "ingest_log", "blobs"}
+                           "header_metadata", "deleted_emails", "ingest_log", "web_links",
+                           "web_sessions", "blobs"}
     assert counts["header_metadata"] >= 1
     again = server.cli("purge", "--now", later)
     assert again["header_metadata"] == 0
