@@ -23,11 +23,14 @@ from core.runtime import Runtime, Settings, parse_nameserver
 from core.storage.blobs import parse_s3_url
 from core.storage.db import migrate as run_migrations
 from core.types import Channel
+from extension_api.app import DEFAULT_CORS_ORIGINS
 from extension_api.throttle import DEFAULT_RATE_LIMIT
 from inbox_sync.outbound import Destinations
 from inbox_sync.service import ServiceOptions
 from inboxlog.oauth_options import oauth_config, oauth_options
 from inboxlog.serve import ServeOptions, serve
+from inboxlog.webhook_options import webhook_config, webhook_options
+from inboxlog.workers import WorkersUnavailable, check_workers, run_workers
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -125,6 +128,18 @@ def _listening_url(host: str, port: int, *, tls: bool) -> str:
              "safari-web-extension:// pages, Gmail and Outlook on the web).")
 @option("--only", type=click.Choice(["smtp", "http"]), default=None,
         help="Serve only one of the two protocols.")
+@option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+        help="Processes sharing the SMTP and HTTP ports (PostgreSQL only), under a "
+             "supervisor that restarts one that dies; worker 0 alone runs the periodic "
+             "purge and the inbox sync.")
+@option("--smtp-proxy-protocol", is_flag=True,
+        help="Every SMTP connection opens with a PROXY protocol header (HAProxy's "
+             "send-proxy or send-proxy-v2) naming the client, whose address the sender "
+             "checks, limits and logs then use; a connection without one, or from "
+             "outside --smtp-proxy-from, is closed.")
+@option("--smtp-proxy-from", default="127.0.0.1,::1", show_default=True,
+        help="Proxies (addresses or CIDR networks, comma-separated) whose PROXY "
+             "protocol header is believed, with --smtp-proxy-protocol.")
 @option("--api-rate-limit", default=DEFAULT_RATE_LIMIT, show_default=True,
         help="Request budgets of one API caller (a user, or an admin token), e.g. "
              "\"200 per 10 seconds; 6000 per 10 minutes\"; past them 429 with Retry-After. "
@@ -178,10 +193,12 @@ def _listening_url(host: str, port: int, *, tls: bool) -> str:
 @option("--s3-endpoint-url", default="",
         help="The S3-compatible server's URL; default AWS_ENDPOINT_URL, else AWS.")
 @oauth_options
+@webhook_options
 def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_host: str,
                   http_port: int, bcc_domain: str, base_url: str, secret_key: str,
                   tls_cert: Path | None, tls_key: Path | None, no_demo: bool,
                   forwarded_allow_ips: str, cors_origins: str | None, only: str | None,
+                  workers: int, smtp_proxy_protocol: bool, smtp_proxy_from: str,
                   api_rate_limit: str,
                   purge_interval: int, allow_mail_hosts: str, inbox_timeout: float,
                   inbox_sync: bool, inbox_poll_interval: float,
@@ -217,16 +234,28 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
         smtp_host=smtp_host, smtp_port=smtp_port, http_host=http_host, http_port=http_port,
         tls_cert=tls_cert, tls_key=tls_key, demo=not no_demo,
         forwarded_allow_ips=forwarded_allow_ips, smtp=only != "http", http=only != "smtp",
-        **({"cors_origins": cors_origins} if cors_origins else {}),
+        cors_origins=cors_origins or DEFAULT_CORS_ORIGINS,
+        workers=workers,
+        smtp_proxy_from=(_networks(smtp_proxy_from, "--smtp-proxy-from")
+                         if smtp_proxy_protocol else ()),
         api_rate_limit=api_rate_limit,
         purge_interval=purge_interval,
         tracking_link_days=tracking_link_days,
+        webhooks=webhook_config(oauth),
         inbox_sync=ServiceOptions(
             background=inbox_sync, poll_interval=inbox_poll_interval,
             disconnect_after=timedelta(seconds=inbox_disconnect_after),
             timeout=inbox_timeout, destinations=_destinations(allow_mail_hosts),
             oauth=oauth_config(dict(oauth), base_url)),
     )
+    try:
+        check_workers(settings, workers)
+    except WorkersUnavailable as exc:
+        raise click.BadParameter(str(exc), param_hint="--workers") from None
+    if smtp_proxy_protocol and not options.smtp_proxy_from:
+        raise click.BadParameter("name the proxies", param_hint="--smtp-proxy-from")
+    if workers > 1:
+        sys.exit(run_workers(settings, options))
     asyncio.run(serve(settings, options))
 
 
@@ -238,13 +267,7 @@ def _sender_auth_settings(trusted_networks: str, trusted_authserv_id: str,
                           trusted_arc_sealers: str, dns_server: str, dns_timeout: float,
                           dns_stub_zone: str) -> dict[str, Any]:
     """The sender-authentication fields of Settings, each checked (BadParameter)."""
-    networks = _list(trusted_networks)
-    for network in networks:
-        try:
-            ipaddress.ip_network(network, strict=False)
-        except ValueError:
-            raise click.BadParameter(f"not an address or network: {network}",
-                                     param_hint="--trusted-networks") from None
+    networks = _networks(trusted_networks, "--trusted-networks")
     servers, zones = _list(dns_server), _list(dns_stub_zone)
     for server in servers:
         _nameserver(server, "--dns-server")
@@ -259,6 +282,18 @@ def _sender_auth_settings(trusted_networks: str, trusted_authserv_id: str,
             "trusted_arc_sealers": tuple(d.lower() for d in _list(trusted_arc_sealers)),
             "dns_servers": servers, "dns_timeout": dns_timeout,
             "dns_stub_zones": tuple(z.strip() for z in zones)}
+
+
+def _networks(text: str, hint: str) -> tuple[str, ...]:
+    """A comma-separated list of addresses and CIDR networks, each checked."""
+    networks = _list(text)
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise click.BadParameter(f"not an address or network: {network}",
+                                     param_hint=hint) from None
+    return networks
 
 
 def _nameserver(text: str, hint: str) -> None:

@@ -1,4 +1,8 @@
-"""`inboxlog serve`: SMTP and HTTP on one event loop, sharing one Runtime."""
+"""`inboxlog serve`: SMTP and HTTP on one event loop, sharing one Runtime.
+
+With ``--workers N`` (``inboxlog.workers``) N processes each run ``serve`` on sockets
+their supervisor bound; worker 0 alone runs the periodic purge and the inbox sync.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,10 @@ import json
 import logging
 import os
 import signal
+import socket
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import uvicorn
@@ -23,7 +28,9 @@ from core.storage.models import Portal
 from extension_api.app import DEFAULT_CORS_ORIGINS, create_app
 from extension_api.throttle import DEFAULT_RATE_LIMIT
 from inbox_sync.service import InboxService, ServiceOptions
+from inbox_sync.webhooks import WebhookOptions
 from inboxlog.http_timeouts import HeadTimeoutH11Protocol
+from inboxlog.webhook_options import start_webhooks
 from smtp_ingest.server import start_smtp_server
 
 log = logging.getLogger("inboxlog")
@@ -48,6 +55,34 @@ class ServeOptions:
     purge_interval: int = 3600
     inbox_sync: ServiceOptions = field(default_factory=ServiceOptions)
     tracking_link_days: int | None = None  # tracking links 404 this long after their send
+    webhooks: WebhookOptions = field(default_factory=WebhookOptions)
+    workers: int = 1  # processes sharing the ports (inboxlog.workers); 1: this one alone
+    # The SMTP port's proxies (addresses or networks): every connection must open with a
+    # PROXY protocol header from one of them. (): no proxy, none is read.
+    smtp_proxy_from: tuple[str, ...] = ()
+
+
+# How often worker 0 looks for inboxes connected through the other workers, which start
+# no sync of their own (until inbox leases let every worker sync).
+ADOPT_INBOXES_EVERY = 30.0
+
+
+@dataclass(frozen=True)
+class Worker:
+    """Which of ``serve --workers N``'s processes this is, and what its supervisor bound
+    for it (None: ``serve`` binds its ports itself, the single-process case)."""
+
+    index: int = 0
+    count: int = 1
+    smtp_socket: socket.socket | None = None
+    http_socket: socket.socket | None = None
+    supervisor_fd: int | None = None  # readable at EOF: the supervisor is gone, stop
+
+    @property
+    def runs_singletons(self) -> bool:
+        """Whether this process runs what must run once per node: the periodic purge
+        and the connected-inbox sync."""
+        return self.index == 0
 
 
 def smtp_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -85,13 +120,37 @@ async def ensure_demo_account(runtime: Runtime) -> dict[str, object]:
     return demo
 
 
-def _print_banner(settings: Settings, options: ServeOptions, demo: dict[str, object]) -> None:
+async def prepare(settings: Settings, options: ServeOptions) -> dict[str, object]:
+    """What runs once per start, before any worker serves: the migrations, and the demo
+    account with a fresh sign-in link (empty without ``options.demo``)."""
+    runtime = Runtime(settings)
+    try:
+        return await _prepare(runtime, options)
+    finally:
+        await runtime.close()
+
+
+async def _prepare(runtime: Runtime, options: ServeOptions) -> dict[str, object]:
+    await migrate(runtime.db)
+    demo = await ensure_demo_account(runtime) if options.demo else {}
+    if demo.get("user_email"):  # the pages: a fresh one-time sign-in link each start
+        async with runtime.db.transaction() as session:
+            link = await web_accounts.operator_sign_in_link(
+                session, int(str(demo["portal_id"])), str(demo["user_email"]))
+        demo["sign_in_link"] = link.url(runtime.settings.base_url)
+    return demo
+
+
+def print_banner(settings: Settings, options: ServeOptions, demo: dict[str, object]) -> None:
     lines = ["inboxlog is running"]
     if options.smtp:
-        lines.append(f"  SMTP  {options.smtp_host}:{options.smtp_port}")
+        proxied = "  (PROXY protocol)" if options.smtp_proxy_from else ""
+        lines.append(f"  SMTP  {options.smtp_host}:{options.smtp_port}{proxied}")
     if options.http:
         scheme = "https" if options.tls_cert else "http"
         lines.append(f"  HTTP  {scheme}://{options.http_host}:{options.http_port}")
+    if options.workers > 1:
+        lines.append(f"  workers  {options.workers} processes (purge and inbox sync in worker 0)")
     if demo:
         lines += [
             "  demo account:",
@@ -105,27 +164,30 @@ def _print_banner(settings: Settings, options: ServeOptions, demo: dict[str, obj
     print("\n".join(lines), flush=True)
 
 
-async def serve(settings: Settings, options: ServeOptions) -> None:
+async def serve(settings: Settings, options: ServeOptions, worker: Worker | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (or, in a worker, its supervisor's end). Without
+    ``worker`` this process is the whole server: it prepares the database first (see
+    ``prepare``) and prints the banner; a worker's supervisor did both."""
     runtime = Runtime(settings)
     try:
-        await migrate(runtime.db)
-        demo = await ensure_demo_account(runtime) if options.demo else {}
-        if demo.get("user_email"):  # the pages: a fresh one-time sign-in link each start
-            async with runtime.db.transaction() as session:
-                link = await web_accounts.operator_sign_in_link(
-                    session, int(str(demo["portal_id"])), str(demo["user_email"]))
-            demo["sign_in_link"] = link.url(settings.base_url)
+        demo = await _prepare(runtime, options) if worker is None else None
+        worker = worker or Worker()
         smtp_server = None
         if options.smtp:
             tls = (smtp_tls_context(options.tls_cert, options.tls_key)
                    if options.tls_cert and options.tls_key else None)
             smtp_server = await start_smtp_server(
-                runtime, options.smtp_host, options.smtp_port, tls_context=tls
+                runtime, options.smtp_host, options.smtp_port, tls_context=tls,
+                sock=worker.smtp_socket, proxy_from=options.smtp_proxy_from,
             )
         app = create_app(runtime, rate_limit=options.api_rate_limit,
                          cors_origins=options.cors_origins,
                          tracking_link_days=options.tracking_link_days)
-        inbox_service = app.state.inboxes = InboxService(runtime, options.inbox_sync)
+        # One IMAP connection per inbox: only worker 0 keeps inboxes synced (the others
+        # still connect, send and sync on request, then let the connection go).
+        sync_options = (options.inbox_sync if worker.runs_singletons
+                        else replace(options.inbox_sync, background=False))
+        inbox_service = app.state.inboxes = InboxService(runtime, sync_options)
         config = uvicorn.Config(
             app, host=options.http_host, port=options.http_port,
             ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
@@ -137,21 +199,32 @@ async def serve(settings: Settings, options: ServeOptions) -> None:
             http=HeadTimeoutH11Protocol, timeout_keep_alive=5,
         )
         server = _Server(config)
-        _print_banner(settings, options, demo)
+        # Every process runs one (claims never overlap): deliveries go out of all.
+        webhook_sender = start_webhooks(runtime, app, options.webhooks)
+        if demo is not None:
+            print_banner(settings, options, demo)
         purger = (asyncio.create_task(_purge_periodically(runtime, options.purge_interval))
-                  if options.purge_interval else None)
+                  if options.purge_interval and worker.runs_singletons else None)
         # In the background: connecting to every inbox must not delay startup.
-        inbox_starter = asyncio.create_task(inbox_service.start())
+        inbox_starter = (asyncio.create_task(_keep_inboxes(inbox_service, worker))
+                         if worker.runs_singletons else None)
+        stop = asyncio.Event()
+        if worker.supervisor_fd is not None:
+            _stop_when_readable(worker.supervisor_fd, server, stop)
         try:
             if options.http:
-                await server.serve()
+                await server.serve(sockets=[worker.http_socket] if worker.http_socket else None)
             else:
-                await _wait_for_signal()
+                await _wait_for_signal(stop)
         finally:
+            if worker.supervisor_fd is not None:
+                asyncio.get_running_loop().remove_reader(worker.supervisor_fd)
             if purger is not None:
                 purger.cancel()
-            inbox_starter.cancel()
+            if inbox_starter is not None:
+                inbox_starter.cancel()
             await inbox_service.stop()
+            await webhook_sender.stop()
             if smtp_server is not None:
                 smtp_server.close()
                 await smtp_server.wait_closed()
@@ -191,8 +264,34 @@ async def _purge_periodically(runtime: Runtime, interval: int) -> None:
             log.exception("retention purge failed; retrying in %d s", interval)
 
 
-async def _wait_for_signal() -> None:
-    stop = asyncio.Event()
+async def _keep_inboxes(inbox_service: InboxService, worker: Worker) -> None:
+    """Start the inbox service; with other workers, start again every
+    ``ADOPT_INBOXES_EVERY`` seconds, which syncs the inboxes they connected (a start
+    leaves running syncs alone)."""
+    await inbox_service.start()
+    while worker.count > 1:
+        await asyncio.sleep(ADOPT_INBOXES_EVERY)
+        try:
+            await inbox_service.start()
+        except Exception:
+            log.exception("looking for newly connected inboxes failed; retrying")
+
+
+def _stop_when_readable(fd: int, server: uvicorn.Server, stop: asyncio.Event) -> None:
+    """Stop as SIGTERM would once ``fd`` (the supervisor's pipe) reads end of file: the
+    supervisor died without telling (SIGKILL), and no worker may outlive it."""
+    loop = asyncio.get_running_loop()
+
+    def gone() -> None:
+        loop.remove_reader(fd)
+        log.warning("the supervisor is gone: stopping")
+        server.handle_exit(signal.SIGTERM, None)
+        stop.set()
+
+    loop.add_reader(fd, gone)
+
+
+async def _wait_for_signal(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from typing import Any, Protocol
 
@@ -19,6 +20,9 @@ from smtp_ingest.handler import IngestHandler
 log = logging.getLogger(__name__)
 
 IDLE_TIMEOUT_SECONDS = 300
+# Behind a proxy, the PROXY protocol header must arrive this soon after the connection;
+# the proxy sends it at once, so a connection without one is not from the proxy.
+PROXY_HEADER_TIMEOUT_SECONDS = 5
 # RFC 5321 caps lines at 1000 octets, but real clients send longer ones; refusing them
 # would lose mail. This bounds memory per line instead.
 LINE_LENGTH_LIMIT = 64 * 1024
@@ -46,6 +50,23 @@ class InboxlogSMTP(SMTP):
     def __init__(self, handler: Handler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.handler = handler
+
+    async def _handle_client(self) -> None:
+        """aiosmtpd's session loop, saying why a connection that had to open with a
+        PROXY protocol header was dropped (aiosmtpd closes it without a word)."""
+        try:
+            await super()._handle_client()
+        except asyncio.CancelledError:
+            if self._proxy_timeout is not None and self.session is not None and (
+                    self.session.proxy_data is None):
+                log.warning("SMTP connection from %s dropped: no PROXY protocol header "
+                            "within %s s (--smtp-proxy-protocol: only the proxy may "
+                            "connect)", _address(self.session), self._proxy_timeout)
+            raise
+        session = self.session
+        if session is not None and session.proxy_data is not None and not session.proxy_data:
+            log.warning("SMTP connection from %s dropped: not a valid PROXY protocol "
+                        "header (%s)", _address(session), session.proxy_data.error)
 
     async def push(self, status: str) -> None:  # type: ignore[override]
         await super().push(_REWRITES.get(status, status))
@@ -121,13 +142,22 @@ class InboxlogSMTP(SMTP):
         await self._reply_to_data(reply)
 
 
+def _address(session: Session) -> str:
+    peer = session.peer
+    return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+
+
 async def start_smtp_server(
-    runtime: Runtime, host: str, port: int, *, tls_context: ssl.SSLContext | None = None,
-    hostname: str | None = None,
+    runtime: Runtime, host: str = "127.0.0.1", port: int = 0, *,
+    tls_context: ssl.SSLContext | None = None, hostname: str | None = None,
+    sock: socket.socket | None = None, proxy_from: tuple[str, ...] = (),
 ) -> asyncio.Server:
-    """Listen for SMTP on ``host:port`` in the running loop; returns the asyncio server."""
+    """Listen for SMTP on ``host:port`` (or on the bound socket ``sock``, shared by the
+    worker processes of ``serve --workers``) in the running loop; returns the asyncio
+    server. With ``proxy_from`` (addresses or networks of the proxies), every connection
+    must open with a PROXY protocol header from one of them, naming the client."""
     loop = asyncio.get_running_loop()
-    handler = IngestHandler(runtime)
+    handler = IngestHandler(runtime, proxies=proxy_from)
 
     def factory() -> SMTP:
         return InboxlogSMTP(
@@ -137,7 +167,10 @@ async def start_smtp_server(
             hostname=hostname or runtime.settings.smtp_hostname,
             tls_context=tls_context,
             timeout=IDLE_TIMEOUT_SECONDS,
+            proxy_protocol_timeout=PROXY_HEADER_TIMEOUT_SECONDS if proxy_from else None,
             loop=loop,
         )
 
+    if sock is not None:
+        return await loop.create_server(factory, sock=sock)
     return await loop.create_server(factory, host=host, port=port)
