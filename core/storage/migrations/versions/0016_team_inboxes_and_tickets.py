@@ -22,6 +22,22 @@ depends_on: Union[str, Sequence[str], None] = None
 _ID = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
 
 
+def _emails_triggers() -> list[str]:
+    """The triggers on emails (the search index's, migration 0012), on SQLite: batch mode
+    copies the table and drops the old one, and its triggers with it, so that no email
+    logged afterwards would be found."""
+    bind = op.get_bind()
+    if bind.dialect.name != 'sqlite':
+        return []
+    return [sql for (sql,) in bind.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'emails'")]
+
+
+def _restore(triggers: list[str]) -> None:
+    for sql in triggers:
+        op.get_bind().exec_driver_sql(sql)
+
+
 def upgrade() -> None:
     """Upgrade schema."""
     op.create_table('team_inboxes',
@@ -159,10 +175,12 @@ def upgrade() -> None:
     with op.batch_alter_table('ticket_contacts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_ticket_contacts_contact_id'), ['contact_id'], unique=False)
 
+    saved = _emails_triggers()
     with op.batch_alter_table('emails', schema=None) as batch_op:
         batch_op.add_column(sa.Column('team_inbox_id', _ID, nullable=True))
         batch_op.create_index(batch_op.f('ix_emails_team_inbox_id'), ['team_inbox_id'], unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_emails_team_inbox_id_team_inboxes'), 'team_inboxes', ['team_inbox_id'], ['id'], ondelete='CASCADE')
+    _restore(saved)
 
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.add_column(sa.Column('team_inbox_id', _ID, nullable=True))
@@ -225,10 +243,12 @@ def downgrade() -> None:
         batch_op.drop_column('thread_id')
         batch_op.drop_column('team_inbox_id')
 
+    saved = _emails_triggers()
     with op.batch_alter_table('emails', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_emails_team_inbox_id_team_inboxes'), type_='foreignkey')
         batch_op.drop_index(batch_op.f('ix_emails_team_inbox_id'))
         batch_op.drop_column('team_inbox_id')
+    _restore(saved)
 
     with op.batch_alter_table('ticket_contacts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_ticket_contacts_contact_id'))
