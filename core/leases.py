@@ -172,6 +172,14 @@ async def release(session: AsyncSession, holder: str, names: Iterable[str] | Non
     await session.execute(stmt)
 
 
+async def sweep(session: AsyncSession, prefix: str, after: float) -> None:
+    """Delete the leases under ``prefix`` expired more than ``after`` seconds ago (the
+    heartbeats of nodes long gone: every process start is a new node)."""
+    await session.execute(delete(NodeLease).where(
+        NodeLease.name.startswith(prefix, autoescape=True),
+        NodeLease.expires_at < db_now(session) - after))
+
+
 async def live(session: AsyncSession, prefix: str) -> dict[str, str]:
     """The unexpired leases whose name starts with ``prefix``: name -> holder."""
     rows = await session.execute(select(NodeLease.name, NodeLease.holder).where(

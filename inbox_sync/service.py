@@ -3,9 +3,11 @@
 
 At most one IMAP connection per inbox (providers cap concurrent connections): every
 use goes through the inbox's lock, and a background IDLE gives the connection up
-within a second when something else needs it. Connections go only where
-``options.destinations`` allows; opening them (DNS, TCP, TLS, login) runs on the
-network executor, a bounded number at a time per user and per portal (``network``).
+within a second when something else needs it. Among the nodes sharing the database,
+only the one holding an inbox's lease runs its worker (``schedule.InboxLeases``).
+Connections go only where ``options.destinations`` allows; opening them (DNS, TCP, TLS,
+login) runs on the network executor, a bounded number at a time per user and per portal
+(``network``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import NamedTuple
 
 from sqlalchemy import select
 
-from core import accounts, inboxes
+from core import accounts, inboxes, leases
 from core.credentials import CredentialBox
 from core.errors import InvalidInput
 from core.inboxes import (
@@ -65,6 +67,7 @@ from inbox_sync.oauth import (
     new_verifier,
 )
 from inbox_sync.outbound import Destinations
+from inbox_sync.schedule import InboxLeases
 from inbox_sync.spool import SendSpool
 
 log = logging.getLogger(__name__)
@@ -106,6 +109,9 @@ class ServiceOptions:
     destinations: Destinations = field(default_factory=Destinations)
     network: NetworkLimits = field(default_factory=NetworkLimits)
     oauth: OAuthOptions = field(default_factory=OAuthOptions)
+    # How long an inbox's lease lasts unrenewed: a dead node's inboxes are synced by
+    # another within about 4/3 of it (INBOXLOG_LEASE_SECONDS, default 30).
+    lease_seconds: float = field(default_factory=leases.ttl_from_env)
 
 
 class Owner(NamedTuple):
@@ -154,30 +160,32 @@ class InboxService:
                                 network=self.network, connect=self._smtp_socket,
                                 credential=self._credential, files_sent=self._files_sent)
         self._pending_task: asyncio.Task[None] | None = None
+        self.leases = InboxLeases(runtime, ttl=self.options.lease_seconds,
+                                  start=self._start_worker, stop=self._stop_worker)
+        self._lease_task: asyncio.Task[None] | None = None
 
     # -- lifetime -------------------------------------------------------------------
 
     async def start(self) -> None:
         """Start logging what earlier sends left to log (retried until the database
-        takes it), and a worker for every inbox not disconnected. Returns at once."""
+        takes it), and a worker for every inbox not disconnected whose lease this node
+        gets (at once, and as leases free up). Returns at once."""
         await asyncio.to_thread(self.spool.set_aside_unfinished)
         if not self._closing and self._pending_task is None:
             self._pending_task = asyncio.create_task(self.pending_logs.run_forever(),
                                                      name="send-spool")
-        if not self.options.background:
-            return
-        async with self.runtime.db.read() as session:
-            ids = list(await session.scalars(
-                select(Inbox.id).where(Inbox.status != InboxStatus.DISCONNECTED)))
-        for inbox_id in ids:
-            self._start_worker(inbox_id)
+        if self.options.background and not self._closing and self._lease_task is None:
+            self._lease_task = asyncio.create_task(self.leases.run_forever(),
+                                                   name="inbox-leases")
 
     async def stop(self) -> None:
-        """Stop every worker and close every connection (within about a second)."""
+        """Stop every worker and close every connection (within about a second), then
+        release this node's inbox leases for another node to take at once."""
         self._closing = True
         tasks = [s.task for s in self._slots.values() if s.task is not None]
-        if self._pending_task is not None:
-            tasks.append(self._pending_task)
+        for extra in (self._pending_task, self._lease_task):
+            if extra is not None:
+                tasks.append(extra)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -187,6 +195,8 @@ class InboxService:
                 slot.session.abort()
                 slot.session = None
         self.network.shutdown()
+        if self._lease_task is not None:
+            await self.leases.release_all()
 
     def _slot(self, inbox_id: int) -> _Slot:
         return self._slots.setdefault(inbox_id, _Slot())
@@ -196,6 +206,27 @@ class InboxService:
         if self._closing or (slot.task is not None and not slot.task.done()):
             return
         slot.task = asyncio.create_task(self._worker(inbox_id), name=f"inbox-{inbox_id}")
+
+    async def _stop_worker(self, inbox_id: int) -> None:
+        """Stop the inbox's worker and close its connection (the lease went elsewhere,
+        or the inbox is disconnected)."""
+        slot = self._slot(inbox_id)
+        # Counted as waiting, so an IDLE in progress returns within a second: cancelling
+        # the worker does not stop its IDLE on the connection's thread, and a LOGOUT sent
+        # beside it would wait for the IDLE's end (up to idle_seconds).
+        slot.waiting += 1
+        try:
+            if slot.task is not None and not slot.task.done():
+                slot.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await slot.task
+            async with slot.lock:
+                if slot.session is not None:
+                    with contextlib.suppress(Exception):  # the connection's thread is free
+                        await asyncio.wait_for(slot.session.run(lambda: None), 10)
+                await self._drop(slot)
+        finally:
+            slot.waiting -= 1
 
     # -- the one connection ---------------------------------------------------------
 
@@ -411,10 +442,12 @@ class InboxService:
         return inbox_id
 
     async def _restart(self, inbox_id: int, slot: _Slot) -> None:
-        """New credentials: drop the old connection; (re)start the worker."""
+        """New credentials: drop the old connection; (re)start the worker, here (a node
+        that held the inbox stops its worker at its next renewal)."""
         async with slot.lock:
             await self._drop(slot)
         if self.options.background:
+            await self.leases.claim(inbox_id)
             if slot.task is not None and not slot.task.done():
                 slot.wake.set()
             else:
@@ -433,6 +466,7 @@ class InboxService:
             await self._after_failure(inbox_id, exc)
             raise
         if was_disconnected and self.options.background:
+            await self.leases.claim(inbox_id)
             self._start_worker(inbox_id)
         return report
 
@@ -523,23 +557,7 @@ class InboxService:
     async def disconnect(self, portal_id: int, inbox_id: int) -> None:
         async with self.runtime.db.read() as session:
             inbox = await inboxes.get_inbox(session, portal_id, inbox_id)
-        slot = self._slot(inbox_id)
-        # Counted as waiting, so an IDLE in progress returns within a second: cancelling
-        # the worker does not stop its IDLE on the connection's thread, and a LOGOUT sent
-        # beside it would wait for the IDLE's end (up to idle_seconds).
-        slot.waiting += 1
-        try:
-            if slot.task is not None and not slot.task.done():
-                slot.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await slot.task
-            async with slot.lock:
-                if slot.session is not None:
-                    with contextlib.suppress(Exception):  # the connection's thread is free
-                        await asyncio.wait_for(slot.session.run(lambda: None), 10)
-                await self._drop(slot)
-        finally:
-            slot.waiting -= 1
+        await self._stop_worker(inbox_id)
         if inbox.auth == InboxAuth.OAUTH and inbox.secret:
             provider = self.options.oauth.providers.get(inbox.oauth_provider)
             if provider is not None:
@@ -553,3 +571,6 @@ class InboxService:
             found = await session.get(Inbox, inbox_id)
             if found is not None:
                 found.secret = ""  # the tokens (or password) are forgotten
+        # Its lease goes at the next look (here now; the node holding it, if another,
+        # stops within a renewal period).
+        self.leases.wake()

@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from core import leases
 from core.storage.db import Database, migrate, sqlite_url
@@ -96,6 +96,19 @@ async def test_a_prefix_is_not_a_pattern(database: Database) -> None:
     async with database.read() as session:
         assert await leases.live(session, "inbox_") == {}
         assert await leases.live(session, "inbox%") == {}
+
+
+async def test_sweep_forgets_long_gone_nodes(database: Database) -> None:
+    """Heartbeats expired longer ago than asked are deleted; recent ones and other
+    leases stay."""
+    assert await _acquire(database, "node:gone", "gone", -100)
+    assert await _acquire(database, "node:recent", "recent", -1)
+    assert await _acquire(database, "inbox:1", "gone", -100)
+    async with database.transaction() as session:
+        await leases.sweep(session, leases.NODE, after=30)
+    async with database.read() as session:
+        names = set(await session.scalars(select(NodeLease.name)))
+    assert names == {"node:recent", "inbox:1"}
 
 
 async def test_release_lets_another_node_in_at_once(database: Database) -> None:
