@@ -18,6 +18,7 @@ from core.storage.models.event import Event
 from core.storage.models.inbox import Inbox, InboxFolder
 from core.storage.models.lease import NodeLease  # noqa: F401 (core.leases)
 from core.storage.models.portal import ApiToken, Portal, User, UserAddress
+from core.storage.models.replies import CannedResponse, TicketPresence
 from core.storage.models.retention import IngestLogEntry, RawCopy
 from core.storage.models.team import (
     AgentCapacity,
@@ -40,6 +41,7 @@ __all__ = [
     "Attachment",
     "Base",
     "Blob",
+    "CannedResponse",
     "Company",
     "Contact",
     "Deal",
@@ -66,6 +68,7 @@ __all__ = [
     "Ticket",
     "TicketActivity",
     "TicketContact",
+    "TicketPresence",
     "TrackedLink",
     "TrackedSend",
     "TrackingHit",
