@@ -227,6 +227,8 @@ class EventType(enum.StrEnum):
     TICKET_ASSIGNED = "ticket_assigned"
     TICKET_REPLIED = "ticket_replied"
     TICKET_CLOSED = "ticket_closed"
+    # An agent named in a ticket's internal note (``detail``: ``ticket_id``, ``note_id``).
+    TICKET_MENTIONED = "ticket_mentioned"
 
 
 class Role(enum.StrEnum):
