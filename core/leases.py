@@ -38,6 +38,7 @@ from sqlalchemy import ColumnElement, Double, case, delete, literal_column, sele
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.storage.db import Database
 from core.storage.models.lease import NodeLease
 
 # How long a lease lasts without renewal. A dead node's inboxes are taken over within
@@ -186,6 +187,18 @@ async def live(session: AsyncSession, prefix: str) -> dict[str, str]:
         NodeLease.name.startswith(prefix, autoescape=True),
         NodeLease.expires_at > db_now(session)))
     return {name: holder for name, holder in rows}
+
+
+def turn_checks(every: float) -> float:
+    """How often a node asks for the turn of a job run every ``every`` seconds: a tenth
+    of it (at least 0.2 s), so turns follow each other at most 10% late."""
+    return max(0.2, every / 10)
+
+
+async def my_turn(db: Database, name: str, every: float) -> bool:
+    """``take_turn`` for this node, in a transaction of its own."""
+    async with db.transaction() as session:
+        return await take_turn(session, name, this_node(), every)
 
 
 @dataclass

@@ -150,6 +150,14 @@ async def test_one_turn_per_interval_among_nodes(database: Database) -> None:
     assert not await _turn(database, leases.PURGE, "node-a", 0.4)
 
 
+async def test_my_turn_is_this_nodes(database: Database) -> None:
+    """my_turn takes the turn for this process's node id, in its own transaction."""
+    assert await leases.my_turn(database, "job-mine", 30)
+    assert not await leases.my_turn(database, "job-mine", 30)
+    async with database.read() as session:
+        assert await leases.live(session, "job-mine") == {"job-mine": leases.this_node()}
+
+
 async def test_concurrent_claims_have_one_winner(database: Database) -> None:
     """Eight nodes asking for the same free lease at the same moment: exactly one gets
     it (on PostgreSQL the statements really run concurrently)."""
@@ -194,3 +202,4 @@ def test_names_and_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(leases.TTL_ENV, "0")
     assert leases.ttl_from_env() == 1.0
     assert leases.this_node() == leases.this_node()
+    assert leases.turn_checks(3600) == 360 and leases.turn_checks(1) == 0.2
