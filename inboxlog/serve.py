@@ -21,7 +21,7 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy import func, select
 
-from core import accounts, retention, web_accounts
+from core import accounts, leases, retention, web_accounts
 from core.runtime import Runtime, Settings
 from core.storage.db import migrate
 from core.storage.models import Portal
@@ -253,11 +253,14 @@ class _Server(uvicorn.Server):
 
 
 async def _purge_periodically(runtime: Runtime, interval: int) -> None:
-    """Apply the retention rules every ``interval`` seconds; a failed run is retried next
-    time, never fatal to the server."""
+    """Apply the retention rules every ``interval`` seconds, on one node at a time: the
+    first to ask once the last purge (on any node sharing the database) is that old
+    (``core.leases``); a failed run is retried next time, never fatal to the server."""
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(leases.turn_checks(interval))
         try:
+            if not await leases.my_turn(runtime.db, leases.PURGE, interval):
+                continue
             counts = await retention.purge(runtime.db, runtime.blobs)
             log.info("retention purge: %s", json.dumps(counts))
         except Exception:
