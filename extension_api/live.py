@@ -1,4 +1,5 @@
-"""Live parts of the HTTP adapter: the batching hit recorder and the event wake-up bus.
+"""Live parts of the HTTP adapter: the batching hit recorder and the event wake-up bus
+(woken across processes on PostgreSQL).
 
 The pixel and click endpoints must answer fast and never lose a hit: they hand hits
 to ``HitRecorder``, which writes them in batches (one transaction per batch, classified
@@ -10,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Callable
+from typing import Any
 
 from core import tracked_sends
 from core.errors import StorageUnavailable
 from core.storage.db import Database
+from core.storage.listen import EVENTS_CHANNEL, Listener
 from core.tracking import Hit
 
 log = logging.getLogger(__name__)
@@ -23,21 +27,66 @@ MAX_SET_ASIDE = 10_000
 
 
 class EventBus:
-    """Wakes event streams when new events were committed in this process."""
+    """Wakes event streams when new events were committed: in this process (``notify``),
+    and on PostgreSQL in any process sharing the database, through one LISTEN
+    connection (``listen``: migration 0014's trigger notifies at each commit of events).
 
-    def __init__(self) -> None:
+    While that connection is up, a stream's poll (its ``wait`` time-out) stretches to
+    ``listening_poll``: every insert wakes it anyway, the poll only backs that up. A
+    stream that was woken while it was not waiting (reading the events the previous
+    wake-up announced) returns from its next ``wait`` at once instead of sleeping on.
+    """
+
+    def __init__(self, *, listening_poll: float = 5.0, coalesce: float = 0.02) -> None:
         self._changed = asyncio.Event()
+        self._generation = 0
+        # The generation each waiting task last returned at (a stream is one task).
+        self._seen: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = (
+            weakref.WeakKeyDictionary())
+        self.listening_poll = listening_poll
+        self.coalesce = coalesce  # notifications this close together wake streams once
+        self.listener: Listener | None = None
+        self._soon: asyncio.TimerHandle | None = None
+
+    @property
+    def listening(self) -> bool:
+        return self.listener is not None and self.listener.connected
 
     def notify(self) -> None:
+        self._generation += 1
         self._changed.set()
         self._changed = asyncio.Event()
 
+    def _notify_soon(self) -> None:
+        """A notification from the database: wake the streams once per burst."""
+        if self._soon is None:
+            def fire() -> None:
+                self._soon = None
+                self.notify()
+            self._soon = asyncio.get_running_loop().call_later(self.coalesce, fire)
+
     async def wait(self, timeout: float) -> None:
-        """Return when notified, or after ``timeout`` (streams poll too: other processes
-        may add events)."""
-        changed = self._changed
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), timeout)
+        """Return when notified, or after ``timeout`` (``listening_poll`` while the
+        LISTEN connection is up): streams poll too, as a back-up."""
+        task = asyncio.current_task()
+        seen = self._seen.get(task) if task is not None else None
+        if seen is None or seen == self._generation:
+            changed = self._changed
+            if self.listening:
+                timeout = max(timeout, self.listening_poll)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout)
+        if task is not None:
+            self._seen[task] = self._generation
+
+    def listen(self, db: Database) -> asyncio.Task[None] | None:
+        """On PostgreSQL, start listening for events committed by any process (the
+        caller cancels the task when it stops); on SQLite None: its one process wakes
+        its own streams."""
+        if db.is_sqlite or self.listener is not None:
+            return None
+        self.listener = Listener(db.url, EVENTS_CHANNEL, self._notify_soon)
+        return asyncio.create_task(self.listener.run_forever(), name="events-listener")
 
 
 class HitRecorder:

@@ -1,0 +1,117 @@
+"""LISTEN/NOTIFY on a real PostgreSQL: an event committed by any connection wakes the
+EventBus of a process listening, which reconnects when its connection is killed; the
+bus's own wake-up rules (stretched poll, no wake-up lost between two waits)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from core import accounts
+from core.storage.db import Database, migrate
+from core.storage.listen import EVENTS_CHANNEL, asyncpg_dsn
+from core.storage.models import Event
+from extension_api.live import EventBus
+from tests.support import postgres
+
+
+@pytest.fixture
+async def pg() -> AsyncIterator[Database]:
+    url = await postgres.create_database()
+    db = Database(url)
+    await migrate(db)
+    yield db
+    await db.dispose()
+    await postgres.drop_database(url)
+
+
+async def _until(condition: object, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def _woken_within(bus: EventBus, seconds: float) -> float:
+    began = time.monotonic()
+    await bus.wait(seconds)
+    return time.monotonic() - began
+
+
+async def test_a_committed_event_wakes_a_listening_bus(pg: Database) -> None:
+    """An events insert committed on another connection wakes the bus at once (the
+    trigger notifies at commit), with the stream's poll stretched while listening."""
+    bus = EventBus(listening_poll=30)
+    task = bus.listen(pg)
+    assert task is not None
+    try:
+        await _until(lambda: bus.listening)
+        await bus.wait(0.05)  # the wake-up every (re)connection gives
+        async with pg.transaction() as session:
+            portal = (await accounts.create_portal(session, "Listen")).portal
+        waiter = asyncio.create_task(_woken_within(bus, 0.5))
+        await asyncio.sleep(0.1)
+        assert not waiter.done()  # no event yet: still waiting past the 0.5 s asked
+        await asyncio.sleep(0.5)
+        assert not waiter.done()
+        async with pg.transaction() as session:
+            session.add(Event(portal_id=portal.id, type="open"))
+        assert await asyncio.wait_for(waiter, 5) < 2
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_the_listener_reconnects_when_its_connection_is_killed(pg: Database) -> None:
+    """The listening backend terminated by the server: the listener connects again and
+    notifications wake the bus again; meanwhile streams poll at their own pace."""
+    bus = EventBus(listening_poll=30)
+    task = bus.listen(pg)
+    assert task is not None and bus.listener is not None
+    listener = bus.listener
+    admin = await asyncpg.connect(asyncpg_dsn(pg.url))
+    try:
+        await _until(lambda: bus.listening)
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND query LIKE 'LISTEN%'")
+        assert killed == 1
+        await _until(lambda: listener.connections == 2 and bus.listening)
+        await bus.wait(0.05)
+        waiter = asyncio.create_task(_woken_within(bus, 0.5))
+        await asyncio.sleep(0.1)
+        await admin.execute(f"SELECT pg_notify('{EVENTS_CHANNEL}', '')")
+        assert await asyncio.wait_for(waiter, 5) < 2
+    finally:
+        await admin.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_wake_up_between_two_waits_is_not_lost() -> None:
+    """A stream notified while it was reading (not waiting) returns from its next wait
+    at once; without a notification it waits its time-out."""
+    bus = EventBus()
+
+    async def stream() -> list[float]:
+        times = [await _woken_within(bus, 0.3)]  # nothing: the whole 0.3 s
+        bus.notify()  # as if an event were committed while it read
+        times.append(await _woken_within(bus, 5))
+        times.append(await _woken_within(bus, 0.3))
+        return times
+
+    first, second, third = await asyncio.create_task(stream())
+    assert first >= 0.29 and second < 0.1 and third >= 0.29
+
+
+async def test_sqlite_keeps_the_in_process_wake_up(tmp_path: object) -> None:
+    """On SQLite nothing listens: the bus is woken by its own process only."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/x.db")
+    bus = EventBus()
+    assert bus.listen(db) is None and not bus.listening
+    await db.dispose()
