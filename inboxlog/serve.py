@@ -201,6 +201,8 @@ async def serve(settings: Settings, options: ServeOptions, worker: Worker | None
         server = _Server(config)
         # Every process runs one (claims never overlap): deliveries go out of all.
         webhook_sender = start_webhooks(runtime, app, options.webhooks)
+        # PostgreSQL: event streams here wake at events committed by any node.
+        events_listener = app.state.events.listen(runtime.db)
         if demo is not None:
             print_banner(settings, options, demo)
         purger = (asyncio.create_task(_purge_periodically(runtime, options.purge_interval))
@@ -225,6 +227,8 @@ async def serve(settings: Settings, options: ServeOptions, worker: Worker | None
                 inbox_starter.cancel()
             await inbox_service.stop()
             await webhook_sender.stop()
+            if events_listener is not None:
+                events_listener.cancel()
             if smtp_server is not None:
                 smtp_server.close()
                 await smtp_server.wait_closed()
