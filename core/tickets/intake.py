@@ -1,0 +1,377 @@
+"""A team inbox's mail in: the step ``core.pipeline.log_message`` takes, inside its
+transaction, for mail addressed to a team inbox (docs/tickets.md, "Mail in").
+
+Unlike the logging address, anyone may write to a team inbox: it is support@. So the
+guards differ: automatic mail (``core.mail.auto_replies``) never opens, reopens or is
+acknowledged; a per-sender hourly allowance is the last guard against loops and floods;
+a sender whose domain fails DMARC under reject/quarantine continues no ticket; mail
+claiming a portal user is held to the portal's sender-authentication policy as at the
+logging address. Then the message continues the ticket it belongs to
+(``core.tickets.matching``) or opens a new one, routed (``core.tickets.routing``).
+Never commits.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import accounts, audit
+from core._store import associate, claim_refs, store_attachments, store_raw_copy
+from core.contacts import match_contacts
+from core.errors import SenderAuthUnavailable, SenderNotAuthenticated
+from core.mail.auto_replies import loop_reason, may_answer
+from core.mail.languages import language_of
+from core.mail.parsing import ParsedMessage
+from core.mail.threads import base_subject, claimed_ids, thread_index_key, thread_keys
+from core.pipeline import IngestResult, Prepared
+from core.retention import RAW_POLICY
+from core.routing import contact_candidates, never_logged
+from core.sender_auth import Action, Claim, SenderAuthPolicy, decide
+from core.storage.blobs import BlobStore
+from core.storage.models import (
+    Company,
+    Contact,
+    Email,
+    EmailContact,
+    EmailSource,
+    EmailTicket,
+    Portal,
+    TeamInbox,
+    TeamInboxSender,
+    Thread,
+    ThreadRef,
+    Ticket,
+    TicketContact,
+    User,
+    utcnow,
+)
+from core.tickets import activity, routing
+from core.tickets.acknowledgements import Acknowledgement, acknowledgement
+from core.tickets.activity import Kind
+from core.tickets.matching import Known, Match, Status, Via, continued, subject_token
+from core.types import (
+    Direction,
+    Envelope,
+    EventType,
+    IngestOutcome,
+    MessageId,
+    NotLoggedReason,
+    Source,
+    ThreadReason,
+)
+
+_INBOX_TAG = re.compile(r"^inbox-(\d{1,18})$")
+SENDER_WINDOW = timedelta(hours=1)
+ACK_INTERVAL = timedelta(hours=4)  # RFC 3834 3.1.1: not the same sender again soon
+
+
+async def addressed_inbox(session: AsyncSession, portal: Portal,
+                          envelope: Envelope) -> TeamInbox | None:
+    """The team inbox of ``portal`` this copy came to (its ``inbox-<id>`` tag), or None."""
+    for tag in envelope.tags:
+        match = _INBOX_TAG.match(tag.lower())
+        if match is None or int(match.group(1)) >= 2**63:
+            continue
+        inbox = await session.get(TeamInbox, int(match.group(1)))
+        if inbox is not None and inbox.portal_id == portal.id:
+            return inbox
+    return None
+
+
+def own_addresses(inbox: TeamInbox, portal: Portal, bcc_domain: str) -> frozenset[str]:
+    """The addresses a team inbox's own mail comes from or goes to (lower-case)."""
+    domain = bcc_domain.lower()
+    found = {f"{inbox.token}@{domain}", f"{portal.bcc_token}+inbox-{inbox.id}@{domain}"}
+    if inbox.address:
+        found.add(inbox.address.lower())
+    return frozenset(found)
+
+
+def _trusted(portal: Portal, envelope: Envelope, agent: User | None) -> tuple[bool, Any]:
+    """Whether the sender may continue a ticket, and the auth record for the email.
+    Raises SenderNotAuthenticated / SenderAuthUnavailable for mail claiming a portal
+    user that the portal's policy refuses (as at the logging address)."""
+    claim = Claim.PORTAL_USER if agent is not None else Claim.CONTACT
+    decision = decide(envelope.auth, SenderAuthPolicy(portal.sender_auth), claim)
+    if decision.action is Action.REFUSE:
+        raise SenderNotAuthenticated(decision)
+    if decision.action is Action.TEMPFAIL:
+        raise SenderAuthUnavailable(decision)
+    record = None
+    if envelope.auth is not None and portal.sender_auth != SenderAuthPolicy.OFF:
+        record = {**envelope.auth.as_json(), "policy": portal.sender_auth,
+                  "decision": str(decision.action)}
+    return decision.action is not Action.DETACH, record
+
+
+async def _within_allowance(session: AsyncSession, inbox: TeamInbox, sender: str) -> bool:
+    """Count this message against its sender's hourly allowance; False past it."""
+    now = utcnow()
+    row = await session.get(TeamInboxSender, (inbox.id, sender))
+    if row is None:
+        session.add(TeamInboxSender(team_inbox_id=inbox.id, address=sender,
+                                    window_start=now, count=1))
+        return True
+    if now - row.window_start >= SENDER_WINDOW:
+        row.window_start, row.count = now, 0
+    row.count += 1
+    return row.count <= inbox.sender_hourly_limit
+
+
+async def _referenced_threads(session: AsyncSession, portal_id: int,
+                              parsed: ParsedMessage) -> list[int]:
+    """The threads the message's references name, nearest relative first, then the
+    one its Outlook Thread-Index names even beside an In-Reply-To (Exchange rewrites the
+    In-Reply-To of replies to ids of copies inboxlog never saw)."""
+    keys = [k.message_id for k in thread_keys(parsed)]
+    conversation = thread_index_key(parsed.thread_index)
+    if conversation is not None and conversation not in keys:
+        keys.append(conversation)
+    if not keys:
+        return []
+    claimed = dict((await session.execute(select(ThreadRef.message_id, ThreadRef.thread_id).where(
+        ThreadRef.portal_id == portal_id, ThreadRef.message_id.in_(keys)))).tuples().all())
+    return list(dict.fromkeys(claimed[k] for k in keys if k in claimed))
+
+
+async def _surviving(session: AsyncSession, ticket: Ticket) -> Ticket:
+    """The ticket a merged one lives on in (merges may chain)."""
+    for _ in range(20):
+        if ticket.merged_into_id is None:
+            break
+        into = await session.get(Ticket, ticket.merged_into_id)
+        if into is None:
+            break
+        ticket = into
+    return ticket
+
+
+async def _is_contact(session: AsyncSession, ticket_id: int, sender: str) -> bool:
+    return await session.scalar(
+        select(TicketContact.contact_id).join(Contact, Contact.id == TicketContact.contact_id)
+        .where(TicketContact.ticket_id == ticket_id, Contact.email == sender).limit(1)
+    ) is not None
+
+
+async def _match(session: AsyncSession, inbox: TeamInbox, parsed: ParsedMessage,
+                 sender: str, *, agent: bool, trusted: bool) -> Match | None:
+    """The ticket this message continues, or None."""
+    threads = await _referenced_threads(session, inbox.portal_id, parsed)
+    by_thread: dict[int, Ticket] = {}
+    if threads:
+        rows = await session.scalars(select(Ticket).where(
+            Ticket.portal_id == inbox.portal_id, Ticket.team_inbox_id == inbox.id,
+            Ticket.thread_id.in_(threads)))
+        by_thread = {t.thread_id: t for t in rows if t.thread_id is not None}
+    referenced: list[Known] = []
+    for thread_id in threads:
+        if thread_id in by_thread:
+            ticket = await _surviving(session, by_thread[thread_id])
+            referenced.append(Known(ticket.id, True, await _is_contact(session, ticket.id, sender)))
+    token = None
+    number = subject_token(parsed.subject)
+    if number is not None and 0 < number < 2**63:
+        named = await session.get(Ticket, number)
+        if named is not None and named.team_inbox_id == inbox.id:
+            named = await _surviving(session, named)
+            token = Known(named.id, named.thread_id in threads,
+                          await _is_contact(session, named.id, sender))
+    return continued(referenced, token, sender_is_agent=agent, trusted=trusted)
+
+
+def _not_logged(session: AsyncSession, portal: Portal, envelope: Envelope,
+                prepared: Prepared, code: NotLoggedReason, reason: str) -> IngestResult:
+    parsed = prepared.message.parsed
+    audit.record(session, portal.id, code, reason, source=Source.TEAM_INBOX.value,
+                 logging_address=envelope.logging_address,
+                 sender=parsed.from_.key if parsed.from_ else None,
+                 envelope_sender=envelope.mail_from, message_id=prepared.message.message_id,
+                 size=len(prepared.raw))
+    return IngestResult(IngestOutcome.NOT_LOGGED, reason=reason, source=Source.TEAM_INBOX)
+
+
+async def log_team_mail(session: AsyncSession, *, portal: Portal, inbox: TeamInbox,
+                        prepared: Prepared, envelope: Envelope, blobs: BlobStore,
+                        bcc_domain: str) -> IngestResult:
+    """Log a message that came to ``inbox`` on the ticket it continues, or on a new
+    ticket; see the module docstring. Raises SenderNotAuthenticated /
+    SenderAuthUnavailable (stored nothing) as ``core.pipeline.ingest`` does."""
+    parsed, message_id = prepared.message.parsed, prepared.message.message_id
+    assert message_id is not None
+    users = await accounts.users_by_address(session, portal.id)
+    sender = parsed.from_.key if parsed.from_ is not None else ""
+    agent = users.get(sender)
+    trusted, auth = _trusted(portal, envelope, agent)
+    existing = await session.scalar(select(Email).where(
+        Email.portal_id == portal.id, Email.message_id == message_id))
+    if existing is not None:
+        if not any(s.source == Source.TEAM_INBOX.value for s in existing.sources):
+            existing.sources.append(EmailSource(source=Source.TEAM_INBOX.value))
+            await session.flush()
+        return IngestResult(IngestOutcome.DUPLICATE, existing.id, existing.thread_id,
+                            source=Source.TEAM_INBOX)
+    own = own_addresses(inbox, portal, bcc_domain)
+    automatic = loop_reason(parsed, own)
+    if not await _within_allowance(session, inbox, sender or (envelope.mail_from or "")):
+        return _not_logged(session, portal, envelope, prepared, NotLoggedReason.RATE_LIMITED,
+                           f"more than {inbox.sender_hourly_limit} messages from this "
+                           "sender in an hour")
+    people, blocked = contact_candidates(parsed, Direction.INCOMING, users, bcc_domain,
+                                         portal.never_log)
+    people = {a: n for a, n in people.items() if a not in own}
+    if never_logged(sender, portal.never_log) or (blocked and not people):
+        return _not_logged(session, portal, envelope, prepared, NotLoggedReason.NEVER_LOG,
+                           "on the never-log list")
+    found = await _match(session, inbox, parsed, sender, agent=agent is not None,
+                                  trusted=trusted)
+    if found is None and automatic is not None:
+        return _not_logged(session, portal, envelope, prepared, NotLoggedReason.BULK,
+                           f"automatic mail ({automatic}) opens no ticket")
+    # A help desk needs its customers on record: a ticket's contacts are made whatever
+    # auto_create_contacts says (it governs personal logging); automatic mail makes none.
+    contacts = await match_contacts(session, portal.id, people, create=automatic is None)
+    ticket = None if found is None else await session.get(Ticket, found.ticket_id)
+    thread_id = ticket.thread_id if ticket is not None else None
+    if thread_id is None:
+        thread = Thread(portal_id=portal.id, subject=base_subject(parsed.subject)[:998])
+        session.add(thread)
+        await session.flush()
+        thread_id = thread.id
+    reason = (ThreadReason.NEW if found is None
+              else ThreadReason.IN_REPLY_TO if found.via is Via.THREAD
+              else ThreadReason.REFERENCES)
+    email = await _store(session, portal, inbox, prepared, blobs, thread_id, reason,
+                         contacts, agent, automatic, auth)
+    await claim_refs(session, portal.id, thread_id, claimed_ids(parsed, message_id))
+    ack = None
+    if ticket is None:
+        ticket = await _open(session, portal, inbox, parsed, email, thread_id, contacts, agent)
+        if inbox.auto_acknowledge and agent is None and may_answer(parsed, own):
+            ack = await _acknowledge(session, inbox, ticket, parsed, message_id, sender,
+                                     bcc_domain)
+    else:
+        await _continue(session, ticket, email, contacts, agent, automatic)
+    session.add(EmailTicket(email_id=email.id, ticket_id=ticket.id))
+    await session.flush()
+    return IngestResult(IngestOutcome.LOGGED, email.id, thread_id, source=Source.TEAM_INBOX,
+                        acknowledgement=ack)
+
+
+async def _store(session: AsyncSession, portal: Portal, inbox: TeamInbox, prepared: Prepared,
+                 blobs: BlobStore, thread_id: int, reason: ThreadReason,
+                 contacts: list[Contact], agent: User | None, automatic: str | None,
+                 auth: Any) -> Email:
+    parsed = prepared.message.parsed
+    now = utcnow()
+    sent_at = parsed.date if parsed.date and parsed.date < now + timedelta(days=1) else now
+    notes = list(parsed.defects)
+    if automatic:
+        notes.append(f"automatic mail: {automatic}")
+    message_id = prepared.message.message_id
+    assert message_id is not None
+    email = Email(
+        portal_id=portal.id, message_id=message_id,
+        synthetic_message_id=prepared.message.synthetic_id, thread_id=thread_id,
+        thread_reason=reason.value,
+        direction=(Direction.OUTGOING if agent is not None else Direction.INCOMING).value,
+        user_id=agent.id if agent is not None else None,
+        from_email=parsed.from_.email[:320] if parsed.from_ else "",
+        from_name=parsed.from_.name[:200] if parsed.from_ else "",
+        to=[{"email": a.email, "name": a.name} for a in parsed.to
+            if not never_logged(a.key, portal.never_log)],
+        cc=[{"email": a.email, "name": a.name} for a in parsed.cc
+            if not never_logged(a.key, portal.never_log)],
+        subject=parsed.subject, sent_at=sent_at, text=parsed.text,
+        reply_text=prepared.message.display.reply_text, html=prepared.message.display.html,
+        size=len(prepared.raw), parse_notes=notes, automatic=automatic, auth=auth,
+        team_inbox_id=inbox.id, sources=[EmailSource(source=Source.TEAM_INBOX.value)],
+        attachments=[], contact_links=[EmailContact(contact_id=c.id) for c in contacts],
+    )
+    session.add(email)
+    await store_attachments(session, blobs, email, parsed.attachments,
+                            keep_files=portal.log_attachments)
+    await session.flush()
+    await store_raw_copy(session, blobs, email.id, prepared.raw, RAW_POLICY[Source.TEAM_INBOX])
+    await associate(session, portal.id, email.id,
+                    {c.company_id for c in contacts if c.company_id is not None}, ())
+    return email
+
+
+async def _add_contacts(session: AsyncSession, ticket: Ticket, contacts: list[Contact]) -> None:
+    have = set(await session.scalars(select(TicketContact.contact_id).where(
+        TicketContact.ticket_id == ticket.id)))
+    session.add_all(TicketContact(ticket_id=ticket.id, contact_id=c.id)
+                    for c in dict.fromkeys(contacts) if c.id not in have)
+
+
+async def _open(session: AsyncSession, portal: Portal, inbox: TeamInbox, parsed: ParsedMessage,
+                email: Email, thread_id: int, contacts: list[Contact],
+                agent: User | None) -> Ticket:
+    """A new ticket for this message, routed, with its log and events."""
+    customer = contacts[0] if contacts else None
+    ticket = Ticket(
+        portal_id=portal.id, subject=base_subject(parsed.subject)[:500] or "(no subject)",
+        team_inbox_id=inbox.id, thread_id=thread_id, pipeline=inbox.default_pipeline,
+        stage=inbox.default_stage, status=Status.OPEN.value, priority="normal",
+        contact_id=customer.id if customer else None,
+        company_id=customer.company_id if customer else None, tags=[],
+        language=language_of(parsed.headers, email.reply_text or parsed.text),
+        updated_at=utcnow())
+    session.add(ticket)
+    await session.flush()
+    await _add_contacts(session, ticket, contacts)
+    company = (await session.get(Company, customer.company_id)
+               if customer is not None and customer.company_id is not None else None)
+    facts = routing.facts_of(inbox, parsed, email, customer, company, ticket.language)
+    decision = await routing.route(session, inbox, ticket, facts)
+    activity.log(session, ticket, Kind.CREATED, email_id=email.id,
+                 actor=agent.id if agent else None,
+                 detail={"cycle": 1, "rules": list(decision.outcome.matched)})
+    activity.emit(session, ticket, EventType.TICKET_CREATED, email_id=email.id,
+                  recipient=decision.user_id, subject=ticket.subject[:200],
+                  sender=email.from_email)
+    await routing.apply(session, ticket, decision)
+    return ticket
+
+
+async def _continue(session: AsyncSession, ticket: Ticket, email: Email,
+                    contacts: list[Contact], agent: User | None, automatic: str | None) -> None:
+    """Log the message on its ticket: an auto-reply changes nothing; a customer's reply
+    reopens a closed ticket (a new response cycle) and makes a pending one open."""
+    if automatic is not None:
+        activity.log(session, ticket, Kind.AUTOMATIC, email_id=email.id,
+                     detail={"reason": automatic})
+        return
+    if agent is not None:
+        activity.log(session, ticket, Kind.AGENT_REPLY, actor=agent.id, email_id=email.id,
+                     detail={"via": "mail"})
+        activity.emit(session, ticket, EventType.TICKET_REPLIED, email_id=email.id,
+                      by="agent", user=agent.id)
+        return
+    await _add_contacts(session, ticket, contacts)
+    activity.log(session, ticket, Kind.CUSTOMER_MESSAGE, email_id=email.id)
+    await activity.set_status(session, ticket, Status.OPEN, reason="customer_reply",
+                              email_id=email.id)
+    activity.emit(session, ticket, EventType.TICKET_REPLIED, email_id=email.id,
+                  by="customer", sender=email.from_email)
+
+
+async def _acknowledge(session: AsyncSession, inbox: TeamInbox, ticket: Ticket,
+                       parsed: ParsedMessage, message_id: MessageId, sender: str,
+                       bcc_domain: str) -> Acknowledgement | None:
+    """The acknowledgement of a new ticket, at most once per sender per ACK_INTERVAL;
+    its Message-ID joins the ticket's thread, so a reply to it continues the ticket."""
+    row = await session.get(TeamInboxSender, (inbox.id, sender))
+    now = utcnow()
+    if row is None or (row.last_ack_at is not None and now - row.last_ack_at < ACK_INTERVAL):
+        return None
+    row.last_ack_at = now
+    ack = acknowledgement(inbox, ticket, parsed, message_id, bcc_domain)
+    assert ticket.thread_id is not None
+    await claim_refs(session, inbox.portal_id, ticket.thread_id, [ack.message_id])
+    return ack
