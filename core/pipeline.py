@@ -72,6 +72,7 @@ from core.types import (
 
 if TYPE_CHECKING:
     from core.runtime import Runtime
+    from core.tickets.acknowledgements import Acknowledgement
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,8 @@ class IngestResult:
     thread_id: int | None = None
     reason: str | None = None
     source: Source | None = None  # how it came, as routed
+    # A team inbox's acknowledgement of the ticket it opened, sent once this committed.
+    acknowledgement: Acknowledgement | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,14 @@ async def log_message(runtime: Runtime, message: bytes | Prepared, how: Arrival)
             if portal is None:
                 raise NotFound(f"no portal {portal_id}")
             try:
+                # Mail to a team inbox (docs/tickets.md): anyone may write there.
+                from core.tickets import intake  # it builds on this module
+
+                if (inbox := await intake.addressed_inbox(session, portal, envelope)):
+                    return await intake.log_team_mail(
+                        session, portal=portal, inbox=inbox, prepared=prepared,
+                        envelope=envelope, blobs=runtime.blobs,
+                        bcc_domain=runtime.settings.bcc_domain)
                 admission = await _admit(session, portal, prepared, envelope,
                                          runtime.settings.bcc_domain)
             except (SenderNotAllowed, SenderNotAuthenticated, SenderAuthUnavailable) as exc:
@@ -186,7 +197,12 @@ async def log_message(runtime: Runtime, message: bytes | Prepared, how: Arrival)
             return await _log_admitted(session, portal, prepared, envelope, runtime.blobs,
                                        admission)
 
-        results.append(await runtime.db.run(work))
+        result = await runtime.db.run(work)
+        if isinstance(result, IngestResult) and result.acknowledgement is not None:
+            from core.tickets.acknowledgements import send_later
+
+            send_later(runtime, result.acknowledgement)
+        results.append(result)
     return _counted(how, Results(tuple(results)))
 
 
