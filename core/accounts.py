@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import InvalidInput
 from core.sender_auth.decision import SenderAuthPolicy
-from core.storage.models import ApiToken, Portal, User, UserAddress, utcnow
+from core.storage.models import ApiToken, Portal, TeamInbox, User, UserAddress, utcnow
 from core.types import InboxLogMode
 
 USER_TOKEN_PREFIX = "ilu_"
@@ -162,6 +162,13 @@ async def portal_for_address(
         portal = await session.scalar(select(Portal).where(
             Portal.previous_bcc_token == parsed.bcc_token,
             Portal.previous_token_expires_at > utcnow()))
+    if portal is None and parsed.tag is None:
+        # A team inbox's own address routes as <bcc_token>+inbox-<id> (docs/tickets.md).
+        row = (await session.execute(select(Portal, TeamInbox.id).join(
+            TeamInbox, TeamInbox.portal_id == Portal.id).where(
+            TeamInbox.token == parsed.bcc_token))).first()
+        if row is not None:
+            return row[0], f"inbox-{row[1]}"
     return None if portal is None else (portal, parsed.tag)
 
 
