@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFound
 from core.storage.models import Attachment, Company, Contact, Email, EmailContact, Thread
+from core.tickets.access import sees_email, sees_inbox_mail, visible_email
 
 
 class _PortalRow(Protocol):
@@ -65,71 +66,82 @@ async def contacts_page(
     )).all()
 
 
-async def email(session: AsyncSession, portal_id: int, email_id: int) -> Email:
-    """The portal's email ``email_id`` unless deleted (a deleted one is NotFound too)."""
+async def email(session: AsyncSession, portal_id: int, email_id: int, *,
+                viewer: int | None = None) -> Email:
+    """The portal's email ``email_id`` unless deleted (a deleted one is NotFound too).
+    ``viewer``: the user asking (None: the admin); a team inbox's email is NotFound to a
+    user who is not its member (docs/tickets.md)."""
     found = await owned(session, Email, portal_id, email_id)
-    if found.deleted_at is not None:
+    if found.deleted_at is not None or not await sees_email(session, found, viewer):
         raise NotFound(f"no email {email_id}")
     return found
 
 
 async def emails_by_message_id(
-    session: AsyncSession, portal_id: int, message_id: str
+    session: AsyncSession, portal_id: int, message_id: str, *, viewer: int | None = None
 ) -> Sequence[Email]:
     return (await session.scalars(
         select(Email).where(
             Email.portal_id == portal_id, Email.message_id == message_id.strip().strip("<>"),
-            Email.deleted_at.is_(None),
+            Email.deleted_at.is_(None), await visible_email(session, portal_id, viewer),
         )
     )).all()
 
 
 async def timeline(
-    session: AsyncSession, portal_id: int, contact_id: int, *, limit: int
+    session: AsyncSession, portal_id: int, contact_id: int, *, limit: int,
+    viewer: int | None = None,
 ) -> Sequence[Email]:
-    """A contact's emails, newest first."""
+    """A contact's emails ``viewer`` may see (None: the admin), newest first."""
     await contact(session, portal_id, contact_id)
     return (await session.scalars(
         select(Email)
         .join(EmailContact, EmailContact.email_id == Email.id)
-        .where(EmailContact.contact_id == contact_id, Email.deleted_at.is_(None))
+        .where(EmailContact.contact_id == contact_id, Email.deleted_at.is_(None),
+               await visible_email(session, portal_id, viewer))
         .order_by(Email.sent_at.desc(), Email.id.desc())
         .limit(limit)
     )).all()
 
 
-async def thread_emails(session: AsyncSession, portal_id: int, thread_id: int) -> Sequence[Email]:
-    """A thread's emails, oldest first."""
+async def thread_emails(session: AsyncSession, portal_id: int, thread_id: int, *,
+                        viewer: int | None = None) -> Sequence[Email]:
+    """A thread's emails ``viewer`` may see (None: the admin), oldest first."""
     await thread(session, portal_id, thread_id)
     return (await session.scalars(
         select(Email)
-        .where(Email.thread_id == thread_id, Email.deleted_at.is_(None))
+        .where(Email.thread_id == thread_id, Email.deleted_at.is_(None),
+               await visible_email(session, portal_id, viewer))
         .order_by(Email.sent_at, Email.id)
     )).all()
 
 
 async def contact_attachments(
-    session: AsyncSession, portal_id: int, contact_id: int
+    session: AsyncSession, portal_id: int, contact_id: int, *, viewer: int | None = None
 ) -> Sequence[Any]:
-    """Every file logged with a contact's emails, newest email first: (Attachment, Email)."""
+    """Every file logged with a contact's emails (those ``viewer`` may see), newest email
+    first: (Attachment, Email)."""
     await contact(session, portal_id, contact_id)
     rows = await session.execute(
         select(Attachment, Email)
         .join(Email, Email.id == Attachment.email_id)
         .join(EmailContact, EmailContact.email_id == Email.id)
-        .where(EmailContact.contact_id == contact_id, Email.deleted_at.is_(None))
+        .where(EmailContact.contact_id == contact_id, Email.deleted_at.is_(None),
+               await visible_email(session, portal_id, viewer))
         .order_by(Email.sent_at.desc(), Attachment.id)
     )
     return [(a, e) for a, e in rows]
 
 
-async def attachment(session: AsyncSession, portal_id: int, attachment_id: int) -> Attachment:
+async def attachment(session: AsyncSession, portal_id: int, attachment_id: int, *,
+                     viewer: int | None = None) -> Attachment:
     row = (await session.execute(
-        select(Attachment, Email.portal_id, Email.deleted_at)
+        select(Attachment, Email.portal_id, Email.deleted_at, Email.team_inbox_id)
         .join(Email, Email.id == Attachment.email_id)
         .where(Attachment.id == attachment_id)
     )).first()
-    if row is None or row[1] != portal_id or row[2] is not None:
+    if (row is None or row[1] != portal_id or row[2] is not None
+            or not await sees_inbox_mail(session, portal_id, row[3], viewer)):
         raise NotFound(f"no attachment {attachment_id}")
     found: Attachment = row[0]
     return found

@@ -20,7 +20,8 @@ _SAFE = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbo
 async def download(request: Request, principal: Principal) -> Response:
     runtime = runtime_of(request)
     async with runtime.db.read() as session:
-        found = await queries.attachment(session, principal.portal_id, path_id(request))
+        found = await queries.attachment(session, principal.portal_id, path_id(request),
+                                         viewer=principal.user_id)
     if found.blob_sha256 is None:
         raise ApiError(404, ApiErrorCode.NOT_STORED, "this attachment was listed but not stored")
     path = runtime.blobs.local_path(found.blob_sha256)

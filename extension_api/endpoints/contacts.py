@@ -47,7 +47,8 @@ async def get_contact(request: Request, principal: Principal) -> Response:
 async def contact_timeline(request: Request, principal: Principal) -> Response:
     limit = query_int(request, "limit", 50, low=1, high=200)
     async with runtime_of(request).db.read() as session:
-        emails = await queries.timeline(session, principal.portal_id, path_id(request), limit=limit)
+        emails = await queries.timeline(session, principal.portal_id, path_id(request), limit=limit,
+                                        viewer=principal.user_id)
         counts = await tracked_sends.counts_for(session, emails)
         return respond({"items": [email_summary_of(e, counts.get(e.id)) for e in emails]})
 
@@ -55,7 +56,8 @@ async def contact_timeline(request: Request, principal: Principal) -> Response:
 @authenticated
 async def contact_attachments(request: Request, principal: Principal) -> Response:
     async with runtime_of(request).db.read() as session:
-        rows = await queries.contact_attachments(session, principal.portal_id, path_id(request))
+        rows = await queries.contact_attachments(session, principal.portal_id, path_id(request),
+                                                 viewer=principal.user_id)
         return respond({"items": [contact_attachment_of(a, e) for a, e in rows]})
 
 
@@ -104,7 +106,8 @@ async def lookup(request: Request, principal: Principal) -> Response:
         contact = found[0]
         company = (await queries.company(session, principal.portal_id, contact.company_id)
                    if contact.company_id else None)
-        emails = await queries.timeline(session, principal.portal_id, contact.id, limit=limit)
+        emails = await queries.timeline(session, principal.portal_id, contact.id, limit=limit,
+                                        viewer=principal.user_id)
         counts = await tracked_sends.counts_for(session, emails)
         return respond(Lookup(
             contact=contact_of(contact), company=company_of(company) if company else None,

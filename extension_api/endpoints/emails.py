@@ -13,9 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from core import deletion, pipeline, queries, regroup, tracked_sends
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotFound
 from core.retention import restorable_until
 from core.storage.models import User
+from core.tickets.access import sees_email
 from core.types import Channel, Envelope, IngestOutcome, Source
 from extension_api.auth import Principal, authenticated, require_owner, runtime_of
 from extension_api.endpoints._params import path_id
@@ -30,7 +31,8 @@ async def find_emails(request: Request, principal: Principal) -> Response:
     if not message_id or not message_id.strip("<> "):
         raise ApiError(400, ApiErrorCode.BAD_REQUEST, "give ?message_id=")
     async with runtime_of(request).db.read() as session:
-        found = await queries.emails_by_message_id(session, principal.portal_id, message_id)
+        found = await queries.emails_by_message_id(session, principal.portal_id, message_id,
+                                                   viewer=principal.user_id)
         counts = await tracked_sends.counts_for(session, found)
         return respond({"items": [email_of(e, counts.get(e.id)) for e in found]})
 
@@ -38,7 +40,8 @@ async def find_emails(request: Request, principal: Principal) -> Response:
 @authenticated
 async def get_email(request: Request, principal: Principal) -> Response:
     async with runtime_of(request).db.read() as session:
-        found = await queries.email(session, principal.portal_id, path_id(request))
+        found = await queries.email(session, principal.portal_id, path_id(request),
+                                    viewer=principal.user_id)
         counts = await tracked_sends.counts_for(session, [found])
         return respond(email_of(found, counts.get(found.id)))
 
@@ -48,7 +51,8 @@ async def get_thread(request: Request, principal: Principal) -> Response:
     thread_id = path_id(request)
     async with runtime_of(request).db.read() as session:
         thread = await queries.thread(session, principal.portal_id, thread_id)
-        emails = await queries.thread_emails(session, principal.portal_id, thread_id)
+        emails = await queries.thread_emails(session, principal.portal_id, thread_id,
+                                             viewer=principal.user_id)
         counts = await tracked_sends.counts_for(session, emails)
         return respond(thread_of(thread, list(emails), counts))
 
@@ -60,6 +64,8 @@ async def _check_owner(session: AsyncSession, principal: Principal, email_id: in
     own sends, the mail they forwarded, logged or synced); the portal's admin any.
     """
     email = await deletion.owned_email(session, principal.portal_id, email_id)
+    if not await sees_email(session, email, principal.user_id):  # a team inbox's (404)
+        raise NotFound(f"no email {email_id}")
     require_owner(principal, email.user_id, f"email {email_id}")
 
 
