@@ -52,6 +52,21 @@ from extension_api.schemas.mail import (
     Thread,
 )
 from extension_api.schemas.search import SearchPage
+from extension_api.schemas.tickets import (
+    Agent,
+    AgentRequest,
+    AssignRequest,
+    MergeRequest,
+    RoutingRule,
+    RoutingRuleRequest,
+    Team,
+    TeamInbox,
+    TeamInboxRequest,
+    TeamRequest,
+    Ticket,
+    TicketDetail,
+    TicketPatch,
+)
 from extension_api.schemas.tracking import (
     Event,
     SentRequest,
@@ -470,6 +485,76 @@ PATHS.update({
         _json(_items(Delivery, cursor=_NULLABLE_ID)), 400, 403, 404,
         params=[_path_id(), _query("before", _ID), _query("limit", _LIMIT),
                 _query("status", {"enum": ["pending", "delivered", "failed"]})])},
+})
+
+
+# Team inboxes and tickets (docs/tickets.md).
+_MEMBERS = "; a team inbox the caller is not a member of is 404, as another portal's"
+_TICKET = [_path_id()]
+PATHS.update({
+    "/api/v1/team-inboxes": {
+        "get": _op("The team inboxes the caller is a member of (the admin: all)",
+                   _json(_items(TeamInbox))),
+        "post": _created(_op(
+            "Create a team inbox (admin only): its mail comes to forwarding_address or "
+            "alias_address, anyone may write to it, each new conversation a ticket",
+            _json(TeamInbox), 403, 422, body=_body(TeamInboxRequest))),
+    },
+    "/api/v1/team-inboxes/{id}": {
+        "get": _op("A team inbox" + _MEMBERS, _json(TeamInbox), 404, params=[_path_id()]),
+        "patch": _op("Change a team inbox's settings or members (admin only)",
+                     _json(TeamInbox), 403, 404, 422, params=[_path_id()],
+                     body=_body(TeamInboxRequest)),
+    },
+    "/api/v1/teams": {
+        "get": _op("The portal's teams", _json(_items(Team))),
+        "post": _created(_op("Create a team (admin only)", _json(Team), 403, 422,
+                             body=_body(TeamRequest))),
+    },
+    "/api/v1/teams/{id}": {"patch": _op(
+        "Rename a team or replace its users (admin only)", _json(Team), 403, 404, 422,
+        params=[_path_id()], body=_body(TeamRequest))},
+    "/api/v1/routing-rules": {
+        "get": _op("The routing rules in the order they apply (admin only)",
+                   _json(_items(RoutingRule)), 403),
+        "post": _created(_op(
+            "Add a routing rule (admin only): every rule whose conditions hold applies, in "
+            "position order, until one with stop", _json(RoutingRule), 403, 422,
+            body=_body(RoutingRuleRequest))),
+    },
+    "/api/v1/routing-rules/{id}": {
+        "patch": _op("Change a routing rule (admin only)", _json(RoutingRule), 403, 404, 422,
+                     params=[_path_id()], body=_body(RoutingRuleRequest)),
+        "delete": _op("Delete a routing rule (admin only); answers it as it was",
+                      _json(RoutingRule), 403, 404, params=[_path_id()]),
+    },
+    "/api/v1/agents/{id}": {"patch": _op(
+        "An agent's availability (the agent or the admin) and capacity (the admin)",
+        _json(Agent), 403, 404, 422, params=[_path_id()], body=_body(AgentRequest))},
+    "/api/v1/tickets": {"get": _op(
+        "The tickets of the caller's team inboxes, newest first",
+        _json(_items(Ticket, cursor=_NULLABLE_ID)), 400,
+        params=[_query("status", {"enum": ["open", "pending", "closed"]}),
+                _query("team_inbox_id", _ID),
+                _query("assignee", {"type": "string", "description": "a user id, or none"}),
+                _query("before", _ID), _query("limit", _LIMIT)])},
+    "/api/v1/tickets/{id}": {
+        "get": _op("A ticket with its emails and activity log" + _MEMBERS,
+                   _json(TicketDetail), 404, params=_TICKET),
+        "patch": _op("Change a ticket's status, priority, pipeline, stage, subject or tags",
+                     _json(TicketDetail), 404, 422, params=_TICKET, body=_body(TicketPatch)),
+    },
+    "/api/v1/tickets/{id}/assign": {"post": _op(
+        "Assign a ticket to a member of its inbox, a team (round-robin) or nobody",
+        _json(TicketDetail), 404, 422, params=_TICKET, body=_body(AssignRequest))},
+    "/api/v1/tickets/{id}/close": {"post": _op(
+        "Close a ticket", _json(TicketDetail), 404, 422, params=_TICKET)},
+    "/api/v1/tickets/{id}/reopen": {"post": _op(
+        "Reopen a ticket: a new response cycle", _json(TicketDetail), 404, 422,
+        params=_TICKET)},
+    "/api/v1/tickets/{id}/merge": {"post": _op(
+        "Merge a ticket into another of its inbox; answers the one that lives on",
+        _json(TicketDetail), 404, 422, params=_TICKET, body=_body(MergeRequest))},
 })
 
 

@@ -1,0 +1,120 @@
+"""A team inbox's tickets: list, read (with emails and log), change, assign, close,
+reopen, merge. Only the inbox's members and the admin see a ticket: anyone else gets a
+404, as for another portal's."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from core.tickets import service
+from core.tickets.matching import Status
+from extension_api.auth import Principal, authenticated, runtime_of
+from extension_api.endpoints._params import path_id, query_int
+from extension_api.errors import ApiError, ApiErrorCode
+from extension_api.schemas import read_body, respond
+from extension_api.schemas.tickets import (
+    AssignRequest,
+    MergeRequest,
+    TicketPatch,
+    ticket_detail_of,
+    ticket_of,
+)
+
+_MAX_ID = 2**63 - 1
+
+
+def _filter(request: Request) -> service.Filter:
+    params = request.query_params
+    status = params.get("status")
+    if status is not None and status not in tuple(Status):
+        raise ApiError(400, ApiErrorCode.BAD_REQUEST,
+                       f"status must be one of {', '.join(Status)}")
+    assignee = params.get("assignee")
+    if assignee is not None and assignee != "none" and not (
+            assignee.isdigit() and 0 < int(assignee) <= _MAX_ID):
+        raise ApiError(400, ApiErrorCode.BAD_REQUEST, "assignee is a user id or none")
+    inbox = query_int(request, "team_inbox_id", 0, low=0, high=_MAX_ID)
+    before = query_int(request, "before", 0, low=0, high=_MAX_ID)
+    return service.Filter(
+        status=Status(status) if status else None, team_inbox_id=inbox or None,
+        assignee_user_id=int(assignee) if assignee and assignee != "none" else None,
+        unassigned=assignee == "none", before=before or None,
+        limit=query_int(request, "limit", 50, low=1, high=200))
+
+
+@authenticated
+async def list_tickets(request: Request, principal: Principal) -> Response:
+    wanted = _filter(request)
+    async with runtime_of(request).db.read() as session:
+        found = await service.tickets(session, principal.portal_id, principal.user_id, wanted)
+        items = [ticket_of(t, await service.contact_ids(session, t.id)) for t in found]
+    cursor = found[-1].id if len(found) == wanted.limit else None
+    return respond({"items": items, "cursor": cursor})
+
+
+async def _detail(request: Request, principal: Principal, ticket_id: int) -> object:
+    async with runtime_of(request).db.read() as session:
+        found = await service.ticket(session, principal.portal_id, principal.user_id,
+                                     ticket_id)
+        return ticket_detail_of(found, await service.contact_ids(session, found.id),
+                                list(await service.emails_of(session, found.id)),
+                                list(await service.activity_of(session, found.id)))
+
+
+@authenticated
+async def ticket(request: Request, principal: Principal) -> Response:
+    ticket_id = path_id(request)
+    if request.method == "PATCH":
+        async with runtime_of(request).db.transaction() as session:
+            found = await service.ticket(session, principal.portal_id, principal.user_id,
+                                         ticket_id)
+            body = await read_body(request, TicketPatch)
+            await service.change(session, found, body.change(), actor=principal.user_id)
+    return respond(await _detail(request, principal, ticket_id))
+
+
+@authenticated
+async def assign(request: Request, principal: Principal) -> Response:
+    ticket_id = path_id(request)
+    async with runtime_of(request).db.transaction() as session:
+        found = await service.ticket(session, principal.portal_id, principal.user_id,
+                                     ticket_id)
+        body = await read_body(request, AssignRequest)
+        await service.assign(session, found, user_id=body.user_id, team_id=body.team_id,
+                             actor=principal.user_id)
+    return respond(await _detail(request, principal, ticket_id))
+
+
+async def _set_status(request: Request, principal: Principal, status: Status) -> Response:
+    ticket_id = path_id(request)
+    async with runtime_of(request).db.transaction() as session:
+        found = await service.ticket(session, principal.portal_id, principal.user_id,
+                                     ticket_id)
+        await service.change(session, found, service.Change(status=status),
+                             actor=principal.user_id)
+    return respond(await _detail(request, principal, ticket_id))
+
+
+@authenticated
+async def close(request: Request, principal: Principal) -> Response:
+    return await _set_status(request, principal, Status.CLOSED)
+
+
+@authenticated
+async def reopen(request: Request, principal: Principal) -> Response:
+    return await _set_status(request, principal, Status.OPEN)
+
+
+@authenticated
+async def merge(request: Request, principal: Principal) -> Response:
+    """Merge this ticket into another of its inbox; answers the one that lives on."""
+    ticket_id = path_id(request)
+    async with runtime_of(request).db.transaction() as session:
+        found = await service.ticket(session, principal.portal_id, principal.user_id,
+                                     ticket_id)
+        body = await read_body(request, MergeRequest)
+        into = await service.merge(session, principal.portal_id, principal.user_id, found,
+                                   body.into)
+        into_id = into.id
+    return respond(await _detail(request, principal, into_id))
