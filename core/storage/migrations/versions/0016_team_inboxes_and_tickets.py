@@ -22,20 +22,20 @@ depends_on: Union[str, Sequence[str], None] = None
 _ID = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
 
 
-def _emails_triggers() -> list[str]:
-    """The triggers on emails (the search index's, migration 0012), on SQLite: batch mode
-    copies the table and drops the old one, and its triggers with it, so that no email
-    logged afterwards would be found."""
-    bind = op.get_bind()
-    if bind.dialect.name != 'sqlite':
-        return []
-    return [sql for (sql,) in bind.exec_driver_sql(
-        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'emails'")]
-
-
-def _restore(triggers: list[str]) -> None:
-    for sql in triggers:
-        op.get_bind().exec_driver_sql(sql)
+def _sqlite_add_team_inbox_id() -> None:
+    """emails.team_inbox_id on SQLite, in place. Not batch mode: that copies the table and
+    drops the old one, and with foreign keys on (core.storage.db) the drop is an implicit
+    DELETE that cascades to every email's attachments, sources and contacts (or fails,
+    "database table is locked"); it also drops the search index's triggers on emails.
+    SQLite adds a column with its reference in place. Its reflection only reads the name
+    and ON DELETE of a table constraint ("CONSTRAINT name FOREIGN KEY ..."), so the
+    comment states it in that form, for alembic's comparison of models and schema."""
+    op.execute(sa.text(
+        'ALTER TABLE emails ADD COLUMN team_inbox_id INTEGER'
+        ' REFERENCES team_inboxes (id) ON DELETE CASCADE'
+        ' /* CONSTRAINT fk_emails_team_inbox_id_team_inboxes FOREIGN KEY (team_inbox_id)'
+        ' REFERENCES team_inboxes (id) ON DELETE CASCADE */'))
+    op.create_index(op.f('ix_emails_team_inbox_id'), 'emails', ['team_inbox_id'], unique=False)
 
 
 def upgrade() -> None:
@@ -175,12 +175,13 @@ def upgrade() -> None:
     with op.batch_alter_table('ticket_contacts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_ticket_contacts_contact_id'), ['contact_id'], unique=False)
 
-    saved = _emails_triggers()
-    with op.batch_alter_table('emails', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('team_inbox_id', _ID, nullable=True))
-        batch_op.create_index(batch_op.f('ix_emails_team_inbox_id'), ['team_inbox_id'], unique=False)
-        batch_op.create_foreign_key(batch_op.f('fk_emails_team_inbox_id_team_inboxes'), 'team_inboxes', ['team_inbox_id'], ['id'], ondelete='CASCADE')
-    _restore(saved)
+    if op.get_bind().dialect.name == 'sqlite':
+        _sqlite_add_team_inbox_id()
+    else:
+        with op.batch_alter_table('emails', schema=None) as batch_op:
+            batch_op.add_column(sa.Column('team_inbox_id', _ID, nullable=True))
+            batch_op.create_index(batch_op.f('ix_emails_team_inbox_id'), ['team_inbox_id'], unique=False)
+            batch_op.create_foreign_key(batch_op.f('fk_emails_team_inbox_id_team_inboxes'), 'team_inboxes', ['team_inbox_id'], ['id'], ondelete='CASCADE')
 
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.add_column(sa.Column('team_inbox_id', _ID, nullable=True))
@@ -243,12 +244,15 @@ def downgrade() -> None:
         batch_op.drop_column('thread_id')
         batch_op.drop_column('team_inbox_id')
 
-    saved = _emails_triggers()
-    with op.batch_alter_table('emails', schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f('fk_emails_team_inbox_id_team_inboxes'), type_='foreignkey')
-        batch_op.drop_index(batch_op.f('ix_emails_team_inbox_id'))
-        batch_op.drop_column('team_inbox_id')
-    _restore(saved)
+    if op.get_bind().dialect.name == 'sqlite':
+        op.drop_index(op.f('ix_emails_team_inbox_id'), table_name='emails')
+        # Its reference is a column constraint: SQLite drops it with the column.
+        op.execute(sa.text('ALTER TABLE emails DROP COLUMN team_inbox_id'))
+    else:
+        with op.batch_alter_table('emails', schema=None) as batch_op:
+            batch_op.drop_constraint(batch_op.f('fk_emails_team_inbox_id_team_inboxes'), type_='foreignkey')
+            batch_op.drop_index(batch_op.f('ix_emails_team_inbox_id'))
+            batch_op.drop_column('team_inbox_id')
 
     with op.batch_alter_table('ticket_contacts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_ticket_contacts_contact_id'))
