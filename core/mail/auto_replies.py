@@ -28,9 +28,9 @@ _MACHINE_HEADERS = (
     "X-Cron-Env",  # cron's mail
 )
 _AUTO_GENERATED_SUBJECT = re.compile(
-    r"^\s*(?:\[auto-?generated\]|auto-generated|undeliverable|undelivered mail|"
+    r"^\s*(?:\[auto-?generated\]|(?:auto-generated|undeliverable|undelivered mail|"
     r"delivery status notification|mail delivery (?:failed|failure|system)|"
-    r"returned mail|failure notice|non remis|unzustellbar|no entregado)\b",
+    r"returned mail|failure notice|non remis|unzustellbar|no entregado)\b)",
     re.IGNORECASE,
 )
 # A subject a customer could write too ("my delivery failed"): a bounce only when the

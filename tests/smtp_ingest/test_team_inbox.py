@@ -1,0 +1,321 @@
+"""A team inbox through the real SMTP port and HTTP API: customers write support@, tickets
+are opened, routed round-robin, continued by their replies as real clients send them,
+and neither strangers, forged tokens nor auto-replies get in (docs/tickets.md)."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Any
+
+import pytest
+
+from tests.support.mail import deliver, logged_id, message
+from tests.support.server import PortalAccount, Server
+from tests.support.smtp_recorder import SmtpRecorder
+
+SUPPORT = "support@acme.example"
+
+
+@pytest.fixture(scope="module")
+def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpRecorder]:
+    relay = SmtpRecorder.relay(tmp_path_factory.mktemp("relay"))
+    yield relay
+    relay.stop()
+
+
+@pytest.fixture(scope="module")
+def relayed(tmp_path_factory: pytest.TempPathFactory,
+            recorder: SmtpRecorder) -> Iterator[Server]:
+    running = Server(tmp_path_factory.mktemp("team-inbox"),
+                     extra_args=recorder.serve_args()).start()
+    yield running
+    running.stop()
+
+
+@dataclass
+class Desk:
+    """A portal with a team inbox and two agents (and a colleague outside the inbox)."""
+
+    server: Server
+    account: PortalAccount
+    inbox: dict[str, Any]
+    agents: list[dict[str, Any]]
+    outsider: dict[str, Any]
+
+    @property
+    def address(self) -> str:
+        return str(self.inbox["forwarding_address"])
+
+    def api(self, token: str | None = None) -> Any:
+        return self.server.api(token or self.account.admin_token)
+
+    def ticket(self, ticket_id: int, token: str | None = None) -> dict[str, Any]:
+        with self.api(token) as api:
+            response = api.get(f"/api/v1/tickets/{ticket_id}")
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def ticket_of_email(self, email_id: int) -> dict[str, Any]:
+        with self.api() as api:
+            items = api.get("/api/v1/tickets", params={"limit": 200}).json()["items"]
+        for item in items:
+            full = self.ticket(item["id"])
+            if email_id in [e["id"] for e in full["emails"]]:
+                return full
+        raise AssertionError(f"email {email_id} is on no ticket")
+
+    def send(self, msg: EmailMessage) -> tuple[int, str]:
+        return deliver(self.server, msg, self.address, mail_from=str(msg["From"]))
+
+
+def _desk(server: Server, *, ack: bool = False, **settings: Any) -> Desk:
+    account = server.new_portal()
+    with server.api(account.admin_token) as admin:
+        agents = [admin.post("/api/v1/users", json={"email": f"agent{n}@ourco.example",
+                                                     "name": f"Agent {n}"}).json()
+                  for n in (1, 2)]
+        outsider = admin.post("/api/v1/users", json={"email": "sales@ourco.example"}).json()
+        response = admin.post("/api/v1/team-inboxes", json={
+            "name": "Support", "address": SUPPORT, "auto_acknowledge": ack,
+            "members": [{"user_id": a["id"]} for a in agents], **settings})
+        assert response.status_code == 201, response.text
+    return Desk(server, account, response.json(), agents, outsider)
+
+
+@pytest.fixture
+def desk(relayed: Server) -> Desk:
+    return _desk(relayed)
+
+
+def customer_mail(sender: str, subject: str = "Printer on fire", **extra: Any) -> EmailMessage:
+    return message(sender=sender, to=SUPPORT, subject=subject, message_id=make_msgid(),
+                   body="Hello,\n\nour printer is on fire again. Please help.\n\nCarla",
+                   **extra)
+
+
+def reply_to(original: EmailMessage, sender: str, *, references: bool = True,
+             subject: str | None = None) -> EmailMessage:
+    reply = message(sender=sender, to=SUPPORT,
+                    subject=subject or f"Re: {original['Subject']}", message_id=make_msgid(),
+                    body="Still burning.\n\n> our printer is on fire again.")
+    reply["In-Reply-To"] = original["Message-ID"]
+    if references:
+        reply["References"] = original["Message-ID"]
+    return reply
+
+
+def test_new_mail_opens_tickets_assigned_round_robin(desk: Desk) -> None:
+    """Two customers' first messages open two tickets, one for each agent in turn."""
+    first = logged_id(desk.send(customer_mail("carla@client.example")))
+    second = logged_id(desk.send(customer_mail("dave@other.example", "Invoice wrong")))
+    one, two = desk.ticket_of_email(first), desk.ticket_of_email(second)
+    assert one["id"] != two["id"]
+    assert {one["assignee_user_id"], two["assignee_user_id"]} == {
+        a["id"] for a in desk.agents}
+    assert one["status"] == "open" and one["subject"] == "Printer on fire"
+    assert one["team_inbox_id"] == desk.inbox["id"] and one["contact_ids"]
+    assert [a["kind"] for a in one["activity"]][:2] == ["created", "assigned"]
+    assert one["emails"][0]["sources"] == ["team_inbox"]
+    # The agent's feed has the ticket's events, the other agent's does not.
+    agent = next(a for a in desk.agents if a["id"] == one["assignee_user_id"])
+    with desk.api(agent["api_token"]) as api:
+        events = api.get("/api/v1/events").json()["items"]
+    mine = [e["type"] for e in events if e["detail"].get("ticket_id") == one["id"]]
+    assert mine == ["ticket_created", "ticket_assigned"]
+    assert not [e for e in events if e["detail"].get("ticket_id") == two["id"]]
+
+
+def test_replies_as_clients_send_them_continue_the_ticket(desk: Desk) -> None:
+    """With References, with only In-Reply-To, and an Outlook reply whose In-Reply-To
+    names a copy we never saw (Thread-Index kept), all land on the one ticket."""
+    original = customer_mail("carla@client.example")
+    index = base64.b64encode(bytes.fromhex("01db38f1a2b3") + bytes(range(16))).decode()
+    original["Thread-Index"] = index
+    ticket_id = desk.ticket_of_email(logged_id(desk.send(original)))["id"]
+    with_refs = logged_id(desk.send(reply_to(original, "carla@client.example")))
+    no_refs = logged_id(desk.send(reply_to(original, "Carla <CARLA@client.example>",
+                                           references=False)))
+    outlook = message(sender="carla@client.example", to=SUPPORT,
+                      subject="RE: Printer on fire", message_id=make_msgid())
+    outlook["In-Reply-To"] = "<rewritten-by-exchange@client.example>"
+    outlook["Thread-Index"] = base64.b64encode(
+        bytes.fromhex("01db38f1a2b3") + bytes(range(16)) + b"\x00\x01\x02\x03\x04").decode()
+    via_index = logged_id(desk.send(outlook))
+    ticket = desk.ticket(ticket_id)
+    assert {with_refs, no_refs, via_index} <= {e["id"] for e in ticket["emails"]}
+    kinds = [a["kind"] for a in ticket["activity"]]
+    assert kinds.count("customer_message") == 3
+
+
+def test_subject_token_from_a_contact_continues_after_in_reply_to_was_rewritten(
+        desk: Desk) -> None:
+    """Outlook rewrote In-Reply-To to an id inboxlog never saw and sent no References:
+    the [Ticket#N] token with the ticket's own customer as sender continues it."""
+    original = customer_mail("erin@client.example", "VPN down")
+    ticket_id = desk.ticket_of_email(logged_id(desk.send(original)))["id"]
+    reply = message(sender="erin@client.example", to=SUPPORT,
+                    subject=f"RE: [Ticket#{ticket_id}] VPN down", message_id=make_msgid())
+    reply["In-Reply-To"] = "<AM0PR01MB1234.eurprd01.prod.exchangelabs.com>"
+    email_id = logged_id(desk.send(reply))
+    assert email_id in [e["id"] for e in desk.ticket(ticket_id)["emails"]]
+
+
+def test_newsletter_reply_sharing_in_reply_to_does_not_merge_strangers(desk: Desk) -> None:
+    """Two strangers answering the same newsletter (one In-Reply-To) get a ticket each."""
+    newsletter = f"<news-{time.time_ns()}@acme.example>"
+    first = customer_mail("fay@one.example", "Re: Our November news")
+    first["In-Reply-To"] = newsletter
+    second = customer_mail("gus@two.example", "Re: Our November news")
+    second["In-Reply-To"] = newsletter
+    one = desk.ticket_of_email(logged_id(desk.send(first)))
+    two = desk.ticket_of_email(logged_id(desk.send(second)))
+    assert one["id"] != two["id"]
+    assert set(one["contact_ids"]).isdisjoint(two["contact_ids"])
+
+
+def test_forged_ticket_token_from_an_outsider_does_not_append(desk: Desk) -> None:
+    """Anyone can type [Ticket#N]: from someone not on the ticket it opens a new one."""
+    victim = desk.ticket_of_email(logged_id(desk.send(customer_mail("hana@client.example"))))
+    forged = customer_mail("mallory@evil.example", f"Re: [Ticket#{victim['id']}] Printer")
+    other = desk.ticket_of_email(logged_id(desk.send(forged)))
+    assert other["id"] != victim["id"]
+    assert len(desk.ticket(victim["id"])["emails"]) == 1
+
+
+def test_reply_from_someone_outside_the_ticket_starts_a_new_one(desk: Desk) -> None:
+    """A reply with the right headers from an address not on the ticket is not appended."""
+    original = customer_mail("ida@client.example")
+    ticket_id = desk.ticket_of_email(logged_id(desk.send(original)))["id"]
+    stranger = desk.ticket_of_email(logged_id(desk.send(reply_to(original,
+                                                                  "joe@elsewhere.example"))))
+    assert stranger["id"] != ticket_id
+
+
+def test_customer_reply_reopens_a_closed_ticket_and_pending_becomes_open(desk: Desk) -> None:
+    """Closed -> open on a reply is a new response cycle; pending -> open too."""
+    original = customer_mail("kim@client.example")
+    ticket_id = desk.ticket_of_email(logged_id(desk.send(original)))["id"]
+    with desk.api() as api:
+        assert api.post(f"/api/v1/tickets/{ticket_id}/close").json()["status"] == "closed"
+    logged_id(desk.send(reply_to(original, "kim@client.example")))
+    ticket = desk.ticket(ticket_id)
+    assert ticket["status"] == "open" and ticket["reopened_at"] is not None
+    reopen = [a for a in ticket["activity"] if a["kind"] == "status"
+              and a["from_value"] == "closed" and a["to_value"] == "open"]
+    assert reopen and reopen[-1]["detail"] == {"reason": "customer_reply", "cycle": 2}
+    with desk.api() as api:
+        response = api.patch(f"/api/v1/tickets/{ticket_id}", json={"status": "pending"})
+        assert response.json()["status"] == "pending"
+    logged_id(desk.send(reply_to(original, "kim@client.example")))
+    assert desk.ticket(ticket_id)["status"] == "open"
+
+
+def _out_of_office(to_message: EmailMessage, sender: str) -> EmailMessage:
+    oof = message(sender=sender, to=SUPPORT, subject="Automatic reply: Printer on fire",
+                  message_id=make_msgid(), body="I am out of the office until Monday.")
+    oof["In-Reply-To"] = to_message["Message-ID"]
+    oof["Auto-Submitted"] = "auto-replied"
+    oof["X-Auto-Response-Suppress"] = "All"
+    return oof
+
+
+def _acks(recorder: SmtpRecorder, to: str) -> list[EmailMessage]:
+    found = []
+    for envelope, raw in recorder.messages():
+        if to in envelope["rcpt_tos"]:
+            msg = message_from_bytes(raw)
+            assert isinstance(msg, EmailMessage) or msg is not None
+            found.append(msg)
+    return found  # type: ignore[return-value]
+
+
+def _wait_for_ack(recorder: SmtpRecorder, to: str, count: int = 1) -> list[EmailMessage]:
+    deadline = time.monotonic() + 20
+    while len(found := _acks(recorder, to)) < count:
+        assert time.monotonic() < deadline, f"no acknowledgement reached {to}"
+        time.sleep(0.05)
+    return found
+
+
+def test_acknowledgement_is_auto_submitted_and_threads(relayed: Server,
+                                                       recorder: SmtpRecorder) -> None:
+    """A new ticket is acknowledged once, marked Auto-Submitted, replying to the
+    customer's message with the ticket's token; a reply to it continues the ticket."""
+    desk = _desk(relayed, ack=True)
+    original = customer_mail("lea@client.example")
+    ticket_id = desk.ticket_of_email(logged_id(desk.send(original)))["id"]
+    [ack] = _wait_for_ack(recorder, "lea@client.example")
+    assert ack["Auto-Submitted"] == "auto-replied"
+    assert ack["In-Reply-To"] == original["Message-ID"]
+    assert f"[Ticket#{ticket_id}]" in ack["Subject"]
+    assert SUPPORT in ack["From"]
+    answer = reply_to(ack, "lea@client.example")  # type: ignore[arg-type]
+    assert logged_id(desk.send(answer)) in [e["id"] for e in desk.ticket(ticket_id)["emails"]]
+
+
+def test_out_of_office_reply_neither_reopens_nor_loops(relayed: Server,
+                                                      recorder: SmtpRecorder) -> None:
+    """An out-of-office answer to the acknowledgement is kept on the ticket as automatic,
+    does not reopen it, gets no acknowledgement; unrelated automatic mail opens none."""
+    desk = _desk(relayed, ack=True)
+    original = customer_mail("max@client.example")
+    ticket_id = desk.ticket_of_email(logged_id(desk.send(original)))["id"]
+    [ack] = _wait_for_ack(recorder, "max@client.example")
+    with desk.api() as api:
+        api.post(f"/api/v1/tickets/{ticket_id}/close")
+    oof = _out_of_office(ack, "max@client.example")  # type: ignore[arg-type]
+    logged_id(desk.send(oof))
+    ticket = desk.ticket(ticket_id)
+    assert ticket["status"] == "closed"
+    assert ticket["activity"][-1]["kind"] == "automatic"
+    stray = _out_of_office(customer_mail("nobody@client.example"), "ooo@client.example")
+    code, text = desk.send(stray)
+    assert code == 250 and "not logged" in text
+    # A person's new ticket is acknowledged after both: then none went to the others.
+    desk.send(customer_mail("ola@client.example"))
+    _wait_for_ack(recorder, "ola@client.example")
+    assert len(_acks(recorder, "max@client.example")) == 1
+    assert not _acks(recorder, "ooo@client.example")
+
+
+def test_a_sender_past_the_hourly_allowance_is_not_logged(relayed: Server) -> None:
+    """The last guard against loops: past sender_hourly_limit, 250 not logged."""
+    desk = _desk(relayed, sender_hourly_limit=2)
+    for n in range(2):
+        logged_id(desk.send(customer_mail("pat@client.example", f"Question {n}")))
+    code, text = desk.send(customer_mail("pat@client.example", "Question 3"))
+    assert code == 250 and "not logged" in text and "in an hour" in text
+
+
+def test_alias_address_routes_to_the_team_inbox(desk: Desk) -> None:
+    """<bcc_token>+inbox-<id>@ reaches the same team inbox, from anyone."""
+    msg = customer_mail("quinn@client.example")
+    email_id = logged_id(deliver(desk.server, msg, desk.inbox["alias_address"],
+                                 mail_from="quinn@client.example"))
+    assert desk.ticket_of_email(email_id)["team_inbox_id"] == desk.inbox["id"]
+
+
+def test_non_members_and_other_portals_get_404(desk: Desk, relayed: Server) -> None:
+    """A user outside the inbox, and another portal's admin, see neither its tickets
+    nor their emails: 404 as for what does not exist."""
+    email_id = logged_id(desk.send(customer_mail("rosa@client.example")))
+    ticket_id = desk.ticket_of_email(email_id)["id"]
+    other = relayed.new_portal("someone@else.example")
+    for token in (desk.outsider["api_token"], other.admin_token, other.user_token):
+        with desk.api(token) as api:
+            assert api.get(f"/api/v1/tickets/{ticket_id}").status_code == 404
+            assert api.post(f"/api/v1/tickets/{ticket_id}/close").status_code == 404
+            assert api.get(f"/api/v1/team-inboxes/{desk.inbox['id']}").status_code == 404
+            assert api.get(f"/api/v1/emails/{email_id}").status_code == 404
+            assert ticket_id not in [t["id"] for t in api.get("/api/v1/tickets").json()["items"]]
+    member = desk.agents[0]["api_token"]
+    with desk.api(member) as api:
+        assert api.get(f"/api/v1/tickets/{ticket_id}").status_code == 200
+        assert api.get(f"/api/v1/emails/{email_id}").status_code == 200
