@@ -51,6 +51,12 @@ from extension_api.schemas.mail import (
     MoveRequest,
     Thread,
 )
+from extension_api.schemas.reports import (
+    ResponseTimesReport,
+    StatusReport,
+    VolumeReport,
+    WorkloadReport,
+)
 from extension_api.schemas.search import SearchPage
 from extension_api.schemas.tickets import (
     Agent,
@@ -557,6 +563,32 @@ PATHS.update({
         _json(TicketDetail), 404, 422, params=_TICKET, body=_body(MergeRequest))},
 })
 
+
+_REPORT_PARAMS = [
+    _query("from", {"type": "string", "format": "date"}),
+    _query("to", {"type": "string", "format": "date"}),
+    _query("time_zone", _STR), _query("team_inbox_id", _ID)]
+_REPORT_SCOPE = (" (a user: the team inboxes they are a member of; the admin: all). "
+                 "from/to: days included, default the last 30, at most 366; time_zone: "
+                 "where days begin (default UTC); team_inbox_id: one inbox")
+PATHS.update({
+    "/api/v1/reports/volume": {"get": _op(
+        "Tickets created per day and channel" + _REPORT_SCOPE, _json(VolumeReport), 400, 404,
+        params=_REPORT_PARAMS)},
+    "/api/v1/reports/first-response": {"get": _op(
+        "First-response percentiles (p50, p90) in business hours, reopened cycles apart; "
+        "next response and first resolution too" + _REPORT_SCOPE,
+        _json(ResponseTimesReport), 400, 404, params=_REPORT_PARAMS)},
+    "/api/v1/reports/workload": {"get": _op(
+        "Per agent: open and pending now, assigned in the range and their share, closed "
+        "in the range" + _REPORT_SCOPE, _json(WorkloadReport), 400, 404,
+        params=_REPORT_PARAMS)},
+    "/api/v1/reports/status": {"get": _op(
+        "Open, pending, closed, unassigned and stale tickets" + _REPORT_SCOPE,
+        _json(StatusReport), 400, 404, params=[
+            *_REPORT_PARAMS, _query("stale_hours", {"type": "integer", "minimum": 1,
+                                                    "maximum": 24 * 366})])},
+})
 
 SCHEMAS: dict[str, Any] = components(_SHAPES)
 

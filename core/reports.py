@@ -1,0 +1,277 @@
+"""Reports on team-inbox tickets: volume per day and channel, response-time percentiles
+in business hours (``core.sla``), agents' workload, open vs closed.
+
+Every report reads one ``Scope``: a portal, the team inboxes the caller may see (a user:
+those they are a member of; the admin: all), and a time range. Plain CRM tickets (no
+team inbox) and tickets merged into another are never counted.
+
+- ``volume``: tickets created in the range, per local day (``Scope.zone``) and channel:
+  the source of the ticket's first message (``team_inbox``, the inbox's forwarding
+  address; ``sync``, its connected mailbox; ...).
+- ``response_times``: of the tickets created in the range, the first response (the
+  first cycle's: reopenings are counted apart, ``reopened_first_response``), next
+  responses and first resolution, in each ticket's inbox's business hours.
+- ``workload``: per agent (the scope's inboxes' members, and anyone assigned in it)
+  their open and pending tickets now, tickets assigned to them in the range and their
+  share of all those, and their tickets closed in the range.
+- ``status``: of the tickets created in the range, how many are open, pending, closed,
+  open or pending with nobody assigned, and stale (open or pending, no activity for
+  ``stale_after``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.sla import Activity, BusinessHours, percentile, ticket_sla
+from core.storage.models import (
+    EmailSource,
+    TeamInbox,
+    Ticket,
+    TicketActivity,
+    User,
+    utcnow,
+)
+from core.tickets import access
+
+OPEN, PENDING, CLOSED = "open", "pending", "closed"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a report counts: ``inboxes`` None is every team inbox of the portal (the
+    admin's view); ``start`` inclusive, ``end`` exclusive; ``zone`` cuts days."""
+
+    portal_id: int
+    inboxes: frozenset[int] | None
+    start: datetime
+    end: datetime
+    zone: ZoneInfo
+
+    @classmethod
+    def days(cls, portal_id: int, inboxes: frozenset[int] | None, first: date, last: date,
+             zone: ZoneInfo) -> Scope:
+        """From ``first`` 00:00 to the end of ``last``, local days of ``zone``."""
+        start = datetime.combine(first, datetime.min.time(), tzinfo=zone)
+        end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+        return cls(portal_id, inboxes, start, end, zone)
+
+    def tickets(self) -> list[Any]:
+        """Where-clauses of the tickets in scope, whatever their date."""
+        clauses = [Ticket.portal_id == self.portal_id, Ticket.team_inbox_id.is_not(None),
+                   Ticket.merged_into_id.is_(None)]
+        if self.inboxes is not None:
+            clauses.append(Ticket.team_inbox_id.in_(sorted(self.inboxes)))
+        return clauses
+
+    def created(self) -> list[Any]:
+        return [*self.tickets(), Ticket.created_at >= self.start, Ticket.created_at < self.end]
+
+    def during(self, column: Any) -> list[Any]:
+        return [column >= self.start, column < self.end]
+
+
+# --- volume ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VolumeRow:
+    day: date
+    channel: str
+    conversations: int
+
+
+async def volume(session: AsyncSession, scope: Scope) -> list[VolumeRow]:
+    rows = (await session.execute(
+        select(Ticket.id, Ticket.created_at, EmailSource.source, EmailSource.created_at)
+        .outerjoin(TicketActivity, (TicketActivity.ticket_id == Ticket.id)
+                   & (TicketActivity.kind == "created"))
+        .outerjoin(EmailSource, EmailSource.email_id == TicketActivity.email_id)
+        .where(*scope.created()))).all()
+    first: dict[int, tuple[datetime, str, datetime | None]] = {}
+    for ticket_id, created_at, source, source_at in rows:
+        known = first.get(ticket_id)
+        if known is None or (source_at is not None and (known[2] is None
+                                                        or source_at < known[2])):
+            first[ticket_id] = (created_at, source or "unknown", source_at)
+    counts: dict[tuple[date, str], int] = defaultdict(int)
+    for created_at, channel, _ in first.values():
+        counts[(created_at.astimezone(scope.zone).date(), channel)] += 1
+    return [VolumeRow(day, channel, n) for (day, channel), n in sorted(counts.items())]
+
+
+# --- response times -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Figures:
+    """Business seconds: how many, their median, 90th percentile and mean."""
+
+    count: int
+    p50: float | None
+    p90: float | None
+    mean: float | None
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Figures:
+        return cls(len(values), percentile(values, 50), percentile(values, 90),
+                   sum(values) / len(values) if values else None)
+
+
+@dataclass(frozen=True)
+class ResponseTimes:
+    tickets: int
+    unanswered: int  # no first response yet
+    first_response: Figures
+    reopened_first_response: Figures
+    next_response: Figures
+    first_resolution: Figures
+
+
+async def business_hours(session: AsyncSession, portal_id: int) -> dict[int, BusinessHours]:
+    """Each team inbox's hours; an inbox whose settings do not parse counts around the
+    clock (its API refuses such settings; this only keeps a report from failing)."""
+    hours: dict[int, BusinessHours] = {}
+    for inbox_id, zone, week in (await session.execute(
+            select(TeamInbox.id, TeamInbox.time_zone, TeamInbox.business_hours)
+            .where(TeamInbox.portal_id == portal_id))).all():
+        try:
+            hours[inbox_id] = BusinessHours.parse(zone, week)
+        except ValueError:
+            hours[inbox_id] = BusinessHours()
+    return hours
+
+
+async def response_times(session: AsyncSession, scope: Scope) -> ResponseTimes:
+    hours = await business_hours(session, scope.portal_id)
+    in_scope = select(Ticket.id).where(*scope.created())
+    rows = (await session.execute(
+        select(TicketActivity.ticket_id, Ticket.team_inbox_id, TicketActivity.kind,
+               TicketActivity.at, TicketActivity.to_value)
+        .join(Ticket, Ticket.id == TicketActivity.ticket_id)
+        .where(TicketActivity.ticket_id.in_(in_scope),
+               TicketActivity.kind.in_(("created", "customer_message", "agent_reply",
+                                        "status")))
+        .order_by(TicketActivity.ticket_id, TicketActivity.id))).all()
+    logs: dict[int, list[Activity]] = defaultdict(list)
+    inbox_of: dict[int, int | None] = {}
+    for ticket_id, inbox_id, kind, at, to_value in rows:
+        logs[ticket_id].append(Activity(kind, at, to_value))
+        inbox_of[ticket_id] = inbox_id
+    first: list[float] = []
+    reopened: list[float] = []
+    following: list[float] = []
+    resolved: list[float] = []
+    for ticket_id, log in logs.items():
+        sla = ticket_sla(log, hours.get(inbox_of[ticket_id] or 0, BusinessHours()))
+        if sla.first_response is not None:
+            first.append(sla.first_response)
+        reopened.extend(sla.reopen_first_responses)
+        following.extend(sla.next_responses)
+        if sla.first_resolution is not None:
+            resolved.append(sla.first_resolution)
+    tickets = await session.scalar(select(func.count()).select_from(Ticket)
+                                   .where(*scope.created())) or 0
+    return ResponseTimes(tickets, tickets - len(first), Figures.of(first),
+                         Figures.of(reopened), Figures.of(following), Figures.of(resolved))
+
+
+# --- workload -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AgentLoad:
+    user_id: int
+    email: str
+    name: str
+    open: int
+    pending: int
+    assigned: int  # in the range
+    share: float  # of everything assigned in the range, 0..1
+    closed: int  # in the range
+
+
+@dataclass(frozen=True)
+class Workload:
+    agents: list[AgentLoad]
+    unassigned: int  # open or pending now, nobody assigned
+
+
+async def _members(session: AsyncSession, scope: Scope) -> set[int]:
+    """The members of the scope's inboxes, directly or through a team."""
+    inboxes = await session.scalars(select(TeamInbox.id).where(
+        TeamInbox.portal_id == scope.portal_id))
+    return {user_id for inbox_id in inboxes
+            if scope.inboxes is None or inbox_id in scope.inboxes
+            for user_id in await access.inbox_members(session, inbox_id)}
+
+
+async def workload(session: AsyncSession, scope: Scope) -> Workload:
+    now_open: dict[int, dict[str, int]] = defaultdict(lambda: {OPEN: 0, PENDING: 0})
+    unassigned = 0
+    for user_id, team_id, status, n in (await session.execute(
+            select(Ticket.assignee_user_id, Ticket.assignee_team_id, Ticket.status,
+                   func.count())
+            .where(*scope.tickets(), Ticket.status.in_((OPEN, PENDING)))
+            .group_by(Ticket.assignee_user_id, Ticket.assignee_team_id,
+                      Ticket.status))).all():
+        if user_id is not None:
+            now_open[user_id][status] += n
+        elif team_id is None:
+            unassigned += n
+    assigned: dict[int, int] = defaultdict(int)
+    for to_value, n in (await session.execute(
+            select(TicketActivity.to_value, func.count())
+            .join(Ticket, Ticket.id == TicketActivity.ticket_id)
+            .where(*scope.tickets(), TicketActivity.kind == "assigned",
+                   *scope.during(TicketActivity.at))
+            .group_by(TicketActivity.to_value))).all():
+        if to_value and to_value.startswith("user:") and to_value[5:].isdigit():
+            assigned[int(to_value[5:])] += n
+    closed = {int(user_id): n for user_id, n in (await session.execute(
+        select(Ticket.assignee_user_id, func.count())
+        .where(*scope.tickets(), Ticket.status == CLOSED, Ticket.assignee_user_id.is_not(None),
+               *scope.during(Ticket.closed_at))
+        .group_by(Ticket.assignee_user_id))).tuples().all() if user_id is not None}
+    agents = await _members(session, scope) | set(now_open) | set(assigned) | set(closed)
+    users = {u.id: u for u in await session.scalars(
+        select(User).where(User.portal_id == scope.portal_id, User.id.in_(sorted(agents))))}
+    total = sum(assigned.values())
+    loads = [AgentLoad(user_id, users[user_id].email, users[user_id].name,
+                       now_open[user_id][OPEN], now_open[user_id][PENDING],
+                       assigned.get(user_id, 0),
+                       assigned.get(user_id, 0) / total if total else 0.0,
+                       closed.get(user_id, 0))
+             for user_id in sorted(agents) if user_id in users]
+    return Workload(loads, unassigned)
+
+
+# --- status ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StatusCounts:
+    open: int
+    pending: int
+    closed: int
+    unassigned: int
+    stale: int
+
+
+async def status(session: AsyncSession, scope: Scope, stale_after: timedelta,
+                 now: datetime | None = None) -> StatusCounts:
+    stale_before = (now or utcnow()) - stale_after
+    counts = {OPEN: 0, PENDING: 0, CLOSED: 0}
+    unassigned = stale = 0
+    for state, user_id, team_id, created_at, updated_at in (await session.execute(
+            select(Ticket.status, Ticket.assignee_user_id, Ticket.assignee_team_id,
+                   Ticket.created_at, Ticket.updated_at).where(*scope.created()))).all():
+        counts[state] = counts.get(state, 0) + 1
+        if state in (OPEN, PENDING):
+            unassigned += user_id is None and team_id is None
+            stale += (updated_at or created_at) < stale_before
+    return StatusCounts(counts[OPEN], counts[PENDING], counts[CLOSED], unassigned, stale)
