@@ -58,6 +58,20 @@ from extension_api.schemas.reports import (
     WorkloadReport,
 )
 from extension_api.schemas.search import SearchPage
+from extension_api.schemas.ticket_replies import (
+    CannedResponsePatch,
+    CannedResponseRequest,
+    CannedResponseShape,
+    CrossedReplyShape,
+    NoteRequest,
+    PresenceRequest,
+    PresenceShape,
+    PresentAgent,
+    RenderedCannedResponse,
+    ReplyRequest,
+    ReplySent,
+    TicketNote,
+)
 from extension_api.schemas.tickets import (
     Agent,
     AgentRequest,
@@ -589,6 +603,57 @@ PATHS.update({
             *_REPORT_PARAMS, _query("stale_hours", {"type": "integer", "minimum": 1,
                                                     "maximum": 24 * 366})])},
 })
+
+# What agents do from a ticket (docs/ticket-replies.md).
+_AGENT = "; for an agent's user token (the admin token: 403)" + _MEMBERS
+_CANNED = [_path_id(), _path_id("rid")]
+_COLLISION = _json({"allOf": [_ref(Error), {"properties": {
+    "crossed": {"type": "array", "items": _ref(CrossedReplyShape)},
+    "others": {"type": "array", "items": _ref(PresentAgent)}}}]},
+    "reply_collision: another agent replied since the ticket was loaded (send again with "
+    "force to send anyway); or relay_not_configured: this server sends no mail")
+PATHS.update({
+    "/api/v1/tickets/{id}/replies": {"post": _created(_op(
+        "Reply to the ticket's customer (or forward it) From the team inbox, threaded "
+        "(In-Reply-To, References, [Ticket#N]), with the inbox's signature; logged on "
+        "the ticket once the relay took it" + _AGENT,
+        _json(ReplySent), 403, 404, 422, 502, params=_TICKET, body=_body(ReplyRequest)))},
+    "/api/v1/tickets/{id}/notes": {
+        "get": _op("The ticket's internal notes, oldest first" + _AGENT,
+                   _json(_items(TicketNote)), 403, 404, params=_TICKET),
+        "post": _created(_op(
+            "Add an internal note (never sent); @address or mentions tell those members "
+            "(a ticket_mentioned event)" + _AGENT, _json(TicketNote), 403, 404, 422,
+            params=_TICKET, body=_body(NoteRequest))),
+    },
+    "/api/v1/tickets/{id}/presence": {
+        "get": _op("Who else is viewing or replying to the ticket" + _AGENT,
+                   _json(PresenceShape), 403, 404, params=_TICKET),
+        "post": _op("The caller is viewing, replying (renew within expires_in) or left"
+                    + _AGENT, _json(PresenceShape), 403, 404, 422, params=_TICKET,
+                    body=_body(PresenceRequest)),
+    },
+    "/api/v1/tickets/{id}/canned-responses/{rid}": {"get": _op(
+        "A canned response of the ticket's inbox filled in for this ticket" + _AGENT,
+        _json(RenderedCannedResponse), 403, 404, params=_CANNED)},
+    "/api/v1/team-inboxes/{id}/canned-responses": {
+        "get": _op("The inbox's canned responses by name" + _MEMBERS,
+                   _json(_items(CannedResponseShape)), 404, params=[_path_id()]),
+        "post": _created(_op("Add a canned response; an unknown placeholder is a 422"
+                             + _MEMBERS, _json(CannedResponseShape), 404, 422,
+                             params=[_path_id()], body=_body(CannedResponseRequest))),
+    },
+    "/api/v1/team-inboxes/{id}/canned-responses/{rid}": {
+        "get": _op("A canned response" + _MEMBERS, _json(CannedResponseShape), 404,
+                   params=_CANNED),
+        "patch": _op("Rename or rewrite a canned response" + _MEMBERS,
+                     _json(CannedResponseShape), 404, 422, params=_CANNED,
+                     body=_body(CannedResponsePatch)),
+        "delete": _op("Delete a canned response; answers it as it was" + _MEMBERS,
+                      _json(CannedResponseShape), 404, params=_CANNED),
+    },
+})
+PATHS["/api/v1/tickets/{id}/replies"]["post"]["responses"]["409"] = _COLLISION
 
 SCHEMAS: dict[str, Any] = components(_SHAPES)
 
