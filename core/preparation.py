@@ -17,6 +17,7 @@ from pathlib import Path
 
 from core.errors import MessageTooLarge
 from core.mail.forwards import ForwardedOriginal, extract_forward
+from core.mail.languages import language_of
 from core.mail.parsing import ParsedMessage, parse_message, sanitize_html, synthetic_message_id
 from core.mail.quotes import reply_text
 from core.tracking import strip_tracking
@@ -41,10 +42,12 @@ def header_block_size(raw: bytes) -> int:
 @dataclass(frozen=True)
 class Display:
     """What a timeline shows of a message: the reply without its quote ("" when nothing
-    is quoted: the text is then shown once) and the sanitized HTML."""
+    is quoted: the text is then shown once) and the sanitized HTML; and the language it
+    is written in (``core.mail.languages``), for search's stemming."""
 
     reply_text: str
     html: str
+    language: str | None = None
 
     @classmethod
     def of(cls, parsed: ParsedMessage) -> Display:
@@ -52,7 +55,8 @@ class Display:
         # thread, not inside the write transaction.
         html = sanitize_html(strip_tracking(parsed.html)) if parsed.html else ""
         reply = reply_text(parsed.text)
-        return cls("" if reply == parsed.text else reply, html)
+        return cls("" if reply == parsed.text else reply, html,
+                   language_of(parsed.headers, reply))  # about 0.1 ms (a 4 KB sample)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,8 @@ class Email(Base):
     # Sender authentication at SMTP ingest (spf, dkim, dmarc, arc, reason, the portal's
     # policy and its decision); None when nothing was checked.
     auth: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # Its language (core.mail.languages: "en", "de"), for search's stemming; None: unknown.
+    language: Mapped[str | None] = mapped_column(String(16), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
     # Mail that came to a team inbox: only its members (and admins) see it (docs/tickets.md).
