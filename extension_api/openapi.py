@@ -611,7 +611,7 @@ _COLLISION = _json({"allOf": [_ref(Error), {"properties": {
     "crossed": {"type": "array", "items": _ref(CrossedReplyShape)},
     "others": {"type": "array", "items": _ref(PresentAgent)}}}]},
     "reply_collision: another agent replied since the ticket was loaded (send again with "
-    "force to send anyway); or relay_not_configured: this server sends no mail")
+    "force to send anyway); or smtp_relay_not_configured: this server sends no mail")
 PATHS.update({
     "/api/v1/tickets/{id}/replies": {"post": _created(_op(
         "Reply to the ticket's customer (or forward it) From the team inbox, threaded "
