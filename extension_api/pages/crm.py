@@ -38,6 +38,12 @@ def _path_id(request: Request, name: str = "id") -> int:
     return value
 
 
+def _who(viewer: Viewer) -> int | None:
+    """Whose eyes the read is for: an admin sees every email, a user not the team
+    inboxes' they are not a member of (docs/tickets.md)."""
+    return None if viewer.is_admin else viewer.user_id
+
+
 @signed_in
 async def contacts_page(request: Request, viewer: Viewer) -> Response:
     text = request.query_params.get("q", "")[:200]
@@ -52,10 +58,11 @@ async def contact_page(request: Request, viewer: Viewer) -> Response:
         contact = await queries.contact(session, viewer.portal_id, _path_id(request))
         company = (await queries.company(session, viewer.portal_id, contact.company_id)
                    if contact.company_id else None)
-        emails = await queries.timeline(session, viewer.portal_id, contact.id,
+        emails = await queries.timeline(session, viewer.portal_id, contact.id, viewer=_who(viewer),
                                         limit=TIMELINE_LENGTH)
         counts = await tracked_sends.counts_for(session, emails)
-        files = await queries.contact_attachments(session, viewer.portal_id, contact.id)
+        files = await queries.contact_attachments(session, viewer.portal_id, contact.id,
+                                                  viewer=_who(viewer))
     return render(request, "contact.html", contact=contact, company=company,
                   emails=emails, counts=counts, files=files, source=words.source)
 
@@ -68,7 +75,7 @@ async def company_page(request: Request, viewer: Viewer) -> Response:
         emails: dict[int, Email] = {}
         for person in people:
             for email in await queries.timeline(session, viewer.portal_id, person.id,
-                                                limit=TIMELINE_LENGTH):
+                                                viewer=_who(viewer), limit=TIMELINE_LENGTH):
                 emails[email.id] = email
         ordered = sorted(emails.values(), key=lambda e: (e.sent_at, e.id), reverse=True)
         counts = await tracked_sends.counts_for(session, ordered)
@@ -99,7 +106,8 @@ async def thread_page(request: Request, viewer: Viewer) -> Response:
     find = request.query_params.get("find", "")[:200]
     async with runtime_of(request).db.read() as session:
         thread = await queries.thread(session, viewer.portal_id, _path_id(request))
-        emails = await queries.thread_emails(session, viewer.portal_id, thread.id)
+        emails = await queries.thread_emails(session, viewer.portal_id, thread.id,
+                                             viewer=_who(viewer))
         counts = await tracked_sends.counts_for(session, emails)
         targets = {email.id: await web_reads.move_targets(
             session, viewer.portal_id, email.id,
@@ -132,7 +140,7 @@ async def move_email(request: Request, viewer: Viewer) -> Response:
         raise PageError(422, "Not moved", "Choose the thread to move it to, "
                         "or nothing to give it a thread of its own.")
     async with runtime_of(request).db.transaction() as session:
-        email = await queries.email(session, viewer.portal_id, email_id)
+        email = await queries.email(session, viewer.portal_id, email_id, viewer=_who(viewer))
         if not viewer.is_admin and email.user_id not in (None, viewer.user_id):
             raise PageError(403, "Not yours", "This email was logged by another user: "
                             "only they or an admin may move it.")
@@ -147,7 +155,8 @@ async def attachment(request: Request, viewer: Viewer) -> Response:
     """A logged file, as a download (never rendered as a page of this origin)."""
     runtime = runtime_of(request)
     async with runtime.db.read() as session:
-        found = await queries.attachment(session, viewer.portal_id, _path_id(request))
+        found = await queries.attachment(session, viewer.portal_id, _path_id(request),
+                                         viewer=_who(viewer))
     safe = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox",
             "Cache-Control": "no-store"}
     if found.blob_sha256 is None:
@@ -168,6 +177,7 @@ async def attachment(request: Request, viewer: Viewer) -> Response:
 async def email_page(request: Request, viewer: Viewer) -> Response:
     """An email is shown in its thread: go there."""
     async with runtime_of(request).db.read() as session:
-        email = await queries.email(session, viewer.portal_id, _path_id(request))
+        email = await queries.email(session, viewer.portal_id, _path_id(request),
+                                    viewer=_who(viewer))
         thread_id = email.thread_id
     return redirect(request, f"/threads/{thread_id}#email-{email.id}")
