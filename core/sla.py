@@ -50,6 +50,13 @@ class BusinessHours:
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     week: Mapping[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     holidays: frozenset[date] = frozenset()
+    # A local day's working spans in UTC, computed once (reports ask for the same days
+    # of thousands of tickets).
+    _spans: dict[date, tuple[tuple[datetime, datetime], ...]] = field(
+        default_factory=dict, compare=False, repr=False)
+    # Business seconds of the days before a local day, from the first day asked for
+    # (negative before it): a duration is then a difference, whatever its length.
+    _before: dict[date, float] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def parse(cls, time_zone: str, hours: Mapping[str, Any] | None) -> BusinessHours:
@@ -90,6 +97,48 @@ class BusinessHours:
         wall = datetime.combine(day, time(0)) + timedelta(minutes=minutes)
         return wall.replace(tzinfo=self.zone).astimezone(UTC)
 
+    def spans(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
+        """The working spans of a local day, as UTC instants (none on a holiday)."""
+        found = self._spans.get(day)
+        if found is None:
+            found = () if day in self.holidays else tuple(
+                (self._local(day, start),
+                 self._local(day + timedelta(days=1), 0) if end == 1440
+                 else self._local(day, end))
+                for start, end in self.week.get(day.weekday(), ()))
+            self._spans[day] = found
+        return found
+
+    def _day_total(self, day: date) -> float:
+        return sum((closes - opens).total_seconds() for opens, closes in self.spans(day))
+
+    def _days_before(self, day: date) -> float:
+        before = self._before
+        if not before:
+            before[day] = 0.0
+            return 0.0
+        if day in before:
+            return before[day]
+        first, last = min(before), max(before)
+        while last < day:
+            before[last + timedelta(days=1)] = before[last] + self._day_total(last)
+            last += timedelta(days=1)
+        while first > day:
+            before[first - timedelta(days=1)] = (before[first]
+                                                 - self._day_total(first - timedelta(days=1)))
+            first -= timedelta(days=1)
+        return before[day]
+
+    def _until(self, moment: datetime) -> float:
+        """Business seconds from the origin of ``_before`` to ``moment`` (UTC): the days
+        before its local day, and what of that day's spans precedes it."""
+        day = moment.astimezone(self.zone).date()
+        total = self._days_before(day)
+        for opens, closes in self.spans(day):
+            if moment > opens:
+                total += (min(moment, closes) - opens).total_seconds()
+        return total
+
     def seconds_between(self, start: datetime, end: datetime) -> float:
         """Business seconds from ``start`` to ``end`` (aware datetimes); 0 when ``end``
         is not after ``start``."""
@@ -97,21 +146,7 @@ class BusinessHours:
             return 0.0
         if self.always:
             return (end - start).total_seconds()
-        start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
-        day = start_utc.astimezone(self.zone).date() - timedelta(days=1)
-        last = end_utc.astimezone(self.zone).date() + timedelta(days=1)
-        total = 0.0
-        while day <= last:
-            if day not in self.holidays:
-                for open_minute, close_minute in self.week.get(day.weekday(), ()):
-                    opens = self._local(day, open_minute)
-                    closes = (self._local(day + timedelta(days=1), 0) if close_minute == 1440
-                              else self._local(day, close_minute))
-                    lo, hi = max(opens, start_utc), min(closes, end_utc)
-                    if hi > lo:
-                        total += (hi - lo).total_seconds()
-            day += timedelta(days=1)
-        return total
+        return max(0.0, self._until(end.astimezone(UTC)) - self._until(start.astimezone(UTC)))
 
 
 class ActivityLike(Protocol):

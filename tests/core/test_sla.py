@@ -3,7 +3,8 @@ comment shows the sum): across a weekend, both DST changes, a holiday and a reop
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import random
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -141,3 +142,29 @@ def test_percentiles() -> None:
     assert percentile([4, 1, 3, 2], 50) == 2.5
     assert percentile([10, 20, 30, 40, 50], 90) == pytest.approx(46)
     assert percentile([], 50) is None and percentile([7], 90) == 7
+
+
+def test_matches_counting_minute_by_minute() -> None:
+    """Random spans over a DST change and a holiday agree with a brute-force count of
+    the minutes whose local time falls in working hours (minute-aligned instants)."""
+    week = {**OFFICE, "sat": [["10:00", "12:00"], ["13:00", "24:00"]],
+            "holidays": ["2026-10-26"]}
+    hours = BusinessHours.parse("Europe/Berlin", week)
+    spans = {0: [(540, 1020)], 1: [(540, 1020)], 2: [(540, 1020)], 3: [(540, 1020)],
+             4: [(540, 1020)], 5: [(600, 720), (780, 1440)]}
+
+    def working(moment: datetime) -> bool:
+        local = moment.astimezone(BERLIN)
+        if local.date().isoformat() == "2026-10-26":
+            return False
+        minute = local.hour * 60 + local.minute
+        return any(a <= minute < b for a, b in spans.get(local.weekday(), []))
+
+    rng = random.Random(7)
+    origin = datetime(2026, 10, 20, tzinfo=UTC)  # DST ends 2026-10-25 in Berlin
+    for _ in range(40):
+        start = origin + timedelta(minutes=rng.randrange(14 * 24 * 60))
+        end = start + timedelta(minutes=rng.randrange(4 * 24 * 60))
+        minutes = sum(working(start + timedelta(minutes=m))
+                      for m in range(int((end - start).total_seconds() // 60)))
+        assert hours.seconds_between(start, end) == minutes * 60, (start, end)
