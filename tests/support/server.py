@@ -51,10 +51,41 @@ def stop_process(process: subprocess.Popen[bytes] | None) -> None:
             process.wait()
 
 
+# Ports for the tests' servers come from below Linux's ephemeral range (32768-60999),
+# where the kernel never puts a client's end of a connection, each pytest-xdist worker
+# from a block of its own, taken in turn: a port handed out and not yet bound by its
+# server cannot be handed out again (bind(0) could give it to the next caller, or to an
+# outgoing connection, before the server took it).
+_PORTS_FROM, _PORTS_TO = 10000, 32000
+_BLOCK = 1000
+_next_port: list[int] = []
+
+
+def _worker_block() -> tuple[int, int]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...; "" unless -n
+    index = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+    blocks = (_PORTS_TO - _PORTS_FROM) // _BLOCK
+    start = _PORTS_FROM + (index % blocks) * _BLOCK
+    return start, start + _BLOCK
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback TCP port nothing listens on, not handed out before by this process
+    (until its block of 1000 wraps around)."""
+    start, end = _worker_block()
+    if not _next_port:
+        # Another pytest run on the machine (not one of ours) starts elsewhere in it.
+        _next_port.append(start + (os.getpid() * 7919) % _BLOCK)
+    for _ in range(_BLOCK):
+        port = _next_port[0]
+        _next_port[0] = port + 1 if port + 1 < end else start
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use (or lingering) here: the next one
+            return port
+    raise RuntimeError(f"no free port in {start}-{end - 1}")
 
 
 @dataclass(frozen=True)
