@@ -39,7 +39,7 @@ from core import accounts
 from core.storage.db import Database, sqlite_url
 from core.storage.models import Team, TeamMember, Ticket, utcnow
 from tests.support.server import PortalAccount, Server, run_coroutine
-from tests.support.tickets import Step, team_inbox, ticket
+from tests.support.ticket_rows import Step, team_inbox, ticket
 
 BERLIN = ZoneInfo("Europe/Berlin")
 UTC = ZoneInfo("UTC")
