@@ -17,8 +17,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
+from typing import Protocol
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import InvalidInput
@@ -31,6 +32,17 @@ from core.types import Direction, Source
 __all__ = ["Filters", "Hit", "Page", "Query", "Snippet", "parse", "search"]
 
 MAX_LIMIT = 100
+# A query with words ranks its WINDOW most recently logged matches, best first; the
+# older ones follow, newest first, with the score OLDER (every rank is below 0).
+WINDOW = 1000
+OLDER = 1.0
+
+
+class _Backend(Protocol):
+    def filtered(self, query: Query) -> Select[int, float]: ...
+
+    def ranked(self, query: Query, conditions: list[ColumnElement[bool]],
+               size: int) -> Select[int, float]: ...
 
 
 @dataclass(frozen=True)
@@ -137,6 +149,68 @@ def _hit(query: Query, email: Email) -> Hit:
     return Hit(email, shown, find(email.subject, query, Field.SUBJECT))
 
 
+_Cursor = tuple[float, datetime, int]  # score, sent at, email id: where a page ends
+_Row = tuple[int, float, datetime]  # email id, score, sent at
+
+
+def _after(cursor: _Cursor, score: ColumnElement[float],
+           sent_at: ColumnElement[datetime], email_id: ColumnElement[int]
+           ) -> ColumnElement[bool]:
+    """The rows after ``cursor`` in the order (score, newest first, higher id first)."""
+    after_score, after_sent, after_id = cursor
+    return or_(score > after_score, and_(score == after_score, or_(
+        sent_at < after_sent, and_(sent_at == after_sent, email_id < after_id))))
+
+
+async def _unranked(session: AsyncSession, backend: _Backend, query: Query,
+                    conditions: list[ColumnElement[bool]], limit: int,
+                    cursor: _Cursor | None) -> list[_Row]:
+    """Every match, newest first (a query without words to rank by)."""
+    matching = backend.filtered(query).add_columns(Email.sent_at).where(*conditions).subquery()
+    email_id, score, sent_at = matching.c[0], matching.c[1], matching.c[2]
+    page = select(email_id, score, sent_at)
+    if cursor is not None:
+        page = page.where(_after(cursor, score, sent_at, email_id))
+    rows = await session.execute(page.order_by(score, sent_at.desc(), email_id.desc())
+                                 .limit(limit + 1))
+    return [(r[0], float(r[1]), r[2]) for r in rows]
+
+
+async def _ranked(session: AsyncSession, backend: _Backend, query: Query,
+                  conditions: list[ColumnElement[bool]], limit: int,
+                  cursor: _Cursor | None) -> tuple[list[_Row], int | None]:
+    """Up to ``limit + 1`` matches from ``cursor`` on: the WINDOW most recently logged
+    ones best first, then the older ones newest (by id) first; and, when the page
+    goes on past the window, the id the older ones start below."""
+    found: list[_Row] = []
+    if cursor is None or cursor[0] < OLDER:
+        window = backend.ranked(query, conditions, WINDOW).subquery("window")
+        counted = (select(window.c[0].label("id"), window.c[1].label("score"), Email.sent_at,
+                          func.count().over().label("size"),
+                          func.min(window.c[0]).over().label("oldest"))
+                   .join(Email, Email.id == window.c[0]).subquery("counted"))
+        page = select(counted.c.id, counted.c.score, counted.c.sent_at, counted.c.size,
+                      counted.c.oldest)
+        if cursor is not None:
+            page = page.where(_after(cursor, counted.c.score, counted.c.sent_at, counted.c.id))
+        rows = (await session.execute(page.order_by(
+            counted.c.score, counted.c.sent_at.desc(), counted.c.id.desc())
+            .limit(limit + 1))).all()
+        found = [(r.id, float(r.score), r.sent_at) for r in rows]
+        if len(found) > limit or (rows and rows[0].size < WINDOW):
+            return found, None  # a page of the window, or the window holds every match
+        if not rows and cursor is None:
+            return [], None
+        below = rows[0].oldest if rows else cursor[2] if cursor else 0
+    else:
+        below = cursor[2]
+    older = (backend.filtered(query).with_only_columns(Email.id, Email.sent_at)
+             .where(*conditions, Email.id < below)
+             .order_by(Email.id.desc()).limit(limit + 1 - len(found)))
+    found += [(r[0], OLDER, r[1]) for r in await session.execute(older)]
+    return found, below
+
+
 async def search(session: AsyncSession, portal_id: int, query: Query | str,
                  filters: Filters | None = None, *, limit: int = 20,
                  cursor: str | None = None) -> Page:
@@ -156,26 +230,24 @@ async def search(session: AsyncSession, portal_id: int, query: Query | str,
         filters = replace(filters, after=_storable(filters.after, "after"))
     if filters.before is not None:
         filters = replace(filters, before=_storable(filters.before, "before"))
-    bind = session.get_bind()
-    backend = _sqlite if bind.dialect.name == "sqlite" else _postgres
-    matching = backend.matching(query).add_columns(Email.sent_at).where(
-        Email.portal_id == portal_id, Email.deleted_at.is_(None),
-        *_conditions(query, filters))
-    ranked = matching.subquery("ranked")
-    email_id, score, sent_at = ranked.c[0], ranked.c[1], ranked.c[2]
-    page = select(email_id, score, sent_at)
-    if cursor is not None:
-        after_score, after_sent, after_id = _decode(cursor)
-        page = page.where(or_(
-            score > after_score,
-            and_(score == after_score, or_(
-                sent_at < after_sent, and_(sent_at == after_sent, email_id < after_id)))))
-    rows = (await session.execute(
-        page.order_by(score, sent_at.desc(), email_id.desc()).limit(limit + 1))).all()
+    backend: _Backend = _sqlite if session.get_bind().dialect.name == "sqlite" else _postgres
+    conditions = [Email.portal_id == portal_id, Email.deleted_at.is_(None),
+                  *_conditions(query, filters)]
+    after = _decode(cursor) if cursor is not None else None
+    below: int | None = None
+    if any(not t.cjk and not t.negated for t in query.terms):
+        rows, below = await _ranked(session, backend, query, conditions, limit, after)
+    else:
+        rows = await _unranked(session, backend, query, conditions, limit, after)
     more = len(rows) > limit
     rows = rows[:limit]
     found = {e.id: e for e in (await session.scalars(
         select(Email).where(Email.id.in_([r[0] for r in rows])))).all()}
     hits = [_hit(query, found[r[0]]) for r in rows if r[0] in found]
-    last = rows[-1] if rows and more else None
-    return Page(hits, _encode(float(last[1]), last[2], last[0]) if last else None)
+    if not rows or not more:
+        return Page(hits, None)
+    email_id, score, sent_at = rows[-1]
+    if score < OLDER and below is not None:
+        # The page ends with the window's last: the next starts with the older matches.
+        return Page(hits, _encode(OLDER, sent_at, below))
+    return Page(hits, _encode(score, sent_at, email_id))

@@ -1,36 +1,48 @@
 """The text part of a search on PostgreSQL: the generated, weighted ``document`` tsvector
 of ``search_documents`` (configuration ``inboxlog_search``: ``simple`` behind
-``unaccent``) ranked by ts_rank, and pg_trgm's index for CJK text (migration 0012)."""
+``unaccent``) and its ``stems`` in the email's language (migration 0015), ranked by
+ts_rank, and pg_trgm's index for CJK text (migration 0012).
+
+A word outside quotes matches its simple form (and the words it begins) in ``document``
+or its stem in ``stems``: the query's language is not known, so the word is stemmed
+with every language's stemmer, and each email's stems are those of its own language.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Float,
     Select,
+    and_,
     bindparam,
     cast,
     column,
+    false,
     func,
     literal,
     literal_column,
+    not_,
+    or_,
     select,
     table,
     text,
+    true,
 )
-from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
 
 from core.search.syntax import Field, Query, Term
 from core.storage.models import Email
 
-_DOCUMENTS = table("search_documents", column("email_id"))
+_DOCUMENTS = table("search_documents", column("email_id"), column("document", TSVECTOR),
+                   column("stems", TSVECTOR))
 # The weights migration 0012 gives each column of the document.
 _WEIGHT = {Field.SUBJECT: "A", Field.SENDER: "B", Field.RECIPIENTS: "C"}
 _COLUMN = {Field.SUBJECT: "subject", Field.SENDER: "sender", Field.RECIPIENTS: "recipients"}
 # The expression of the partial pg_trgm index ix_search_documents_cjk, exactly.
 _ALL = "subject || ' ' || body || ' ' || sender || ' ' || recipients || ' ' || filenames"
-
-
 def _lexemes(term: Term) -> str:
     """The term in to_tsquery's syntax: its words in a row, each normalized by the
     configuration (quoted: words are letters and digits, nothing to escape)."""
@@ -38,8 +50,35 @@ def _lexemes(term: Term) -> str:
     parts = [f"'{word}'" + ((":*" + weight) if term.prefix and i == len(term.words) - 1
                             else (":" + weight if weight else ""))
              for i, word in enumerate(term.words)]
-    phrase = " <-> ".join(parts)
-    return f"!({phrase})" if term.negated else f"({phrase})"
+    return " <-> ".join(parts)
+
+
+def _simple(term: Term, name: str) -> ColumnElement[Any]:
+    return func.to_tsquery(literal_column("'inboxlog_search'::regconfig"),
+                           bindparam(name, _lexemes(term)), type_=TSQUERY)
+
+
+def _stemmed(term: Term, name: str) -> ColumnElement[Any] | None:
+    """The term's stems in every stemming language, or None for a term that is not
+    stemmed: a phrase, a quoted or short word, a name (from:, to:)."""
+    if not term.prefix or len(term.words) != 1 or term.field not in (None, Field.SUBJECT):
+        return None
+    word = f"'{term.words[0]}'" + (":A" if term.field else "")
+    # Migration 0015's function: to_tsquery in each stemming language, ORed.
+    return func.inboxlog_search_stems(bindparam(name, word), type_=TSQUERY)
+
+
+def _term_match(document: ColumnElement[Any], stems: ColumnElement[Any],
+                term: Term, name: str) -> ColumnElement[bool]:
+    """Whether a document holds the term (its words, or its stem), negated or not."""
+    found = document.bool_op("@@")(_simple(term, name))
+    stemmed = _stemmed(term, name + "s")
+    if stemmed is None:
+        return not_(found) if term.negated else found
+    in_stems = stems.bool_op("@@")(stemmed)
+    if term.negated:  # stems is NULL where the language is not known
+        return and_(not_(found), not_(func.coalesce(in_stems, false())))
+    return or_(found, in_stems)
 
 
 def _cjk_match(term: Term, name: str) -> ColumnElement[bool]:
@@ -49,18 +88,47 @@ def _cjk_match(term: Term, name: str) -> ColumnElement[bool]:
     return Email.id.in_(found) if not term.negated else Email.id.not_in(found)
 
 
-def matching(query: Query) -> Select[int, float]:
-    """``(email id, score)`` of every email whose text matches ``query`` (lower scores
-    rank first), not yet restricted to a portal; every email when it has no terms."""
-    words = [t for t in query.terms if not t.cjk]
-    conditions = [_cjk_match(t, f"cjk{i}") for i, t in enumerate(query.terms) if t.cjk]
+def _conditions(query: Query) -> tuple[list[ColumnElement[bool]], list[ColumnElement[bool]]]:
+    """(conditions on the documents' words, conditions on their CJK text)."""
+    words = [_term_match(_DOCUMENTS.c.document, _DOCUMENTS.c.stems, t, f"w{i}")
+             for i, t in enumerate(query.terms) if not t.cjk]
+    cjk = [_cjk_match(t, f"cjk{i}") for i, t in enumerate(query.terms) if t.cjk]
+    return words, cjk
+
+
+def filtered(query: Query) -> Select[int, float]:
+    """``(email id, 0)`` of every email whose text matches ``query``, not yet restricted
+    to a portal; every email when it has no terms."""
+    words, cjk = _conditions(query)
     if not words:
-        return select(Email.id, literal(0.0).label("score")).where(*conditions)
-    tsquery = func.to_tsquery(literal_column("'inboxlog_search'::regconfig"),
-                              bindparam("words", " & ".join(_lexemes(t) for t in words)))
-    document = literal_column("search_documents.document", TSVECTOR)
-    statement = (
-        select(Email.id, cast(-func.ts_rank(document, tsquery, 1), Float).label("score"))
-        .select_from(_DOCUMENTS.join(Email, Email.id == _DOCUMENTS.c.email_id))
-        .where(document.op("@@")(tsquery)))
-    return statement.where(*conditions)
+        return select(Email.id, literal(0.0).label("score")).where(*cjk)
+    return (select(Email.id, literal(0.0).label("score"))
+            .select_from(_DOCUMENTS.join(Email, Email.id == _DOCUMENTS.c.email_id))
+            .where(*words, *cjk))
+
+
+def ranked(query: Query, conditions: list[ColumnElement[bool]],
+           size: int) -> Select[int, float]:
+    """``(email id, score)`` (lower scores rank first) of the ``size`` most recently
+    logged emails that match ``query`` (which has words to rank by) and ``conditions``.
+
+    Only those are ranked: ts_rank reads a document's whole tsvector, which for a word
+    in most emails is most of the table. The newest matches are found first, by id
+    (for such a word, walking the index of ids backwards finds ``size`` of them soon).
+    """
+    found = (filtered(query).where(*conditions).with_only_columns(Email.id)
+             .order_by(Email.id.desc()).limit(size).subquery("newest"))
+    ranking = " & ".join(f"({_lexemes(t)})" for t in query.terms if not t.cjk and not t.negated)
+    stems = [s for i, t in enumerate(query.terms)
+             if not t.cjk and not t.negated and (s := _stemmed(t, f"r{i}")) is not None]
+    documents = _DOCUMENTS.alias("ranked_documents")
+    rank: ColumnElement[Any] = func.ts_rank(documents.c.document, func.to_tsquery(
+        literal_column("'inboxlog_search'::regconfig"), bindparam("ranking", ranking)), 1)
+    if stems:
+        either: ColumnElement[Any] = stems[0]
+        for more in stems[1:]:
+            either = either.op("||", return_type=TSQUERY)(more)
+        rank = rank + func.coalesce(func.ts_rank(documents.c.stems, either, 1), 0)
+    return (select(found.c.id, cast(-rank, Float).label("score"))
+            .select_from(found.join(documents, documents.c.email_id == found.c.id))
+            .where(true()))

@@ -53,24 +53,47 @@ def _cjk_match(term: Term, name: str) -> ColumnElement[bool]:
     return Email.id.in_(found) if not term.negated else Email.id.not_in(found)
 
 
-def matching(query: Query) -> Select[int, float]:
-    """``(email id, score)`` of every email whose text matches ``query`` (lower scores
-    rank first), not yet restricted to a portal; every email when it has no terms."""
+def _match(query: Query) -> tuple[str | None, list[ColumnElement[bool]]]:
+    """(the FTS5 expression of the positive words, if any; the other conditions)."""
     words = [t for t in query.terms if not t.cjk]
     positive = [_phrase(t) for t in words if not t.negated]
     negative = [_phrase(t) for t in words if t.negated]
     conditions = [_cjk_match(t, f"cjk{i}") for i, t in enumerate(query.terms) if t.cjk]
-    if positive:
-        match = " AND ".join(positive)
-        if negative:
-            match = f"({match}) NOT ({' OR '.join(negative)})"
-        score = literal_column(f"bm25(search_fts, {_WEIGHTS})", Float).label("score")
-        statement: Select[int, float] = (
-            select(Email.id, score).select_from(_FTS.join(Email, Email.id == _FTS.c.rowid))
-            .where(text("search_fts MATCH :words").bindparams(words=match)))
-    else:
-        statement = select(Email.id, literal(0.0).label("score"))
+    if not positive:
         if negative:
             conditions.append(Email.id.not_in(select(_FTS.c.rowid).where(
                 text("search_fts MATCH :words").bindparams(words=" OR ".join(negative)))))
+        return None, conditions
+    match = " AND ".join(positive)
+    if negative:
+        match = f"({match}) NOT ({' OR '.join(negative)})"
+    return match, conditions
+
+
+def filtered(query: Query) -> Select[int, float]:
+    """``(email id, 0)`` of every email whose text matches ``query``, not yet restricted
+    to a portal; every email when it has no terms."""
+    match, conditions = _match(query)
+    statement = select(Email.id, literal(0.0).label("score"))
+    if match is not None:
+        statement = statement.select_from(_FTS.join(Email, Email.id == _FTS.c.rowid)).where(
+            text("search_fts MATCH :words").bindparams(words=match))
     return statement.where(*conditions)
+
+
+def ranked(query: Query, conditions: list[ColumnElement[bool]],
+           size: int) -> Select[int, float]:
+    """``(email id, score)`` (lower scores rank first) of the ``size`` most recently
+    logged emails that match ``query`` (which has words to rank by) and ``conditions``.
+
+    Only those are ranked: FTS5 hands out its matches in rowid order, newest first here,
+    so bm25 (which reads each match's column sizes) runs ``size`` times, not once for
+    each of the hundreds of thousands of emails that hold a frequent word.
+    """
+    match, others = _match(query)
+    assert match is not None, "ranked() needs words to rank by"
+    score = literal_column(f"bm25(search_fts, {_WEIGHTS})", Float).label("score")
+    return (select(Email.id, score).select_from(_FTS.join(Email, Email.id == _FTS.c.rowid))
+            .where(text("search_fts MATCH :words").bindparams(words=match), *others,
+                   *conditions)
+            .order_by(_FTS.c.rowid.desc()).limit(size))

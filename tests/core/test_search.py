@@ -44,12 +44,12 @@ def _email(portal_id: int, thread_id: int, *, subject: str = "", body: str = "",
            to: tuple[tuple[str, str], ...] = (("Ann Acme", "ann@acme.example"),),
            cc: tuple[tuple[str, str], ...] = (), files: tuple[str, ...] = (),
            direction: str = "outgoing", source: str = "bcc",
-           sent_at: datetime = DAY) -> Email:
+           sent_at: datetime = DAY, language: str | None = None) -> Email:
     email = Email(
         portal_id=portal_id, message_id=f"<{next(_ids)}@search.test>", thread_id=thread_id,
         thread_reason="new", direction=direction, from_name=sender[0], from_email=sender[1],
         to=[{"name": n, "email": a} for n, a in to], cc=[{"name": n, "email": a} for n, a in cc],
-        subject=subject, text=body, sent_at=sent_at)
+        subject=subject, text=body, sent_at=sent_at, language=language)
     email.sources = [EmailSource(source=source)]
     email.attachments = [Attachment(filename=f, content_type="application/pdf", size=1,
                                     sha256="0" * 64, blob_sha256=None) for f in files]
@@ -305,7 +305,12 @@ async def test_emails_before_the_index_are_indexed(unmigrated: Database) -> None
     """Migration 0012 indexes the emails already logged, with their attachments."""
     await upgrade_to(unmigrated, "0011")
     async with unmigrated.transaction() as session:
-        portal = (await accounts.create_portal(session, "Old")).portal.id
+        # Rows as revision 0011 had them: the models (and accounts.create_portal, which
+        # writes an admin token) describe the newest revision.
+        portal = (await session.execute(text(
+            "INSERT INTO portals (name, bcc_token, log_attachments, auto_create_contacts,"
+            " never_log, created_at, sender_auth) VALUES ('Old', 'old-bcc', true, true, '[]',"
+            " :day, 'off') RETURNING id"), {"day": DAY})).scalar_one()
         thread = Thread(portal_id=portal, subject="Old")
         session.add(thread)
         await session.flush()
