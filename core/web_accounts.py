@@ -208,6 +208,20 @@ async def issue_link(session: AsyncSession, portal_id: int, purpose: LinkPurpose
     return IssuedLink(link, token)
 
 
+async def change_password(session: AsyncSession, signed_in: Account, current: str,
+                          new: str, *, now: datetime | None = None) -> None:
+    """A signed-in user changes their password: ``current`` must be it (SignInFailed
+    otherwise: whoever holds a session alone cannot take the account), ``new`` must
+    pass the rules (InvalidInput). Then as ``set_password``: every session ends (the
+    caller starts a new one for the browser that asked), and the extension's tokens."""
+    stored = signed_in.login.password_hash
+    if len(current) > MAX_PASSWORD or not stored or not await asyncio.to_thread(
+            _verify, stored, current):
+        raise SignInFailed("the current password is wrong")
+    check_password_rules(new)
+    await set_password(session, signed_in.login, new, now=now)
+
+
 async def purge_ended_links(session: AsyncSession, now: datetime) -> int:
     """Delete the rows of links spent or expired (the periodic purge): following one
     says "not valid any more" whether its row is there or not. The rows of extension

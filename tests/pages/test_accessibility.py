@@ -72,7 +72,7 @@ def test_no_serious_accessibility_violations(browser: webdriver.Chrome, web_serv
         follow(browser, browser.find_element(By.CSS_SELECTOR, "#timeline li > a"))
         thread_page = browser.current_url.removeprefix(web_server.base_url).split("#")[0]
         for path in ("/setup", "/contacts", contact_page, thread_page, "/not-logged", "/team",
-                     "/tokens", "/tracking", "/inboxes", "/search?q=accessible",
+                     "/tokens", "/password", "/tracking", "/inboxes", "/search?q=accessible",
                      "/search?q=x&after=never",
                      "/contacts/999999999"):
             browser.get(web_server.base_url + path)
