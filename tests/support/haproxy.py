@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import smtplib
 import socket
 import subprocess
@@ -190,7 +191,7 @@ class Cluster:
     """``count`` `inboxlog serve` nodes on the database ``db_url`` (migrated once,
     before they start, as an operator would), each with its own data directory, behind
     one HAProxy. ``extra_args``/``extra_env`` go to every node, ``node_args[i]`` to node
-    i only."""
+    i only. The nodes share one ``--secret-key`` (env INBOXLOG_SECRET_KEY)."""
 
     def __init__(self, directory: Path, db_url: str, count: int = 2, *,
                  extra_args: tuple[str, ...] = (),
@@ -198,10 +199,13 @@ class Cluster:
                  node_args: Sequence[tuple[str, ...]] = ()) -> None:
         self.directory = directory
         self.db_url = db_url
+        # One secret for all, as an operator must give them: it signs tracking links and
+        # sessions and encrypts inbox credentials, which any node may have to read.
+        env = {"INBOXLOG_SECRET_KEY": secrets.token_urlsafe(32), **(extra_env or {})}
         self.nodes = [
             Server(directory / f"node{i}", db_url,
                    (*NODE_ARGS, *extra_args, *(node_args[i] if i < len(node_args) else ())),
-                   extra_env=extra_env)
+                   extra_env=env)
             for i in range(count)]
         self.balancer = LoadBalancer(directory / "haproxy",
                                      [(n.smtp_port, n.http_port) for n in self.nodes])
