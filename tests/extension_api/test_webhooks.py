@@ -284,3 +284,27 @@ def test_bad_bodies_are_4xx(hooks_server: Server) -> None:
         assert api.get("/api/v1/webhooks/99999999999999999999").status_code == 404
         assert httpx.codes.is_client_error(
             api.get("/api/v1/webhooks/1/deliveries", params={"before": "x"}).status_code)
+
+
+def test_ticket_events_are_sent_too(hooks_server: Server, receiver: Receiver) -> None:
+    """A customer's mail to a team inbox over SMTP: the ticket_created event reaches a
+    webhook subscribed to it, signed; the logged email's event does not (not chosen)."""
+    account = hooks_server.new_portal("lead@desk.example")
+    with hooks_server.api(account.admin_token) as api:
+        inbox = api.post("/api/v1/team-inboxes", json={
+            "name": "Support", "address": "support@desk.example",
+            "members": [{"user_id": account.user_id}]})
+        assert inbox.status_code == 201, inbox.text
+    hook = _register(hooks_server, account, receiver.url, ["ticket_created"])
+    mail = message(sender="customer@buyer.example", to="support@desk.example",
+                   subject="Printer on fire")
+    code, text = deliver(hooks_server, mail, inbox.json()["forwarding_address"],
+                         mail_from="customer@buyer.example")
+    assert code == 250, text
+    [got] = receiver.wait_for(1)
+    payload = _verified(hook["secret"], got)
+    assert payload["type"] == "ticket_created"
+    assert payload["data"]["detail"]["team_inbox_id"] == inbox.json()["id"]
+    [delivery] = _until(lambda: _deliveries(hooks_server, account, hook["id"]),
+                        lambda items: items[0]["status"] == "delivered")
+    assert delivery["event_type"] == "ticket_created"
