@@ -41,8 +41,8 @@ def portal(search_server: Server) -> PortalAccount:
 
 def _message(account: PortalAccount, *, subject: str, body: str = "Hello.",
              to: str = "Dana Buyer <dana@acme.example>", sender: str | None = None,
-             date: datetime | None = None,
-             files: tuple[str, ...] = ()) -> EmailMessage:
+             date: datetime | None = None, files: tuple[str, ...] = (),
+             content_language: str | None = None) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender or f"Rita Rep <{account.user_email}>"
     msg["To"] = to
@@ -50,6 +50,8 @@ def _message(account: PortalAccount, *, subject: str, body: str = "Hello.",
     msg["Date"] = format_datetime(date or datetime.now(UTC))
     msg["Message-ID"] = f"<{uuid.uuid4().hex}@ourco.example>"
     msg.set_content(body)
+    if content_language is not None:  # after set_content, which clears Content-* headers
+        msg["Content-Language"] = content_language
     for name in files:
         msg.add_attachment(b"%PDF-1.4 offer", maintype="application", subtype="pdf",
                            filename=name)
@@ -190,6 +192,50 @@ def test_languages(search_server: Server, portal: PortalAccount) -> None:
     hit = _search(search_server, token, "見積書")["items"][0]
     shown = hit["snippet"]["text"]
     assert [shown[s:e] for s, e in hit["snippet"]["highlights"]] == ["見積書"]
+
+
+def _language(server: Server, email_id: int) -> str | None:
+    """The language the server recorded for an email, read from its database."""
+
+    async def read() -> str | None:
+        db = Database(server.db_url or sqlite_url(server.data_dir / "inboxlog.db"))
+        try:
+            async with db.read() as session:
+                found: str | None = (await session.execute(text(
+                    "SELECT language FROM emails WHERE id = :id"), {"id": email_id})
+                ).scalar_one()
+                return found
+        finally:
+            await db.dispose()
+
+    return run_coroutine(read)
+
+
+def test_stemming_by_the_emails_language(search_server: Server,
+                                         portal: PortalAccount) -> None:
+    """An email's language is its Content-Language, else the one detected in its reply
+    text when that is long enough, else unknown; on PostgreSQL a word finds its other
+    forms in an email of a known language (SQLite: words and prefixes only)."""
+    token = portal.user_token
+    declared = _log(search_server, portal, subject="Hallo", body="Die Rechnung.",
+                    content_language="de-DE")
+    detected = _log(search_server, portal, subject="Quarterly",
+                    body="Hello Dana,\n\nplease find attached the invoice for the third "
+                         "quarter; payment is due within thirty days, as agreed in our "
+                         "framework contract.\n\nBest regards,\nRita")
+    short = _log(search_server, portal, subject="Fyi", body="invoice attached")
+    assert [_language(search_server, e) for e in (declared, detected, short)] == [
+        "de", "en", None]
+    stemmed = bool(search_server.db_url)  # the PostgreSQL server
+    assert _ids(search_server, token, "Rechnungen") == ([declared] if stemmed else [])
+    assert _ids(search_server, token, "invoices") == ([detected] if stemmed else [])
+    assert sorted(_ids(search_server, token, "invoice")) == sorted([detected, short])
+    hit = _search(search_server, token, "rechnung")["items"][0]
+    assert hit["email"]["id"] == declared
+    # Another portal finds none of it, stemmed or not.
+    other = search_server.new_portal("ola@elsewhere.example")
+    assert _ids(search_server, other.user_token, "invoices") == []
+    assert _ids(search_server, other.user_token, "rechnung") == []
 
 
 def test_pages(search_server: Server, portal: PortalAccount) -> None:
