@@ -142,11 +142,15 @@ async def get_response(session: AsyncSession, portal_id: int, user_id: int | Non
     return found
 
 
-async def _unique(session: AsyncSession, response: CannedResponse) -> None:
+async def _unique(session: AsyncSession, response: CannedResponse, *, new: bool) -> None:
+    """Write ``response`` in a savepoint; InvalidInput when its name is taken (the
+    caller's transaction goes on without it)."""
     try:
         async with session.begin_nested():
+            if new:
+                session.add(response)
             await session.flush()
-    except IntegrityError:
+    except IntegrityError:  # the savepoint's rollback took a new row out of the session
         raise InvalidInput(f"name: this inbox has a canned response named "
                            f"{response.name!r} already") from None
 
@@ -156,8 +160,7 @@ async def create(session: AsyncSession, portal_id: int, user_id: int | None, inb
     inbox = await visible_inbox(session, portal_id, user_id, inbox_id)
     response = CannedResponse(portal_id=portal_id, team_inbox_id=inbox.id, name=_name(name),
                               body=check_body(body), created_by=user_id)
-    session.add(response)
-    await _unique(session, response)
+    await _unique(session, response, new=True)
     return response
 
 
@@ -169,7 +172,7 @@ async def update(session: AsyncSession, portal_id: int, user_id: int | None, inb
     if body is not None:
         response.body = check_body(body)
     response.updated_at = utcnow()
-    await _unique(session, response)
+    await _unique(session, response, new=False)
     return response
 
 

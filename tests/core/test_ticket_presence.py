@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from core import accounts
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotFound
 from core.storage.db import Database
 from core.storage.models import Contact, TeamInbox, Ticket, User, utcnow
 from core.tickets import activity, canned, presence
@@ -94,3 +94,26 @@ def test_placeholders_are_checked_and_filled_in_one_pass() -> None:
     hostile = _context("{{agent.email}}\x00\x1b[2J Smith")
     assert canned.render(body, hostile) == "Hi {{agent.email}}[2JSmith #7 - Ann"
     assert canned.render("{{contact.name}}", hostile) == "{{agent.email}}[2J Smith"
+
+
+async def test_canned_response_names_are_unique_per_inbox(database: Database) -> None:
+    """A second canned response of one name in an inbox is a 422-worthy InvalidInput
+    (the transaction goes on); the same name in another inbox is fine; a member of
+    neither inbox finds neither."""
+    ticket_id, one, _ = await _ticket(database)
+    async with database.transaction() as session:
+        ticket = await session.get(Ticket, ticket_id)
+        assert ticket is not None and ticket.team_inbox_id is not None
+        portal_id, inbox_id = ticket.portal_id, ticket.team_inbox_id
+        other = TeamInbox(portal_id=portal_id, name="Billing", token="b" * 20)
+        session.add(other)
+        await session.flush()
+        await canned.create(session, portal_id, None, inbox_id, name="Hi", body="Hello")
+        with pytest.raises(InvalidInput, match="named 'Hi' already"):
+            await canned.create(session, portal_id, None, inbox_id, name="Hi", body="Again")
+        await canned.create(session, portal_id, None, other.id, name="Hi", body="Billing")
+    async with database.read() as session:
+        assert [r.body for r in await canned.list_responses(
+            session, portal_id, None, inbox_id)] == ["Hello"]
+        with pytest.raises(NotFound):
+            await canned.list_responses(session, portal_id, one, inbox_id)

@@ -348,3 +348,33 @@ def test_outsiders_of_the_inbox_or_portal_get_404_and_the_admin_token_403(
                        f"{canned['id']}").status_code == 404
     assert len(relay.messages()) == count
     assert [a["kind"] for a in desk.ticket()["activity"]].count("note") == 0
+
+
+def test_a_reply_the_relay_refuses_is_a_502_and_not_logged(desk: Desk) -> None:
+    """The relay refusing the recipient (550): 502 smtp_relay_failed, and the ticket
+    has no new email nor reply activity."""
+    emails = len(desk.ticket()["emails"])
+    refused = desk.reply(0, to=["nobody@refused.example"])
+    assert refused.status_code == 502, refused.text
+    assert refused.json()["error"]["code"] == "smtp_relay_failed"
+    ticket = desk.ticket()
+    assert len(ticket["emails"]) == emails
+    assert "agent_reply" not in [a["kind"] for a in ticket["activity"]]
+
+
+def test_without_a_relay_a_reply_is_a_409_and_not_logged(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A server that sends no mail (no --smtp-relay) answers a reply 409
+    smtp_relay_not_configured; nothing is logged; notes still work."""
+    alone = Server(tmp_path_factory.mktemp("no-relay")).start()
+    try:
+        desk = _desk(alone)
+        answer = desk.reply(0)
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["error"]["code"] == "smtp_relay_not_configured"
+        assert len(desk.ticket()["emails"]) == 1
+        with desk.api(0) as api:
+            assert api.post(f"/api/v1/tickets/{desk.ticket_id}/notes",
+                            json={"text": "no mail from here"}).status_code == 201
+    finally:
+        alone.stop()
