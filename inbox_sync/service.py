@@ -131,6 +131,7 @@ class _Slot:
     task: asyncio.Task[None] | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     owner: Owner | None = None
+    resynced_for: int | None = None  # the UIDNEXT a sync was last repeated for
 
 
 class InboxService:
@@ -339,10 +340,12 @@ class InboxService:
         while True:
             try:
                 async with self._imap(inbox_id) as imap:
-                    await sync.sync_inbox(self.runtime, inbox_id, imap,
-                                          sync.SyncOptions(self.options.batch_uids))
+                    report = await sync.sync_inbox(self.runtime, inbox_id, imap,
+                                                   sync.SyncOptions(self.options.batch_uids))
                 backoff = self.options.backoff_first
-                await self._wait_for_news(inbox_id, slot)
+                synced = next((f.last_uid for f in report.folders
+                               if f.role == FolderRole.INBOX and f.error is None), None)
+                await self._wait_for_news(inbox_id, slot, synced)
             except asyncio.CancelledError:
                 raise
             except InboxError as exc:
@@ -360,16 +363,23 @@ class InboxService:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(slot.wake.wait(), seconds)
 
-    async def _wait_for_news(self, inbox_id: int, slot: _Slot) -> None:
+    async def _wait_for_news(self, inbox_id: int, slot: _Slot, synced: int | None) -> None:
         """IDLE on INBOX until something arrives; poll when the server has no IDLE or
         INBOX cannot be opened (the sync records why on the folder and goes on with
-        the others, so one failing folder does not stop the inbox)."""
+        the others, so one failing folder does not stop the inbox). Mail that arrived
+        after the sync read INBOX up to UID ``synced`` and before IDLE began (which only
+        announces what comes later) is news at once, once per UIDNEXT."""
         async with self._imap(inbox_id) as imap:
             if imap.has_idle:
                 targets = sync_targets(await imap.run(imap.folders))
                 try:
                     if FolderRole.INBOX in targets:
-                        await imap.run(imap.examine, targets[FolderRole.INBOX].name)
+                        state = await imap.run(imap.examine, targets[FolderRole.INBOX].name)
+                        if (synced is not None and state.uidnext is not None
+                                and state.uidnext > synced + 1
+                                and state.uidnext != slot.resynced_for):
+                            slot.resynced_for = state.uidnext
+                            return
                         await imap.run(imap.wait_for_news, self.options.idle_seconds,
                                        lambda: slot.waiting > 0 or self._closing)
                         return
