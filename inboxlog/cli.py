@@ -211,6 +211,10 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
     """Serve SMTP (logging addresses) and HTTP (extension API) on one event loop."""
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    try:
+        check_workers(Settings(data_dir=data_dir, db_url=db), workers)
+    except WorkersUnavailable as exc:
+        raise click.BadParameter(str(exc), param_hint="--workers") from None
     if smtp_relay:
         try:
             SmtpRelay.parse(smtp_relay)
@@ -248,10 +252,6 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
             timeout=inbox_timeout, destinations=_destinations(allow_mail_hosts),
             oauth=oauth_config(dict(oauth), base_url)),
     )
-    try:
-        check_workers(settings, workers)
-    except WorkersUnavailable as exc:
-        raise click.BadParameter(str(exc), param_hint="--workers") from None
     if smtp_proxy_protocol and not options.smtp_proxy_from:
         raise click.BadParameter("name the proxies", param_hint="--smtp-proxy-from")
     if workers > 1:

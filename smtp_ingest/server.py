@@ -51,6 +51,12 @@ class InboxlogSMTP(SMTP):
         super().__init__(handler, **kwargs)
         self.handler = handler
 
+    _timed_out = False
+
+    def _timeout_cb(self) -> None:
+        self._timed_out = True
+        super()._timeout_cb()  # type: ignore[no-untyped-call]
+
     async def _handle_client(self) -> None:
         """aiosmtpd's session loop, saying why a connection that had to open with a
         PROXY protocol header was dropped (aiosmtpd closes it without a word)."""
@@ -59,9 +65,13 @@ class InboxlogSMTP(SMTP):
         except asyncio.CancelledError:
             if self._proxy_timeout is not None and self.session is not None and (
                     self.session.proxy_data is None):
-                log.warning("SMTP connection from %s dropped: no PROXY protocol header "
-                            "within %s s (--smtp-proxy-protocol: only the proxy may "
-                            "connect)", _address(self.session), self._proxy_timeout)
+                if self._timed_out:
+                    log.warning("SMTP connection from %s dropped: no PROXY protocol header "
+                                "within %s s (--smtp-proxy-protocol: only the proxy may "
+                                "connect)", _address(self.session), self._proxy_timeout)
+                else:  # a bare TCP health check, say
+                    log.info("SMTP connection from %s closed before its PROXY protocol "
+                             "header", _address(self.session))
             raise
         session = self.session
         if session is not None and session.proxy_data is not None and not session.proxy_data:

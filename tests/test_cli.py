@@ -284,3 +284,31 @@ def test_serve_refuses_a_cert_without_a_key(tmp_path: Path) -> None:
     result = run("serve", "--tls-cert", str(cert), "--data-dir", str(tmp_path))
     assert result.code == 2
     assert "--tls-key" in result.stderr
+
+
+def test_serve_help_lists_the_workers_and_proxy_options() -> None:
+    """`serve --help` documents --workers and the SMTP PROXY protocol options, each with
+    its env var."""
+    result = run("serve", "--help")
+    assert result.code == 0, result.stderr
+    for option in ("--workers", "--smtp-proxy-protocol", "--smtp-proxy-from"):
+        assert option in result.stdout, option
+        assert "INBOXLOG_" + option[2:].upper().replace("-", "_") in result.stdout, option
+
+
+def test_serve_refuses_workers_on_sqlite(data_env: dict[str, str]) -> None:
+    """More than one worker on SQLite is a usage error that says why, before anything
+    is created or bound (also from INBOXLOG_WORKERS)."""
+    for args, env in ((("--workers", "2"), data_env), ((), {**data_env, "INBOXLOG_WORKERS": "3"})):
+        result = run("serve", *args, env=env)
+        assert result.code == 2, result.stderr
+        assert "--workers" in result.stderr and "needs PostgreSQL" in result.stderr
+    assert not Path(data_env["INBOXLOG_DATA_DIR"]).exists()
+
+
+def test_serve_refuses_a_bad_proxy_address(data_env: dict[str, str]) -> None:
+    """--smtp-proxy-from takes addresses and networks only."""
+    result = run("serve", "--smtp-proxy-protocol", "--smtp-proxy-from", "haproxy.local",
+                 env=data_env)
+    assert result.code == 2
+    assert "--smtp-proxy-from" in result.stderr and "haproxy.local" in result.stderr
