@@ -63,9 +63,8 @@ async def tickets(session: AsyncSession, portal_id: int, user_id: int | None,
         query = query.where(Ticket.team_inbox_id == wanted.team_inbox_id)
     if wanted.assignee_user_id is not None:
         query = query.where(Ticket.assignee_user_id == wanted.assignee_user_id)
-    if wanted.unassigned:
-        query = query.where(Ticket.assignee_user_id.is_(None),
-                            Ticket.assignee_team_id.is_(None))
+    if wanted.unassigned:  # no agent yet (it may wait in a team's queue)
+        query = query.where(Ticket.assignee_user_id.is_(None))
     if wanted.before is not None:
         query = query.where(Ticket.id < wanted.before)
     return (await session.scalars(query.order_by(Ticket.id.desc()).limit(wanted.limit))).all()

@@ -7,19 +7,17 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from email import message_from_bytes
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesParser
 from email.utils import make_msgid
-from typing import Any
 
 import pytest
 
 from tests.support.mail import deliver, logged_id, message
-from tests.support.server import PortalAccount, Server
+from tests.support.server import Server
 from tests.support.smtp_recorder import SmtpRecorder
-
-SUPPORT = "support@acme.example"
+from tests.support.tickets import SUPPORT, Desk, customer_mail, make_desk, reply_to
 
 
 @pytest.fixture(scope="module")
@@ -38,77 +36,9 @@ def relayed(tmp_path_factory: pytest.TempPathFactory,
     running.stop()
 
 
-@dataclass
-class Desk:
-    """A portal with a team inbox and two agents (and a colleague outside the inbox)."""
-
-    server: Server
-    account: PortalAccount
-    inbox: dict[str, Any]
-    agents: list[dict[str, Any]]
-    outsider: dict[str, Any]
-
-    @property
-    def address(self) -> str:
-        return str(self.inbox["forwarding_address"])
-
-    def api(self, token: str | None = None) -> Any:
-        return self.server.api(token or self.account.admin_token)
-
-    def ticket(self, ticket_id: int, token: str | None = None) -> dict[str, Any]:
-        with self.api(token) as api:
-            response = api.get(f"/api/v1/tickets/{ticket_id}")
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    def ticket_of_email(self, email_id: int) -> dict[str, Any]:
-        with self.api() as api:
-            items = api.get("/api/v1/tickets", params={"limit": 200}).json()["items"]
-        for item in items:
-            full = self.ticket(item["id"])
-            if email_id in [e["id"] for e in full["emails"]]:
-                return full
-        raise AssertionError(f"email {email_id} is on no ticket")
-
-    def send(self, msg: EmailMessage) -> tuple[int, str]:
-        return deliver(self.server, msg, self.address, mail_from=str(msg["From"]))
-
-
-def _desk(server: Server, *, ack: bool = False, **settings: Any) -> Desk:
-    account = server.new_portal()
-    with server.api(account.admin_token) as admin:
-        agents = [admin.post("/api/v1/users", json={"email": f"agent{n}@ourco.example",
-                                                     "name": f"Agent {n}"}).json()
-                  for n in (1, 2)]
-        outsider = admin.post("/api/v1/users", json={"email": "sales@ourco.example"}).json()
-        response = admin.post("/api/v1/team-inboxes", json={
-            "name": "Support", "address": SUPPORT, "auto_acknowledge": ack,
-            "members": [{"user_id": a["id"]} for a in agents], **settings})
-        assert response.status_code == 201, response.text
-    return Desk(server, account, response.json(), agents, outsider)
-
-
 @pytest.fixture
 def desk(relayed: Server) -> Desk:
-    return _desk(relayed)
-
-
-def customer_mail(sender: str, subject: str = "Printer on fire", **extra: Any) -> EmailMessage:
-    return message(sender=sender, to=SUPPORT, subject=subject, message_id=make_msgid(),
-                   body="Hello,\n\nour printer is on fire again. Please help.\n\nCarla",
-                   **extra)
-
-
-def reply_to(original: EmailMessage, sender: str, *, references: bool = True,
-             subject: str | None = None) -> EmailMessage:
-    reply = message(sender=sender, to=SUPPORT,
-                    subject=subject or f"Re: {original['Subject']}", message_id=make_msgid(),
-                    body="Still burning.\n\n> our printer is on fire again.")
-    reply["In-Reply-To"] = original["Message-ID"]
-    if references:
-        reply["References"] = original["Message-ID"]
-    return reply
+    return make_desk(relayed)
 
 
 def test_new_mail_opens_tickets_assigned_round_robin(desk: Desk) -> None:
@@ -227,13 +157,10 @@ def _out_of_office(to_message: EmailMessage, sender: str) -> EmailMessage:
 
 
 def _acks(recorder: SmtpRecorder, to: str) -> list[EmailMessage]:
-    found = []
-    for envelope, raw in recorder.messages():
-        if to in envelope["rcpt_tos"]:
-            msg = message_from_bytes(raw)
-            assert isinstance(msg, EmailMessage) or msg is not None
-            found.append(msg)
-    return found  # type: ignore[return-value]
+    """The acknowledgements the relay has received for ``to``, oldest first."""
+    parser = BytesParser(policy=policy.default)
+    return [parser.parsebytes(raw) for envelope, raw in recorder.messages()
+            if to in envelope["rcpt_tos"]]
 
 
 def _wait_for_ack(recorder: SmtpRecorder, to: str, count: int = 1) -> list[EmailMessage]:
@@ -248,7 +175,7 @@ def test_acknowledgement_is_auto_submitted_and_threads(relayed: Server,
                                                        recorder: SmtpRecorder) -> None:
     """A new ticket is acknowledged once, marked Auto-Submitted, replying to the
     customer's message with the ticket's token; a reply to it continues the ticket."""
-    desk = _desk(relayed, ack=True)
+    desk = make_desk(relayed, ack=True)
     original = customer_mail("lea@client.example")
     ticket_id = desk.ticket_of_email(logged_id(desk.send(original)))["id"]
     [ack] = _wait_for_ack(recorder, "lea@client.example")
@@ -256,7 +183,7 @@ def test_acknowledgement_is_auto_submitted_and_threads(relayed: Server,
     assert ack["In-Reply-To"] == original["Message-ID"]
     assert f"[Ticket#{ticket_id}]" in ack["Subject"]
     assert SUPPORT in ack["From"]
-    answer = reply_to(ack, "lea@client.example")  # type: ignore[arg-type]
+    answer = reply_to(ack, "lea@client.example")
     assert logged_id(desk.send(answer)) in [e["id"] for e in desk.ticket(ticket_id)["emails"]]
 
 
@@ -264,13 +191,13 @@ def test_out_of_office_reply_neither_reopens_nor_loops(relayed: Server,
                                                       recorder: SmtpRecorder) -> None:
     """An out-of-office answer to the acknowledgement is kept on the ticket as automatic,
     does not reopen it, gets no acknowledgement; unrelated automatic mail opens none."""
-    desk = _desk(relayed, ack=True)
+    desk = make_desk(relayed, ack=True)
     original = customer_mail("max@client.example")
     ticket_id = desk.ticket_of_email(logged_id(desk.send(original)))["id"]
     [ack] = _wait_for_ack(recorder, "max@client.example")
     with desk.api() as api:
         api.post(f"/api/v1/tickets/{ticket_id}/close")
-    oof = _out_of_office(ack, "max@client.example")  # type: ignore[arg-type]
+    oof = _out_of_office(ack, "max@client.example")
     logged_id(desk.send(oof))
     ticket = desk.ticket(ticket_id)
     assert ticket["status"] == "closed"
@@ -287,7 +214,7 @@ def test_out_of_office_reply_neither_reopens_nor_loops(relayed: Server,
 
 def test_a_sender_past_the_hourly_allowance_is_not_logged(relayed: Server) -> None:
     """The last guard against loops: past sender_hourly_limit, 250 not logged."""
-    desk = _desk(relayed, sender_hourly_limit=2)
+    desk = make_desk(relayed, sender_hourly_limit=2)
     for n in range(2):
         logged_id(desk.send(customer_mail("pat@client.example", f"Question {n}")))
     code, text = desk.send(customer_mail("pat@client.example", "Question 3"))

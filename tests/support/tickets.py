@@ -1,78 +1,82 @@
-"""Tickets written straight into a database with the timestamps a test chooses (their
-activity log, first message and its channel): the fixtures of the report tests and the
-ticket benchmark, which need days and hours that mail arriving now cannot have."""
+"""A team inbox to test against: a portal, two agents in the inbox, a colleague outside
+it, and mail as customers' clients write it (docs/tickets.md)."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import make_msgid
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from tests.support.mail import deliver, message
+from tests.support.server import PortalAccount, Server
 
-from core.storage.models import (
-    Email,
-    EmailSource,
-    TeamInbox,
-    TeamInboxMember,
-    Thread,
-    Ticket,
-    TicketActivity,
-)
-
-
-async def team_inbox(session: AsyncSession, portal_id: int, name: str, *,
-                     time_zone: str = "UTC", hours: dict[str, Any] | None = None,
-                     users: Sequence[int] = (), teams: Sequence[int] = ()) -> int:
-    inbox = TeamInbox(portal_id=portal_id, name=name, token=secrets.token_hex(8),
-                      time_zone=time_zone, business_hours=hours or {})
-    session.add(inbox)
-    await session.flush()
-    session.add_all([TeamInboxMember(team_inbox_id=inbox.id, user_id=u) for u in users]
-                    + [TeamInboxMember(team_inbox_id=inbox.id, team_id=t) for t in teams])
-    return inbox.id
+SUPPORT = "support@acme.example"
 
 
 @dataclass
-class Step:
-    """One activity: ``kind`` at ``at`` (``to_value``: a status, ``user:<id>``)."""
+class Desk:
+    """A portal with a team inbox and two agents (and a colleague outside the inbox)."""
 
-    kind: str
-    at: datetime
-    to_value: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
+    server: Server
+    account: PortalAccount
+    inbox: dict[str, Any]
+    agents: list[dict[str, Any]]
+    outsider: dict[str, Any]
+
+    @property
+    def address(self) -> str:
+        return str(self.inbox["forwarding_address"])
+
+    def api(self, token: str | None = None) -> Any:
+        return self.server.api(token or self.account.admin_token)
+
+    def ticket(self, ticket_id: int, token: str | None = None) -> dict[str, Any]:
+        with self.api(token) as api:
+            response = api.get(f"/api/v1/tickets/{ticket_id}")
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def ticket_of_email(self, email_id: int) -> dict[str, Any]:
+        with self.api() as api:
+            items = api.get("/api/v1/tickets", params={"limit": 200}).json()["items"]
+        for item in items:
+            full = self.ticket(item["id"])
+            if email_id in [e["id"] for e in full["emails"]]:
+                return full
+        raise AssertionError(f"email {email_id} is on no ticket")
+
+    def send(self, msg: EmailMessage) -> tuple[int, str]:
+        return deliver(self.server, msg, self.address, mail_from=str(msg["From"]))
 
 
-async def ticket(session: AsyncSession, portal_id: int, inbox_id: int | None,
-                 created: datetime, steps: Sequence[Step] = (), *, channel: str = "team_inbox",
-                 status: str = "open", assignee: int | None = None,
-                 closed_at: datetime | None = None, updated_at: datetime | None = None,
-                 merged_into: int | None = None) -> int:
-    """A ticket created at ``created`` from a first message that came by ``channel``,
-    then ``steps``; its columns as given (they are the state the steps led to)."""
-    thread = Thread(portal_id=portal_id, subject="Help")
-    session.add(thread)
-    await session.flush()
-    email = Email(portal_id=portal_id, message_id=f"{secrets.token_hex(8)}@customer.example",
-                  thread_id=thread.id, thread_reason="new", direction="incoming",
-                  sent_at=created, from_email="customer@customer.example",
-                  team_inbox_id=inbox_id)
-    session.add(email)
-    await session.flush()
-    session.add(EmailSource(email_id=email.id, source=channel, created_at=created))
-    row = Ticket(portal_id=portal_id, subject="Help", created_at=created,
-                 team_inbox_id=inbox_id, thread_id=thread.id, status=status,
-                 assignee_user_id=assignee, closed_at=closed_at,
-                 updated_at=updated_at or (steps[-1].at if steps else None),
-                 merged_into_id=merged_into)
-    session.add(row)
-    await session.flush()
-    session.add(TicketActivity(portal_id=portal_id, ticket_id=row.id, at=created,
-                               kind="created", email_id=email.id, detail={"cycle": 1}))
-    # Inserted in the order added: the ids follow the log.
-    session.add_all([TicketActivity(portal_id=portal_id, ticket_id=row.id, at=step.at,
-                                    kind=step.kind, to_value=step.to_value, detail=step.detail)
-                     for step in steps])
-    return row.id
+def make_desk(server: Server, *, ack: bool = False, **settings: Any) -> Desk:
+    account = server.new_portal()
+    with server.api(account.admin_token) as admin:
+        agents = [admin.post("/api/v1/users", json={"email": f"agent{n}@ourco.example",
+                                                     "name": f"Agent {n}"}).json()
+                  for n in (1, 2)]
+        outsider = admin.post("/api/v1/users", json={"email": "sales@ourco.example"}).json()
+        response = admin.post("/api/v1/team-inboxes", json={
+            "name": "Support", "address": SUPPORT, "auto_acknowledge": ack,
+            "members": [{"user_id": a["id"]} for a in agents], **settings})
+        assert response.status_code == 201, response.text
+    return Desk(server, account, response.json(), agents, outsider)
+
+
+def customer_mail(sender: str, subject: str = "Printer on fire", **extra: Any) -> EmailMessage:
+    return message(sender=sender, to=SUPPORT, subject=subject, message_id=make_msgid(),
+                   body="Hello,\n\nour printer is on fire again. Please help.\n\nCarla",
+                   **extra)
+
+
+def reply_to(original: EmailMessage, sender: str, *, references: bool = True,
+             subject: str | None = None) -> EmailMessage:
+    reply = message(sender=sender, to=SUPPORT,
+                    subject=subject or f"Re: {original['Subject']}", message_id=make_msgid(),
+                    body="Still burning.\n\n> our printer is on fire again.")
+    reply["In-Reply-To"] = original["Message-ID"]
+    if references:
+        reply["References"] = original["Message-ID"]
+    return reply
