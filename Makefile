@@ -23,6 +23,7 @@ test: $(STAMP)
 	scripts/chromium-for-tests.sh >/dev/null
 	INBOXLOG_TEST_PG_URL="$${INBOXLOG_TEST_PG_URL:-$$(scripts/postgres-for-tests.sh)}" \
 	INBOXLOG_TEST_S3RVER="$${INBOXLOG_TEST_S3RVER:-$$(scripts/s3rver-for-tests.sh)}" \
+	INBOXLOG_TEST_HAPROXY="$${INBOXLOG_TEST_HAPROXY:-$$(scripts/haproxy-for-tests.sh)}" \
 	INBOXLOG_TEST_AXE="$${INBOXLOG_TEST_AXE:-$$(scripts/axe-for-tests.sh)}" \
 		$(BIN)/pytest $(PYTEST_ARGS)
 
