@@ -21,8 +21,8 @@ import pytest
 from tests.support.mail import deliver, logged_id, message
 from tests.support.server import PortalAccount, Server
 from tests.support.smtp_recorder import SmtpRecorder
+from tests.support.tickets import SUPPORT, make_desk
 
-SUPPORT = "support@acme.example"
 CUSTOMER = "carol@customer.example"
 
 
@@ -80,17 +80,8 @@ class Desk:
 
 def _desk(server: Server, *, customer_name: str = "Carol Customer",
           signature: str = "Acme Support\n{{agent.name}}") -> Desk:
-    account = server.new_portal()
-    with server.api(account.admin_token) as admin:
-        agents = [admin.post("/api/v1/users", json={"email": f"agent{n}@ourco.example",
-                                                     "name": f"Agent {n}"}).json()
-                  for n in (1, 2)]
-        outsider = admin.post("/api/v1/users", json={"email": "sales@ourco.example"}).json()
-        made = admin.post("/api/v1/team-inboxes", json={
-            "name": "Support", "address": SUPPORT, "signature": signature,
-            "members": [{"user_id": a["id"]} for a in agents]})
-        assert made.status_code == 201, made.text
-        inbox = made.json()
+    made = make_desk(server, signature=signature)
+    account, inbox, agents, outsider = made.account, made.inbox, made.agents, made.outsider
     first = message(sender=f"{customer_name} <{CUSTOMER}>", to=SUPPORT,
                     subject="Printer on fire", message_id=make_msgid(domain="customer.example"),
                     body="Hello,\n\nour printer is on fire again.\n\nCarol")
