@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.common import Row
 
-BENCHMARKS = ["smtp_ingest", "large_message", "scale", "pixel", "search"]
+BENCHMARKS = ["smtp_ingest", "large_message", "scale", "pixel", "search", "tickets"]
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 

@@ -28,7 +28,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.sla import Activity, BusinessHours, percentile, ticket_sla
@@ -89,22 +89,30 @@ class VolumeRow:
 
 
 async def volume(session: AsyncSession, scope: Scope) -> list[VolumeRow]:
-    rows = (await session.execute(
-        select(Ticket.id, Ticket.created_at, EmailSource.source, EmailSource.created_at)
-        .outerjoin(TicketActivity, (TicketActivity.ticket_id == Ticket.id)
-                   & (TicketActivity.kind == "created"))
-        .outerjoin(EmailSource, EmailSource.email_id == TicketActivity.email_id)
-        .where(*scope.created()))).all()
-    first: dict[int, tuple[datetime, str, datetime | None]] = {}
-    for ticket_id, created_at, source, source_at in rows:
-        known = first.get(ticket_id)
-        if known is None or (source_at is not None and (known[2] is None
-                                                        or source_at < known[2])):
-            first[ticket_id] = (created_at, source or "unknown", source_at)
-    counts: dict[tuple[date, str], int] = defaultdict(int)
-    for created_at, channel, _ in first.values():
-        counts[(created_at.astimezone(scope.zone).date(), channel)] += 1
-    return [VolumeRow(day, channel, n) for (day, channel), n in sorted(counts.items())]
+    # Days are cut where the scope's zone puts midnight (in UTC: a DST change moves
+    # it), by a CASE the database evaluates; the channel is the first message's first
+    # source.
+    days: list[date] = []
+    bounds: list[datetime] = []
+    day = scope.start.astimezone(scope.zone).date()
+    while not bounds or bounds[-1] < scope.end:
+        days.append(day)
+        day += timedelta(days=1)
+        bounds.append(datetime.combine(day, datetime.min.time(), tzinfo=scope.zone))
+    index = case(*[(Ticket.created_at < bound, i) for i, bound in enumerate(bounds)],
+                 else_=len(bounds) - 1)
+    channel = (select(EmailSource.source).where(EmailSource.email_id == TicketActivity.email_id)
+               .order_by(EmailSource.created_at, EmailSource.source).limit(1)
+               .scalar_subquery())
+    rows = (select(index.label("day"), channel.label("channel")).select_from(Ticket)
+            .outerjoin(TicketActivity, (TicketActivity.ticket_id == Ticket.id)
+                       & (TicketActivity.kind == "created"))
+            .where(*scope.created()).subquery())
+    counted = (await session.execute(
+        select(rows.c.day, rows.c.channel, func.count())
+        .group_by(rows.c.day, rows.c.channel))).all()
+    return sorted((VolumeRow(days[i], source or "unknown", n) for i, source, n in counted),
+                  key=lambda row: (row.day, row.channel))
 
 
 # --- response times -------------------------------------------------------------------
@@ -237,7 +245,7 @@ async def workload(session: AsyncSession, scope: Scope) -> Workload:
         select(Ticket.assignee_user_id, func.count())
         .where(*scope.tickets(), Ticket.status == CLOSED, Ticket.assignee_user_id.is_not(None),
                *scope.during(Ticket.closed_at))
-        .group_by(Ticket.assignee_user_id))).tuples().all() if user_id is not None}
+        .group_by(Ticket.assignee_user_id))).all() if user_id is not None}
     agents = await _members(session, scope) | set(now_open) | set(assigned) | set(closed)
     users = {u.id: u for u in await session.scalars(
         select(User).where(User.portal_id == scope.portal_id, User.id.in_(sorted(agents))))}
@@ -265,13 +273,17 @@ class StatusCounts:
 async def status(session: AsyncSession, scope: Scope, stale_after: timedelta,
                  now: datetime | None = None) -> StatusCounts:
     stale_before = (now or utcnow()) - stale_after
+    nobody = Ticket.assignee_user_id.is_(None) & Ticket.assignee_team_id.is_(None)
+    old = func.coalesce(Ticket.updated_at, Ticket.created_at) < stale_before
+    rows = select(Ticket.status.label("status"), case((nobody, 1), else_=0).label("nobody"),
+                  case((old, 1), else_=0).label("old")).where(*scope.created()).subquery()
     counts = {OPEN: 0, PENDING: 0, CLOSED: 0}
     unassigned = stale = 0
-    for state, user_id, team_id, created_at, updated_at in (await session.execute(
-            select(Ticket.status, Ticket.assignee_user_id, Ticket.assignee_team_id,
-                   Ticket.created_at, Ticket.updated_at).where(*scope.created()))).all():
-        counts[state] = counts.get(state, 0) + 1
+    for state, unowned, idle, n in (await session.execute(
+            select(rows.c.status, rows.c.nobody, rows.c.old, func.count())
+            .group_by(rows.c.status, rows.c.nobody, rows.c.old))).all():
+        counts[state] = counts.get(state, 0) + n
         if state in (OPEN, PENDING):
-            unassigned += user_id is None and team_id is None
-            stale += (updated_at or created_at) < stale_before
+            unassigned += n if unowned else 0
+            stale += n if idle else 0
     return StatusCounts(counts[OPEN], counts[PENDING], counts[CLOSED], unassigned, stale)

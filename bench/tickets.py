@@ -1,0 +1,149 @@
+"""Ticket reports with 10,000 tickets, against the contact timeline in the same run.
+
+One portal, two team inboxes (Berlin office hours; UTC around the clock), 10 agents;
+10,000 tickets created over 90 days, each with its first message and an activity log
+of 3 to 9 entries (assignment, replies, customer messages, closes, one in ten reopened),
+written straight into the database (``tests.support.tickets``) before the server
+starts. A contact has 50 of the emails on its timeline. Then, through the HTTP port
+with the admin token, each report over the 90 days (volume, first-response, workload,
+status) and the contact's timeline are requested in turn; the figures are p50 and p95
+latency per report against the timeline's p50. Goal: a report's p95 within the
+timeline's interactive budget, taken as 250 ms on this machine (``INBOXLOG_BENCH_TICKETS``
+sets the count).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select
+
+from bench.common import Row, percentile
+from core import accounts
+from core.storage.db import Database, migrate, sqlite_url
+from core.storage.models import Contact, EmailContact, TicketActivity
+from tests.support.server import Server
+from tests.support.ticket_rows import Step, team_inbox, ticket
+
+TICKETS = int(os.environ.get("INBOXLOG_BENCH_TICKETS", "10000"))
+AGENTS = 10
+DAYS = 90
+REQUESTS = 30
+BUDGET_MS = 250.0
+END = datetime(2026, 11, 30, tzinfo=UTC)
+OFFICE = {day: [["09:00", "17:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+REPORTS = ("volume", "first-response", "workload", "status")
+
+
+def _steps(rng: random.Random, created: datetime, agent: int) -> tuple[list[Step], str]:
+    at = created
+    steps = [Step("assigned", at, f"user:{agent}")]
+
+    def later(hours: float) -> datetime:
+        nonlocal at
+        at += timedelta(hours=rng.expovariate(1 / hours))
+        return at
+
+    steps.append(Step("agent_reply", later(6)))
+    for _ in range(rng.randrange(3)):
+        steps += [Step("customer_message", later(12)), Step("agent_reply", later(5))]
+    if rng.random() < 0.2:
+        return steps, "open"
+    steps.append(Step("status", later(8), "closed"))
+    if rng.random() < 0.1:
+        steps += [Step("status", later(48), "open", {"cycle": 2}),
+                  Step("customer_message", at), Step("agent_reply", later(4)),
+                  Step("status", later(6), "closed")]
+    return steps, "closed"
+
+
+async def _load(db: Database, portal_id: int) -> int:
+    """The tickets; the contact whose timeline is the baseline."""
+    rng = random.Random(20)
+    async with db.transaction() as session:
+        agents = [(await accounts.add_user(session, portal_id, f"agent{i}@ourco.example"))
+                  .user.id for i in range(AGENTS)]
+        inboxes = [await team_inbox(session, portal_id, "support", time_zone="Europe/Berlin",
+                                    hours=OFFICE, users=agents[:6]),
+                   await team_inbox(session, portal_id, "billing", users=agents[4:])]
+        contact = Contact(portal_id=portal_id, email="buyer@customer.example", name="Buyer")
+        session.add(contact)
+        await session.flush()
+        contact_id = contact.id
+    for start in range(0, TICKETS, 500):
+        async with db.transaction() as session:
+            for _ in range(start, min(start + 500, TICKETS)):
+                created = END - timedelta(seconds=rng.uniform(0, DAYS * 86400))
+                agent = rng.choice(agents)
+                steps, status = _steps(rng, created, agent)
+                await ticket(session, portal_id, rng.choice(inboxes), created, steps,
+                             channel=rng.choice(("team_inbox", "team_inbox", "sync")),
+                             status=status, assignee=agent,
+                             closed_at=steps[-1].at if status == "closed" else None)
+    async with db.transaction() as session:
+        emails = await session.scalars(select(TicketActivity.email_id).where(
+            TicketActivity.kind == "created").limit(50))
+        session.add_all([EmailContact(email_id=e, contact_id=contact_id) for e in emails])
+    return contact_id
+
+
+def _timed(client: httpx.Client, path: str, params: dict[str, str]) -> float:
+    started = time.perf_counter()
+    client.get(path, params=params).raise_for_status()
+    return (time.perf_counter() - started) * 1000
+
+
+def run() -> list[Row]:
+    server = Server(Path(tempfile.mkdtemp(prefix="bench-tickets-")) / "srv")
+    server.data_dir.mkdir(parents=True)
+    account = server.new_portal()
+    db = Database(sqlite_url(server.data_dir / "inboxlog.db"))
+
+    async def load() -> int:
+        try:
+            await migrate(db)
+            return await _load(db, account.portal_id)
+        finally:
+            await db.dispose()
+
+    loading = time.monotonic()
+    contact_id = asyncio.run(load())
+    print(f"tickets: {TICKETS} loaded in {time.monotonic() - loading:.0f} s", flush=True)
+    server.start(timeout=120)
+    span = {"from": (END - timedelta(days=DAYS)).date().isoformat(),
+            "to": END.date().isoformat(), "time_zone": "Europe/Berlin"}
+    try:
+        with server.api(account.admin_token) as client:
+            timeline_path = f"/api/v1/contacts/{contact_id}/timeline"
+            for path in [timeline_path, *(f"/api/v1/reports/{r}" for r in REPORTS)]:
+                _timed(client, path, span)  # warm-up
+            timings: dict[str, list[float]] = {name: [] for name in ("timeline", *REPORTS)}
+            for _ in range(REQUESTS):  # interleaved: load on the machine hits all alike
+                timings["timeline"].append(_timed(client, timeline_path, {}))
+                for report in REPORTS:
+                    timings[report].append(_timed(client, f"/api/v1/reports/{report}", span))
+    finally:
+        server.stop()
+    baseline = percentile(timings["timeline"], 50)
+    rows = []
+    for report in REPORTS:
+        p95 = percentile(timings[report], 95)
+        rows += [Row("ticket reports", f"/reports/{report} p50 ({TICKETS} tickets)",
+                     percentile(timings[report], 50), baseline, "ms", "contact timeline p50"),
+                 Row("ticket reports", f"/reports/{report} p95 ({TICKETS} tickets)", p95,
+                     baseline, "ms", "contact timeline p50", f"p95 <= {BUDGET_MS:g} ms",
+                     p95 <= BUDGET_MS)]
+    return rows
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(f"{row.metric}: {row.value:.1f} {row.unit} (baseline {row.baseline:.1f}, "
+              f"x{row.ratio:.1f}) {row.goal} {'' if row.met is None else row.met}")

@@ -1,0 +1,54 @@
+"""core.reports on both backends (the HTTP tests run on SQLite): the same small fixture
+gives the same figures on PostgreSQL, whose GROUP BY and CASE rules are stricter."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from core import accounts, reports
+from core.storage.db import Database
+from tests.support.ticket_rows import Step, team_inbox, ticket
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def at(day: int, hour: int) -> datetime:
+    return datetime(2026, 11, day, hour, tzinfo=BERLIN)
+
+
+async def test_reports_on_both_backends(database: Database) -> None:
+    """Two tickets on Monday and one on Tuesday (Berlin days; 00:30 Tuesday is Monday
+    in UTC); one answered after 1 h of office hours, closed; one stale and unassigned."""
+    async with database.transaction() as session:
+        portal = (await accounts.create_portal(session, "P")).portal.id
+        agent = (await accounts.add_user(session, portal, "ana@p.example")).user.id
+        inbox = await team_inbox(session, portal, "support", time_zone="Europe/Berlin",
+                                 hours={"mon": [["09:00", "17:00"]]}, users=[agent])
+        await ticket(session, portal, inbox, at(23, 16), [
+            Step("assigned", at(23, 16), f"user:{agent}"), Step("agent_reply", at(30, 9)),
+            Step("status", at(30, 10), "closed")],
+            status="closed", assignee=agent, closed_at=at(30, 10))
+        await ticket(session, portal, inbox, at(23, 10), channel="sync",
+                     updated_at=at(23, 10))
+        await ticket(session, portal, inbox, at(24, 0) + timedelta(minutes=30))
+    scope = reports.Scope.days(portal, None, date(2026, 11, 23), date(2026, 11, 29), BERLIN)
+    async with database.read() as session:
+        volume = await reports.volume(session, scope)
+        times = await reports.response_times(session, scope)
+        load = await reports.workload(session, scope)
+        status = await reports.status(session, scope, timedelta(hours=48),
+                                      now=datetime(2026, 11, 30, 12, tzinfo=UTC))
+        in_utc = await reports.volume(session, reports.Scope.days(
+            portal, None, date(2026, 11, 23), date(2026, 11, 23), ZoneInfo("UTC")))
+    assert [(r.day.day, r.channel, r.conversations) for r in volume] == [
+        (23, "sync", 1), (23, "team_inbox", 1), (24, "team_inbox", 1)]
+    assert [(r.day.day, r.channel, r.conversations) for r in in_utc] == [
+        (23, "sync", 1), (23, "team_inbox", 2)]
+    # Mon 16-17 then next Mon from 09:00: 1 h to the 09:00 reply; closed 10:00, 2 h.
+    assert (times.tickets, times.unanswered) == (3, 2)
+    assert (times.first_response.p50, times.first_resolution.p50) == (3600, 7200)
+    assert [(a.email, a.open, a.assigned, a.closed) for a in load.agents] == [
+        ("ana@p.example", 0, 1, 0)]  # closed the next week: outside the range
+    assert load.unassigned == 2
+    assert (status.open, status.closed, status.unassigned, status.stale) == (2, 1, 2, 2)
