@@ -4,9 +4,10 @@ The message is From the team inbox's address (``support@acme.com``, else its own
 ``<token>@<bcc domain>``), with ``In-Reply-To`` the customer's latest message and
 ``References`` the ticket's conversation up to it, so the customer's client threads it
 and their answer comes back onto the ticket; the subject carries ``[Ticket#N]`` for
-clients that rewrite the headers. The inbox's shared signature follows the text. A team
-inbox has no SMTP mailbox of its own yet, so the message goes through the operator's
-relay (``core.outbound_mail``), as inboxlog's own mail does.
+clients that rewrite the headers. The inbox's shared signature follows the text; a
+forward carries the forwarded message's stored files. A team inbox has no SMTP mailbox
+of its own yet, so the message goes through the operator's relay
+(``core.outbound_mail``), as inboxlog's own mail does.
 
 Order: the collision check and the composing are one write (the agent's presence turns
 ``replying``); then the relay takes the message; only then is it logged on the ticket, in
@@ -32,6 +33,7 @@ from core._store import claim_refs
 from core.errors import InvalidInput, NotFound, RelayFailed
 from core.outbound_mail import OutboundMail
 from core.pipeline import Prepared, prepare
+from core.storage.blobs import BlobStore
 from core.storage.models import (
     Contact,
     Email,
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 100_000
+MAX_FORWARDED = 25 * 1024 * 1024  # what common relays and mailboxes take in one message
 MAX_RECIPIENTS = 20
 _REFERENCES = 20  # the newest Message-IDs of the conversation a reply names
 _QUOTED_LINES = 200
@@ -169,8 +172,29 @@ async def _text(session: AsyncSession, ticket: Ticket, agent: User,
     return text, context
 
 
+async def _attach_forwarded(message: EmailMessage, email: Email, blobs: BlobStore) -> None:
+    """The forwarded message's stored files go along (InvalidInput past MAX_FORWARDED);
+    one whose bytes were not kept is named in the text instead."""
+    files = [a for a in email.attachments if not a.inline]
+    if sum(a.size for a in files if a.blob_sha256) > MAX_FORWARDED:
+        raise InvalidInput(f"forward: its files are larger than "
+                           f"{MAX_FORWARDED // (1024 * 1024)} MB in all")
+    for file in files:
+        if file.blob_sha256 is None:
+            continue
+        maintype, _, subtype = file.content_type.partition("/")
+        message.add_attachment(await blobs.get(file.blob_sha256),
+                               maintype=maintype or "application",
+                               subtype=subtype or "octet-stream", filename=file.filename)
+
+
+def _not_kept(email: Email) -> str:
+    names = [a.filename for a in email.attachments if not a.inline and a.blob_sha256 is None]
+    return ("\n\n(Not forwarded, not stored here: " + ", ".join(names) + ")") if names else ""
+
+
 async def _compose(session: AsyncSession, portal: Portal, ticket: Ticket, agent: User,
-                   wanted: ReplyRequest, bcc_domain: str,
+                   wanted: ReplyRequest, bcc_domain: str, blobs: BlobStore,
                    others: Sequence[Present]) -> _Draft:
     text, context = await _text(session, ticket, agent, wanted)
     inbox = context.inbox
@@ -208,8 +232,11 @@ async def _compose(session: AsyncSession, portal: Portal, ticket: Ticket, agent:
     if inbox.signature.strip():
         body += "\n\n-- \n" + canned.render(inbox.signature.strip(), context)
     if replied is not None:
-        body += "\n\n" + (_forwarded(replied) if wanted.forward else _quoted(replied))
+        body += "\n\n" + (_forwarded(replied) + _not_kept(replied) if wanted.forward
+                           else _quoted(replied))
     message.set_content(body + "\n")
+    if wanted.forward and replied is not None:
+        await _attach_forwarded(message, replied, blobs)
     return _Draft(message, own, to + cc, message_id, tuple(others))
 
 
@@ -235,7 +262,7 @@ async def _draft(runtime: Runtime, portal_id: int, user_id: int, ticket_id: int,
         assert portal is not None
         agent = await _agent(session, portal_id, user_id)
         return await _compose(session, portal, ticket, agent, wanted,
-                              runtime.settings.bcc_domain, others)
+                              runtime.settings.bcc_domain, runtime.blobs, others)
 
 
 async def _send(runtime: Runtime, draft: _Draft) -> None:

@@ -177,7 +177,15 @@ def test_a_reply_threads_and_the_customers_answer_continues_the_ticket(
 
 def test_a_forward_goes_to_its_recipient_and_is_logged_on_the_ticket(
         desk: Desk, relay: SmtpRecorder) -> None:
-    """A forward needs recipients; it carries the customer's message and is logged."""
+    """A forward needs recipients; it carries the customer's latest message and its
+    files, and is logged on the ticket."""
+    photo = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
+    more = message(sender=f"Carol Customer <{CUSTOMER}>", to=SUPPORT,
+                   subject="Re: Printer on fire", message_id=make_msgid(),
+                   body="Here is a photo of it.")
+    more["In-Reply-To"] = desk.first["Message-ID"]
+    more.add_attachment(photo, maintype="image", subtype="png", filename="fire.png")
+    desk.send(more)
     with desk.api(1) as api:
         path = f"/api/v1/tickets/{desk.ticket_id}/replies"
         assert api.post(path, json={"text": "FYI", "forward": True}).status_code == 422
@@ -188,7 +196,10 @@ def test_a_forward_goes_to_its_recipient_and_is_logged_on_the_ticket(
     assert str(out["Subject"]).startswith(f"[Ticket#{desk.ticket_id}] Fwd: ")
     assert out["In-Reply-To"] is None
     assert "---------- Forwarded message ----------" in _body(out)
-    assert "our printer is on fire again." in _body(out)
+    assert "Here is a photo of it." in _body(out)
+    [attached] = list(out.iter_attachments())
+    assert attached.get_filename() == "fire.png"
+    assert attached.get_content_type() == "image/png" and attached.get_content() == photo
     assert done.json()["email"]["id"] in [e["id"] for e in desk.ticket()["emails"]]
 
 
