@@ -16,13 +16,13 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from core import accounts, tracked_sends
 from core.errors import SenderAuthUnavailable, SenderNotAuthenticated
 from core.mail.bulk import automatic_reason
 from core.mail.parsing import ParsedMessage
-from core.mail.threads import ThreadKey, thread_keys
+from core.mail.threads import ThreadKey, claimed_ids, thread_keys
 from core.preparation import Candidate
 from core.routing import Privacy, Route, contact_candidates, route
 from core.sender_auth import (
@@ -89,6 +89,10 @@ class Admission:
     # A user's own mail that looked like a forward whose original could not be read:
     # why; it is logged as theirs, with this noted (``unread_forward``).
     forward_unread: str | None = None
+    # Which of the Message-IDs this message's thread would claim (``claimed_ids``) a
+    # thread of the portal claims already, looked up with the thread keys; None when
+    # admission did not look (``ingest`` then asks).
+    claimed: frozenset[str] | None = None
 
     @property
     def will_log(self) -> bool:
@@ -162,23 +166,31 @@ async def admit(
     how, chosen = choice.route, choice.chosen
     parsed, message_id = chosen.parsed, chosen.message_id
 
-    existing = None if message_id is None else await session.scalar(
-        select(Email).where(Email.portal_id == portal.id, Email.message_id == message_id))
+    existing = None if message_id is None else await _logged_copy(
+        session, portal.id, message_id)
     sends = await tracked_sends.by_tokens(session, portal.id, send_tokens_in_html(parsed.html))
     if existing is None and how.direction is Direction.OUTGOING:
         existing = await _tracked_copy(session, sends)
     automatic = automatic_reason(parsed) if how.direction is Direction.INCOMING else None
 
+    claims: dict[str, int] | None = None
+
     def admission(thread: ThreadMatch | None, people: dict[str, str],
                   refusal: Refusal | None, merged: tuple[int, ...] = ()) -> Admission:
         return Admission(how, chosen, existing, thread, people, automatic, refusal,
                          tuple(sends), merged, _auth_json(portal, checked, decision),
-                         choice.forward_unread)
+                         choice.forward_unread,
+                         None if claims is None else frozenset(claims))
 
     if existing is not None and existing.deleted_at is not None:
         return admission(None, {}, Refusal(
             NotLoggedReason.DELETED, "this message was deleted; restore it to see it again"))
-    hits = await _find_threads(session, portal.id, [*thread_keys(parsed), *choice.outer_keys])
+    keys = [*thread_keys(parsed), *choice.outer_keys]
+    # The ids a thread claims when this message joins one, looked up at the same time.
+    wanted = [*(k.message_id for k in keys),
+              *(claimed_ids(parsed, message_id) if message_id is not None else ())]
+    claims = await _claimed(session, portal.id, wanted)
+    hits = nearest_threads(keys, claims)
     found = hits[0] if hits else await _thread_of_tracked(session, sends)
     detached = decision is not None and decision.action is Action.DETACH
     if detached:
@@ -300,18 +312,34 @@ def nearest_threads(keys: list[ThreadKey], claimed: dict[str, int]) -> list[Thre
     return [ThreadMatch(thread_id, reason) for thread_id, reason in hits.items()]
 
 
-async def _find_threads(
-    session: AsyncSession, portal_id: int, keys: list[ThreadKey]
-) -> list[ThreadMatch]:
-    if not keys:
-        return []
-    rows = await session.execute(
-        select(ThreadRef.message_id, ThreadRef.thread_id).where(
-            ThreadRef.portal_id == portal_id,
-            ThreadRef.message_id.in_([k.message_id for k in keys]),
-        )
-    )
-    return nearest_threads(keys, {message_id: thread_id for message_id, thread_id in rows})
+_EMAILS, _REFS = Email.__table__.c, ThreadRef.__table__.c
+
+
+async def _connection(session: AsyncSession) -> AsyncConnection:
+    """The session's connection for a Core read, after a flush of what the ORM holds
+    (as its autoflush would before a query)."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+    return await session.connection()
+
+
+async def _logged_copy(session: AsyncSession, portal_id: int, message_id: str) -> Email | None:
+    """The portal's email with this Message-ID. Looked for with a Core statement (most
+    messages are new: no ORM row to build), loaded only when there is one."""
+    connection = await _connection(session)
+    found = await connection.scalar(select(_EMAILS.id).where(
+        _EMAILS.portal_id == portal_id, _EMAILS.message_id == message_id))
+    return None if found is None else await session.get(Email, found)
+
+
+async def _claimed(session: AsyncSession, portal_id: int, ids: list[str]) -> dict[str, int]:
+    """Which of ``ids`` a thread of the portal claims: Message-ID -> thread."""
+    if not ids:
+        return {}
+    connection = await _connection(session)
+    rows = await connection.execute(select(_REFS.message_id, _REFS.thread_id).where(
+        _REFS.portal_id == portal_id, _REFS.message_id.in_(set(ids))))
+    return {message_id: thread_id for message_id, thread_id in rows}
 
 
 @dataclass(frozen=True)

@@ -138,3 +138,31 @@ async def match_contacts(
         result.append(contact)
     await session.flush()
     return result
+
+
+@dataclass(frozen=True)
+class ContactLink:
+    """A contact a logged email links to: its id and its company's."""
+
+    id: int
+    company_id: int | None
+
+
+async def contact_links(
+    session: AsyncSession, portal_id: int, people: dict[str, str], *, create: bool,
+) -> list[ContactLink]:
+    """``match_contacts``, for callers that need only ids. When every address is a
+    known contact that keeps its name (most mail), one Core read and no ORM rows;
+    otherwise ``match_contacts`` creates and renames."""
+    if not people:
+        return []
+    columns = Contact.__table__.c
+    connection = await session.connection()
+    rows = {row.email: row for row in await connection.execute(
+        select(columns.id, columns.email, columns.name, columns.company_id).where(
+            columns.portal_id == portal_id, columns.email.in_(people)))}
+    steps = contact_steps(people, {a: row.name for a, row in rows.items()}, create=create)
+    if any(step.new or step.name is not None for step in steps):
+        return [ContactLink(c.id, c.company_id)
+                for c in await match_contacts(session, portal_id, people, create=create)]
+    return [ContactLink(rows[s.address].id, rows[s.address].company_id) for s in steps]

@@ -18,13 +18,20 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import audit, metrics
-from core._store import associate, claim_refs, store_attachments, store_raw_copy
+from core import _logged_rows, audit, metrics
+from core._store import (
+    associate,
+    claim_refs,
+    header_block,
+    store_attachments,
+    store_blob,
+    store_raw_copy,
+)
 from core.admission import Admission, admit
-from core.contacts import match_contacts
+from core.contacts import contact_links
 from core.errors import (
     MessageTooLarge,
     NotFound,
@@ -49,9 +56,7 @@ from core.sender_auth import AuthResult
 from core.storage.blobs import BlobStore
 from core.storage.models import (
     Email,
-    EmailContact,
     EmailSource,
-    Event,
     Portal,
     Thread,
     ThreadRef,
@@ -63,10 +68,10 @@ from core.types import (
     Envelope,
     EventType,
     IngestOutcome,
+    MessageId,
     NotLoggedReason,
     Refusal,
     Source,
-    ThreadMatch,
     ThreadReason,
 )
 
@@ -375,40 +380,35 @@ async def _log_admitted(
                   f"logged as the user's own email: {admission.forward_unread}")
 
     parsed, message_id = admission.chosen.parsed, admission.chosen.message_id
+    assert message_id is not None
     # Bulk and automatic mail never creates contacts; it may still match existing ones.
-    contacts = await match_contacts(
+    contacts = await contact_links(
         session, portal.id, admission.people,
         create=portal.auto_create_contacts and admission.automatic is None,
     )
-    if admission.thread is None:
-        thread = Thread(portal_id=portal.id, subject=base_subject(parsed.subject)[:998])
-        session.add(thread)
-        await session.flush()
-        joined = ThreadMatch(thread.id, ThreadReason.NEW)
-    else:
-        joined = admission.thread
-        await _merge_threads(session, portal.id, joined.thread_id, admission.merged)
+    if admission.thread is not None:
+        await _merge_threads(session, portal.id, admission.thread.thread_id, admission.merged)
+    claims = list(dict.fromkeys(claimed_ids(parsed, message_id)))
+    # Which of them a thread has already: admission looked them up with the thread keys.
+    taken = (admission.claimed if admission.claimed is not None
+             else await _claimed(session, portal.id, claims))
+    companies = {c.company_id for c in contacts if c.company_id is not None}
+    email_id, thread_id = await _logged_rows.write(session, await _new_email(
+        run, [c.id for c in contacts],
+        # With tags, ``associate`` links the companies too (a tag may name one of them).
+        () if envelope.tags else tuple(companies),
+        tuple(m for m in claims if m not in taken)))
+    _link_tracked_send(admission, email_id)
+    if envelope.tags:
+        await associate(session, portal.id, email_id, companies, envelope.tags)
+    await session.flush()  # what the ORM still holds: a tracked send's link, tag links
+    return IngestResult(IngestOutcome.LOGGED, email_id, thread_id, source=source)
 
-    email = await _store_email(run, joined, [c.id for c in contacts])
-    await associate(session, portal.id, email.id,
-                    {c.company_id for c in contacts if c.company_id is not None}, envelope.tags)
-    assert message_id is not None
-    await claim_refs(session, portal.id, joined.thread_id,
-                     claimed_ids(parsed, message_id))
-    _link_tracked_send(admission, email)
-    session.add(Event(
-        portal_id=portal.id, user_id=admission.route.user.id, type=EventType.LOGGED.value,
-        email_id=email.id,
-        detail={"source": source.value, "subject": parsed.subject[:200]},
-    ))
-    if admission.route.direction is Direction.INCOMING and admission.thread is not None:
-        session.add(Event(
-            portal_id=portal.id, user_id=admission.route.user.id, type=EventType.REPLY.value,
-            email_id=email.id, detail={"thread_id": joined.thread_id,
-                                       "from": email.from_email},
-        ))
-    await session.flush()
-    return IngestResult(IngestOutcome.LOGGED, email.id, joined.thread_id, source=source)
+
+async def _claimed(session: AsyncSession, portal_id: int, ids: list[MessageId]) -> set[str]:
+    """Those of ``ids`` a thread of the portal claims already."""
+    return set(await session.scalars(select(ThreadRef.message_id).where(
+        ThreadRef.portal_id == portal_id, ThreadRef.message_id.in_(ids))))
 
 
 async def _merge_threads(
@@ -428,18 +428,21 @@ async def _merge_threads(
         Thread.portal_id == portal_id, Thread.id.in_(threads)))
 
 
-def _link_tracked_send(admission: Admission, email: Email) -> None:
+def _link_tracked_send(admission: Admission, email_id: int) -> None:
     """The first copy of a tracked send to be logged becomes its email."""
     if admission.route.direction is not Direction.OUTGOING:
         return
     for send in admission.tracked:
         if send.email_id is None and send.user_id == admission.route.user.id:
-            send.email_id = email.id
+            send.email_id = email_id
             return
 
 
-async def _store_email(run: _Ingest, joined: ThreadMatch, contact_ids: list[int]) -> Email:
-    admission, prepared, chosen = run.admission, run.prepared, run.chosen
+async def _new_email(run: _Ingest, contact_ids: list[int], company_ids: tuple[int, ...],
+                     refs: tuple[MessageId, ...]) -> _logged_rows.NewEmail:
+    """The rows of the email ``run`` logs (``core._logged_rows``); the blobs of its
+    attachments and full raw copy are stored on the way (rows first, then files)."""
+    admission, prepared, chosen, portal = run.admission, run.prepared, run.chosen, run.portal
     parsed, how = chosen.parsed, admission.route
     now = utcnow()
     # A date more than a day ahead is a broken clock, not the future: use arrival time.
@@ -450,28 +453,56 @@ async def _store_email(run: _Ingest, joined: ThreadMatch, contact_ids: list[int]
     if admission.automatic:
         notes.append(f"automatic mail: {admission.automatic}")
     assert chosen.message_id is not None
-    email = Email(
-        portal_id=run.portal.id, message_id=chosen.message_id,
-        synthetic_message_id=chosen.synthetic_id,
-        thread_id=joined.thread_id, thread_reason=joined.reason.value,
-        direction=how.direction.value, user_id=how.user.id,
-        from_email=parsed.from_.email[:320] if parsed.from_ else "",
-        from_name=parsed.from_.name[:200] if parsed.from_ else "",
+    from_ = parsed.from_
+    email = {
+        "portal_id": portal.id, "message_id": chosen.message_id,
+        "synthetic_message_id": chosen.synthetic_id,
+        "thread_reason": (admission.thread.reason if admission.thread is not None
+                          else ThreadReason.NEW).value,
+        "direction": how.direction.value, "user_id": how.user.id,
+        "from_email": from_.email[:320] if from_ else "",
+        "from_name": from_.name[:200] if from_ else "",
         # Never-log addresses are not kept, not even as a recipient of a logged email.
-        to=[{"email": a.email, "name": a.name} for a in parsed.to
-            if not never_logged(a.key, run.portal.never_log)],
-        cc=[{"email": a.email, "name": a.name} for a in parsed.cc
-            if not never_logged(a.key, run.portal.never_log)],
-        subject=parsed.subject, sent_at=sent_at, text=parsed.text,
-        reply_text=chosen.display.reply_text, html=chosen.display.html,
-        size=len(prepared.raw), parse_notes=notes, automatic=admission.automatic,
-        auth=admission.auth,
-        sources=[EmailSource(source=how.source.value)], attachments=[],
-        contact_links=[EmailContact(contact_id=cid) for cid in contact_ids],
-    )
-    run.session.add(email)
-    await store_attachments(run.session, run.blobs, email, parsed.attachments,
-                            keep_files=run.portal.log_attachments)
-    await run.session.flush()
-    await store_raw_copy(run.session, run.blobs, email.id, prepared.raw, RAW_POLICY[how.source])
-    return email
+        "to": [{"email": a.email, "name": a.name} for a in parsed.to
+               if not never_logged(a.key, portal.never_log)],
+        "cc": [{"email": a.email, "name": a.name} for a in parsed.cc
+               if not never_logged(a.key, portal.never_log)],
+        "subject": parsed.subject, "sent_at": sent_at, "text": parsed.text,
+        "reply_text": chosen.display.reply_text, "html": chosen.display.html,
+        "size": len(prepared.raw), "parse_notes": notes, "automatic": admission.automatic,
+        "auth": admission.auth, "language": chosen.display.language,
+        "created_at": now,
+    }
+    attachments = []
+    for part in parsed.attachments:
+        stored = (await store_blob(run.session, run.blobs, part.body, part.sha256)
+                  if portal.log_attachments else None)
+        attachments.append({
+            "filename": part.filename[:500], "content_type": part.content_type[:200],
+            "size": part.size, "sha256": part.sha256, "blob_sha256": stored,
+            "inline": part.inline,
+            "content_id": part.content_id[:998] if part.content_id else None,
+        })
+    policy = RAW_POLICY[how.source]
+    raw_copy: dict[str, object] = {"rule": policy.rule.value, "created_at": now}
+    if policy.full:
+        raw_copy["blob_sha256"] = await store_blob(run.session, run.blobs, prepared.raw)
+    else:
+        # A header block (a few KB) goes in the row: a blob file would cost every
+        # logged message a file and two fsyncs.
+        raw_copy["content"] = header_block(prepared.raw)
+    user_id = how.user.id
+    events = [{"portal_id": portal.id, "user_id": user_id, "type": EventType.LOGGED.value,
+               "at": now, "detail": {"source": how.source.value,
+                                     "subject": parsed.subject[:200]}}]
+    if how.direction is Direction.INCOMING and admission.thread is not None:
+        events.append({"portal_id": portal.id, "user_id": user_id,
+                       "type": EventType.REPLY.value, "at": now,
+                       "detail": {"thread_id": admission.thread.thread_id,
+                                  "from": email["from_email"]}})
+    return _logged_rows.NewEmail(
+        portal.id, email, how.source.value,
+        thread_id=admission.thread.thread_id if admission.thread is not None else None,
+        subject=base_subject(parsed.subject)[:998], contact_ids=tuple(contact_ids),
+        company_ids=company_ids, raw_copy=raw_copy, attachments=tuple(attachments),
+        refs=refs, events=tuple(events))

@@ -105,8 +105,13 @@ def _count_statements(engine: AsyncEngine, name: str) -> None:
     event.listen(engine.sync_engine, "before_cursor_execute", count)
 
 
+def _breaks_the_transaction(exc: BaseException) -> bool:
+    """For group commit: a failure that ends the shared transaction for all its work."""
+    return isinstance(exc, StorageUnavailable) or _is_transient(exc)
+
+
 def _make_engine(url: str, *, immediate: bool = False, inline: bool = False,
-                 name: str = "main", **kwargs: Any) -> AsyncEngine:
+                 name: str = "main", begin: bool = True, **kwargs: Any) -> AsyncEngine:
     if not _is_sqlite(url):
         engine = create_async_engine(url, pool_pre_ping=True, **kwargs)
         _count_statements(engine, name)
@@ -116,11 +121,12 @@ def _make_engine(url: str, *, immediate: bool = False, inline: bool = False,
     engine = create_async_engine(url, **kwargs)
     event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(conn: Any) -> None:
-        # A deferred transaction that reads and then writes can fail at once with
-        # SQLITE_BUSY when another writer got in between; IMMEDIATE waits its turn.
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    if begin:
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn: Any) -> None:
+            # A deferred transaction that reads and then writes can fail at once with
+            # SQLITE_BUSY when another writer got in between; IMMEDIATE waits its turn.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     _count_statements(engine, name)
     return engine
@@ -153,14 +159,25 @@ class Database:
             self.write_engine = _make_engine(url, immediate=True, name="write")
             self._ingest_engine = _make_engine(url, immediate=True, inline=on_disk,
                                                name="ingest")
-            self._lookup_engine = _make_engine(url, inline=on_disk, name="lookup")
+            # Its sessions read one row at a time (RCPT): each statement is a
+            # transaction of its own (SQLite's autocommit), no BEGIN in front of it.
+            self._lookup_engine = _make_engine(url, inline=on_disk, name="lookup",
+                                               begin=False)
             ingest_sessions = async_sessionmaker(self._ingest_engine, expire_on_commit=False)
             # One writer at a time: concurrent ingests share its transactions.
             self._group_commit = GroupCommit(lambda: self._transaction(ingest_sessions),
-                                             _is_transient)
+                                             _breaks_the_transaction)
         else:
             self.read_engine = self.write_engine = _make_engine(url, pool_size=10, max_overflow=20)
-            self._ingest_engine = self._lookup_engine = self.write_engine
+            self._ingest_engine = self.write_engine
+            # The RCPT look-ups read one row: no transaction around it (BEGIN, ROLLBACK).
+            self._lookup_engine = self.write_engine.execution_options(
+                isolation_level="AUTOCOMMIT")
+            # PostgreSQL takes concurrent writers, but each commit waits for a WAL
+            # flush: concurrent ingests share them too.
+            ingest_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
+            self._group_commit = GroupCommit(lambda: self._transaction(ingest_sessions),
+                                             _breaks_the_transaction)
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._lookup_sessions = async_sessionmaker(self._lookup_engine, expire_on_commit=False)
@@ -210,16 +227,17 @@ class Database:
     ) -> T:
         """Run ``work`` in a transaction and return its result once that committed.
 
-        On SQLite, concurrent calls share a transaction (``core.storage.group_commit``), each in
-        a savepoint of its own. On PostgreSQL each runs alone, again from scratch when a
-        concurrent writer won a unique-key race (two copies of one message at once).
+        Concurrent calls share a transaction (``core.storage.group_commit``); a failing
+        one is rolled back alone. On PostgreSQL, where other processes write at the same
+        time, one is run again from scratch when a concurrent writer won a unique-key
+        race (two copies of one message at once).
         """
-        if self._group_commit is not None:
+        assert self._group_commit is not None
+        if self.is_sqlite:
             return await self._group_commit.run(work)
         for attempt in range(1, attempts + 1):
             try:
-                async with self.transaction() as session:
-                    return await work(session)
+                return await self._group_commit.run(work)
             except IntegrityError:
                 if attempt == attempts:
                     raise

@@ -1,12 +1,21 @@
-"""Group commit: concurrent writes to SQLite share one transaction and one fsync.
+"""Group commit: concurrent writes share one transaction and one commit (and fsync).
 
 SQLite takes one writer at a time, and with ``synchronous=FULL`` every commit waits
-for the disk. When twenty SMTP sessions each commit their own message, they queue on
-the write lock and each pays for a transaction of its own. Here the first caller to
-find nobody writing becomes the writer for everyone queued behind it: each piece of
-work runs in its own SAVEPOINT, so one that fails rolls back alone and its caller gets
-its exception; then a single COMMIT makes the rest durable, and only then does any
-caller get its result. "Acknowledged only after the commit" holds for every one.
+for the disk; on PostgreSQL every commit waits for a WAL flush. When twenty SMTP
+sessions each commit their own message, each pays for a transaction of its own. Here
+the first caller to find nobody writing becomes the writer for everyone queued behind
+it: the pieces of work run one after the other in one transaction, then a single
+COMMIT makes them durable, and only then does any caller get its result.
+"Acknowledged only after the commit" holds for every one.
+
+A piece of work that fails must roll back alone. Savepoints would give each its own,
+at two statements per piece (SAVEPOINT, RELEASE) and the ORM's bookkeeping around them,
+for a failure that almost never happens. So a batch first runs without them; when a
+piece fails, the transaction is rolled back and the batch runs again, each piece in a
+savepoint (the failing one gets its exception, the rest commit); a failure that breaks
+the transaction itself (a lost connection, a full disk) then has each piece run alone.
+The work is run again from scratch each time, so it must write only through the session
+(and content-addressed files, which a second write leaves the same).
 """
 
 from __future__ import annotations
@@ -79,10 +88,14 @@ class GroupCommit:
             while self._queue:
                 self._queue.popleft().future.cancel()
 
-    async def _commit(self, batch: list[_Job[Any]]) -> None:
+    async def _commit(self, batch: list[_Job[Any]], *, savepoints: bool = False) -> None:
         try:
-            await self._run_batch(batch)
+            await self._run_batch(batch, savepoints)
         except Exception as exc:
+            if len(batch) > 1 and not savepoints and not self._is_transient(exc):
+                # One piece of work failed: again, each in a savepoint of its own.
+                await self._commit(batch, savepoints=True)
+                return
             if len(batch) > 1:
                 # One piece of work may have broken the transaction for all (a blob
                 # file it could not write): each alone now, so only that one fails.
@@ -96,10 +109,11 @@ class GroupCommit:
             _fail(batch, exc)
             raise  # cancellation or exit: the callers were told, now stop
 
-    async def _run_batch(self, batch: list[_Job[Any]]) -> None:
+    async def _run_batch(self, batch: list[_Job[Any]], savepoints: bool) -> None:
         async with self._transaction() as session:
             for job in batch:
-                job.outcome = await self._run_one(session, job)
+                job.outcome = (await self._run_one(session, job) if savepoints
+                               else (True, await job.work(session)))
                 # Statements run on the loop thread: let SMTP sessions and HTTP
                 # requests in between two messages of a batch.
                 await asyncio.sleep(0)
