@@ -360,6 +360,22 @@ async def dispatch(session: AsyncSession, payload_of: Callable[[Event], str], *,
     return written
 
 
+async def work_waiting(session: AsyncSession) -> tuple[bool, bool]:
+    """Whether there are events past the cursor, and deliveries due: two indexed reads,
+    so an idle sender never takes the write lock (SQLite has one writer)."""
+    cursor = await session.scalar(select(WebhookCursor.last_event_id)
+                                  .where(WebhookCursor.id == 1))
+    events = cursor is not None and await session.scalar(
+        select(Event.id).where(Event.id > cursor).limit(1)) is not None
+    due = await session.scalar(
+        select(WebhookDelivery.id)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(WebhookDelivery.status == DeliveryStatus.PENDING,
+               WebhookDelivery.next_attempt_at <= utcnow(),
+               WebhookEndpoint.state == EndpointState.ACTIVE).limit(1)) is not None
+    return events, due
+
+
 # --- claims and attempts --------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -180,10 +180,17 @@ class WebhookSender:
         """One round: dispatch, then start the due attempts there is room for; how many
         attempts it started."""
         db = self.runtime.db
-        async with db.transaction() as session:
-            await webhooks.dispatch(session, self.payload_of, gaps=self._gaps)
+        if time.monotonic() - self._last_prune > 3600:
+            self._last_prune = time.monotonic()
+            async with db.transaction() as session:
+                await webhooks.prune(session, KEEP_SETTLED)
+        async with db.read() as session:
+            events, due = await webhooks.work_waiting(session)
+        if events:
+            async with db.transaction() as session:
+                due = await webhooks.dispatch(session, self.payload_of, gaps=self._gaps) > 0 or due
         free = self.options.concurrency - len(self._inflight)
-        if free <= 0:
+        if free <= 0 or not due:
             return 0
         lease = self.options.policy.timeout + 30
         async with db.transaction() as session:
@@ -192,10 +199,6 @@ class WebhookSender:
             task = asyncio.create_task(self._deliver(item), name=f"webhook-{item.delivery_id}")
             self._inflight.add(task)
             task.add_done_callback(self._done)
-        if time.monotonic() - self._last_prune > 3600:
-            self._last_prune = time.monotonic()
-            async with db.transaction() as session:
-                await webhooks.prune(session, KEEP_SETTLED)
         return len(claimed)
 
     def _done(self, task: asyncio.Task[None]) -> None:
