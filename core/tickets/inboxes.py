@@ -57,20 +57,24 @@ class InboxChange:
     default_stage: str | None = None
 
 
+async def _named(session: AsyncSession, model: type[User] | type[Team], portal_id: int,
+                 object_id: int, where: str) -> None:
+    """InvalidInput naming ``where`` unless ``object_id`` is one of the portal's."""
+    try:
+        await queries.owned(session, model, portal_id, object_id)
+    except NotFound:
+        raise InvalidInput(f"{where}: no {model.__tablename__[:-1]} {object_id} in this "
+                           "portal") from None
+
+
 async def _user_of_portal(session: AsyncSession, portal_id: int, user_id: int,
-                          where: str) -> User:
-    user = await session.get(User, user_id) if 0 < user_id < 2**63 else None
-    if user is None or user.portal_id != portal_id:
-        raise InvalidInput(f"{where}: no user {user_id} in this portal")
-    return user
+                          where: str) -> None:
+    await _named(session, User, portal_id, user_id, where)
 
 
 async def _team_of_portal(session: AsyncSession, portal_id: int, team_id: int,
-                          where: str) -> Team:
-    team = await session.get(Team, team_id) if 0 < team_id < 2**63 else None
-    if team is None or team.portal_id != portal_id:
-        raise InvalidInput(f"{where}: no team {team_id} in this portal")
-    return team
+                          where: str) -> None:
+    await _named(session, Team, portal_id, team_id, where)
 
 
 def business_hours(value: dict[str, Any]) -> dict[str, list[list[str]]]:

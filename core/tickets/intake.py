@@ -25,7 +25,6 @@ from core._store import associate, claim_refs, store_attachments, store_raw_copy
 from core.contacts import match_contacts
 from core.errors import SenderAuthUnavailable, SenderNotAuthenticated
 from core.mail.auto_replies import loop_reason, may_answer
-from core.mail.languages import language_of
 from core.mail.parsing import ParsedMessage
 from core.mail.threads import base_subject, claimed_ids, thread_index_key, thread_keys
 from core.pipeline import IngestResult, Prepared
@@ -289,7 +288,8 @@ async def _store(session: AsyncSession, portal: Portal, inbox: TeamInbox, prepar
         subject=parsed.subject, sent_at=sent_at, text=parsed.text,
         reply_text=prepared.message.display.reply_text, html=prepared.message.display.html,
         size=len(prepared.raw), parse_notes=notes, automatic=automatic, auth=auth,
-        team_inbox_id=inbox.id, sources=[EmailSource(source=Source.TEAM_INBOX.value)],
+        language=prepared.message.display.language, team_inbox_id=inbox.id,
+        sources=[EmailSource(source=Source.TEAM_INBOX.value)],
         attachments=[], contact_links=[EmailContact(contact_id=c.id) for c in contacts],
     )
     session.add(email)
@@ -320,7 +320,7 @@ async def _open(session: AsyncSession, portal: Portal, inbox: TeamInbox, parsed:
         stage=inbox.default_stage, status=Status.OPEN.value, priority="normal",
         contact_id=customer.id if customer else None,
         company_id=customer.company_id if customer else None, tags=[],
-        language=language_of(parsed.headers, email.reply_text or parsed.text),
+        language=email.language,
         updated_at=utcnow())
     session.add(ticket)
     await session.flush()

@@ -125,6 +125,10 @@ async def route(session: AsyncSession, inbox: TeamInbox, ticket: Ticket,
                 facts: Facts) -> Decision:
     """What the rules decide for a new ticket, and who gets it: the rule's user, else
     round-robin among the rule's team or (no rule assigned) the inbox's members."""
+    # One new ticket of an inbox at a time picks its agent (PostgreSQL; SQLite has one
+    # writer anyway): two at once would both see the same agent as the next.
+    await session.execute(select(TeamInbox.id).where(TeamInbox.id == inbox.id)
+                          .with_for_update())
     outcome = evaluate(await rules_for(session, inbox), facts)
     wanted = outcome.assignment
     if wanted is not None and wanted.kind == "user" and await _portal_user(

@@ -125,6 +125,7 @@ def test_a_rule_routes_by_sender_domain(desk: Desk) -> None:
     assert assigned[0]["detail"] == {"how": "rule"}
     plain = _open(desk, "bob@small.example")
     assert plain["priority"] == "normal" and plain["tags"] == []
+    assert plain["language"] == "en"  # what a rule on language reads
     assert plain["assignee_user_id"] in {a["id"] for a in desk.agents}
 
 
