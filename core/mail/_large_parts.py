@@ -18,7 +18,6 @@ part the cut was made in. Anything else and the caller parses the original bytes
 from __future__ import annotations
 
 import binascii
-import email.policy
 import re
 import secrets
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from email.message import Message
 from email.parser import BytesParser
 from pathlib import Path
 
+from core.mail._mime import PARSE_POLICY
 from core.mail.spool import SpooledFile, SpoolWriter
 
 # Bodies above this size are spooled. Below it the stdlib's copies cost little.
@@ -72,7 +72,7 @@ def parse_spooling(
                 cuts.append(_Cut(candidate, body, f"inboxlog-spooled-{secrets.token_hex(16)}"))
         if not cuts:
             return None
-        msg = BytesParser(policy=email.policy.default).parsebytes(_reduced(raw, cuts))
+        msg = BytesParser(policy=PARSE_POLICY).parsebytes(_reduced(raw, cuts))
         found = _locate(msg, cuts)
     except Exception:  # the stdlib's RecursionError, an OSError of the spool: parse as usual
         found = None
@@ -148,7 +148,7 @@ class _Scanner:
         body = self._header_end(start, end, stack)
         if body is None:
             return  # no empty line after the headers: the feedparser's quirks apply
-        headers = BytesParser(policy=email.policy.default).parsebytes(
+        headers = BytesParser(policy=PARSE_POLICY).parsebytes(
             self.raw[start:body], headersonly=True)
         if digest_child:  # as feedparser._new_message does
             headers.set_default_type("message/rfc822")

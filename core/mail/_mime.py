@@ -26,6 +26,34 @@ import charset_normalizer
 
 from core.types import MessageId
 
+
+class _RememberingPolicy(email.policy.EmailPolicy):
+    """``email.policy.default``, except that a header value it parsed into a header
+    object (``msg["Content-Type"]``, and each ``get_content_type``, ``get_param``,
+    ``get_filename`` behind it) is remembered by its name and raw value: the stdlib
+    parses it again at every call, five to seven times a message, which was about half
+    of ``parse_message``'s time (bench/NOTES.md). Header objects are read, never
+    changed, so equal inputs can share one; a header that did not parse the same twice
+    would be a stdlib bug. The memory holds the most recent values only."""
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        if hasattr(value, "name") or not isinstance(value, str):
+            return super().header_fetch_parse(name, value)
+        key = (name, value)
+        found = _PARSED_HEADERS.get(key)
+        if found is None:
+            found = super().header_fetch_parse(name, value)
+            if len(_PARSED_HEADERS) >= _MAX_PARSED_HEADERS:
+                _PARSED_HEADERS.clear()  # rare: a burst of distinct values
+            _PARSED_HEADERS[key] = found
+        return found
+
+
+_PARSED_HEADERS: dict[tuple[str, str], str] = {}
+_MAX_PARSED_HEADERS = 4096
+# The policy every message is parsed with (``core.mail.parsing``, ``_large_parts``).
+PARSE_POLICY = _RememberingPolicy()
+
 # Labels that real mailers emit but Python's codec registry does not know (or
 # knows only as a narrower charset than what senders actually use).
 _CHARSET_ALIASES = {

@@ -7,7 +7,6 @@ characters or lone surrogates, so they can be stored as UTF-8 as they are.
 
 from __future__ import annotations
 
-import email.policy
 import hashlib
 import html as html_lib
 import json
@@ -142,13 +141,13 @@ def _load(
         if spooled is not None:
             return spooled
     try:
-        return BytesParser(policy=email.policy.default).parsebytes(raw), {}
+        return BytesParser(policy=_mime.PARSE_POLICY).parsebytes(raw), {}
     except Exception as exc:  # RecursionError on absurdly deep nesting, parser bugs
         defects.append(
             f"MIME structure could not be parsed ({type(exc).__name__}); body kept as text"
         )
     # Headers only: the whole body becomes one payload handled as a broken multipart.
-    return BytesParser(policy=email.policy.default).parsebytes(raw, headersonly=True), {}
+    return BytesParser(policy=_mime.PARSE_POLICY).parsebytes(raw, headersonly=True), {}
 
 
 def _parse(raw: bytes, spool_dir: Path | None, spool_threshold: int) -> ParsedMessage:
