@@ -25,13 +25,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from itertools import groupby
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.sla import Activity, BusinessHours, percentile, ticket_sla
+from core.sla import BusinessHours, percentile, ticket_sla
 from core.storage.models import (
     EmailSource,
     TeamInbox,
@@ -158,26 +159,22 @@ async def business_hours(session: AsyncSession, portal_id: int) -> dict[int, Bus
 
 async def response_times(session: AsyncSession, scope: Scope) -> ResponseTimes:
     hours = await business_hours(session, scope.portal_id)
-    in_scope = select(Ticket.id).where(*scope.created())
     rows = (await session.execute(
         select(TicketActivity.ticket_id, Ticket.team_inbox_id, TicketActivity.kind,
                TicketActivity.at, TicketActivity.to_value)
         .join(Ticket, Ticket.id == TicketActivity.ticket_id)
-        .where(TicketActivity.ticket_id.in_(in_scope),
+        .where(*scope.created(),
                TicketActivity.kind.in_(("created", "customer_message", "agent_reply",
                                         "status")))
         .order_by(TicketActivity.ticket_id, TicketActivity.id))).all()
-    logs: dict[int, list[Activity]] = defaultdict(list)
-    inbox_of: dict[int, int | None] = {}
-    for ticket_id, inbox_id, kind, at, to_value in rows:
-        logs[ticket_id].append(Activity(kind, at, to_value))
-        inbox_of[ticket_id] = inbox_id
     first: list[float] = []
     reopened: list[float] = []
     following: list[float] = []
     resolved: list[float] = []
-    for ticket_id, log in logs.items():
-        sla = ticket_sla(log, hours.get(inbox_of[ticket_id] or 0, BusinessHours()))
+    around_the_clock = BusinessHours()
+    # Rows come ordered by ticket; each row is an activity as ticket_sla reads it.
+    for (_ticket, inbox_id), log in groupby(rows, key=lambda row: row[:2]):
+        sla = ticket_sla(log, hours.get(inbox_id, around_the_clock))
         if sla.first_response is not None:
             first.append(sla.first_response)
         reopened.extend(sla.reopen_first_responses)
