@@ -19,6 +19,7 @@ by the ticket's thread, the ``agent_reply`` activity (what SLAs read) and the
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ MAX_FORWARDED = 25 * 1024 * 1024  # what common relays and mailboxes take in one
 MAX_RECIPIENTS = 20
 _REFERENCES = 20  # the newest Message-IDs of the conversation a reply names
 _QUOTED_LINES = 200
+_BREAKS = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,12 @@ def _addresses(values: Sequence[str], name: str) -> tuple[str, ...]:
         if address not in found:
             found.append(address)
     return tuple(found)
+
+
+def header_text(value: str) -> str:
+    """``value`` fit for a header: line breaks and other control characters (a subject
+    or a name edited through the API may hold them) become one space."""
+    return " ".join(_BREAKS.sub(" ", value).split())
 
 
 def inbox_address(inbox: TeamInbox, bcc_domain: str) -> str:
@@ -217,12 +225,12 @@ async def _compose(session: AsyncSession, portal: Portal, ticket: Ticket, agent:
     message_id = MessageId(f"ticket-{ticket.id}-{secrets.token_hex(8)}@{domain}")
     message = EmailMessage()
     name = f"{agent.name} ({inbox.name})" if agent.name.strip() else inbox.name
-    message["From"] = formataddr((name, own))
+    message["From"] = formataddr((header_text(name), own))
     message["To"] = ", ".join(to)
     if cc:
         message["Cc"] = ", ".join(cc)
     prefix = "Fwd: " if wanted.forward else "Re: "
-    message["Subject"] = with_token(prefix + ticket.subject, ticket.id)
+    message["Subject"] = with_token(prefix + header_text(ticket.subject), ticket.id)
     message["Date"] = format_datetime(utcnow())
     message["Message-ID"] = f"<{message_id}>"
     if replied is not None and not wanted.forward:

@@ -203,6 +203,20 @@ def test_a_forward_goes_to_its_recipient_and_is_logged_on_the_ticket(
     assert done.json()["email"]["id"] in [e["id"] for e in desk.ticket()["emails"]]
 
 
+def test_a_subject_edited_with_line_breaks_cannot_inject_headers(
+        desk: Desk, relay: SmtpRecorder) -> None:
+    """A ticket subject changed through the API to hold a line break and a header goes
+    out as one line of subject; no header is added."""
+    with desk.api(0) as api:
+        changed = api.patch(f"/api/v1/tickets/{desk.ticket_id}",
+                            json={"subject": "Printer\r\nBcc: thief@evil.example"})
+        assert changed.status_code == 200, changed.text
+    assert desk.reply(0).status_code == 201
+    envelope, out = sent_to(relay, CUSTOMER)[-1]
+    assert out["Bcc"] is None and envelope["rcpt_tos"] == [CUSTOMER]
+    assert str(out["Subject"]) == f"[Ticket#{desk.ticket_id}] Re: Printer Bcc: thief@evil.example"
+
+
 def test_a_note_is_never_sent_and_tells_whom_it_mentions(
         desk: Desk, relay: SmtpRecorder) -> None:
     """A note is stored on the ticket, sent to nobody; the agent it mentions (by
