@@ -36,6 +36,8 @@ from extension_api.schemas.reports import (
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
 DEFAULT_STALE_HOURS = 48
+# Days a report may name: nothing was logged before, and far ones overflow in UTC.
+EARLIEST, LATEST = date(1970, 1, 1), date(9000, 12, 31)
 _MAX_ID = 2**63 - 1
 
 
@@ -65,13 +67,15 @@ async def _scope(request: Request, principal: Principal, session: AsyncSession
                  ) -> tuple[reports.Scope, Range]:
     zone = _zone(request)
     last = _day(request, "to") or datetime.now(zone).date()
+    if not EARLIEST <= last <= LATEST:
+        raise _bad(f"to must be from {EARLIEST} to {LATEST}")
     first = _day(request, "from") or last - timedelta(days=DEFAULT_DAYS - 1)
+    if not EARLIEST <= first <= LATEST:
+        raise _bad(f"from must be from {EARLIEST} to {LATEST}")
     if first > last:
         raise _bad("from must not be after to")
     if (last - first).days + 1 > MAX_DAYS:
         raise _bad(f"a report covers at most {MAX_DAYS} days")
-    if last >= date.max - timedelta(days=1):
-        raise _bad("to is too far in the future")
     visible = await access.member_inboxes(session, principal.portal_id, principal.user_id)
     inbox_id: int | None = None
     inboxes = None if visible is None else frozenset(visible)

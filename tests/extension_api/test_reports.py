@@ -235,6 +235,7 @@ def test_another_portal_sees_nothing_of_it(server: Server, fixture: Fixture) -> 
     {"from": "2026-13-01"}, {"to": "yesterday"}, {"from": "2026-11-30", "to": "2026-11-01"},
     {"from": "2024-01-01", "to": "2026-01-01"}, {"time_zone": "Mars/Olympus"},
     {"team_inbox_id": "x"}, {"team_inbox_id": "0"}, {"to": "9999-12-31"},
+    {"to": "0001-01-05"}, {"from": "0001-01-01", "to": "0001-01-02"},
 ])
 def test_bad_parameters_are_400(server: Server, fixture: Fixture,
                                 params: dict[str, str]) -> None:
