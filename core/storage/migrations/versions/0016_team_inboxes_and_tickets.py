@@ -38,6 +38,53 @@ def _sqlite_add_team_inbox_id() -> None:
     op.create_index(op.f('ix_emails_team_inbox_id'), 'emails', ['team_inbox_id'], unique=False)
 
 
+# The tickets table's new columns on SQLite: (name, type and default, referenced table,
+# ON DELETE) - added in place for the same reason as emails.team_inbox_id: batch mode's
+# DROP TABLE tickets would cascade to email_tickets and delete every email's link to
+# its ticket.
+_TICKET_COLUMNS = (
+    ('team_inbox_id', 'INTEGER', 'team_inboxes', 'CASCADE'),
+    ('thread_id', 'INTEGER', 'threads', 'SET NULL'),
+    ('pipeline', "VARCHAR(50) DEFAULT 'support' NOT NULL", None, None),
+    ('stage', "VARCHAR(50) DEFAULT 'new' NOT NULL", None, None),
+    ('status', "VARCHAR(10) DEFAULT 'open' NOT NULL", None, None),
+    ('priority', "VARCHAR(10) DEFAULT 'normal' NOT NULL", None, None),
+    ('assignee_user_id', 'INTEGER', 'users', 'SET NULL'),
+    ('assignee_team_id', 'INTEGER', 'teams', 'SET NULL'),
+    ('contact_id', 'INTEGER', 'contacts', 'SET NULL'),
+    ('company_id', 'INTEGER', 'companies', 'SET NULL'),
+    ('tags', "JSON DEFAULT '[]' NOT NULL", None, None),
+    ('language', 'VARCHAR(16)', None, None),
+    ('updated_at', 'DATETIME', None, None),
+    ('closed_at', 'DATETIME', None, None),
+    ('reopened_at', 'DATETIME', None, None),
+    ('merged_into_id', 'INTEGER', 'tickets', 'SET NULL'),
+)
+_TICKET_INDEXES = ('assignee_user_id', 'contact_id', 'team_inbox_id', 'thread_id')
+
+
+def _sqlite_extend_tickets() -> None:
+    """The tickets columns on SQLite, in place (see ``_TICKET_COLUMNS``); a reference is
+    stated again in a comment in table-constraint form, which SQLite's reflection reads
+    (as for emails.team_inbox_id)."""
+    for name, kind, table, on_delete in _TICKET_COLUMNS:
+        sql = f'ALTER TABLE tickets ADD COLUMN {name} {kind}'
+        if table is not None:
+            reference = f'REFERENCES {table} (id) ON DELETE {on_delete}'
+            sql += (f' {reference} /* CONSTRAINT fk_tickets_{name}_{table} FOREIGN KEY '
+                    f'({name}) {reference} */')
+        op.execute(sa.text(sql))
+    for name in _TICKET_INDEXES:
+        op.create_index(op.f(f'ix_tickets_{name}'), 'tickets', [name], unique=False)
+
+
+def _sqlite_shrink_tickets() -> None:
+    for name in _TICKET_INDEXES:
+        op.drop_index(op.f(f'ix_tickets_{name}'), table_name='tickets')
+    for name, *_ in reversed(_TICKET_COLUMNS):
+        op.execute(sa.text(f'ALTER TABLE tickets DROP COLUMN {name}'))
+
+
 def upgrade() -> None:
     """Upgrade schema."""
     op.create_table('team_inboxes',
@@ -183,66 +230,72 @@ def upgrade() -> None:
             batch_op.create_index(batch_op.f('ix_emails_team_inbox_id'), ['team_inbox_id'], unique=False)
             batch_op.create_foreign_key(batch_op.f('fk_emails_team_inbox_id_team_inboxes'), 'team_inboxes', ['team_inbox_id'], ['id'], ondelete='CASCADE')
 
-    with op.batch_alter_table('tickets', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('team_inbox_id', _ID, nullable=True))
-        batch_op.add_column(sa.Column('thread_id', _ID, nullable=True))
-        batch_op.add_column(sa.Column('pipeline', sa.String(length=50), server_default='support', nullable=False))
-        batch_op.add_column(sa.Column('stage', sa.String(length=50), server_default='new', nullable=False))
-        batch_op.add_column(sa.Column('status', sa.String(length=10), server_default='open', nullable=False))
-        batch_op.add_column(sa.Column('priority', sa.String(length=10), server_default='normal', nullable=False))
-        batch_op.add_column(sa.Column('assignee_user_id', _ID, nullable=True))
-        batch_op.add_column(sa.Column('assignee_team_id', _ID, nullable=True))
-        batch_op.add_column(sa.Column('contact_id', _ID, nullable=True))
-        batch_op.add_column(sa.Column('company_id', _ID, nullable=True))
-        batch_op.add_column(sa.Column('tags', sa.JSON(), server_default=sa.text("'[]'"), nullable=False))
-        batch_op.add_column(sa.Column('language', sa.String(length=16), nullable=True))
-        batch_op.add_column(sa.Column('updated_at', sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('reopened_at', sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('merged_into_id', _ID, nullable=True))
-        batch_op.create_index(batch_op.f('ix_tickets_assignee_user_id'), ['assignee_user_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_tickets_contact_id'), ['contact_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_tickets_team_inbox_id'), ['team_inbox_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_tickets_thread_id'), ['thread_id'], unique=False)
-        batch_op.create_foreign_key(batch_op.f('fk_tickets_assignee_user_id_users'), 'users', ['assignee_user_id'], ['id'], ondelete='SET NULL')
-        batch_op.create_foreign_key(batch_op.f('fk_tickets_assignee_team_id_teams'), 'teams', ['assignee_team_id'], ['id'], ondelete='SET NULL')
-        batch_op.create_foreign_key(batch_op.f('fk_tickets_thread_id_threads'), 'threads', ['thread_id'], ['id'], ondelete='SET NULL')
-        batch_op.create_foreign_key(batch_op.f('fk_tickets_team_inbox_id_team_inboxes'), 'team_inboxes', ['team_inbox_id'], ['id'], ondelete='CASCADE')
-        batch_op.create_foreign_key(batch_op.f('fk_tickets_merged_into_id_tickets'), 'tickets', ['merged_into_id'], ['id'], ondelete='SET NULL')
-        batch_op.create_foreign_key(batch_op.f('fk_tickets_company_id_companies'), 'companies', ['company_id'], ['id'], ondelete='SET NULL')
-        batch_op.create_foreign_key(batch_op.f('fk_tickets_contact_id_contacts'), 'contacts', ['contact_id'], ['id'], ondelete='SET NULL')
+    if op.get_bind().dialect.name == 'sqlite':
+        _sqlite_extend_tickets()
+    else:
+        with op.batch_alter_table('tickets', schema=None) as batch_op:
+            batch_op.add_column(sa.Column('team_inbox_id', _ID, nullable=True))
+            batch_op.add_column(sa.Column('thread_id', _ID, nullable=True))
+            batch_op.add_column(sa.Column('pipeline', sa.String(length=50), server_default='support', nullable=False))
+            batch_op.add_column(sa.Column('stage', sa.String(length=50), server_default='new', nullable=False))
+            batch_op.add_column(sa.Column('status', sa.String(length=10), server_default='open', nullable=False))
+            batch_op.add_column(sa.Column('priority', sa.String(length=10), server_default='normal', nullable=False))
+            batch_op.add_column(sa.Column('assignee_user_id', _ID, nullable=True))
+            batch_op.add_column(sa.Column('assignee_team_id', _ID, nullable=True))
+            batch_op.add_column(sa.Column('contact_id', _ID, nullable=True))
+            batch_op.add_column(sa.Column('company_id', _ID, nullable=True))
+            batch_op.add_column(sa.Column('tags', sa.JSON(), server_default=sa.text("'[]'"), nullable=False))
+            batch_op.add_column(sa.Column('language', sa.String(length=16), nullable=True))
+            batch_op.add_column(sa.Column('updated_at', sa.DateTime(timezone=True), nullable=True))
+            batch_op.add_column(sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True))
+            batch_op.add_column(sa.Column('reopened_at', sa.DateTime(timezone=True), nullable=True))
+            batch_op.add_column(sa.Column('merged_into_id', _ID, nullable=True))
+            batch_op.create_index(batch_op.f('ix_tickets_assignee_user_id'), ['assignee_user_id'], unique=False)
+            batch_op.create_index(batch_op.f('ix_tickets_contact_id'), ['contact_id'], unique=False)
+            batch_op.create_index(batch_op.f('ix_tickets_team_inbox_id'), ['team_inbox_id'], unique=False)
+            batch_op.create_index(batch_op.f('ix_tickets_thread_id'), ['thread_id'], unique=False)
+            batch_op.create_foreign_key(batch_op.f('fk_tickets_assignee_user_id_users'), 'users', ['assignee_user_id'], ['id'], ondelete='SET NULL')
+            batch_op.create_foreign_key(batch_op.f('fk_tickets_assignee_team_id_teams'), 'teams', ['assignee_team_id'], ['id'], ondelete='SET NULL')
+            batch_op.create_foreign_key(batch_op.f('fk_tickets_thread_id_threads'), 'threads', ['thread_id'], ['id'], ondelete='SET NULL')
+            batch_op.create_foreign_key(batch_op.f('fk_tickets_team_inbox_id_team_inboxes'), 'team_inboxes', ['team_inbox_id'], ['id'], ondelete='CASCADE')
+            batch_op.create_foreign_key(batch_op.f('fk_tickets_merged_into_id_tickets'), 'tickets', ['merged_into_id'], ['id'], ondelete='SET NULL')
+            batch_op.create_foreign_key(batch_op.f('fk_tickets_company_id_companies'), 'companies', ['company_id'], ['id'], ondelete='SET NULL')
+            batch_op.create_foreign_key(batch_op.f('fk_tickets_contact_id_contacts'), 'contacts', ['contact_id'], ['id'], ondelete='SET NULL')
 
 
 def downgrade() -> None:
     """Downgrade schema."""
-    with op.batch_alter_table('tickets', schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f('fk_tickets_contact_id_contacts'), type_='foreignkey')
-        batch_op.drop_constraint(batch_op.f('fk_tickets_company_id_companies'), type_='foreignkey')
-        batch_op.drop_constraint(batch_op.f('fk_tickets_merged_into_id_tickets'), type_='foreignkey')
-        batch_op.drop_constraint(batch_op.f('fk_tickets_team_inbox_id_team_inboxes'), type_='foreignkey')
-        batch_op.drop_constraint(batch_op.f('fk_tickets_thread_id_threads'), type_='foreignkey')
-        batch_op.drop_constraint(batch_op.f('fk_tickets_assignee_team_id_teams'), type_='foreignkey')
-        batch_op.drop_constraint(batch_op.f('fk_tickets_assignee_user_id_users'), type_='foreignkey')
-        batch_op.drop_index(batch_op.f('ix_tickets_thread_id'))
-        batch_op.drop_index(batch_op.f('ix_tickets_team_inbox_id'))
-        batch_op.drop_index(batch_op.f('ix_tickets_contact_id'))
-        batch_op.drop_index(batch_op.f('ix_tickets_assignee_user_id'))
-        batch_op.drop_column('merged_into_id')
-        batch_op.drop_column('reopened_at')
-        batch_op.drop_column('closed_at')
-        batch_op.drop_column('updated_at')
-        batch_op.drop_column('language')
-        batch_op.drop_column('tags')
-        batch_op.drop_column('company_id')
-        batch_op.drop_column('contact_id')
-        batch_op.drop_column('assignee_team_id')
-        batch_op.drop_column('assignee_user_id')
-        batch_op.drop_column('priority')
-        batch_op.drop_column('status')
-        batch_op.drop_column('stage')
-        batch_op.drop_column('pipeline')
-        batch_op.drop_column('thread_id')
-        batch_op.drop_column('team_inbox_id')
+    if op.get_bind().dialect.name == 'sqlite':
+        _sqlite_shrink_tickets()
+    else:
+        with op.batch_alter_table('tickets', schema=None) as batch_op:
+            batch_op.drop_constraint(batch_op.f('fk_tickets_contact_id_contacts'), type_='foreignkey')
+            batch_op.drop_constraint(batch_op.f('fk_tickets_company_id_companies'), type_='foreignkey')
+            batch_op.drop_constraint(batch_op.f('fk_tickets_merged_into_id_tickets'), type_='foreignkey')
+            batch_op.drop_constraint(batch_op.f('fk_tickets_team_inbox_id_team_inboxes'), type_='foreignkey')
+            batch_op.drop_constraint(batch_op.f('fk_tickets_thread_id_threads'), type_='foreignkey')
+            batch_op.drop_constraint(batch_op.f('fk_tickets_assignee_team_id_teams'), type_='foreignkey')
+            batch_op.drop_constraint(batch_op.f('fk_tickets_assignee_user_id_users'), type_='foreignkey')
+            batch_op.drop_index(batch_op.f('ix_tickets_thread_id'))
+            batch_op.drop_index(batch_op.f('ix_tickets_team_inbox_id'))
+            batch_op.drop_index(batch_op.f('ix_tickets_contact_id'))
+            batch_op.drop_index(batch_op.f('ix_tickets_assignee_user_id'))
+            batch_op.drop_column('merged_into_id')
+            batch_op.drop_column('reopened_at')
+            batch_op.drop_column('closed_at')
+            batch_op.drop_column('updated_at')
+            batch_op.drop_column('language')
+            batch_op.drop_column('tags')
+            batch_op.drop_column('company_id')
+            batch_op.drop_column('contact_id')
+            batch_op.drop_column('assignee_team_id')
+            batch_op.drop_column('assignee_user_id')
+            batch_op.drop_column('priority')
+            batch_op.drop_column('status')
+            batch_op.drop_column('stage')
+            batch_op.drop_column('pipeline')
+            batch_op.drop_column('thread_id')
+            batch_op.drop_column('team_inbox_id')
 
     if op.get_bind().dialect.name == 'sqlite':
         op.drop_index(op.f('ix_emails_team_inbox_id'), table_name='emails')
