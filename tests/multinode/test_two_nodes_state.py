@@ -48,7 +48,7 @@ def _cluster(directory: Path, db_url: str, *extra: str) -> Cluster:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with postgres.database_for("postgres") as url, _cluster(
             tmp_path_factory.mktemp("two-nodes-state"), url,
-            "--purge-interval", str(PURGE_EVERY)) as running:
+            "--purge-interval", str(PURGE_EVERY), "--inbox-poll-interval", "1") as running:
         yield running
 
 
@@ -170,60 +170,59 @@ def _until(condition: Any, seconds: float, what: str, cluster: Cluster) -> float
 
 
 def test_an_inbox_is_synced_by_one_node_and_taken_over_when_it_dies(
-        tmp_path: Path, dovecot: Dovecot, recorder: SmtpRecorder) -> None:
+        cluster: Cluster, dovecot: Dovecot, recorder: SmtpRecorder) -> None:
     """One IMAP session for the inbox among both nodes, held for several lease periods,
     replies synced; the holding node SIGKILLed, the other takes the lease and the IMAP
-    session over within the TTL and a renewal period, and syncs what comes next."""
+    session over within the TTL and a renewal period, and syncs what comes next.
+    (Last in the module: it kills a node of the module's cluster.)"""
     address = f"rep-{uuid.uuid4().hex[:10]}@ourco.example"
     password = "pw-" + uuid.uuid4().hex[:8]
     dovecot.add_user(address, password)
     recorder.add_user(address, password)
-    with postgres.database_for("postgres") as url, _cluster(
-            tmp_path, url, "--purge-interval", "0", "--inbox-poll-interval", "1") as cluster:
-        account = cluster.new_portal(address)
-        first = f"<{uuid.uuid4().hex}@mail.test>"
-        with cluster.smtp() as smtp:
-            smtp.ehlo("client.test")
-            logged_id(deliver(cluster.nodes[0], message(
-                sender=address, to="ann@acme.example", message_id=first, subject="Proposal"),
-                account.bcc_address, mail_from=address, smtp=smtp))
-        with cluster.api(account.user_token) as api:
-            response = api.post("/api/v1/inboxes", json={
-                "address": address, "password": password,
-                "imap": {"host": "127.0.0.1", "port": dovecot.imap_port, "security": "none"},
-                "smtp": {"host": "127.0.0.1", "port": recorder.port, "security": "none"}})
-        assert response.status_code == 201, response.text
-        inbox_id = response.json()["id"]
-        connected_on = int(response.headers["x-inboxlog-node"].removeprefix("node"))
+    account = cluster.new_portal(address)
+    first = f"<{uuid.uuid4().hex}@mail.test>"
+    with cluster.smtp() as smtp:
+        smtp.ehlo("client.test")
+        logged_id(deliver(cluster.nodes[0], message(
+            sender=address, to="ann@acme.example", message_id=first, subject="Proposal"),
+            account.bcc_address, mail_from=address, smtp=smtp))
+    with cluster.api(account.user_token) as api:
+        response = api.post("/api/v1/inboxes", json={
+            "address": address, "password": password,
+            "imap": {"host": "127.0.0.1", "port": dovecot.imap_port, "security": "none"},
+            "smtp": {"host": "127.0.0.1", "port": recorder.port, "security": "none"}})
+    assert response.status_code == 201, response.text
+    inbox_id = response.json()["id"]
+    connected_on = int(response.headers["x-inboxlog-node"].removeprefix("node"))
 
-        _until(lambda: dovecot.sessions(address) == 1, 10, "one IMAP session", cluster)
-        holder = _node_of(cluster, _holder(url, inbox_id))
-        assert holder == connected_on  # the node the user asked took the lease
-        # Three lease periods: the other node never opens a second session.
-        seen = set()
-        deadline = time.monotonic() + 3 * LEASE_SECONDS
-        while time.monotonic() < deadline:
-            seen.add(dovecot.sessions(address))
-            time.sleep(0.1)
-        assert seen == {1}, seen
-        assert _node_of(cluster, _holder(url, inbox_id)) == holder
-        survivor = cluster.nodes[1 - holder]
-        _reply_is_synced(dovecot, address, password, first, survivor, account, cluster)
+    _until(lambda: dovecot.sessions(address) == 1, 10, "one IMAP session", cluster)
+    holder = _node_of(cluster, _holder(cluster.db_url, inbox_id))
+    assert holder == connected_on  # the node the user asked took the lease
+    # Three lease periods: the other node never opens a second session.
+    seen = set()
+    deadline = time.monotonic() + 3 * LEASE_SECONDS
+    while time.monotonic() < deadline:
+        seen.add(dovecot.sessions(address))
+        time.sleep(0.1)
+    assert seen == {1}, seen
+    assert _node_of(cluster, _holder(cluster.db_url, inbox_id)) == holder
+    survivor = cluster.nodes[1 - holder]
+    _reply_is_synced(dovecot, address, password, first, survivor, account, cluster)
 
-        dead = cluster.nodes[holder]
-        assert dead.process is not None
-        dead.process.kill()
-        dead.process.wait()
-        killed_at = time.monotonic()
-        _until(lambda: dovecot.sessions(address) == 0, 10, "the dead node's session gone",
-               cluster)
-        _until(lambda: _node_of(cluster, _holder(url, inbox_id)) == 1 - holder
-               and dovecot.sessions(address) == 1, 15, "taken over", cluster)
-        took = time.monotonic() - killed_at
-        print(f"inbox lease taken over {took:.2f} s after SIGKILL (TTL {LEASE_SECONDS} s)")
-        assert took < 2 * LEASE_SECONDS + 2
-        _reply_is_synced(dovecot, address, password, first, survivor, account, cluster)
-        assert dovecot.sessions(address) == 1
+    dead = cluster.nodes[holder]
+    assert dead.process is not None
+    dead.process.kill()
+    dead.process.wait()
+    killed_at = time.monotonic()
+    _until(lambda: dovecot.sessions(address) == 0, 10, "the dead node's session gone",
+           cluster)
+    _until(lambda: _node_of(cluster, _holder(cluster.db_url, inbox_id)) == 1 - holder
+           and dovecot.sessions(address) == 1, 15, "taken over", cluster)
+    took = time.monotonic() - killed_at
+    print(f"inbox lease taken over {took:.2f} s after SIGKILL (TTL {LEASE_SECONDS} s)")
+    assert took < 2 * LEASE_SECONDS + 2
+    _reply_is_synced(dovecot, address, password, first, survivor, account, cluster)
+    assert dovecot.sessions(address) == 1
 
 
 def _reply_is_synced(dovecot: Dovecot, address: str, password: str, first: str,
