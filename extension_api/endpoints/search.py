@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from typing import TypeVar
 
@@ -9,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core import search, tracked_sends
+from core.tickets.access import email_check
 from core.types import Direction, Source
 from extension_api.auth import Principal, authenticated, runtime_of
 from extension_api.endpoints._params import query_int
@@ -78,6 +80,9 @@ async def search_emails(request: Request, principal: Principal) -> Response:
     async with runtime_of(request).db.read() as session:
         page = await search.search(session, principal.portal_id, search.parse(text), filters,
                                    limit=limit, cursor=request.query_params.get("cursor"))
+        # A team inbox's emails only for its members (docs/tickets.md).
+        visible = await email_check(session, principal.portal_id, principal.user_id)
+        page = replace(page, hits=[hit for hit in page.hits if visible(hit.email)])
         counts = await tracked_sends.counts_for(session, [hit.email for hit in page.hits])
     return respond(SearchPage(items=[search_hit_of(h, counts.get(h.email.id))
                                      for h in page.hits], cursor=page.cursor))

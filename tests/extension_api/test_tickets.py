@@ -228,8 +228,8 @@ def test_merge_moves_mail_and_later_replies(desk: Desk) -> None:
 
 
 def test_a_team_member_sees_the_inbox_and_others_not_its_mail(desk: Desk) -> None:
-    """Membership through a team counts; a contact's timeline shows a non-member their
-    own logged mail with the customer, never the team inbox's."""
+    """Membership through a team counts; a contact's timeline and search show a
+    non-member their own logged mail with the customer, never the team inbox's."""
     with desk.api() as admin:
         team = admin.post("/api/v1/teams", json={
             "name": "Escalation", "user_ids": [desk.outsider["id"]]}).json()
@@ -239,10 +239,17 @@ def test_a_team_member_sees_the_inbox_and_others_not_its_mail(desk: Desk) -> Non
                    subject="Our offer")
     own = logged_id(deliver(desk.server, mine, desk.account.bcc_address))
     contact_id = ticket["contact_id"]
+    def found(api: Any) -> set[int]:
+        hits = api.get("/api/v1/search", params={"q": "printer"}).json()["items"]
+        return {h["email"]["id"] for h in hits}
+
     with desk.api(desk.outsider["api_token"]) as api:
         timeline = api.get(f"/api/v1/contacts/{contact_id}/timeline").json()["items"]
         assert [e["id"] for e in timeline] == [own]
         assert api.get(f"/api/v1/tickets/{ticket['id']}").status_code == 404
+        assert email_id not in found(api)
+    with desk.api(desk.agents[0]["api_token"]) as api:
+        assert email_id in found(api)
     with desk.api() as admin:
         admin.patch(f"/api/v1/team-inboxes/{desk.inbox['id']}", json={"members": [
             {"user_id": desk.agents[0]["id"]}, {"team_id": team["id"]}]})
