@@ -211,6 +211,6 @@ def test_tracking_link_days_must_be_a_positive_number(tmp_path_factory: pytest.T
                                                       ) -> None:
     server = Server(tmp_path_factory.mktemp("bad-days"), extra_args=("--tracking-link-days", "0"))
     with pytest.raises(RuntimeError, match="server exited early"):
-        server.start(timeout=20)
+        server.start()
     assert re.search(r"Invalid value for '--tracking-link-days'.*0 is not in the range",
                      server.log())

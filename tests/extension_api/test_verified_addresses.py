@@ -261,7 +261,7 @@ def test_without_a_relay_nothing_is_stored_and_the_error_says_why(
 def test_a_bad_relay_url_is_a_usage_error(tmp_path: Path) -> None:
     server = Server(tmp_path, extra_args=("--smtp-relay", "http://relay.example"))
     with pytest.raises(RuntimeError, match="smtp-relay"):
-        server.start(timeout=15)
+        server.start()
 
 
 

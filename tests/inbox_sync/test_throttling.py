@@ -70,6 +70,16 @@ def _take_over(dovecot: Dovecot, address: str, password: str) -> IMAPClient:
     raise AssertionError("never held the only connection")
 
 
+def _let_go(dovecot: Dovecot, holder: IMAPClient, address: str) -> None:
+    """The user's client logs out; return once Dovecot no longer counts its session.
+    (Dovecot hears of the end a moment later: a login just after the logout could
+    still be refused [LIMIT].) The limit is one, so the user's sessions counted now are
+    the holder's alone."""
+    held = dovecot.session_pids(address)
+    holder.logout()
+    dovecot.wait_ended(address, held)
+
+
 def _refusals(dovecot: Dovecot, address: str) -> int:
     """How many logins Dovecot refused for one connection too many."""
     return sum(1 for line in dovecot.log().splitlines()
@@ -91,7 +101,7 @@ def test_connect_and_sync_say_throttled_and_recover(
         assert error["code"] == "throttled" and "[LIMIT]" in error["message"]
         assert mailbox.get("/api/v1/inboxes")["items"] == []
     finally:
-        holder.logout()
+        _let_go(limited, holder, mailbox.address)
 
     inbox = mailbox.connect()  # the background worker now holds the one connection
     first = mailbox.seed_thread()
@@ -108,7 +118,7 @@ def test_connect_and_sync_say_throttled_and_recover(
         state = mailbox.get(f"/api/v1/inboxes/{inbox['id']}")
         assert state["status"] == "throttled" and "[LIMIT]" in state["status_reason"]
     finally:
-        holder.logout()
+        _let_go(limited, holder, mailbox.address)
 
     response = mailbox.post(f"/api/v1/inboxes/{inbox['id']}/sync")
     assert response.status_code == 200, response.text

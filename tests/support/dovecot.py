@@ -175,7 +175,7 @@ namespace inbox {{
         path.write_text(config)
         return path
 
-    def start(self, timeout: float = 20) -> Dovecot:
+    def start(self, timeout: float = 60) -> Dovecot:
         binary = dovecot_binary()
         config = self._write_config()
         self.process = subprocess.Popen([binary, "-F", "-c", str(config)],
@@ -258,5 +258,19 @@ namespace inbox {{
 
     def sessions(self, address: str) -> int:
         """The user's IMAP sessions as Dovecot counts them for its connection limit."""
+        return len(self.session_pids(address))
+
+    def session_pids(self, address: str) -> set[int]:
+        """The imap processes of the user's sessions that Dovecot's connection limit
+        counts (anvil's list, told of a session's end some moments after it ended)."""
         lines = self._doveadm("who", "-1", address).splitlines()[1:]
-        return sum(1 for line in lines if line.split()[:1] == [address])
+        return {int(fields[2]) for fields in map(str.split, lines)
+                if fields[:1] == [address] and len(fields) > 2 and fields[2].isdigit()}
+
+    def wait_ended(self, address: str, pids: set[int], timeout: float = 30) -> None:
+        """Return once none of the sessions ``pids`` counts against the user's limit."""
+        deadline = time.monotonic() + timeout
+        while self.session_pids(address) & pids:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Dovecot still counts sessions {pids} of {address}")
+            time.sleep(0.05)

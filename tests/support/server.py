@@ -129,8 +129,11 @@ class Server:
         env.update(self.extra_env)
         return env
 
-    def start(self, timeout: float = 30, *, scheme: str = "http",
+    def start(self, timeout: float = 120, *, scheme: str = "http",
               verify: bool | ssl.SSLContext = True) -> Server:
+        """Start it and wait until both ports answer. The time-out is generous: a
+        loaded 2-core machine (two pytest workers, each with its servers) has taken
+        over 30 s to import and start it; a healthy start still returns in a second."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
