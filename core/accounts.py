@@ -149,27 +149,43 @@ def parse_logging_address(address: str, bcc_domain: str) -> LoggingAddress | Non
     return LoggingAddress(match.group(1), match.group(2))
 
 
+@dataclass(frozen=True)
+class PortalRoute:
+    """What RCPT needs of the portal a logging address routes to."""
+
+    id: int
+    sender_auth: str
+
+
 async def portal_for_address(
     session: AsyncSession, address: str, bcc_domain: str
-) -> tuple[Portal, str | None] | None:
+) -> tuple[PortalRoute, str | None] | None:
     """The portal a logging address routes to, and its tag, or None. The address a
-    rotation replaced routes too, until its grace period ends."""
+    rotation replaced routes too, until its grace period ends. (Core statements, read
+    fresh at every RCPT: a rotation or a removed portal takes effect on the next one,
+    whichever process made it.)"""
     parsed = parse_logging_address(address, bcc_domain)
     if parsed is None:
         return None
-    portal = await session.scalar(select(Portal).where(Portal.bcc_token == parsed.bcc_token))
-    if portal is None:
-        portal = await session.scalar(select(Portal).where(
-            Portal.previous_bcc_token == parsed.bcc_token,
-            Portal.previous_token_expires_at > utcnow()))
-    if portal is None and parsed.tag is None:
+    portals = Portal.__table__.c
+    connection = await session.connection()
+    wanted = select(portals.id, portals.sender_auth)
+    row = (await connection.execute(
+        wanted.where(portals.bcc_token == parsed.bcc_token))).first()
+    if row is None:
+        row = (await connection.execute(wanted.where(
+            portals.previous_bcc_token == parsed.bcc_token,
+            portals.previous_token_expires_at > utcnow()))).first()
+    if row is None and parsed.tag is None:
         # A team inbox's own address routes as <bcc_token>+inbox-<id> (docs/tickets.md).
-        row = (await session.execute(select(Portal, TeamInbox.id).join(
-            TeamInbox, TeamInbox.portal_id == Portal.id).where(
-            TeamInbox.token == parsed.bcc_token))).first()
-        if row is not None:
-            return row[0], f"inbox-{row[1]}"
-    return None if portal is None else (portal, parsed.tag)
+        inboxes = TeamInbox.__table__.c
+        found = (await connection.execute(
+            select(portals.id, portals.sender_auth, inboxes.id).join(
+                TeamInbox.__table__, inboxes.portal_id == portals.id).where(
+                inboxes.token == parsed.bcc_token))).first()
+        if found is not None:
+            return PortalRoute(found[0], found[1]), f"inbox-{found[2]}"
+    return None if row is None else (PortalRoute(row[0], row[1]), parsed.tag)
 
 
 async def was_replaced(session: AsyncSession, address: str, bcc_domain: str) -> bool:

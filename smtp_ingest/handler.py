@@ -17,7 +17,7 @@ from aiosmtpd.proxy_protocol import ProxyData
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from core import pipeline
-from core.accounts import portal_for_address, was_replaced
+from core.accounts import PortalRoute, portal_for_address, was_replaced
 from core.errors import (
     MessageTooLarge,
     SenderAuthUnavailable,
@@ -26,7 +26,6 @@ from core.errors import (
 )
 from core.runtime import Runtime
 from core.sender_auth import AuthResult, SenderAuthPolicy, SmtpFacts
-from core.storage.models import Portal
 from core.types import Channel
 from core.types import Envelope as CoreEnvelope
 from smtp_ingest import replies
@@ -95,7 +94,7 @@ class _Recipients:
 
     portals: dict[int, tuple[str, list[str], str]] = field(default_factory=dict)
 
-    def add(self, address: str, portal: Portal, tag: str | None) -> None:
+    def add(self, address: str, portal: PortalRoute, tag: str | None) -> None:
         _, tags, _ = self.portals.setdefault(portal.id, (address, [], portal.sender_auth))
         if tag:
             tags.append(tag)

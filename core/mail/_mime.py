@@ -40,7 +40,8 @@ class _RememberingPolicy(email.policy.EmailPolicy):
     def header_fetch_parse(self, name: str, value: str) -> str:
         if (hasattr(value, "name") or not isinstance(value, str)
                 or len(value) > _MAX_REMEMBERED_VALUE):
-            return super().header_fetch_parse(name, value)
+            parsed: str = super().header_fetch_parse(name, value)  # a header object
+            return parsed
         key = (name, value)
         found = _PARSED_HEADERS.get(key)
         if found is None:
