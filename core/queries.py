@@ -106,14 +106,19 @@ async def timeline(
 
 async def thread_emails(session: AsyncSession, portal_id: int, thread_id: int, *,
                         viewer: int | None = None) -> Sequence[Email]:
-    """A thread's emails ``viewer`` may see (None: the admin), oldest first."""
+    """A thread's emails ``viewer`` may see (None: the admin), oldest first; NotFound for
+    a thread whose every email is a team inbox's the viewer is not a member of."""
     await thread(session, portal_id, thread_id)
-    return (await session.scalars(
+    found = (await session.scalars(
         select(Email)
         .where(Email.thread_id == thread_id, Email.deleted_at.is_(None),
                await visible_email(session, portal_id, viewer))
         .order_by(Email.sent_at, Email.id)
     )).all()
+    if not found and viewer is not None and await session.scalar(select(Email.id).where(
+            Email.thread_id == thread_id, Email.deleted_at.is_(None)).limit(1)) is not None:
+        raise NotFound(f"no thread {thread_id}")
+    return found
 
 
 async def contact_attachments(

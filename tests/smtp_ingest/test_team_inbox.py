@@ -233,7 +233,8 @@ def test_non_members_and_other_portals_get_404(desk: Desk, relayed: Server) -> N
     """A user outside the inbox, and another portal's admin, see neither its tickets
     nor their emails: 404 as for what does not exist."""
     email_id = logged_id(desk.send(customer_mail("rosa@client.example")))
-    ticket_id = desk.ticket_of_email(email_id)["id"]
+    ticket = desk.ticket_of_email(email_id)
+    ticket_id, thread_id = ticket["id"], ticket["thread_id"]
     other = relayed.new_portal("someone@else.example")
     for token in (desk.outsider["api_token"], other.admin_token, other.user_token):
         with desk.api(token) as api:
@@ -241,8 +242,11 @@ def test_non_members_and_other_portals_get_404(desk: Desk, relayed: Server) -> N
             assert api.post(f"/api/v1/tickets/{ticket_id}/close").status_code == 404
             assert api.get(f"/api/v1/team-inboxes/{desk.inbox['id']}").status_code == 404
             assert api.get(f"/api/v1/emails/{email_id}").status_code == 404
+            assert api.get(f"/api/v1/threads/{thread_id}").status_code == 404
+            assert api.delete(f"/api/v1/emails/{email_id}").status_code == 404
             assert ticket_id not in [t["id"] for t in api.get("/api/v1/tickets").json()["items"]]
     member = desk.agents[0]["api_token"]
     with desk.api(member) as api:
         assert api.get(f"/api/v1/tickets/{ticket_id}").status_code == 200
         assert api.get(f"/api/v1/emails/{email_id}").status_code == 200
+        assert api.get(f"/api/v1/threads/{thread_id}").json()["emails"][0]["id"] == email_id
