@@ -263,7 +263,7 @@ PATHS: dict[str, Any] = {
                 _query("contact_id", _ID), _query("company_id", _ID),
                 _query("direction", {"enum": ["outgoing", "incoming"]}),
                 _query("source", {"enum": ["bcc", "forward", "rule", "extension", "sync",
-                                           "crm_send"]}),
+                                           "crm_send", "team_inbox"]}),
                 _query("after", {**_STR, "description": "sent at or after: an ISO 8601 date "
                                  "or date-time"}),
                 _query("before", {**_STR, "description": "sent before: an ISO 8601 date or "

@@ -31,6 +31,7 @@ SOURCES = {
     "extension": "the browser extension",
     "sync": "a connected inbox",
     "crm_send": "sent from the CRM",
+    "team_inbox": "a team inbox",
 }
 
 
@@ -92,7 +93,8 @@ def not_logged(code: str, detail: str) -> Reason:
 
 
 SOURCES_OF_REFUSAL = {"smtp": "the logging address", "api": "the extension",
-                      "sync": "a connected inbox", "cli": "the command line"}
+                      "sync": "a connected inbox", "cli": "the command line",
+                      "team_inbox": "a team inbox"}
 
 
 INBOX_PROBLEMS = {
