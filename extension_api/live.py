@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from core import tracked_sends
@@ -29,55 +29,91 @@ MAX_SET_ASIDE = 10_000
 class EventBus:
     """Wakes event streams when new events were committed: in this process (``notify``),
     and on PostgreSQL in any process sharing the database, through one LISTEN
-    connection (``listen``: migration 0014's trigger notifies at each commit of events).
+    connection (``listen``: migration 0014's trigger notifies each commit of events
+    with the portals they belong to).
 
-    While that connection is up, a stream's poll (its ``wait`` time-out) stretches to
+    A stream that says its portal (``wait(..., portal_id=)``) is woken only by its
+    portal's events (or a wake-up for all); one that does not, by any. While the LISTEN
+    connection is up, a stream's poll (its ``wait`` time-out) stretches to
     ``listening_poll``: every insert wakes it anyway, the poll only backs that up. A
-    stream that was woken while it was not waiting (reading the events the previous
-    wake-up announced) returns from its next ``wait`` at once instead of sleeping on.
+    stream woken while it was not waiting (reading what the previous wake-up announced)
+    returns from its next ``wait`` at once instead of sleeping on.
     """
 
-    def __init__(self, *, listening_poll: float = 5.0, coalesce: float = 0.02) -> None:
-        self._changed = asyncio.Event()
-        self._generation = 0
-        # The generation each waiting task last returned at (a stream is one task).
-        self._seen: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = (
+    def __init__(self, *, listening_poll: float = 5.0, coalesce: float = 0.05) -> None:
+        self._any = asyncio.Event()  # set by every notification
+        self._any_generation = 0
+        self._all_generation = 0  # notifications for every portal
+        self._portal_generation: dict[int, int] = {}
+        self._by_portal: dict[int, asyncio.Event] = {}  # portals someone waits for
+        # What each waiting task (a stream is one task) last returned at.
+        self._seen: weakref.WeakKeyDictionary[asyncio.Task[Any], tuple[object, ...]] = (
             weakref.WeakKeyDictionary())
         self.listening_poll = listening_poll
         self.coalesce = coalesce  # notifications this close together wake streams once
         self.listener: Listener | None = None
         self._soon: asyncio.TimerHandle | None = None
+        self._soon_all = False
+        self._soon_portals: set[int] = set()
 
     @property
     def listening(self) -> bool:
         return self.listener is not None and self.listener.connected
 
-    def notify(self) -> None:
-        self._generation += 1
-        self._changed.set()
-        self._changed = asyncio.Event()
+    def notify(self, portals: Iterable[int] | None = None) -> None:
+        """Wake the streams of ``portals`` (None: every stream)."""
+        self._any_generation += 1
+        self._any.set()
+        self._any = asyncio.Event()
+        if portals is None:
+            self._all_generation += 1
+            targets: Iterable[int] = list(self._by_portal)
+        else:
+            targets = set(portals)
+            for portal_id in targets:
+                self._portal_generation[portal_id] = (
+                    self._portal_generation.get(portal_id, 0) + 1)
+        for portal_id in targets:
+            waiting = self._by_portal.pop(portal_id, None)
+            if waiting is not None:
+                waiting.set()
 
-    def _notify_soon(self) -> None:
-        """A notification from the database: wake the streams once per burst."""
+    def _notified(self, payload: str) -> None:
+        """A notification from the database (the portals of the events committed, comma
+        separated; empty: maybe any): wake their streams once per burst."""
+        portals = [int(p) for p in payload.split(",") if p.strip().isdigit()]
+        if portals:
+            self._soon_portals.update(portals)
+        else:
+            self._soon_all = True
         if self._soon is None:
-            def fire() -> None:
-                self._soon = None
-                self.notify()
-            self._soon = asyncio.get_running_loop().call_later(self.coalesce, fire)
+            self._soon = asyncio.get_running_loop().call_later(self.coalesce, self._fire)
 
-    async def wait(self, timeout: float) -> None:
-        """Return when notified, or after ``timeout`` (``listening_poll`` while the
-        LISTEN connection is up): streams poll too, as a back-up."""
+    def _fire(self) -> None:
+        every, portals = self._soon_all, self._soon_portals
+        self._soon, self._soon_all, self._soon_portals = None, False, set()
+        self.notify(None if every else portals)
+
+    def _mark(self, portal_id: int | None) -> tuple[object, ...]:
+        if portal_id is None:
+            return (None, self._any_generation)
+        return (portal_id, self._all_generation, self._portal_generation.get(portal_id, 0))
+
+    async def wait(self, timeout: float, *, portal_id: int | None = None) -> None:
+        """Return when notified (for ``portal_id``, or for any portal when None), or
+        after ``timeout`` (``listening_poll`` while the LISTEN connection is up):
+        streams poll too, as a back-up."""
         task = asyncio.current_task()
         seen = self._seen.get(task) if task is not None else None
-        if seen is None or seen == self._generation:
-            changed = self._changed
+        if seen is None or seen[0] != portal_id or seen == self._mark(portal_id):
+            changed = (self._any if portal_id is None
+                       else self._by_portal.setdefault(portal_id, asyncio.Event()))
             if self.listening:
                 timeout = max(timeout, self.listening_poll)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), timeout)
         if task is not None:
-            self._seen[task] = self._generation
+            self._seen[task] = self._mark(portal_id)
 
     def listen(self, db: Database) -> asyncio.Task[None] | None:
         """On PostgreSQL, start listening for events committed by any process (the
@@ -85,7 +121,7 @@ class EventBus:
         its own streams."""
         if db.is_sqlite or self.listener is not None:
             return None
-        self.listener = Listener(db.url, EVENTS_CHANNEL, self._notify_soon)
+        self.listener = Listener(db.url, EVENTS_CHANNEL, self._notified)
         return asyncio.create_task(self.listener.run_forever(), name="events-listener")
 
 

@@ -2,12 +2,13 @@
 ``--workers``) committed, so that work waiting here wakes at once instead of polling.
 
 Migration 0014 makes every statement that inserts events ``pg_notify`` the channel
-``EVENTS_CHANNEL`` (delivered at commit, folded to one per transaction). ``Listener``
+``EVENTS_CHANNEL`` with the ids of their portals, comma-separated (empty when too many
+for one notification), delivered at commit, identical ones folded. ``Listener``
 keeps a dedicated asyncpg connection listening, and reconnects when it drops: a
 termination (server restart, connection killed) is seen at once, a silent one (a
 half-open TCP connection) by a ``SELECT 1`` every ``check_every`` seconds. While it
 is not listening, ``connected`` is False and callers fall back to polling; after every
-(re)connection ``on_notify`` is called once, for whatever was missed meanwhile.
+(re)connection ``on_notify("")`` is called once, for whatever was missed meanwhile.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ def asyncpg_dsn(url: str) -> str:
 
 class Listener:
     """LISTEN on ``channel`` of the database at ``url`` for as long as ``run_forever``
-    runs, calling ``on_notify()`` for each notification (on the event loop)."""
+    runs, calling ``on_notify(payload)`` for each notification (on the event loop)."""
 
-    def __init__(self, url: str, channel: str, on_notify: Callable[[], None], *,
+    def __init__(self, url: str, channel: str, on_notify: Callable[[str], None], *,
                  check_every: float = 15.0, retry_first: float = 0.5,
                  retry_most: float = 10.0) -> None:
         self.dsn = asyncpg_dsn(url)
@@ -66,11 +67,12 @@ class Listener:
         lost = asyncio.Event()
         try:
             conn.add_termination_listener(lambda _conn: lost.set())
-            await conn.add_listener(self.channel, lambda *_args: self.on_notify())
+            await conn.add_listener(
+                self.channel, lambda _conn, _pid, _channel, payload: self.on_notify(payload))
             self.connected = True
             self.connections += 1
             log.info("LISTEN %s: listening", self.channel)
-            self.on_notify()
+            self.on_notify("")
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(lost.wait(), self.check_every)

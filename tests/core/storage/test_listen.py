@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from sqlalchemy import insert
 
 from core import accounts
 from core.storage.db import Database, migrate
@@ -91,6 +92,57 @@ async def test_the_listener_reconnects_when_its_connection_is_killed(pg: Databas
         await admin.close()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_the_trigger_names_the_portals_of_the_events(pg: Database) -> None:
+    """One insert statement of events for two portals: one notification at commit,
+    naming both portals; nothing before the commit."""
+    async with pg.transaction() as session:
+        first = (await accounts.create_portal(session, "One")).portal.id
+        second = (await accounts.create_portal(session, "Two")).portal.id
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    conn = await asyncpg.connect(asyncpg_dsn(pg.url))
+    try:
+        await conn.add_listener(EVENTS_CHANNEL, lambda *args: heard.put_nowait(args[3]))
+        async with pg.transaction() as session:
+            await session.execute(insert(Event).values([
+                {"portal_id": first, "type": "open", "detail": {}},
+                {"portal_id": second, "type": "open", "detail": {}},
+                {"portal_id": first, "type": "click", "detail": {}}]))
+            await session.flush()
+            await asyncio.sleep(0.2)
+            assert heard.empty()  # not before the commit
+        payload = await asyncio.wait_for(heard.get(), 5)
+        assert sorted(payload.split(",")) == sorted([str(first), str(second)])
+        await asyncio.sleep(0.2)
+        assert heard.empty()  # one notification for the statement
+    finally:
+        await conn.close()
+
+
+async def test_a_portal_stream_wakes_for_its_portal_only() -> None:
+    """A stream waiting for portal 1 sleeps through portal 2's events and wakes at its
+    own or at a wake-up for all; a stream waiting for any portal wakes at each."""
+    bus = EventBus()
+
+    async def woken(portal_id: int | None, then: list[int] | None) -> float:
+        waiter = asyncio.create_task(_waited(bus, 1.0, portal_id))
+        await asyncio.sleep(0.05)
+        bus.notify(then)
+        return await waiter
+
+    assert await woken(1, [2]) >= 0.9
+    assert await woken(1, [1, 2]) < 0.5
+    assert await woken(1, None) < 0.5
+    assert await woken(None, [2]) < 0.5
+    bus._notified("3,4")  # from the database: coalesced, then portals 3 and 4
+    assert await _waited(bus, 1.0, 4) < 0.5
+
+
+async def _waited(bus: EventBus, seconds: float, portal_id: int | None) -> float:
+    began = time.monotonic()
+    await bus.wait(seconds, portal_id=portal_id)
+    return time.monotonic() - began
 
 
 async def test_a_wake_up_between_two_waits_is_not_lost() -> None:

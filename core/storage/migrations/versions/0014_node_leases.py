@@ -19,18 +19,27 @@ depends_on: Union[str, Sequence[str], None] = None
 
 
 # PostgreSQL: every statement that inserts events notifies the channel that each node's
-# event streams listen on (core.storage.listen); the notification goes out at commit.
+# event streams listen on (core.storage.listen) with the ids of the portals concerned,
+# comma-separated; empty (wake every stream) when they would not fit in one
+# notification. Notifications go out at commit, identical ones folded.
 _NOTIFY_FUNCTION = """
 CREATE OR REPLACE FUNCTION inboxlog_events_notify() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+  portals text;
 BEGIN
-  PERFORM pg_notify('inboxlog_events', '');
+  SELECT string_agg(DISTINCT portal_id::text, ',') INTO portals FROM inserted;
+  IF portals IS NOT NULL THEN
+    PERFORM pg_notify('inboxlog_events',
+                      CASE WHEN length(portals) > 7000 THEN '' ELSE portals END);
+  END IF;
   RETURN NULL;
 END
 $$
 """
 _NOTIFY_TRIGGER = """
 CREATE TRIGGER events_notify AFTER INSERT ON events
+REFERENCING NEW TABLE AS inserted
 FOR EACH STATEMENT EXECUTE FUNCTION inboxlog_events_notify()
 """
 
