@@ -78,7 +78,7 @@ async def stream(request: Request, principal: Principal) -> Response:
                 yield {"id": str(event.id), "event": event.type,
                        "data": json.dumps(to_json(event_of(event)))}
             if not items:
-                await bus.wait(STREAM_POLL_SECONDS)
+                await bus.wait(STREAM_POLL_SECONDS, portal_id=principal.portal_id)
             else:
                 await asyncio.sleep(0)
 
