@@ -7,9 +7,10 @@ written straight into the database (``tests.support.tickets``) before the server
 starts. A contact has 50 of the emails on its timeline. Then, through the HTTP port
 with the admin token, each report over the 90 days (volume, first-response, workload,
 status) and the contact's timeline are requested in turn; the figures are p50 and p95
-latency per report against the timeline's p50. Goal: a report's p95 within the
-timeline's interactive budget, taken as 250 ms on this machine (``INBOXLOG_BENCH_TICKETS``
-sets the count).
+latency per report against the timeline's p50, and each report's first call (cold:
+first-response computes every ticket's SLA figures then, later calls only those of
+tickets that changed). Goal: a report's p95 within the timeline's interactive budget,
+taken as 250 ms on this machine (``INBOXLOG_BENCH_TICKETS`` sets the count).
 """
 
 from __future__ import annotations
@@ -122,8 +123,9 @@ def run() -> list[Row]:
     try:
         with server.api(account.admin_token) as client:
             timeline_path = f"/api/v1/contacts/{contact_id}/timeline"
-            for path in [timeline_path, *(f"/api/v1/reports/{r}" for r in REPORTS)]:
-                _timed(client, path, span)  # warm-up
+            _timed(client, timeline_path, {})  # warm-up
+            # The first of each report, cold: first-response then fills its SLA cache.
+            cold = {r: _timed(client, f"/api/v1/reports/{r}", span) for r in REPORTS}
             timings: dict[str, list[float]] = {name: [] for name in ("timeline", *REPORTS)}
             for _ in range(REQUESTS):  # interleaved: load on the machine hits all alike
                 timings["timeline"].append(_timed(client, timeline_path, {}))
@@ -135,7 +137,9 @@ def run() -> list[Row]:
     rows = []
     for report in REPORTS:
         p95 = percentile(timings[report], 95)
-        rows += [Row("ticket reports", f"/reports/{report} p50 ({TICKETS} tickets)",
+        rows += [Row("ticket reports", f"/reports/{report} first call ({TICKETS} tickets)",
+                     cold[report], baseline, "ms", "contact timeline p50"),
+                 Row("ticket reports", f"/reports/{report} p50 ({TICKETS} tickets)",
                      percentile(timings[report], 50), baseline, "ms", "contact timeline p50"),
                  Row("ticket reports", f"/reports/{report} p95 ({TICKETS} tickets)", p95,
                      baseline, "ms", "contact timeline p50", f"p95 <= {BUDGET_MS:g} ms",

@@ -21,6 +21,7 @@ team inbox) and tickets merged into another are never counted.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.sla import BusinessHours, percentile, ticket_sla
+from core.sla import BusinessHours, TicketSla, percentile, ticket_sla
 from core.storage.models import (
     EmailSource,
     TeamInbox,
@@ -143,38 +144,93 @@ class ResponseTimes:
     first_resolution: Figures
 
 
-async def business_hours(session: AsyncSession, portal_id: int) -> dict[int, BusinessHours]:
-    """Each team inbox's hours; an inbox whose settings do not parse counts around the
-    clock (its API refuses such settings; this only keeps a report from failing)."""
-    hours: dict[int, BusinessHours] = {}
+async def business_hours(session: AsyncSession, portal_id: int
+                         ) -> dict[int, tuple[str, BusinessHours]]:
+    """Each team inbox's hours, with a key that changes when its settings do. An inbox
+    whose settings do not parse counts around the clock (its API refuses such
+    settings; this only keeps a report from failing)."""
+    hours: dict[int, tuple[str, BusinessHours]] = {}
     for inbox_id, zone, week in (await session.execute(
             select(TeamInbox.id, TeamInbox.time_zone, TeamInbox.business_hours)
             .where(TeamInbox.portal_id == portal_id))).all():
+        key = f"{zone}|{json.dumps(week, sort_keys=True)}"
         try:
-            hours[inbox_id] = BusinessHours.parse(zone, week)
+            hours[inbox_id] = key, BusinessHours.parse(zone, week)
         except ValueError:
-            hours[inbox_id] = BusinessHours()
+            hours[inbox_id] = key, BusinessHours()
     return hours
 
 
-async def response_times(session: AsyncSession, scope: Scope) -> ResponseTimes:
+_SLA_KINDS = ("created", "customer_message", "agent_reply", "status")
+
+
+@dataclass(frozen=True)
+class _Figured:
+    version: tuple[int, str]  # the ticket's last SLA activity id, its inbox's hours
+    sla: TicketSla
+
+
+class SlaCache:
+    """Tickets' SLA figures by the last activity they were computed from: a report then
+    reads the activity log only of tickets that changed since (and of those its inbox's
+    hours changed for). Bounded; the oldest entries go first. One per process."""
+
+    def __init__(self, size: int = 200_000) -> None:
+        self.size = size
+        self._figured: dict[int, _Figured] = {}
+
+    def get(self, ticket_id: int, version: tuple[int, str]) -> TicketSla | None:
+        found = self._figured.get(ticket_id)
+        return found.sla if found is not None and found.version == version else None
+
+    def put(self, ticket_id: int, version: tuple[int, str], sla: TicketSla) -> None:
+        self._figured.pop(ticket_id, None)
+        self._figured[ticket_id] = _Figured(version, sla)
+        while len(self._figured) > self.size:
+            del self._figured[next(iter(self._figured))]
+
+
+async def _figured(session: AsyncSession, scope: Scope, cache: SlaCache) -> list[TicketSla]:
     hours = await business_hours(session, scope.portal_id)
-    rows = (await session.execute(
-        select(TicketActivity.ticket_id, Ticket.team_inbox_id, TicketActivity.kind,
-               TicketActivity.at, TicketActivity.to_value)
-        .join(Ticket, Ticket.id == TicketActivity.ticket_id)
-        .where(*scope.created(),
-               TicketActivity.kind.in_(("created", "customer_message", "agent_reply",
-                                        "status")))
-        .order_by(TicketActivity.ticket_id, TicketActivity.id))).all()
+    around_the_clock = ("", BusinessHours())
+    versions = {ticket_id: (last, hours.get(inbox_id or 0, around_the_clock)[0])
+                for ticket_id, inbox_id, last in (await session.execute(
+                    select(Ticket.id, Ticket.team_inbox_id, func.max(TicketActivity.id))
+                    .join(TicketActivity, TicketActivity.ticket_id == Ticket.id)
+                    .where(*scope.created(), TicketActivity.kind.in_(_SLA_KINDS))
+                    .group_by(Ticket.id, Ticket.team_inbox_id))).all()}
+    found = {t: sla for t, version in versions.items()
+             if (sla := cache.get(t, version)) is not None}
+    missing = [t for t in versions if t not in found]
+    query = (select(TicketActivity.ticket_id, Ticket.team_inbox_id, TicketActivity.kind,
+                    TicketActivity.at, TicketActivity.to_value)
+             .join(Ticket, Ticket.id == TicketActivity.ticket_id)
+             .where(*scope.created(), TicketActivity.kind.in_(_SLA_KINDS))
+             .order_by(TicketActivity.ticket_id, TicketActivity.id))
+    # Few missing: ask for theirs (in chunks, for the driver's parameter limit); many:
+    # read the scope's whole log in one go.
+    chunks = ([missing[i:i + 500] for i in range(0, len(missing), 500)]
+              if len(missing) <= 2000 else [None])
+    for chunk in chunks if missing else []:
+        rows = (await session.execute(query if chunk is None else query.where(
+            TicketActivity.ticket_id.in_(chunk)))).all()
+        # Rows come ordered by ticket; each row is an activity as ticket_sla reads it.
+        for (ticket_id, inbox_id), log in groupby(rows, key=lambda row: row[:2]):
+            if ticket_id in found:
+                continue
+            sla = ticket_sla(log, hours.get(inbox_id, around_the_clock)[1])
+            cache.put(ticket_id, versions[ticket_id], sla)
+            found[ticket_id] = sla
+    return list(found.values())
+
+
+async def response_times(session: AsyncSession, scope: Scope,
+                         cache: SlaCache | None = None) -> ResponseTimes:
     first: list[float] = []
     reopened: list[float] = []
     following: list[float] = []
     resolved: list[float] = []
-    around_the_clock = BusinessHours()
-    # Rows come ordered by ticket; each row is an activity as ticket_sla reads it.
-    for (_ticket, inbox_id), log in groupby(rows, key=lambda row: row[:2]):
-        sla = ticket_sla(log, hours.get(inbox_id, around_the_clock))
+    for sla in await _figured(session, scope, cache or SlaCache()):
         if sla.first_response is not None:
             first.append(sla.first_response)
         reopened.extend(sla.reopen_first_responses)

@@ -111,7 +111,11 @@ async def _volume(request: Request, session: AsyncSession, scope: reports.Scope,
 async def _response_times(request: Request, session: AsyncSession, scope: reports.Scope,
                           span: Range) -> Any:
     """First-response (and next-response, first-resolution) percentiles."""
-    return response_times_of(span, await reports.response_times(session, scope))
+    state = request.app.state
+    if getattr(state, "sla_cache", None) is None:
+        state.sla_cache = reports.SlaCache()
+    return response_times_of(span, await reports.response_times(session, scope,
+                                                                state.sla_cache))
 
 
 async def _workload(request: Request, session: AsyncSession, scope: reports.Scope,

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from core import accounts, reports
 from core.storage.db import Database
+from core.storage.models import TeamInbox, TicketActivity
 from tests.support.ticket_rows import Step, team_inbox, ticket
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -52,3 +53,31 @@ async def test_reports_on_both_backends(database: Database) -> None:
         ("ana@p.example", 0, 1, 0)]  # closed the next week: outside the range
     assert load.unassigned == 2
     assert (status.open, status.closed, status.unassigned, status.stale) == (2, 1, 2, 2)
+
+
+async def test_sla_cache_follows_changes(database: Database) -> None:
+    """Figures computed once are reused; a new activity on a ticket, or other business
+    hours for its inbox, makes that ticket's figures computed again."""
+    async with database.transaction() as session:
+        portal = (await accounts.create_portal(session, "P")).portal.id
+        inbox = await team_inbox(session, portal, "support", time_zone="Europe/Berlin",
+                                 hours={"mon": [["09:00", "17:00"]]})
+        ticket_id = await ticket(session, portal, inbox, at(23, 9))
+    scope = reports.Scope.days(portal, None, date(2026, 11, 23), date(2026, 11, 29), BERLIN)
+    cache = reports.SlaCache()
+
+    async def first_response() -> float | None:
+        async with database.read() as session:
+            return (await reports.response_times(session, scope, cache)).first_response.p50
+
+    assert await first_response() is None
+    async with database.transaction() as session:
+        session.add(TicketActivity(portal_id=portal, ticket_id=ticket_id, at=at(23, 11),
+                                   kind="agent_reply"))
+    assert await first_response() == 7200
+    async with database.transaction() as session:
+        row = await session.get(TeamInbox, inbox)
+        assert row is not None
+        row.business_hours = {"mon": [["10:00", "17:00"]]}
+    assert await first_response() == 3600
+    assert await first_response() == 3600  # from the cache now
