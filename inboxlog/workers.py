@@ -172,7 +172,9 @@ class _Supervisor:
                 continue
             code = os.waitstatus_to_exitcode(status)
             if self.stop_signals:
-                if code != 0:
+                # Killed by the SIGTERM forwarded to it: one still starting (its handler
+                # not yet set) had nothing to finish.
+                if code not in (0, -signal.SIGTERM):
                     self.failed = True
                     log.warning("worker %d (pid %d) ended with %s", index, pid,
                                 _describe(code))

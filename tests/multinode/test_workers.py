@@ -152,6 +152,10 @@ def test_sigterm_stops_every_worker_and_then_the_supervisor(
     running = Server(tmp_path, pg_url, ("--workers", "2")).start()
     assert running.process is not None
     pids = workers_of(running)
+    deadline = time.monotonic() + 20
+    while running.log().count("Application startup complete") < 2:  # both serving
+        assert time.monotonic() < deadline, running.log()
+        time.sleep(0.05)
     running.process.terminate()
     assert running.process.wait(20) == 0, running.log()
     assert not any(alive(pid) for pid in pids)
