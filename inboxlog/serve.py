@@ -14,12 +14,12 @@ import os
 import signal
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import uvicorn
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from core import accounts, leases, retention, web_accounts
 from core.runtime import Runtime, Settings
@@ -36,6 +36,8 @@ from smtp_ingest.server import start_smtp_server
 log = logging.getLogger("inboxlog")
 
 DEMO_FILE = "demo-account.json"
+# The advisory lock key of ``_one_node_at_a_time`` ("inboxlog" in ASCII).
+PREPARE_LOCK = 0x696E626F786C6F67
 
 
 @dataclass(frozen=True)
@@ -131,14 +133,31 @@ async def prepare(settings: Settings, options: ServeOptions) -> dict[str, object
 
 
 async def _prepare(runtime: Runtime, options: ServeOptions) -> dict[str, object]:
-    await migrate(runtime.db)
-    demo = await ensure_demo_account(runtime) if options.demo else {}
+    async with _one_node_at_a_time(runtime):
+        await migrate(runtime.db)
+        demo = await ensure_demo_account(runtime) if options.demo else {}
     if demo.get("user_email"):  # the pages: a fresh one-time sign-in link each start
         async with runtime.db.transaction() as session:
             link = await web_accounts.operator_sign_in_link(
                 session, int(str(demo["portal_id"])), str(demo["user_email"]))
         demo["sign_in_link"] = link.url(runtime.settings.base_url)
     return demo
+
+
+@contextlib.asynccontextmanager
+async def _one_node_at_a_time(runtime: Runtime) -> AsyncIterator[None]:
+    """On PostgreSQL, hold a session advisory lock: nodes started together on one
+    database migrate and make the demo account one after the other (the next finds
+    nothing left to do) instead of racing to create the same tables."""
+    if runtime.db.is_sqlite:
+        yield
+        return
+    async with runtime.db.write_engine.connect() as conn:
+        await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": PREPARE_LOCK})
+        try:
+            yield
+        finally:
+            await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": PREPARE_LOCK})
 
 
 def print_banner(settings: Settings, options: ServeOptions, demo: dict[str, object]) -> None:

@@ -31,8 +31,7 @@ from types import TracebackType
 
 import httpx
 
-from core.storage.db import Database, migrate
-from tests.support.server import PortalAccount, Server, free_port, run_coroutine, stop_process
+from tests.support.server import PortalAccount, Server, free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 PROXY = "127.0.0.1"  # where HAProxy's connections to the nodes come from
@@ -188,10 +187,11 @@ class LoadBalancer:
 
 
 class Cluster:
-    """``count`` `inboxlog serve` nodes on the database ``db_url`` (migrated once,
-    before they start, as an operator would), each with its own data directory, behind
-    one HAProxy. ``extra_args``/``extra_env`` go to every node, ``node_args[i]`` to node
-    i only. The nodes share one ``--secret-key`` (env INBOXLOG_SECRET_KEY)."""
+    """``count`` `inboxlog serve` nodes on the database ``db_url``, started together
+    (on a fresh database they migrate one after the other: serve's advisory lock), each
+    with its own data directory, behind one HAProxy. ``extra_args``/``extra_env`` go to
+    every node, ``node_args[i]`` to node i only. The nodes share one ``--secret-key``
+    (env INBOXLOG_SECRET_KEY)."""
 
     def __init__(self, directory: Path, db_url: str, count: int = 2, *,
                  extra_args: tuple[str, ...] = (),
@@ -215,7 +215,6 @@ class Cluster:
         return self.balancer.base_url
 
     def start(self, timeout: float = 60) -> Cluster:
-        run_coroutine(self._migrate)
         try:
             with ThreadPoolExecutor(len(self.nodes)) as pool:
                 for started in [pool.submit(node.start, timeout) for node in self.nodes]:
@@ -228,13 +227,6 @@ class Cluster:
             self.stop()
             raise
         return self
-
-    async def _migrate(self) -> None:
-        db = Database(self.db_url)
-        try:
-            await migrate(db)
-        finally:
-            await db.dispose()
 
     def stop(self) -> None:
         self.balancer.stop()
