@@ -64,11 +64,6 @@ class ServeOptions:
     smtp_proxy_from: tuple[str, ...] = ()
 
 
-# How often worker 0 looks for inboxes connected through the other workers, which start
-# no sync of their own (until inbox leases let every worker sync).
-ADOPT_INBOXES_EVERY = 30.0
-
-
 @dataclass(frozen=True)
 class Worker:
     """Which of ``serve --workers N``'s processes this is, and what its supervisor bound
@@ -82,8 +77,10 @@ class Worker:
 
     @property
     def runs_singletons(self) -> bool:
-        """Whether this process runs what must run once per node: the periodic purge
-        and the connected-inbox sync."""
+        """Whether this process runs the periodic purge and the connected-inbox sync.
+        Leases would let every worker take a share (``core.leases``), but the node's
+        send spool is one directory, and a restarted worker sets aside every
+        unfinished send in it as its own: one worker per node, the one that owns it."""
         return self.index == 0
 
 
@@ -202,8 +199,8 @@ async def serve(settings: Settings, options: ServeOptions, worker: Worker | None
         app = create_app(runtime, rate_limit=options.api_rate_limit,
                          cors_origins=options.cors_origins,
                          tracking_link_days=options.tracking_link_days)
-        # One IMAP connection per inbox: only worker 0 keeps inboxes synced (the others
-        # still connect, send and sync on request, then let the connection go).
+        # Only worker 0 keeps inboxes synced, taking their leases (Worker.runs_singletons);
+        # the others connect, send and sync on request, then let the connection go.
         sync_options = (options.inbox_sync if worker.runs_singletons
                         else replace(options.inbox_sync, background=False))
         inbox_service = app.state.inboxes = InboxService(runtime, sync_options)
@@ -227,7 +224,7 @@ async def serve(settings: Settings, options: ServeOptions, worker: Worker | None
         purger = (asyncio.create_task(_purge_periodically(runtime, options.purge_interval))
                   if options.purge_interval and worker.runs_singletons else None)
         # In the background: connecting to every inbox must not delay startup.
-        inbox_starter = (asyncio.create_task(_keep_inboxes(inbox_service, worker))
+        inbox_starter = (asyncio.create_task(inbox_service.start())
                          if worker.runs_singletons else None)
         stop = asyncio.Event()
         if worker.supervisor_fd is not None:
@@ -288,19 +285,6 @@ async def _purge_periodically(runtime: Runtime, interval: int) -> None:
             log.info("retention purge: %s", json.dumps(counts))
         except Exception:
             log.exception("retention purge failed; retrying in %d s", interval)
-
-
-async def _keep_inboxes(inbox_service: InboxService, worker: Worker) -> None:
-    """Start the inbox service; with other workers, start again every
-    ``ADOPT_INBOXES_EVERY`` seconds, which syncs the inboxes they connected (a start
-    leaves running syncs alone)."""
-    await inbox_service.start()
-    while worker.count > 1:
-        await asyncio.sleep(ADOPT_INBOXES_EVERY)
-        try:
-            await inbox_service.start()
-        except Exception:
-            log.exception("looking for newly connected inboxes failed; retrying")
 
 
 def _stop_when_readable(fd: int, server: uvicorn.Server, stop: asyncio.Event) -> None:
