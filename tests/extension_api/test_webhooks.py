@@ -67,6 +67,8 @@ def receiver() -> Iterator[Receiver]:
             time.sleep(state.delay)
             try:
                 self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("location", "http://169.254.169.254/latest/meta-data/")
                 self.send_header("content-length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -194,6 +196,20 @@ def test_a_4xx_is_not_retried(hooks_server: Server, receiver: Receiver) -> None:
     with hooks_server.api(account.admin_token) as api:
         assert api.get(f"/api/v1/webhooks/{hook['id']}").json()["consecutive_failures"] == 1
     assert len(receiver.got) == 1
+
+
+def test_a_redirect_is_not_followed(hooks_server: Server, receiver: Receiver) -> None:
+    """A 302 (here to the cloud metadata address) fails the delivery; nothing follows it."""
+    receiver.statuses = [302]
+    account = hooks_server.new_portal()
+    hook = _register(hooks_server, account, receiver.url)
+    _log_email(hooks_server, account)
+    receiver.wait_for(1)
+    [delivery] = _until(lambda: _deliveries(hooks_server, account, hook["id"]),
+                        lambda items: items[0]["status"] == "failed")
+    assert delivery["last_response_code"] == 302
+    assert delivery["last_error"].startswith("redirect to 'http://169.254.169.254/")
+    assert "not followed" in delivery["last_error"] and len(receiver.got) == 1
 
 
 def test_a_slow_receiver_times_out(hooks_server: Server, receiver: Receiver) -> None:
