@@ -94,15 +94,22 @@ async def _storage_errors() -> AsyncIterator[None]:
 # report statements per message; one counter increment per statement).
 STATEMENTS = Counter("inboxlog_db_statements", "SQL statements executed, by engine",
                      ["engine"])
+# Transactions committed (on PostgreSQL each that wrote is a WAL flush; on SQLite an
+# fsync of the WAL), by engine.
+COMMITS = Counter("inboxlog_db_commits", "Transactions committed, by engine", ["engine"])
 
 
 def _count_statements(engine: AsyncEngine, name: str) -> None:
-    counter = STATEMENTS.labels(name)
+    statements, commits = STATEMENTS.labels(name), COMMITS.labels(name)
 
-    def count(*_: Any) -> None:
-        counter.inc()
+    def statement(*_: Any) -> None:
+        statements.inc()
 
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    def commit(*_: Any) -> None:
+        commits.inc()
+
+    event.listen(engine.sync_engine, "before_cursor_execute", statement)
+    event.listen(engine.sync_engine, "commit", commit)
 
 
 def _breaks_the_transaction(exc: BaseException) -> bool:
@@ -168,7 +175,9 @@ class Database:
             self._group_commit = GroupCommit(lambda: self._transaction(ingest_sessions),
                                              _breaks_the_transaction)
         else:
-            self.read_engine = self.write_engine = _make_engine(url, pool_size=10, max_overflow=20)
+            # 20 SMTP sessions look up RCPT at once: connections opened past the pool
+            # for them (TLS, authentication) and closed again cost more than the look-ups.
+            self.read_engine = self.write_engine = _make_engine(url, pool_size=20, max_overflow=10)
             self._ingest_engine = self.write_engine
             # The RCPT look-ups read one row: no transaction around it (BEGIN, ROLLBACK).
             self._lookup_engine = self.write_engine.execution_options(
