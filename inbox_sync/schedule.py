@@ -45,6 +45,9 @@ class InboxLeases:
         self.held: set[int] = set()
         self._start, self._stop = start, stop
         self._wake = asyncio.Event()
+        # A claim and a tick never interleave: a tick would take the claimed inbox,
+        # missing from the renewal it made just before, for lost.
+        self._lock = asyncio.Lock()
 
     def holds(self, inbox_id: int) -> bool:
         return inbox_id in self.held and self.holding.still_valid()
@@ -52,12 +55,14 @@ class InboxLeases:
     async def claim(self, inbox_id: int) -> None:
         """A user's action on this node (new credentials, a sync after a disconnect):
         this node takes the inbox, from whichever node held it."""
-        began = self.holding.renewing()
-        async with self.runtime.db.transaction() as session:
-            await leases.take_over(session, leases.inbox_lease(inbox_id), self.node, self.ttl)
-        if not self.held:
-            self.holding.renewed(began)
-        self.held.add(inbox_id)
+        async with self._lock:
+            began = self.holding.renewing()
+            async with self.runtime.db.transaction() as session:
+                await leases.take_over(session, leases.inbox_lease(inbox_id), self.node,
+                                       self.ttl)
+            if not self.held:
+                self.holding.renewed(began)
+            self.held.add(inbox_id)
 
     def wake(self) -> None:
         """Look again now (an inbox was connected, disconnected)."""
@@ -87,12 +92,22 @@ class InboxLeases:
 
     async def tick(self) -> None:
         """Renew, stop what was lost, give up what is over the share, take free ones."""
-        began = self.holding.renewing()
+        async with self._lock:
+            await self._tick()
+
+    async def _renew(self) -> set[str]:
         async with self.runtime.db.transaction() as session:
             if not await leases.acquire(session, leases.NODE + self.node, self.node, self.ttl):
                 raise AssertionError("a node's own heartbeat is never held by another")
             renewed = await leases.renew(session, self.node, self.ttl)
             await leases.sweep(session, leases.NODE, after=self.ttl)
+        return renewed
+
+    async def _tick(self) -> None:
+        began = self.holding.renewing()
+        # A database that hangs is a renewal that failed: the workers must not go on
+        # past the leases' expiry waiting for it.
+        renewed = await asyncio.wait_for(self._renew(), self.every)
         self.holding.renewed(began)
         kept = {i for i in map(leases.inbox_of, renewed) if i is not None}
         for inbox_id in sorted(self.held - kept):

@@ -4,6 +4,8 @@ that cannot renew stopping its workers; workers are recorded, not run (no IMAP h
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 
 from core import accounts, inboxes, leases
 from core.credentials import CredentialBox
+from core.errors import StorageUnavailable
 from core.inboxes import Endpoint
 from core.runtime import Runtime, Settings
 from core.storage.db import migrate
@@ -117,20 +120,31 @@ async def test_a_dead_nodes_inboxes_are_taken_after_expiry(runtime: Runtime) -> 
 
 
 async def test_a_node_that_cannot_renew_stops_before_its_leases_expire(
-        runtime: Runtime, tmp_path: Path) -> None:
-    """With the database gone, a node keeps its workers only until ttl/3 before its
-    last renewal could expire, then stops them all."""
+        runtime: Runtime) -> None:
+    """Renewals failing (the database down) or hanging: a node keeps its workers only
+    until ttl/3 before its last renewal could expire, then stops them all."""
     ids = await _inboxes(runtime, 2)
-    a = Node(runtime, "node-a", ttl=30)
+    a = Node(runtime, "node-a", ttl=3)
     await a.leases.tick()
     assert a.running == set(ids)
-    (tmp_path / "inboxlog.db").unlink()
-    await runtime.db.dispose()
-    (tmp_path / "inboxlog.db").mkdir()  # no database can be opened there now
-    await a.leases._stop_all_if_unsure()
-    assert a.running == set(ids)  # renewed just now: still surely its own
-    a.leases.holding.renewed(a.leases.holding.renewed_at - 21)
-    with pytest.raises(Exception):  # noqa: B017 (whatever the driver raises)
+
+    async def down() -> set[str]:
+        raise StorageUnavailable("database unavailable: OSError")
+
+    async def hangs() -> set[str]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    a.leases._renew = down  # type: ignore[method-assign]
+    with pytest.raises(StorageUnavailable):
         await a.leases.tick()
+    await a.leases._stop_all_if_unsure()
+    assert a.running == set(ids)  # renewed a moment ago: still surely its own
+    a.leases._renew = hangs  # type: ignore[method-assign]
+    began = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await a.leases.tick()
+    assert time.monotonic() - began < 2  # given up after ttl/3
+    a.leases.holding.renewed(a.leases.holding.renewed_at - 1.5)  # 2.5 s since: < 1/3 left
     await a.leases._stop_all_if_unsure()
     assert a.running == set() and a.leases.held == set()
