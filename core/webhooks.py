@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import random
 import secrets
 import time
@@ -49,6 +50,8 @@ from core.storage.models import (
     utcnow,
 )
 from core.types import EventType
+
+log = logging.getLogger(__name__)
 
 SECRET_PREFIX = "whsec_"
 ALL_EVENTS = "*"
@@ -345,7 +348,11 @@ async def dispatch(session: AsyncSession, payload_of: Callable[[Event], str], *,
             event = events.get(row.id)
             if event is None:  # deleted since (an erasure): nothing to send
                 continue
-            payload = payload_of(event)
+            try:
+                payload = payload_of(event)
+            except ValueError:  # a type this version cannot write: never block the rest
+                log.exception("webhooks: event %d (%s) cannot be sent", event.id, event.type)
+                continue
             for endpoint in targets:
                 session.add(WebhookDelivery(
                     endpoint_id=endpoint.id, portal_id=event.portal_id, event_id=event.id,

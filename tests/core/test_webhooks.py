@@ -236,3 +236,20 @@ async def test_permanent_failure_and_disabling(database: Database) -> None:
             await session.execute(WebhookDelivery.__table__.update().values(
                 next_attempt_at=utcnow()))
     assert results == ["pending", "pending", "failed"]
+
+
+async def test_an_event_that_cannot_be_written_is_skipped(database: Database) -> None:
+    """An event the payload builder refuses (say, a type a newer version wrote) is
+    skipped with a log line; the events after it still go out."""
+    portal_id, _endpoint = await _portal_with_endpoint(database, ["*"])
+    await _events(database, portal_id, "from_the_future", "open")
+
+    def payload(event: Event) -> str:
+        if event.type == "from_the_future":
+            raise ValueError(event.type)
+        return _payload(event)
+
+    async with database.transaction() as session:
+        assert await webhooks.dispatch(session, payload) == 1
+    [item] = await _claim(database)
+    assert item.event_type == "open"
