@@ -5,19 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import smtplib
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
+from imapclient import IMAPClient
 
+from core.storage.listen import asyncpg_dsn
 from tests.support import postgres
+from tests.support.dovecot import Dovecot
 from tests.support.mail import deliver, logged_id, message
-from tests.support.server import Server
+from tests.support.server import Server, free_port
+from tests.support.smtp_recorder import SmtpRecorder
+
+LEASE_SECONDS = 2.0
 
 
 def children(pid: int) -> set[int]:
@@ -85,9 +94,43 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, pg_url: str) -> Iterator[Server]:
     running = Server(tmp_path_factory.mktemp("workers"), pg_url,
-                     ("--workers", "2", "--purge-interval", "1")).start()
+                     ("--workers", "2", "--purge-interval", "1"),
+                     extra_env={"INBOXLOG_LEASE_SECONDS": str(LEASE_SECONDS)}).start()
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def dovecot() -> Iterator[Dovecot]:
+    running = Dovecot([], []).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpRecorder]:
+    running = SmtpRecorder(tmp_path_factory.mktemp("smtp"), free_port()).start()
+    yield running
+    running.stop()
+
+
+def worker_pid(server: Server, index: int) -> int:
+    """The pid of worker ``index`` now (the supervisor logs each start)."""
+    started = re.findall(rf"worker {index} started \(pid (\d+)\)", server.log())
+    assert started, server.log()
+    return int(started[-1])
+
+
+def lease_holder(db_url: str, name: str) -> str | None:
+    async def read() -> str | None:
+        conn = await asyncpg.connect(asyncpg_dsn(db_url))
+        try:
+            value = await conn.fetchval("SELECT holder FROM node_leases WHERE name = $1 "
+                                        "AND expires_at > extract(epoch from now())", name)
+            return None if value is None else str(value)
+        finally:
+            await conn.close()
+    return asyncio.run(read())
 
 
 def test_both_workers_take_connections_and_log_mail(server: Server) -> None:
@@ -116,6 +159,53 @@ def test_both_workers_take_connections_and_log_mail(server: Server) -> None:
     with server.api(account.user_token) as api:
         subjects = {api.get(f"/api/v1/emails/{i}").json()["subject"] for i in ids}
     assert subjects == {"From worker 0", "From worker 1"}
+
+
+def test_an_inbox_connected_through_either_worker_is_synced_by_worker_0_alone(
+        server: Server, pg_url: str, dovecot: Dovecot, recorder: SmtpRecorder) -> None:
+    """An inbox connected through the port (either worker answers) is synced by worker 0,
+    which takes its lease: one IMAP session, held over several lease periods, and a reply
+    arriving in INBOX is logged by sync."""
+    address = f"rep-{uuid.uuid4().hex[:10]}@ourco.example"
+    password = "pw-" + uuid.uuid4().hex[:8]
+    dovecot.add_user(address, password)
+    recorder.add_user(address, password)
+    account = server.new_portal(address)
+    first = f"<{uuid.uuid4().hex}@mail.test>"
+    logged_id(deliver(server, message(sender=address, to="ann@acme.example",
+                                      message_id=first, subject="Proposal"),
+                      account.bcc_address, mail_from=address))
+    with server.api(account.user_token) as api:
+        response = api.post("/api/v1/inboxes", json={
+            "address": address, "password": password,
+            "imap": {"host": "127.0.0.1", "port": dovecot.imap_port, "security": "none"},
+            "smtp": {"host": "127.0.0.1", "port": recorder.port, "security": "none"}})
+    assert response.status_code == 201, response.text
+    name = f"inbox:{response.json()['id']}"
+    deadline = time.monotonic() + 20
+    while dovecot.sessions(address) != 1 or not lease_holder(pg_url, name):
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.05)
+    assert f"-{worker_pid(server, 0)}-" in str(lease_holder(pg_url, name))
+    seen = set()
+    deadline = time.monotonic() + 3 * LEASE_SECONDS
+    while time.monotonic() < deadline:
+        seen.add(dovecot.sessions(address))
+        time.sleep(0.1)
+    assert seen == {1}
+    reply = f"<{uuid.uuid4().hex}@mail.test>"
+    with IMAPClient("127.0.0.1", dovecot.imap_port, ssl=False, timeout=10) as client:
+        client.login(address, password)
+        client.append("INBOX", message(sender="Ann <ann@acme.example>", to=address,
+                                       subject="Re: Proposal", message_id=reply,
+                                       in_reply_to=first).as_bytes())
+    deadline = time.monotonic() + 20
+    with server.api(account.user_token) as api:
+        while not (items := api.get("/api/v1/emails", params={"message_id": reply}
+                                    ).json()["items"]):
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.1)
+    assert items[0]["sources"] == ["sync"]
 
 
 def test_the_periodic_purge_runs_in_worker_0_only(server: Server) -> None:
