@@ -337,6 +337,14 @@ class InboxService:
     async def _worker(self, inbox_id: int) -> None:
         backoff = self.options.backoff_first
         slot = self._slot(inbox_id)
+        # Sent mail still waiting in the spool is logged (as crm_send) before the sync
+        # meets its copy in Sent: a worker (re)started when the database came back must
+        # not log it first as synced.
+        try:
+            await self.pending_logs.run_once()
+        except Exception:  # the spool's own task retries it: the sync goes on
+            log.warning("inbox %d: the send spool could not be logged first", inbox_id,
+                        exc_info=True)
         while True:
             try:
                 async with self._imap(inbox_id) as imap:
