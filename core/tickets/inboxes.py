@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -77,10 +78,18 @@ async def _team_of_portal(session: AsyncSession, portal_id: int, team_id: int,
     await _named(session, Team, portal_id, team_id, where)
 
 
-def business_hours(value: dict[str, Any]) -> dict[str, list[list[str]]]:
-    """Working hours per day, ``{"mon": [["09:00", "17:00"]], ...}``: validated."""
-    result: dict[str, list[list[str]]] = {}
+MAX_HOLIDAYS = 500
+
+
+def business_hours(value: dict[str, Any]) -> dict[str, list[Any]]:
+    """Working hours per day, ``{"mon": [["09:00", "17:00"]], ...}``, and ``holidays``
+    (local ``YYYY-MM-DD`` dates without working hours, as ``core.sla`` reads them):
+    validated."""
+    result: dict[str, list[Any]] = {}
     for day, spans in value.items():
+        if day == "holidays":
+            result[day] = _holidays(spans)
+            continue
         if day not in DAYS:
             raise InvalidInput(f"business_hours: days are {', '.join(DAYS)}")
         if not isinstance(spans, list) or len(spans) > 10:
@@ -95,6 +104,22 @@ def business_hours(value: dict[str, Any]) -> dict[str, list[list[str]]]:
             clean.append([span[0], span[1]])
         result[day] = clean
     return result
+
+
+def _holidays(value: Any) -> list[str]:
+    wrong = InvalidInput(f"business_hours.holidays: at most {MAX_HOLIDAYS} dates, "
+                         "YYYY-MM-DD")
+    if not isinstance(value, list) or len(value) > MAX_HOLIDAYS:
+        raise wrong
+    days: set[date] = set()
+    for text in value:
+        if not isinstance(text, str) or len(text) != 10:
+            raise wrong
+        try:
+            days.add(date.fromisoformat(text))
+        except ValueError:
+            raise wrong from None
+    return sorted(day.isoformat() for day in days)
 
 
 def _clock(text: str) -> bool:

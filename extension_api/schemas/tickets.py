@@ -23,6 +23,11 @@ from extension_api.schemas.mail import Email, Id, email_of
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 Label = Annotated[str, Meta(min_length=1, max_length=50)]
 LongText = Annotated[str, Meta(max_length=10_000)]
+# Per day "mon".."sun" [["09:00", "17:00"], ...]; "holidays": ["2026-12-25", ...] (local
+# dates without working hours). One list type holds both, as msgspec unions allow.
+BusinessHours = Annotated[dict[str, list[list[str] | str]], Meta(description=(
+    '{"mon": [["09:00", "17:00"]], ..., "holidays": ["2026-12-25"]}: working hours per '
+    "day in the inbox's time zone; holidays are local dates without working hours"))]
 
 
 T = TypeVar("T")
@@ -56,7 +61,7 @@ class TeamInbox(ResponseShape):
     ack_text: str
     signature: str
     time_zone: str
-    business_hours: dict[str, list[list[str]]]
+    business_hours: BusinessHours
     sender_hourly_limit: int
     default_pipeline: str
     default_stage: str
@@ -96,7 +101,7 @@ class TeamInboxRequest(RequestShape):
     ack_text: LongText | UnsetType = UNSET
     signature: LongText | UnsetType = UNSET
     time_zone: Annotated[str, Meta(min_length=1, max_length=64)] | UnsetType = UNSET
-    business_hours: dict[str, list[list[str]]] | UnsetType = UNSET
+    business_hours: BusinessHours | UnsetType = UNSET
     sender_hourly_limit: Annotated[int, Meta(ge=1, le=10_000)] | UnsetType = UNSET
     default_pipeline: Label | UnsetType = UNSET
     default_stage: Label | UnsetType = UNSET
