@@ -27,11 +27,12 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.integrations.httpx_client import OAuthError as AuthlibError
 
 from core.credentials import CredentialBox
-from core.inboxes import Endpoint, InboxError
+from core.inboxes import InboxError
 from core.oauth import REFRESH_MARGIN_SECONDS, OAuthError, OAuthProvider, has_scopes
 from core.runtime import Runtime
 from core.storage.models import Inbox
-from core.types import InboxAuth, InboxErrorCode, MailProtocol, MailSecurity
+from core.types import InboxAuth, InboxErrorCode
+from inbox_sync import pinned
 from inbox_sync.imap import Bearer
 from inbox_sync.outbound import Destinations
 
@@ -68,36 +69,23 @@ class Tokens:
         return not self.expires_at or self.expires_at - now > REFRESH_MARGIN_SECONDS
 
 
-class CheckedTransport(httpx2.AsyncBaseTransport):
-    """Connects only to allowed addresses of the URL's host (resolved once), keeping
-    the name for the Host header and for TLS (SNI and certificate check)."""
+class CheckedTransport(pinned.PinnedTransport):
+    """Connects only to allowed addresses of the URL's host (``inbox_sync.pinned``)."""
 
     def __init__(self, destinations: Destinations, verify: ssl.SSLContext | bool = True,
                  timeout: float = 30) -> None:
-        self.destinations, self.timeout = destinations.for_ports(HTTPS_PORTS), timeout
-        self._inner = httpx2.AsyncHTTPTransport(verify=verify, retries=0)
+        super().__init__(destinations.for_ports(HTTPS_PORTS),
+                         httpx2.AsyncHTTPTransport(verify=verify, retries=0))
+        self.timeout = timeout
 
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        host = request.url.host
-        port = request.url.port or (443 if request.url.scheme == "https" else 80)
-        try:
-            addresses = await asyncio.to_thread(
-                self.destinations.addresses, Endpoint(host, port, MailSecurity.SSL),
-                MailProtocol.HTTPS)
-        except InboxError as exc:
-            if exc.code == InboxErrorCode.NAME_NOT_FOUND:
-                raise OAuthError(InboxErrorCode.PROVIDER_UNAVAILABLE,
-                                 f"the authorization server {host} is not found") from None
-            raise OAuthError(InboxErrorCode.DESTINATION_NOT_ALLOWED, (
-                f"the authorization server {host}:{port} is not an allowed destination: "
-                "inboxlog calls only public addresses on port 443, unless the operator "
-                "allows more (--allow-oauth-hosts)")) from None
-        request.url = request.url.copy_with(host=addresses[0])
-        request.extensions = {**request.extensions, "sni_hostname": host}
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+    def refused(self, host: str, port: int, error: InboxError) -> Exception:
+        if error.code == InboxErrorCode.NAME_NOT_FOUND:
+            return OAuthError(InboxErrorCode.PROVIDER_UNAVAILABLE,
+                              f"the authorization server {host} is not found")
+        return OAuthError(InboxErrorCode.DESTINATION_NOT_ALLOWED, (
+            f"the authorization server {host}:{port} is not an allowed destination: "
+            "inboxlog calls only public addresses on port 443, unless the operator "
+            "allows more (--allow-oauth-hosts)"))
 
 
 def _claims(id_token: str) -> dict[str, Any]:

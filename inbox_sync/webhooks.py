@@ -33,6 +33,7 @@ from core.inboxes import Endpoint, InboxError
 from core.runtime import Runtime
 from core.storage.models import Event
 from core.types import InboxErrorCode, MailProtocol, MailSecurity
+from inbox_sync import pinned
 from inbox_sync.outbound import Destinations
 
 log = logging.getLogger(__name__)
@@ -58,35 +59,21 @@ class _Refused(Exception):
     """The destination policy refused the URL's host (nothing was sent)."""
 
 
-class PinnedTransport(httpx2.AsyncBaseTransport):
-    """Sends each request to an allowed address of its host, resolved once here; the
-    Host header and TLS (SNI, certificate) keep the name."""
+class PinnedTransport(pinned.PinnedTransport):
+    """Sends each request to an allowed address of its host (``inbox_sync.pinned``),
+    one connection per delivery."""
 
     def __init__(self, destinations: Destinations, verify: bool) -> None:
-        self.destinations = destinations
-        self._inner = httpx2.AsyncHTTPTransport(
+        super().__init__(destinations, httpx2.AsyncHTTPTransport(
             verify=verify, retries=0, trust_env=False,
-            limits=httpx2.Limits(max_keepalive_connections=0))
+            limits=httpx2.Limits(max_keepalive_connections=0)))
 
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        host = request.url.host
-        port = request.url.port or (443 if request.url.scheme == "https" else 80)
-        try:
-            addresses = await asyncio.to_thread(
-                self.destinations.addresses, Endpoint(host, port, MailSecurity.SSL),
-                MailProtocol.HTTPS)
-        except InboxError as exc:
-            if exc.code == InboxErrorCode.NAME_NOT_FOUND:
-                raise httpx2.ConnectError(f"name_not_found: {host}") from None
-            raise _Refused(f"destination_not_allowed: {host}:{port} is not a public "
-                           "address on port 80 or 443, and the operator does not allow "
-                           "it (--allow-webhook-hosts)") from None
-        request.url = request.url.copy_with(host=addresses[0])
-        request.extensions = {**request.extensions, "sni_hostname": host}
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+    def refused(self, host: str, port: int, error: InboxError) -> Exception:
+        if error.code == InboxErrorCode.NAME_NOT_FOUND:
+            return httpx2.ConnectError(f"name_not_found: {host}")
+        return _Refused(f"destination_not_allowed: {host}:{port} is not a public "
+                        "address on port 80 or 443, and the operator does not allow "
+                        "it (--allow-webhook-hosts)")
 
 
 def literal_refusal(destinations: Destinations, url: str) -> str | None:
