@@ -133,8 +133,9 @@ async def _referenced_threads(session: AsyncSession, portal_id: int,
         keys.append(conversation)
     if not keys:
         return []
-    claimed = dict((await session.execute(select(ThreadRef.message_id, ThreadRef.thread_id).where(
-        ThreadRef.portal_id == portal_id, ThreadRef.message_id.in_(keys)))).tuples().all())
+    claimed = {message_id: thread_id for message_id, thread_id in await session.execute(
+        select(ThreadRef.message_id, ThreadRef.thread_id).where(
+            ThreadRef.portal_id == portal_id, ThreadRef.message_id.in_(keys)))}
     return list(dict.fromkeys(claimed[k] for k in keys if k in claimed))
 
 

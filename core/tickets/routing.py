@@ -76,12 +76,12 @@ async def agents(session: AsyncSession, portal_id: int, user_ids: list[int]) -> 
         return []
     capacity = {c.user_id: c for c in await session.scalars(select(AgentCapacity).where(
         AgentCapacity.portal_id == portal_id, AgentCapacity.user_id.in_(user_ids)))}
-    load = dict((await session.execute(
+    load: dict[int | None, int] = {user: count for user, count in await session.execute(
         select(Ticket.assignee_user_id, func.count()).where(
             Ticket.portal_id == portal_id, Ticket.assignee_user_id.in_(user_ids),
             Ticket.status.in_([Status.OPEN.value, Status.PENDING.value]),
             Ticket.team_inbox_id.is_not(None))
-        .group_by(Ticket.assignee_user_id))).tuples().all())
+        .group_by(Ticket.assignee_user_id))}
     found = []
     for user_id in user_ids:
         row = capacity.get(user_id)

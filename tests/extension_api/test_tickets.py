@@ -4,7 +4,9 @@ capacity through the SMTP port, assigning, changing, closing and merging tickets
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -290,3 +292,13 @@ def test_team_inbox_settings_are_validated(desk: Desk) -> None:
             "mon": [["09:00", "12:00"], ["13:00", "17:00"]]}}).json()
     assert good["time_zone"] == "Europe/Berlin"
     assert good["business_hours"]["mon"] == [["09:00", "12:00"], ["13:00", "17:00"]]
+
+
+def test_concurrent_new_tickets_are_shared_out_evenly(desk: Desk) -> None:
+    """Four customers writing at once: each of the two agents gets two tickets."""
+    with ThreadPoolExecutor(4) as pool:
+        replies = list(pool.map(lambda n: desk.send(customer_mail(f"c{n}@at-once.example")),
+                                range(4)))
+    tickets = [desk.ticket_of_email(logged_id(reply)) for reply in replies]
+    assignees = Counter(t["assignee_user_id"] for t in tickets)
+    assert assignees == {a["id"]: 2 for a in desk.agents}
