@@ -19,6 +19,7 @@ from core.storage.models.inbox import Inbox, InboxFolder
 from core.storage.models.lease import NodeLease  # noqa: F401 (core.leases)
 from core.storage.models.portal import ApiToken, Portal, User, UserAddress
 from core.storage.models.replies import CannedResponse, TicketPresence
+from core.storage.models.reports import TicketFigures
 from core.storage.models.retention import IngestLogEntry, RawCopy
 from core.storage.models.team import (
     AgentCapacity,
@@ -68,6 +69,7 @@ __all__ = [
     "Ticket",
     "TicketActivity",
     "TicketContact",
+    "TicketFigures",
     "TicketPresence",
     "TrackedLink",
     "TrackedSend",

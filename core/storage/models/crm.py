@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.storage.models.base import Base, BigId, utcnow
@@ -54,6 +54,11 @@ class Ticket(Base):
     """
 
     __tablename__ = "tickets"
+    __table_args__ = (
+        # Reports: the tickets created in a range; those open or pending now.
+        Index("ix_tickets_portal_id_created_at", "portal_id", "created_at"),
+        Index("ix_tickets_portal_id_status", "portal_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"), index=True)

@@ -149,7 +149,10 @@ class TicketActivity(Base):
     starts a new response cycle (``detail.cycle``)."""
 
     __tablename__ = "ticket_activities"
-    __table_args__ = (Index("ix_ticket_activities_ticket_id_id", "ticket_id", "id"),)
+    __table_args__ = (Index("ix_ticket_activities_ticket_id_id", "ticket_id", "id"),
+                      # Reports: a kind of activity in a range (assignments).
+                      Index("ix_ticket_activities_portal_id_kind_at", "portal_id", "kind",
+                            "at"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"),
