@@ -21,24 +21,26 @@ team inbox) and tickets merged into another are never counted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from itertools import groupby
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Integer, case, func, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.sla import BusinessHours, TicketSla, percentile, ticket_sla
+from core.sla import Activity, BusinessHours, percentile, ticket_sla
 from core.storage.models import (
     EmailSource,
     TeamInbox,
     Ticket,
     TicketActivity,
+    TicketFigures,
     User,
     utcnow,
 )
@@ -90,9 +92,20 @@ class VolumeRow:
     conversations: int
 
 
+def _day_index(column: Any, bounds: Sequence[datetime], low: int, high: int) -> Any:
+    """The first ``i`` in ``low..high`` with ``column < bounds[i]`` (else ``high``), as
+    CASEs nested by halves: a row is compared about log2(days) times, not once per
+    day before its own."""
+    if low == high:
+        return literal(low, Integer)
+    middle = (low + high) // 2
+    return case((column < bounds[middle], _day_index(column, bounds, low, middle)),
+                else_=_day_index(column, bounds, middle + 1, high))
+
+
 async def volume(session: AsyncSession, scope: Scope) -> list[VolumeRow]:
     # Days are cut where the scope's zone puts midnight (in UTC: a DST change moves
-    # it), by a CASE the database evaluates; the channel is the first message's first
+    # it), by CASEs the database evaluates; the channel is the first message's first
     # source.
     days: list[date] = []
     bounds: list[datetime] = []
@@ -101,8 +114,7 @@ async def volume(session: AsyncSession, scope: Scope) -> list[VolumeRow]:
         days.append(day)
         day += timedelta(days=1)
         bounds.append(datetime.combine(day, datetime.min.time(), tzinfo=scope.zone))
-    index = case(*[(Ticket.created_at < bound, i) for i, bound in enumerate(bounds)],
-                 else_=len(bounds) - 1)
+    index = _day_index(Ticket.created_at, bounds, 0, len(bounds) - 1)
     channel = (select(EmailSource.source).where(EmailSource.email_id == TicketActivity.email_id)
                .order_by(EmailSource.created_at, EmailSource.source).limit(1)
                .scalar_subquery())
@@ -165,63 +177,120 @@ _SLA_KINDS = ("created", "customer_message", "agent_reply", "status")
 
 
 @dataclass(frozen=True)
-class _Figured:
-    version: tuple[int, str]  # the ticket's last SLA activity id, its inbox's hours
-    sla: TicketSla
+class Figured:
+    """What the report reads of a ticket's ``TicketSla``, and what was read to get it:
+    its last SLA activity, its ``updated_at`` and its inbox's hours (a digest)."""
+
+    ticket_id: int
+    as_of_activity_id: int
+    ticket_updated_at: datetime | None
+    hours_key: str
+    first_response: float | None
+    first_resolution: float | None
+    reopen_first_responses: tuple[float, ...]
+    next_responses: tuple[float, ...]
 
 
 class SlaCache:
-    """Tickets' SLA figures by the last activity they were computed from: a report then
-    reads the activity log only of tickets that changed since (and of those its inbox's
-    hours changed for). Bounded; the oldest entries go first. One per process."""
+    """The figures a report computed because the stored ones (``TicketFigures``) were
+    missing or stale: ``store_figures`` writes them, so the next report, in any process,
+    reads the activity log only of tickets that changed since."""
 
-    def __init__(self, size: int = 200_000) -> None:
-        self.size = size
-        self._figured: dict[int, _Figured] = {}
-
-    def get(self, ticket_id: int, version: tuple[int, str]) -> TicketSla | None:
-        found = self._figured.get(ticket_id)
-        return found.sla if found is not None and found.version == version else None
-
-    def put(self, ticket_id: int, version: tuple[int, str], sla: TicketSla) -> None:
-        self._figured.pop(ticket_id, None)
-        self._figured[ticket_id] = _Figured(version, sla)
-        while len(self._figured) > self.size:
-            del self._figured[next(iter(self._figured))]
+    def __init__(self) -> None:
+        self.computed: dict[int, Figured] = {}
 
 
-async def _figured(session: AsyncSession, scope: Scope, cache: SlaCache) -> list[TicketSla]:
-    hours = await business_hours(session, scope.portal_id)
-    around_the_clock = ("", BusinessHours())
-    versions = {ticket_id: (last, hours.get(inbox_id or 0, around_the_clock)[0])
-                for ticket_id, inbox_id, last in (await session.execute(
-                    select(Ticket.id, Ticket.team_inbox_id, func.max(TicketActivity.id))
-                    .join(TicketActivity, TicketActivity.ticket_id == Ticket.id)
-                    .where(*scope.created(), TicketActivity.kind.in_(_SLA_KINDS))
-                    .group_by(Ticket.id, Ticket.team_inbox_id))).all()}
-    found = {t: sla for t, version in versions.items()
-             if (sla := cache.get(t, version)) is not None}
-    missing = [t for t in versions if t not in found]
-    query = (select(TicketActivity.ticket_id, Ticket.team_inbox_id, TicketActivity.kind,
-                    TicketActivity.at, TicketActivity.to_value)
+def _seconds(text: str) -> tuple[float, ...]:
+    return tuple(map(float, text.split(","))) if text else ()
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def _figured(session: AsyncSession, scope: Scope, cache: SlaCache) -> list[Figured]:
+    hours = {inbox_id: (_digest(key), parsed) for inbox_id, (key, parsed)
+             in (await business_hours(session, scope.portal_id)).items()}
+    around_the_clock = (_digest(""), BusinessHours())
+    stored = TicketFigures
+    # Stale: a later SLA activity than the figures were computed from, or (an activity
+    # whose id was taken before theirs but committed after) another updated_at.
+    later = (select(TicketActivity.id)
+             .where(TicketActivity.ticket_id == Ticket.id,
+                    TicketActivity.id > stored.as_of_activity_id,
+                    TicketActivity.kind.in_(_SLA_KINDS)).exists())
+    fresh = case((stored.ticket_id.is_not(None)
+                  & stored.ticket_updated_at.is_not_distinct_from(Ticket.updated_at)
+                  & ~later, 1), else_=0)
+    found: list[Figured] = []
+    stale: dict[int, tuple[str, BusinessHours]] = {}
+    for ticket_id, inbox_id, is_fresh, as_of, key, first, resolution, reopened, following in (
+            await session.execute(
+                select(Ticket.id, Ticket.team_inbox_id, fresh, stored.as_of_activity_id,
+                       stored.hours_key, stored.first_response, stored.first_resolution,
+                       stored.reopen_first_responses, stored.next_responses)
+                .outerjoin(stored, stored.ticket_id == Ticket.id)
+                .where(*scope.created()))).all():
+        digest, parsed = hours.get(inbox_id, around_the_clock)
+        if is_fresh and key == digest:
+            found.append(Figured(ticket_id, as_of, None, key, first, resolution,
+                                 _seconds(reopened), _seconds(following)))
+        else:
+            stale[ticket_id] = digest, parsed
+    # The log with the ticket's updated_at as of the same snapshot.
+    query = (select(TicketActivity.ticket_id, TicketActivity.id, TicketActivity.kind,
+                    TicketActivity.at, TicketActivity.to_value, Ticket.updated_at)
              .join(Ticket, Ticket.id == TicketActivity.ticket_id)
              .where(*scope.created(), TicketActivity.kind.in_(_SLA_KINDS))
              .order_by(TicketActivity.ticket_id, TicketActivity.id))
-    # Few missing: ask for theirs (in chunks, for the driver's parameter limit); many:
+    # Few stale: ask for theirs (in chunks, for the driver's parameter limit); many:
     # read the scope's whole log in one go.
+    missing = sorted(stale)
     chunks = ([missing[i:i + 500] for i in range(0, len(missing), 500)]
               if len(missing) <= 2000 else [None])
+    logs: dict[int, list[Activity]] = {ticket_id: [] for ticket_id in missing}
+    last: dict[int, tuple[int, datetime | None]] = {}
     for chunk in chunks if missing else []:
-        rows = (await session.execute(query if chunk is None else query.where(
-            TicketActivity.ticket_id.in_(chunk)))).all()
-        # Rows come ordered by ticket; each row is an activity as ticket_sla reads it.
-        for (ticket_id, inbox_id), log in groupby(rows, key=lambda row: row[:2]):
-            if ticket_id in found:
-                continue
-            sla = ticket_sla(log, hours.get(inbox_id, around_the_clock)[1])
-            cache.put(ticket_id, versions[ticket_id], sla)
-            found[ticket_id] = sla
-    return list(found.values())
+        for ticket_id, activity_id, kind, at, to_value, updated_at in (await session.execute(
+                query if chunk is None else query.where(
+                    TicketActivity.ticket_id.in_(chunk)))).all():
+            if ticket_id in logs:
+                logs[ticket_id].append(Activity(kind, at, to_value))
+                last[ticket_id] = activity_id, updated_at
+    for ticket_id, log in logs.items():
+        digest, parsed = stale[ticket_id]
+        sla = ticket_sla(log, parsed)
+        # No SLA activity at all (not even "created"): no figures, stored as of nothing.
+        as_of, updated_at = last.get(ticket_id, (0, None))
+        figured = Figured(ticket_id, as_of, updated_at, digest,
+                          sla.first_response, sla.first_resolution,
+                          sla.reopen_first_responses, sla.next_responses)
+        cache.computed[ticket_id] = figured
+        found.append(figured)
+    return found
+
+
+async def store_figures(session: AsyncSession, cache: SlaCache) -> int:
+    """Write (or replace) the figures ``cache`` holds; how many. In the caller's
+    transaction, which it commits."""
+    rows = [{"ticket_id": f.ticket_id, "as_of_activity_id": f.as_of_activity_id,
+             "ticket_updated_at": f.ticket_updated_at, "hours_key": f.hours_key,
+             "first_response": f.first_response, "first_resolution": f.first_resolution,
+             "reopen_first_responses": ",".join(map(repr, f.reopen_first_responses)),
+             "next_responses": ",".join(map(repr, f.next_responses))}
+            for f in cache.computed.values()]
+    if not rows:
+        return 0
+    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql"
+              else sqlite.insert)
+    for start in range(0, len(rows), 500):
+        stmt = insert(TicketFigures)
+        await session.execute(stmt.on_conflict_do_update(
+            index_elements=[TicketFigures.ticket_id],
+            set_={name: stmt.excluded[name] for name in rows[0] if name != "ticket_id"}),
+            rows[start:start + 500])
+    cache.computed.clear()
+    return len(rows)
 
 
 async def response_times(session: AsyncSession, scope: Scope,
@@ -230,15 +299,15 @@ async def response_times(session: AsyncSession, scope: Scope,
     reopened: list[float] = []
     following: list[float] = []
     resolved: list[float] = []
-    for sla in await _figured(session, scope, cache or SlaCache()):
+    figured = await _figured(session, scope, cache or SlaCache())
+    for sla in figured:
         if sla.first_response is not None:
             first.append(sla.first_response)
         reopened.extend(sla.reopen_first_responses)
         following.extend(sla.next_responses)
         if sla.first_resolution is not None:
             resolved.append(sla.first_resolution)
-    tickets = await session.scalar(select(func.count()).select_from(Ticket)
-                                   .where(*scope.created())) or 0
+    tickets = len(figured)  # every ticket in scope has its figures, maybe empty
     return ResponseTimes(tickets, tickets - len(first), Figures.of(first),
                          Figures.of(reopened), Figures.of(following), Figures.of(resolved))
 

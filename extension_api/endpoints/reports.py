@@ -9,6 +9,7 @@ admin every one.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core import reports
+from core.errors import StorageUnavailable
 from core.storage.models import TeamInbox
 from core.tickets import access
 from extension_api.auth import Principal, authenticated, runtime_of
@@ -32,6 +34,8 @@ from extension_api.schemas.reports import (
     volume_of,
     workload_of,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -111,11 +115,17 @@ async def _volume(request: Request, session: AsyncSession, scope: reports.Scope,
 async def _response_times(request: Request, session: AsyncSession, scope: reports.Scope,
                           span: Range) -> Any:
     """First-response (and next-response, first-resolution) percentiles."""
-    state = request.app.state
-    if getattr(state, "sla_cache", None) is None:
-        state.sla_cache = reports.SlaCache()
-    return response_times_of(span, await reports.response_times(session, scope,
-                                                                state.sla_cache))
+    computed = reports.SlaCache()
+    found = await reports.response_times(session, scope, computed)
+    if computed.computed:
+        # Kept for the next report on any node; the answer stands without them.
+        try:
+            async with runtime_of(request).db.transaction() as writing:
+                await reports.store_figures(writing, computed)
+        except StorageUnavailable as exc:
+            log.warning("reports: SLA figures of %d tickets not stored: %s",
+                        len(computed.computed), exc)
+    return response_times_of(span, found)
 
 
 async def _workload(request: Request, session: AsyncSession, scope: reports.Scope,

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from core import accounts, reports
 from core.storage.db import Database
-from core.storage.models import TeamInbox, TicketActivity
+from core.storage.models import TeamInbox, Ticket, TicketActivity
 from tests.support.ticket_rows import Step, team_inbox, ticket
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -81,3 +81,41 @@ async def test_sla_cache_follows_changes(database: Database) -> None:
         row.business_hours = {"mon": [["10:00", "17:00"]]}
     assert await first_response() == 3600
     assert await first_response() == 3600  # from the cache now
+
+
+async def test_stored_figures_serve_the_next_report(database: Database) -> None:
+    """Figures stored after one report are read, not recomputed, by the next (a fresh
+    process's cache); a ticket with a new activity, or whose updated_at moved (an
+    activity committed out of id order), and only it, is computed again."""
+    async with database.transaction() as session:
+        portal = (await accounts.create_portal(session, "P")).portal.id
+        inbox = await team_inbox(session, portal, "support", time_zone="Europe/Berlin",
+                                 hours={"mon": [["09:00", "17:00"]]})
+        answered = await ticket(session, portal, inbox, at(23, 9),
+                                [Step("agent_reply", at(23, 10))])
+        waiting = await ticket(session, portal, inbox, at(23, 9))
+        other = (await accounts.create_portal(session, "Q")).portal.id
+        await ticket(session, other, await team_inbox(session, other, "support"), at(23, 9))
+    scope = reports.Scope.days(portal, None, date(2026, 11, 23), date(2026, 11, 29), BERLIN)
+
+    async def report() -> tuple[list[int], float | None, float | None]:
+        cache = reports.SlaCache()
+        async with database.read() as session:
+            times = await reports.response_times(session, scope, cache)
+        computed = sorted(cache.computed)
+        async with database.transaction() as session:
+            await reports.store_figures(session, cache)
+        return computed, times.first_response.p50, times.first_response.mean
+
+    assert await report() == ([answered, waiting], 3600, 3600)
+    assert await report() == ([], 3600, 3600)
+    async with database.transaction() as session:
+        session.add(TicketActivity(portal_id=portal, ticket_id=waiting, at=at(23, 11),
+                                   kind="agent_reply"))
+    assert await report() == ([waiting], 5400, 5400)
+    async with database.transaction() as session:
+        row = await session.get(Ticket, answered)
+        assert row is not None
+        row.updated_at = at(24, 9)
+    assert await report() == ([answered], 5400, 5400)
+    assert await report() == ([], 5400, 5400)
