@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -142,8 +143,9 @@ class Figures:
 
     @classmethod
     def of(cls, values: Sequence[float]) -> Figures:
+        # fsum: the mean is the same whatever order the tickets came in.
         return cls(len(values), percentile(values, 50), percentile(values, 90),
-                   sum(values) / len(values) if values else None)
+                   math.fsum(values) / len(values) if values else None)
 
 
 @dataclass(frozen=True)
@@ -192,12 +194,30 @@ class Figured:
 
 
 class SlaCache:
-    """The figures a report computed because the stored ones (``TicketFigures``) were
-    missing or stale: ``store_figures`` writes them, so the next report, in any process,
-    reads the activity log only of tickets that changed since."""
+    """Tickets' SLA figures, stored ones (``TicketFigures``) this process has read and
+    ones it computed because those were missing or stale (``computed``, which
+    ``store_figures`` writes): a report then reads the activity log only of tickets
+    that changed since, and their figures only when this process has not read them
+    yet. Bounded; the oldest entries go first. One per process."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: int = 200_000) -> None:
+        self.size = size
+        self.known: dict[int, Figured] = {}
         self.computed: dict[int, Figured] = {}
+
+    def put(self, figured: Figured) -> None:
+        self.known.pop(figured.ticket_id, None)
+        self.known[figured.ticket_id] = figured
+        while len(self.known) > self.size:
+            del self.known[next(iter(self.known))]
+
+
+def _chunks(ids: list[int]) -> list[list[int] | None]:
+    """Few ids: in chunks of 500 (the drivers' parameter limits); many: None, for the
+    whole scope in one query."""
+    if not ids:
+        return []
+    return [ids[i:i + 500] for i in range(0, len(ids), 500)] if len(ids) <= 2000 else [None]
 
 
 def _seconds(text: str) -> tuple[float, ...]:
@@ -223,34 +243,47 @@ async def _figured(session: AsyncSession, scope: Scope, cache: SlaCache) -> list
                   & stored.ticket_updated_at.is_not_distinct_from(Ticket.updated_at)
                   & ~later, 1), else_=0)
     found: list[Figured] = []
+    unread: list[int] = []  # fresh in the database, not read by this process yet
     stale: dict[int, tuple[str, BusinessHours]] = {}
-    for ticket_id, inbox_id, is_fresh, as_of, key, first, resolution, reopened, following in (
-            await session.execute(
-                select(Ticket.id, Ticket.team_inbox_id, fresh, stored.as_of_activity_id,
-                       stored.hours_key, stored.first_response, stored.first_resolution,
-                       stored.reopen_first_responses, stored.next_responses)
-                .outerjoin(stored, stored.ticket_id == Ticket.id)
-                .where(*scope.created()))).all():
+    # Through the Core connection: ten thousand plain rows, no ORM result machinery.
+    connection = await session.connection()
+    for ticket_id, inbox_id, is_fresh, as_of, key in (await connection.execute(
+            select(Ticket.id, Ticket.team_inbox_id, fresh, stored.as_of_activity_id,
+                   stored.hours_key)
+            .outerjoin(stored, stored.ticket_id == Ticket.id)
+            .where(*scope.created()))).all():
         digest, parsed = hours.get(inbox_id, around_the_clock)
-        if is_fresh and key == digest:
-            found.append(Figured(ticket_id, as_of, None, key, first, resolution,
-                                 _seconds(reopened), _seconds(following)))
-        else:
+        if not is_fresh or key != digest:
             stale[ticket_id] = digest, parsed
+        elif (known := cache.known.get(ticket_id)) is not None and (
+                known.as_of_activity_id, known.hours_key) == (as_of, key):
+            found.append(known)
+        else:
+            unread.append(ticket_id)
+    figures = (select(stored.ticket_id, stored.as_of_activity_id, stored.hours_key,
+                      stored.first_response, stored.first_resolution,
+                      stored.reopen_first_responses, stored.next_responses)
+               .join(Ticket, Ticket.id == stored.ticket_id).where(*scope.created()))
+    wanted = set(unread)
+    for chunk in _chunks(unread):
+        for ticket_id, as_of, key, first, resolution, reopened, following in (
+                await connection.execute(figures if chunk is None else figures.where(
+                    stored.ticket_id.in_(chunk)))).all():
+            if ticket_id in wanted:
+                figured = Figured(ticket_id, as_of, None, key, first, resolution,
+                                  _seconds(reopened), _seconds(following))
+                cache.put(figured)
+                found.append(figured)
     # The log with the ticket's updated_at as of the same snapshot.
     query = (select(TicketActivity.ticket_id, TicketActivity.id, TicketActivity.kind,
                     TicketActivity.at, TicketActivity.to_value, Ticket.updated_at)
              .join(Ticket, Ticket.id == TicketActivity.ticket_id)
              .where(*scope.created(), TicketActivity.kind.in_(_SLA_KINDS))
              .order_by(TicketActivity.ticket_id, TicketActivity.id))
-    # Few stale: ask for theirs (in chunks, for the driver's parameter limit); many:
-    # read the scope's whole log in one go.
     missing = sorted(stale)
-    chunks = ([missing[i:i + 500] for i in range(0, len(missing), 500)]
-              if len(missing) <= 2000 else [None])
     logs: dict[int, list[Activity]] = {ticket_id: [] for ticket_id in missing}
     last: dict[int, tuple[int, datetime | None]] = {}
-    for chunk in chunks if missing else []:
+    for chunk in _chunks(missing):
         for ticket_id, activity_id, kind, at, to_value, updated_at in (await session.execute(
                 query if chunk is None else query.where(
                     TicketActivity.ticket_id.in_(chunk)))).all():
@@ -266,6 +299,7 @@ async def _figured(session: AsyncSession, scope: Scope, cache: SlaCache) -> list
                           sla.first_response, sla.first_resolution,
                           sla.reopen_first_responses, sla.next_responses)
         cache.computed[ticket_id] = figured
+        cache.put(figured)
         found.append(figured)
     return found
 
@@ -279,6 +313,7 @@ async def store_figures(session: AsyncSession, cache: SlaCache) -> int:
              "reopen_first_responses": ",".join(map(repr, f.reopen_first_responses)),
              "next_responses": ",".join(map(repr, f.next_responses))}
             for f in cache.computed.values()]
+    cache.computed.clear()  # before the first await: a concurrent report adds anew
     if not rows:
         return 0
     insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql"
@@ -289,7 +324,6 @@ async def store_figures(session: AsyncSession, cache: SlaCache) -> int:
             index_elements=[TicketFigures.ticket_id],
             set_={name: stmt.excluded[name] for name in rows[0] if name != "ticket_id"}),
             rows[start:start + 500])
-    cache.computed.clear()
     return len(rows)
 
 
@@ -358,8 +392,9 @@ async def workload(session: AsyncSession, scope: Scope) -> Workload:
     for to_value, n in (await session.execute(
             select(TicketActivity.to_value, func.count())
             .join(Ticket, Ticket.id == TicketActivity.ticket_id)
-            .where(*scope.tickets(), TicketActivity.kind == "assigned",
-                   *scope.during(TicketActivity.at))
+            # The portal's assignments in the range first (its index), then their tickets.
+            .where(*scope.tickets(), TicketActivity.portal_id == scope.portal_id,
+                   TicketActivity.kind == "assigned", *scope.during(TicketActivity.at))
             .group_by(TicketActivity.to_value))).all():
         if to_value and to_value.startswith("user:") and to_value[5:].isdigit():
             assigned[int(to_value[5:])] += n

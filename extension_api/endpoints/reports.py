@@ -115,16 +115,19 @@ async def _volume(request: Request, session: AsyncSession, scope: reports.Scope,
 async def _response_times(request: Request, session: AsyncSession, scope: reports.Scope,
                           span: Range) -> Any:
     """First-response (and next-response, first-resolution) percentiles."""
-    computed = reports.SlaCache()
-    found = await reports.response_times(session, scope, computed)
-    if computed.computed:
-        # Kept for the next report on any node; the answer stands without them.
+    state = request.app.state
+    if getattr(state, "sla_cache", None) is None:
+        state.sla_cache = reports.SlaCache()
+    cache: reports.SlaCache = state.sla_cache
+    found = await reports.response_times(session, scope, cache)
+    if cache.computed:
+        # Kept for the next report on any node; the answer stands without them (and
+        # their tickets count as stale until a report stores them).
         try:
             async with runtime_of(request).db.transaction() as writing:
-                await reports.store_figures(writing, computed)
+                await reports.store_figures(writing, cache)
         except StorageUnavailable as exc:
-            log.warning("reports: SLA figures of %d tickets not stored: %s",
-                        len(computed.computed), exc)
+            log.warning("reports: SLA figures not stored: %s", exc)
     return response_times_of(span, found)
 
 
