@@ -41,8 +41,10 @@ OLDER = 1.0
 class _Backend(Protocol):
     def filtered(self, query: Query) -> Select[int, float]: ...
 
-    def ranked(self, query: Query, conditions: list[ColumnElement[bool]],
-               size: int) -> Select[int, float]: ...
+    async def dense(self, session: AsyncSession, query: Query) -> bool: ...
+
+    def ranked(self, query: Query, conditions: list[ColumnElement[bool]], size: int, *,
+               dense: bool = False) -> Select[int, float]: ...
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,8 @@ async def _ranked(session: AsyncSession, backend: _Backend, query: Query,
     goes on past the window, the id the older ones start below."""
     found: list[_Row] = []
     if cursor is None or cursor[0] < OLDER:
-        window = backend.ranked(query, conditions, WINDOW).subquery("window")
+        window = backend.ranked(query, conditions, WINDOW,
+                                dense=await backend.dense(session, query)).subquery("window")
         counted = (select(window.c[0].label("id"), window.c[1].label("score"), Email.sent_at,
                           func.count().over().label("size"),
                           func.min(window.c[0]).over().label("oldest"))

@@ -10,6 +10,7 @@ with every language's stemmer, and each email's stems are those of its own langu
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from sqlalchemy import (
@@ -32,6 +33,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.search.syntax import Field, Query, Term
 from core.storage.models import Email
@@ -88,10 +90,44 @@ def _cjk_match(term: Term, name: str) -> ColumnElement[bool]:
     return Email.id.in_(found) if not term.negated else Email.id.not_in(found)
 
 
+def _all(words: list[Term], name: str) -> ColumnElement[Any]:
+    return func.to_tsquery(literal_column("'inboxlog_search'::regconfig"), bindparam(
+        name, " & ".join(f"({_lexemes(t)})" for t in words)), type_=TSQUERY)
+
+
 def _conditions(query: Query) -> tuple[list[ColumnElement[bool]], list[ColumnElement[bool]]]:
-    """(conditions on the documents' words, conditions on their CJK text)."""
-    words = [_term_match(_DOCUMENTS.c.document, _DOCUMENTS.c.stems, t, f"w{i}")
-             for i, t in enumerate(query.terms) if not t.cjk]
+    """(conditions on the documents' words, conditions on their CJK text).
+
+    The positive words are one tsquery a column, so that GIN intersects them itself (a
+    condition a word, each ORed with its stems, had the planner fetch and check every
+    match of the commoner word): all of them in ``document``, or, in an email of a known
+    language, each as itself or its stem in ``stems`` (which holds the subject and body
+    only: a name or a phrase is looked for in ``document`` beside it).
+    """
+    document, stems = _DOCUMENTS.c.document, _DOCUMENTS.c.stems
+    positive = [(i, t) for i, t in enumerate(query.terms) if not t.cjk and not t.negated]
+    words: list[ColumnElement[bool]] = []
+    if positive:
+        simple = document.bool_op("@@")(_all([t for _, t in positive], "words"))
+        either: ColumnElement[Any] | None = None
+        exact: list[Term] = []
+        for i, term in positive:
+            stemmed = _stemmed(term, f"s{i}")
+            if stemmed is None:
+                exact.append(term)
+                continue
+            word = _simple(term, f"m{i}")
+            this = word.op("||", return_type=TSQUERY)(func.coalesce(stemmed, word))
+            either = this if either is None else either.op("&&", return_type=TSQUERY)(this)
+        if either is None:
+            words.append(simple)
+        else:
+            in_stems: ColumnElement[bool] = stems.bool_op("@@")(either)
+            if exact:
+                in_stems = and_(in_stems, document.bool_op("@@")(_all(exact, "exact")))
+            words.append(or_(simple, in_stems))
+    words += [_term_match(document, stems, t, f"w{i}")
+              for i, t in enumerate(query.terms) if not t.cjk and t.negated]
     cjk = [_cjk_match(t, f"cjk{i}") for i, t in enumerate(query.terms) if t.cjk]
     return words, cjk
 
@@ -107,17 +143,67 @@ def filtered(query: Query) -> Select[int, float]:
             .where(*words, *cjk))
 
 
-def ranked(query: Query, conditions: list[ColumnElement[bool]],
-           size: int) -> Select[int, float]:
+# A query whose words are in at least this share of the documents (by the statistics
+# of ANALYZE) walks the newest emails to find its window; any other collects its matches
+# from the GIN index first.
+DENSE = 0.05
+
+
+def _unaccented(word: str) -> str:
+    """The word about as the configuration indexes it (lower case, without accents)."""
+    return "".join(c for c in unicodedata.normalize("NFKD", word.lower())
+                   if not unicodedata.combining(c))
+
+
+async def dense(session: AsyncSession, query: Query) -> bool:
+    """Whether the positive words of ``query`` are together in at least DENSE of the
+    documents, as PostgreSQL's statistics of the index tell (its most common lexemes and
+    their share of ANALYZE's sample; a word not among them is rarer than any of them).
+
+    The planner reads the same statistics, but costs a walk of the newest emails as if
+    a word's matches were spread evenly and checking a document were free: for a rare
+    word it walks the whole table. So the choice is made here (``ranked``).
+    """
+    row = (await session.execute(text(
+        "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats"
+        " WHERE schemaname = current_schema() AND tablename = 'search_documents'"
+        " AND attname = 'document'"))).first()
+    if row is None or row[0] is None:
+        return False
+    share = dict(zip(row[0], row[1], strict=False))
+    estimate = 1.0
+    for term in query.positive:
+        if term.cjk:
+            continue
+        if len(term.words) > 1:
+            # A phrase of common words is still rare (the walk would check most of
+            # the table for the few emails that have them in this order).
+            return False
+        word = _unaccented(term.words[0])
+        estimate *= min(1.0, sum(f for lexeme, f in share.items() if lexeme.startswith(word))
+                        if term.prefix else share.get(word, 0.0))
+    return estimate >= DENSE
+
+
+def ranked(query: Query, conditions: list[ColumnElement[bool]], size: int, *,
+           dense: bool = False) -> Select[int, float]:
     """``(email id, score)`` (lower scores rank first) of the ``size`` most recently
     logged emails that match ``query`` (which has words to rank by) and ``conditions``.
 
     Only those are ranked: ts_rank reads a document's whole tsvector, which for a word
-    in most emails is most of the table. The newest matches are found first, by id
-    (for such a word, walking the index of ids backwards finds ``size`` of them soon).
+    in most emails is most of the table. ``dense`` (see ``dense``): the index of ids is
+    walked backwards, checking each document, until ``size`` match (for a word in half
+    the emails, about twice ``size`` documents); else the matches are collected from the
+    GIN index first (OFFSET 0 keeps the planner from walking instead), then the newest
+    kept.
     """
-    found = (filtered(query).where(*conditions).with_only_columns(Email.id)
-             .order_by(Email.id.desc()).limit(size).subquery("newest"))
+    matching = filtered(query).where(*conditions).with_only_columns(Email.id)
+    if dense:
+        newest = matching.order_by(Email.id.desc())
+    else:
+        fenced = matching.offset(0).subquery("matching")
+        newest = select(fenced.c.id).order_by(fenced.c.id.desc())
+    found = newest.limit(size).subquery("newest")
     ranking = " & ".join(f"({_lexemes(t)})" for t in query.terms if not t.cjk and not t.negated)
     stems = [s for i, t in enumerate(query.terms)
              if not t.cjk and not t.negated and (s := _stemmed(t, f"r{i}")) is not None]

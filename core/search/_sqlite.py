@@ -14,6 +14,7 @@ from sqlalchemy import (
     table,
     text,
 )
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.search.syntax import Field, Query, Term
 from core.storage.models import Email
@@ -81,8 +82,14 @@ def filtered(query: Query) -> Select[int, float]:
     return statement.where(*conditions)
 
 
-def ranked(query: Query, conditions: list[ColumnElement[bool]],
-           size: int) -> Select[int, float]:
+async def dense(session: AsyncSession, query: Query) -> bool:
+    """FTS5 finds the newest matches of any word soon: no choice to make (PostgreSQL's
+    ``dense``)."""
+    return False
+
+
+def ranked(query: Query, conditions: list[ColumnElement[bool]], size: int, *,
+           dense: bool = False) -> Select[int, float]:
     """``(email id, score)`` (lower scores rank first) of the ``size`` most recently
     logged emails that match ``query`` (which has words to rank by) and ``conditions``.
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 
 from core import search
+from core.search import _postgres, _sqlite, parse
 from core.storage.db import Database
+from core.storage.models import Thread
 from core.types import Direction
-from tests.core.test_search import DAY, _ids_of, _portal, _store
+from tests.core.test_search import DAY, _email, _ids_of, _portal, _store
 
 
 @pytest.fixture
@@ -84,3 +87,35 @@ async def test_the_window_is_the_portals_and_the_filters(
     assert sorted(found) == sorted([*mine, outgoing, incoming])
     assert await _ids_of(database, portal, "offer",
                          search.Filters(direction=Direction.INCOMING)) == [incoming]
+
+
+async def test_both_ways_to_the_window_find_the_same(
+        database: Database, window: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL a word in most emails walks the newest ones, a rarer word collects
+    its matches from the index first (ANALYZE's statistics tell which): the same pages
+    either way. SQLite has one way."""
+    portal = await _portal(database)
+    async with database.transaction() as session:
+        thread = Thread(portal_id=portal, subject="")
+        session.add(thread)
+        await session.flush()
+        for i in range(30):
+            session.add(_email(portal, thread.id, subject="Offer" if i % 4 == 0 else "Re",
+                               body="common words" + (" once" if i == 7 else "")))
+    queries = [parse(q) for q in ("common", "once", "common once", '"common words"', "offer")]
+    async with database.read() as session:
+        if database.is_sqlite:
+            assert not any([await _sqlite.dense(session, q) for q in queries])
+            return
+        await session.execute(text("ANALYZE search_documents"))
+        assert [await _postgres.dense(session, q) for q in queries] == [
+            True, False, False, False, True]
+    found: dict[bool, list[list[list[int]]]] = {}
+    for forced in (True, False):
+        async def choose(session: object, query: object, forced: bool = forced) -> bool:
+            return forced
+        monkeypatch.setattr(_postgres, "dense", choose)
+        found[forced] = [await _pages(database, portal, q, 4)
+                         for q in ("common", "once", "offer", "-once common")]
+    assert found[True] == found[False]
+    assert sum(len(p) for p in found[True][0]) == 30
