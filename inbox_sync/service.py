@@ -132,6 +132,7 @@ class _Slot:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     owner: Owner | None = None
     resynced_for: int | None = None  # the UIDNEXT a sync was last repeated for
+    secret: str | None = None  # the stored credentials the last login here was tried with
 
 
 class InboxService:
@@ -232,11 +233,13 @@ class InboxService:
     # -- the one connection ---------------------------------------------------------
 
     async def _credentials(self, inbox_id: int) -> tuple[Login, Owner]:
-        """The stored login of the inbox, and whose it is."""
+        """The stored login of the inbox, and whose it is (``slot.secret`` notes which
+        stored credentials these are)."""
         async with self.runtime.db.read() as session:
             inbox = await session.get(Inbox, inbox_id)
             if inbox is None:
                 raise InvalidInput(f"no inbox {inbox_id}")
+        self._slot(inbox_id).secret = inbox.secret
         return (Login(Endpoint(inbox.imap_host, inbox.imap_port,
                                MailSecurity(inbox.imap_security)),
                       inbox.username, await self._credential(inbox)),
@@ -409,6 +412,13 @@ class InboxService:
                 log.warning("inbox %d: %s", inbox_id, exc.message)
                 return False
             if exc.credentials_rejected:
+                current = await session.get(Inbox, inbox_id)
+                tried = self._slot(inbox_id).secret
+                if current is not None and tried is not None and current.secret != tried:
+                    # Reconnected meanwhile: the refusal was of the credentials replaced,
+                    # and must not mark the new ones disconnected. Try those.
+                    log.info("inbox %d: old credentials refused; new ones stored", inbox_id)
+                    return True
                 await inboxes.set_status(session, inbox_id, InboxStatus.DISCONNECTED,
                                          exc.message, exc.code)
                 log.warning("inbox %d disconnected: %s", inbox_id, exc.message)
