@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# make test runs the suite in this many pytest-xdist workers, a module at a time each
+# (module-scoped servers start once); TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: run test check clean bench
 
@@ -25,7 +28,7 @@ test: $(STAMP)
 	INBOXLOG_TEST_S3RVER="$${INBOXLOG_TEST_S3RVER:-$$(scripts/s3rver-for-tests.sh)}" \
 	INBOXLOG_TEST_HAPROXY="$${INBOXLOG_TEST_HAPROXY:-$$(scripts/haproxy-for-tests.sh)}" \
 	INBOXLOG_TEST_AXE="$${INBOXLOG_TEST_AXE:-$$(scripts/axe-for-tests.sh)}" \
-		$(BIN)/pytest $(PYTEST_ARGS)
+		$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 # Figures as ratios against baselines measured in the same run; writes docs/benchmarks.md.
 bench: $(STAMP)
