@@ -10,20 +10,46 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from core import tracked_sends
 from core.errors import StorageUnavailable
 from core.storage.db import Database
 from core.storage.listen import EVENTS_CHANNEL, Listener
+from core.storage.models import Event
 from core.tracking import Hit
+from extension_api.schemas import to_json
+from extension_api.schemas.tracking import event_of
 
 log = logging.getLogger(__name__)
 
 MAX_SET_ASIDE = 10_000
+
+
+async def event_stream(read: Callable[[int], Awaitable[Sequence[Event]]], bus: EventBus,
+                       after: int, *, poll: float,
+                       portal_id: int) -> AsyncIterator[dict[str, str]]:
+    """Server-sent events of ``read(after)`` (the events past an id, in order), each
+    once, then more as they are committed: between reads that found nothing it waits on
+    ``bus`` for ``portal_id``'s events, at most ``poll`` seconds. A database that is
+    down reads as no events: the stream stays open and tries again."""
+    while True:
+        try:
+            items = await read(after)
+        except StorageUnavailable:
+            items = []
+        for event in items:
+            after = event.id
+            yield {"id": str(event.id), "event": event.type,
+                   "data": json.dumps(to_json(event_of(event)))}
+        if not items:
+            await bus.wait(poll, portal_id=portal_id)
+        else:
+            await asyncio.sleep(0)  # a long backlog must not starve the loop
 
 
 class EventBus:

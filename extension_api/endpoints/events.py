@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core.errors import StorageUnavailable
 from core.storage.models import Event
 from extension_api.auth import Principal, authenticated, runtime_of
 from extension_api.endpoints._params import query_int
 from extension_api.errors import ApiError, ApiErrorCode
-from extension_api.schemas import respond, to_json
+from extension_api.live import event_stream
+from extension_api.schemas import respond
 from extension_api.schemas.tracking import event_of
 from extension_api.throttle import SlotStream, StreamSlots
 
@@ -66,22 +64,10 @@ async def stream(request: Request, principal: Principal) -> Response:
     bus = request.app.state.events
     slots: StreamSlots = request.app.state.streams
 
-    async def events() -> AsyncIterator[dict[str, str]]:
-        nonlocal after
-        while True:
-            try:
-                items = await _events_after(request, principal, after, 200)
-            except StorageUnavailable:
-                items = []
-            for event in items:
-                after = event.id
-                yield {"id": str(event.id), "event": event.type,
-                       "data": json.dumps(to_json(event_of(event)))}
-            if not items:
-                await bus.wait(STREAM_POLL_SECONDS, portal_id=principal.portal_id)
-            else:
-                await asyncio.sleep(0)
+    async def read(after: int) -> Sequence[Event]:
+        return await _events_after(request, principal, after, 200)
 
     slots.acquire(principal.caller)
-    return SlotStream(events(), ping=15, send_timeout=30,
-                       release=lambda: slots.release(principal.caller))
+    return SlotStream(event_stream(read, bus, after, poll=STREAM_POLL_SECONDS,
+                                   portal_id=principal.portal_id),
+                      ping=15, send_timeout=30, release=lambda: slots.release(principal.caller))

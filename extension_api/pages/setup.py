@@ -8,9 +8,7 @@ own events as Server-Sent Events, sharing the API's stream slots of the same use
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -18,9 +16,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core import accounts
-from core.errors import InvalidInput, StorageUnavailable
+from core.errors import InvalidInput
 from core.storage.models import Event, Portal
 from extension_api.errors import ApiError
+from extension_api.live import event_stream
 from extension_api.pages._web import (
     PageError,
     Viewer,
@@ -32,8 +31,6 @@ from extension_api.pages._web import (
     runtime_of,
     signed_in,
 )
-from extension_api.schemas import to_json
-from extension_api.schemas.tracking import event_of
 from extension_api.throttle import SlotStream
 
 LIVE_POLL_SECONDS = 0.5
@@ -96,29 +93,17 @@ async def live(request: Request, viewer: Viewer) -> Response:
     bus = request.app.state.events
     slots = request.app.state.streams
 
-    async def events() -> AsyncIterator[dict[str, str]]:
-        nonlocal after
-        while True:
-            try:
-                async with runtime.db.read() as session:
-                    items = (await session.scalars(select(Event).where(
-                        Event.portal_id == viewer.portal_id, Event.user_id == viewer.user_id,
-                        Event.id > after).order_by(Event.id).limit(200))).all()
-            except StorageUnavailable:
-                items = []
-            for event in items:
-                after = event.id
-                yield {"id": str(event.id), "event": event.type,
-                       "data": json.dumps(to_json(event_of(event)))}
-            if not items:
-                await bus.wait(LIVE_POLL_SECONDS)
-            else:
-                await asyncio.sleep(0)
+    async def read(after: int) -> Sequence[Event]:
+        async with runtime.db.read() as session:
+            return (await session.scalars(select(Event).where(
+                Event.portal_id == viewer.portal_id, Event.user_id == viewer.user_id,
+                Event.id > after).order_by(Event.id).limit(200))).all()
 
     try:
         slots.acquire(viewer.caller)
     except ApiError as exc:  # the API's 429: said as a page would
         raise PageError(429, "Too many pages open", "Close a few inboxlog tabs.") from exc
-    return SlotStream(events(), ping=15, send_timeout=30,
+    stream = event_stream(read, bus, after, poll=LIVE_POLL_SECONDS, portal_id=viewer.portal_id)
+    return SlotStream(stream, ping=15, send_timeout=30,
                        headers={"Cache-Control": "no-store"},
                        release=lambda: slots.release(viewer.caller))
