@@ -36,7 +36,7 @@ from smtp_ingest.server import start_smtp_server
 log = logging.getLogger("inboxlog")
 
 DEMO_FILE = "demo-account.json"
-# The advisory lock key of ``_one_node_at_a_time`` ("inboxlog" in ASCII).
+# The advisory lock key of ``one_node_at_a_time`` ("inboxlog" in ASCII).
 PREPARE_LOCK = 0x696E626F786C6F67
 
 
@@ -130,7 +130,7 @@ async def prepare(settings: Settings, options: ServeOptions) -> dict[str, object
 
 
 async def _prepare(runtime: Runtime, options: ServeOptions) -> dict[str, object]:
-    async with _one_node_at_a_time(runtime):
+    async with one_node_at_a_time(runtime):
         await migrate(runtime.db)
         demo = await ensure_demo_account(runtime) if options.demo else {}
     if demo.get("user_email"):  # the pages: a fresh one-time sign-in link each start
@@ -142,7 +142,7 @@ async def _prepare(runtime: Runtime, options: ServeOptions) -> dict[str, object]
 
 
 @contextlib.asynccontextmanager
-async def _one_node_at_a_time(runtime: Runtime) -> AsyncIterator[None]:
+async def one_node_at_a_time(runtime: Runtime) -> AsyncIterator[None]:
     """On PostgreSQL, hold a session advisory lock: nodes started together on one
     database migrate and make the demo account one after the other (the next finds
     nothing left to do) instead of racing to create the same tables."""
