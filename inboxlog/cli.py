@@ -28,7 +28,7 @@ from extension_api.throttle import DEFAULT_RATE_LIMIT
 from inbox_sync.outbound import Destinations
 from inbox_sync.service import ServiceOptions
 from inboxlog.oauth_options import oauth_config, oauth_options
-from inboxlog.serve import ServeOptions, serve
+from inboxlog.serve import ServeOptions, one_node_at_a_time, serve
 from inboxlog.webhook_options import webhook_config, webhook_options
 from inboxlog.workers import WorkersUnavailable, check_workers, run_workers
 
@@ -64,7 +64,10 @@ def _run_with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]
     async def main() -> T:
         runtime = Runtime(settings)
         try:
-            await run_migrations(runtime.db)
+            # serve's lock: two commands, or a command and a starting node, never
+            # migrate one PostgreSQL database at the same time.
+            async with one_node_at_a_time(runtime):
+                await run_migrations(runtime.db)
             return await work(runtime)
         finally:
             await runtime.close()

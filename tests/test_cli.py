@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from email import policy
@@ -13,8 +15,15 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 
+from core.storage.db import MIGRATIONS_DIR
+from core.storage.listen import asyncpg_dsn
+from inboxlog.serve import PREPARE_LOCK
+from tests.support import postgres
 from tests.support.server import BCC_DOMAIN, Server
 
 
@@ -312,3 +321,46 @@ def test_serve_refuses_a_bad_proxy_address(data_env: dict[str, str]) -> None:
                  env=data_env)
     assert result.code == 2
     assert "--smtp-proxy-from" in result.stderr and "haproxy.local" in result.stderr
+
+
+def test_migrate_waits_for_the_nodes_migration_lock_on_postgresql(tmp_path: Path) -> None:
+    """`migrate` on PostgreSQL takes serve's advisory lock (PREPARE_LOCK) before
+    migrating: while another session (a node starting) holds it, `migrate` waits on it
+    and has created nothing; once it is released, `migrate` runs to the head."""
+    url = asyncio.run(postgres.create_database())
+    env = {"INBOXLOG_DATA_DIR": str(tmp_path / "data"), "INBOXLOG_DB": url}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("INBOXLOG_")}
+
+    async def scenario() -> tuple[int, bytes, list[str]]:
+        holder = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            await holder.execute("SELECT pg_advisory_lock($1)", PREPARE_LOCK)
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "inboxlog.cli", "migrate", env={**clean, **env},
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            deadline = time.monotonic() + 60
+            while not await holder.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND NOT granted AND pid <> pg_backend_pid()"):
+                assert process.returncode is None, await process.communicate()
+                assert time.monotonic() < deadline, "migrate never asked for the lock"
+                await asyncio.sleep(0.05)
+            tables = await holder.fetch("SELECT tablename FROM pg_tables "
+                                        "WHERE schemaname = 'public'")
+            await holder.execute("SELECT pg_advisory_unlock($1)", PREPARE_LOCK)
+            out, _ = await asyncio.wait_for(process.communicate(), 120)
+            assert process.returncode is not None
+            heads = await holder.fetch("SELECT version_num FROM alembic_version")
+            assert not tables, tables  # nothing migrated while the lock was held
+            return process.returncode, out, [r["version_num"] for r in heads]
+        finally:
+            await holder.close()
+
+    try:
+        code, out, heads = asyncio.run(scenario())
+    finally:
+        asyncio.run(postgres.drop_database(url))
+    assert code == 0 and json.loads(out.decode().splitlines()[-1]) == {"migrated": True}
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert heads == [ScriptDirectory.from_config(config).get_current_head()]
