@@ -1,4 +1,5 @@
-"""The ingest log: every message received and not logged, and why."""
+"""The ingest log: every message received and not logged, and why (a team inbox's
+entries only for its members and the admin: ``core.audit.visible_entry``)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ async def ingest_log(request: Request, principal: Principal) -> Response:
     before = request.query_params.get("before")
     cursor = query_int(request, "before", 0, low=1, high=2**63 - 1) if before else None
     async with runtime_of(request).db.read() as session:
-        items = await audit.entries(session, principal.portal_id, before=cursor, limit=limit)
+        items = await audit.entries(session, principal.portal_id, before=cursor, limit=limit,
+                                    viewer=principal.user_id)
     return respond({
         "items": [ingest_log_entry_of(e) for e in items],
         "cursor": items[-1].id if len(items) == limit else None,
