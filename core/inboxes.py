@@ -3,19 +3,26 @@ contract the HTTP adapter uses to reach the IMAP/SMTP connector.
 
 The connector itself (``inbox_sync``) implements ``InboxConnector``; the composition
 root hands it to the HTTP app, so no adapter imports another.
+
+A team inbox may have a mailbox of its own (``Inbox.team_inbox_id``: support@, connected
+by the admin): the connector syncs it into the team inbox's tickets and sends agents'
+replies through it (``TeamMailer``, which it registers for its runtime: core's reply
+code finds it with ``team_mailer``, since core imports no adapter).
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
-from typing import Protocol
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import AddressNotConfirmed, CoreError, InvalidInput, NotFound
+from core.errors import AddressNotConfirmed, CoreError, InvalidInput, NotFound, RelayFailed
 from core.queries import owned
-from core.storage.models import Event, Inbox, InboxFolder, UserAddress, utcnow
+from core.storage.models import Event, Inbox, InboxFolder, TeamInbox, UserAddress, utcnow
 from core.types import (
     FolderRole,
     InboxAuth,
@@ -26,6 +33,9 @@ from core.types import (
     SendLog,
 )
 
+if TYPE_CHECKING:
+    from core.runtime import Runtime
+
 SECURITY = tuple(MailSecurity)
 # Failures that end the connection itself (as opposed to one refused command).
 CONNECTION_FAILURES = frozenset({InboxErrorCode.UNREACHABLE, InboxErrorCode.TIMEOUT,
@@ -35,6 +45,9 @@ CREDENTIALS_REJECTED = frozenset({
     InboxErrorCode.AUTH_REJECTED, InboxErrorCode.APP_PASSWORD_REQUIRED,
     InboxErrorCode.OAUTH_REVOKED, InboxErrorCode.OAUTH_SCOPE_MISSING})
 DEFAULT_FIRST_SYNC_DAYS = 30
+# A team mailbox's first sync takes today's mail only: a shared address's history would
+# open (and acknowledge) a ticket for every old message.
+TEAM_FIRST_SYNC_DAYS = 0
 
 
 class InboxError(CoreError):
@@ -159,6 +172,111 @@ class InboxConnector(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class TeamSentCopy:
+    """Where the copy of a reply sent through a team mailbox went (``folder``), or why
+    it did not (``error``)."""
+
+    folder: str | None = None
+    error: InboxError | None = None
+
+
+class TeamMailer(Protocol):
+    """Sending through a team inbox's own mailbox (implemented by inbox_sync)."""
+
+    async def deliver_team(self, portal_id: int, team_inbox_id: int, message: EmailMessage,
+                           recipients: tuple[str, ...]) -> dict[str, str]:
+        """Send through the mailbox's SMTP server; the recipients refused while others
+        accepted it. InboxError when it was not sent (``send_unconfirmed``: it may have
+        been)."""
+        ...
+
+    async def copy_team_sent(self, portal_id: int, team_inbox_id: int,
+                             raw: bytes) -> TeamSentCopy:
+        """Append a sent message to the mailbox's Sent folder; never raises."""
+        ...
+
+
+class TeamMailboxConnector(Protocol):
+    """What the HTTP adapter asks of the connector for team mailboxes."""
+
+    async def connect_team(self, portal_id: int, team_inbox_id: int,
+                           request: ConnectRequest) -> int:
+        """Test both logins, store the team inbox's mailbox (or update it), start it."""
+        ...
+
+
+class MailboxSendFailed(RelayFailed):
+    """A reply through a team mailbox was not sent (or may not have been:
+    ``send_unconfirmed``); ``code`` is the connector's ``InboxErrorCode``."""
+
+    def __init__(self, error: InboxError) -> None:
+        super().__init__(error.message)
+        self.code = str(error.code)
+        self.error = error
+
+
+_MAILERS: weakref.WeakKeyDictionary[Runtime, TeamMailer] = weakref.WeakKeyDictionary()
+
+
+def register_team_mailer(runtime: Runtime, mailer: TeamMailer) -> None:
+    """The connector running on ``runtime`` sends for team mailboxes."""
+    _MAILERS[runtime] = mailer
+
+
+def team_mailer(runtime: Runtime) -> TeamMailer | None:
+    return _MAILERS.get(runtime)
+
+
+async def team_mailbox(session: AsyncSession, team_inbox_id: int) -> Inbox | None:
+    """The team inbox's connected mailbox, if it has one (disconnected or not)."""
+    return await session.scalar(select(Inbox).where(Inbox.team_inbox_id == team_inbox_id))
+
+
+async def save_team_mailbox(
+    session: AsyncSession, portal_id: int, team_inbox_id: int, address: str, username: str,
+    imap: Endpoint, smtp: Endpoint, secret: str, first_sync_days: int,
+) -> Inbox:
+    """Create the team inbox's mailbox, or update it (a reconnect keeps its checkpoints).
+
+    The address is the team inbox's ``address`` (set to it when empty: replies go out
+    From it, through this mailbox); one of a user's (their own mail is theirs to
+    connect) or another inbox's is InvalidInput. NotFound for another portal's team
+    inbox."""
+    team = await owned(session, TeamInbox, portal_id, team_inbox_id)
+    if team.address and team.address.lower() != address:
+        raise InvalidInput(f"address: the team inbox's address is {team.address}: connect "
+                           "that mailbox, or change the team inbox's address first")
+    if await session.scalar(select(UserAddress.user_id).where(
+            UserAddress.portal_id == portal_id, UserAddress.address == address)) is not None:
+        raise InvalidInput(f"address: {address} is a user's address, not a shared one")
+    inbox = await session.scalar(
+        select(Inbox).where(Inbox.portal_id == portal_id, Inbox.address == address))
+    if inbox is not None and inbox.team_inbox_id != team_inbox_id:
+        raise InvalidInput(f"address: {address} is connected as another inbox")
+    if inbox is None:
+        inbox = await team_mailbox(session, team_inbox_id)
+    if inbox is None:
+        inbox = Inbox(portal_id=portal_id, user_id=None, team_inbox_id=team_inbox_id,
+                      address=address)
+        session.add(inbox)
+    elif inbox.address != address:
+        # Another mailbox for the same team inbox: its checkpoints mean nothing here.
+        inbox.address = address
+        inbox.folders.clear()
+    team.address = team.address or address
+    inbox.username = username
+    inbox.imap_host, inbox.imap_port, inbox.imap_security = imap.host, imap.port, imap.security
+    inbox.smtp_host, inbox.smtp_port, inbox.smtp_security = smtp.host, smtp.port, smtp.security
+    inbox.secret = secret
+    inbox.auth, inbox.oauth_provider = InboxAuth.PASSWORD, ""
+    inbox.first_sync_days = first_sync_days
+    inbox.status, inbox.status_reason, inbox.status_code = InboxStatus.CONNECTED, "", ""
+    inbox.unreachable_since = None
+    await session.flush()
+    return inbox
+
+
 async def get_inbox(session: AsyncSession, portal_id: int, inbox_id: int) -> Inbox:
     return await owned(session, Inbox, portal_id, inbox_id)
 
@@ -247,10 +365,12 @@ async def set_status(session: AsyncSession, inbox_id: int, status: InboxStatus,
         return None
     code_text = "" if code is None else str(code)
     if status == InboxStatus.DISCONNECTED and inbox.status != InboxStatus.DISCONNECTED:
+        detail = {"inbox_id": inbox.id, "address": inbox.address, "reason": reason[:500],
+                  "code": code_text}
+        if inbox.team_inbox_id is not None:  # no user's: the admin's event
+            detail["team_inbox_id"] = inbox.team_inbox_id
         session.add(Event(portal_id=inbox.portal_id, user_id=inbox.user_id,
-                          type="inbox_disconnected", email_id=None,
-                          detail={"inbox_id": inbox.id, "address": inbox.address,
-                                  "reason": reason[:500], "code": code_text}))
+                          type="inbox_disconnected", email_id=None, detail=detail))
     inbox.status, inbox.status_reason = InboxStatus(status), reason[:2000]
     inbox.status_code = code_text if status != InboxStatus.CONNECTED else ""
     if status == InboxStatus.CONNECTED:

@@ -21,11 +21,12 @@ import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email.message import EmailMessage
 from typing import NamedTuple
 
 from sqlalchemy import select
 
-from core import accounts, inboxes, leases
+from core import accounts, inboxes, leases, queries
 from core.credentials import CredentialBox
 from core.errors import InvalidInput
 from core.inboxes import (
@@ -35,6 +36,7 @@ from core.inboxes import (
     SendRequest,
     SendResult,
     SyncReport,
+    TeamSentCopy,
 )
 from core.oauth import (
     OAuthError,
@@ -44,7 +46,7 @@ from core.oauth import (
     StateBox,
 )
 from core.runtime import Runtime
-from core.storage.models import Inbox, User, utcnow
+from core.storage.models import Inbox, TeamInbox, User, utcnow
 from core.types import (
     FolderRole,
     InboxAuth,
@@ -115,10 +117,18 @@ class ServiceOptions:
 
 
 class Owner(NamedTuple):
-    """Whose inbox a connection is, for the per-user and per-portal network limits."""
+    """Whose inbox a connection is, for the per-user and per-portal network limits (a
+    team inbox's mailbox counts as a user of its own: ``-team_inbox_id``)."""
 
     portal_id: int
     user_id: int
+
+    @classmethod
+    def of(cls, inbox: Inbox) -> Owner:
+        if inbox.user_id is not None:
+            return cls(inbox.portal_id, inbox.user_id)
+        assert inbox.team_inbox_id is not None
+        return cls(inbox.portal_id, -inbox.team_inbox_id)
 
 
 @dataclass
@@ -165,6 +175,7 @@ class InboxService:
         self.leases = InboxLeases(runtime, ttl=self.options.lease_seconds,
                                   start=self._start_worker, stop=self._stop_worker)
         self._lease_task: asyncio.Task[None] | None = None
+        inboxes.register_team_mailer(runtime, self)
 
     # -- lifetime -------------------------------------------------------------------
 
@@ -243,7 +254,7 @@ class InboxService:
         return (Login(Endpoint(inbox.imap_host, inbox.imap_port,
                                MailSecurity(inbox.imap_security)),
                       inbox.username, await self._credential(inbox)),
-                Owner(inbox.portal_id, inbox.user_id))
+                Owner.of(inbox))
 
     async def _credential(self, inbox: Inbox, rejected: str = "") -> str | Bearer:
         """The inbox's password, or a usable access token (refreshed when it is about to
@@ -468,6 +479,87 @@ class InboxService:
         slot = self._slot(inbox_id)
         await self._restart(inbox_id, slot)
         return inbox_id
+
+    async def connect_team(self, portal_id: int, team_inbox_id: int,
+                           request: ConnectRequest) -> int:
+        """Connect a team inbox's own mailbox (the admin's doing): both logins tested as
+        for a user's, then synced into the team inbox's tickets (``sync``)."""
+        address = accounts.normalize_address(request.address)
+        async with self.runtime.db.read() as db:  # another portal's: NotFound first
+            await queries.owned(db, TeamInbox, portal_id, team_inbox_id)
+        imap, smtp = request.imap, request.smtp
+        if imap is None or smtp is None:
+            found = await detect.detect(address)
+            if found is None:
+                raise InvalidInput(f"cannot detect the mail servers of {address}: "
+                                   "give imap and smtp settings")
+            imap, smtp = imap or found.imap, smtp or found.smtp
+        username = request.username or address
+        owner = Owner(portal_id, -team_inbox_id)
+        session = await self._open(owner, Login(imap, username, request.password))
+        await self.network.run(session.close)
+        async with self.network.turn(*owner, protocol=MailProtocol.SMTP):
+            await send.check_login(smtp, username, request.password, connect=self._smtp_socket,
+                                   timeout=self.options.timeout,
+                                   context=self.options.ssl_context)
+        async with self.runtime.db.transaction() as db:
+            inbox = await inboxes.save_team_mailbox(
+                db, portal_id, team_inbox_id, address, username, imap, smtp,
+                self.box.encrypt(request.password), request.first_sync_days)
+            inbox_id = inbox.id
+        await self._restart(inbox_id, self._slot(inbox_id))
+        return inbox_id
+
+    async def _team_inbox(self, portal_id: int, team_inbox_id: int) -> Inbox:
+        async with self.runtime.db.read() as db:
+            inbox = await inboxes.team_mailbox(db, team_inbox_id)
+        if inbox is None or inbox.portal_id != portal_id:
+            raise InboxError(InboxErrorCode.DISCONNECTED, "the team inbox has no mailbox")
+        if inbox.status == InboxStatus.DISCONNECTED:
+            raise InboxError(InboxErrorCode.DISCONNECTED, f"the team inbox's mailbox is "
+                             f"disconnected ({inbox.status_reason}); reconnect it first")
+        return inbox
+
+    async def deliver_team(self, portal_id: int, team_inbox_id: int, message: EmailMessage,
+                           recipients: tuple[str, ...]) -> dict[str, str]:
+        """Send an agent's reply through the team mailbox's SMTP server, as a CRM send
+        goes (the same limits; ``send_unconfirmed`` when no answer came after the
+        message went)."""
+        inbox = await self._team_inbox(portal_id, team_inbox_id)
+        owner = Owner.of(inbox)
+        endpoint = Endpoint(inbox.smtp_host, inbox.smtp_port, MailSecurity(inbox.smtp_security))
+        outgoing = send.Outgoing(message, str(message["Message-ID"]).strip("<>"), recipients)
+        password = await self._credential(inbox)
+        try:
+            async with self.network.turn(*owner, protocol=MailProtocol.SMTP):
+                return await send.deliver(endpoint, inbox.username, password, outgoing,
+                                          connect=self._smtp_socket,
+                                          timeout=self.options.timeout,
+                                          context=self.options.ssl_context)
+        except InboxError as exc:
+            if exc.credentials_rejected:
+                async with self.runtime.db.transaction() as db:
+                    await inboxes.set_status(db, inbox.id, InboxStatus.DISCONNECTED,
+                                             exc.message, exc.code)
+            raise
+
+    async def copy_team_sent(self, portal_id: int, team_inbox_id: int,
+                             raw: bytes) -> TeamSentCopy:
+        try:
+            inbox = await self._team_inbox(portal_id, team_inbox_id)
+        except InboxError as exc:
+            return TeamSentCopy(error=exc)
+        if self._files_sent(inbox):
+            return TeamSentCopy()
+        copy = await self._copy_to_sent(inbox.id, (await self._credentials(inbox.id))[0], raw)
+        try:
+            async with self.runtime.db.transaction() as db:
+                await inboxes.note_sent_copy(db, inbox.id, copy.error.code if copy.error
+                                             else None, copy.error.message if copy.error else "")
+        except Exception:  # the reply went out: nothing after that may fail it
+            log.warning("inbox %d: status not updated after the copy to Sent", inbox.id,
+                        exc_info=True)
+        return TeamSentCopy(copy.folder, copy.error)
 
     async def _restart(self, inbox_id: int, slot: _Slot) -> None:
         """New credentials: drop the old connection; (re)start the worker, here (a node

@@ -7,6 +7,14 @@ messages that will be logged, and each goes through ``pipeline.log_message`` in 
 transaction (Message-ID makes that idempotent). The checkpoint moves after every batch,
 so a crash redoes at most one batch and logs nothing twice. Memory is bounded by the
 batch size, not the folder size.
+
+A team inbox's mailbox (``Inbox.team_inbox_id``, support@) is synced the same way, with
+the other selection of a shared address: every INBOX message goes to the team inbox's
+intake (``core.tickets.intake``: tickets opened, continued, loops recognised, as for
+forwarded mail), its envelope tagged ``inbox-<id>`` as a forward to the team inbox's
+address is; in Sent only what is already logged is recognised (the copies of replies
+sent from inboxlog) and nothing else is fetched. A Message-ID already logged is never
+fetched again.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import inboxes, pipeline
@@ -26,7 +35,7 @@ from core.inboxes import FolderReport, InboxError, SyncReport
 from core.mail.parsing import parse_message
 from core.preparation import Candidate
 from core.runtime import Runtime
-from core.storage.models import Inbox, InboxFolder, Portal, User, utcnow
+from core.storage.models import Email, Inbox, InboxFolder, Portal, User, utcnow
 from core.sync_filter import worth_admitting
 from core.types import (
     Channel,
@@ -70,9 +79,12 @@ async def _sync_inbox(runtime: Runtime, inbox_id: int, imap: ImapSession,
         inbox = await session.get(Inbox, inbox_id)
         if inbox is None:
             raise CoreError(f"inbox {inbox_id} is gone")
-        user = await session.get(User, inbox.user_id)
-        assert user is not None
-        user_address, window = user.email, inbox.first_sync_days
+        window = inbox.first_sync_days
+        team = _TeamMailbox(inbox.team_inbox_id, inbox.address) if (
+            inbox.team_inbox_id is not None) else None
+        user = None if inbox.user_id is None else await session.get(User, inbox.user_id)
+        assert user is not None or team is not None
+        user_address = user.email if user is not None else inbox.address
     targets = sync_targets(await imap.run(imap.folders))
     report = SyncReport(inbox_id, InboxStatus.CONNECTED)
     for role in (FolderRole.INBOX, FolderRole.SENT):
@@ -87,7 +99,7 @@ async def _sync_inbox(runtime: Runtime, inbox_id: int, imap: ImapSession,
             checkpoint_id = checkpoint.id
         try:
             await _sync_folder(runtime, inbox_id, checkpoint_id, imap, user_address, window,
-                               folder_report, options)
+                               folder_report, options, team)
             error = ""
         except InboxError as exc:
             if connection_ended(exc):
@@ -109,9 +121,21 @@ async def _sync_inbox(runtime: Runtime, inbox_id: int, imap: ImapSession,
     return report
 
 
+@dataclass(frozen=True)
+class _TeamMailbox:
+    """The team inbox a mailbox is synced into, and the mailbox's address."""
+
+    team_inbox_id: int
+    address: str
+
+    def envelope(self) -> Envelope:
+        return Envelope(rcpt_tos=(self.address,), logging_address=self.address,
+                        source_hint=Source.SYNC, tags=(f"inbox-{self.team_inbox_id}",))
+
+
 async def _sync_folder(runtime: Runtime, inbox_id: int, checkpoint_id: int, imap: ImapSession,
                        user_address: str, window_days: int, report: FolderReport,
-                       options: SyncOptions) -> None:
+                       options: SyncOptions, team: _TeamMailbox | None = None) -> None:
     async with runtime.db.read() as session:
         checkpoint = await session.get(InboxFolder, checkpoint_id)
         assert checkpoint is not None
@@ -129,7 +153,9 @@ async def _sync_folder(runtime: Runtime, inbox_id: int, checkpoint_id: int, imap
     for low in range(last_uid + 1, high + 1, options.batch_uids):
         top = min(low + options.batch_uids - 1, high)
         uids = await imap.run(imap.search_range, low, top, since)
-        if uids:
+        if uids and team is not None:
+            await _sync_team_batch(runtime, inbox_id, imap, team, uids, report)
+        elif uids:
             await _sync_batch(runtime, inbox_id, imap, user_address, uids, report)
         async with runtime.db.transaction() as session:
             row = await session.get(InboxFolder, checkpoint_id)
@@ -152,7 +178,14 @@ async def _sync_batch(runtime: Runtime, inbox_id: int, imap: ImapSession, user_a
     report.headers_fetched += len(headers)
     envelope = Envelope(on_behalf_of=user_address, source_hint=Source.SYNC)
     wanted = await _select(runtime, inbox_id, headers, envelope)
-    # Bodies in small rounds: memory stays bounded even when big messages qualify.
+    await _log_in_rounds(runtime, inbox_id, imap, headers, wanted, envelope, report)
+
+
+async def _log_in_rounds(runtime: Runtime, inbox_id: int, imap: ImapSession,
+                         headers: list[Header], wanted: list[int], envelope: Envelope,
+                         report: FolderReport) -> None:
+    """Fetch and log the ``wanted`` UIDs' bodies in small rounds: memory stays bounded
+    even when big messages qualify."""
     chunk: list[int] = []
     chunk_bytes = 0
     sizes = {h.uid: h.size for h in headers}
@@ -164,6 +197,37 @@ async def _sync_batch(runtime: Runtime, inbox_id: int, imap: ImapSession, user_a
             chunk, chunk_bytes = [], 0
     if chunk:
         await _log_bodies(runtime, inbox_id, imap, chunk, envelope, report)
+
+
+async def _sync_team_batch(runtime: Runtime, inbox_id: int, imap: ImapSession,
+                           team: _TeamMailbox, uids: list[int], report: FolderReport) -> None:
+    """A team mailbox's batch: INBOX's messages not logged yet all go to the team inbox
+    (too large ones leave an ingest-log entry instead); Sent's are only recognised."""
+    headers = [h for h in await imap.run(imap.fetch_headers, uids) if h.header]
+    report.headers_fetched += len(headers)
+    ids = await asyncio.to_thread(lambda: [parse_message(h.header).message_id for h in headers])
+    async with runtime.db.read() as session:
+        portal = await _portal(session, inbox_id)
+        named = {i for i in ids if i}
+        known = set(await session.scalars(select(Email.message_id).where(
+            Email.portal_id == portal.id, Email.message_id.in_(named)))) if named else set()
+    envelope = team.envelope()
+    arrival = pipeline.Arrival.for_portal(Channel.SYNC, portal.id, envelope)
+    wanted: list[int] = []
+    for header, message_id in zip(headers, ids, strict=True):
+        if message_id and message_id in known:
+            report.already_logged += 1
+        elif report.role != FolderRole.INBOX:
+            continue  # sent from the mailbox outside inboxlog: not logged (docs/tickets.md)
+        elif header.size > pipeline.MAX_MESSAGE_BYTES:
+            await pipeline.record_oversized(
+                runtime, arrival, header.size,
+                headers=Candidate.of_headers(parse_message(header.header)),
+                reason=f"{header.size} bytes: over the {pipeline.MAX_MESSAGE_BYTES}-byte "
+                "limit, not fetched")
+        else:
+            wanted.append(header.uid)
+    await _log_in_rounds(runtime, inbox_id, imap, headers, wanted, envelope, report)
 
 
 async def _select(runtime: Runtime, inbox_id: int, headers: list[Header],

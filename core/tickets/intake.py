@@ -245,8 +245,10 @@ async def log_team_mail(session: AsyncSession, *, portal: Portal, inbox: TeamInb
     reason = (ThreadReason.NEW if found is None
               else ThreadReason.IN_REPLY_TO if found.via is Via.THREAD
               else ThreadReason.REFERENCES)
+    # Synced from the team inbox's own mailbox, or forwarded to its address.
+    also = (Source.SYNC,) if envelope.source_hint is Source.SYNC else ()
     email = await _store(session, portal, inbox, prepared, blobs, thread_id, reason,
-                         contacts, agent, automatic, auth)
+                         contacts, agent, automatic, auth, also=also)
     await claim_refs(session, portal.id, thread_id, claimed_ids(parsed, message_id))
     ack = None
     if ticket is None:
@@ -265,7 +267,7 @@ async def log_team_mail(session: AsyncSession, *, portal: Portal, inbox: TeamInb
 async def _store(session: AsyncSession, portal: Portal, inbox: TeamInbox, prepared: Prepared,
                  blobs: BlobStore, thread_id: int, reason: ThreadReason,
                  contacts: list[Contact], agent: User | None, automatic: str | None,
-                 auth: Any) -> Email:
+                 auth: Any, *, also: tuple[Source, ...] = ()) -> Email:
     parsed = prepared.message.parsed
     now = utcnow()
     sent_at = parsed.date if parsed.date and parsed.date < now + timedelta(days=1) else now
@@ -290,7 +292,7 @@ async def _store(session: AsyncSession, portal: Portal, inbox: TeamInbox, prepar
         reply_text=prepared.message.display.reply_text, html=prepared.message.display.html,
         size=len(prepared.raw), parse_notes=notes, automatic=automatic, auth=auth,
         language=prepared.message.display.language, team_inbox_id=inbox.id,
-        sources=[EmailSource(source=Source.TEAM_INBOX.value)],
+        sources=[EmailSource(source=s.value) for s in (Source.TEAM_INBOX, *also)],
         attachments=[], contact_links=[EmailContact(contact_id=c.id) for c in contacts],
     )
     session.add(email)

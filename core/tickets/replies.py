@@ -5,15 +5,20 @@ The message is From the team inbox's address (``support@acme.com``, else its own
 ``References`` the ticket's conversation up to it, so the customer's client threads it
 and their answer comes back onto the ticket; the subject carries ``[Ticket#N]`` for
 clients that rewrite the headers. The inbox's shared signature follows the text; a
-forward carries the forwarded message's stored files. A team inbox has no SMTP mailbox
-of its own yet, so the message goes through the operator's relay
-(``core.outbound_mail``), as inboxlog's own mail does.
+forward carries the forwarded message's stored files. When the team inbox has a
+connected mailbox of its own (``core.inboxes.team_mailbox``), the message goes through
+that mailbox's SMTP server (the connector's ``TeamMailer``, with the limits and the
+uncertain-send answer of CRM sends) From its address, and its copy is appended to the
+mailbox's Sent folder once it is logged (so the Sent folder's sync finds it logged and
+recognises it); else through the operator's relay (``core.outbound_mail``), as
+inboxlog's own mail goes.
 
 Order: the collision check and the composing are one write (the agent's presence turns
 ``replying``); then the relay takes the message; only then is it logged on the ticket, in
 one write: the email (the team inbox's, outgoing, the agent's), its Message-ID claimed
 by the ticket's thread, the ``agent_reply`` activity (what SLAs read) and the
-``ticket_replied`` event. Nothing is logged for a message the relay refused.
+``ticket_replied`` event. Nothing is logged for a message the relay (or the mailbox's
+server) refused, nor for one whose sending is uncertain (``send_unconfirmed``).
 """
 
 from __future__ import annotations
@@ -22,16 +27,17 @@ import logging
 import re
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import accounts
+from core import accounts, inboxes
 from core._store import claim_refs
 from core.errors import InvalidInput, NotFound, RelayFailed
+from core.inboxes import InboxError, MailboxSendFailed
 from core.outbound_mail import OutboundMail
 from core.pipeline import Prepared, prepare
 from core.storage.blobs import BlobStore
@@ -50,7 +56,7 @@ from core.tickets.activity import Kind
 from core.tickets.intake import _store
 from core.tickets.matching import Status, with_token
 from core.tickets.presence import Present, State
-from core.types import Direction, EventType, MessageId, ThreadReason
+from core.types import Direction, EventType, InboxErrorCode, MessageId, ThreadReason
 
 if TYPE_CHECKING:
     from core.runtime import Runtime
@@ -91,6 +97,9 @@ class ReplySent:
     activity_id: int
     recipients: tuple[str, ...]
     others: tuple[Present, ...] = field(default=())
+    # Sent through the team inbox's own mailbox: where its copy went, or why not.
+    sent_folder: str | None = None
+    sent_copy_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,7 @@ class _Draft:
     recipients: tuple[str, ...]
     message_id: MessageId
     others: tuple[Present, ...]
+    team_inbox_id: int | None = None  # set: through that team inbox's own mailbox
 
 
 def _addresses(values: Sequence[str], name: str) -> tuple[str, ...]:
@@ -203,7 +213,8 @@ def _not_kept(email: Email) -> str:
 
 async def _compose(session: AsyncSession, portal: Portal, ticket: Ticket, agent: User,
                    wanted: ReplyRequest, bcc_domain: str, blobs: BlobStore,
-                   others: Sequence[Present]) -> _Draft:
+                   others: Sequence[Present], mailbox: str | None = None) -> _Draft:
+    """The message; From ``mailbox`` (the team inbox's own mailbox's address) when given."""
     text, context = await _text(session, ticket, agent, wanted)
     inbox = context.inbox
     emails = await service.emails_of(session, ticket.id)
@@ -220,7 +231,7 @@ async def _compose(session: AsyncSession, portal: Portal, ticket: Ticket, agent:
                                      else "this ticket has no customer to reply to"))
     if len(to) + len(cc) > MAX_RECIPIENTS:
         raise InvalidInput(f"to: at most {MAX_RECIPIENTS} recipients in all")
-    own = inbox_address(inbox, bcc_domain)
+    own = mailbox or inbox_address(inbox, bcc_domain)
     domain = own.rpartition("@")[2]
     message_id = MessageId(f"ticket-{ticket.id}-{secrets.token_hex(8)}@{domain}")
     message = EmailMessage()
@@ -245,7 +256,8 @@ async def _compose(session: AsyncSession, portal: Portal, ticket: Ticket, agent:
     message.set_content(body + "\n")
     if wanted.forward and replied is not None:
         await _attach_forwarded(message, replied, blobs)
-    return _Draft(message, own, to + cc, message_id, tuple(others))
+    return _Draft(message, own, to + cc, message_id, tuple(others),
+                  inbox.id if mailbox else None)
 
 
 async def _agent(session: AsyncSession, portal_id: int, user_id: int) -> User:
@@ -269,13 +281,29 @@ async def _draft(runtime: Runtime, portal_id: int, user_id: int, ticket_id: int,
         portal = await session.get(Portal, portal_id)
         assert portal is not None
         agent = await _agent(session, portal_id, user_id)
+        assert ticket.team_inbox_id is not None
+        mailbox = await inboxes.team_mailbox(session, ticket.team_inbox_id)
         return await _compose(session, portal, ticket, agent, wanted,
-                              runtime.settings.bcc_domain, runtime.blobs, others)
+                              runtime.settings.bcc_domain, runtime.blobs, others,
+                              mailbox.address if mailbox is not None else None)
 
 
-async def _send(runtime: Runtime, draft: _Draft) -> None:
-    """Hand the message to the relay for each recipient (RelayNotConfigured without
-    one, RelayFailed when it refuses: then nothing is logged)."""
+async def _send(runtime: Runtime, portal_id: int, draft: _Draft) -> None:
+    """Hand the message to the team inbox's mailbox (MailboxSendFailed when it was not
+    sent, or may not have been), else to the relay for each recipient
+    (RelayNotConfigured without one, RelayFailed when it refuses): nothing is logged
+    then."""
+    if draft.team_inbox_id is not None:
+        mailer = inboxes.team_mailer(runtime)
+        try:
+            if mailer is None:
+                raise InboxError(InboxErrorCode.DISCONNECTED, "the team inbox's mailbox is "
+                                 "not served by this process (no connector runs here)")
+            await mailer.deliver_team(portal_id, draft.team_inbox_id, draft.message,
+                                      draft.recipients)
+        except InboxError as exc:
+            raise MailboxSendFailed(exc) from None
+        return
     relay = runtime.settings.outbound_mail.relay
     sender = OutboundMail(relay, draft.sender)
     for recipient in draft.recipients:
@@ -327,8 +355,15 @@ async def reply(runtime: Runtime, portal_id: int, user_id: int, ticket_id: int,
     raw = draft.message.as_bytes()
     prepared = await prepare(raw, spool_dir=runtime.blobs.spool_dir())
     try:
-        await _send(runtime, draft)
+        await _send(runtime, portal_id, draft)
     except RelayFailed:
         log.warning("a reply on ticket %s was not sent", ticket_id, exc_info=True)
         raise
-    return await _log(runtime, portal_id, user_id, ticket_id, wanted, draft, prepared)
+    sent = await _log(runtime, portal_id, user_id, ticket_id, wanted, draft, prepared)
+    mailer = inboxes.team_mailer(runtime)
+    if draft.team_inbox_id is None or mailer is None:
+        return sent
+    # Only now, logged: the Sent folder's sync must find it logged, not log it anew.
+    copy = await mailer.copy_team_sent(portal_id, draft.team_inbox_id, raw)
+    return replace(sent, sent_folder=copy.folder,
+                   sent_copy_error=copy.error.message if copy.error else None)

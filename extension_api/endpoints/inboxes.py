@@ -2,18 +2,30 @@
 
 The IMAP/SMTP work is the connector's (``core.inboxes.InboxConnector``), which the
 composition root puts on ``app.state.inboxes``; this module parses, checks and maps.
+
+A team inbox's own mailbox (``team_inbox_id``) is connected by the admin; the inbox's
+members may read it and sync it now; anyone else gets a 404, as for the team inbox.
 """
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
 from core import inboxes, queries
 from core.errors import StorageUnavailable
-from core.inboxes import InboxConnector, InboxError
+from core.inboxes import InboxConnector, InboxError, TeamMailboxConnector
+from core.storage.models import Inbox as InboxRow
+from core.tickets.inboxes import visible_inbox
 from core.types import InboxErrorCode as E
-from extension_api.auth import Principal, authenticated, require_owner, runtime_of
+from extension_api.auth import (
+    Principal,
+    authenticated,
+    require_admin,
+    require_owner,
+    runtime_of,
+)
 from extension_api.endpoints._params import path_id
 from extension_api.errors import ApiError, ApiErrorCode
 from extension_api.schemas import read_body, respond
@@ -54,6 +66,24 @@ def _connector(request: Request) -> InboxConnector:
     return connector
 
 
+def _team_connector(request: Request) -> TeamMailboxConnector:
+    connector: TeamMailboxConnector | None = getattr(request.app.state, "inboxes", None)
+    if connector is None or not hasattr(connector, "connect_team"):
+        raise ApiError(503, ApiErrorCode.INBOXES_UNAVAILABLE,
+                       "connected inboxes are not running here")
+    return connector
+
+
+async def _may_read(session: AsyncSession, principal: Principal, inbox: InboxRow) -> None:
+    """A user's inbox: theirs or the admin's (a colleague's: 403); a team inbox's: its
+    members' and the admin's (anyone else: 404, as the team inbox)."""
+    if inbox.team_inbox_id is None:
+        require_owner(principal, inbox.user_id, f"inbox {inbox.id}")
+    else:
+        await visible_inbox(session, principal.portal_id, principal.user_id,
+                            inbox.team_inbox_id)
+
+
 def _require_user(principal: Principal) -> int:
     if principal.user_id is None:
         raise ApiError(403, ApiErrorCode.FORBIDDEN, "use the user's own token for their inbox")
@@ -71,10 +101,26 @@ async def _inbox_body(request: Request, portal_id: int, inbox_id: int) -> Inbox:
         return inbox_of(await inboxes.get_inbox(session, portal_id, inbox_id))
 
 
+async def _connect_team(request: Request, principal: Principal, body: InboxConnect,
+                        team_inbox_id: int) -> Response:
+    async with runtime_of(request).db.read() as session:
+        # A member learns nothing of an inbox they are not in: 404 before 403.
+        await visible_inbox(session, principal.portal_id, principal.user_id, team_inbox_id)
+    require_admin(principal, "connecting a team inbox's mailbox")
+    try:
+        inbox_id = await _team_connector(request).connect_team(
+            principal.portal_id, team_inbox_id, body.request())
+    except InboxError as exc:
+        raise _failure(exc) from None
+    return respond(await _inbox_body(request, principal.portal_id, inbox_id), 201)
+
+
 @authenticated
 async def connect_inbox(request: Request, principal: Principal) -> Response:
-    user_id = _require_user(principal)
     body = await read_body(request, InboxConnect)
+    if body.team_inbox_id is not None:
+        return await _connect_team(request, principal, body, body.team_inbox_id)
+    user_id = _require_user(principal)
     try:
         inbox_id = await _connector(request).connect(principal.portal_id, user_id,
                                                      body.request())
@@ -92,9 +138,10 @@ async def list_inboxes(request: Request, principal: Principal) -> Response:
 
 @authenticated
 async def get_inbox(request: Request, principal: Principal) -> Response:
-    body = await _inbox_body(request, principal.portal_id, path_id(request))
-    require_owner(principal, body.user_id, f"inbox {body.id}")  # a colleague's: 403
-    return respond(body)
+    async with runtime_of(request).db.read() as session:
+        inbox = await inboxes.get_inbox(session, principal.portal_id, path_id(request))
+        await _may_read(session, principal, inbox)  # a colleague's: 403
+        return respond(inbox_of(inbox))
 
 
 @authenticated
@@ -102,7 +149,7 @@ async def sync_inbox(request: Request, principal: Principal) -> Response:
     inbox_id = path_id(request)
     async with runtime_of(request).db.read() as session:
         inbox = await inboxes.get_inbox(session, principal.portal_id, inbox_id)
-        require_owner(principal, inbox.user_id, f"inbox {inbox_id}")  # a colleague's: 403
+        await _may_read(session, principal, inbox)  # a colleague's: 403
     try:
         report = await _connector(request).sync_now(principal.portal_id, inbox_id)
     except InboxError as exc:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
+from core.inboxes import team_mailbox
 from core.storage.models import Portal, TeamInbox
 from core.tickets import inboxes
 from extension_api.auth import Principal, authenticated, require_admin, runtime_of
@@ -32,7 +33,8 @@ async def _inbox_body(request: Request, session: AsyncSession, inbox: TeamInbox)
     portal = await session.get(Portal, inbox.portal_id)
     assert portal is not None
     return team_inbox_of(inbox, await inboxes.members_of(session, inbox.id), portal.bcc_token,
-                         runtime_of(request).settings.bcc_domain)
+                         runtime_of(request).settings.bcc_domain,
+                         await team_mailbox(session, inbox.id))
 
 
 @authenticated

@@ -49,7 +49,8 @@ class Inbox(ResponseShape):
     """A connected inbox, its status and checkpoints; never its password."""
 
     id: Id
-    user_id: Id
+    user_id: Annotated[Id | None, Meta(description="whose mailbox it is; null for a team "
+                                       "inbox's (team_inbox_id)")]
     address: str
     username: str
     imap: MailServer
@@ -67,6 +68,9 @@ class Inbox(ResponseShape):
         description="google, microsoft, ...; empty for a password inbox")]
     created_at: Timestamp
     folders: list[InboxFolder]
+    team_inbox_id: Annotated[Id | None, Meta(description=(
+        "the team inbox whose shared mailbox this is (its mail becomes tickets); null "
+        "for a user's"))] = None
 
 
 def inbox_of(inbox: InboxRow) -> Inbox:
@@ -83,7 +87,8 @@ def inbox_of(inbox: InboxRow) -> Inbox:
         folders=[InboxFolder(role=FolderRole(f.role), name=f.name, uidvalidity=f.uidvalidity,
                              last_uid=f.last_uid, synced_at=f.synced_at,
                              status="failing" if f.error else "ok", error=f.error)
-                 for f in inbox.folders])
+                 for f in inbox.folders],
+        team_inbox_id=inbox.team_inbox_id)
 
 
 class InboxConnect(RequestShape):
@@ -95,7 +100,14 @@ class InboxConnect(RequestShape):
     username: Annotated[str, Meta(max_length=320)] | None = None
     imap: MailServer | None = None
     smtp: MailServer | None = None
-    first_sync_days: FirstSyncDays = inboxes.DEFAULT_FIRST_SYNC_DAYS
+    first_sync_days: Annotated[FirstSyncDays | None, Meta(description=(
+        f"default {inboxes.DEFAULT_FIRST_SYNC_DAYS}; a team inbox's mailbox "
+        f"{inboxes.TEAM_FIRST_SYNC_DAYS} (today's mail: its history would open a "
+        "ticket for every old message)"))] = None
+    team_inbox_id: Annotated[Id | None, Meta(description=(
+        "connect this team inbox's own mailbox (support@; the admin only) instead of the "
+        "caller's: its mail becomes the team inbox's tickets, replies go out through it"
+        ))] = None
 
     def __post_init__(self) -> None:
         for field in ("address", "password"):
@@ -111,7 +123,9 @@ class InboxConnect(RequestShape):
             username=self.username or "",
             imap=self.imap.endpoint("imap") if self.imap else None,
             smtp=self.smtp.endpoint("smtp") if self.smtp else None,
-            first_sync_days=self.first_sync_days)
+            first_sync_days=self.first_sync_days if self.first_sync_days is not None
+            else inboxes.TEAM_FIRST_SYNC_DAYS if self.team_inbox_id is not None
+            else inboxes.DEFAULT_FIRST_SYNC_DAYS)
 
 
 class OAuthStart(RequestShape):

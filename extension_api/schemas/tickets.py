@@ -8,6 +8,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 from core.storage.models import AgentCapacity as AgentRow
 from core.storage.models import Email as EmailRow
+from core.storage.models import Inbox as InboxRow
 from core.storage.models import RoutingRule as RuleRow
 from core.storage.models import Team as TeamRow
 from core.storage.models import TeamInbox as TeamInboxRow
@@ -17,6 +18,7 @@ from core.tickets import inboxes
 from core.tickets.matching import Status
 from core.tickets.rules import Priority
 from core.tickets.service import Change
+from core.types import InboxStatus
 from extension_api.schemas._codec import RequestShape, ResponseShape, Timestamp
 from extension_api.schemas.mail import Email, Id, email_of
 
@@ -45,6 +47,18 @@ class TeamInboxMember(ResponseShape):
     team_id: int | None = None
 
 
+class TeamMailbox(ResponseShape):
+    """A team inbox's connected mailbox, as its members see it (the whole record, to the
+    admin: GET /api/v1/inboxes/{id})."""
+
+    id: Id
+    address: str
+    status: InboxStatus
+    status_code: str
+    status_reason: str
+    last_sync_at: Timestamp | None
+
+
 class TeamInbox(ResponseShape):
     """A shared inbox whose mail becomes tickets."""
 
@@ -66,10 +80,13 @@ class TeamInbox(ResponseShape):
     default_pipeline: str
     default_stage: str
     created_at: Timestamp
+    mailbox: Annotated[TeamMailbox | None, Meta(description=(
+        "its own connected IMAP/SMTP mailbox (POST /api/v1/inboxes with team_inbox_id), "
+        "or null"))] = None
 
 
 def team_inbox_of(row: TeamInboxRow, members: list[inboxes.Member], bcc_token: str,
-                  bcc_domain: str) -> TeamInbox:
+                  bcc_domain: str, mailbox: InboxRow | None = None) -> TeamInbox:
     return TeamInbox(
         id=row.id, name=row.name, address=row.address,
         forwarding_address=f"{row.token}@{bcc_domain}",
@@ -78,7 +95,11 @@ def team_inbox_of(row: TeamInboxRow, members: list[inboxes.Member], bcc_token: s
         auto_acknowledge=row.auto_acknowledge, ack_text=row.ack_text, signature=row.signature,
         time_zone=row.time_zone, business_hours=row.business_hours,
         sender_hourly_limit=row.sender_hourly_limit, default_pipeline=row.default_pipeline,
-        default_stage=row.default_stage, created_at=row.created_at)
+        default_stage=row.default_stage, created_at=row.created_at,
+        mailbox=None if mailbox is None else TeamMailbox(
+            id=mailbox.id, address=mailbox.address, status=InboxStatus(mailbox.status),
+            status_code=mailbox.status_code, status_reason=mailbox.status_reason,
+            last_sync_at=mailbox.last_sync_at))
 
 
 class MemberRequest(RequestShape):

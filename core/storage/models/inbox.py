@@ -1,17 +1,20 @@
-"""Connected inboxes (IMAP/SMTP mailboxes of portal users) and their sync checkpoints."""
+"""Connected inboxes (IMAP/SMTP mailboxes of portal users, or of team inboxes) and their
+sync checkpoints."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.storage.models.base import Base, BigId, utcnow
 
 
 class Inbox(Base):
-    """A user's mailbox. ``secret`` is the password encrypted with the server key
+    """A user's mailbox (``user_id``), or a team inbox's shared one (``team_inbox_id``,
+    support@: connected by the admin, synced into the team inbox's tickets; exactly one
+    of the two is set). ``secret`` is the password encrypted with the server key
     (core.credentials); it is never returned by the API nor logged.
 
     ``status``: ``connected``, ``throttled`` (the provider asked us to slow down),
@@ -23,11 +26,18 @@ class Inbox(Base):
     """
 
     __tablename__ = "inboxes"
-    __table_args__ = (UniqueConstraint("portal_id", "address"),)
+    __table_args__ = (
+        UniqueConstraint("portal_id", "address"),
+        CheckConstraint("(user_id IS NULL) <> (team_inbox_id IS NULL)", name="one_owner"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                                index=True)
+    # A team inbox's mailbox goes with its team inbox (docs/tickets.md, "connected mailbox").
+    team_inbox_id: Mapped[int | None] = mapped_column(
+        ForeignKey("team_inboxes.id", ondelete="CASCADE"), index=True, default=None)
     address: Mapped[str] = mapped_column(String(320))  # lower-case
     imap_host: Mapped[str] = mapped_column(String(255))
     imap_port: Mapped[int]

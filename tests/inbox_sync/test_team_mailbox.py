@@ -1,0 +1,201 @@
+"""A team inbox's own connected mailbox end to end (docs/tickets.md, "A connected
+mailbox"): the admin connects a real Dovecot mailbox to the team inbox; a customer's
+message that lands in it is synced into a routed ticket; the agent's reply goes out
+through the mailbox's SMTP server (the test SMTP server) with its copy in Sent, which
+the next sync recognises; the customer's replies, with and without References, continue
+the ticket; an out-of-office does not reopen it; only members see the mailbox, only the
+admin connects it, and another portal sees nothing."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Any
+
+import httpx
+import pytest
+from imapclient import IMAPClient
+
+from tests.support.dovecot import SENT, Dovecot
+from tests.support.mail import message
+from tests.support.server import ClockedServer
+from tests.support.smtp_recorder import SmtpRecorder
+from tests.support.tickets import Desk, make_desk, reply_to
+
+CUSTOMER = "carla@customer.example"
+
+
+class TeamMailbox:
+    """A portal's team inbox whose address is a Dovecot user, and that user's login."""
+
+    def __init__(self, dovecot: Dovecot, recorder: SmtpRecorder, server: ClockedServer):
+        self.address = f"support-{uuid.uuid4().hex[:10]}@ourco.example"
+        self.password = "pw-" + uuid.uuid4().hex[:8]
+        dovecot.add_user(self.address, self.password)
+        recorder.add_user(self.address, self.password)
+        self.dovecot, self.recorder, self.server = dovecot, recorder, server
+        self.desk: Desk = make_desk(server, address=self.address)
+        self.inbox_id = 0
+
+    def body(self) -> dict[str, Any]:
+        return {"address": self.address, "password": self.password,
+                "team_inbox_id": self.desk.inbox["id"],
+                "imap": {"host": "127.0.0.1", "port": self.dovecot.imap_port,
+                         "security": "none"},
+                "smtp": {"host": "127.0.0.1", "port": self.recorder.port, "security": "none"}}
+
+    def api(self, who: str | None = None) -> httpx.Client:
+        """As the admin (None), agent "0"/"1" or the colleague outside the inbox."""
+        token = (self.desk.account.admin_token if who is None
+                 else self.desk.outsider["api_token"] if who == "outsider"
+                 else self.desk.agents[int(who)]["api_token"])
+        return self.server.api(token)
+
+    def imap(self) -> IMAPClient:
+        client = IMAPClient("127.0.0.1", self.dovecot.imap_port, ssl=False, timeout=10)
+        client.login(self.address, self.password)
+        return client
+
+    def arrives(self, msg: EmailMessage) -> None:
+        """The message lands in the mailbox's INBOX (as delivered)."""
+        with self.imap() as client:
+            client.append("INBOX", msg.as_bytes(), msg_time=datetime.now(UTC))
+
+    def sync(self, who: str | None = "0") -> dict[str, Any]:
+        """Sync now, as a member by default; the report."""
+        with self.api(who) as api:
+            response = api.post(f"/api/v1/inboxes/{self.inbox_id}/sync")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def synced(self, done: Callable[[], bool], timeout: float = 30) -> None:
+        """Sync now until ``done`` (the background worker, on IDLE, may get there first:
+        either way the mail went through the sync)."""
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert time.monotonic() < deadline, "not synced in time"
+            self.sync()
+
+    def checkpoint(self, role: str) -> int:
+        with self.api() as api:
+            inbox = api.get(f"/api/v1/inboxes/{self.inbox_id}").json()
+        return int(next(f["last_uid"] for f in inbox["folders"] if f["role"] == role))
+
+    def tickets(self) -> list[dict[str, Any]]:
+        with self.api() as api:
+            found = api.get("/api/v1/tickets",
+                            params={"team_inbox_id": self.desk.inbox["id"]}).json()
+        return list(found["items"])
+
+
+@pytest.fixture
+def team(dovecot: Dovecot, recorder: SmtpRecorder, inbox_server: ClockedServer) -> TeamMailbox:
+    return TeamMailbox(dovecot, recorder, inbox_server)
+
+
+def test_only_the_admin_connects_and_only_members_see_it(team: TeamMailbox) -> None:
+    """A colleague outside the inbox and another portal's admin get 404s, a member a
+    403 for connecting; the admin connects; members then read its status, others not."""
+    other = team.server.new_portal("else@elsewhere.example")
+    with team.api("outsider") as api:
+        assert api.post("/api/v1/inboxes", json=team.body()).status_code == 404
+    with team.server.api(other.admin_token) as api:
+        assert api.post("/api/v1/inboxes", json=team.body()).status_code == 404
+    with team.api("0") as api:
+        refused = api.post("/api/v1/inboxes", json=team.body())
+        assert refused.status_code == 403, refused.text
+    with team.api() as api:
+        wrong = api.post("/api/v1/inboxes", json={**team.body(), "password": "nope"})
+        assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "auth_rejected"
+        connected = api.post("/api/v1/inboxes", json=team.body())
+    assert connected.status_code == 201, connected.text
+    inbox = connected.json()
+    assert inbox["team_inbox_id"] == team.desk.inbox["id"] and inbox["user_id"] is None
+    assert inbox["first_sync_days"] == 0
+    team.inbox_id = inbox["id"]
+    with team.api("1") as api:
+        assert api.get(f"/api/v1/inboxes/{team.inbox_id}").json()["address"] == team.address
+        shown = api.get(f"/api/v1/team-inboxes/{team.desk.inbox['id']}").json()
+        assert shown["mailbox"]["id"] == team.inbox_id
+        assert shown["mailbox"]["status"] == "connected"
+        assert api.get("/api/v1/inboxes").json()["items"] == []  # not the agent's own
+    for client in (team.api("outsider"), team.server.api(other.admin_token)):
+        with client as api:
+            assert api.get(f"/api/v1/inboxes/{team.inbox_id}").status_code == 404
+            assert api.post(f"/api/v1/inboxes/{team.inbox_id}/sync").status_code == 404
+    with team.api("0") as api:  # a member does not disconnect it either
+        assert api.post(f"/api/v1/inboxes/{team.inbox_id}/disconnect").status_code == 403
+
+
+def test_mail_in_the_mailbox_becomes_a_ticket_and_replies_go_through_it(
+        team: TeamMailbox) -> None:
+    """Customer mail -> sync -> a routed ticket; the agent's reply goes out through the
+    mailbox's SMTP with a copy in Sent that the next sync recognises; the customer's
+    replies with and without References continue the ticket; an out-of-office on the
+    closed ticket neither reopens it nor opens another."""
+    with team.api() as api:
+        connected = api.post("/api/v1/inboxes", json=team.body())
+    assert connected.status_code == 201, connected.text
+    team.inbox_id = connected.json()["id"]
+    first = message(sender=f"Carla <{CUSTOMER}>", to=team.address, subject="Printer on fire",
+                    message_id=make_msgid(domain="customer.example"),
+                    body="Hello,\n\nour printer is on fire again.\n\nCarla")
+    team.arrives(first)
+    team.synced(lambda: len(team.tickets()) == 1)
+    [ticket] = team.tickets()
+    agent_ids = [a["id"] for a in team.desk.agents]
+    assert ticket["assignee_user_id"] in agent_ids and ticket["status"] == "open"
+    with team.api() as api:
+        [email] = api.get("/api/v1/emails",
+                          params={"message_id": first["Message-ID"]}).json()["items"]
+    assert sorted(email["sources"]) == ["sync", "team_inbox"]
+    agent = str(agent_ids.index(ticket["assignee_user_id"]))
+
+    before = len(team.recorder.messages())
+    with team.api(agent) as api:
+        sent = api.post(f"/api/v1/tickets/{ticket['id']}/replies",
+                        json={"text": "Hi Carla,\n\nwe are on it.", "status": "pending"})
+    assert sent.status_code == 201, sent.text
+    reply_id = sent.json()["message_id"]
+    received = [(env, raw) for env, raw in team.recorder.messages()[before:]
+                if reply_id.encode() in raw]
+    assert len(received) == 1
+    envelope, raw = received[0]
+    assert envelope["mail_from"] == team.address and envelope["rcpt_tos"] == [CUSTOMER]
+    assert first["Message-ID"].encode() in raw  # In-Reply-To: the customer's message
+    with team.imap() as client:
+        client.select_folder(SENT, readonly=True)
+        [copy_uid] = client.search(["HEADER", "Message-ID", reply_id])
+    team.synced(lambda: team.checkpoint("sent") >= copy_uid)  # the sync went past it
+    with team.api() as api:
+        assert len(api.get("/api/v1/emails", params={"message_id": reply_id}).json()["items"]) == 1
+    assert [t["id"] for t in team.tickets()] == [ticket["id"]]
+
+    ours = EmailMessage()
+    ours["Message-ID"], ours["Subject"] = f"<{reply_id}>", sent.json()["email"]["subject"]
+    answer = reply_to(ours, CUSTOMER)  # In-Reply-To and References
+    answer.replace_header("To", team.address)
+    team.arrives(answer)
+    bare = reply_to(ours, CUSTOMER, references=False)  # In-Reply-To only
+    bare.replace_header("To", team.address)
+    team.arrives(bare)
+    team.synced(lambda: len(team.desk.ticket(ticket["id"])["emails"]) == 4)
+    [again] = team.tickets()
+    assert again["id"] == ticket["id"] and again["status"] == "open"  # pending -> open
+    full = team.desk.ticket(ticket["id"])
+    ids = {e["message_id"] for e in full["emails"]}
+    assert {answer["Message-ID"].strip("<>"), bare["Message-ID"].strip("<>"), reply_id} <= ids
+
+    with team.api(agent) as api:
+        assert api.post(f"/api/v1/tickets/{ticket['id']}/close").status_code == 200
+    away = reply_to(ours, CUSTOMER, subject="Out of office: Re: Printer on fire")
+    away.replace_header("To", team.address)
+    away["Auto-Submitted"] = "auto-replied"
+    team.arrives(away)
+    team.synced(lambda: len(team.desk.ticket(ticket["id"])["emails"]) == 5)
+    [still] = team.tickets()
+    assert still["id"] == ticket["id"] and still["status"] == "closed"
