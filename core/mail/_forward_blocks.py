@@ -62,8 +62,21 @@ def _quotes_a_header(lines: list[str]) -> bool:
 _AERC_LINE = re.compile(r"^\s*Forwarded message from (.{1,200}?) on (.{1,100}):\s*$")
 
 
+# What a line that opens a block starts with, when it has no colon: a separator rule.
+_RULE_STARTS = ("-", "—", "–", "━", "_")
+
+
+def may_open_block(line: str) -> bool:
+    """A cheap test before ``_find_block_in``'s regexes, false only where none of them
+    can match: every line that opens a block either has a colon (aerc's line, Apple
+    Mail's, a header label) or starts with a separator's dashes or underscores."""
+    return formats.may_hold_label(line) or line.lstrip().startswith(_RULE_STARTS)
+
+
 def _find_block_in(lines: list[str], subject: str, reasons: list[str]) -> Block | None:
     for index in range(len(lines)):
+        if not may_open_block(lines[index]):
+            continue
         aerc = _AERC_LINE.match(lines[index]) if len(lines[index]) < 320 else None
         if aerc is not None:
             return Block(

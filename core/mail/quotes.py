@@ -61,14 +61,31 @@ def _reply_text(text: str) -> str:
     return result or text.strip()
 
 
+# What a cut line starts with when it has no colon: a separator rule, or "-- ".
+_RULE_STARTS = ("-", "—", "–", "━", "_")
+
+
+def may_cut_at(stripped: str, following: str) -> bool:
+    """A cheap test before ``_cut_index``'s regexes but the mobile signature's, false
+    only where none of them can match: an attribution, alone or wrapped onto the
+    ``following`` line, and a header label have a colon; a separator line and a
+    signature delimiter start with dashes or underscores."""
+    return (formats.may_hold_label(stripped) or following.endswith((":", "："))
+            or stripped.startswith(_RULE_STARTS))
+
+
 def _cut_index(lines: list[str]) -> int:
     for index, line in enumerate(lines):
         stripped = line.strip()
         if not stripped or stripped.startswith(">"):
             continue
+        following = lines[index + 1].strip() if index + 1 < len(lines) else ""
+        if not may_cut_at(stripped, following):
+            if _MOBILE_SIGNATURE.match(stripped):
+                return index
+            continue
         if _is_attribution(stripped):
             return index
-        following = lines[index + 1].strip() if index + 1 < len(lines) else ""
         if following and _is_attribution(f"{stripped} {following}") and _starts_like(stripped):
             return index  # Gmail wrapped the attribution over two lines
         dash = formats.DASH_LINE.match(stripped)
