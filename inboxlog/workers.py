@@ -20,13 +20,18 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from core import metrics
 from core.runtime import Settings
 from inboxlog.serve import ServeOptions, Worker, prepare, print_banner, serve
 
@@ -170,6 +175,7 @@ class _Supervisor:
             index = self.children.pop(pid, None)
             if index is None:
                 continue
+            metrics.process_ended(pid)
             code = os.waitstatus_to_exitcode(status)
             if self.stop_signals:
                 # Killed by the SIGTERM forwarded to it: one still starting (its handler
@@ -194,9 +200,29 @@ def _describe(code: int) -> str:
     return f"exit code {code}"
 
 
+@contextlib.contextmanager
+def _shared_metrics() -> Iterator[None]:
+    """Every process's counters in one directory, so that ``/metrics`` sums them all
+    (``core.metrics``): ``PROMETHEUS_MULTIPROC_DIR`` when set (emptied first), else a
+    fresh temporary directory, removed at the end."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    directory = Path(given) if given else Path(tempfile.mkdtemp(prefix="inboxlog-metrics-"))
+    metrics.share_across_processes(directory)
+    try:
+        yield
+    finally:
+        if not given:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
 def run_workers(settings: Settings, options: ServeOptions) -> int:
     """Prepare, bind, fork ``options.workers`` workers and supervise them until they
     have all stopped; the exit code (0 when every worker stopped cleanly)."""
+    with _shared_metrics():
+        return _run_workers(settings, options)
+
+
+def _run_workers(settings: Settings, options: ServeOptions) -> int:
     demo = asyncio.run(prepare(settings, options))
     if threading.active_count() > 1:  # a thread would not survive the fork in a worker
         log.warning("%d threads before starting the workers", threading.active_count())

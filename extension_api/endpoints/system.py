@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from core import metrics as counters
 from core.errors import StorageUnavailable
 from extension_api.auth import runtime_of
 from extension_api.openapi import openapi_document
@@ -24,7 +24,8 @@ async def healthz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    # Every worker's counts under serve --workers N (core.metrics.exposition).
+    return Response(counters.exposition(), media_type=counters.CONTENT_TYPE_LATEST)
 
 
 async def openapi(request: Request) -> Response:

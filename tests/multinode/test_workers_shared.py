@@ -1,0 +1,117 @@
+"""What the processes of `inboxlog serve --workers 2` share on PostgreSQL: the counters
+that /metrics answers with, whichever worker answers, and the API's rate limits, whichever
+worker a request reaches. Driven through the real ports; which worker holds each
+connection is read from /proc."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.multinode.test_workers import owner, workers_of
+from tests.support import postgres
+from tests.support.mail import deliver, logged_id, message
+from tests.support.server import Server
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    url = asyncio.run(postgres.create_database())
+    yield url
+    asyncio.run(postgres.drop_database(url))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, pg_url: str) -> Iterator[Server]:
+    running = Server(tmp_path_factory.mktemp("workers-shared"), pg_url,
+                     ("--workers", "2", "--api-rate-limit", "6 per 1 minute")).start()
+    yield running
+    running.stop()
+
+
+def connection_to(server: Server, port: int, pid: int, pids: set[int]) -> socket.socket:
+    """A connection to ``port`` that worker ``pid`` has accepted (the kernel hands each
+    to whichever worker accepts first: connect until ``pid`` takes one)."""
+    others = []
+    try:
+        for _ in range(200):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            deadline = time.monotonic() + 10
+            while True:  # accepted once a worker holds the server's end
+                try:
+                    holder = owner(port, sock, pids)
+                    break
+                except AssertionError:
+                    assert time.monotonic() < deadline, server.log()
+                    time.sleep(0.01)
+            if holder == pid:
+                return sock
+            others.append(sock)
+        raise AssertionError(f"worker {pid} accepted none of 200 connections")
+    finally:
+        for sock in others:
+            sock.close()
+
+
+def http_via(server: Server, pid: int, pids: set[int], path: str,
+             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+    """GET ``path`` over a connection worker ``pid`` serves: status, headers, body."""
+    with connection_to(server, server.http_port, pid, pids) as sock:
+        lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close",
+                 *(f"{name}: {value}" for name, value in (headers or {}).items())]
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status, *fields = head.decode("latin-1").split("\r\n")
+    found = {}
+    for field in fields:
+        name, _, value = field.partition(":")
+        found[name.strip().lower()] = value.strip()
+    assert "chunked" not in found.get("transfer-encoding", ""), found
+    return int(status.split()[1]), found, body.decode()
+
+
+def counters(text: str) -> dict[str, float]:
+    """Each counter's total over its labels, by sample name."""
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return totals
+
+
+def test_metrics_count_every_workers_mail_whichever_worker_answers(server: Server) -> None:
+    """Mail over SMTP to each worker (3 messages to one, 2 to the other): /metrics,
+    asked of either worker, counts all five, and the statements and commits of both."""
+    pids = workers_of(server)
+    first, second = sorted(pids)
+    account = server.new_portal()
+    before = counters(http_via(server, first, pids, "/metrics")[2])
+    for pid, count in ((first, 3), (second, 2)):
+        sent = 0
+        while sent < count:  # a session on a connection that worker took
+            smtp = server.smtp()
+            assert smtp.sock is not None
+            if owner(server.smtp_port, smtp.sock, pids) == pid:
+                smtp.ehlo("client.test")
+                logged_id(deliver(server, message(
+                    sender=account.user_email, to="ann@acme.example",
+                    subject=f"To {pid}, {sent}"), account.bcc_address, smtp=smtp))
+                sent += 1
+            smtp.quit()
+    seen = [counters(http_via(server, pid, pids, "/metrics")[2]) for pid in (first, second)]
+    for each in seen:
+        assert each.get("inboxlog_ingested_messages_total", 0) - before.get(
+            "inboxlog_ingested_messages_total", 0) == 5
+        assert each.get("inboxlog_smtp_data_replies_total", 0) - before.get(
+            "inboxlog_smtp_data_replies_total", 0) == 5
+        assert each["inboxlog_db_statements_total"] > before["inboxlog_db_statements_total"]
+        assert each["inboxlog_db_commits_total"] >= before["inboxlog_db_commits_total"] + 1
