@@ -1,0 +1,361 @@
+"""The ticket pages: a viewer's tickets (the team inboxes they are a member of; the
+admin's: all), and a ticket with its conversation, controls, reply and note boxes, and
+the warning when another agent is on it (docs/tickets.md, "Pages").
+
+Every change goes through core's ticket functions, as the API's do (``service.change``,
+``service.assign``, ``replies.reply``, ``notes.add_note``, ``presence``): the pages
+decide nothing of their own. A ticket of an inbox the viewer is not a member of, or of
+another portal, is a 404, as over the API. Opening a ticket registers the viewer as
+viewing it; the page's script renews that (``replying`` while they write) and shows
+who else is there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from core import queries
+from core.errors import InvalidInput, NotFound, RelayFailed, RelayNotConfigured
+from core.storage.models import Company, Contact, Email, TeamInbox, TicketActivity, User
+from core.tickets import access, canned, notes, presence, replies, service
+from core.tickets.activity import Kind
+from core.tickets.inboxes import list_inboxes
+from core.tickets.matching import Status
+from core.tickets.presence import Present, ReplyCollision, State
+from core.tickets.rules import Priority
+from extension_api.pages import _ticket_reads, words
+from extension_api.pages._web import (
+    PageError,
+    Viewer,
+    form,
+    redirect,
+    render,
+    runtime_of,
+    security_headers,
+    signed_in,
+)
+from extension_api.pages.crm import frame_document
+
+PAGE_SIZE = 25
+MAX_PAGE = 10_000
+ASSIGNEES = {"": "anyone", "me": "me", "none": "unassigned"}
+_EMAIL_KINDS = {Kind.CREATED.value: "opened the ticket",
+                Kind.CUSTOMER_MESSAGE.value: "wrote", Kind.AGENT_REPLY.value: "replied",
+                Kind.AUTOMATIC.value: "an automatic reply (changes nothing)"}
+
+
+def _who(viewer: Viewer) -> int | None:
+    """Whose membership a read counts: None for an admin, who sees every inbox."""
+    return None if viewer.is_admin else viewer.user_id
+
+
+def _ticket_id(request: Request) -> int:
+    value = request.path_params.get("id")
+    if not isinstance(value, int) or not 0 < value < 2**63:
+        raise PageError(404, "Not found", "There is no such ticket.")
+    return value
+
+
+def _choice(value: str, allowed: tuple[str, ...], name: str) -> str | None:
+    if not value:
+        return None
+    if value not in allowed:
+        raise PageError(400, "Not a filter", f"{name} is one of {', '.join(allowed)}.")
+    return value
+
+
+def _number(value: str, name: str, high: int = 2**63 - 1) -> int | None:
+    if not value:
+        return None
+    if not (value.isdigit() and 0 < int(value) <= high):
+        raise PageError(400, "Not a filter", f"{name} is a number from 1 to {high}.")
+    return int(value)
+
+
+# --- the list --------------------------------------------------------------------------
+
+@signed_in
+async def tickets_page(request: Request, viewer: Viewer) -> Response:
+    """``/tickets?inbox=&status=&assignee=me|none&priority=&page=``."""
+    params = request.query_params
+    given = {name: params.get(name, "").strip()[:40]
+             for name in ("inbox", "status", "assignee", "priority")}
+    wanted = _ticket_reads.Wanted(
+        viewer_id=viewer.user_id, who=_who(viewer), inbox_id=_number(given["inbox"], "inbox"),
+        status=_choice(given["status"], tuple(Status), "status"),
+        priority=_choice(given["priority"], tuple(Priority), "priority"),
+        assignee=_choice(given["assignee"], ("me", "none"), "assignee") or "",
+        page=_number(params.get("page", ""), "page", MAX_PAGE) or 1, size=PAGE_SIZE)
+    async with runtime_of(request).db.read() as session:
+        inboxes = list(await list_inboxes(session, viewer.portal_id, _who(viewer)))
+        found = await _ticket_reads.listed(session, viewer.portal_id, wanted)
+        people = await _ticket_reads.users(
+            session, viewer.portal_id, [t.assignee_user_id for t in found.tickets])
+        customers = await _ticket_reads.contacts(
+            session, viewer.portal_id, [t.contact_id for t in found.tickets])
+    names = {inbox.id: inbox.name for inbox in inboxes}
+    if wanted.inbox_id is not None and wanted.inbox_id not in names:
+        raise PageError(404, "Not found", "There is no such team inbox.")
+    filters = {k: v for k, v in given.items() if v}
+    pages = {"newer": f"/tickets?{urlencode({**filters, 'page': wanted.page - 1})}"
+             if wanted.page > 1 else "",
+             "older": f"/tickets?{urlencode({**filters, 'page': wanted.page + 1})}"
+             if found.more else ""}
+    return render(request, "tickets.html", tickets=found.tickets, inboxes=inboxes,
+                  inbox_names=names, people=people, customers=customers, given=given,
+                  statuses=tuple(Status), priorities=tuple(Priority), assignees=ASSIGNEES,
+                  page=wanted.page, pages=pages)
+
+
+# --- one ticket ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Entry:
+    """One item of the conversation: an email, a note or a change, at ``at``."""
+
+    kind: str  # "email", "note" or "change"
+    at: datetime
+    anchor: str
+    sentence: str = ""
+    email: Email | None = None
+    frame: str = ""
+    note: notes.Note | None = None
+
+
+def _label(user: User | None) -> str:
+    if user is None:
+        return "someone"
+    return f"{user.name} ({user.email})" if user.name.strip() else user.email
+
+
+def _sentence(row: TicketActivity, people: dict[int, User]) -> str:
+    """A change in the log, in words."""
+    actor = people.get(row.actor_user_id) if row.actor_user_id else None
+    by = f" by {_label(actor)}" if actor is not None else ""
+    how = (row.detail or {}).get("how") or (row.detail or {}).get("reason")
+    why = {"rule": " (a routing rule)", "round_robin": " (round-robin)",
+           "customer_reply": " (the customer replied)"}.get(str(how), "")
+    if row.kind == Kind.ASSIGNED.value:
+        target = row.to_value or ""
+        if target.startswith("user:") and target[5:].isdigit():
+            whom = _label(people.get(int(target[5:])))
+        elif target.startswith("team:"):
+            whom = f"team {target[5:]}"
+        else:
+            whom = "nobody"
+        return f"Assigned to {whom}{by}{why}"
+    if row.kind == Kind.MERGED.value:
+        return (f"Merged into ticket {row.to_value}{by}" if row.to_value
+                else f"Ticket {row.from_value} was merged into this one{by}")
+    name = {"status": "Status", "priority": "Priority", "stage": "Stage",
+            "pipeline": "Pipeline"}.get(row.kind, row.kind)
+    return f"{name} {row.from_value or '—'} → {row.to_value or '—'}{by}{why}"
+
+
+def _entries(emails: list[Email], log: list[TicketActivity], people: dict[int, User],
+             images: bool) -> list[Entry]:
+    by_id = {email.id: email for email in emails}
+    shown: set[int] = set()
+    entries: list[Entry] = []
+    for row in log:
+        if row.email_id is not None and row.email_id in by_id and row.email_id not in shown:
+            email = by_id[row.email_id]
+            shown.add(email.id)
+            entries.append(Entry("email", row.at, f"activity-{row.id}",
+                                 _EMAIL_KINDS.get(row.kind, ""), email=email,
+                                 frame=frame_document(email.html, remote_images=images)
+                                 if email.html else ""))
+        elif row.kind == Kind.NOTE.value:
+            entries.append(Entry("note", row.at, f"activity-{row.id}", note=notes.note_of(row)))
+        elif row.kind in (Kind.STATUS.value, Kind.ASSIGNED.value, Kind.PRIORITY.value,
+                          Kind.STAGE.value, Kind.PIPELINE.value, Kind.MERGED.value):
+            entries.append(Entry("change", row.at, f"activity-{row.id}",
+                                 _sentence(row, people)))
+    for email in emails:  # mail of a ticket merged into this one has no activity here
+        if email.id not in shown:
+            entries.append(Entry("email", email.sent_at, f"email-{email.id}", "wrote",
+                                 email=email, frame=frame_document(
+                                     email.html, remote_images=images) if email.html else ""))
+    return sorted(entries, key=lambda e: e.at)
+
+
+def others_of(present: list[Present]) -> list[dict[str, str]]:
+    """The other agents on a ticket, as the page and its script show them."""
+    return [{"name": p.name or p.email, "email": p.email, "state": p.state.value}
+            for p in present]
+
+
+async def _ticket_context(request: Request, viewer: Viewer, ticket_id: int, *,
+                          register: bool = True) -> dict[str, Any]:
+    """Everything the ticket page shows. Opening it registers the viewer's presence."""
+    runtime = runtime_of(request)
+    images = request.query_params.get("images") == "1"
+    async with runtime.db.transaction() as session:
+        found = await service.ticket(session, viewer.portal_id, _who(viewer), ticket_id)
+        if register:
+            await presence.register(session, found, viewer.user_id, State.VIEWING)
+    async with runtime.db.read() as session:
+        found = await service.ticket(session, viewer.portal_id, _who(viewer), ticket_id)
+        assert found.team_inbox_id is not None
+        inbox = await session.get(TeamInbox, found.team_inbox_id)
+        assert inbox is not None
+        emails = list(await service.emails_of(session, found.id))
+        log = list(await service.activity_of(session, found.id))
+        member_ids = await access.inbox_members(session, found.team_inbox_id)
+        people = await _ticket_reads.users(session, viewer.portal_id, [
+            *member_ids, found.assignee_user_id, viewer.user_id,
+            *(row.actor_user_id for row in log),
+            *(int(row.to_value[5:]) for row in log if row.kind == Kind.ASSIGNED.value
+              and row.to_value and row.to_value.startswith("user:")
+              and row.to_value[5:].isdigit())])
+        customers = await _ticket_reads.contacts(
+            session, viewer.portal_id, [found.contact_id,
+                                        *await service.contact_ids(session, found.id)])
+        contact: Contact | None = customers.get(found.contact_id) if found.contact_id else None
+        company_id = found.company_id or (contact.company_id if contact else None)
+        company: Company | None = None
+        if company_id is not None:
+            company = await queries.company(session, viewer.portal_id, company_id)
+        responses = list(await canned.list_responses(session, viewer.portal_id, _who(viewer),
+                                                     found.team_inbox_id))
+        chosen = _number(request.query_params.get("canned", ""), "canned")
+        prefill = ""
+        if chosen is not None:
+            response = await canned.get_response(session, viewer.portal_id, _who(viewer),
+                                                 found.team_inbox_id, chosen)
+            prefill = canned.render(response.body, await canned.context_of(
+                session, found, people[viewer.user_id]))
+        others = others_of(await presence.others(session, found.id, viewer.user_id))
+        version = await presence.last_activity(session, found.id)
+    return {"ticket": found, "inbox": inbox, "entries": _entries(emails, log, people, images),
+            "contact": contact, "company": company,
+            "customers": [c for c in customers.values() if c.id != found.contact_id],
+            "members": [people[m] for m in member_ids if m in people], "people": people,
+            "assignee": people.get(found.assignee_user_id) if found.assignee_user_id else None,
+            "is_member": viewer.user_id in member_ids, "responses": responses,
+            "chosen": chosen, "prefill": prefill, "others": others, "version": version,
+            "statuses": tuple(Status), "priorities": tuple(Priority), "images": images,
+            "source": words.source,
+            "inline_styles": any(e.html for e in emails), "remote_images": images}
+
+
+def _show(request: Request, context: dict[str, Any], *, status: int = 200,
+          **extra: Any) -> Response:
+    values = {"reply_text": context.pop("prefill"), "collision": None, **extra}
+    return render(request, "ticket.html", status=status,
+                  inline_styles=context.pop("inline_styles"),
+                  remote_images=context.pop("remote_images"), values=values, **context)
+
+
+@signed_in
+async def ticket_page(request: Request, viewer: Viewer) -> Response:
+    """``/tickets/{id}`` (``?canned=<id>`` fills the reply box with that canned
+    response for this ticket; ``?images=1`` shows the emails' remote images)."""
+    return _show(request, await _ticket_context(request, viewer, _ticket_id(request)))
+
+
+async def _editable(request: Request, viewer: Viewer) -> tuple[dict[str, str], int]:
+    fields = await form(request)
+    ticket_id = _ticket_id(request)
+    async with runtime_of(request).db.read() as session:  # a 404 before anything else
+        await service.ticket(session, viewer.portal_id, _who(viewer), ticket_id)
+    return fields, ticket_id
+
+
+@signed_in
+async def update(request: Request, viewer: Viewer) -> Response:
+    """The controls: ``status``, ``priority``, ``assignee`` (``user:<id>``, or empty
+    for nobody); a field left as it was changes nothing."""
+    fields, ticket_id = await _editable(request, viewer)
+    status = _choice(fields.get("status", ""), tuple(Status), "status")
+    priority = _choice(fields.get("priority", ""), tuple(Priority), "priority")
+    async with runtime_of(request).db.transaction() as session:
+        found = await service.ticket(session, viewer.portal_id, _who(viewer), ticket_id)
+        if "assignee" in fields:
+            value = fields["assignee"]
+            if value and not (value.startswith("user:") and value[5:].isdigit()
+                              and 0 < int(value[5:]) < 2**63):
+                raise PageError(422, "Not changed", "Choose an agent of this inbox, or "
+                                "nobody.")
+            user_id = int(value[5:]) if value else None
+            if user_id != found.assignee_user_id or (user_id is None
+                                                     and found.assignee_team_id is not None):
+                await service.assign(session, found, user_id=user_id, team_id=None,
+                                     actor=viewer.user_id)
+        await service.change(session, found, service.Change(
+            status=Status(status) if status and status != found.status else None,
+            priority=Priority(priority) if priority else None), actor=viewer.user_id)
+    return redirect(request, f"/tickets/{ticket_id}")
+
+
+@signed_in
+async def reply(request: Request, viewer: Viewer) -> Response:
+    """Send the reply box: ``text``, ``then`` (a status after it), ``seen`` (the
+    ticket version the page showed: another agent's reply since is a collision) and
+    ``force`` (send anyway)."""
+    fields, ticket_id = await _editable(request, viewer)
+    then = _choice(fields.get("then", ""), (Status.PENDING.value, Status.CLOSED.value),
+                   "then")
+    seen = _number(fields.get("seen", ""), "seen")
+    text = fields.get("text", "")
+    wanted = replies.ReplyRequest(text=text, seen_activity_id=seen,
+                                  force=fields.get("force") == "1",
+                                  status=Status(then) if then else None)
+    runtime = runtime_of(request)
+    try:
+        sent = await replies.reply(runtime, viewer.portal_id, viewer.user_id, ticket_id,
+                                   wanted)
+    except ReplyCollision as exc:
+        context = await _ticket_context(request, viewer, ticket_id, register=False)
+        async with runtime.db.read() as session:
+            people = await _ticket_reads.users(session, viewer.portal_id,
+                                               [c.user_id for c in exc.crossed])
+        crossed = [{"who": _label(people.get(c.user_id) if c.user_id else None),
+                    "at": c.at, "email_id": c.email_id} for c in exc.crossed]
+        context["prefill"] = text
+        return _show(request, context, status=409, collision=crossed,
+                     reply_then=then or "")
+    except RelayNotConfigured:
+        raise PageError(409, "Not sent", "This server sends no mail (it has no SMTP "
+                        "relay): the reply was not sent, nor logged.") from None
+    except RelayFailed as exc:
+        raise PageError(502, "Not sent", f"The mail relay refused the reply, which was "
+                        f"not logged: {exc.message}") from None
+    except NotFound:
+        raise PageError(403, "Members reply", "Only the members of this ticket's inbox "
+                        "reply to it.") from None
+    return redirect(request, f"/tickets/{ticket_id}#activity-{sent.activity_id}")
+
+
+@signed_in
+async def add_note(request: Request, viewer: Viewer) -> Response:
+    """An internal note (never sent); ``@address`` mentions a member of the inbox."""
+    fields, ticket_id = await _editable(request, viewer)
+    async with runtime_of(request).db.transaction() as session:
+        found = await service.ticket(session, viewer.portal_id, _who(viewer), ticket_id)
+        note = await notes.add_note(session, found, viewer.user_id, fields.get("text", ""))
+    return redirect(request, f"/tickets/{ticket_id}#activity-{note.id}")
+
+
+@signed_in
+async def report_presence(request: Request, viewer: Viewer) -> Response:
+    """The page's script: ``state`` viewing, replying or left; answers (JSON) the
+    others on the ticket."""
+    fields, ticket_id = await _editable(request, viewer)
+    state = fields.get("state", "")
+    if state not in ("viewing", "replying", "left"):
+        raise InvalidInput("state is viewing, replying or left")
+    async with runtime_of(request).db.transaction() as session:
+        found = await service.ticket(session, viewer.portal_id, _who(viewer), ticket_id)
+        if state == "left":
+            await presence.leave(session, found.id, viewer.user_id)
+        else:
+            await presence.register(session, found, viewer.user_id, State(state))
+        others = others_of(await presence.others(session, found.id, viewer.user_id))
+    return JSONResponse({"others": others}, headers=security_headers())
