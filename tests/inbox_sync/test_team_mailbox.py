@@ -199,3 +199,25 @@ def test_mail_in_the_mailbox_becomes_a_ticket_and_replies_go_through_it(
     team.synced(lambda: len(team.desk.ticket(ticket["id"])["emails"]) == 5)
     [still] = team.tickets()
     assert still["id"] == ticket["id"] and still["status"] == "closed"
+
+
+def test_a_reply_the_mailbox_server_refuses_is_not_logged(team: TeamMailbox) -> None:
+    """The mailbox's SMTP server refusing the customer: 502 with its code and reply,
+    nothing logged on the ticket, no copy in Sent."""
+    with team.api() as api:
+        connected = api.post("/api/v1/inboxes", json=team.body())
+    assert connected.status_code == 201, connected.text
+    team.inbox_id = connected.json()["id"]
+    team.arrives(message(sender="ghost@refused.example", to=team.address, subject="Hello?",
+                         message_id=make_msgid(domain="refused.example")))
+    team.synced(lambda: len(team.tickets()) == 1)
+    [ticket] = team.tickets()
+    with team.api("0") as api:
+        refused = api.post(f"/api/v1/tickets/{ticket['id']}/replies",
+                           json={"text": "Hi there", "force": True})
+    assert refused.status_code == 502, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "send_rejected" and "550" in error["message"]
+    assert len(team.desk.ticket(ticket["id"])["emails"]) == 1
+    with team.imap() as client:
+        assert client.select_folder(SENT, readonly=True)[b"EXISTS"] == 0
