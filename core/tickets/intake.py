@@ -39,6 +39,7 @@ from core.storage.models import (
     EmailContact,
     EmailSource,
     EmailTicket,
+    Inbox,
     Portal,
     TeamInbox,
     TeamInboxSender,
@@ -216,6 +217,9 @@ async def log_team_mail(session: AsyncSession, *, portal: Portal, inbox: TeamInb
         return IngestResult(IngestOutcome.DUPLICATE, existing.id, existing.thread_id,
                             source=Source.TEAM_INBOX)
     own = own_addresses(inbox, portal, bcc_domain)
+    mailbox = await session.scalar(select(Inbox.address).where(Inbox.team_inbox_id == inbox.id))
+    if mailbox is not None:  # its connected mailbox's (replies go out From it)
+        own = own | {mailbox.lower()}
     automatic = loop_reason(parsed, own)
     if not await _within_allowance(session, inbox, sender or (envelope.mail_from or "")):
         return _not_logged(session, portal, envelope, prepared, NotLoggedReason.RATE_LIMITED,

@@ -221,3 +221,12 @@ def test_a_reply_the_mailbox_server_refuses_is_not_logged(team: TeamMailbox) -> 
     assert len(team.desk.ticket(ticket["id"])["emails"]) == 1
     with team.imap() as client:
         assert client.select_folder(SENT, readonly=True)[b"EXISTS"] == 0
+    # The team inbox's address changed since: the mailbox's own stays no customer.
+    with team.api() as api:
+        assert api.patch(f"/api/v1/team-inboxes/{team.desk.inbox['id']}",
+                         json={"address": "help@ourco.example"}).status_code == 200
+    team.arrives(message(sender=CUSTOMER, to=team.address, subject="Other matter",
+                         message_id=make_msgid(domain="customer.example")))
+    team.synced(lambda: len(team.tickets()) == 2)
+    with team.api() as api:
+        assert api.get("/api/v1/contacts", params={"email": team.address}).json()["items"] == []
