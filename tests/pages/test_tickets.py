@@ -78,11 +78,14 @@ class Desk:
         return self.server.api(self.admin.portal.admin_token)
 
     def open_ticket(self, subject: str = "Printer on fire",
-                    body: str = "Hello,\n\nour printer is on fire again.\n\nCarla"
-                    ) -> tuple[int, EmailMessage]:
+                    body: str = "Hello,\n\nour printer is on fire again.\n\nCarla",
+                    html: str | None = None) -> tuple[int, EmailMessage]:
         """A customer writes to the inbox over SMTP; the ticket it opened."""
-        mail = message(sender=f"Carla Customer <{self.customer}>", to=self.address, subject=subject,
-                       message_id=make_msgid(domain="customer.example"), body=body)
+        mail = message(sender=f"Carla Customer <{self.customer}>", to=self.address,
+                       subject=subject, message_id=make_msgid(domain="customer.example"),
+                       body=body)
+        if html is not None:
+            mail.add_alternative(html, subtype="html")
         email_id = logged_id(deliver(self.server, mail, self.address,
                                      mail_from=self.customer))
         with self.api() as api:
