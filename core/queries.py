@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFound
+from core.mail.threads import base_subject
 from core.storage.models import Attachment, Company, Contact, Email, EmailContact, Thread
 from core.tickets.access import sees_email, sees_inbox_mail, visible_email
 
@@ -104,6 +105,16 @@ async def timeline(
     )).all()
 
 
+async def _hides(session: AsyncSession, portal_id: int, thread_id: int,
+                 viewer: int | None) -> bool:
+    """Whether the thread holds an email (not deleted) that ``viewer`` may not see."""
+    if viewer is None:
+        return False
+    return await session.scalar(select(Email.id).where(
+        Email.thread_id == thread_id, Email.deleted_at.is_(None),
+        not_(await visible_email(session, portal_id, viewer))).limit(1)) is not None
+
+
 async def thread_emails(session: AsyncSession, portal_id: int, thread_id: int, *,
                         viewer: int | None = None) -> Sequence[Email]:
     """A thread's emails ``viewer`` may see (None: the admin), oldest first; NotFound for
@@ -115,10 +126,33 @@ async def thread_emails(session: AsyncSession, portal_id: int, thread_id: int, *
                await visible_email(session, portal_id, viewer))
         .order_by(Email.sent_at, Email.id)
     )).all()
-    if not found and viewer is not None and await session.scalar(select(Email.id).where(
-            Email.thread_id == thread_id, Email.deleted_at.is_(None)).limit(1)) is not None:
+    if not found and await _hides(session, portal_id, thread_id, viewer):
         raise NotFound(f"no thread {thread_id}")
     return found
+
+
+async def visible_thread(session: AsyncSession, portal_id: int, thread_id: int, *,
+                         viewer: int | None = None) -> Thread:
+    """The thread, unless every email on it is one ``viewer`` may not see (NotFound, as
+    ``thread_emails``): where a user may move their email to."""
+    found = await thread(session, portal_id, thread_id)
+    if await _hides(session, portal_id, thread_id, viewer) and await session.scalar(
+            select(Email.id).where(Email.thread_id == thread_id, Email.deleted_at.is_(None),
+                                   await visible_email(session, portal_id, viewer))
+            .limit(1)) is None:
+        raise NotFound(f"no thread {thread_id}")
+    return found
+
+
+async def thread_subject(session: AsyncSession, found: Thread, shown: Sequence[Email], *,
+                         viewer: int | None = None) -> str:
+    """The thread's subject as ``viewer`` may see it. A thread's subject is its first
+    email's: where the thread holds an email the viewer may not see (a team inbox's),
+    it is the first shown email's instead, so a colleague never reads the subject of
+    the inbox's mail."""
+    if not await _hides(session, found.portal_id, found.id, viewer):
+        return found.subject
+    return base_subject(shown[0].subject)[:998] if shown else ""
 
 
 async def contact_attachments(

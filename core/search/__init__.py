@@ -3,8 +3,10 @@
 The index (migration 0012) is one ``search_documents`` row per email, written by
 triggers in the transaction that writes the email, its attachments, a deletion, an
 erasure or a purge: nothing here keeps it in step. A search reads it, never writes.
-What a search may return is decided here, at query time: the caller's portal only, and
-never a deleted email (so a restore brings one back at once). The query language is in
+What a search may return is decided here, at query time: the caller's portal only, never
+a deleted email (so a restore brings one back at once), and a team inbox's emails only
+for its members (``viewer``; docs/tickets.md), in the same SQL as the words, so nothing
+is ranked and then dropped and every page is full. The query language is in
 ``core.search.syntax``; docs/search.md describes all of it.
 """
 
@@ -27,6 +29,7 @@ from core.search import _postgres, _sqlite
 from core.search.snippets import Snippet, Span, find, snippet
 from core.search.syntax import Field, Query, parse
 from core.storage.models import Attachment, Email, EmailCompany, EmailContact, EmailSource
+from core.tickets.access import visible_email
 from core.types import Direction, Source
 
 __all__ = ["Filters", "Hit", "Page", "Query", "Snippet", "parse", "search"]
@@ -216,10 +219,12 @@ async def _ranked(session: AsyncSession, backend: _Backend, query: Query,
 
 async def search(session: AsyncSession, portal_id: int, query: Query | str,
                  filters: Filters | None = None, *, limit: int = 20,
-                 cursor: str | None = None) -> Page:
+                 cursor: str | None = None, viewer: int | None = None) -> Page:
     """The portal's emails that match, best first (then newest first), ``limit`` at a
     time; ``cursor`` is the ``Page.cursor`` of the page before. Deleted emails never
-    match. Without words, every email the operators and filters leave, newest first.
+    match, nor a team inbox's emails unless ``viewer`` (a user id; None: the admin, who
+    sees all) is its member. Without words, every email the operators and filters
+    leave, newest first.
 
     InvalidInput for a query ``syntax.parse`` refuses, a limit out of 1..100 or a cursor
     this function did not give.
@@ -236,6 +241,8 @@ async def search(session: AsyncSession, portal_id: int, query: Query | str,
     backend: _Backend = _sqlite if session.get_bind().dialect.name == "sqlite" else _postgres
     conditions = [Email.portal_id == portal_id, Email.deleted_at.is_(None),
                   *_conditions(query, filters)]
+    if viewer is not None:
+        conditions.append(await visible_email(session, portal_id, viewer))
     after = _decode(cursor) if cursor is not None else None
     below: int | None = None
     if any(not t.cjk and not t.negated for t in query.terms):

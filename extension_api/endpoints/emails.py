@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -53,8 +54,11 @@ async def get_thread(request: Request, principal: Principal) -> Response:
         thread = await queries.thread(session, principal.portal_id, thread_id)
         emails = await queries.thread_emails(session, principal.portal_id, thread_id,
                                              viewer=principal.user_id)
+        subject = await queries.thread_subject(session, thread, emails,
+                                               viewer=principal.user_id)
         counts = await tracked_sends.counts_for(session, emails)
-        return respond(thread_of(thread, list(emails), counts))
+        return respond(msgspec.structs.replace(thread_of(thread, list(emails), counts),
+                                               subject=subject))
 
 
 async def _check_owner(session: AsyncSession, principal: Principal, email_id: int) -> None:
@@ -102,6 +106,9 @@ async def move_email(request: Request, principal: Principal) -> Response:
     body = await read_body(request, MoveRequest)
     async with runtime_of(request).db.transaction() as session:
         await _check_owner(session, principal, path_id(request))
+        if body.thread_id is not None:  # not a thread of only mail they may not see
+            await queries.visible_thread(session, principal.portal_id, body.thread_id,
+                                         viewer=principal.user_id)
         email = await regroup.move_to_thread(session, principal.portal_id, path_id(request),
                                              body.thread_id)
         counts = await tracked_sends.counts_for(session, [email])
@@ -177,7 +184,9 @@ async def log_email(request: Request, principal: Principal) -> Response:
     if result.email_id is None:
         raise InvalidInput(f"not logged: {result.reason}")
     async with runtime.db.read() as session:
-        email = await queries.email(session, principal.portal_id, result.email_id)
+        # A copy of a team inbox's email the user may not see: 404, not that email.
+        email = await queries.email(session, principal.portal_id, result.email_id,
+                                    viewer=principal.user_id)
         counts = await tracked_sends.counts_for(session, [email])
         body = email_json(email, counts.get(email.id))
     return _email_response(body, 201 if result.outcome is IngestOutcome.LOGGED else 200)
