@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from itertools import pairwise
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import queries
 from core.accounts import new_bcc_token, normalize_address
 from core.errors import InvalidInput, NotFound
+from core.sla import DAYS, BusinessHours
 from core.storage.models import (
     AgentCapacity,
     RoutingRule,
@@ -30,7 +30,6 @@ from core.tickets.rules import action_json, condition_json, parse_rule
 
 MAX_MEMBERS = 500
 MAX_RULES = 200
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 @dataclass(frozen=True)
@@ -79,54 +78,54 @@ async def _team_of_portal(session: AsyncSession, portal_id: int, team_id: int,
 
 
 MAX_HOLIDAYS = 500
+MAX_SPANS = 10  # working spans a day
 
 
 def business_hours(value: dict[str, Any]) -> dict[str, list[Any]]:
     """Working hours per day, ``{"mon": [["09:00", "17:00"]], ...}``, and ``holidays``
-    (local ``YYYY-MM-DD`` dates without working hours, as ``core.sla`` reads them):
-    validated."""
-    result: dict[str, list[Any]] = {}
+    (local ``YYYY-MM-DD`` dates without working hours), validated by what reads them,
+    ``core.sla.BusinessHours.parse`` (one definition), and returned as it read them:
+    each day's spans in order, ``HH:MM``, holidays sorted once each. Refused here too:
+    more than MAX_SPANS a day or MAX_HOLIDAYS dates (a stored setting every SLA reads),
+    spans that overlap (their hours would count twice) and a week without any hours
+    (leave every day out for around the clock)."""
     for day, spans in value.items():
         if day == "holidays":
-            result[day] = _holidays(spans)
+            if (not isinstance(spans, list) or len(spans) > MAX_HOLIDAYS
+                    or not all(isinstance(d, str) and len(d) == 10 for d in spans)):
+                raise InvalidInput(f"business_hours.holidays: at most {MAX_HOLIDAYS} dates, "
+                                   "YYYY-MM-DD")
+        elif (not isinstance(spans, list) or len(spans) > MAX_SPANS
+              or not all(isinstance(span, list) and len(span) == 2
+                         and all(isinstance(t, str) and len(t) <= 5 for t in span)
+                         for span in spans)):
+            raise InvalidInput(f"business_hours.{day}: a list of at most {MAX_SPANS} "
+                               '["HH:MM", "HH:MM"] pairs, start before end')
+    try:
+        hours = BusinessHours.parse("UTC", value)
+    except ValueError as error:
+        message = str(error)
+        raise InvalidInput(message if message.startswith("business_hours")
+                           else f"business_hours: {message}") from None
+    result: dict[str, list[Any]] = {}
+    for number, day in enumerate(DAYS):
+        if day not in value:
             continue
-        if day not in DAYS:
-            raise InvalidInput(f"business_hours: days are {', '.join(DAYS)}")
-        if not isinstance(spans, list) or len(spans) > 10:
-            raise InvalidInput(f"business_hours.{day}: a list of [start, end] pairs")
-        clean = []
-        for span in spans:
-            if (not isinstance(span, list) or len(span) != 2
-                    or not all(isinstance(t, str) and _clock(t) for t in span)
-                    or span[0] >= span[1]):
-                raise InvalidInput(f"business_hours.{day}: [\"HH:MM\", \"HH:MM\"], start "
-                                   "before end")
-            clean.append([span[0], span[1]])
-        result[day] = clean
+        spans = hours.week.get(number, ())
+        for (_, end), (start, _) in pairwise(spans):
+            if start < end:
+                raise InvalidInput(f"business_hours.{day}: spans overlap")
+        result[day] = [[_clock_text(start), _clock_text(end)] for start, end in spans]
+    if result and not any(result.values()):
+        raise InvalidInput("business_hours: no working hours in the week (leave every day "
+                           "out for around the clock)")
+    if "holidays" in value:
+        result["holidays"] = sorted(day.isoformat() for day in hours.holidays)
     return result
 
 
-def _holidays(value: Any) -> list[str]:
-    wrong = InvalidInput(f"business_hours.holidays: at most {MAX_HOLIDAYS} dates, "
-                         "YYYY-MM-DD")
-    if not isinstance(value, list) or len(value) > MAX_HOLIDAYS:
-        raise wrong
-    days: set[date] = set()
-    for text in value:
-        if not isinstance(text, str) or len(text) != 10:
-            raise wrong
-        try:
-            days.add(date.fromisoformat(text))
-        except ValueError:
-            raise wrong from None
-    return sorted(day.isoformat() for day in days)
-
-
-def _clock(text: str) -> bool:
-    hours, sep, minutes = text.partition(":")
-    return (sep == ":" and len(hours) == 2 and len(minutes) == 2 and hours.isdigit()
-            and minutes.isdigit() and ((int(hours) < 24 and int(minutes) < 60)
-                                       or text == "24:00"))
+def _clock_text(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def _text(value: str, field: str, limit: int) -> str:
@@ -144,8 +143,8 @@ async def _apply(session: AsyncSession, inbox: TeamInbox, change: InboxChange) -
         inbox.address = normalize_address(change.address) if change.address.strip() else ""
     if change.time_zone is not None:
         try:
-            ZoneInfo(change.time_zone)
-        except (ZoneInfoNotFoundError, ValueError):
+            BusinessHours.parse(change.time_zone, None)
+        except ValueError:
             raise InvalidInput(f"time_zone: not an IANA time zone: {change.time_zone!r}"
                                ) from None
         inbox.time_zone = change.time_zone
