@@ -88,7 +88,7 @@ def bars(chart_id: str, title: str, summary: str,
          width: int = 600, row_height: int = 22) -> Chart:
     """One bar a row, its pieces stacked left to right; ``rows`` are (label, pieces,
     the text after the bar)."""
-    left, right = 170, 70
+    left, right = 150, 60
     top_value = max([1.0, *(sum(v for _, v, _ in pieces) for _, pieces, _ in rows)])
     plot = width - left - right
     rects: list[Rect] = []

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 TIMES = (("first_response", "First response"),
          ("reopened_first_response", "First response after a reopen"),
          ("next_response", "Next response"), ("first_resolution", "First resolution"))
+SHORT = {"reopened_first_response": "After a reopen"}  # the chart's row labels
 
 
 def _bad(message: str) -> PageError:
@@ -88,14 +89,14 @@ def _times_chart(found: reports.ResponseTimes) -> charts.Chart:
     for name, label in TIMES:
         figures: reports.Figures = getattr(found, name)
         for series, (stat, value) in enumerate((("median", figures.p50),
-                                                ("90th percentile", figures.p90))):
-            rows.append((f"{label}, {stat}", [(series, (value or 0) / 3600,
+                                                ("90th pct.", figures.p90))):
+            rows.append((f"{SHORT.get(name, label)}, {stat}", [(series, (value or 0) / 3600,
                                                f"{label}, {stat}: {charts.duration(value)}")],
                          charts.duration(value)))
     return charts.bars("times-chart", "Response times in business hours",
                        f"Of {found.tickets} tickets, {found.unanswered} not answered yet; "
                        f"median first response {charts.duration(found.first_response.p50)}.",
-                       rows, ["median", "90th percentile"])
+                       rows, ["median", "90th percentile"], width=480)
 
 
 def _workload_chart(found: reports.Workload) -> charts.Chart:
@@ -107,7 +108,7 @@ def _workload_chart(found: reports.Workload) -> charts.Chart:
     return charts.bars("workload-chart", "Agents' workload",
                        f"{len(found.agents)} agents; {found.unassigned} open or pending "
                        "tickets with nobody assigned.", rows,
-                       ["open now", "pending now", "closed in the range"])
+                       ["open now", "pending now", "closed in the range"], width=480)
 
 
 def _status_chart(found: reports.StatusCounts, hours: int) -> charts.Chart:
@@ -117,7 +118,8 @@ def _status_chart(found: reports.StatusCounts, hours: int) -> charts.Chart:
             for n, (name, value) in enumerate(values)]
     return charts.bars("status-chart", "Open vs closed",
                        f"{found.open} open, {found.pending} pending, {found.closed} closed; "
-                       f"{found.unassigned} unassigned, {found.stale} stale.", rows, [])
+                       f"{found.unassigned} unassigned, {found.stale} stale.", rows, [],
+                       width=480)
 
 
 async def _response_times(request: Request, scope: reports.Scope) -> reports.ResponseTimes:
