@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
@@ -34,6 +35,7 @@ from tests.pages.conftest import (
     web_account,
 )
 from tests.pages.test_browser import follow, sign_in
+from tests.support import ticket_rows
 from tests.support.mail import deliver, logged_id, message
 from tests.support.server import PortalAccount, Server, run_coroutine
 from tests.support.smtp_recorder import SmtpRecorder
@@ -294,3 +296,34 @@ def test_a_second_agent_sees_the_collision_warning(
     WebDriverWait(browser, 10).until(lambda b: not ben.post(
         f"/tickets/{ticket_id}/presence", data={"csrf": token, "state": "viewing"}
     ).json()["others"])
+
+
+def test_the_list_pages_by_latest_activity(browsers: Browsers, web_server: Server) -> None:
+    """Thirty tickets whose latest activity is an hour apart each, in an order other
+    than their ids': page one has the 25 latest, latest first; *Next page* (keeping
+    the filters) the other five; nothing twice, nothing lost."""
+    desk = make_desk(web_server)
+    now = datetime.now(UTC)
+    latest = {n: now - timedelta(hours=(n * 7) % 30) for n in range(30)}
+
+    async def write() -> list[int]:
+        db = Database(web_server.db_url or sqlite_url(web_server.data_dir / "inboxlog.db"))
+        try:
+            async with db.transaction() as session:
+                return [await ticket_rows.ticket(
+                    session, desk.admin.portal.portal_id, desk.inbox_id,
+                    latest[n] - timedelta(days=1), updated_at=latest[n]) for n in range(30)]
+        finally:
+            await db.dispose()
+
+    ids = run_coroutine(write)
+    expected = [ids[n] for n in sorted(range(30), key=lambda n: latest[n], reverse=True)]
+    agent = browsers.new(desk.agents[0])
+    first = agent.get(f"/tickets?status=open&inbox={desk.inbox_id}")
+    on_first = [int(n) for n in re.findall(r'data-ticket="(\d+)"', first.text)]
+    assert on_first == expected[:25]
+    older = re.search(r'id="older" href="([^"]+)"', first.text)
+    assert older is not None and "status=open" in older.group(1)
+    second = agent.get(older.group(1).replace("&amp;", "&"))
+    assert [int(n) for n in re.findall(r'data-ticket="(\d+)"', second.text)] == expected[25:]
+    assert 'id="older"' not in second.text and 'id="newer"' in second.text
