@@ -13,6 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from core.runtime import Runtime
 from core.tracking import TokenSigner
+from extension_api import shared_budgets
 from extension_api.click_links import LinkCache
 from extension_api.endpoints._params import MAX_JSON_BODY
 from extension_api.endpoints.emails import MAX_RAW_BYTES
@@ -74,6 +75,7 @@ def create_app(runtime: Runtime, *, cors_origins: str = DEFAULT_CORS_ORIGINS,
             yield
         finally:
             await recorder.stop()
+            await shared_budgets.close_all()  # the rate limits' pools, on PostgreSQL
 
     app = Starlette(
         routes=[*routes, *page_routes], exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan,
@@ -90,7 +92,7 @@ def create_app(runtime: Runtime, *, cors_origins: str = DEFAULT_CORS_ORIGINS,
     app.state.link_days = tracking_link_days
     app.state.hit_clock = hit_clock()
     app.state.events = events
-    app.state.limiter = RateLimiter(rate_limit)
+    app.state.limiter = RateLimiter(rate_limit, name="api")
     app.state.streams = StreamSlots(streams_per_caller)
     app.state.web = WebState(secret)  # the pages: session and CSRF keys, sign-in budgets
     return app

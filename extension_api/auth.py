@@ -74,7 +74,7 @@ async def authenticate(request: Request) -> Principal:
     principal = Principal(found.portal_id, found.user_id, found.id)
     limiter: RateLimiter | None = getattr(request.app.state, "limiter", None)
     if limiter is not None:
-        limiter.check(principal.caller)
+        await limiter.enforce(principal.caller, runtime_of(request))
     return principal
 
 

@@ -1,7 +1,9 @@
 """What one caller may take from the server: requests per second, live streams, body bytes.
 
-- ``RateLimiter``: moving-window request budgets per caller (the ``limits`` library, in
-  memory: one process serves the API). Over budget is ``429`` with ``Retry-After``.
+- ``RateLimiter``: request budgets per caller. Over budget is ``429`` with
+  ``Retry-After``. On SQLite (one process serves the API) a moving window in memory (the
+  ``limits`` library); on PostgreSQL one budget for every worker and node on the
+  database (``extension_api.shared_budgets``), through :meth:`RateLimiter.attempt`.
 - ``StreamSlots``: at most so many Server-Sent-Event streams open per caller.
 - ``BodyLimit``: an ASGI middleware capping request bodies while they stream in: a
   declared ``Content-Length`` over the cap is answered ``413`` before a byte of the body
@@ -22,6 +24,8 @@ from limits import RateLimitItem, parse_many, storage, strategies
 from sse_starlette.sse import EventSourceResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.runtime import Runtime
+from extension_api import shared_budgets
 from extension_api.errors import ApiError, ApiErrorCode, error_response
 
 # Bursts of 20 requests a second, ten a second over ten minutes: far above what an
@@ -32,14 +36,39 @@ DEFAULT_STREAMS_PER_CALLER = 5
 
 
 class RateLimiter:
-    """Moving-window budgets per caller (``limits``, in memory: per process), for the
-    API's requests and the pages' sign-in attempts."""
+    """Budgets per caller, for the API's requests and the pages' sign-in attempts.
 
-    def __init__(self, spec: str = DEFAULT_RATE_LIMIT) -> None:
+    :meth:`attempt` and :meth:`enforce` count against the budgets every process shares
+    on PostgreSQL (GCRA buckets in one table: ``N per T`` admits N at once, then one
+    each ``T/N``), and against this process's moving windows on SQLite. :meth:`hit`,
+    :meth:`check` and :meth:`overrun` are the in-memory windows alone."""
+
+    def __init__(self, spec: str = DEFAULT_RATE_LIMIT, *, name: str = "") -> None:
         """``spec``: budgets such as ``"200 per 10 seconds; 6000 per 10 minutes"``; an
-        empty spec turns limiting off."""
+        empty spec turns limiting off. ``name`` keeps this limiter's shared budgets
+        apart from another's with the same spec and callers."""
         self.items: list[RateLimitItem] = parse_many(spec) if spec.strip() else []
+        self.name = name
         self._limiter = strategies.MovingWindowRateLimiter(storage.MemoryStorage())
+
+    async def attempt(self, caller: str, runtime: Runtime) -> int:
+        """Count one attempt of ``caller`` where ``runtime``'s processes share budgets:
+        0 if allowed, else the seconds to wait."""
+        over = await self._overrun_shared(caller, runtime)
+        return 0 if over is None else over[1]
+
+    async def enforce(self, caller: str, runtime: Runtime) -> None:
+        """:meth:`check`, on the budgets ``runtime``'s processes share."""
+        self._refuse(await self._overrun_shared(caller, runtime))
+
+    async def _overrun_shared(self, caller: str,
+                              runtime: Runtime) -> tuple[RateLimitItem, int] | None:
+        if not self.items:
+            return None
+        if runtime.db.is_sqlite:  # one process: its memory is the whole server's
+            return self.overrun(caller)
+        budgets = shared_budgets.for_database(runtime.settings.database_url)
+        return await budgets.take(self.name, self.items, caller)
 
     def overrun(self, caller: str) -> tuple[RateLimitItem, int] | None:
         """Count one attempt of ``caller``: None while within every budget, else the
@@ -57,7 +86,11 @@ class RateLimiter:
 
     def check(self, caller: str) -> None:
         """Count one request of ``caller``; ApiError 429 with Retry-After when over."""
-        if (over := self.overrun(caller)) is not None:
+        self._refuse(self.overrun(caller))
+
+    @staticmethod
+    def _refuse(over: tuple[RateLimitItem, int] | None) -> None:
+        if over is not None:
             item, wait = over
             raise ApiError(429, ApiErrorCode.RATE_LIMITED,
                            f"too many requests: at most {item} for one caller; "

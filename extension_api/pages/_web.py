@@ -78,9 +78,9 @@ class WebState:
     def __init__(self, secret: str) -> None:
         self._sessions = URLSafeSerializer(secret, salt="inboxlog.web-session")
         self._csrf_key = hashlib.sha256(b"inboxlog.csrf\0" + secret.encode()).digest()
-        self.sign_in_per_account = RateLimiter(SIGN_IN_PER_ACCOUNT)
-        self.sign_in_per_client = RateLimiter(SIGN_IN_PER_CLIENT)
-        self.mail_per_address = RateLimiter(MAIL_PER_ADDRESS)
+        self.sign_in_per_account = RateLimiter(SIGN_IN_PER_ACCOUNT, name="sign-in-account")
+        self.sign_in_per_client = RateLimiter(SIGN_IN_PER_CLIENT, name="sign-in-client")
+        self.mail_per_address = RateLimiter(MAIL_PER_ADDRESS, name="mail-address")
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)

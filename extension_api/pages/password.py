@@ -33,8 +33,8 @@ async def password_page(request: Request, viewer: Viewer) -> Response:
 @signed_in
 async def change_password(request: Request, viewer: Viewer) -> Response:
     fields = await form(request)
-    if wait := web(request).sign_in_per_account.hit(
-            web_accounts.attempt_key(viewer.account.user.email)):
+    if wait := await web(request).sign_in_per_account.attempt(
+            web_accounts.attempt_key(viewer.account.user.email), runtime_of(request)):
         raise PageError(429, "Too many attempts",
                         f"Too many attempts. Try again in {wait} seconds.",
                         {"Retry-After": str(wait)})

@@ -83,7 +83,7 @@ async def sign_in(request: Request) -> Response:
     state = web(request)
     for limiter, key in ((state.sign_in_per_client, client_address(request)),
                          (state.sign_in_per_account, web_accounts.attempt_key(email))):
-        if wait := limiter.hit(key):
+        if wait := await limiter.attempt(key, runtime_of(request)):
             raise _wait(wait)
     try:
         async with runtime_of(request).db.transaction() as session:
@@ -111,10 +111,10 @@ async def _mail_links(request: Request, email: str, purpose: LinkPurpose) -> Res
     """Mail a link of ``purpose`` to every account of ``email``; the same answer
     whether there is one or not (but for a server that sends no mail at all)."""
     state = web(request)
-    if (wait := state.mail_per_address.hit(web_accounts.attempt_key(email))
-            or state.sign_in_per_client.hit(client_address(request))):
-        raise _wait(wait)
     runtime = runtime_of(request)
+    if (wait := await state.mail_per_address.attempt(web_accounts.attempt_key(email), runtime)
+            or await state.sign_in_per_client.attempt(client_address(request), runtime)):
+        raise _wait(wait)
     try:
         sender = runtime.settings.outbound_mail
     except RelayNotConfigured:
@@ -200,7 +200,8 @@ async def link_page(request: Request) -> Response:
 async def follow_link(request: Request) -> Response:
     fields = await form(request)
     token = fields.get("token", "")
-    if wait := web(request).sign_in_per_client.hit(client_address(request)):
+    if wait := await web(request).sign_in_per_client.attempt(client_address(request),
+                                                            runtime_of(request)):
         raise _wait(wait)
     runtime = runtime_of(request)
     try:

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.multinode.test_workers import owner, workers_of
 from tests.support import postgres
 from tests.support.mail import deliver, logged_id, message
-from tests.support.server import Server
+from tests.support.server import PortalAccount, Server
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, pg_url: str) -> Iterator[Server]:
     running = Server(tmp_path_factory.mktemp("workers-shared"), pg_url,
-                     ("--workers", "2", "--api-rate-limit", "6 per 1 minute")).start()
+                     ("--workers", "2", "--api-rate-limit", "6 per 10 minutes")).start()
     yield running
     running.stop()
 
@@ -115,3 +115,29 @@ def test_metrics_count_every_workers_mail_whichever_worker_answers(server: Serve
             "inboxlog_smtp_data_replies_total", 0) == 5
         assert each["inboxlog_db_statements_total"] > before["inboxlog_db_statements_total"]
         assert each["inboxlog_db_commits_total"] >= before["inboxlog_db_commits_total"] + 1
+
+
+def me_via(server: Server, pid: int, pids: set[int], token: str) -> tuple[int, str, str]:
+    """GET /api/v1/me with ``token`` through worker ``pid``: status, Retry-After, body."""
+    status, headers, body = http_via(server, pid, pids, "/api/v1/me",
+                                     {"Authorization": f"Bearer {token}"})
+    return status, headers.get("retry-after", ""), body
+
+
+def test_a_callers_api_budget_is_shared_by_the_workers(server: Server) -> None:
+    """6 requests per 10 minutes, taken 3 through each worker: the 7th is 429 through
+    either (each worker alone would allow 6); the same portal's admin token and another
+    portal's user are other callers, with budgets of their own."""
+    pids = workers_of(server)
+    first, second = sorted(pids)
+    account = server.new_portal("budget@ourco.example")
+    other: PortalAccount = server.new_portal("budget@otherco.example")
+    taken = [me_via(server, pid, pids, account.user_token)[0] for pid in (first, second) * 3]
+    assert taken == [200] * 6
+    for pid in (first, second):
+        status, retry_after, body = me_via(server, pid, pids, account.user_token)
+        assert status == 429 and '"rate_limited"' in body, body
+        assert 1 <= int(retry_after) <= 100  # one request more each 10 min / 6
+    for pid in (first, second):
+        assert me_via(server, pid, pids, account.admin_token)[0] == 200
+        assert me_via(server, pid, pids, other.user_token)[0] == 200
