@@ -129,6 +129,12 @@ def test_only_the_admin_connects_and_only_members_see_it(team: TeamMailbox) -> N
             assert api.post(f"/api/v1/inboxes/{team.inbox_id}/sync").status_code == 404
     with team.api("0") as api:  # a member does not disconnect it either
         assert api.post(f"/api/v1/inboxes/{team.inbox_id}/disconnect").status_code == 403
+    with team.api() as api:
+        gone = api.post(f"/api/v1/inboxes/{team.inbox_id}/disconnect")
+    assert gone.status_code == 200 and gone.json()["status"] == "disconnected"
+    with team.api("1") as api:
+        shown = api.get(f"/api/v1/team-inboxes/{team.desk.inbox['id']}").json()
+    assert shown["mailbox"]["status_code"] == "disconnected_by_user"
 
 
 def test_mail_in_the_mailbox_becomes_a_ticket_and_replies_go_through_it(

@@ -1,7 +1,8 @@
 """A ticket reply through a team inbox's mailbox whose SMTP server never confirms it, in
 process against the real Dovecot and the real SMTP test server: the agent hears it may
 have been sent (never an error inviting a resend), nothing is logged on the ticket and
-no copy goes to Sent; the server then accepts it, so it did go out."""
+no copy goes to Sent; the server then accepts it, so it did go out. On both backends
+(the sync into the team inbox's intake included)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from core.types import MailSecurity
 from extension_api.app import create_app
 from inbox_sync.service import InboxService, ServiceOptions
 from tests.inbox_sync.inprocess import LOOPBACK, SECRET, logged
+from tests.support import postgres
 from tests.support.dovecot import SENT, Dovecot
 from tests.support.mail import message
 from tests.support.smtp_recorder import SmtpRecorder
@@ -41,10 +43,20 @@ async def released(recorder: SmtpRecorder) -> AsyncIterator[SmtpRecorder]:
         recorder.release()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield ""
+        return
+    url = await postgres.create_database()
+    yield url
+    await postgres.drop_database(url)
+
+
 async def test_an_unconfirmed_team_reply_is_not_logged(
-        tmp_path: Path, dovecot: Dovecot, released: SmtpRecorder) -> None:
+        tmp_path: Path, dovecot: Dovecot, released: SmtpRecorder, db_url: str) -> None:
     recorder = released
-    runtime = Runtime(Settings(data_dir=tmp_path, secret_key=SECRET))
+    runtime = Runtime(Settings(data_dir=tmp_path, secret_key=SECRET, db_url=db_url))
     await migrate(runtime.db)
     address, password = f"desk-{uuid.uuid4().hex[:8]}@ourco.example", "pw-team"
     dovecot.add_user(address, password)
