@@ -25,7 +25,8 @@ from core.storage.models import (
     TeamMember,
     User,
 )
-from core.tickets.access import member_inboxes
+from core.tickets.access import inbox_members, member_inboxes
+from core.tickets.routing import team_users
 from core.tickets.rules import action_json, condition_json, parse_rule
 
 MAX_MEMBERS = 500
@@ -307,18 +308,29 @@ async def save_rule(session: AsyncSession, portal_id: int, rule_id: int | None,
     parsed = parse_rule(rule.id or 0, change.conditions if change.conditions is not None
                         else rule.conditions,
                         change.actions if change.actions is not None else rule.actions)
+    if change.team_inbox_id is not None:
+        await queries.owned(session, TeamInbox, portal_id, change.team_inbox_id)
+        rule.team_inbox_id = change.team_inbox_id
+    # A rule of one inbox assigns only to its members: anyone else would get the
+    # ticket's events (its subject, its sender) and could not open it.
+    members = (set(await inbox_members(session, rule.team_inbox_id))
+               if rule.team_inbox_id is not None else None)
     for n, action in enumerate(parsed.actions):
         if action.target is None:
             continue
         if action.type == "assign_user":
             await _user_of_portal(session, portal_id, action.target, f"actions[{n}]")
+            if members is not None and action.target not in members:
+                raise InvalidInput(f"actions[{n}]: user {action.target} is not a member of "
+                                   f"team inbox {rule.team_inbox_id}")
         else:
             await _team_of_portal(session, portal_id, action.target, f"actions[{n}]")
+            if members is not None and not members & set(
+                    await team_users(session, portal_id, action.target)):
+                raise InvalidInput(f"actions[{n}]: no one in team {action.target} is a "
+                                   f"member of team inbox {rule.team_inbox_id}")
     rule.conditions = [condition_json(c) for c in parsed.conditions]
     rule.actions = [action_json(a) for a in parsed.actions]
-    if change.team_inbox_id is not None:
-        await queries.owned(session, TeamInbox, portal_id, change.team_inbox_id)
-        rule.team_inbox_id = change.team_inbox_id
     if change.name is not None:
         rule.name = _text(change.name, "name", 200)
     if change.position is not None:

@@ -127,18 +127,26 @@ async def change(session: AsyncSession, found: Ticket, wanted: Change, *,
 async def assign(session: AsyncSession, found: Ticket, *, user_id: int | None,
                  team_id: int | None, actor: int | None) -> Ticket:
     """Give the ticket to a member of its inbox (``user_id``), to a team (round-robin
-    among its members unless ``user_id`` is one of them), or to nobody (both None)."""
+    among those of its members who are members of the inbox, unless ``user_id`` is one
+    of them), or to nobody (both None). Nobody outside the inbox ever gets it: they
+    could not open it, yet its events (subject, sender) would reach their feed."""
     assert found.team_inbox_id is not None
+    inbox = set(await inbox_members(session, found.team_inbox_id))
     if team_id is not None:
         team = await session.get(Team, team_id) if 0 < team_id < 2**63 else None
         if team is None or team.portal_id != found.portal_id:
             raise InvalidInput(f"team_id: no team {team_id} in this portal")
-        members = await routing.team_users(session, found.portal_id, team_id)
+        members = [u for u in await routing.team_users(session, found.portal_id, team_id)
+                   if u in inbox]
+        if not members:
+            raise InvalidInput(f"team_id: no one in team {team_id} is a member of this "
+                               "ticket's inbox")
         if user_id is not None and user_id not in members:
-            raise InvalidInput(f"user_id: user {user_id} is not in team {team_id}")
+            raise InvalidInput(f"user_id: user {user_id} is not a member of both team "
+                               f"{team_id} and this ticket's inbox")
         if user_id is None:
             user_id = await routing.round_robin(session, found.portal_id, members)
-    elif user_id is not None and user_id not in await inbox_members(session, found.team_inbox_id):
+    elif user_id is not None and user_id not in inbox:
         raise InvalidInput(f"user_id: user {user_id} is not a member of this ticket's inbox")
     activity.assign(session, found, user_id, team_id, how="api", actor=actor)
     await session.flush()

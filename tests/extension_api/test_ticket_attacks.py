@@ -182,3 +182,131 @@ def test_overlapping_business_hours_are_refused(desk: Desk) -> None:
         assert good.status_code == 200, good.text
     assert good.json()["business_hours"] == {
         "tue": [["08:30", "12:00"], ["13:00", "17:00"]], "holidays": ["2026-12-25"]}
+
+
+def _ticket(desk: Desk, sender: str, subject: str = "Printer on fire") -> dict[str, Any]:
+    return desk.ticket_of_email(logged_id(desk.send(customer_mail(sender, subject))))
+
+
+def test_assigning_through_a_team_stays_in_the_inbox(desk: Desk) -> None:
+    """A ticket given to a team goes only to a member of its inbox: naming a team
+    member outside the inbox, or a team with nobody in it, is 422 (the colleague would
+    get the ticket's events and could not open it); a team of members round-robins."""
+    ticket = _ticket(desk, "gil@client.example")
+    with desk.api() as admin:
+        mixed = admin.post("/api/v1/teams", json={"name": "Mixed", "user_ids": [
+            desk.agents[0]["id"], desk.outsider["id"]]}).json()
+        strangers = admin.post("/api/v1/teams", json={
+            "name": "Sales", "user_ids": [desk.outsider["id"]]}).json()
+        url = f"/api/v1/tickets/{ticket['id']}/assign"
+        named = admin.post(url, json={"team_id": mixed["id"], "user_id": desk.outsider["id"]})
+        assert named.status_code == 422, named.text
+        nobody = admin.post(url, json={"team_id": strangers["id"]})
+        assert nobody.status_code == 422, nobody.text
+        for _ in range(3):  # round-robin never picks the outsider
+            picked = admin.post(url, json={"team_id": mixed["id"]})
+            assert picked.status_code == 200, picked.text
+            assert picked.json()["assignee_user_id"] == desk.agents[0]["id"]
+    events = [e for e in _feed(desk, desk.outsider["api_token"])
+              if e["detail"].get("ticket_id") == ticket["id"]]
+    assert events == []
+
+
+def _feed(desk: Desk, token: str) -> list[dict[str, Any]]:
+    with desk.api(token) as api:
+        items: list[dict[str, Any]] = api.get("/api/v1/events").json()["items"]
+    return items
+
+
+def test_merges_stay_within_what_the_agent_sees(desk: Desk, desk_server: Server) -> None:
+    """A ticket merges only into one of the same inbox the caller sees: another inbox's
+    (even for an admin), another portal's, and an unknown id are 422 and move nothing."""
+    ticket = _ticket(desk, "hana@client.example")
+    other_desk = make_desk(desk_server)
+    foreign = _ticket(other_desk, "hana@client.example")
+    with desk.api() as admin:
+        second = admin.post("/api/v1/team-inboxes", json={
+            "name": "Billing", "members": [{"user_id": desk.agents[0]["id"]}]}).json()
+    billing = deliver(desk.server, customer_mail("ida@client.example", "Invoice"),
+                      second["forwarding_address"])
+    billing_ticket = desk.ticket_of_email(logged_id(billing))
+    url = f"/api/v1/tickets/{ticket['id']}/merge"
+    for token in (desk.account.admin_token, desk.agents[0]["api_token"]):
+        with desk.api(token) as api:
+            for into in (billing_ticket["id"], foreign["id"], 2**63 - 1):
+                answer = api.post(url, json={"into": into})
+                assert answer.status_code == 422, (into, answer.text)
+    with desk.api(other_desk.account.admin_token) as api:
+        answer = api.post(f"/api/v1/tickets/{foreign['id']}/merge", json={"into": ticket["id"]})
+        assert answer.status_code == 422, answer.text
+    assert desk.ticket(ticket["id"])["merged_into_id"] is None
+    assert other_desk.ticket(foreign["id"])["merged_into_id"] is None
+
+
+def test_notes_and_canned_responses_have_limits(desk: Desk, desk_server: Server) -> None:
+    """Huge notes, canned bodies, signatures and rule lists are 413 or 422; a mention of
+    a colleague outside the inbox or of another portal's user, by address or id, is
+    422 and tells nobody."""
+    ticket = _ticket(desk, "jan@client.example")
+    agent = desk.agents[0]["api_token"]
+    other = desk_server.new_portal("boss@rival.example")
+    with desk.api(agent) as api:
+        notes = f"/api/v1/tickets/{ticket['id']}/notes"
+        assert api.post(notes, json={"text": "x" * 20_001}).status_code == 422
+        assert api.post(notes, json={"text": "x" * (1024 * 1024 + 1)}).status_code == 413
+        for text, mentions in (("@sales@ourco.example look", []),
+                               ("@boss@rival.example look", []),
+                               ("look", [desk.outsider["id"]]), ("look", [other.user_id]),
+                               ("look", list(range(1, 30)))):
+            answer = api.post(notes, json={"text": text, "mentions": mentions})
+            assert answer.status_code == 422, (text, mentions, answer.text)
+    assert _feed(desk, desk.outsider["api_token"]) == []
+    with desk.api() as admin:
+        canned = f"/api/v1/team-inboxes/{desk.inbox['id']}/canned-responses"
+        assert admin.post(canned, json={"name": "big", "body": "x" * 20_001}
+                          ).status_code == 422
+        assert admin.post(canned, json={"name": "x" * 201, "body": "hi"}).status_code == 422
+        inbox = f"/api/v1/team-inboxes/{desk.inbox['id']}"
+        assert admin.patch(inbox, json={"signature": "x" * 10_001}).status_code == 422
+        assert admin.patch(inbox, json={"ack_text": "x" * 10_001}).status_code == 422
+        many = [{"field": "subject", "op": "contains", "value": "x"}] * 51
+        assert admin.post("/api/v1/routing-rules", json={
+            "conditions": many, "actions": [{"type": "add_tag", "value": "x"}]}
+        ).status_code == 422
+        assert admin.post("/api/v1/routing-rules", json={"conditions": [], "actions": [
+            {"type": "add_tag", "value": "x" * 501}]}).status_code == 422
+
+
+def test_a_guessed_ticket_token_opens_a_new_ticket(desk: Desk) -> None:
+    """An outsider who writes [Ticket#N] in a subject gets a ticket of their own; the
+    guessed ticket keeps its one email."""
+    ticket = _ticket(desk, "kim@client.example", "My invoice")
+    forged = customer_mail("mallory@evil.example", f"Re: [Ticket#{ticket['id']}] My invoice")
+    own = desk.ticket_of_email(logged_id(desk.send(forged)))
+    assert own["id"] != ticket["id"]
+    assert len(desk.ticket(ticket["id"])["emails"]) == 1
+
+
+def test_an_inbox_rule_assigns_only_its_members(desk: Desk) -> None:
+    """A rule of one team inbox that assigns to a colleague outside it, or to a team
+    with nobody in the inbox, is 422 (the colleague's feed would get each new ticket's
+    subject and sender); to a member it is kept."""
+    with desk.api() as admin:
+        strangers = admin.post("/api/v1/teams", json={
+            "name": "Sales", "user_ids": [desk.outsider["id"]]}).json()
+        for action in ({"type": "assign_user", "user_id": desk.outsider["id"]},
+                       {"type": "assign_team", "team_id": strangers["id"]}):
+            answer = admin.post("/api/v1/routing-rules", json={
+                "team_inbox_id": desk.inbox["id"], "actions": [action]})
+            assert answer.status_code == 422, (action, answer.text)
+            assert "actions[0]" in answer.json()["error"]["message"]
+        kept = admin.post("/api/v1/routing-rules", json={
+            "team_inbox_id": desk.inbox["id"],
+            "actions": [{"type": "assign_user", "user_id": desk.agents[1]["id"]}]})
+        assert kept.status_code == 201, kept.text
+        moved = admin.patch(f"/api/v1/routing-rules/{kept.json()['id']}", json={
+            "actions": [{"type": "assign_user", "user_id": desk.outsider["id"]}]})
+        assert moved.status_code == 422, moved.text
+    ticket = _ticket(desk, "lou@client.example", "Quiet please")
+    assert ticket["assignee_user_id"] == desk.agents[1]["id"]
+    assert _feed(desk, desk.outsider["api_token"]) == []
