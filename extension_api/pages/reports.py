@@ -7,7 +7,6 @@ admin's all."""
 
 from __future__ import annotations
 
-import logging
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,7 +15,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core import reports
-from core.errors import StorageUnavailable
 from core.tickets import access
 from core.tickets.inboxes import list_inboxes
 from extension_api.endpoints.reports import (
@@ -28,8 +26,6 @@ from extension_api.endpoints.reports import (
 )
 from extension_api.pages import charts, words
 from extension_api.pages._web import PageError, Viewer, render, runtime_of, signed_in
-
-log = logging.getLogger(__name__)
 
 TIMES = (("first_response", "First response"),
          ("reopened_first_response", "First response after a reopen"),
@@ -122,25 +118,6 @@ def _status_chart(found: reports.StatusCounts, hours: int) -> charts.Chart:
                        width=480)
 
 
-async def _response_times(request: Request, scope: reports.Scope) -> reports.ResponseTimes:
-    """As the API's: the process's SLA cache, and what it computed stored for the next
-    report on any node (the answer stands without them)."""
-    state = request.app.state
-    if getattr(state, "sla_cache", None) is None:
-        state.sla_cache = reports.SlaCache()
-    cache: reports.SlaCache = state.sla_cache
-    db = runtime_of(request).db
-    async with db.read() as session:
-        found = await reports.response_times(session, scope, cache)
-    if cache.computed:
-        try:
-            async with db.transaction() as writing:
-                await reports.store_figures(writing, cache)
-        except StorageUnavailable as exc:
-            log.warning("reports page: SLA figures not stored: %s", exc)
-    return found
-
-
 @signed_in
 async def reports_page(request: Request, viewer: Viewer) -> Response:
     params = request.query_params
@@ -168,7 +145,7 @@ async def reports_page(request: Request, viewer: Viewer) -> Response:
         volume = await reports.volume(session, scope)
         workload = await reports.workload(session, scope)
         status = await reports.status(session, scope, timedelta(hours=hours))
-    times = await _response_times(request, scope)
+        times = await reports.response_times(session, scope)
     figures: dict[str, Any] = {name: getattr(times, name) for name, _ in TIMES}
     return render(
         request, "reports.html", given={**given, "from": str(first), "to": str(last),
