@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import ssl
 from typing import Any, Protocol
@@ -33,6 +34,13 @@ _REWRITES = {
 }
 
 
+# A path as nearly every client writes it, "<local@domain>" with a dot-atom on both
+# sides (ASCII; any other shape goes to aiosmtpd's parser): what the stdlib's parser
+# makes of it is the text itself.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_PATH = re.compile(rf"<({_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>")
+
+
 class Handler(Protocol):
     """What the server asks of its handler besides aiosmtpd's hooks."""
 
@@ -52,6 +60,23 @@ class InboxlogSMTP(SMTP):
         self.handler = handler
 
     _timed_out = False
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's MAIL FROM / RCPT TO path and the parameters after it, without
+        what it costs a plain ``<local@domain>`` (about 55 of its 57 µs: the stdlib's
+        header parser, and a ``typing.Protocol`` class it defines at each call)."""
+        plain = _PLAIN_PATH.match(arg) if arg else None
+        rest = arg[plain.end():] if plain is not None else ""
+        if rest[:1] in (" ", "\t"):  # the parser skips the white space after ">"
+            rest = rest.lstrip()
+        elif rest:
+            plain = None
+        if plain is None or rest.startswith("("):  # a comment: the parser's business
+            return super()._getaddr(arg)
+        address = plain.group(1)
+        if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return address, rest
 
     def _timeout_cb(self) -> None:
         self._timed_out = True
