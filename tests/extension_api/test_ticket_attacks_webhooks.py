@@ -1,0 +1,132 @@
+"""Hostile webhook receivers, through the real ports: one that answers 200 and then
+streams without end is read for at most 64 KB and counts as delivered; one that drips
+its answer a byte at a time past the time-out is a time-out, retried; neither holds
+the sender longer than the time-out."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.mail import deliver, logged_id, message
+from tests.support.server import PortalAccount, Server
+
+
+@pytest.fixture(scope="module")
+def hooks_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Webhooks allowed to loopback, a one-second attempt time-out, slow retries."""
+    running = Server(Path(tmp_path_factory.mktemp("hostile-hooks")), extra_args=(
+        "--allow-webhook-hosts", "127.0.0.1:*", "--webhook-first-retry", "60",
+        "--webhook-timeout", "1")).start()
+    yield running
+    running.stop()
+
+
+class _Hostile:
+    """A receiver on loopback whose answer is made by ``answer(handler)``; counts the
+    bytes it managed to send before the sender hung up."""
+
+    def __init__(self, answer: Callable[[BaseHTTPRequestHandler], int]) -> None:
+        self.sent = 0
+        self.requests = 0
+        state = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length", "0")))
+                state.requests += 1
+                with contextlib.suppress(OSError):  # the sender hung up: as it should
+                    state.sent += answer(self)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                del format, args
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _endless(handler: BaseHTTPRequestHandler) -> int:
+    handler.send_response(200)
+    handler.send_header("content-type", "application/octet-stream")
+    handler.end_headers()
+    sent, chunk = 0, b"x" * 16384
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # until the sender stops reading
+        handler.wfile.write(chunk)
+        handler.wfile.flush()
+        sent += len(chunk)
+    return sent
+
+
+def _drip(handler: BaseHTTPRequestHandler) -> int:
+    handler.send_response(200)
+    handler.send_header("content-length", "100")
+    handler.end_headers()
+    sent = 0
+    for _ in range(100):
+        handler.wfile.write(b"x")
+        handler.wfile.flush()
+        sent += 1
+        time.sleep(0.1)
+    return sent
+
+
+def _hook_and_event(server: Server, account: PortalAccount, url: str) -> int:
+    with server.api(account.admin_token) as api:
+        created = api.post("/api/v1/webhooks", json={"url": url, "events": ["logged"]})
+    assert created.status_code == 201, created.text
+    sent = message(sender=account.user_email, to="buyer@customer.example")
+    logged_id(deliver(server, sent, account.bcc_address, mail_from=account.user_email))
+    hook_id: int = created.json()["id"]
+    return hook_id
+
+
+def _first_attempt(server: Server, account: PortalAccount, hook_id: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with server.api(account.admin_token) as api:
+            items = api.get(f"/api/v1/webhooks/{hook_id}/deliveries").json()["items"]
+        if items and items[0]["attempts"] >= 1:
+            found: dict[str, Any] = items[0]
+            return found
+        time.sleep(0.05)
+    raise AssertionError("no attempt recorded")
+
+
+@pytest.mark.parametrize(("answer", "delivered"), [(_endless, True), (_drip, False)])
+def test_a_hostile_receiver_holds_the_sender_no_longer_than_the_time_out(
+        hooks_server: Server, answer: Callable[[BaseHTTPRequestHandler], int],
+        delivered: bool) -> None:
+    """An endless 200 is delivered after at most 64 KB read (plus what the sockets
+    buffer); a dripped answer is a time-out; each attempt ends within the time-out."""
+    receiver = _Hostile(answer)
+    try:
+        account = hooks_server.new_portal()
+        hook_id = _hook_and_event(hooks_server, account, receiver.url)
+        delivery = _first_attempt(hooks_server, account, hook_id)
+    finally:
+        receiver.close()
+    attempt = delivery["log"][0]
+    assert attempt["duration_ms"] < 1500, attempt
+    if delivered:
+        assert delivery["status"] == "delivered" and attempt["response_code"] == 200
+    else:
+        assert delivery["status"] == "pending" and attempt["error"].startswith("timeout")
+    assert receiver.requests == 1
+    assert hooks_server.alive()
