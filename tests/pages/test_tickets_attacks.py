@@ -16,6 +16,7 @@ from tests.pages.test_browser import follow, sign_in
 from tests.pages.test_tickets import Desk, make_desk
 from tests.support.mail import deliver, logged_id, message
 from tests.support.server import Server
+from tests.support.xss import XSS_HTML
 
 SCRIPT = "<script>window.__xss=1</script><img src=x onerror=window.__xss=1>"
 ACTIONS = (("update", {"status": "closed"}), ("reply", {"text": "hi"}),
@@ -79,12 +80,14 @@ def test_another_portals_and_another_inboxs_ids_are_not_found(
 
 def test_script_in_subjects_names_notes_and_canned_bodies_stays_text(
         browser: webdriver.Chrome, web_server: Server, desks: tuple[Desk, Desk]) -> None:
-    """A customer named and writing with script in the subject, a note and a canned
-    response holding script: the list, the ticket and the reply box show it as text,
-    and nothing of it runs."""
+    """A customer named and writing with script in the subject and body (its HTML part
+    the stored-XSS corpus), a note and a canned response holding script: the list, the
+    ticket and the reply box show it as text, the HTML sits in its sandboxed frame, and
+    nothing of it runs."""
     desk = desks[0]
     mail = message(sender=f'"{SCRIPT}" <{desk.customer}>', to=desk.address,
                    subject=f"Help {SCRIPT}", body=f"Body {SCRIPT}")
+    mail.add_alternative("<p>Hello</p>" + "".join(XSS_HTML), subtype="html")
     logged_id(deliver(web_server, mail, desk.address, mail_from=desk.customer))
     sign_in(browser, web_server, desk.agents[0])
     browser.get(f"{web_server.base_url}/tickets")
@@ -98,9 +101,13 @@ def test_script_in_subjects_names_notes_and_canned_bodies_stays_text(
     box = browser.find_element(By.ID, "reply-text").get_attribute("value")
     assert box is not None and box.endswith(SCRIPT)
     page = browser.find_element(By.ID, "main").text
-    for shown in (f"Help {SCRIPT}", f"Note {SCRIPT}", f"Body {SCRIPT}"):
+    for shown in (f"Help {SCRIPT}", f"Note {SCRIPT}"):
         assert shown in page, shown
+    text_version = browser.find_element(By.CSS_SELECTOR, "details.text pre")
+    assert f"Body {SCRIPT}" in str(text_version.get_attribute("textContent"))
     assert browser.execute_script("return window.__xss") is None
     assert not browser.find_elements(By.CSS_SELECTOR, "main img, main script")
+    [frame] = browser.find_elements(By.CSS_SELECTOR, "main iframe")
+    assert frame.get_attribute("sandbox") == ""
     with pytest.raises(NoAlertPresentException):
         browser.switch_to.alert.text  # noqa: B018 (reading it is the check)
