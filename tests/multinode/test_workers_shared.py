@@ -6,6 +6,8 @@ connection is read from /proc."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -141,3 +143,30 @@ def test_a_callers_api_budget_is_shared_by_the_workers(server: Server) -> None:
     for pid in (first, second):
         assert me_via(server, pid, pids, account.admin_token)[0] == 200
         assert me_via(server, pid, pids, other.user_token)[0] == 200
+
+
+def test_a_burst_of_connections_is_shared_by_the_workers(server: Server) -> None:
+    """20 SMTP connections that arrive while both workers are busy (stopped here) are
+    served by both once they resume: each worker has its own socket on the port
+    (SO_REUSEPORT), which the kernel fills by a hash of the connection's addresses. With
+    one socket for all, the first worker to run took whatever was waiting."""
+    pids = workers_of(server)
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        burst = [socket.create_connection(("127.0.0.1", server.smtp_port), timeout=10)
+                 for _ in range(20)]
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    try:
+        served: dict[int, int] = {}
+        for sock in burst:
+            assert sock.recv(1024).startswith(b"220"), server.log()  # accepted: greeted
+            holder = owner(server.smtp_port, sock, pids)
+            served[holder] = served.get(holder, 0) + 1
+    finally:
+        for sock in burst:
+            sock.close()
+    # Binomial(20, 1/2): a worker with fewer than 3 is 1 run in 2,500.
+    assert len(served) == 2 and min(served.values()) >= 3, served
