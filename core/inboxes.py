@@ -205,6 +205,12 @@ class TeamMailboxConnector(Protocol):
         """Test both logins, store the team inbox's mailbox (or update it), start it."""
         ...
 
+    async def team_authorization_url(self, portal_id: int, team_inbox_id: int,
+                                     provider: str, first_sync_days: int) -> str:
+        """Where to send the admin's browser to grant access to the shared mailbox (the
+        provider's callback then connects it; raises core.oauth.OAuthError)."""
+        ...
+
 
 class MailboxSendFailed(RelayFailed):
     """A reply through a team mailbox was not sent (or may not have been:
@@ -236,6 +242,7 @@ async def team_mailbox(session: AsyncSession, team_inbox_id: int) -> Inbox | Non
 async def save_team_mailbox(
     session: AsyncSession, portal_id: int, team_inbox_id: int, address: str, username: str,
     imap: Endpoint, smtp: Endpoint, secret: str, first_sync_days: int,
+    *, auth: InboxAuth = InboxAuth.PASSWORD, oauth_provider: str = "",
 ) -> Inbox:
     """Create the team inbox's mailbox, or update it (a reconnect keeps its checkpoints).
 
@@ -269,7 +276,7 @@ async def save_team_mailbox(
     inbox.imap_host, inbox.imap_port, inbox.imap_security = imap.host, imap.port, imap.security
     inbox.smtp_host, inbox.smtp_port, inbox.smtp_security = smtp.host, smtp.port, smtp.security
     inbox.secret = secret
-    inbox.auth, inbox.oauth_provider = InboxAuth.PASSWORD, ""
+    inbox.auth, inbox.oauth_provider = auth, oauth_provider
     inbox.first_sync_days = first_sync_days
     inbox.status, inbox.status_reason, inbox.status_code = InboxStatus.CONNECTED, "", ""
     inbox.unreachable_since = None

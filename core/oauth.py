@@ -136,11 +136,12 @@ class PendingAuthorization:
     encrypted and authenticated (so the PKCE verifier stays secret) and timestamped."""
 
     portal_id: int
-    user_id: int
+    user_id: int | None  # None: a team inbox's mailbox (``team_inbox_id``), the admin's
     provider: str
     code_verifier: str
     nonce: str
     first_sync_days: int
+    team_inbox_id: int | None = None
 
 
 class StateBox:

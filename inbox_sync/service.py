@@ -531,11 +531,23 @@ class InboxService:
         outgoing = send.Outgoing(message, str(message["Message-ID"]).strip("<>"), recipients)
         password = await self._credential(inbox)
         try:
-            async with self.network.turn(*owner, protocol=MailProtocol.SMTP):
-                return await send.deliver(endpoint, inbox.username, password, outgoing,
-                                          connect=self._smtp_socket,
-                                          timeout=self.options.timeout,
-                                          context=self.options.ssl_context)
+            try:
+                async with self.network.turn(*owner, protocol=MailProtocol.SMTP):
+                    return await send.deliver(endpoint, inbox.username, password, outgoing,
+                                              connect=self._smtp_socket,
+                                              timeout=self.options.timeout,
+                                              context=self.options.ssl_context)
+            except InboxError as exc:
+                # An access token refused at AUTH (before MAIL: nothing was sent):
+                # refreshed once, then tried again, as a CRM send does.
+                if exc.code != InboxErrorCode.AUTH_REJECTED or not isinstance(password, Bearer):
+                    raise
+                password = await self._credential(inbox, password.token)
+                async with self.network.turn(*owner, protocol=MailProtocol.SMTP):
+                    return await send.deliver(endpoint, inbox.username, password, outgoing,
+                                              connect=self._smtp_socket,
+                                              timeout=self.options.timeout,
+                                              context=self.options.ssl_context)
         except InboxError as exc:
             if exc.credentials_rejected:
                 async with self.runtime.db.transaction() as db:
@@ -636,13 +648,28 @@ class InboxService:
             portal_id, user_id, chosen.name, verifier, new_verifier()[:24], first_sync_days))
         return self.oauth_client.authorization_url(chosen, state, verifier)
 
+    async def team_authorization_url(self, portal_id: int, team_inbox_id: int,
+                                     provider: str, first_sync_days: int) -> str:
+        chosen = self._provider(provider)
+        async with self.runtime.db.read() as db:  # another portal's: NotFound
+            await queries.owned(db, TeamInbox, portal_id, team_inbox_id)
+        verifier = new_verifier()
+        state = self.states.seal(PendingAuthorization(
+            portal_id, None, chosen.name, verifier, new_verifier()[:24], first_sync_days,
+            team_inbox_id=team_inbox_id))
+        return self.oauth_client.authorization_url(chosen, state, verifier)
+
     async def complete_authorization(self, state: str, code: str) -> OAuthResult:
         pending = self.states.open(state)
         provider = self._provider(pending.provider)
         tokens, claims = await self.oauth_client.exchange(provider, code,
                                                           pending.code_verifier)
         address = accounts.normalize_address(address_from(claims))
-        owner = Owner(pending.portal_id, pending.user_id)
+        if pending.team_inbox_id is not None:
+            owner = Owner(pending.portal_id, -pending.team_inbox_id)
+        else:
+            assert pending.user_id is not None
+            owner = Owner(pending.portal_id, pending.user_id)
         bearer = Bearer(tokens.access_token, provider.sasl)
         try:
             session = await self._open_once(owner, provider.imap, address, bearer)
@@ -660,15 +687,23 @@ class InboxService:
                                  "allow it)") from None
             raise
         async with self.runtime.db.transaction() as db:
-            user = await db.get(User, pending.user_id)
-            if user is None or user.portal_id != pending.portal_id:
-                raise OAuthError(InboxErrorCode.OAUTH_STATE_INVALID, "the user who asked is gone")
             existing = await db.scalar(select(Inbox.id).where(
                 Inbox.portal_id == pending.portal_id, Inbox.address == address))
-            inbox = await inboxes.save_inbox(
-                db, pending.portal_id, pending.user_id, address, address, provider.imap,
-                provider.smtp, self.box.encrypt(tokens.dumps()), pending.first_sync_days,
-                auth=InboxAuth.OAUTH, oauth_provider=provider.name)
+            secret = self.box.encrypt(tokens.dumps())
+            if pending.team_inbox_id is not None:
+                inbox = await inboxes.save_team_mailbox(
+                    db, pending.portal_id, pending.team_inbox_id, address, address,
+                    provider.imap, provider.smtp, secret, pending.first_sync_days,
+                    auth=InboxAuth.OAUTH, oauth_provider=provider.name)
+            else:
+                user = await db.get(User, pending.user_id)
+                if user is None or user.portal_id != pending.portal_id:
+                    raise OAuthError(InboxErrorCode.OAUTH_STATE_INVALID,
+                                     "the user who asked is gone")
+                inbox = await inboxes.save_inbox(
+                    db, pending.portal_id, user.id, address, address, provider.imap,
+                    provider.smtp, secret, pending.first_sync_days,
+                    auth=InboxAuth.OAUTH, oauth_provider=provider.name)
             inbox_id = inbox.id
         await self._restart(inbox_id, self._slot(inbox_id))
         log.info("inbox %d connected with OAuth (%s)", inbox_id, provider.name)

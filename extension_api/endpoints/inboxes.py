@@ -32,6 +32,7 @@ from extension_api.schemas import read_body, respond
 from extension_api.schemas.inboxes import (
     Inbox,
     InboxConnect,
+    OAuthStart,
     SendRequest,
     inbox_of,
     sent_of,
@@ -82,6 +83,27 @@ async def _may_read(session: AsyncSession, principal: Principal, inbox: InboxRow
     else:
         await visible_inbox(session, principal.portal_id, principal.user_id,
                             inbox.team_inbox_id)
+
+
+async def may_manage(session: AsyncSession, principal: Principal, inbox: InboxRow) -> None:
+    """A user's inbox: theirs or the admin's (a colleague's: 403); a team inbox's: the
+    admin's (its members: 403; anyone else: 404, as the team inbox)."""
+    await _may_read(session, principal, inbox)
+    if inbox.team_inbox_id is not None:
+        require_admin(principal, "connecting or disconnecting a team inbox's mailbox")
+
+
+async def team_authorization_url(request: Request, principal: Principal, provider: str,
+                                 body: OAuthStart) -> str:
+    """``POST /api/v1/inboxes/oauth/{provider}`` with ``team_inbox_id``: where the admin
+    signs in to the team inbox's shared mailbox (raises OAuthError)."""
+    assert body.team_inbox_id is not None
+    async with runtime_of(request).db.read() as session:
+        await visible_inbox(session, principal.portal_id, principal.user_id,
+                            body.team_inbox_id)
+    require_admin(principal, "connecting a team inbox's mailbox")
+    return await _team_connector(request).team_authorization_url(
+        principal.portal_id, body.team_inbox_id, provider, body.days())
 
 
 def _require_user(principal: Principal) -> int:

@@ -20,9 +20,14 @@ from core.errors import CoreError
 from core.inboxes import InboxError
 from core.oauth import OAuthConnector, OAuthError
 from core.types import InboxErrorCode as E
-from extension_api.auth import Principal, authenticated, require_owner, runtime_of
+from extension_api.auth import Principal, authenticated, runtime_of
 from extension_api.endpoints._params import path_id
-from extension_api.endpoints.inboxes import _failure, _require_user
+from extension_api.endpoints.inboxes import (
+    _failure,
+    _require_user,
+    may_manage,
+    team_authorization_url,
+)
 from extension_api.errors import ApiError, ApiErrorCode
 from extension_api.schemas import read_body, respond
 from extension_api.schemas.inboxes import OAuthStart, OAuthStarted, inbox_of
@@ -57,13 +62,16 @@ def _connector(request: Request) -> OAuthConnector:
 
 @authenticated
 async def start(request: Request, principal: Principal) -> Response:
-    """The authorization URL to open in the user's browser."""
-    user_id = _require_user(principal)
+    """The authorization URL to open in the user's browser (the admin's, for a team
+    inbox's mailbox: ``team_inbox_id``)."""
     body = await read_body(request, OAuthStart, optional=True)
     provider = request.path_params["provider"]
     try:
-        url = await _connector(request).authorization_url(
-            principal.portal_id, user_id, provider, body.first_sync_days)
+        if body.team_inbox_id is not None:
+            url = await team_authorization_url(request, principal, provider, body)
+        else:
+            url = await _connector(request).authorization_url(
+                principal.portal_id, _require_user(principal), provider, body.days())
     except OAuthError as exc:
         raise ApiError(_STATUS.get(exc.code, 422), exc.code, exc.message) from None
     return respond(OAuthStarted(provider=provider, authorization_url=url, expires_in=600))
@@ -125,7 +133,7 @@ async def disconnect(request: Request, principal: Principal) -> Response:
     inbox_id = path_id(request)
     async with runtime_of(request).db.read() as session:
         inbox = await inboxes.get_inbox(session, principal.portal_id, inbox_id)
-        require_owner(principal, inbox.user_id, f"inbox {inbox_id}")
+        await may_manage(session, principal, inbox)  # a team inbox's: its admin's
     try:
         await _connector(request).disconnect(principal.portal_id, inbox_id)
     except InboxError as exc:

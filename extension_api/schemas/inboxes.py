@@ -123,13 +123,27 @@ class InboxConnect(RequestShape):
             username=self.username or "",
             imap=self.imap.endpoint("imap") if self.imap else None,
             smtp=self.smtp.endpoint("smtp") if self.smtp else None,
-            first_sync_days=self.first_sync_days if self.first_sync_days is not None
-            else inboxes.TEAM_FIRST_SYNC_DAYS if self.team_inbox_id is not None
-            else inboxes.DEFAULT_FIRST_SYNC_DAYS)
+            first_sync_days=_first_sync_days(self.first_sync_days, self.team_inbox_id))
 
 
 class OAuthStart(RequestShape):
-    first_sync_days: FirstSyncDays = inboxes.DEFAULT_FIRST_SYNC_DAYS
+    first_sync_days: Annotated[FirstSyncDays | None, Meta(description=(
+        f"default {inboxes.DEFAULT_FIRST_SYNC_DAYS}; a team inbox's mailbox "
+        f"{inboxes.TEAM_FIRST_SYNC_DAYS}"))] = None
+    team_inbox_id: Annotated[Id | None, Meta(description=(
+        "connect this team inbox's own mailbox (the admin only) instead of the caller's"
+        ))] = None
+
+    def days(self) -> int:
+        return _first_sync_days(self.first_sync_days, self.team_inbox_id)
+
+
+def _first_sync_days(given: int | None, team_inbox_id: int | None) -> int:
+    """The first sync's look-back: as given, else the default for the kind of inbox."""
+    if given is not None:
+        return given
+    return (inboxes.TEAM_FIRST_SYNC_DAYS if team_inbox_id is not None
+            else inboxes.DEFAULT_FIRST_SYNC_DAYS)
 
 
 class OAuthStarted(ResponseShape):

@@ -127,6 +127,7 @@ def test_only_the_admin_connects_and_only_members_see_it(team: TeamMailbox) -> N
         with client as api:
             assert api.get(f"/api/v1/inboxes/{team.inbox_id}").status_code == 404
             assert api.post(f"/api/v1/inboxes/{team.inbox_id}/sync").status_code == 404
+            assert api.post(f"/api/v1/inboxes/{team.inbox_id}/disconnect").status_code == 404
     with team.api("0") as api:  # a member does not disconnect it either
         assert api.post(f"/api/v1/inboxes/{team.inbox_id}/disconnect").status_code == 403
     with team.api() as api:
