@@ -17,35 +17,39 @@ team inbox) and tickets merged into another are never counted.
 - ``status``: of the tickets created in the range, how many are open, pending, closed,
   open or pending with nobody assigned, and stale (open or pending, no activity for
   ``stale_after``).
+
+Reports only read: every figure and count comes from rows kept in the transactions
+that write tickets (``core.tickets.figures``: ``TicketFigures``, ``TicketFigureValue``,
+``TicketAssignment``), whose indexes cover each query; neither ``tickets`` nor the
+activity log is read, and only a few rows a report cross to Python.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import functools
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, case, func, literal, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Integer, and_, bindparam, case, func, literal, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.sla import Activity, BusinessHours, percentile, ticket_sla
+from core.sla import BusinessHours, percentile
 from core.storage.models import (
-    EmailSource,
     TeamInbox,
     Ticket,
-    TicketActivity,
+    TicketAssignment,
     TicketFigures,
+    TicketFigureValue,
     User,
     utcnow,
 )
-from core.tickets import access
+from core.storage.models.base import UTCDateTime
+from core.tickets import access, figures
 
 OPEN, PENDING, CLOSED = "open", "pending", "closed"
 
@@ -80,6 +84,17 @@ class Scope:
     def created(self) -> list[Any]:
         return [*self.tickets(), Ticket.created_at >= self.start, Ticket.created_at < self.end]
 
+    def kept(self, table: Any) -> list[Any]:
+        """Where-clauses of the stored rows (``TicketFigures``, ``TicketFigureValue``) of
+        the tickets in scope, whatever their date: only counted tickets have them."""
+        clauses = [table.portal_id == self.portal_id]
+        if self.inboxes is not None:
+            clauses.append(table.team_inbox_id.in_(sorted(self.inboxes)))
+        return clauses
+
+    def kept_created(self, table: Any) -> list[Any]:
+        return [*self.kept(table), table.created_at >= self.start, table.created_at < self.end]
+
     def during(self, column: Any) -> list[Any]:
         return [column >= self.start, column < self.end]
 
@@ -93,39 +108,43 @@ class VolumeRow:
     conversations: int
 
 
-def _day_index(column: Any, bounds: Sequence[datetime], low: int, high: int) -> Any:
-    """The first ``i`` in ``low..high`` with ``column < bounds[i]`` (else ``high``), as
-    CASEs nested by halves: a row is compared about log2(days) times, not once per
-    day before its own."""
-    if low == high:
-        return literal(low, Integer)
-    middle = (low + high) // 2
-    return case((column < bounds[middle], _day_index(column, bounds, low, middle)),
-                else_=_day_index(column, bounds, middle + 1, high))
+@functools.lru_cache(maxsize=32)
+def _days_table(count: int, dialect: str) -> Any:
+    """``count`` days as rows (``i``, ``start``, ``end``) from bound parameters ``s<i>``,
+    ``e<i>`` (one statement per number of days, built once)."""
+    def bound(name: str) -> str:
+        # PostgreSQL types a bare parameter in a SELECT list as text.
+        return f"CAST(:{name} AS TIMESTAMP WITH TIME ZONE)" if dialect == "postgresql" \
+            else f":{name}"
+    rows = " UNION ALL ".join(f"SELECT {i} AS i, {bound(f's{i}')} AS start, "
+                              f"{bound(f'e{i}')} AS end_" for i in range(count))
+    params = [bindparam(f"{side}{i}", type_=UTCDateTime()) for i in range(count)
+              for side in "se"]
+    return (text(rows).bindparams(*params)
+            .columns(i=Integer, start=UTCDateTime(), end_=UTCDateTime()).subquery("days"))
 
 
 async def volume(session: AsyncSession, scope: Scope) -> list[VolumeRow]:
     # Days are cut where the scope's zone puts midnight (in UTC: a DST change moves
-    # it), by CASEs the database evaluates; the channel is the first message's first
-    # source.
+    # it): a table of the days joined to the stored rows, each day a range of their
+    # index (the channel, the first message's first source, is stored with them).
     days: list[date] = []
-    bounds: list[datetime] = []
+    bounds: list[datetime] = [scope.start]
     day = scope.start.astimezone(scope.zone).date()
-    while not bounds or bounds[-1] < scope.end:
+    while bounds[-1] < scope.end:
         days.append(day)
         day += timedelta(days=1)
         bounds.append(datetime.combine(day, datetime.min.time(), tzinfo=scope.zone))
-    index = _day_index(Ticket.created_at, bounds, 0, len(bounds) - 1)
-    channel = (select(EmailSource.source).where(EmailSource.email_id == TicketActivity.email_id)
-               .order_by(EmailSource.created_at, EmailSource.source).limit(1)
-               .scalar_subquery())
-    rows = (select(index.label("day"), channel.label("channel")).select_from(Ticket)
-            .outerjoin(TicketActivity, (TicketActivity.ticket_id == Ticket.id)
-                       & (TicketActivity.kind == "created"))
-            .where(*scope.created()).subquery())
+    kept = TicketFigures
+    table = _days_table(len(days), session.get_bind().dialect.name)
+    params = {f"s{i}": bounds[i] for i in range(len(days))} | {
+        f"e{i}": bounds[i + 1] for i in range(len(days))}
     counted = (await session.execute(
-        select(rows.c.day, rows.c.channel, func.count())
-        .group_by(rows.c.day, rows.c.channel))).all()
+        select(table.c.i, kept.channel, func.count())
+        .select_from(table).join(kept, and_(
+            *scope.kept(kept), kept.created_at >= table.c.start,
+            kept.created_at < table.c.end_, kept.created_at < scope.end))
+        .group_by(table.c.i, kept.channel), params)).all()
     return sorted((VolumeRow(days[i], source or "unknown", n) for i, source, n in counted),
                   key=lambda row: (row.day, row.channel))
 
@@ -147,6 +166,26 @@ class Figures:
         return cls(len(values), percentile(values, 50), percentile(values, 90),
                    math.fsum(values) / len(values) if values else None)
 
+    @classmethod
+    def ranked(cls, count: int, total_micros: int, at_rank: Mapping[int, int]) -> Figures:
+        """From the database: how many, their exact sum and the values (microseconds)
+        at the ranks ``PERCENTILES`` needs (0-based, in order); the interpolation of
+        ``core.sla.percentile``."""
+        if not count:
+            return cls(0, None, None, None)
+
+        def at(q: int) -> float:
+            rank = (count - 1) * q / 100
+            low = int(rank)
+            high = min(low + 1, count - 1)
+            lower, upper = at_rank[low] / 1e6, at_rank[high] / 1e6
+            return lower + (upper - lower) * (rank - low)
+
+        return cls(count, at(50), at(90), total_micros / (count * 1_000_000))
+
+
+PERCENTILES = (50, 90)
+
 
 @dataclass(frozen=True)
 class ResponseTimes:
@@ -167,15 +206,8 @@ async def business_hours(session: AsyncSession, portal_id: int
     for inbox_id, zone, week in (await session.execute(
             select(TeamInbox.id, TeamInbox.time_zone, TeamInbox.business_hours)
             .where(TeamInbox.portal_id == portal_id))).all():
-        key = f"{zone}|{json.dumps(week, sort_keys=True)}"
-        try:
-            hours[inbox_id] = key, BusinessHours.parse(zone, week)
-        except ValueError:
-            hours[inbox_id] = key, BusinessHours()
+        hours[inbox_id] = figures.hours_key(zone, week), figures.parse_hours(zone, week)
     return hours
-
-
-_SLA_KINDS = ("created", "customer_message", "agent_reply", "status")
 
 
 @dataclass(frozen=True)
@@ -194,156 +226,62 @@ class Figured:
 
 
 class SlaCache:
-    """Tickets' SLA figures, stored ones (``TicketFigures``) this process has read and
-    ones it computed because those were missing or stale (``computed``, which
-    ``store_figures`` writes): a report then reads the activity log only of tickets
-    that changed since, and their figures only when this process has not read them
-    yet. Bounded; the oldest entries go first. One per process."""
+    """Kept for callers of the time figures were computed by reports: they are kept on
+    write now (``core.tickets.figures``), so nothing is ever ``computed`` here and
+    ``store_figures`` has nothing to store."""
 
     def __init__(self, size: int = 200_000) -> None:
         self.size = size
         self.known: dict[int, Figured] = {}
         self.computed: dict[int, Figured] = {}
 
-    def put(self, figured: Figured) -> None:
-        self.known.pop(figured.ticket_id, None)
-        self.known[figured.ticket_id] = figured
-        while len(self.known) > self.size:
-            del self.known[next(iter(self.known))]
-
-
-def _chunks(ids: list[int]) -> list[list[int] | None]:
-    """Few ids: in chunks of 500 (the drivers' parameter limits); many: None, for the
-    whole scope in one query."""
-    if not ids:
-        return []
-    return [ids[i:i + 500] for i in range(0, len(ids), 500)] if len(ids) <= 2000 else [None]
-
-
-def _seconds(text: str) -> tuple[float, ...]:
-    return tuple(map(float, text.split(","))) if text else ()
-
-
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-async def _figured(session: AsyncSession, scope: Scope, cache: SlaCache) -> list[Figured]:
-    hours = {inbox_id: (_digest(key), parsed) for inbox_id, (key, parsed)
-             in (await business_hours(session, scope.portal_id)).items()}
-    around_the_clock = (_digest(""), BusinessHours())
-    stored = TicketFigures
-    # Stale: a later SLA activity than the figures were computed from, or (an activity
-    # whose id was taken before theirs but committed after) another updated_at.
-    later = (select(TicketActivity.id)
-             .where(TicketActivity.ticket_id == Ticket.id,
-                    TicketActivity.id > stored.as_of_activity_id,
-                    TicketActivity.kind.in_(_SLA_KINDS)).exists())
-    fresh = case((stored.ticket_id.is_not(None)
-                  & stored.ticket_updated_at.is_not_distinct_from(Ticket.updated_at)
-                  & ~later, 1), else_=0)
-    found: list[Figured] = []
-    unread: list[int] = []  # fresh in the database, not read by this process yet
-    stale: dict[int, tuple[str, BusinessHours]] = {}
-    # Through the Core connection: ten thousand plain rows, no ORM result machinery.
-    connection = await session.connection()
-    for ticket_id, inbox_id, is_fresh, as_of, key in (await connection.execute(
-            select(Ticket.id, Ticket.team_inbox_id, fresh, stored.as_of_activity_id,
-                   stored.hours_key)
-            .outerjoin(stored, stored.ticket_id == Ticket.id)
-            .where(*scope.created()))).all():
-        digest, parsed = hours.get(inbox_id, around_the_clock)
-        if not is_fresh or key != digest:
-            stale[ticket_id] = digest, parsed
-        elif (known := cache.known.get(ticket_id)) is not None and (
-                known.as_of_activity_id, known.hours_key) == (as_of, key):
-            found.append(known)
-        else:
-            unread.append(ticket_id)
-    figures = (select(stored.ticket_id, stored.as_of_activity_id, stored.hours_key,
-                      stored.first_response, stored.first_resolution,
-                      stored.reopen_first_responses, stored.next_responses)
-               .join(Ticket, Ticket.id == stored.ticket_id).where(*scope.created()))
-    wanted = set(unread)
-    for chunk in _chunks(unread):
-        for ticket_id, as_of, key, first, resolution, reopened, following in (
-                await connection.execute(figures if chunk is None else figures.where(
-                    stored.ticket_id.in_(chunk)))).all():
-            if ticket_id in wanted:
-                figured = Figured(ticket_id, as_of, None, key, first, resolution,
-                                  _seconds(reopened), _seconds(following))
-                cache.put(figured)
-                found.append(figured)
-    # The log with the ticket's updated_at as of the same snapshot.
-    query = (select(TicketActivity.ticket_id, TicketActivity.id, TicketActivity.kind,
-                    TicketActivity.at, TicketActivity.to_value, Ticket.updated_at)
-             .join(Ticket, Ticket.id == TicketActivity.ticket_id)
-             .where(*scope.created(), TicketActivity.kind.in_(_SLA_KINDS))
-             .order_by(TicketActivity.ticket_id, TicketActivity.id))
-    missing = sorted(stale)
-    logs: dict[int, list[Activity]] = {ticket_id: [] for ticket_id in missing}
-    last: dict[int, tuple[int, datetime | None]] = {}
-    for chunk in _chunks(missing):
-        for ticket_id, activity_id, kind, at, to_value, updated_at in (await session.execute(
-                query if chunk is None else query.where(
-                    TicketActivity.ticket_id.in_(chunk)))).all():
-            if ticket_id in logs:
-                logs[ticket_id].append(Activity(kind, at, to_value))
-                last[ticket_id] = activity_id, updated_at
-    for ticket_id, log in logs.items():
-        digest, parsed = stale[ticket_id]
-        sla = ticket_sla(log, parsed)
-        # No SLA activity at all (not even "created"): no figures, stored as of nothing.
-        as_of, updated_at = last.get(ticket_id, (0, None))
-        figured = Figured(ticket_id, as_of, updated_at, digest,
-                          sla.first_response, sla.first_resolution,
-                          sla.reopen_first_responses, sla.next_responses)
-        cache.computed[ticket_id] = figured
-        cache.put(figured)
-        found.append(figured)
-    return found
-
 
 async def store_figures(session: AsyncSession, cache: SlaCache) -> int:
-    """Write (or replace) the figures ``cache`` holds; how many. In the caller's
-    transaction, which it commits."""
-    rows = [{"ticket_id": f.ticket_id, "as_of_activity_id": f.as_of_activity_id,
-             "ticket_updated_at": f.ticket_updated_at, "hours_key": f.hours_key,
-             "first_response": f.first_response, "first_resolution": f.first_resolution,
-             "reopen_first_responses": ",".join(map(repr, f.reopen_first_responses)),
-             "next_responses": ",".join(map(repr, f.next_responses))}
-            for f in cache.computed.values()]
-    cache.computed.clear()  # before the first await: a concurrent report adds anew
-    if not rows:
-        return 0
-    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql"
-              else sqlite.insert)
-    for start in range(0, len(rows), 500):
-        stmt = insert(TicketFigures)
-        await session.execute(stmt.on_conflict_do_update(
-            index_elements=[TicketFigures.ticket_id],
-            set_={name: stmt.excluded[name] for name in rows[0] if name != "ticket_id"}),
-            rows[start:start + 500])
-    return len(rows)
+    """Nothing to store (figures are kept on write); kept for its callers. 0."""
+    cache.computed.clear()
+    return 0
 
 
 async def response_times(session: AsyncSession, scope: Scope,
                          cache: SlaCache | None = None) -> ResponseTimes:
-    first: list[float] = []
-    reopened: list[float] = []
-    following: list[float] = []
-    resolved: list[float] = []
-    figured = await _figured(session, scope, cache or SlaCache())
-    for sla in figured:
-        if sla.first_response is not None:
-            first.append(sla.first_response)
-        reopened.extend(sla.reopen_first_responses)
-        following.extend(sla.next_responses)
-        if sla.first_resolution is not None:
-            resolved.append(sla.first_resolution)
-    tickets = len(figured)  # every ticket in scope has its figures, maybe empty
-    return ResponseTimes(tickets, tickets - len(first), Figures.of(first),
-                         Figures.of(reopened), Figures.of(following), Figures.of(resolved))
+    """Counts, exact sums and the values at the percentiles' ranks, read from the
+    stored figures in the database (an index in value order: no sort); only a few
+    rows a metric cross to Python. ``cache`` is unused (kept for its callers)."""
+    connection = await session.connection()
+    tickets = (await connection.execute(select(func.count()).select_from(TicketFigures)
+                                        .where(*scope.kept_created(TicketFigures)))).scalar()
+    value = TicketFigureValue
+    in_scope = scope.kept_created(value)
+    totals = {metric: (n, int(total)) for metric, n, total in (await connection.execute(
+        # Each metric's index range (an IN the planner seeks one by one).
+        select(value.metric, func.count(), func.sum(value.micros))
+        .where(value.metric.in_([int(m) for m in figures.Metric]), *in_scope)
+        .group_by(value.metric))).all()}
+    # The value at each percentile's lower rank and the next (interpolation's two
+    # closest ranks), every metric's in one statement: a read in index order each.
+    picks = [(metric, low) for metric, (n, _) in sorted(totals.items())
+             for low in sorted({(n - 1) * q // 100 for q in PERCENTILES})]
+    at_rank: dict[int, dict[int, int]] = defaultdict(dict)
+    if picks:
+        parts = [select(literal(metric).label("metric"), literal(low).label("low"),
+                        ranked.c.micros)
+                 for metric, low in picks
+                 for ranked in [select(value.micros).where(value.metric == metric, *in_scope)
+                                .order_by(value.micros).limit(2).offset(low).subquery()]]
+        rows = (await connection.execute(union_all(*parts) if len(parts) > 1
+                                         else parts[0])).all()
+        seen: dict[tuple[int, int], int] = defaultdict(int)
+        for metric, low, micros in rows:
+            at_rank[metric][low + seen[metric, low]] = micros
+            seen[metric, low] += 1
+    found = {metric: Figures.ranked(n, total, at_rank[metric])
+             for metric, (n, total) in totals.items()}
+    none = Figures(0, None, None, None)
+    first = found.get(figures.Metric.FIRST_RESPONSE, none)
+    return ResponseTimes(tickets or 0, (tickets or 0) - first.count, first,
+                         found.get(figures.Metric.REOPENED_FIRST_RESPONSE, none),
+                         found.get(figures.Metric.NEXT_RESPONSE, none),
+                         found.get(figures.Metric.FIRST_RESOLUTION, none))
 
 
 # --- workload -------------------------------------------------------------------------
@@ -376,33 +314,27 @@ async def _members(session: AsyncSession, scope: Scope) -> set[int]:
 
 
 async def workload(session: AsyncSession, scope: Scope) -> Workload:
+    kept = TicketFigures
     now_open: dict[int, dict[str, int]] = defaultdict(lambda: {OPEN: 0, PENDING: 0})
     unassigned = 0
-    for user_id, team_id, status, n in (await session.execute(
-            select(Ticket.assignee_user_id, Ticket.assignee_team_id, Ticket.status,
-                   func.count())
-            .where(*scope.tickets(), Ticket.status.in_((OPEN, PENDING)))
-            .group_by(Ticket.assignee_user_id, Ticket.assignee_team_id,
-                      Ticket.status))).all():
+    for user_id, team_id, state, n in (await session.execute(
+            select(kept.assignee_user_id, kept.assignee_team_id, kept.status, func.count())
+            .where(*scope.kept(kept), kept.status.in_((OPEN, PENDING)))
+            .group_by(kept.assignee_user_id, kept.assignee_team_id, kept.status))).all():
         if user_id is not None:
-            now_open[user_id][status] += n
+            now_open[user_id][str(state)] += n
         elif team_id is None:
             unassigned += n
-    assigned: dict[int, int] = defaultdict(int)
-    for to_value, n in (await session.execute(
-            select(TicketActivity.to_value, func.count())
-            .join(Ticket, Ticket.id == TicketActivity.ticket_id)
-            # The portal's assignments in the range first (its index), then their tickets.
-            .where(*scope.tickets(), TicketActivity.portal_id == scope.portal_id,
-                   TicketActivity.kind == "assigned", *scope.during(TicketActivity.at))
-            .group_by(TicketActivity.to_value))).all():
-        if to_value and to_value.startswith("user:") and to_value[5:].isdigit():
-            assigned[int(to_value[5:])] += n
+    assignment = TicketAssignment
+    assigned = {int(user_id): n for user_id, n in (await session.execute(
+        select(assignment.user_id, func.count())
+        .where(*scope.kept(assignment), *scope.during(assignment.at))
+        .group_by(assignment.user_id))).all()}
     closed = {int(user_id): n for user_id, n in (await session.execute(
-        select(Ticket.assignee_user_id, func.count())
-        .where(*scope.tickets(), Ticket.status == CLOSED, Ticket.assignee_user_id.is_not(None),
-               *scope.during(Ticket.closed_at))
-        .group_by(Ticket.assignee_user_id))).all() if user_id is not None}
+        select(kept.assignee_user_id, func.count())
+        .where(*scope.kept(kept), *scope.during(kept.closed_at), kept.status == CLOSED,
+               kept.assignee_user_id.is_not(None))
+        .group_by(kept.assignee_user_id))).all() if user_id is not None}
     agents = await _members(session, scope) | set(now_open) | set(assigned) | set(closed)
     users = {u.id: u for u in await session.scalars(
         select(User).where(User.portal_id == scope.portal_id, User.id.in_(sorted(agents))))}
@@ -430,15 +362,19 @@ class StatusCounts:
 async def status(session: AsyncSession, scope: Scope, stale_after: timedelta,
                  now: datetime | None = None) -> StatusCounts:
     stale_before = (now or utcnow()) - stale_after
-    nobody = Ticket.assignee_user_id.is_(None) & Ticket.assignee_team_id.is_(None)
-    old = func.coalesce(Ticket.updated_at, Ticket.created_at) < stale_before
-    rows = select(Ticket.status.label("status"), case((nobody, 1), else_=0).label("nobody"),
-                  case((old, 1), else_=0).label("old")).where(*scope.created()).subquery()
+    kept = TicketFigures
+    nobody = kept.assignee_user_id.is_(None) & kept.assignee_team_id.is_(None)
+    old = func.coalesce(kept.ticket_updated_at, kept.created_at) < stale_before
+    rows = select(kept.status.label("status"), case((nobody, 1), else_=0).label("nobody"),
+                  case((old, 1), else_=0).label("old")).where(
+                      *scope.kept_created(kept)).subquery()
     counts = {OPEN: 0, PENDING: 0, CLOSED: 0}
     unassigned = stale = 0
     for state, unowned, idle, n in (await session.execute(
             select(rows.c.status, rows.c.nobody, rows.c.old, func.count())
             .group_by(rows.c.status, rows.c.nobody, rows.c.old))).all():
+        if state is None:  # never: every stored row has its ticket's status
+            continue
         counts[state] = counts.get(state, 0) + n
         if state in (OPEN, PENDING):
             unassigned += n if unowned else 0

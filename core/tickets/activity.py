@@ -1,6 +1,7 @@
 """A ticket's activity log and its events: every change to a ticket goes through here,
 so the log (what SLAs are computed from) and the feed never disagree. The functions add
-to the caller's session and never commit."""
+to the caller's session and never commit; the session recomputes the SLA figures of the
+tickets whose log it changed just before it commits (``core.tickets.figures``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.storage.models import Event, Ticket, TicketActivity, utcnow
+from core.tickets import figures as _figures  # noqa: F401 (keeps figures on write)
 from core.tickets.matching import Status
 from core.types import EventType
 

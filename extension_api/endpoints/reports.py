@@ -9,7 +9,6 @@ admin every one.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -20,7 +19,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core import reports
-from core.errors import StorageUnavailable
 from core.storage.models import TeamInbox
 from core.tickets import access
 from extension_api.auth import Principal, authenticated, runtime_of
@@ -34,8 +32,6 @@ from extension_api.schemas.reports import (
     volume_of,
     workload_of,
 )
-
-log = logging.getLogger(__name__)
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -115,20 +111,8 @@ async def _volume(request: Request, session: AsyncSession, scope: reports.Scope,
 async def _response_times(request: Request, session: AsyncSession, scope: reports.Scope,
                           span: Range) -> Any:
     """First-response (and next-response, first-resolution) percentiles."""
-    state = request.app.state
-    if getattr(state, "sla_cache", None) is None:
-        state.sla_cache = reports.SlaCache()
-    cache: reports.SlaCache = state.sla_cache
-    found = await reports.response_times(session, scope, cache)
-    if cache.computed:
-        # Kept for the next report on any node; the answer stands without them (and
-        # their tickets count as stale until a report stores them).
-        try:
-            async with runtime_of(request).db.transaction() as writing:
-                await reports.store_figures(writing, cache)
-        except StorageUnavailable as exc:
-            log.warning("reports: SLA figures not stored: %s", exc)
-    return response_times_of(span, found)
+    # A read: the figures are kept where the tickets' activity is written.
+    return response_times_of(span, await reports.response_times(session, scope))
 
 
 async def _workload(request: Request, session: AsyncSession, scope: reports.Scope,

@@ -6,9 +6,19 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+from sqlalchemy import func, select
+
 from core import accounts, reports
 from core.storage.db import Database
-from core.storage.models import TeamInbox, Ticket, TicketActivity
+from core.storage.models import (
+    TeamInbox,
+    Ticket,
+    TicketActivity,
+    TicketFigures,
+    TicketFigureValue,
+)
+from core.tickets import figures
 from tests.support.ticket_rows import Step, team_inbox, ticket
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -55,67 +65,81 @@ async def test_reports_on_both_backends(database: Database) -> None:
     assert (status.open, status.closed, status.unassigned, status.stale) == (2, 1, 2, 2)
 
 
-async def test_sla_cache_follows_changes(database: Database) -> None:
-    """Figures computed once are reused; a new activity on a ticket, or other business
-    hours for its inbox, makes that ticket's figures computed again."""
+async def test_figures_follow_changes_on_write(database: Database) -> None:
+    """A ticket's figures are stored in the transaction that logs its activity, or that
+    changes its inbox's hours; a report only reads them."""
     async with database.transaction() as session:
         portal = (await accounts.create_portal(session, "P")).portal.id
         inbox = await team_inbox(session, portal, "support", time_zone="Europe/Berlin",
                                  hours={"mon": [["09:00", "17:00"]]})
         ticket_id = await ticket(session, portal, inbox, at(23, 9))
     scope = reports.Scope.days(portal, None, date(2026, 11, 23), date(2026, 11, 29), BERLIN)
-    cache = reports.SlaCache()
 
     async def first_response() -> float | None:
         async with database.read() as session:
-            return (await reports.response_times(session, scope, cache)).first_response.p50
+            return (await reports.response_times(session, scope)).first_response.p50
 
-    assert await first_response() is None
+    async def stored() -> list[tuple[int, int]]:
+        async with database.read() as session:
+            return [(row.metric, row.micros) for row in await session.scalars(
+                select(TicketFigureValue).where(TicketFigureValue.ticket_id == ticket_id))]
+
+    assert await first_response() is None and await stored() == []
     async with database.transaction() as session:
         session.add(TicketActivity(portal_id=portal, ticket_id=ticket_id, at=at(23, 11),
                                    kind="agent_reply"))
+    assert await stored() == [(figures.Metric.FIRST_RESPONSE, 7200 * 10**6)]
     assert await first_response() == 7200
     async with database.transaction() as session:
         row = await session.get(TeamInbox, inbox)
         assert row is not None
         row.business_hours = {"mon": [["10:00", "17:00"]]}
+    assert await stored() == [(figures.Metric.FIRST_RESPONSE, 3600 * 10**6)]
     assert await first_response() == 3600
-    assert await first_response() == 3600  # from the cache now
+    with pytest.raises(RuntimeError):  # rolled back: nothing noted is kept
+        async with database.transaction() as session:
+            session.add(TicketActivity(portal_id=portal, ticket_id=ticket_id, at=at(23, 12),
+                                       kind="status", to_value="closed"))
+            await session.flush()
+            raise RuntimeError("rolled back")
+    assert await stored() == [(figures.Metric.FIRST_RESPONSE, 3600 * 10**6)]
 
 
-async def test_stored_figures_serve_the_next_report(database: Database) -> None:
-    """Figures stored after one report are read, not recomputed, by the next (a fresh
-    process's cache); a ticket with a new activity, or whose updated_at moved (an
-    activity committed out of id order), and only it, is computed again."""
+async def test_kept_rows_follow_the_ticket(database: Database) -> None:
+    """The stored copy follows the ticket's status, assignee and merge (a merged ticket
+    has no rows: reports never count it); a plain CRM ticket never has any."""
     async with database.transaction() as session:
         portal = (await accounts.create_portal(session, "P")).portal.id
-        inbox = await team_inbox(session, portal, "support", time_zone="Europe/Berlin",
-                                 hours={"mon": [["09:00", "17:00"]]})
-        answered = await ticket(session, portal, inbox, at(23, 9),
-                                [Step("agent_reply", at(23, 10))])
-        waiting = await ticket(session, portal, inbox, at(23, 9))
-        other = (await accounts.create_portal(session, "Q")).portal.id
-        await ticket(session, other, await team_inbox(session, other, "support"), at(23, 9))
+        agent = (await accounts.add_user(session, portal, "ana@p.example")).user.id
+        inbox = await team_inbox(session, portal, "support", users=[agent])
+        first = await ticket(session, portal, inbox, at(23, 9),
+                             [Step("agent_reply", at(23, 10))])
+        second = await ticket(session, portal, inbox, at(23, 9))
+        plain = Ticket(portal_id=portal, subject="CRM", created_at=at(23, 9))
+        session.add(plain)
     scope = reports.Scope.days(portal, None, date(2026, 11, 23), date(2026, 11, 29), BERLIN)
 
-    async def report() -> tuple[list[int], float | None, float | None]:
-        cache = reports.SlaCache()
+    async def kept() -> dict[int, tuple[str | None, int | None]]:
         async with database.read() as session:
-            times = await reports.response_times(session, scope, cache)
-        computed = sorted(cache.computed)
-        async with database.transaction() as session:
-            await reports.store_figures(session, cache)
-        return computed, times.first_response.p50, times.first_response.mean
+            return {row.ticket_id: (row.status, row.assignee_user_id)
+                    for row in await session.scalars(select(TicketFigures))}
 
-    assert await report() == ([answered, waiting], 3600, 3600)
-    assert await report() == ([], 3600, 3600)
+    assert await kept() == {first: ("open", None), second: ("open", None)}
     async with database.transaction() as session:
-        session.add(TicketActivity(portal_id=portal, ticket_id=waiting, at=at(23, 11),
-                                   kind="agent_reply"))
-    assert await report() == ([waiting], 5400, 5400)
-    async with database.transaction() as session:
-        row = await session.get(Ticket, answered)
+        row = await session.get(Ticket, second)
         assert row is not None
-        row.updated_at = at(24, 9)
-    assert await report() == ([answered], 5400, 5400)
-    assert await report() == ([], 5400, 5400)
+        row.status, row.assignee_user_id = "pending", agent
+    assert await kept() == {first: ("open", None), second: ("pending", agent)}
+    async with database.read() as session:
+        load = await reports.workload(session, scope)
+    assert [(a.user_id, a.open, a.pending) for a in load.agents] == [(agent, 0, 1)]
+    async with database.transaction() as session:
+        row = await session.get(Ticket, second)
+        assert row is not None
+        row.merged_into_id, row.status = first, "closed"
+    assert await kept() == {first: ("open", None)}
+    async with database.read() as session:
+        times = await reports.response_times(session, scope)
+        values = (await session.execute(select(func.count()).select_from(TicketFigureValue)
+                                        .where(TicketFigureValue.ticket_id == second))).scalar()
+    assert (times.tickets, times.unanswered, values) == (1, 0, 0)

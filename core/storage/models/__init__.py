@@ -17,9 +17,10 @@ from core.storage.models.email import (
 from core.storage.models.event import Event
 from core.storage.models.inbox import Inbox, InboxFolder
 from core.storage.models.lease import NodeLease  # noqa: F401 (core.leases)
+from core.storage.models.outbox import AcknowledgementOutbox
 from core.storage.models.portal import ApiToken, Portal, User, UserAddress
 from core.storage.models.replies import CannedResponse, TicketPresence
-from core.storage.models.reports import TicketFigures
+from core.storage.models.reports import TicketAssignment, TicketFigures, TicketFigureValue
 from core.storage.models.retention import IngestLogEntry, RawCopy
 from core.storage.models.team import (
     AgentCapacity,
@@ -37,6 +38,7 @@ from core.storage.models.web import WebLink, WebLogin, WebSession  # noqa: F401 
 from core.storage.models.webhook import WebhookCursor, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "AcknowledgementOutbox",
     "AgentCapacity",
     "ApiToken",
     "Attachment",
@@ -68,7 +70,9 @@ __all__ = [
     "ThreadRef",
     "Ticket",
     "TicketActivity",
+    "TicketAssignment",
     "TicketContact",
+    "TicketFigureValue",
     "TicketFigures",
     "TicketPresence",
     "TrackedLink",
