@@ -25,6 +25,7 @@ from core import accounts, leases, retention, web_accounts
 from core.runtime import Runtime, Settings
 from core.storage.db import migrate
 from core.storage.models import Portal
+from core.tickets.acknowledgements import OutboxSender
 from extension_api.app import DEFAULT_CORS_ORIGINS, create_app
 from extension_api.throttle import DEFAULT_RATE_LIMIT
 from inbox_sync.service import InboxService, ServiceOptions
@@ -217,6 +218,9 @@ async def serve(settings: Settings, options: ServeOptions, worker: Worker | None
         server = _Server(config)
         # Every process runs one (claims never overlap): deliveries go out of all.
         webhook_sender = start_webhooks(runtime, app, options.webhooks)
+        # Acknowledgements a relay failure or a dead process left unsent (every process
+        # runs one; a sweep is one node's turn).
+        ack_sender = OutboxSender(runtime).start()
         # PostgreSQL: event streams here wake at events committed by any node.
         events_listener = app.state.events.listen(runtime.db)
         if demo is not None:
@@ -243,6 +247,7 @@ async def serve(settings: Settings, options: ServeOptions, worker: Worker | None
                 inbox_starter.cancel()
             await inbox_service.stop()
             await webhook_sender.stop()
+            await ack_sender.stop()
             if events_listener is not None:
                 events_listener.cancel()
             if smtp_server is not None:

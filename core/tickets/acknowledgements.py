@@ -4,36 +4,62 @@ It is an automatic reply in RFC 3834's sense: ``Auto-Submitted: auto-replied`` (
 customer's auto-responder does not answer it), ``X-Auto-Response-Suppress: All`` (nor
 Exchange's), a null envelope sender (bounces of it go nowhere), ``In-Reply-To`` and
 ``References`` the customer's message (their client threads it), and the ticket's
-``[Ticket#N]`` token in the subject. It goes out through the operator's relay
-(``core.outbound_mail``) once the ticket is committed, never before; ``intake`` sends it
-only to a person's mail, at most once per sender in four hours.
+``[Ticket#N]`` token in the subject. ``intake`` makes one only for a person's mail, at
+most once per sender in four hours.
+
+Durable: the acknowledgement is a row of ``acknowledgement_outbox`` written in the
+ticket's own transaction (``acknowledgement`` adds it to the ticket's session), so it
+exists exactly when the ticket does. After the commit ``send_later`` sends it at once;
+a relay that fails, or a process that died before sending, leaves the row due, and
+``OutboxSender`` (every ``serve`` process runs one; each sweep is one node's turn,
+``core.leases``) sends it later with exponential backoff, up to a day after the
+ticket. A sender claims a row before handing it to the relay, so two never send one
+at the same time; the message keeps its Message-ID whoever sends it (a receiver
+deduplicates on it). Only a process dying after the relay accepted the message but
+before it recorded that would send it again once the claim expired.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesParser
 from email.utils import format_datetime, formataddr
 from typing import TYPE_CHECKING
 
-from core.errors import RelayFailed, RelayNotConfigured
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import object_session
+
+from core import leases
+from core.errors import CoreError, RelayFailed, RelayNotConfigured
 from core.mail.parsing import ParsedMessage
 from core.outbound_mail import OutboundMail
-from core.storage.models import TeamInbox, Ticket, utcnow
+from core.storage.models import AcknowledgementOutbox, TeamInbox, Ticket, utcnow
 from core.tickets.matching import with_token
 from core.types import MessageId
 
 if TYPE_CHECKING:
     from core.runtime import Runtime
+    from core.storage.db import Database
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TEXT = ("Thank you for writing to us. We have received your message and opened "
                 "ticket #{ticket}; we will answer as soon as we can. Reply to this email "
                 "to add to it.")
+RETRY_ENV = "INBOXLOG_ACK_RETRY_SECONDS"  # the first retry's delay (tests shorten it)
+DEFAULT_RETRY = 30.0
+MAX_RETRY = 3600.0
+GIVE_UP_AFTER = timedelta(days=1)  # an acknowledgement later than that is no use
+CLAIM = timedelta(minutes=5)  # a sender's hold on a row while it talks to the relay
+TURN = "acknowledgements"  # the sweep's lease (core.leases.take_turn)
 
 
 @dataclass(frozen=True)
@@ -45,7 +71,8 @@ class Acknowledgement:
 
 def acknowledgement(inbox: TeamInbox, ticket: Ticket, parsed: ParsedMessage,
                     message_id: MessageId, bcc_domain: str) -> Acknowledgement:
-    """The acknowledgement of ``ticket`` opened by ``parsed`` (pure but for its id)."""
+    """The acknowledgement of ``ticket`` opened by ``parsed``; when the ticket is in a
+    session, its outbox row is added to it (committed with the ticket, or not at all)."""
     assert parsed.from_ is not None
     own = inbox.address or f"{inbox.token}@{bcc_domain}"
     ack_id = MessageId(f"ticket-{ticket.id}-ack-{secrets.token_hex(8)}@{bcc_domain}")
@@ -62,35 +89,169 @@ def acknowledgement(inbox: TeamInbox, ticket: Ticket, parsed: ParsedMessage,
     message["X-Loop"] = own
     text = (inbox.ack_text or DEFAULT_TEXT).replace("{ticket}", str(ticket.id))
     message.set_content(text + ("\n\n-- \n" + inbox.signature if inbox.signature else ""))
-    return Acknowledgement(message, parsed.from_.email, ack_id)
+    ack = Acknowledgement(message, parsed.from_.email, ack_id)
+    session = object_session(ticket)
+    if session is not None:
+        session.add(AcknowledgementOutbox(
+            portal_id=ticket.portal_id, ticket_id=ticket.id, message_id=ack_id,
+            recipient=ack.recipient, message=message.as_bytes()))
+    return ack
+
+
+def retry_delay(attempts: int, base: float | None = None) -> timedelta:
+    """How long after its ``attempts``-th failed attempt a row is tried again."""
+    first = base if base is not None else retry_base()
+    return timedelta(seconds=min(MAX_RETRY, first * 2 ** max(0, attempts - 1)))
+
+
+def retry_base() -> float:
+    text = os.environ.get(RETRY_ENV, "").strip()
+    return max(0.05, float(text)) if text else DEFAULT_RETRY
+
+
+def _sender(runtime: Runtime) -> OutboundMail | None:
+    try:
+        relay = runtime.settings.outbound_mail.relay
+    except RelayNotConfigured:
+        return None
+    # The null reverse-path of RFC 3834 3.3: nothing bounces back to the team inbox.
+    return OutboundMail(relay, "")
+
+
+async def _claim(db: Database, row_id: int, now: datetime) -> AcknowledgementOutbox | None:
+    """The row, claimed by this process, when it is due and nobody holds it."""
+    async with db.transaction() as session:
+        claimed = await session.execute(
+            update(AcknowledgementOutbox)
+            .where(AcknowledgementOutbox.id == row_id,
+                   AcknowledgementOutbox.sent_at.is_(None),
+                   AcknowledgementOutbox.given_up_at.is_(None),
+                   or_(AcknowledgementOutbox.claimed_until.is_(None),
+                       AcknowledgementOutbox.claimed_until < now))
+            .values(claimed_until=now + CLAIM,
+                    attempts=AcknowledgementOutbox.attempts + 1)
+            .execution_options(synchronize_session=False))
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        return await session.get(AcknowledgementOutbox, row_id)
+
+
+async def deliver(db: Database, sender: OutboundMail, row_id: int) -> bool:
+    """Claim the row and send it; True when the relay took it. A failure records
+    when to try again (or gives up a day after the ticket)."""
+    now = utcnow()
+    row = await _claim(db, row_id, now)
+    if row is None:
+        return False
+    message = BytesParser(policy=policy.default).parsebytes(row.message)
+    assert isinstance(message, EmailMessage)
+    try:
+        await sender.send(message, row.recipient)
+    except RelayFailed as exc:
+        failed = utcnow()
+        gave_up = failed - row.created_at > GIVE_UP_AFTER
+        log.warning("acknowledgement %s not sent (attempt %d)%s: %s", row.message_id,
+                    row.attempts, "; giving up" if gave_up else "", exc)
+        async with db.transaction() as session:
+            await session.execute(
+                update(AcknowledgementOutbox).where(AcknowledgementOutbox.id == row_id)
+                .values(claimed_until=None, last_error=str(exc)[:500],
+                        next_attempt_at=failed + retry_delay(row.attempts),
+                        given_up_at=failed if gave_up else None)
+                .execution_options(synchronize_session=False))
+        return False
+    async with db.transaction() as session:
+        await session.execute(
+            update(AcknowledgementOutbox).where(AcknowledgementOutbox.id == row_id)
+            .values(sent_at=utcnow(), claimed_until=None, last_error="")
+            .execution_options(synchronize_session=False))
+    return True
+
+
+async def due(db: Database, now: datetime, limit: int = 50) -> list[int]:
+    """The rows to send now, oldest first."""
+    async with db.read() as session:
+        return list(await session.scalars(
+            select(AcknowledgementOutbox.id)
+            .where(AcknowledgementOutbox.sent_at.is_(None),
+                   AcknowledgementOutbox.given_up_at.is_(None),
+                   AcknowledgementOutbox.next_attempt_at <= now,
+                   or_(AcknowledgementOutbox.claimed_until.is_(None),
+                       AcknowledgementOutbox.claimed_until < now))
+            .order_by(AcknowledgementOutbox.id).limit(limit)))
 
 
 _sending: set[asyncio.Task[None]] = set()
 
 
 def send_later(runtime: Runtime, ack: Acknowledgement) -> None:
-    """Send ``ack`` in the background (the SMTP reply to the customer's message does not
-    wait on the relay); a server without a relay sends none."""
-    try:
-        relay = runtime.settings.outbound_mail.relay
-    except RelayNotConfigured:
+    """Send ``ack`` (committed with its ticket) in the background: the SMTP reply to
+    the customer's message does not wait on the relay. A server without a relay
+    sends none (its rows wait for one, up to a day)."""
+    sender = _sender(runtime)
+    if sender is None:
         log.info("no SMTP relay: the acknowledgement of a ticket is not sent")
         return
-    # The null reverse-path of RFC 3834 3.3: nothing bounces back to the team inbox.
-    sender = OutboundMail(relay, "")
-    task = asyncio.get_running_loop().create_task(_send(sender, ack))
+    task = asyncio.get_running_loop().create_task(_send(runtime.db, sender, ack.message_id))
     _sending.add(task)
     task.add_done_callback(_sending.discard)
 
 
-async def _send(sender: OutboundMail, ack: Acknowledgement) -> None:
+async def _send(db: Database, sender: OutboundMail, message_id: MessageId) -> None:
     try:
-        await sender.send(ack.message, ack.recipient)
-    except RelayFailed:
-        log.warning("the acknowledgement of a ticket was not sent", exc_info=True)
+        async with db.read() as session:
+            row_id = await session.scalar(select(AcknowledgementOutbox.id).where(
+                AcknowledgementOutbox.message_id == message_id))
+        if row_id is not None:
+            await deliver(db, sender, row_id)
+    except CoreError:
+        log.warning("the acknowledgement %s waits for the next sweep", message_id,
+                    exc_info=True)
 
 
 async def drain() -> None:
     """Wait for the acknowledgements being sent (a server shutting down; tests)."""
     while _sending:
         await asyncio.gather(*list(_sending), return_exceptions=True)
+
+
+class OutboxSender:
+    """Sends the due rows of the outbox: at start (a process that died left some),
+    then every few seconds, one node's turn at a time."""
+
+    def __init__(self, runtime: Runtime, every: float | None = None) -> None:
+        self.runtime = runtime
+        self.every = every if every is not None else min(5.0, retry_base())
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> OutboxSender:
+        if _sender(self.runtime) is not None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await drain()
+
+    async def sweep(self) -> int:
+        """Send what is due now; how many the relay took."""
+        sender = _sender(self.runtime)
+        if sender is None:
+            return 0
+        sent = 0
+        for row_id in await due(self.runtime.db, utcnow()):
+            sent += await deliver(self.runtime.db, sender, row_id)
+        return sent
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                if await leases.my_turn(self.runtime.db, TURN, self.every):
+                    await self.sweep()
+            except CoreError:
+                log.warning("acknowledgement sweep failed; trying again in %.0f s",
+                            self.every, exc_info=True)
+            await asyncio.sleep(self.every)
