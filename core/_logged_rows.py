@@ -5,8 +5,9 @@ bookkeeping per object) was most of the CPU an ingest cost (bench/NOTES.md, issu
 A new email's rows are few and known in advance: its thread when it starts one, the
 email, its source, contact and company links, the raw header copy, its attachments,
 the Message-IDs its thread claims and its events. Here they are plain ``INSERT``s, one
-per table (several rows of a table in one ``executemany``), run by the session's
-connection in one greenlet, in the caller's transaction. Nothing commits.
+per table (several rows of a table in one ``executemany``), run by the database driver
+on the session's connection (``core.storage.statements``), in the caller's transaction.
+Nothing commits.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.storage import statements
 from core.storage.models import (
     Attachment,
     Email,
@@ -28,6 +29,7 @@ from core.storage.models import (
     Thread,
     ThreadRef,
 )
+from core.storage.statements import Insert
 
 
 @dataclass(frozen=True)
@@ -49,25 +51,21 @@ class NewEmail:
     events: tuple[dict[str, Any], ...] = ()
 
 
-# Built once: a statement made anew per row would cost its construction and a cache
-# key of its values each time (a tenth of an ingest's CPU, measured).
-_INSERT = {model: insert(model) for model in (
-    Thread, Email, EmailSource, EmailContact, EmailCompany, RawCopy, Attachment, ThreadRef,
-    Event)}
+# Compiled once per dialect and set of columns (core.storage.statements); run by the
+# database driver itself, without SQLAlchemy's per-execution work.
+_NEW_ID = {model: Insert(model.__table__, returning="id") for model in (Thread, Email)}
+_INSERT = {model: Insert(model.__table__) for model in (
+    EmailSource, EmailContact, EmailCompany, RawCopy, Attachment, ThreadRef, Event)}
 
 
-def _new_id(conn: Connection, model: Any, values: dict[str, Any]) -> int:
-    key = conn.execute(_INSERT[model], values).inserted_primary_key
-    assert key is not None
-    return int(key[0])
-
-
-def _write(conn: Connection, new: NewEmail) -> tuple[int, int]:
+async def write(session: AsyncSession, new: NewEmail) -> tuple[int, int]:
+    """Insert ``new``'s rows in the session's transaction; its (email id, thread id)."""
+    run = await statements.of_session(session)
     thread_id = new.thread_id
     if thread_id is None:
-        thread_id = _new_id(conn, Thread, {"portal_id": new.portal_id,
-                                           "subject": new.subject})
-    email_id = _new_id(conn, Email, {**new.email, "thread_id": thread_id})
+        thread_id = await run.insert_id(_NEW_ID[Thread], {
+            "portal_id": new.portal_id, "subject": new.subject})
+    email_id = await run.insert_id(_NEW_ID[Email], {**new.email, "thread_id": thread_id})
     rows: list[tuple[Any, list[dict[str, Any]]]] = [
         (EmailSource, [{"email_id": email_id, "source": new.source}]),
         (EmailContact, [{"email_id": email_id, "contact_id": c} for c in new.contact_ids]),
@@ -79,14 +77,5 @@ def _write(conn: Connection, new: NewEmail) -> tuple[int, int]:
         (Event, [{**e, "email_id": email_id} for e in new.events]),
     ]
     for model, values in rows:
-        if len(values) == 1:
-            conn.execute(_INSERT[model], values[0])
-        elif values:
-            conn.execute(_INSERT[model], values)
+        await run.insert(_INSERT[model], values)
     return email_id, thread_id
-
-
-async def write(session: AsyncSession, new: NewEmail) -> tuple[int, int]:
-    """Insert ``new``'s rows in the session's transaction; its (email id, thread id)."""
-    connection = await session.connection()
-    return await connection.run_sync(_write, new)

@@ -11,12 +11,13 @@ from datetime import timedelta
 from typing import TypeVar
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import InvalidInput
 from core.sender_auth.decision import SenderAuthPolicy
 from core.storage.models import ApiToken, Portal, TeamInbox, User, UserAddress, utcnow
+from core.storage.statements import Reader, Statement
 from core.types import InboxLogMode
 
 USER_TOKEN_PREFIX = "ilu_"
@@ -157,43 +158,48 @@ class PortalRoute:
     sender_auth: str
 
 
+_PORTALS, _INBOXES = Portal.__table__.c, TeamInbox.__table__.c
+# RCPT's reads, compiled once per dialect (core.storage.statements).
+_BY_TOKEN = Statement(lambda: select(_PORTALS.id, _PORTALS.sender_auth).where(
+    _PORTALS.bcc_token == bindparam("token")))
+_BY_PREVIOUS_TOKEN = Statement(lambda: select(_PORTALS.id, _PORTALS.sender_auth).where(
+    _PORTALS.previous_bcc_token == bindparam("token"),
+    _PORTALS.previous_token_expires_at > bindparam("now")))
+_BY_INBOX_TOKEN = Statement(lambda: select(_PORTALS.id, _PORTALS.sender_auth, _INBOXES.id)
+                            .join(TeamInbox.__table__, _INBOXES.portal_id == _PORTALS.id)
+                            .where(_INBOXES.token == bindparam("token")))
+_REPLACED = Statement(lambda: select(_PORTALS.id).where(
+    _PORTALS.previous_bcc_token == bindparam("token")).limit(1))
+
+
 async def portal_for_address(
-    session: AsyncSession, address: str, bcc_domain: str
+    reader: Reader, address: str, bcc_domain: str
 ) -> tuple[PortalRoute, str | None] | None:
     """The portal a logging address routes to, and its tag, or None. The address a
-    rotation replaced routes too, until its grace period ends. (Core statements, read
-    fresh at every RCPT: a rotation or a removed portal takes effect on the next one,
-    whichever process made it.)"""
+    rotation replaced routes too, until its grace period ends. (Read fresh at every
+    RCPT, ``reader`` being ``Database.lookup()``'s: a rotation or a removed portal takes
+    effect on the next one, whichever process made it.)"""
     parsed = parse_logging_address(address, bcc_domain)
     if parsed is None:
         return None
-    portals = Portal.__table__.c
-    connection = await session.connection()
-    wanted = select(portals.id, portals.sender_auth)
-    row = (await connection.execute(
-        wanted.where(portals.bcc_token == parsed.bcc_token))).first()
+    token = parsed.bcc_token
+    row = await reader.first(_BY_TOKEN, token=token)
     if row is None:
-        row = (await connection.execute(wanted.where(
-            portals.previous_bcc_token == parsed.bcc_token,
-            portals.previous_token_expires_at > utcnow()))).first()
+        row = await reader.first(_BY_PREVIOUS_TOKEN, token=token, now=utcnow())
     if row is None and parsed.tag is None:
         # A team inbox's own address routes as <bcc_token>+inbox-<id> (docs/tickets.md).
-        inboxes = TeamInbox.__table__.c
-        found = (await connection.execute(
-            select(portals.id, portals.sender_auth, inboxes.id).join(
-                TeamInbox.__table__, inboxes.portal_id == portals.id).where(
-                inboxes.token == parsed.bcc_token))).first()
+        found = await reader.first(_BY_INBOX_TOKEN, token=token)
         if found is not None:
             return PortalRoute(found[0], found[1]), f"inbox-{found[2]}"
     return None if row is None else (PortalRoute(row[0], row[1]), parsed.tag)
 
 
-async def was_replaced(session: AsyncSession, address: str, bcc_domain: str) -> bool:
+async def was_replaced(reader: Reader, address: str, bcc_domain: str) -> bool:
     """Whether ``address`` is a portal's logging address from before its last rotation
     (whatever its grace period: the caller asks after ``portal_for_address``)."""
     parsed = parse_logging_address(address, bcc_domain)
-    return parsed is not None and await session.scalar(select(Portal.id).where(
-        Portal.previous_bcc_token == parsed.bcc_token)) is not None
+    return parsed is not None and await reader.first(
+        _REPLACED, token=parsed.bcc_token) is not None
 
 
 MAX_GRACE_DAYS = 90

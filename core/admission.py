@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import accounts, tracked_sends
 from core.errors import SenderAuthUnavailable, SenderNotAuthenticated
@@ -35,6 +35,7 @@ from core.sender_auth import (
     decide,
 )
 from core.sender_auth._names import normalize_domain
+from core.storage import statements
 from core.storage.models import (
     Contact,
     Email,
@@ -45,6 +46,7 @@ from core.storage.models import (
     User,
     utcnow,
 )
+from core.storage.statements import Statement
 from core.tracking import send_tokens_in_html
 from core.types import (
     Direction,
@@ -313,32 +315,28 @@ def nearest_threads(keys: list[ThreadKey], claimed: dict[str, int]) -> list[Thre
 
 
 _EMAILS, _REFS = Email.__table__.c, ThreadRef.__table__.c
-
-
-async def _connection(session: AsyncSession) -> AsyncConnection:
-    """The session's connection for a Core read, after a flush of what the ORM holds
-    (as its autoflush would before a query)."""
-    if session.new or session.dirty or session.deleted:
-        await session.flush()
-    return await session.connection()
+# Run by the database driver (core.storage.statements): most messages are new, so
+# these find nothing, and SQLAlchemy's execution would cost more than the reads.
+_LOGGED_COPY = Statement(lambda: select(_EMAILS.id).where(
+    _EMAILS.portal_id == bindparam("portal_id"),
+    _EMAILS.message_id == bindparam("message_id")))
+_CLAIMS = Statement(lambda ids: select(_REFS.message_id, _REFS.thread_id).where(
+    _REFS.portal_id == bindparam("portal_id"), _REFS.message_id.in_(ids)), lists=("ids",))
 
 
 async def _logged_copy(session: AsyncSession, portal_id: int, message_id: str) -> Email | None:
-    """The portal's email with this Message-ID. Looked for with a Core statement (most
-    messages are new: no ORM row to build), loaded only when there is one."""
-    connection = await _connection(session)
-    found = await connection.scalar(select(_EMAILS.id).where(
-        _EMAILS.portal_id == portal_id, _EMAILS.message_id == message_id))
-    return None if found is None else await session.get(Email, found)
+    """The portal's email with this Message-ID, loaded only when there is one."""
+    run = await statements.of_session(session)
+    found = await run.first(_LOGGED_COPY, portal_id=portal_id, message_id=message_id)
+    return None if found is None else await session.get(Email, found[0])
 
 
 async def _claimed(session: AsyncSession, portal_id: int, ids: list[str]) -> dict[str, int]:
     """Which of ``ids`` a thread of the portal claims: Message-ID -> thread."""
     if not ids:
         return {}
-    connection = await _connection(session)
-    rows = await connection.execute(select(_REFS.message_id, _REFS.thread_id).where(
-        _REFS.portal_id == portal_id, _REFS.message_id.in_(set(ids))))
+    run = await statements.of_session(session)
+    rows = await run.rows(_CLAIMS, portal_id=portal_id, ids=list(dict.fromkeys(ids)))
     return {message_id: thread_id for message_id, thread_id in rows}
 
 

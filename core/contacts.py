@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from functools import cache
 
 from publicsuffixlist import PublicSuffixList
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.mail.freemail import is_free_mail
+from core.storage import statements
 from core.storage.models import Company, Contact
+from core.storage.statements import Statement
 
 
 @cache
@@ -140,6 +142,14 @@ async def match_contacts(
     return result
 
 
+_CONTACTS = Contact.__table__.c
+# Run by the database driver (core.storage.statements), for the ingest path.
+_KNOWN = Statement(lambda emails: select(
+    _CONTACTS.id, _CONTACTS.email, _CONTACTS.name, _CONTACTS.company_id).where(
+    _CONTACTS.portal_id == bindparam("portal_id"), _CONTACTS.email.in_(emails)),
+    lists=("emails",))
+
+
 @dataclass(frozen=True)
 class ContactLink:
     """A contact a logged email links to: its id and its company's."""
@@ -152,17 +162,15 @@ async def contact_links(
     session: AsyncSession, portal_id: int, people: dict[str, str], *, create: bool,
 ) -> list[ContactLink]:
     """``match_contacts``, for callers that need only ids. When every address is a
-    known contact that keeps its name (most mail), one Core read and no ORM rows;
-    otherwise ``match_contacts`` creates and renames."""
+    known contact that keeps its name (most mail), one read by the driver and no ORM
+    rows; otherwise ``match_contacts`` creates and renames."""
     if not people:
         return []
-    columns = Contact.__table__.c
-    connection = await session.connection()
-    rows = {row.email: row for row in await connection.execute(
-        select(columns.id, columns.email, columns.name, columns.company_id).where(
-            columns.portal_id == portal_id, columns.email.in_(people)))}
-    steps = contact_steps(people, {a: row.name for a, row in rows.items()}, create=create)
+    run = await statements.of_session(session)
+    rows = {email: (contact_id, name, company_id) for contact_id, email, name, company_id
+            in await run.rows(_KNOWN, portal_id=portal_id, emails=list(people))}
+    steps = contact_steps(people, {a: row[1] for a, row in rows.items()}, create=create)
     if any(step.new or step.name is not None for step in steps):
         return [ContactLink(c.id, c.company_id)
                 for c in await match_contacts(session, portal_id, people, create=create)]
-    return [ContactLink(rows[s.address].id, rows[s.address].company_id) for s in steps]
+    return [ContactLink(rows[s.address][0], rows[s.address][2]) for s in steps]

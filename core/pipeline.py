@@ -401,7 +401,8 @@ async def _log_admitted(
     _link_tracked_send(admission, email_id)
     if envelope.tags:
         await associate(session, portal.id, email_id, companies, envelope.tags)
-    await session.flush()  # what the ORM still holds: a tracked send's link, tag links
+    if session.new or session.dirty or session.deleted:
+        await session.flush()  # what the ORM still holds: a tracked send's link, tag links
     return IngestResult(IngestOutcome.LOGGED, email_id, thread_id, source=source)
 
 

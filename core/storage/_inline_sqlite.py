@@ -113,6 +113,12 @@ class InlineConnection:
         self._tx = _Immediate()
 
     @property
+    def sqlite3_connection(self) -> sqlite3.Connection:
+        """The connection itself, for statements run without SQLAlchemy
+        (``core.storage.statements``)."""
+        return self._conn
+
+    @property
     def isolation_level(self) -> str | None:
         return self._conn.isolation_level
 

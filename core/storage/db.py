@@ -29,7 +29,9 @@ from sqlalchemy.ext.asyncio import (
 from core._files import private_dir, private_file
 from core.errors import StorageUnavailable
 from core.storage import _inline_sqlite
+from core.storage import statements as statements_module
 from core.storage.group_commit import GroupCommit
+from core.storage.statements import STATEMENTS, KeptConnection
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -90,10 +92,6 @@ async def _storage_errors() -> AsyncIterator[None]:
         raise
 
 
-# Statements sent to the database, by engine (``make bench`` reads it from /metrics to
-# report statements per message; one counter increment per statement).
-STATEMENTS = Counter("inboxlog_db_statements", "SQL statements executed, by engine",
-                     ["engine"])
 # Transactions committed (on PostgreSQL each that wrote is a WAL flush; on SQLite an
 # fsync of the WAL), by engine.
 COMMITS = Counter("inboxlog_db_commits", "Transactions committed, by engine", ["engine"])
@@ -110,6 +108,8 @@ def _count_statements(engine: AsyncEngine, name: str) -> None:
 
     event.listen(engine.sync_engine, "before_cursor_execute", statement)
     event.listen(engine.sync_engine, "commit", commit)
+    # Those run by the driver itself (core.storage.statements) count there.
+    statements_module.count_as(engine, name)
 
 
 def _breaks_the_transaction(exc: BaseException) -> bool:
@@ -166,8 +166,8 @@ class Database:
             self.write_engine = _make_engine(url, immediate=True, name="write")
             self._ingest_engine = _make_engine(url, immediate=True, inline=on_disk,
                                                name="ingest")
-            # Its sessions read one row at a time (RCPT): each statement is a
-            # transaction of its own (SQLite's autocommit), no BEGIN in front of it.
+            # It reads one row at a time (RCPT): each statement is a transaction of
+            # its own (SQLite's autocommit), no BEGIN in front of it.
             self._lookup_engine = _make_engine(url, inline=on_disk, name="lookup",
                                                begin=False)
             ingest_sessions = async_sessionmaker(self._ingest_engine, expire_on_commit=False)
@@ -189,7 +189,7 @@ class Database:
                                              _breaks_the_transaction)
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
-        self._lookup_sessions = async_sessionmaker(self._lookup_engine, expire_on_commit=False)
+        self._lookup = KeptConnection(self._lookup_engine, _is_transient)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
@@ -202,11 +202,13 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def lookup(self) -> AsyncIterator[AsyncSession]:
-        """A session for the ingest path's short, indexed reads (which portal a logging
-        address belongs to); on SQLite they run on the loop thread like its writes."""
-        async with _storage_errors(), self._lookup_sessions() as session:
-            yield session
+    async def lookup(self) -> AsyncIterator[KeptConnection]:
+        """For the ingest path's short, indexed reads outside a transaction (which
+        portal a logging address belongs to): one connection kept for them, each read
+        fresh from the database (``core.storage.statements.KeptConnection``); on SQLite
+        they run on the loop thread like its writes."""
+        async with _storage_errors():
+            yield self._lookup
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -254,6 +256,7 @@ class Database:
         raise AssertionError("unreachable")
 
     async def dispose(self) -> None:
+        await self._lookup.close()
         await self.read_engine.dispose()
         if self.write_engine is not self.read_engine:
             await self.write_engine.dispose()

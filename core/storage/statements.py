@@ -1,0 +1,416 @@
+"""The ingest path's statements, run on the database driver's own connection.
+
+SQLAlchemy's execution machinery costs more than the statements it runs on this path:
+per ``await session.execute`` a greenlet switch, a cache key of the statement, a compiled
+lookup, an execution context and a result object; on SQLite about 50 µs of it around
+an indexed statement of a few µs (bench/NOTES.md, "Ingest CPU per message"). Here the
+SQL still comes from Core constructs, compiled once per dialect at first use (a schema
+change in the models flows through), with the types' own bind and result processors,
+and is run by the driver itself: on SQLite by the inline ``sqlite3`` connection on the
+loop thread (``core.storage._inline_sqlite``), a plain synchronous call; on PostgreSQL
+by asyncpg (its prepared statements, ``executemany`` for several rows). Any other
+connection (aiosqlite's thread) runs the same SQL through SQLAlchemy's
+``exec_driver_sql``.
+
+Errors come out as SQLAlchemy's (``IntegrityError`` for a unique-key race, a
+``DBAPIError`` carrying the driver's error otherwise), so ``core.storage.db`` maps them
+as before: a dead database is ``StorageUnavailable``. Each statement counts in
+``inboxlog_db_statements`` like those SQLAlchemy runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from prometheus_client import Counter
+from sqlalchemy import Table, bindparam, insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from core.storage._inline_sqlite import InlineConnection
+
+# Statements sent to the database, by engine (``make bench`` reads it from /metrics to
+# report statements per message; one counter increment per statement).
+STATEMENTS = Counter("inboxlog_db_statements", "SQL statements executed, by engine",
+                     ["engine"])
+
+Row = tuple[Any, ...]
+Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A statement's SQL for one dialect and how to turn named values into its
+    positional parameters, and its rows into Python values."""
+
+    sql: str
+    names: tuple[str, ...]
+    fixed: Mapping[str, Any]  # values the statement itself holds (a LIMIT)
+    binds: tuple[Processor, ...]
+    results: tuple[Processor, ...]
+    defaults: Mapping[str, Callable[[], Any]]  # the Python-side column defaults
+
+    def args(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        for name, default in self.defaults.items():
+            if name not in values:
+                values = {**values, name: default()}
+        out = []
+        for name, process in zip(self.names, self.binds, strict=True):
+            value = values[name] if name in values else self.fixed[name]
+            out.append(value if process is None or value is None else process(value))
+        return tuple(out)
+
+    def row(self, row: Sequence[Any]) -> Row:
+        if not any(self.results):
+            return tuple(row)
+        return tuple(v if p is None or v is None else p(v)
+                     for p, v in zip(self.results, row, strict=True))
+
+
+def _dialect_key(dialect: Dialect) -> tuple[Any, ...]:
+    return dialect.name, dialect.driver, getattr(dialect, "server_version_info", None)
+
+
+def _compile(statement: ClauseElement, dialect: Dialect,
+             column_keys: list[str] | None = None) -> _Compiled:
+    compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+    assert isinstance(compiled, SQLCompiler)
+    names = tuple(compiled.positiontup or ())
+    fixed = {n: compiled.binds[n].value for n in names if not compiled.binds[n].required}
+    binds = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect)
+                  for n in names)
+    columns = list(getattr(statement, "selected_columns", ()))
+    if not columns and getattr(statement, "_returning", None):
+        columns = list(statement._returning)  # type: ignore[attr-defined]
+    results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None)
+                    for c in columns)
+    defaults: dict[str, Callable[[], Any]] = {}
+    for column in getattr(compiled, "insert_prefetch", ()):
+        default = column.default
+        if default is None:
+            continue
+        if default.is_callable:
+            defaults[column.key] = functools.partial(default.arg, None)
+        elif default.is_scalar:
+            defaults[column.key] = functools.partial(_same, default.arg)
+    return _Compiled(compiled.string, names, fixed, binds, results, defaults)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+class Statement:
+    """A Core statement compiled once per dialect, and once per length of each list
+    parameter (``lists``: ``build`` gets, for each, that many bind parameters, for an
+    ``IN``; lengths are rounded up to a power of two, the list padded with its last
+    value, so a few compiled forms serve all)."""
+
+    def __init__(self, build: Callable[..., ClauseElement], *, lists: tuple[str, ...] = ()
+                 ) -> None:
+        self._build = build
+        self._lists = lists
+        self._compiled: dict[tuple[Any, ...], _Compiled] = {}
+
+    def prepare(self, dialect: Dialect, values: Mapping[str, Any]
+                ) -> tuple[_Compiled, Mapping[str, Any]]:
+        sizes = tuple(_padded(len(values[name])) for name in self._lists)
+        key = (_dialect_key(dialect), sizes)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compiled[key] = _compile(self._build(**{
+                name: [bindparam(f"{name}_{i}") for i in range(size)]
+                for name, size in zip(self._lists, sizes, strict=True)}), dialect)
+        if self._lists:
+            values = dict(values)
+            for name, size in zip(self._lists, sizes, strict=True):
+                items = list(values.pop(name))
+                items += items[-1:] * (size - len(items))
+                values.update((f"{name}_{i}", item) for i, item in enumerate(items))
+        return compiled, values
+
+
+def _padded(length: int) -> int:
+    if length < 1:
+        raise ValueError("an IN list needs at least one value")
+    return 1 << (length - 1).bit_length()
+
+
+class Insert:
+    """``INSERT INTO table`` of the columns given, compiled once per dialect and set of
+    columns (the Python-side defaults of the others are filled in)."""
+
+    def __init__(self, table: Any, *, returning: str | None = None) -> None:
+        self._table: Table = table
+        self._returning = returning
+        self._compiled: dict[tuple[Any, ...], _Compiled] = {}
+
+    def prepare(self, dialect: Dialect, keys: tuple[str, ...]) -> _Compiled:
+        key = (_dialect_key(dialect), keys)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            statement = insert(self._table)
+            if self._returning is not None:
+                statement = statement.returning(self._table.c[self._returning])
+            compiled = self._compiled[key] = _compile(statement, dialect, list(keys))
+        return compiled
+
+
+def _sqlalchemy_error(exc: Exception, sql: str, args: Any) -> StatementError:
+    """The driver's error as SQLAlchemy would have raised it."""
+    if isinstance(exc, sqlite3.Error):
+        return DBAPIError.instance(sql, args, exc, sqlite3.Error)
+    import asyncpg
+
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return IntegrityError(sql, args, exc)
+    if isinstance(exc, asyncpg.DataError):  # a value asyncpg could not send
+        return DataError(sql, args, exc)
+    # A server's error says by its SQLSTATE whether it may pass (core.storage.db); any
+    # other (the connection closed or broken, a socket error) is a lost connection.
+    return DBAPIError(sql, args, exc, connection_invalidated=not isinstance(
+        exc, asyncpg.PostgresError))
+
+
+def _driver_errors() -> tuple[type[Exception], ...]:
+    import asyncpg
+
+    return (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+            OSError, TimeoutError)
+
+
+class Runner:
+    """Runs ``Statement``s and ``Insert``s on one connection, in whatever transaction it
+    is in (a session's, or none: autocommit)."""
+
+    def __init__(self, dialect: Dialect, counter: Any) -> None:
+        self.dialect = dialect
+        self._counter = counter
+
+    async def rows(self, statement: Statement, **values: Any) -> list[Row]:
+        compiled, named = statement.prepare(self.dialect, values)
+        return [compiled.row(r) for r in await self._fetch(compiled, named)]
+
+    async def first(self, statement: Statement, **values: Any) -> Row | None:
+        found = await self.rows(statement, **values)
+        return found[0] if found else None
+
+    async def insert(self, statement: Insert, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert ``rows`` (all with the same columns): one statement, several rows."""
+        if not rows:
+            return
+        compiled = statement.prepare(self.dialect, tuple(rows[0]))
+        if len(rows) == 1:
+            await self._fetch(compiled, rows[0])
+        else:
+            await self._many(compiled, [compiled.args(r) for r in rows])
+
+    async def insert_id(self, statement: Insert, row: Mapping[str, Any]) -> int:
+        """Insert one row; its ``returning`` column (the new id)."""
+        compiled = statement.prepare(self.dialect, tuple(row))
+        [(new_id, *_)] = await self._fetch(compiled, row)
+        return int(new_id)
+
+    async def _fetch(self, compiled: _Compiled, values: Mapping[str, Any]
+                     ) -> Sequence[Sequence[Any]]:
+        raise NotImplementedError
+
+    async def _many(self, compiled: _Compiled, args: list[tuple[Any, ...]]) -> None:
+        raise NotImplementedError
+
+
+class SqliteRunner(Runner):
+    """On the inline ``sqlite3`` connection: synchronous, on the loop thread (short,
+    indexed statements of a transaction that ``BEGIN IMMEDIATE`` started)."""
+
+    def __init__(self, connection: sqlite3.Connection, dialect: Dialect, counter: Any
+                 ) -> None:
+        super().__init__(dialect, counter)
+        self._connection = connection
+
+    async def _fetch(self, compiled: _Compiled, values: Mapping[str, Any]
+                     ) -> Sequence[Sequence[Any]]:
+        args = compiled.args(values)
+        self._counter.inc()
+        try:
+            return self._connection.execute(compiled.sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise _sqlalchemy_error(exc, compiled.sql, args) from exc
+
+    async def _many(self, compiled: _Compiled, args: list[tuple[Any, ...]]) -> None:
+        self._counter.inc()
+        try:
+            self._connection.executemany(compiled.sql, args)
+        except sqlite3.Error as exc:
+            raise _sqlalchemy_error(exc, compiled.sql, args) from exc
+
+
+class AsyncpgRunner(Runner):
+    """On asyncpg's connection: its prepared statements (cached by SQL text), and
+    ``executemany`` for several rows (one round trip)."""
+
+    def __init__(self, connection: Any, dialect: Dialect, counter: Any) -> None:
+        super().__init__(dialect, counter)
+        self._connection = connection
+
+    async def _fetch(self, compiled: _Compiled, values: Mapping[str, Any]
+                     ) -> Sequence[Sequence[Any]]:
+        args = compiled.args(values)
+        self._counter.inc()
+        try:
+            rows: Sequence[Sequence[Any]] = await self._connection.fetch(compiled.sql, *args)
+            return rows
+        except _driver_errors() as exc:
+            raise _sqlalchemy_error(exc, compiled.sql, args) from exc
+
+    async def _many(self, compiled: _Compiled, args: list[tuple[Any, ...]]) -> None:
+        self._counter.inc()
+        try:
+            await self._connection.executemany(compiled.sql, args)
+        except _driver_errors() as exc:
+            raise _sqlalchemy_error(exc, compiled.sql, args) from exc
+
+
+class DriverSqlRunner(Runner):
+    """Any other connection: the same SQL through SQLAlchemy's ``exec_driver_sql``
+    (aiosqlite's thread; counted by the engine's own statement listener)."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        super().__init__(connection.dialect, None)
+        self._connection = connection
+
+    async def _fetch(self, compiled: _Compiled, values: Mapping[str, Any]
+                     ) -> Sequence[Sequence[Any]]:
+        result = await self._connection.exec_driver_sql(compiled.sql, compiled.args(values))
+        return list(result.fetchall()) if result.returns_rows else []
+
+    async def _many(self, compiled: _Compiled, args: list[tuple[Any, ...]]) -> None:
+        await self._connection.exec_driver_sql(compiled.sql, args)
+
+
+async def for_connection(connection: AsyncConnection, counter: Any) -> Runner:
+    """The runner for ``connection``'s driver connection (``counter``: its engine's
+    statement count)."""
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None  # a connection checked out is open
+    if isinstance(driver, InlineConnection):
+        return SqliteRunner(driver.sqlite3_connection, connection.dialect, counter)
+    if connection.dialect.driver == "asyncpg":
+        if connection.in_transaction() and not driver.is_in_transaction():
+            # SQLAlchemy's asyncpg adapter sends its BEGIN with the first statement it
+            # runs: without one, this runner's statements would each commit alone.
+            await connection.exec_driver_sql("SELECT 1")
+        return AsyncpgRunner(driver, connection.dialect, counter)
+    return DriverSqlRunner(connection)
+
+
+_KEY = "core.storage.statements.runner"
+# Each engine's statement count, by its pool (an engine with other execution options
+# shares its parent's).
+_COUNTERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def count_as(engine: AsyncEngine, name: str) -> None:
+    """Count the statements run on ``engine``'s connections as ``name``'s."""
+    _COUNTERS[engine.sync_engine.pool] = STATEMENTS.labels(name)
+
+
+def counter(connection: AsyncConnection) -> Any:
+    """The statement count of ``connection``'s engine."""
+    found = _COUNTERS.get(connection.sync_engine.pool)
+    return found if found is not None else STATEMENTS.labels("main")
+
+
+async def of_session(session: AsyncSession) -> Runner:
+    """A runner in ``session``'s transaction (begun if it was not), after a flush of
+    what the ORM holds (as its autoflush would before a query). Kept for the rest of
+    that transaction."""
+    sync = session.sync_session
+    if sync.new or sync.dirty or sync.deleted:
+        await session.flush()
+    transaction = sync.get_transaction()
+    kept = session.info.get(_KEY)
+    if kept is not None and transaction is not None and kept[0] is transaction:
+        runner: Runner = kept[1]
+        return runner
+    connection = await session.connection()
+    runner = await for_connection(connection, counter(connection))
+    session.info[_KEY] = (sync.get_transaction(), runner)
+    return runner
+
+
+class Reader(Protocol):
+    """What runs a read: a ``Runner`` in a transaction, or a ``KeptConnection``."""
+
+    async def rows(self, statement: Statement, **values: Any) -> list[Row]: ...
+
+    async def first(self, statement: Statement, **values: Any) -> Row | None: ...
+
+
+class KeptConnection:
+    """One connection of ``engine`` kept open for short reads outside any transaction
+    (RCPT's look-ups: SQLite's autocommit, PostgreSQL's AUTOCOMMIT), instead of a session
+    and a pool checkout (and PostgreSQL's ping) per read. Every read still goes to the
+    database: nothing is cached. Reads take turns on it (on SQLite they run without a
+    pause, so they never wait). A connection found broken (``is_lost``) is dropped and
+    the read tried once on a new one; the next read opens one when none is kept."""
+
+    def __init__(self, engine: AsyncEngine, is_lost: Callable[[BaseException], bool]
+                 ) -> None:
+        self._engine = engine
+        self._is_lost = is_lost
+        self._connection: AsyncConnection | None = None
+        self._runner: Runner | None = None
+        self._lock = asyncio.Lock()
+
+    async def rows(self, statement: Statement, **values: Any) -> list[Row]:
+        async with self._lock:
+            for kept in (True, False):
+                fresh = self._runner is None
+                runner = self._runner or await self._connect()
+                try:
+                    return await runner.rows(statement, **values)
+                except Exception as exc:
+                    if not self._is_lost(exc):
+                        raise
+                    await self._drop()
+                    if fresh or not kept:
+                        raise
+        raise AssertionError("unreachable")
+
+    async def first(self, statement: Statement, **values: Any) -> Row | None:
+        found = await self.rows(statement, **values)
+        return found[0] if found else None
+
+    async def _connect(self) -> Runner:
+        connection = await self._engine.connect()
+        try:
+            self._runner = await for_connection(connection, counter(connection))
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
+        return self._runner
+
+    async def _drop(self) -> None:
+        connection, self._connection, self._runner = self._connection, None, None
+        if connection is not None:
+            try:
+                await connection.invalidate()
+                await connection.close()
+            except Exception:  # it is broken already: nothing left to tidy
+                pass
+
+    async def close(self) -> None:
+        connection, self._connection, self._runner = self._connection, None, None
+        if connection is not None:
+            await connection.close()
