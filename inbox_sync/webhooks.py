@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,22 +77,44 @@ class PinnedTransport(pinned.PinnedTransport):
                         "it (--allow-webhook-hosts)")
 
 
+def _literal(host: str) -> str | None:
+    """The address ``host`` is to the system's resolver, when it is one: IPv6 in
+    brackets, and every IPv4 spelling ``inet_aton`` reads (``127.1``, ``0``,
+    ``2130706433``, ``0x7f000001``, ``017700000001``), which a URL parser takes for
+    names; None for a name."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if not host or not host[0].isdigit() or not all(c.isalnum() or c == "." for c in host):
+        return None
+    try:
+        return socket.inet_ntoa(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
 def literal_refusal(destinations: Destinations, url: str) -> str | None:
-    """Why a URL whose host is an IP address may never be sent to (None: it may, or it
-    is a name, decided when sending): registration refuses ``http://127.0.0.1/`` at
-    once instead of logging failed deliveries."""
+    """Why a URL may never be sent to, as far as it can be told without a lookup (None:
+    it may, or its host is a name, decided when sending): a port no rule allows, or a
+    host that is an address (in any spelling the resolver reads) off the policy.
+    Registration refuses ``http://127.0.0.1/`` at once instead of logging failed
+    deliveries."""
     parts = urlsplit(url)
     host = (parts.hostname or "").strip("[]")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return None
     port = parts.port or (443 if parts.scheme == "https" else 80)
+    refusal = (f"url: {host}:{port} is not an allowed destination: webhooks go only to "
+               "public addresses on port 80 or 443, unless the operator allows more")
+    if port not in destinations.ports and not any(r.may_match_port(port)
+                                                  for r in destinations.rules):
+        return refusal
+    address = _literal(host)
+    if address is None:
+        return None
     try:
-        destinations.addresses(Endpoint(host, port, MailSecurity.SSL), MailProtocol.HTTPS)
+        destinations.addresses(Endpoint(address, port, MailSecurity.SSL), MailProtocol.HTTPS)
     except InboxError:
-        return (f"url: {host}:{port} is not an allowed destination: webhooks go only to "
-                "public addresses on port 80 or 443, unless the operator allows more")
+        return refusal
     return None
 
 

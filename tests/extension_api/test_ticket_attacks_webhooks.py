@@ -130,3 +130,25 @@ def test_a_hostile_receiver_holds_the_sender_no_longer_than_the_time_out(
         assert delivery["status"] == "pending" and attempt["error"].startswith("timeout")
     assert receiver.requests == 1
     assert hooks_server.alive()
+
+
+def test_every_spelling_of_a_private_address_is_refused_at_registration(
+        server: Server) -> None:
+    """Without the operator's allow-list, a URL whose host the resolver reads as a
+    private address, whatever its spelling, or whose port is not 80 or 443, is 422
+    when registered (each was accepted as a name and failed only when sending); a
+    public address and a name are taken."""
+    account = server.new_portal()
+    with server.api(account.admin_token) as api:
+        for url in ("http://127.1/x", "http://0/x", "http://2130706433/x",
+                    "http://017700000001/x", "http://0x7f000001/x", "http://0x7f.1/x",
+                    "http://10.1/x", "http://[::ffff:127.0.0.1]/x", "http://[::ffff:a9fe:a9fe]/x",
+                    "http://[64:ff9b::a9fe:a9fe]/x", "https://hooks.example.com:22/x",
+                    "http://hooks.example.com:6379/x"):
+            answer = api.post("/api/v1/webhooks", json={"url": url, "events": ["*"]})
+            assert answer.status_code == 422, (url, answer.text)
+            assert "not an allowed destination" in answer.json()["error"]["message"]
+        for url in ("https://8.8.8.8/x", "https://hooks.example.com/x",
+                    "https://1e100.example/x"):
+            answer = api.post("/api/v1/webhooks", json={"url": url, "events": ["*"]})
+            assert answer.status_code == 201, (url, answer.text)
