@@ -272,14 +272,7 @@ async def save_team_mailbox(
         inbox.address = address
         inbox.folders.clear()
     team.address = team.address or address
-    inbox.username = username
-    inbox.imap_host, inbox.imap_port, inbox.imap_security = imap.host, imap.port, imap.security
-    inbox.smtp_host, inbox.smtp_port, inbox.smtp_security = smtp.host, smtp.port, smtp.security
-    inbox.secret = secret
-    inbox.auth, inbox.oauth_provider = auth, oauth_provider
-    inbox.first_sync_days = first_sync_days
-    inbox.status, inbox.status_reason, inbox.status_code = InboxStatus.CONNECTED, "", ""
-    inbox.unreachable_since = None
+    _connected(inbox, username, imap, smtp, secret, first_sync_days, auth, oauth_provider)
     await session.flush()
     return inbox
 
@@ -334,17 +327,22 @@ async def save_inbox(
     if inbox is None:
         inbox = Inbox(portal_id=portal_id, user_id=user_id, address=address)
         session.add(inbox)
+    _connected(inbox, username, imap, smtp, secret, first_sync_days, auth, oauth_provider)
+    await session.flush()
+    return inbox
+
+
+def _connected(inbox: Inbox, username: str, imap: Endpoint, smtp: Endpoint, secret: str,
+               first_sync_days: int, auth: InboxAuth, oauth_provider: str) -> None:
+    """The inbox's new login, and its status reset: connected."""
     inbox.username = username
     inbox.imap_host, inbox.imap_port, inbox.imap_security = imap.host, imap.port, imap.security
     inbox.smtp_host, inbox.smtp_port, inbox.smtp_security = smtp.host, smtp.port, smtp.security
     inbox.secret = secret
     inbox.auth, inbox.oauth_provider = auth, oauth_provider
     inbox.first_sync_days = first_sync_days
-    inbox.status, inbox.status_reason = InboxStatus.CONNECTED, ""
+    inbox.status, inbox.status_reason, inbox.status_code = InboxStatus.CONNECTED, "", ""
     inbox.unreachable_since = None
-    inbox.status_code = ""
-    await session.flush()
-    return inbox
 
 
 async def folder_checkpoint(session: AsyncSession, inbox_id: int, role: FolderRole,

@@ -124,11 +124,15 @@ class Owner(NamedTuple):
     user_id: int
 
     @classmethod
+    def team(cls, portal_id: int, team_inbox_id: int) -> Owner:
+        return cls(portal_id, -team_inbox_id)
+
+    @classmethod
     def of(cls, inbox: Inbox) -> Owner:
         if inbox.user_id is not None:
             return cls(inbox.portal_id, inbox.user_id)
         assert inbox.team_inbox_id is not None
-        return cls(inbox.portal_id, -inbox.team_inbox_id)
+        return cls.team(inbox.portal_id, inbox.team_inbox_id)
 
 
 @dataclass
@@ -451,8 +455,10 @@ class InboxService:
 
     # -- InboxConnector -------------------------------------------------------------
 
-    async def connect(self, portal_id: int, user_id: int, request: ConnectRequest) -> int:
-        address = accounts.normalize_address(request.address)
+    async def _tested(self, owner: Owner, address: str, request: ConnectRequest
+                      ) -> tuple[Endpoint, Endpoint, str]:
+        """The IMAP and SMTP servers (detected when not given) and the username, once
+        both logins worked."""
         imap, smtp = request.imap, request.smtp
         if imap is None or smtp is None:
             found = await detect.detect(address)
@@ -461,13 +467,17 @@ class InboxService:
                                    "give imap and smtp settings")
             imap, smtp = imap or found.imap, smtp or found.smtp
         username = request.username or address
-        owner = Owner(portal_id, user_id)
         session = await self._open(owner, Login(imap, username, request.password))
         await self.network.run(session.close)
         async with self.network.turn(*owner, protocol=MailProtocol.SMTP):
             await send.check_login(smtp, username, request.password, connect=self._smtp_socket,
                                    timeout=self.options.timeout,
                                    context=self.options.ssl_context)
+        return imap, smtp, username
+
+    async def connect(self, portal_id: int, user_id: int, request: ConnectRequest) -> int:
+        address = accounts.normalize_address(request.address)
+        imap, smtp, username = await self._tested(Owner(portal_id, user_id), address, request)
         async with self.runtime.db.transaction() as db:
             user = await db.get(User, user_id)
             if user is None or user.portal_id != portal_id:
@@ -487,21 +497,8 @@ class InboxService:
         address = accounts.normalize_address(request.address)
         async with self.runtime.db.read() as db:  # another portal's: NotFound first
             await queries.owned(db, TeamInbox, portal_id, team_inbox_id)
-        imap, smtp = request.imap, request.smtp
-        if imap is None or smtp is None:
-            found = await detect.detect(address)
-            if found is None:
-                raise InvalidInput(f"cannot detect the mail servers of {address}: "
-                                   "give imap and smtp settings")
-            imap, smtp = imap or found.imap, smtp or found.smtp
-        username = request.username or address
-        owner = Owner(portal_id, -team_inbox_id)
-        session = await self._open(owner, Login(imap, username, request.password))
-        await self.network.run(session.close)
-        async with self.network.turn(*owner, protocol=MailProtocol.SMTP):
-            await send.check_login(smtp, username, request.password, connect=self._smtp_socket,
-                                   timeout=self.options.timeout,
-                                   context=self.options.ssl_context)
+        imap, smtp, username = await self._tested(Owner.team(portal_id, team_inbox_id), address,
+                                                  request)
         async with self.runtime.db.transaction() as db:
             inbox = await inboxes.save_team_mailbox(
                 db, portal_id, team_inbox_id, address, username, imap, smtp,
@@ -666,7 +663,7 @@ class InboxService:
                                                           pending.code_verifier)
         address = accounts.normalize_address(address_from(claims))
         if pending.team_inbox_id is not None:
-            owner = Owner(pending.portal_id, -pending.team_inbox_id)
+            owner = Owner.team(pending.portal_id, pending.team_inbox_id)
         else:
             assert pending.user_id is not None
             owner = Owner(pending.portal_id, pending.user_id)
