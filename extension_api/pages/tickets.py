@@ -22,7 +22,15 @@ from starlette.responses import JSONResponse, Response
 
 from core import queries
 from core.errors import InvalidInput, NotFound, RelayFailed, RelayNotConfigured
-from core.storage.models import Company, Contact, Email, TeamInbox, TicketActivity, User
+from core.storage.models import (
+    Company,
+    Contact,
+    Email,
+    TeamInbox,
+    Ticket,
+    TicketActivity,
+    User,
+)
 from core.tickets import access, canned, notes, presence, replies, service
 from core.tickets.activity import Kind
 from core.tickets.inboxes import list_inboxes
@@ -268,26 +276,31 @@ async def _editable(request: Request, viewer: Viewer) -> tuple[dict[str, str], i
     return fields, ticket_id
 
 
+def _assignee_value(found: Ticket) -> str:
+    """What the assignee control shows selected for the ticket as it is."""
+    if found.assignee_user_id is not None:
+        return f"user:{found.assignee_user_id}"
+    return f"team:{found.assignee_team_id}" if found.assignee_team_id is not None else ""
+
+
 @signed_in
 async def update(request: Request, viewer: Viewer) -> Response:
     """The controls: ``status``, ``priority``, ``assignee`` (``user:<id>``, or empty
-    for nobody); a field left as it was changes nothing."""
+    for nobody); a field left as it was changes nothing (an assignee who has left the
+    inbox, or a team's queue, stays as it is unless another is chosen)."""
     fields, ticket_id = await _editable(request, viewer)
     status = _choice(fields.get("status", ""), tuple(Status), "status")
     priority = _choice(fields.get("priority", ""), tuple(Priority), "priority")
     async with runtime_of(request).db.transaction() as session:
         found = await service.ticket(session, viewer.portal_id, _who(viewer), ticket_id)
-        if "assignee" in fields:
-            value = fields["assignee"]
+        value = fields.get("assignee", _assignee_value(found))
+        if value != _assignee_value(found):  # as it was (a team's queue too): unchanged
             if value and not (value.startswith("user:") and value[5:].isdigit()
                               and 0 < int(value[5:]) < 2**63):
                 raise PageError(422, "Not changed", "Choose an agent of this inbox, or "
                                 "nobody.")
-            user_id = int(value[5:]) if value else None
-            if user_id != found.assignee_user_id or (user_id is None
-                                                     and found.assignee_team_id is not None):
-                await service.assign(session, found, user_id=user_id, team_id=None,
-                                     actor=viewer.user_id)
+            await service.assign(session, found, user_id=int(value[5:]) if value else None,
+                                 team_id=None, actor=viewer.user_id)
         await service.change(session, found, service.Change(
             status=Status(status) if status and status != found.status else None,
             priority=Priority(priority) if priority else None), actor=viewer.user_id)

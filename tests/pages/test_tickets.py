@@ -327,3 +327,31 @@ def test_the_list_pages_by_latest_activity(browsers: Browsers, web_server: Serve
     second = agent.get(older.group(1).replace("&amp;", "&"))
     assert [int(n) for n in re.findall(r'data-ticket="(\d+)"', second.text)] == expected[25:]
     assert 'id="older"' not in second.text and 'id="newer"' in second.text
+
+
+def test_saving_the_controls_keeps_an_assignee_who_left_the_inbox(
+        browsers: Browsers, web_server: Server) -> None:
+    """Ben has the ticket when an admin takes him out of the inbox: Ana's page still
+    shows him chosen, so saving a new status keeps him; choosing nobody unassigns."""
+    desk = make_desk(web_server)
+    ticket_id, _ = desk.open_ticket()
+    ana_id, ben_id = desk.agent_ids
+    with desk.api() as api:
+        assert api.post(f"/api/v1/tickets/{ticket_id}/assign",
+                        json={"user_id": ben_id}).status_code == 200
+        assert api.patch(f"/api/v1/team-inboxes/{desk.inbox_id}", json={
+            "members": [{"user_id": ana_id}]}).status_code == 200
+    ana = browsers.new(desk.agents[0])
+    page = ana.get(f"/tickets/{ticket_id}").text
+    assert f'<option value="user:{ben_id}" selected>Agent Ben (no longer a member)' in page
+    token = csrf_of(page)
+    assert ana.post(f"/tickets/{ticket_id}/update", data={
+        "csrf": token, "status": "pending", "priority": "normal",
+        "assignee": f"user:{ben_id}"}).status_code == 303
+    kept = desk.ticket(ticket_id)
+    assert (kept["status"], kept["assignee_user_id"]) == ("pending", ben_id)
+    assert ana.post(f"/tickets/{ticket_id}/update", data={
+        "csrf": token, "status": "pending", "priority": "high",
+        "assignee": ""}).status_code == 303
+    changed = desk.ticket(ticket_id)
+    assert (changed["priority"], changed["assignee_user_id"]) == ("high", None)
