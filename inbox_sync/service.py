@@ -526,25 +526,24 @@ class InboxService:
         owner = Owner.of(inbox)
         endpoint = Endpoint(inbox.smtp_host, inbox.smtp_port, MailSecurity(inbox.smtp_security))
         outgoing = send.Outgoing(message, str(message["Message-ID"]).strip("<>"), recipients)
+
+        async def attempt(password: str | Bearer) -> dict[str, str]:
+            async with self.network.turn(*owner, protocol=MailProtocol.SMTP):
+                return await send.deliver(endpoint, inbox.username, password, outgoing,
+                                          connect=self._smtp_socket,
+                                          timeout=self.options.timeout,
+                                          context=self.options.ssl_context)
+
         password = await self._credential(inbox)
         try:
             try:
-                async with self.network.turn(*owner, protocol=MailProtocol.SMTP):
-                    return await send.deliver(endpoint, inbox.username, password, outgoing,
-                                              connect=self._smtp_socket,
-                                              timeout=self.options.timeout,
-                                              context=self.options.ssl_context)
+                return await attempt(password)
             except InboxError as exc:
                 # An access token refused at AUTH (before MAIL: nothing was sent):
                 # refreshed once, then tried again, as a CRM send does.
                 if exc.code != InboxErrorCode.AUTH_REJECTED or not isinstance(password, Bearer):
                     raise
-                password = await self._credential(inbox, password.token)
-                async with self.network.turn(*owner, protocol=MailProtocol.SMTP):
-                    return await send.deliver(endpoint, inbox.username, password, outgoing,
-                                              connect=self._smtp_socket,
-                                              timeout=self.options.timeout,
-                                              context=self.options.ssl_context)
+                return await attempt(await self._credential(inbox, password.token))
         except InboxError as exc:
             if exc.credentials_rejected:
                 async with self.runtime.db.transaction() as db:
