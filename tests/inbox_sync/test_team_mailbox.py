@@ -3,8 +3,9 @@ mailbox"): the admin connects a real Dovecot mailbox to the team inbox; a custom
 message that lands in it is synced into a routed ticket; the agent's reply goes out
 through the mailbox's SMTP server (the test SMTP server) with its copy in Sent, which
 the next sync recognises; the customer's replies, with and without References, continue
-the ticket; an out-of-office does not reopen it; only members see the mailbox, only the
-admin connects it, and another portal sees nothing."""
+the ticket; the same mail forwarded as well is the same email; an out-of-office does
+not reopen it; only members see the mailbox, only the admin connects it, and another
+portal sees nothing."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import pytest
 from imapclient import IMAPClient
 
 from tests.support.dovecot import SENT, Dovecot
-from tests.support.mail import message
+from tests.support.mail import deliver, message
 from tests.support.server import ClockedServer
 from tests.support.smtp_recorder import SmtpRecorder
 from tests.support.tickets import Desk, make_desk, reply_to
@@ -160,6 +161,15 @@ def test_mail_in_the_mailbox_becomes_a_ticket_and_replies_go_through_it(
         [email] = api.get("/api/v1/emails",
                           params={"message_id": first["Message-ID"]}).json()["items"]
     assert sorted(email["sources"]) == ["sync", "team_inbox"]
+    # Forwarded to the team inbox's address as well (a mailbox and forwarding both):
+    # the same email, the same ticket.
+    code, _ = deliver(team.server, first, team.desk.inbox["forwarding_address"],
+                      mail_from=CUSTOMER)
+    assert code == 250
+    with team.api() as api:
+        again = api.get("/api/v1/emails", params={"message_id": first["Message-ID"]})
+    assert [e["id"] for e in again.json()["items"]] == [email["id"]]
+    assert [t["id"] for t in team.tickets()] == [ticket["id"]]
     agent = str(agent_ids.index(ticket["assignee_user_id"]))
 
     before = len(team.recorder.messages())
