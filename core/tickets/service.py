@@ -164,6 +164,13 @@ async def merge(session: AsyncSession, portal_id: int, user_id: int | None, foun
         into = await ticket(session, portal_id, user_id, into_id)
     except NotFound:
         raise InvalidInput(f"into: no ticket {into_id}") from None
+    # Both locked, in id order, and read afresh before they are checked: two merges of
+    # one pair crossing (A into B while B goes into A) would each see the other unmerged
+    # and make a cycle, its mail then reopening a merged ticket. (PostgreSQL; SQLite
+    # has one writer at a time.)
+    await session.execute(select(Ticket).where(Ticket.id.in_(sorted({found.id, into.id})))
+                          .order_by(Ticket.id).with_for_update()
+                          .execution_options(populate_existing=True))
     if into.team_inbox_id != found.team_inbox_id:
         raise InvalidInput("into: tickets of different team inboxes cannot be merged")
     if into.merged_into_id is not None or found.merged_into_id is not None:
