@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import queries
@@ -39,24 +40,35 @@ async def ticket(session: AsyncSession, portal_id: int, user_id: int | None,
     return found
 
 
+class Order(StrEnum):
+    """How a list of tickets is sorted."""
+
+    NEWEST = "newest"  # by id, newest first; paged by ``Filter.before``
+    LATEST_ACTIVITY = "latest_activity"  # latest activity first, then newest; by ``offset``
+
+
 @dataclass(frozen=True)
 class Filter:
     status: Status | None = None
     team_inbox_id: int | None = None
     assignee_user_id: int | None = None
     unassigned: bool = False
-    before: int | None = None  # a cursor: tickets with a smaller id
+    priority: Priority | None = None
+    order: Order = Order.NEWEST
+    before: int | None = None  # a cursor of the newest order: tickets with a smaller id
+    offset: int = 0  # the latest-activity order's paging: that many left out
     limit: int = 50
 
 
 async def tickets(session: AsyncSession, portal_id: int, user_id: int | None,
                   wanted: Filter) -> Sequence[Ticket]:
-    """The caller's tickets, newest first."""
+    """The caller's tickets (``user_id`` None: the admin's, every inbox), newest first
+    or by latest activity (the last change, or the opening)."""
     query = select(Ticket).where(Ticket.portal_id == portal_id,
                                  Ticket.team_inbox_id.is_not(None))
     allowed = await member_inboxes(session, portal_id, user_id)
     if allowed is not None:
-        query = query.where(Ticket.team_inbox_id.in_(allowed))
+        query = query.where(Ticket.team_inbox_id.in_(sorted(allowed)))
     if wanted.status is not None:
         query = query.where(Ticket.status == wanted.status.value)
     if wanted.team_inbox_id is not None:
@@ -65,9 +77,16 @@ async def tickets(session: AsyncSession, portal_id: int, user_id: int | None,
         query = query.where(Ticket.assignee_user_id == wanted.assignee_user_id)
     if wanted.unassigned:  # no agent yet (it may wait in a team's queue)
         query = query.where(Ticket.assignee_user_id.is_(None))
-    if wanted.before is not None:
-        query = query.where(Ticket.id < wanted.before)
-    return (await session.scalars(query.order_by(Ticket.id.desc()).limit(wanted.limit))).all()
+    if wanted.priority is not None:
+        query = query.where(Ticket.priority == wanted.priority.value)
+    if wanted.order is Order.LATEST_ACTIVITY:
+        latest = func.coalesce(Ticket.updated_at, Ticket.created_at)
+        query = query.order_by(latest.desc(), Ticket.id.desc()).offset(wanted.offset)
+    else:
+        if wanted.before is not None:
+            query = query.where(Ticket.id < wanted.before)
+        query = query.order_by(Ticket.id.desc())
+    return (await session.scalars(query.limit(wanted.limit))).all()
 
 
 async def emails_of(session: AsyncSession, ticket_id: int) -> Sequence[Email]:
