@@ -4,6 +4,9 @@ block, and the candidates offered to admission (the message, a forward's origina
 from __future__ import annotations
 
 import asyncio
+import tempfile
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +68,30 @@ def test_unquoted_text_is_shown_once() -> None:
     """Nothing quoted: the reply text is stored empty (read back as the text)."""
     assert Display.of(asyncio.run(prepare(message(
         sender="a@x.example", to="b@y.example").as_bytes())).message.parsed).reply_text == ""
+
+
+def test_a_small_message_is_prepared_on_the_loop_a_larger_one_in_a_thread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from core import preparation
+
+    threads: list[int] = []
+    real = preparation._prepare_sync
+
+    def recorded(raw: bytes, spool_dir: Path) -> preparation.Prepared:
+        threads.append(threading.get_ident())
+        return real(raw, spool_dir)
+
+    monkeypatch.setattr(preparation, "_prepare_sync", recorded)
+    head = b"From: a@b.example\r\nTo: c@d.example\r\nSubject: s\r\n\r\n"
+    line = b"The quick brown fox jumps over the lazy dog.\r\n"
+    small = head + line * ((preparation.INLINE_BYTES - len(head)) // len(line))
+    large = small + line
+    assert len(small) <= preparation.INLINE_BYTES < len(large)
+
+    async def both() -> tuple[preparation.Prepared, preparation.Prepared, int]:
+        return await prepare(small), await prepare(large), threading.get_ident()
+
+    on_small, on_large, loop_thread = asyncio.run(both())
+    assert threads[0] == loop_thread and threads[1] != loop_thread
+    assert on_small.message == real(small, Path(tempfile.gettempdir())).message
+    assert on_large.message == real(large, Path(tempfile.gettempdir())).message
