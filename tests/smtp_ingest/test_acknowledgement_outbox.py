@@ -1,7 +1,7 @@
 """Durable acknowledgements (docs/tickets.md): the acknowledgement of a new ticket is a
 row written with the ticket, sent after the commit; a relay that is down at first gets
-it later, once, and a server killed before sending sends it after its restart; another
-portal's or ticket's row is never sent for it."""
+it later, once, and a server killed before sending sends each after its restart, to its
+own customer with its own portal's text."""
 
 from __future__ import annotations
 
@@ -32,12 +32,14 @@ def _acks(recorder: SmtpRecorder, to: str) -> list[EmailMessage]:
 
 
 def _rows(server: Server) -> list[tuple[int, int, bool]]:
-    """(ticket, attempts, sent) of each outbox row, read from the server's database."""
+    """(ticket, attempts, sent) of each outbox row, read from the server's database; an
+    attempt counts once its outcome is recorded (the row no longer claimed)."""
     async def read() -> list[tuple[int, int, bool]]:
         db = Database(sqlite_url(server.data_dir / "inboxlog.db"))
         try:
             async with db.read() as session:
-                return [(r.ticket_id, r.attempts, r.sent_at is not None)
+                return [(r.ticket_id, r.attempts if r.claimed_until is None else 0,
+                         r.sent_at is not None)
                         for r in await session.scalars(select(AcknowledgementOutbox)
                                                        .order_by(AcknowledgementOutbox.id))]
         finally:
@@ -90,22 +92,32 @@ def test_relay_down_at_first_is_retried_and_delivers_once(tmp_path: Path,
 
 def test_a_server_killed_after_the_commit_sends_after_restart(tmp_path: Path,
                                                                relay: SmtpRecorder) -> None:
-    """The ticket is committed (250) with its acknowledgement row; the server is killed
-    before any relay took it; restarted with a working relay, it sends it, once."""
+    """Two portals' tickets are committed (250) with their acknowledgement rows; the
+    server is killed before any relay took them; restarted with a working relay, it
+    sends each once, to its own customer, with its own portal's text and ticket."""
     server = Server(tmp_path / "srv", extra_args=relay.serve_args(), extra_env=RETRY).start()
     try:
-        desk = make_desk(server, ack=True)
-        logged_id(desk.send(customer_mail("max@client.example")))
-        _until(lambda: _rows(server) != [], "no outbox row")
+        desks = {who: make_desk(server, ack=True, ack_text=f"{who} got #{{ticket}}")
+                 for who in ("acme", "globex")}
+        tickets = {who: desk.ticket_of_email(logged_id(desk.send(
+            customer_mail(f"max@{who}-client.example"))))["id"]
+            for who, desk in desks.items()}
+        # Killed once the first attempts failed (a claim held at the kill would only
+        # delay the send by the claim's five minutes).
+        _until(lambda: len(rows := _rows(server)) == 2 and all(r[1] for r in rows),
+               "no failed first attempts")
         assert server.process is not None
         server.process.kill()
         server.process.wait()
         relay.start()
         try:
             server.start()
-            _until(lambda: len(_acks(relay, "max@client.example")) == 1, "not sent after restart")
-            _until(lambda: _rows(server)[0][2], "not recorded as sent")
-            assert len(_acks(relay, "max@client.example")) == 1
+            _until(lambda: all(sent for _, _, sent in _rows(server)), "not sent after restart")
+            for who, ticket_id in tickets.items():
+                [ack] = _acks(relay, f"max@{who}-client.example")
+                assert f"{who} got #{ticket_id}" in ack.get_content()
+                assert f"[Ticket#{ticket_id}]" in ack["Subject"]
+            assert len(relay.messages()) == 2
         finally:
             relay.stop()
     finally:
