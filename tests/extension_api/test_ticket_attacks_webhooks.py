@@ -1,7 +1,9 @@
 """Hostile webhook receivers, through the real ports: one that answers 200 and then
 streams without end is read for at most 64 KB and counts as delivered; one that drips
 its answer a byte at a time past the time-out is a time-out, retried; neither holds
-the sender longer than the time-out."""
+the sender longer than the time-out. Private addresses in any spelling are refused at
+registration, and the sender's transport connects to the address it checked (DNS
+rebinding)."""
 
 from __future__ import annotations
 
@@ -13,8 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 
+from inbox_sync.outbound import Destinations, parse_rules
+from inbox_sync.webhooks import WEB_PORTS, PinnedTransport
 from tests.support.mail import deliver, logged_id, message
 from tests.support.server import PortalAccount, Server
 
@@ -152,3 +157,42 @@ def test_every_spelling_of_a_private_address_is_refused_at_registration(
                     "https://1e100.example/x"):
             answer = api.post("/api/v1/webhooks", json={"url": url, "events": ["*"]})
             assert answer.status_code == 201, (url, answer.text)
+
+
+async def test_the_webhook_transport_sends_to_the_address_it_checked() -> None:
+    """DNS rebinding: the webhook sender's transport resolves the name once, checks that
+    address and sends there, the Host header keeping the name; a second answer (a
+    private address) is never asked for. A name resolving only to a refused address
+    is refused without a connection."""
+    got: list[str] = []
+
+    def answer(handler: BaseHTTPRequestHandler) -> int:
+        got.append(handler.headers.get("host", ""))
+        handler.send_response(204)
+        handler.end_headers()
+        return 0
+
+    receiver = _Hostile(answer)
+    port = receiver.server.server_address[1]
+    answers = iter([[("127.0.0.1", port)], [("10.0.0.1", port)]])
+    asked: list[str] = []
+
+    def resolver(host: str, _port: int) -> list[tuple[str, int]]:
+        asked.append(host)
+        return next(answers)
+
+    allowed = Destinations(parse_rules(f"127.0.0.1:{port}"), resolver=resolver)
+    try:
+        async with httpx2.AsyncClient(transport=PinnedTransport(allowed, verify=False),
+                                      follow_redirects=False, trust_env=False) as client:
+            response = await client.post(f"http://rebind.example:{port}/hook", content=b"{}")
+        assert response.status_code == 204
+        assert asked == ["rebind.example"] and got == [f"rebind.example:{port}"]
+        private = Destinations(resolver=lambda h, p: [("10.0.0.1", p)]).for_ports(WEB_PORTS)
+        async with httpx2.AsyncClient(transport=PinnedTransport(private, verify=False),
+                                      trust_env=False) as client:
+            with pytest.raises(Exception, match="destination_not_allowed"):
+                await client.post("http://hooks.example/hook", content=b"{}")
+        assert len(got) == 1
+    finally:
+        receiver.close()
