@@ -202,8 +202,10 @@ async def _send(db: Database, sender: OutboundMail, message_id: MessageId) -> No
         async with db.read() as session:
             row_id = await session.scalar(select(AcknowledgementOutbox.id).where(
                 AcknowledgementOutbox.message_id == message_id))
-        if row_id is not None:
-            await deliver(db, sender, row_id)
+        if row_id is None:  # made outside the ticket's session: nothing was queued
+            log.warning("the acknowledgement %s has no outbox row: not sent", message_id)
+            return
+        await deliver(db, sender, row_id)
     except CoreError:
         log.warning("the acknowledgement %s waits for the next sweep", message_id,
                     exc_info=True)
