@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from core import accounts, inboxes, leases, queries
 from core.credentials import CredentialBox
-from core.errors import InvalidInput
+from core.errors import CoreError, InvalidInput
 from core.inboxes import (
     ConnectRequest,
     Endpoint,
@@ -555,11 +555,14 @@ class InboxService:
                              raw: bytes) -> TeamSentCopy:
         try:
             inbox = await self._team_inbox(portal_id, team_inbox_id)
+            if self._files_sent(inbox):
+                return TeamSentCopy()
+            login = (await self._credentials(inbox.id))[0]
         except InboxError as exc:
             return TeamSentCopy(error=exc)
-        if self._files_sent(inbox):
-            return TeamSentCopy()
-        copy = await self._copy_to_sent(inbox.id, (await self._credentials(inbox.id))[0], raw)
+        except CoreError as exc:  # the database: the reply went out all the same
+            return TeamSentCopy(error=InboxError(InboxErrorCode.IMAP_ERROR, exc.message))
+        copy = await self._copy_to_sent(inbox.id, login, raw)
         try:
             async with self.runtime.db.transaction() as db:
                 await inboxes.note_sent_copy(db, inbox.id, copy.error.code if copy.error

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import accounts, inboxes
 from core._store import claim_refs
-from core.errors import InvalidInput, NotFound, RelayFailed
+from core.errors import InvalidInput, NotFound, RelayFailed, StorageUnavailable
 from core.inboxes import InboxError, MailboxSendFailed
 from core.outbound_mail import OutboundMail
 from core.pipeline import Prepared, prepare
@@ -69,6 +69,13 @@ MAX_RECIPIENTS = 20
 _REFERENCES = 20  # the newest Message-IDs of the conversation a reply names
 _QUOTED_LINES = 200
 _BREAKS = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+class ReplySentNotLogged(StorageUnavailable):
+    """The reply went out (the relay or the mailbox's server took it) and the database
+    could not log it: sending it again would send it twice."""
+
+    code = "reply_sent_not_logged"
 
 
 @dataclass(frozen=True)
@@ -350,7 +357,8 @@ async def reply(runtime: Runtime, portal_id: int, user_id: int, ticket_id: int,
     """Send an agent's reply (or forward) and log it on the ticket; see the module
     docstring. NotFound for a ticket the agent may not see; InvalidInput for a bad
     request; ``presence.ReplyCollision`` when another agent replied since they loaded
-    it; RelayNotConfigured / RelayFailed when the relay cannot take it (nothing logged)."""
+    it; RelayNotConfigured / RelayFailed when the relay cannot take it (nothing logged);
+    ReplySentNotLogged when it went out and the database could not log it."""
     draft = await _draft(runtime, portal_id, user_id, ticket_id, wanted)
     raw = draft.message.as_bytes()
     prepared = await prepare(raw, spool_dir=runtime.blobs.spool_dir())
@@ -359,7 +367,15 @@ async def reply(runtime: Runtime, portal_id: int, user_id: int, ticket_id: int,
     except RelayFailed:
         log.warning("a reply on ticket %s was not sent", ticket_id, exc_info=True)
         raise
-    sent = await _log(runtime, portal_id, user_id, ticket_id, wanted, draft, prepared)
+    try:
+        sent = await _log(runtime, portal_id, user_id, ticket_id, wanted, draft, prepared)
+    except StorageUnavailable as exc:
+        log.error("a reply on ticket %s went out as <%s> and was not logged: %s", ticket_id,
+                  draft.message_id, exc.message)
+        raise ReplySentNotLogged(
+            f"the reply <{draft.message_id}> was sent to {', '.join(draft.recipients)} but "
+            f"could not be logged on the ticket ({exc.message}): do not send it again"
+        ) from None
     mailer = inboxes.team_mailer(runtime)
     if draft.team_inbox_id is None or mailer is None:
         return sent

@@ -1,8 +1,8 @@
-"""A ticket reply through a team inbox's mailbox whose SMTP server never confirms it, in
-process against the real Dovecot and the real SMTP test server: the agent hears it may
-have been sent (never an error inviting a resend), nothing is logged on the ticket and
-no copy goes to Sent; the server then accepts it, so it did go out. On both backends
-(the sync into the team inbox's intake included)."""
+"""Ticket replies through a team inbox's mailbox whose outcome is uncertain, in process
+against the real Dovecot, the real SMTP test server and PostgreSQL: the server never
+confirms it, or the database goes away once it is sent. The agent hears exactly that
+(never an error inviting a resend) and nothing is logged. On both backends (the sync
+into the team inbox's intake included)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import make_msgid
 from pathlib import Path
@@ -53,14 +54,38 @@ async def db_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     await postgres.drop_database(url)
 
 
-async def test_an_unconfirmed_team_reply_is_not_logged(
-        tmp_path: Path, dovecot: Dovecot, released: SmtpRecorder, db_url: str) -> None:
-    recorder = released
+@dataclass
+class Desk:
+    """A team inbox with its Dovecot mailbox connected, an agent, and one ticket opened by
+    a customer at hold.example (the SMTP test server holds mail to them)."""
+
+    runtime: Runtime
+    service: InboxService
+    address: str
+    password: str
+    ticket_id: int
+    token: str
+
+    def api(self) -> httpx.AsyncClient:
+        app = create_app(self.runtime)
+        app.state.inboxes = self.service
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api",
+                                 timeout=60, headers={"Authorization": f"Bearer {self.token}"})
+
+    def sent_folder_size(self, dovecot: Dovecot) -> int:
+        with IMAPClient("127.0.0.1", dovecot.imap_port, ssl=False, timeout=10) as client:
+            client.login(self.address, self.password)
+            return int(client.select_folder(SENT, readonly=True)[b"EXISTS"])
+
+
+@pytest.fixture
+async def desk(tmp_path: Path, dovecot: Dovecot, released: SmtpRecorder,
+               db_url: str) -> AsyncIterator[Desk]:
     runtime = Runtime(Settings(data_dir=tmp_path, secret_key=SECRET, db_url=db_url))
     await migrate(runtime.db)
     address, password = f"desk-{uuid.uuid4().hex[:8]}@ourco.example", "pw-team"
     dovecot.add_user(address, password)
-    recorder.add_user(address, password)
+    released.add_user(address, password)
     async with runtime.db.transaction() as session:
         portal = (await accounts.create_portal(session, "p")).portal
         agent = await accounts.add_user(session, portal.id, "agent@ourco.example", name="Al")
@@ -74,7 +99,7 @@ async def test_an_unconfirmed_team_reply_is_not_logged(
         inbox_id = await service.connect_team(portal_id, team_id, ConnectRequest(
             address, password,
             imap=Endpoint("127.0.0.1", dovecot.imap_port, MailSecurity.NONE),
-            smtp=Endpoint("127.0.0.1", recorder.port, MailSecurity.NONE)))
+            smtp=Endpoint("127.0.0.1", released.port, MailSecurity.NONE)))
         with IMAPClient("127.0.0.1", dovecot.imap_port, ssl=False, timeout=10) as client:
             client.login(address, password)
             client.append("INBOX", message(
@@ -86,30 +111,63 @@ async def test_an_unconfirmed_team_reply_is_not_logged(
         async with runtime.db.read() as session:
             ticket_id = await session.scalar(select(Ticket.id).where(
                 Ticket.team_inbox_id == team_id))
-        app = create_app(runtime)
-        app.state.inboxes = service
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://api", timeout=60,
-                                     headers={"Authorization": f"Bearer {token}"}) as api:
-            response = await api.post(f"/api/v1/tickets/{ticket_id}/replies",
-                                      json={"text": "On it."})
-        assert response.status_code == 502, response.text
-        error = response.json()["error"]
-        assert error["code"] == "send_unconfirmed" and "may have been sent" in error["message"]
-        message_id = error["message"].split("<", 1)[1].split(">", 1)[0]
-        assert not await logged(runtime, message_id)
-        async with runtime.db.read() as session:
-            kinds = list(await session.scalars(select(TicketActivity.kind).where(
-                TicketActivity.ticket_id == ticket_id)))
-        assert "agent_reply" not in kinds
-        recorder.release()
-        deadline = time.monotonic() + 20
-        while not any(message_id.encode() in raw for _, raw in recorder.messages()):
-            assert time.monotonic() < deadline, "the server never accepted it"
-            await asyncio.sleep(0.05)
-        with IMAPClient("127.0.0.1", dovecot.imap_port, ssl=False, timeout=10) as client:
-            client.login(address, password)
-            assert client.select_folder(SENT, readonly=True)[b"EXISTS"] == 0
+        assert ticket_id is not None
+        yield Desk(runtime, service, address, password, ticket_id, token)
     finally:
+        if db_url:
+            await postgres.set_available(db_url, True)
         await service.stop()
         await runtime.close()
+
+
+async def _received(recorder: SmtpRecorder, message_id: str) -> None:
+    deadline = time.monotonic() + 20
+    while not any(message_id.encode() in raw for _, raw in recorder.messages()):
+        assert time.monotonic() < deadline, "the server never accepted it"
+        await asyncio.sleep(0.05)
+
+
+async def test_an_unconfirmed_team_reply_is_not_logged(
+        desk: Desk, dovecot: Dovecot, released: SmtpRecorder) -> None:
+    """The server takes the reply and never answers: 502 send_unconfirmed (it may have
+    been sent), no email nor agent_reply, no copy in Sent; then the server accepts it."""
+    async with desk.api() as api:
+        response = await api.post(f"/api/v1/tickets/{desk.ticket_id}/replies",
+                                  json={"text": "On it."})
+    assert response.status_code == 502, response.text
+    error = response.json()["error"]
+    assert error["code"] == "send_unconfirmed" and "may have been sent" in error["message"]
+    message_id = error["message"].split("<", 1)[1].split(">", 1)[0]
+    assert not await logged(desk.runtime, message_id)
+    async with desk.runtime.db.read() as session:
+        kinds = list(await session.scalars(select(TicketActivity.kind).where(
+            TicketActivity.ticket_id == desk.ticket_id)))
+    assert "agent_reply" not in kinds
+    released.release()
+    await _received(released, message_id)
+    assert desk.sent_folder_size(dovecot) == 0
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_team_reply_sent_while_the_database_dies_says_so(
+        desk: Desk, released: SmtpRecorder, db_url: str) -> None:
+    """The server has the reply when PostgreSQL goes away, then accepts it: 503
+    reply_sent_not_logged naming it and saying not to send it again (a plain 503 would
+    invite the agent to); once the database is back, nothing was logged."""
+    desk.service.options = replace(desk.service.options, timeout=30)
+    async with desk.api() as api:
+        sending = asyncio.create_task(api.post(
+            f"/api/v1/tickets/{desk.ticket_id}/replies", json={"text": "On it."}))
+        await asyncio.to_thread(released.wait_holding)
+        await postgres.set_available(db_url, False)
+        released.release()
+        response = await sending
+    assert response.status_code == 503, response.text
+    error = response.json()["error"]
+    assert error["code"] == "reply_sent_not_logged"
+    assert "was sent to ann@hold.example" in error["message"]
+    assert "do not send it again" in error["message"]
+    message_id = error["message"].split("<", 1)[1].split(">", 1)[0]
+    await _received(released, message_id)
+    await postgres.set_available(db_url, True)
+    assert not await logged(desk.runtime, message_id)
