@@ -552,12 +552,16 @@ PATHS.update({
         "An agent's availability (the agent or the admin) and capacity (the admin)",
         _json(Agent), 403, 404, 422, params=[_path_id()], body=_body(AgentRequest))},
     "/api/v1/tickets": {"get": _op(
-        "The tickets of the caller's team inboxes, newest first",
-        _json(_items(Ticket, cursor=_NULLABLE_ID)), 400,
+        "The tickets of the caller's team inboxes, newest first (paged by before), or "
+        "by latest activity with sort=latest_activity (paged by offset: next_offset)",
+        _json(_items(Ticket, cursor=_NULLABLE_ID, next_offset=_NULLABLE_ID)), 400,
         params=[_query("status", {"enum": ["open", "pending", "closed"]}),
                 _query("team_inbox_id", _ID),
                 _query("assignee", {"type": "string", "description": "a user id, or none"}),
-                _query("before", _ID), _query("limit", _LIMIT)])},
+                _query("priority", {"enum": ["low", "normal", "high", "urgent"]}),
+                _query("sort", {"enum": ["newest", "latest_activity"]}),
+                _query("before", _ID), _query("offset", {"type": "integer", "minimum": 0}),
+                _query("limit", _LIMIT)])},
     "/api/v1/tickets/{id}": {
         "get": _op("A ticket with its emails and activity log" + _MEMBERS,
                    _json(TicketDetail), 404, params=_TICKET),
