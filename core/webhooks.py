@@ -32,7 +32,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -397,30 +397,65 @@ class Claimed:
     url: str
     secret: str  # encrypted: ``secret_box(...).decrypt``
     payload: str
+    portal_id: int = 0  # whose endpoint: the sender's share of attempts per portal
 
 
-async def claim(session: AsyncSession, *, lease: float, limit: int = 20) -> list[Claimed]:
+async def claim(session: AsyncSession, *, lease: float, limit: int = 20,
+                per_portal: int | None = None,
+                busy: Mapping[int, int] | None = None) -> list[Claimed]:
     """Due deliveries of active endpoints, claimed for ``lease`` seconds: no other node
-    (nor this one) claims them again before that, unless ``record`` settles them."""
+    (nor this one) claims them again before that, unless ``record`` settles them.
+
+    ``per_portal``: at most that many attempts of one portal in flight, counting those
+    ``busy`` already (portal id -> attempts in flight), and the portals taken in turn,
+    each one's oldest first. So one tenant's backlog (twenty endpoints that time out,
+    a burst of events) never holds every attempt slot while others' deliveries wait.
+    """
     now = utcnow()
-    ids = (await session.scalars(
-        select(WebhookDelivery.id)
-        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-        .where(WebhookDelivery.status == DeliveryStatus.PENDING,
-               WebhookDelivery.next_attempt_at <= now,
-               WebhookEndpoint.state == EndpointState.ACTIVE)
-        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(limit)
-        .with_for_update(skip_locked=True, of=WebhookDelivery))).all()
+    busy = busy or {}
+    due = (WebhookDelivery.status == DeliveryStatus.PENDING,
+           WebhookDelivery.next_attempt_at <= now,
+           WebhookEndpoint.state == EndpointState.ACTIVE)
+    if per_portal is None:
+        candidates = (select(WebhookDelivery.id, WebhookEndpoint.portal_id)
+                      .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+                      .where(*due)
+                      .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id))
+    else:
+        full = sorted(p for p, n in busy.items() if n >= per_portal)
+        turn = func.row_number().over(
+            partition_by=WebhookEndpoint.portal_id,
+            order_by=(WebhookDelivery.next_attempt_at, WebhookDelivery.id)).label("turn")
+        ranked = (select(WebhookDelivery.id, WebhookEndpoint.portal_id, turn)
+                  .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+                  .where(*due, WebhookEndpoint.portal_id.not_in(full))
+                  .subquery("ranked"))
+        candidates = (select(WebhookDelivery.id, ranked.c.portal_id)
+                      .join(ranked, ranked.c.id == WebhookDelivery.id)
+                      .where(ranked.c.turn <= per_portal)
+                      .order_by(ranked.c.turn, WebhookDelivery.next_attempt_at,
+                                WebhookDelivery.id))
+    rows = (await session.execute(candidates.limit(limit).with_for_update(
+        skip_locked=True, of=WebhookDelivery))).all()
+    ids: list[int] = []
+    taken: dict[int, int] = {}
+    for delivery_id, portal_id in rows:
+        if per_portal is not None and busy.get(portal_id, 0) + taken.get(portal_id, 0) \
+                >= per_portal:
+            continue
+        taken[portal_id] = taken.get(portal_id, 0) + 1
+        ids.append(delivery_id)
     if not ids:
         return []
     await session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(ids))
                           .values(next_attempt_at=now + timedelta(seconds=lease)))
-    rows = (await session.execute(
-        select(WebhookDelivery, WebhookEndpoint.url, WebhookEndpoint.secret)
+    claimed = (await session.execute(
+        select(WebhookDelivery, WebhookEndpoint.url, WebhookEndpoint.secret,
+               WebhookEndpoint.portal_id)
         .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
         .where(WebhookDelivery.id.in_(ids)).order_by(WebhookDelivery.id))).all()
     return [Claimed(d.id, d.endpoint_id, d.event_id, d.event_type, d.attempts + 1, url,
-                    secret, d.payload) for d, url, secret in rows]
+                    secret, d.payload, portal_id) for d, url, secret, portal_id in claimed]
 
 
 def _reason(attempt: Attempt) -> str:

@@ -20,6 +20,7 @@ import ipaddress
 import logging
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -53,6 +54,9 @@ class WebhookOptions:
     policy: webhooks.RetryPolicy = field(default_factory=webhooks.RetryPolicy)
     poll_interval: float = 1.0  # how often new events and due retries are looked for
     concurrency: int = 16  # attempts in flight at once
+    # Of those, at most this share for one portal's endpoints: another tenant's slow or
+    # dead receivers never hold them all (core.webhooks.claim).
+    portal_share: float = 0.25
     verify: bool = True  # TLS certificates (tests may turn it off)
 
 
@@ -135,6 +139,7 @@ class WebhookSender:
         self._box: CredentialBox | None = None
         self._gaps = None if runtime.db.is_sqlite else webhooks.GapClock()
         self._inflight: set[asyncio.Task[None]] = set()
+        self._busy: Counter[int] = Counter()  # attempts in flight per portal
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._client: httpx2.AsyncClient | None = None
@@ -203,9 +208,12 @@ class WebhookSender:
         if free <= 0 or not due:
             return 0
         lease = self.options.policy.timeout + 30
+        per_portal = max(1, int(self.options.concurrency * self.options.portal_share))
         async with db.transaction() as session:
-            claimed = await webhooks.claim(session, lease=lease, limit=free)
+            claimed = await webhooks.claim(session, lease=lease, limit=free,
+                                           per_portal=per_portal, busy=self._busy)
         for item in claimed:
+            self._busy[item.portal_id] += 1
             task = asyncio.create_task(self._deliver(item), name=f"webhook-{item.delivery_id}")
             self._inflight.add(task)
             task.add_done_callback(self._done)
@@ -216,14 +224,18 @@ class WebhookSender:
         self._wake.set()  # a slot is free: due work may be waiting for it
 
     async def _deliver(self, item: webhooks.Claimed) -> None:
-        attempt = await self.attempt(item)
         try:
+            attempt = await self.attempt(item)
             async with self.runtime.db.transaction() as session:
                 await webhooks.record(session, item, attempt, self.options.policy)
         except StorageUnavailable:
             # Not recorded: the claim runs out and the delivery is tried again.
             log.warning("webhooks: attempt %d of delivery %d not recorded (database "
                         "unavailable); it will be retried", item.attempt, item.delivery_id)
+        finally:
+            self._busy[item.portal_id] -= 1
+            if self._busy[item.portal_id] <= 0:
+                del self._busy[item.portal_id]
 
     async def attempt(self, item: webhooks.Claimed) -> webhooks.Attempt:
         """POST one delivery; never raises for what the receiver or the network did."""

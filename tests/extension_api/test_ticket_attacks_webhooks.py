@@ -196,3 +196,51 @@ async def test_the_webhook_transport_sends_to_the_address_it_checked() -> None:
         assert len(got) == 1
     finally:
         receiver.close()
+
+
+def test_one_tenants_dead_receivers_do_not_hold_back_anothers(hooks_server: Server) -> None:
+    """A portal with twenty endpoints that never answer and a burst of events has at
+    most a quarter of the sender's attempt slots: another portal's delivery, due after
+    that whole backlog, arrives within a round or two, not after it."""
+    def never(handler: BaseHTTPRequestHandler) -> int:
+        time.sleep(3)  # past the sender's time-out: it gives up first
+        return 0
+
+    hanging = _Hostile(never)
+    arrived: list[float] = []
+
+    def quick(handler: BaseHTTPRequestHandler) -> int:
+        arrived.append(time.monotonic())
+        handler.send_response(204)
+        handler.end_headers()
+        return 0
+
+    fast = _Hostile(quick)
+    try:
+        flooder = hooks_server.new_portal()
+        with hooks_server.api(flooder.admin_token) as api:
+            for n in range(20):
+                assert api.post("/api/v1/webhooks", json={
+                    "url": f"{hanging.url}/{n}", "events": ["logged"]}).status_code == 201
+        smtp = hooks_server.smtp()
+        smtp.ehlo("client.test")
+        for n in range(8):  # 160 deliveries, each holding a slot for the 1 s time-out
+            sent = message(sender=flooder.user_email, to="buyer@customer.example",
+                           subject=f"burst {n}")
+            logged_id(deliver(hooks_server, sent, flooder.bcc_address,
+                              mail_from=flooder.user_email, smtp=smtp))
+        smtp.quit()
+        deadline = time.monotonic() + 10
+        while hanging.requests < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the backlog is being worked
+        victim = hooks_server.new_portal()
+        started = time.monotonic()
+        _hook_and_event(hooks_server, victim, fast.url)
+        while not arrived and time.monotonic() < started + 15:
+            time.sleep(0.05)
+    finally:
+        hanging.close()
+        fast.close()
+    assert arrived, "the other portal's delivery never arrived"
+    # Without the share, the 16 slots work through 160 one-second attempts first (10 s).
+    assert arrived[0] - started < 4, arrived[0] - started
