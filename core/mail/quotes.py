@@ -32,6 +32,9 @@ _MOBILE_SIGNATURE = re.compile(
     r"|отправлено с \w+|iphone'umdan gönderildi)\b.*$",
     re.IGNORECASE,
 )
+# The first letters of _MOBILE_SIGNATURE's phrases ("о": Cyrillic), folded as it folds
+# them: a line starting otherwise is no mobile signature.
+_MOBILE_START = re.compile("[egiklosvwо]", re.IGNORECASE)
 
 
 def reply_text(text: str) -> str:
@@ -74,14 +77,20 @@ def may_cut_at(stripped: str, following: str) -> bool:
             or stripped.startswith(_RULE_STARTS))
 
 
+def may_be_mobile(stripped: str) -> bool:
+    """A cheap test before ``_MOBILE_SIGNATURE``, false only where it cannot match."""
+    return _MOBILE_START.match(stripped) is not None
+
+
 def _cut_index(lines: list[str]) -> int:
+    stripped_lines = [line.strip() for line in lines]
     for index, line in enumerate(lines):
-        stripped = line.strip()
+        stripped = stripped_lines[index]
         if not stripped or stripped.startswith(">"):
             continue
-        following = lines[index + 1].strip() if index + 1 < len(lines) else ""
+        following = stripped_lines[index + 1] if index + 1 < len(lines) else ""
         if not may_cut_at(stripped, following):
-            if _MOBILE_SIGNATURE.match(stripped):
+            if may_be_mobile(stripped) and _MOBILE_SIGNATURE.match(stripped):
                 return index
             continue
         if _is_attribution(stripped):

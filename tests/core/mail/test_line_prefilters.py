@@ -1,5 +1,6 @@
 """The cheap per-line tests that spare body lines the forward and quote regexes
-(``may_hold_label``, ``may_run_together``, ``may_open_block``, ``may_cut_at``) change no
+(``may_hold_label``, ``may_run_together``, ``may_open_block``, ``may_cut_at``,
+``may_be_mobile``) change no
 result: every sample under tests/emails prepares exactly as it does with each of them
 answering "maybe" for every line, which is the code as it was before them."""
 
@@ -32,6 +33,10 @@ EDGE_BODIES = [
     "thanks\n-- \nRita\n",
     "thanks\n━━━━ Forwarded message ━━━━\nFrom: A <a@x.example>\nDate: today\nTo: b\n",
     "thanks\nSent from my iPhone\n> old",
+    "thanks\n\u017fent from my iPhone\n> old",  # the long s folds to s
+    "thanks\nОтправлено с iPhone\n> old",
+    "thanks\n\u0130nviato da iPhone\n> old",
+    "thanks\n\u212a\u00fcldve az iPhone-omr\u00f3l\n",  # the Kelvin sign folds to k
     "Forwarded message from A <a@x.example> on Mon, 16 Nov 2026:\n\nbody",
     "----- Forwarded Message -----From: A <a@x.example>To: b@y.exampleSent: today"
     "Subject: q\n\nbody",
@@ -45,6 +50,18 @@ def test_regex_whitespace_is_what_strip_removes() -> None:
     for code in range(sys.maxunicode + 1):
         char = chr(code)
         assert (space.match(char) is not None) == char.isspace(), hex(code)
+
+
+def test_the_mobile_prefilter_folds_case_as_the_signature_pattern() -> None:
+    # Each phrase of the pattern (and each word opening one of its groups) begins with
+    # a letter of the prefilter's class, and the class folds case as the letters do.
+    body = quotes._MOBILE_SIGNATURE.pattern.split("(?:", 1)[1]
+    firsts = {chunk[0] for chunk in body.split("|")}
+    alternation = re.compile("|".join(map(re.escape, sorted(firsts))), re.IGNORECASE)
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        expected = alternation.match(char) is not None
+        assert (quotes._MOBILE_START.match(char) is not None) == expected, hex(code)
 
 
 def _prepared(raw: bytes) -> object:
@@ -73,7 +90,8 @@ def test_every_sample_prepares_as_without_the_line_prefilters(
     found = _all()
     for module, name in ((_forward_formats, "may_hold_label"),
                          (_forward_formats, "may_run_together"),
-                         (_forward_blocks, "may_open_block"), (quotes, "may_cut_at")):
+                         (_forward_blocks, "may_open_block"), (quotes, "may_cut_at"),
+                         (quotes, "may_be_mobile")):
         monkeypatch.setattr(module, name, lambda *_: True)
     expected = _all()
     names = [*map(str, SAMPLES), *EDGE_BODIES]
