@@ -9,7 +9,9 @@ tree's utime + stime from /proc), SQL statements per message (its
 server, from the kernel's tracepoints through ``perf stat``; on PostgreSQL the
 database's own are its WAL flushes, one a committed write: the server's
 ``inboxlog_db_commits`` per message say how many); then the same for 500 messages of
-~64 KB. With ``--workers 2`` /metrics sums the counters of every worker (core.metrics).
+~64 KB. With ``--workers 2`` /metrics sums the counters of every worker (core.metrics),
+and the busiest worker's share of the messages is read from each worker's own counter
+file (the server's PROMETHEUS_MULTIPROC_DIR, set here).
 """
 
 from __future__ import annotations
@@ -60,6 +62,23 @@ class Measured:
     statements: float | None = None  # per message
     fsyncs: float | None = None  # per message, of the server process
     commits: float | None = None  # per message: transactions the server committed
+    busiest: float | None = None  # --workers: the busiest worker's share of the messages
+
+
+def ingested_by_process(directory: Path) -> dict[int, float]:
+    """Messages each process of a ``--workers`` server has logged so far, by pid, from
+    its own file of prometheus_client's multiprocess mode."""
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    found = {}
+    for path in directory.glob("counter_*.db"):
+        families = MultiProcessCollector.merge(  # type: ignore[no-untyped-call]
+            [str(path)], accumulate=False)
+        found[int(path.stem.rsplit("_", 1)[1])] = sum(
+            sample.value for family in families
+            if family.name == "inboxlog_ingested_messages"
+            for sample in family.samples if sample.name.endswith("_total"))
+    return found
 
 
 def _send(port: int, rcpt: str, count: int, size: int) -> LoadResult:
@@ -68,38 +87,48 @@ def _send(port: int, rcpt: str, count: int, size: int) -> LoadResult:
 
 
 def measure(port: int, rcpt: str, pid: int, *, size: int = 4096, count: int = MESSAGES,
-            base_url: str | None = None) -> Measured:
+            base_url: str | None = None, workers_dir: Path | None = None) -> Measured:
     """Warm up, then send ``count`` messages of ``size`` and read the server's costs."""
     _send(port, rcpt, WARMUP, size)
     statements = scrape_counter(base_url, "inboxlog_db_statements") if base_url else 0.0
     commits = scrape_counter(base_url, "inboxlog_db_commits") if base_url else 0.0
+    by_worker = ingested_by_process(workers_dir) if workers_dir else {}
     cpu = cpu_seconds(pid)
     with FsyncCounter(process_tree(pid)) as fsyncs:
         result = _send(port, rcpt, count, size)
         cpu = cpu_seconds(pid) - cpu
     ok = result.ok or 1
+    busiest = None
+    if workers_dir:
+        moved = [n - by_worker.get(p, 0.0) for p, n in ingested_by_process(workers_dir).items()]
+        busiest = max(moved) / (sum(moved) or 1)
     return Measured(
         result, cpu * 1000 / ok,
         (scrape_counter(base_url, "inboxlog_db_statements") - statements) / ok
         if base_url else None,
         fsyncs.count / ok if fsyncs.count is not None else None,
-        (scrape_counter(base_url, "inboxlog_db_commits") - commits) / ok if base_url else None)
+        (scrape_counter(base_url, "inboxlog_db_commits") - commits) / ok if base_url else None,
+        busiest)
 
 
 @contextmanager
-def inboxlog(data_dir: Path, db_url: str = "",
-             extra_args: tuple[str, ...] = ()) -> Iterator[tuple[Server, str]]:
-    with running(Server(data_dir, db_url=db_url, extra_args=extra_args)) as server:
+def inboxlog(data_dir: Path, db_url: str = "", extra_args: tuple[str, ...] = (),
+             extra_env: dict[str, str] | None = None) -> Iterator[tuple[Server, str]]:
+    with running(Server(data_dir, db_url=db_url, extra_args=extra_args,
+                        extra_env=extra_env)) as server:
         yield server, server.new_portal(USER).bcc_address
 
 
 def _inboxlog_runs(data_dir: Path, db_url: str = "",
                    extra_args: tuple[str, ...] = ()) -> tuple[Measured, Measured]:
-    with inboxlog(data_dir, db_url, extra_args) as (server, rcpt):
+    workers_dir = data_dir / "metrics" if "--workers" in extra_args else None
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(workers_dir)} if workers_dir else None
+    with inboxlog(data_dir, db_url, extra_args, env) as (server, rcpt):
         assert server.process is not None
-        small = measure(server.smtp_port, rcpt, server.process.pid, base_url=server.base_url)
+        small = measure(server.smtp_port, rcpt, server.process.pid, base_url=server.base_url,
+                        workers_dir=workers_dir)
         large = measure(server.smtp_port, rcpt, server.process.pid, size=LARGE_SIZE,
-                        count=LARGE_MESSAGES, base_url=server.base_url)
+                        count=LARGE_MESSAGES, base_url=server.base_url, workers_dir=workers_dir)
     return small, large
 
 
@@ -132,6 +161,9 @@ def _rows(name: str, run: Measured, bare: Measured, *, goal: float | None,
     if run.commits is not None:
         rows.append(Row("smtp ingest", f"{name}: commits per message",
                         run.commits, 0, "", "none"))
+    if run.busiest is not None:
+        rows.append(Row("smtp ingest", f"{name}: busiest worker's share of the messages",
+                        run.busiest, 0, "", "none"))
     return rows
 
 
