@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import queries
@@ -205,6 +205,11 @@ async def merge(session: AsyncSession, portal_id: int, user_id: int | None, foun
         TicketContact.ticket_id == into.id)))
     session.add_all(TicketContact(ticket_id=into.id, contact_id=c) for c in people - known)
     found.merged_into_id = into.id
+    # Tickets merged into ``found`` before now live on in ``into`` too: one step, never a
+    # chain (mail on them finds its ticket in one look, however often tickets merge).
+    await session.execute(update(Ticket).where(Ticket.merged_into_id == found.id)
+                          .values(merged_into_id=into.id)
+                          .execution_options(synchronize_session=False))
     activity.log(session, found, Kind.MERGED, actor=user_id, to_value=str(into.id))
     activity.log(session, into, Kind.MERGED, actor=user_id, from_value=str(found.id),
                  detail={"merged": found.id})

@@ -14,7 +14,7 @@ import pytest
 from tests.support import postgres
 from tests.support.mail import deliver, logged_id, message
 from tests.support.server import Server
-from tests.support.tickets import Desk, customer_mail, make_desk
+from tests.support.tickets import Desk, customer_mail, make_desk, reply_to
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -310,3 +310,21 @@ def test_an_inbox_rule_assigns_only_its_members(desk: Desk) -> None:
     ticket = _ticket(desk, "lou@client.example", "Quiet please")
     assert ticket["assignee_user_id"] == desk.agents[1]["id"]
     assert _feed(desk, desk.outsider["api_token"]) == []
+
+
+def test_merges_never_chain(desk: Desk) -> None:
+    """A into B, then B into C: A now points at C itself (no chain for mail to walk:
+    a long one once left mail on a merged ticket, reopening it), and a reply on A's
+    thread continues C."""
+    first_mail = customer_mail("max@client.example", "Chain 1")
+    a = desk.ticket_of_email(logged_id(desk.send(first_mail)))
+    b, c = _ticket(desk, "max@client.example", "Chain 2"), _ticket(desk, "max@client.example",
+                                                                    "Chain 3")
+    with desk.api() as admin:
+        for found, into in ((a, b), (b, c)):
+            answer = admin.post(f"/api/v1/tickets/{found['id']}/merge", json={"into": into["id"]})
+            assert answer.status_code == 200, answer.text
+    assert desk.ticket(a["id"])["merged_into_id"] == c["id"]
+    reply = logged_id(desk.send(reply_to(first_mail, "max@client.example")))
+    assert reply in [e["id"] for e in desk.ticket(c["id"])["emails"]]
+    assert desk.ticket(a["id"])["status"] == "closed" == desk.ticket(b["id"])["status"]
