@@ -1,8 +1,6 @@
-"""What the ticket pages read that core's ticket service does not list: the tickets of
-the team inboxes a viewer sees, filtered by inbox, status, assignee and priority, by
-latest activity, a page at a time; the users a page names. Access is core's
-(``core.tickets.access.member_inboxes``): a viewer never gets a row of an inbox they
-are not a member of (the admin: every inbox of the portal), nor of another portal."""
+"""The users and contacts a ticket page names, by id, of the viewer's portal only (the
+tickets themselves are core's list: ``core.tickets.service.tickets``), and the events
+a ticket's page refreshes on."""
 
 from __future__ import annotations
 
@@ -12,53 +10,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.storage.models import Contact, Ticket, User
-from core.tickets.access import member_inboxes
-
-
-@dataclass(frozen=True)
-class Wanted:
-    """A page of the list: ``assignee`` is ``me``, ``none`` (no agent) or "" (anyone);
-    ``status``, ``priority`` and ``inbox_id`` None for any."""
-
-    viewer_id: int
-    who: int | None  # whose membership counts: None for the admin
-    inbox_id: int | None = None
-    status: str | None = None
-    priority: str | None = None
-    assignee: str = ""
-    page: int = 1
-    size: int = 25
-
-
-@dataclass(frozen=True)
-class Listed:
-    tickets: list[Ticket]
-    more: bool  # a next page exists
-
-
-async def listed(session: AsyncSession, portal_id: int, wanted: Wanted) -> Listed:
-    """The tickets, latest activity first (then newest), ``wanted.page`` of them."""
-    query = select(Ticket).where(Ticket.portal_id == portal_id,
-                                 Ticket.team_inbox_id.is_not(None))
-    allowed = await member_inboxes(session, portal_id, wanted.who)
-    if allowed is not None:
-        query = query.where(Ticket.team_inbox_id.in_(sorted(allowed)))
-    if wanted.inbox_id is not None:
-        query = query.where(Ticket.team_inbox_id == wanted.inbox_id)
-    if wanted.status is not None:
-        query = query.where(Ticket.status == wanted.status)
-    if wanted.priority is not None:
-        query = query.where(Ticket.priority == wanted.priority)
-    if wanted.assignee == "me":
-        query = query.where(Ticket.assignee_user_id == wanted.viewer_id)
-    elif wanted.assignee == "none":  # no agent yet (it may wait in a team's queue)
-        query = query.where(Ticket.assignee_user_id.is_(None))
-    latest = func.coalesce(Ticket.updated_at, Ticket.created_at)
-    rows = list((await session.scalars(
-        query.order_by(latest.desc(), Ticket.id.desc())
-        .offset((wanted.page - 1) * wanted.size).limit(wanted.size + 1))).all())
-    return Listed(rows[:wanted.size], len(rows) > wanted.size)
+from core.storage.models import Contact, Event, User
+from core.types import EventType
 
 
 async def users(session: AsyncSession, portal_id: int, ids: Iterable[int | None]
@@ -79,3 +32,33 @@ async def contacts(session: AsyncSession, portal_id: int, ids: Iterable[int | No
     rows = await session.scalars(select(Contact).where(Contact.portal_id == portal_id,
                                                        Contact.id.in_(wanted)))
     return {contact.id: contact for contact in rows}
+
+
+TICKET_EVENTS = tuple(t.value for t in EventType if t.value.startswith("ticket_"))
+
+
+async def last_event_id(session: AsyncSession, portal_id: int) -> int:
+    """Where a ticket page's live feed starts: the portal's last event when it rendered."""
+    found = await session.scalar(select(func.max(Event.id)).where(
+        Event.portal_id == portal_id))
+    return int(found or 0)
+
+
+@dataclass
+class TicketFeed:
+    """A ticket's ``ticket_*`` events past an id, whoever's feed they are in (the
+    assignee's, the admin's, a mentioned agent's): the page of a member who is not the
+    assignee changes too. ``scanned`` is how far the portal's events were read, so a
+    long run of other tickets' events is read once, not again at every poll."""
+
+    portal_id: int
+    ticket_id: int
+    scanned: int = 0
+
+    async def read(self, session: AsyncSession, after: int) -> list[Event]:
+        rows = (await session.scalars(select(Event).where(
+            Event.portal_id == self.portal_id, Event.type.in_(TICKET_EVENTS),
+            Event.id > max(after, self.scanned)).order_by(Event.id).limit(200))).all()
+        if rows:
+            self.scanned = rows[-1].id
+        return [e for e in rows if (e.detail or {}).get("ticket_id") == self.ticket_id]

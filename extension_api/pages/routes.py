@@ -80,6 +80,8 @@ routes = [
     Route("/tickets/{id:int}/reply", tickets.reply, methods=["POST"]),
     Route("/tickets/{id:int}/notes", tickets.add_note, methods=["POST"]),
     Route("/tickets/{id:int}/presence", tickets.report_presence, methods=["POST"]),
+    Route("/tickets/{id:int}/merge", tickets.merge, methods=["POST"]),
+    Route("/tickets/{id:int}/live", tickets.live),
     Route("/reports", reports.reports_page),
     Mount("/static", _Static(directory=HERE / "static"), name="static"),
 ]

@@ -12,6 +12,7 @@ who else is there.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,7 @@ from core.storage.models import (
     Company,
     Contact,
     Email,
+    Event,
     TeamInbox,
     Ticket,
     TicketActivity,
@@ -37,6 +39,8 @@ from core.tickets.inboxes import list_inboxes
 from core.tickets.matching import Status
 from core.tickets.presence import Present, ReplyCollision, State
 from core.tickets.rules import Priority
+from extension_api.errors import ApiError
+from extension_api.live import event_stream
 from extension_api.pages import _ticket_reads, words
 from extension_api.pages._web import (
     PageError,
@@ -49,9 +53,13 @@ from extension_api.pages._web import (
     signed_in,
 )
 from extension_api.pages.crm import frame_document
+from extension_api.pages.setup import LIVE_POLL_SECONDS
+from extension_api.throttle import SlotStream
 
 PAGE_SIZE = 25
 MAX_PAGE = 10_000
+MAX_LABEL = 50  # a pipeline, stage or tag, as the API's
+MAX_TAGS = 50
 ASSIGNEES = {"": "anyone", "me": "me", "none": "unassigned"}
 _EMAIL_KINDS = {Kind.CREATED.value: "opened the ticket",
                 Kind.CUSTOMER_MESSAGE.value: "wrote", Kind.AGENT_REPLY.value: "replied",
@@ -94,31 +102,37 @@ async def tickets_page(request: Request, viewer: Viewer) -> Response:
     params = request.query_params
     given = {name: params.get(name, "").strip()[:40]
              for name in ("inbox", "status", "assignee", "priority")}
-    wanted = _ticket_reads.Wanted(
-        viewer_id=viewer.user_id, who=_who(viewer), inbox_id=_number(given["inbox"], "inbox"),
-        status=_choice(given["status"], tuple(Status), "status"),
-        priority=_choice(given["priority"], tuple(Priority), "priority"),
-        assignee=_choice(given["assignee"], ("me", "none"), "assignee") or "",
-        page=_number(params.get("page", ""), "page", MAX_PAGE) or 1, size=PAGE_SIZE)
+    page = _number(params.get("page", ""), "page", MAX_PAGE) or 1
+    status = _choice(given["status"], tuple(Status), "status")
+    priority = _choice(given["priority"], tuple(Priority), "priority")
+    assignee = _choice(given["assignee"], ("me", "none"), "assignee")
+    inbox_id = _number(given["inbox"], "inbox")
+    wanted = service.Filter(
+        status=Status(status) if status else None, team_inbox_id=inbox_id,
+        assignee_user_id=viewer.user_id if assignee == "me" else None,
+        unassigned=assignee == "none", priority=Priority(priority) if priority else None,
+        order=service.Order.LATEST_ACTIVITY, offset=(page - 1) * PAGE_SIZE,
+        limit=PAGE_SIZE + 1)
     async with runtime_of(request).db.read() as session:
         inboxes = list(await list_inboxes(session, viewer.portal_id, _who(viewer)))
-        found = await _ticket_reads.listed(session, viewer.portal_id, wanted)
+        found = list(await service.tickets(session, viewer.portal_id, _who(viewer), wanted))
+        more, found = len(found) > PAGE_SIZE, found[:PAGE_SIZE]
         people = await _ticket_reads.users(
-            session, viewer.portal_id, [t.assignee_user_id for t in found.tickets])
+            session, viewer.portal_id, [t.assignee_user_id for t in found])
         customers = await _ticket_reads.contacts(
-            session, viewer.portal_id, [t.contact_id for t in found.tickets])
+            session, viewer.portal_id, [t.contact_id for t in found])
     names = {inbox.id: inbox.name for inbox in inboxes}
-    if wanted.inbox_id is not None and wanted.inbox_id not in names:
+    if inbox_id is not None and inbox_id not in names:
         raise PageError(404, "Not found", "There is no such team inbox.")
     filters = {k: v for k, v in given.items() if v}
-    pages = {"newer": f"/tickets?{urlencode({**filters, 'page': wanted.page - 1})}"
-             if wanted.page > 1 else "",
-             "older": f"/tickets?{urlencode({**filters, 'page': wanted.page + 1})}"
-             if found.more else ""}
-    return render(request, "tickets.html", tickets=found.tickets, inboxes=inboxes,
+    pages = {"newer": f"/tickets?{urlencode({**filters, 'page': page - 1})}"
+             if page > 1 else "",
+             "older": f"/tickets?{urlencode({**filters, 'page': page + 1})}"
+             if more else ""}
+    return render(request, "tickets.html", tickets=found, inboxes=inboxes,
                   inbox_names=names, people=people, customers=customers, given=given,
                   statuses=tuple(Status), priorities=tuple(Priority), assignees=ASSIGNEES,
-                  page=wanted.page, pages=pages)
+                  page=page, pages=pages)
 
 
 # --- one ticket ------------------------------------------------------------------------
@@ -241,6 +255,7 @@ async def _ticket_context(request: Request, viewer: Viewer, ticket_id: int, *,
                 session, found, people[viewer.user_id]))
         others = others_of(await presence.others(session, found.id, viewer.user_id))
         version = await presence.last_activity(session, found.id)
+        events_after = await _ticket_reads.last_event_id(session, viewer.portal_id)
     return {"ticket": found, "inbox": inbox, "entries": _entries(emails, log, people, images),
             "contact": contact, "company": company,
             "customers": [c for c in customers.values() if c.id != found.contact_id],
@@ -248,6 +263,7 @@ async def _ticket_context(request: Request, viewer: Viewer, ticket_id: int, *,
             "assignee": people.get(found.assignee_user_id) if found.assignee_user_id else None,
             "is_member": viewer.user_id in member_ids, "responses": responses,
             "chosen": chosen, "prefill": prefill, "others": others, "version": version,
+            "events_after": events_after,
             "statuses": tuple(Status), "priorities": tuple(Priority), "images": images,
             "source": words.source,
             "inline_styles": any(e.html for e in emails), "remote_images": images}
@@ -264,8 +280,12 @@ def _show(request: Request, context: dict[str, Any], *, status: int = 200,
 @signed_in
 async def ticket_page(request: Request, viewer: Viewer) -> Response:
     """``/tickets/{id}`` (``?canned=<id>`` fills the reply box with that canned
-    response for this ticket; ``?images=1`` shows the emails' remote images)."""
-    return _show(request, await _ticket_context(request, viewer, _ticket_id(request)))
+    response for this ticket; ``?images=1`` shows the emails' remote images;
+    ``?refresh=1`` is the page's script reading it again, which leaves the viewer's
+    presence as the script last said: replying stays replying)."""
+    refresh = request.query_params.get("refresh") == "1"
+    return _show(request, await _ticket_context(request, viewer, _ticket_id(request),
+                                                register=not refresh))
 
 
 async def _editable(request: Request, viewer: Viewer) -> tuple[dict[str, str], int]:
@@ -283,14 +303,37 @@ def _assignee_value(found: Ticket) -> str:
     return f"team:{found.assignee_team_id}" if found.assignee_team_id is not None else ""
 
 
+def _label_of(fields: dict[str, str], name: str) -> str | None:
+    """A pipeline or stage as typed: None (unchanged) when empty or missing."""
+    value = fields.get(name, "").strip()
+    if len(value) > MAX_LABEL:
+        raise PageError(400, "Not changed", f"A {name} is at most {MAX_LABEL} characters.")
+    return value or None
+
+
+def _tags_of(fields: dict[str, str]) -> tuple[str, ...] | None:
+    """The tags, comma-separated (an empty field: none); None when the form has no
+    ``tags`` (unchanged)."""
+    if "tags" not in fields:
+        return None
+    tags = tuple(dict.fromkeys(t.strip() for t in fields["tags"].split(",") if t.strip()))
+    if len(tags) > MAX_TAGS or any(len(t) > MAX_LABEL for t in tags):
+        raise PageError(400, "Not changed", f"At most {MAX_TAGS} tags, each at most "
+                        f"{MAX_LABEL} characters.")
+    return tags
+
+
 @signed_in
 async def update(request: Request, viewer: Viewer) -> Response:
     """The controls: ``status``, ``priority``, ``assignee`` (``user:<id>``, or empty
-    for nobody); a field left as it was changes nothing (an assignee who has left the
-    inbox, or a team's queue, stays as it is unless another is chosen)."""
+    for nobody), ``pipeline``, ``stage`` and ``tags`` (comma-separated); a field left as
+    it was changes nothing (an assignee who has left the inbox, or a team's queue, stays
+    as it is unless another is chosen; an empty pipeline or stage is left as it is)."""
     fields, ticket_id = await _editable(request, viewer)
     status = _choice(fields.get("status", ""), tuple(Status), "status")
     priority = _choice(fields.get("priority", ""), tuple(Priority), "priority")
+    pipeline, stage = _label_of(fields, "pipeline"), _label_of(fields, "stage")
+    tags = _tags_of(fields)
     async with runtime_of(request).db.transaction() as session:
         found = await service.ticket(session, viewer.portal_id, _who(viewer), ticket_id)
         value = fields.get("assignee", _assignee_value(found))
@@ -303,8 +346,59 @@ async def update(request: Request, viewer: Viewer) -> Response:
                                  team_id=None, actor=viewer.user_id)
         await service.change(session, found, service.Change(
             status=Status(status) if status and status != found.status else None,
-            priority=Priority(priority) if priority else None), actor=viewer.user_id)
+            priority=Priority(priority) if priority else None, pipeline=pipeline,
+            stage=stage, tags=None if tags == tuple(found.tags or ()) else tags),
+            actor=viewer.user_id)
     return redirect(request, f"/tickets/{ticket_id}")
+
+
+@signed_in
+async def merge(request: Request, viewer: Viewer) -> Response:
+    """Merge this ticket into ticket ``into`` (of the same inbox): core's merge, as the
+    API's; the page goes to the ticket that lives on."""
+    fields, ticket_id = await _editable(request, viewer)
+    into_id = _number(fields.get("into", "").strip().lstrip("#"), "into")
+    if into_id is None:
+        raise PageError(400, "Not merged", "Give the number of the ticket to merge into.")
+    async with runtime_of(request).db.transaction() as session:
+        found = await service.ticket(session, viewer.portal_id, _who(viewer), ticket_id)
+        into = await service.merge(session, viewer.portal_id, _who(viewer), found, into_id)
+        into_id = into.id
+    return redirect(request, f"/tickets/{into_id}")
+
+
+@signed_in
+async def live(request: Request, viewer: Viewer) -> Response:
+    """The ticket's ``ticket_*`` events after ``?after=`` (or Last-Event-ID) as
+    Server-Sent Events, then as they happen (``extension_api.live.event_stream``, as
+    ``/live``): the page's script refreshes the conversation on each."""
+    ticket_id = _ticket_id(request)
+    runtime = runtime_of(request)
+    async with runtime.db.read() as session:  # a 404 before the stream opens
+        await service.ticket(session, viewer.portal_id, _who(viewer), ticket_id)
+    text = request.headers.get("last-event-id") or request.query_params.get("after", "0")
+    after = int(text) if text.isdigit() and len(text) < 19 else 0
+    feed = _ticket_reads.TicketFeed(viewer.portal_id, ticket_id)
+
+    async def read(after: int) -> Sequence[Event]:
+        async with runtime.db.read() as session:
+            found = await feed.read(session, after)
+            if found:  # still theirs (taken out of the inbox since: nothing more)
+                try:
+                    await service.ticket(session, viewer.portal_id, _who(viewer), ticket_id)
+                except NotFound:
+                    return []
+            return found
+
+    slots = request.app.state.streams
+    try:
+        slots.acquire(viewer.caller)
+    except ApiError as exc:  # the API's 429: said as a page would
+        raise PageError(429, "Too many pages open", "Close a few inboxlog tabs.") from exc
+    stream = event_stream(read, request.app.state.events, after, poll=LIVE_POLL_SECONDS,
+                          portal_id=viewer.portal_id)
+    return SlotStream(stream, ping=15, send_timeout=30, headers={"Cache-Control": "no-store"},
+                      release=lambda: slots.release(viewer.caller))
 
 
 @signed_in

@@ -5,34 +5,12 @@ every one; a user token, an admin's too: the inboxes they are a member of)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from tests.support import postgres
+from tests.extension_api.test_tickets import desk, desk_server  # noqa: F401 (fixtures)
 from tests.support.mail import logged_id
 from tests.support.server import Server
-from tests.support.tickets import Desk, customer_mail, make_desk
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def desk_server(request: pytest.FixtureRequest,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The suite's shared SQLite server (tests isolate by portal), or one on PostgreSQL."""
-    if request.param == "sqlite":
-        yield request.getfixturevalue("server")
-        return
-    with postgres.database_for(request.param) as url:
-        running = Server(tmp_path_factory.mktemp(f"ticket-list-{request.param}"),
-                         db_url=url).start()
-        yield running
-        running.stop()
-
-
-@pytest.fixture
-def desk(desk_server: Server) -> Desk:
-    return make_desk(desk_server)
+from tests.support.tickets import Desk, customer_mail
 
 
 def _ids(answer: Any) -> list[int]:
@@ -40,7 +18,7 @@ def _ids(answer: Any) -> list[int]:
     return [int(item["id"]) for item in answer.json()["items"]]
 
 
-def test_priority_and_latest_activity(desk: Desk) -> None:
+def test_priority_and_latest_activity(desk: Desk) -> None:  # noqa: F811
     """Three tickets; the oldest is then made urgent (its latest activity): the newest
     order is by id as before, the latest-activity order puts it first, the priority
     filter finds it alone, and both orders page without losing or repeating one."""
@@ -86,7 +64,8 @@ def test_priority_and_latest_activity(desk: Desk) -> None:
         assert _ids(outsider.get("/api/v1/tickets", params={"priority": "urgent"})) == []
 
 
-def test_other_portals_tickets_are_never_listed(desk: Desk, desk_server: Server) -> None:
+def test_other_portals_tickets_are_never_listed(
+        desk: Desk, desk_server: Server) -> None:  # noqa: F811
     """Another portal's admin token, in either order and with any filter, lists none of
     this portal's tickets."""
     ticket = desk.ticket_of_email(logged_id(desk.send(customer_mail("dora@client.example"))))

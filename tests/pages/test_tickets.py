@@ -227,8 +227,11 @@ def test_only_members_and_the_admin_see_a_ticket(browsers: Browsers, web_server:
         assert stranger.get(f"/tickets?inbox={desk.inbox_id}").status_code == 404
         assert stranger.get(f"/tickets/{ticket_id}").status_code == 404
         token = csrf_of(stranger.get("/setup").text)
+        assert stranger.get(f"/tickets/{ticket_id}/live").status_code == 404
         for action, data in (("update", {"status": "closed"}), ("reply", {"text": "hi"}),
-                             ("notes", {"text": "hi"}), ("presence", {"state": "viewing"})):
+                             ("notes", {"text": "hi"}), ("presence", {"state": "viewing"}),
+                             ("update", {"pipeline": "Taken", "tags": "taken"}),
+                             ("merge", {"into": str(ticket_id)})):
             answer = stranger.post(f"/tickets/{ticket_id}/{action}",
                                    data={"csrf": token, **data})
             assert answer.status_code == 404, (action, answer.text)
@@ -236,7 +239,8 @@ def test_only_members_and_the_admin_see_a_ticket(browsers: Browsers, web_server:
         assert reports.status_code == 200
         assert 'data-value="0" id="times-tickets"' in reports.text
         assert stranger.get(f"/reports?team_inbox_id={desk.inbox_id}").status_code == 404
-    assert desk.ticket(ticket_id)["status"] == "open"  # nothing the strangers sent took
+    taken = desk.ticket(ticket_id)  # nothing the strangers sent took
+    assert (taken["status"], taken["pipeline"], taken["tags"]) == ("open", "support", [])
 
     mine = member.get(f"/tickets?assignee=me&inbox={desk.inbox_id}")
     assigned = desk.ticket(ticket_id)["assignee_user_id"]

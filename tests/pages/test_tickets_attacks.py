@@ -20,7 +20,9 @@ from tests.support.xss import XSS_HTML
 
 SCRIPT = "<script>window.__xss=1</script><img src=x onerror=window.__xss=1>"
 ACTIONS = (("update", {"status": "closed"}), ("reply", {"text": "hi"}),
-           ("notes", {"text": "hi"}), ("presence", {"state": "viewing"}))
+           ("notes", {"text": "hi"}), ("presence", {"state": "viewing"}),
+           ("update", {"pipeline": "Taken", "stage": "taken", "tags": "taken"}),
+           ("merge", {"into": "1"}))
 
 
 @pytest.fixture(scope="module")
