@@ -24,6 +24,24 @@ from tests.support import loopback_only
 from tests.support.server import Server
 
 
+def _a_ticket(server: Server, admin_token: str, member_id: int) -> int:
+    """A team inbox with ``member_id`` in it, and the ticket a customer's email opened
+    (over SMTP, to its forwarding address), tagged and in a pipeline."""
+    with server.api(admin_token) as api:
+        inbox = api.post("/api/v1/team-inboxes", json={
+            "name": "Support", "address": "support@ourco.example",
+            "members": [{"user_id": member_id}]}).json()
+        customer = "Carla Customer <carla@customer.example>"
+        send(server, a_message(customer, "support@ourco.example", "Printer on fire",
+                               "Hello,\n\nour printer is on fire again.\n\nCarla"),
+             inbox["forwarding_address"])
+        [ticket] = api.get("/api/v1/tickets").json()["items"]
+        api.patch(f"/api/v1/tickets/{ticket['id']}", json={
+            "priority": "high", "pipeline": "Hardware", "stage": "Triage",
+            "tags": ["printer"]})
+    return int(ticket["id"])
+
+
 def main(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as data:
@@ -53,6 +71,7 @@ def main(folder: Path) -> None:
             httpx.get(pixel, headers={"User-Agent": chrome, "X-Forwarded-For": "203.0.113.7"})
             httpx.head(pixel, headers={"User-Agent": chrome, "X-Forwarded-For": "203.0.113.7"})
             time.sleep(1)  # the recorder writes hits in batches
+            ticket_id = _a_ticket(server, rep.portal.admin_token, rep.portal.user_id)
             shots = {"sign-in": "/sign-in"}
             for name, path in shots.items():
                 browser.get(server.base_url + path)
@@ -72,6 +91,9 @@ def main(folder: Path) -> None:
                               ("inboxes", f"{server.base_url}/inboxes"),
                               ("tracking", f"{server.base_url}/tracking/{send_id}"),
                               ("tokens", f"{server.base_url}/tokens"),
+                              ("tickets", f"{server.base_url}/tickets"),
+                              ("ticket", f"{server.base_url}/tickets/{ticket_id}"),
+                              ("reports", f"{server.base_url}/reports"),
                               ("authorize", f"{server.base_url}/oauth/authorize?" + urlencode({
                                   "response_type": "code", "client_id": "inboxlog for Gmail",
                                   "redirect_uri": "https://abcdefghijklmnopabcdefghijklmnop"
