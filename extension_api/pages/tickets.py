@@ -390,15 +390,17 @@ async def live(request: Request, viewer: Viewer) -> Response:
                     return []
             return found
 
-    slots = request.app.state.streams
+    # A budget of its own beside the user's (a ticket page holds /live too): as many
+    # ticket pages as other pages open at once, still a bound per user.
+    slots, caller = request.app.state.streams, f"{viewer.caller}:tickets"
     try:
-        slots.acquire(viewer.caller)
+        slots.acquire(caller)
     except ApiError as exc:  # the API's 429: said as a page would
         raise PageError(429, "Too many pages open", "Close a few inboxlog tabs.") from exc
     stream = event_stream(read, request.app.state.events, after, poll=LIVE_POLL_SECONDS,
                           portal_id=viewer.portal_id)
     return SlotStream(stream, ping=15, send_timeout=30, headers={"Cache-Control": "no-store"},
-                      release=lambda: slots.release(viewer.caller))
+                      release=lambda: slots.release(caller))
 
 
 @signed_in

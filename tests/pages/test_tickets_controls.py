@@ -7,6 +7,7 @@ and over the API alike."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from email.utils import make_msgid
@@ -179,6 +180,28 @@ def test_the_stream_is_the_tickets_own(browsers: Browsers, web_server: Server,
     other = web_account(web_server, unique("otherlead"))
     for stranger in (browsers.new(desk.outsider), browsers.new(other)):
         assert stranger.get(f"/tickets/{ticket_a}/live").status_code == 404
+
+
+def test_ticket_streams_have_a_budget_of_their_own(browsers: Browsers, desk: Desk) -> None:
+    """A ticket page holds two streams (/live and its ticket's): five ticket streams
+    of one user are the most (a sixth is a 429 page), and leave /live its own five."""
+    ticket_id, _ = desk.open_ticket("Five tabs")
+    ben = browsers.new(desk.agents[1])
+    with contextlib.ExitStack() as open_streams:
+        for _ in range(5):
+            stream = open_streams.enter_context(
+                ben.stream("GET", f"/tickets/{ticket_id}/live", timeout=10))
+            assert stream.status_code == 200
+        sixth = ben.get(f"/tickets/{ticket_id}/live")
+        assert sixth.status_code == 429 and "Too many pages open" in sixth.text
+        live = open_streams.enter_context(ben.stream("GET", "/live", timeout=10))
+        assert live.status_code == 200
+    deadline = time.monotonic() + 10  # the server sees each close as it happens
+    while True:
+        with ben.stream("GET", f"/tickets/{ticket_id}/live", timeout=10) as again:
+            if again.status_code == 200 or time.monotonic() > deadline:
+                break
+    assert again.status_code == 200  # closing gave the slots back
 
 
 def test_the_admin_sees_every_inbox_a_user_token_its_own(browsers: Browsers,
