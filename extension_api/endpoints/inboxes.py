@@ -98,10 +98,7 @@ async def team_authorization_url(request: Request, principal: Principal, provide
     """``POST /api/v1/inboxes/oauth/{provider}`` with ``team_inbox_id``: where the admin
     signs in to the team inbox's shared mailbox (raises OAuthError)."""
     assert body.team_inbox_id is not None
-    async with runtime_of(request).db.read() as session:
-        await visible_inbox(session, principal.portal_id, principal.user_id,
-                            body.team_inbox_id)
-    require_admin(principal, "connecting a team inbox's mailbox")
+    await _require_team_admin(request, principal, body.team_inbox_id)
     return await _team_connector(request).team_authorization_url(
         principal.portal_id, body.team_inbox_id, provider, body.days())
 
@@ -123,12 +120,17 @@ async def _inbox_body(request: Request, portal_id: int, inbox_id: int) -> Inbox:
         return inbox_of(await inboxes.get_inbox(session, portal_id, inbox_id))
 
 
-async def _connect_team(request: Request, principal: Principal, body: InboxConnect,
-                        team_inbox_id: int) -> Response:
+async def _require_team_admin(request: Request, principal: Principal,
+                              team_inbox_id: int) -> None:
     async with runtime_of(request).db.read() as session:
-        # A member learns nothing of an inbox they are not in: 404 before 403.
+        # A user learns nothing of an inbox they are not in: 404 before 403.
         await visible_inbox(session, principal.portal_id, principal.user_id, team_inbox_id)
     require_admin(principal, "connecting a team inbox's mailbox")
+
+
+async def _connect_team(request: Request, principal: Principal, body: InboxConnect,
+                        team_inbox_id: int) -> Response:
+    await _require_team_admin(request, principal, team_inbox_id)
     try:
         inbox_id = await _team_connector(request).connect_team(
             principal.portal_id, team_inbox_id, body.request())
