@@ -38,6 +38,9 @@ class Decision:
     user_id: int | None
     team_id: int | None
     how: str  # "rule" | "round_robin" | "nobody"
+    # Why a rule's assignment was not followed (its user, or everyone in its team, is
+    # not a member of the inbox): the ticket stays unassigned and its log says so.
+    not_followed: dict[str, int | str] | None = None
 
 
 def facts_of(inbox: TeamInbox, parsed: ParsedMessage, email: Email, contact: Contact | None,
@@ -124,22 +127,32 @@ async def team_users(session: AsyncSession, portal_id: int, team_id: int) -> lis
 async def route(session: AsyncSession, inbox: TeamInbox, ticket: Ticket,
                 facts: Facts) -> Decision:
     """What the rules decide for a new ticket, and who gets it: the rule's user, else
-    round-robin among the rule's team or (no rule assigned) the inbox's members."""
+    round-robin among the rule's team or (no rule assigned) the inbox's members. Only
+    a member of the inbox ever gets it (docs/tickets.md, "Who sees what"): a rule whose
+    user is not one (a portal-wide rule, a user who has left the inbox), or whose team
+    has no one in the inbox, leaves the ticket unassigned, and ``apply`` logs why."""
     # One new ticket of an inbox at a time picks its agent (PostgreSQL; SQLite has one
     # writer anyway): two at once would both see the same agent as the next.
     await session.execute(select(TeamInbox.id).where(TeamInbox.id == inbox.id)
                           .with_for_update())
     outcome = evaluate(await rules_for(session, inbox), facts)
     wanted = outcome.assignment
-    if wanted is not None and wanted.kind == "user" and await _portal_user(
-            session, inbox.portal_id, wanted.target):
-        return Decision(outcome, wanted.target, None, "rule")
+    members = await inbox_members(session, inbox.id)
+    if wanted is not None and wanted.kind == "user":
+        if wanted.target in members and await _portal_user(
+                session, inbox.portal_id, wanted.target):
+            return Decision(outcome, wanted.target, None, "rule")
+        return Decision(outcome, None, None, "nobody", not_followed={
+            "reason": "user_not_member", "user_id": wanted.target or 0})
     if wanted is not None and wanted.kind == "team" and wanted.target is not None:
-        members = await team_users(session, inbox.portal_id, wanted.target)
-        if members:
-            chosen = await round_robin(session, inbox.portal_id, members)
-            return Decision(outcome, chosen, wanted.target, "round_robin")
-    chosen = await round_robin(session, inbox.portal_id, await inbox_members(session, inbox.id))
+        both = [u for u in await team_users(session, inbox.portal_id, wanted.target)
+                if u in members]
+        if not both:
+            return Decision(outcome, None, None, "nobody", not_followed={
+                "reason": "team_not_member", "team_id": wanted.target})
+        chosen = await round_robin(session, inbox.portal_id, both)
+        return Decision(outcome, chosen, wanted.target, "round_robin")
+    chosen = await round_robin(session, inbox.portal_id, members)
     return Decision(outcome, chosen, None, "round_robin" if chosen else "nobody")
 
 
@@ -156,5 +169,8 @@ async def apply(session: AsyncSession, ticket: Ticket, decision: Decision) -> No
                          detail={"how": "rule"})
     if outcome.tags:
         ticket.tags = list(dict.fromkeys([*ticket.tags, *outcome.tags]))
+    if decision.not_followed is not None:  # said in the log; no event: nobody to tell
+        activity.log(session, ticket, Kind.ASSIGNED, detail={
+            "how": "rule_not_followed", **decision.not_followed})
     if decision.user_id is not None or decision.team_id is not None:
         activity.assign(session, ticket, decision.user_id, decision.team_id, how=decision.how)
