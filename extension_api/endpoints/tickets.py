@@ -66,7 +66,8 @@ async def list_tickets(request: Request, principal: Principal) -> Response:
     wanted = _filter(request)
     async with runtime_of(request).db.read() as session:
         found = await service.tickets(session, principal.portal_id, principal.user_id, wanted)
-        items = [ticket_of(t, await service.contact_ids(session, t.id)) for t in found]
+        contacts = await service.contact_ids_of(session, [t.id for t in found])
+        items = [ticket_of(t, contacts[t.id]) for t in found]
     full = len(found) == wanted.limit
     if wanted.order is service.Order.LATEST_ACTIVITY:
         return respond({"items": items, "cursor": None,
