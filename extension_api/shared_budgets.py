@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import asyncpg
 from limits import RateLimitItem
 
+from core.errors import StorageUnavailable
 from core.storage.listen import asyncpg_dsn
 
 SCHEMA = "inboxlog_ephemeral"
@@ -99,16 +100,21 @@ class SharedBudgets:
     async def take(self, name: str, items: list[RateLimitItem],
                    caller: str) -> tuple[RateLimitItem, int] | None:
         """One request of ``caller`` against ``items``: None when every budget admits it,
-        else the first that does not and the seconds until it would (at least 1)."""
+        else the first that does not and the seconds until it would (at least 1).
+        StorageUnavailable when the database cannot be reached."""
         budgets = [_budget(name, item, caller) for item in items]
         now = time.time()
-        pool = await self._ready()
-        async with pool.acquire() as conn:
-            rows = await conn.fetch(_TAKE, [b.bucket for b in budgets],
-                                    [b.step for b in budgets], [b.slack for b in budgets], now)
-            if now - self._forgotten >= FORGET_EVERY:
-                self._forgotten = now
-                await conn.execute(_FORGET, now)
+        try:
+            pool = await self._ready()
+            async with pool.acquire() as conn:
+                rows = await conn.fetch(_TAKE, [b.bucket for b in budgets],
+                                        [b.step for b in budgets], [b.slack for b in budgets],
+                                        now)
+                if now - self._forgotten >= FORGET_EVERY:
+                    self._forgotten = now
+                    await conn.execute(_FORGET, now)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StorageUnavailable(f"database unavailable: {type(exc).__name__}") from exc
         found = {row["bucket"]: row for row in rows}
         for item, budget in zip(items, budgets, strict=True):
             row = found[budget.bucket]
