@@ -1,7 +1,9 @@
 """What the pages read that the JSON API does not: contact search, a company's contacts,
 the ingest log searched by sender, address and time, and the newest event id.
 
-Portal-scoped like ``core.queries``; every function only reads.
+Portal-scoped like ``core.queries``; every function only reads. What reads a team
+inbox's mail takes ``viewer`` (a user id; None: the admin) and leaves out what they may
+not see, in the query (docs/tickets.md, "Who sees what").
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, exists, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.audit import visible_entry
+from core.mail.threads import base_subject
 from core.storage.models import (
     Company,
     Contact,
@@ -25,6 +29,7 @@ from core.storage.models import (
     User,
 )
 from core.storage.models.web import WebLink, WebLogin
+from core.tickets.access import visible_email
 
 
 def _like(text: str) -> str:
@@ -54,11 +59,13 @@ async def company_contacts(session: AsyncSession, portal_id: int,
 
 async def ingest_log(session: AsyncSession, portal_id: int, *, sender: str = "",
                      address: str = "", since: datetime | None = None,
-                     until: datetime | None = None,
-                     limit: int = 100) -> Sequence[IngestLogEntry]:
-    """The portal's not-logged entries, newest first: ``sender`` matches the From or
+                     until: datetime | None = None, limit: int = 100,
+                     viewer: int | None) -> Sequence[IngestLogEntry]:
+    """The portal's not-logged entries ``viewer`` may see (a team inbox's only for its
+    members; ``core.audit.visible_entry``), newest first: ``sender`` matches the From or
     the envelope sender, ``address`` the logging address (both: contains, any case)."""
-    query = select(IngestLogEntry).where(IngestLogEntry.portal_id == portal_id)
+    query = select(IngestLogEntry).where(IngestLogEntry.portal_id == portal_id,
+                                         await visible_entry(session, portal_id, viewer))
     if sender.strip():
         pattern = _like(sender.strip().lower())
         query = query.where(or_(
@@ -128,25 +135,49 @@ class ThreadChoice:
 
 
 async def move_targets(session: AsyncSession, portal_id: int, email_id: int, *,
-                       text: str = "", limit: int = 30) -> list[ThreadChoice]:
+                       text: str = "", limit: int = 30,
+                       viewer: int | None) -> list[ThreadChoice]:
     """The threads of the email's contacts, other than its own, newest first; with
     ``text``, only those whose subject contains it (any case). Deleted emails count
-    for nothing."""
+    for nothing, nor emails ``viewer`` may not see (a team inbox's): a thread of only
+    those is not listed, and a thread that also holds them is named, and found by
+    ``text``, by the viewer's own emails, as ``queries.thread_subject`` names it."""
     email = await session.get(Email, email_id)
     if email is None or email.portal_id != portal_id:
         return []
+    visible = await visible_email(session, portal_id, viewer)
     contacts = select(EmailContact.contact_id).where(EmailContact.email_id == email_id)
     theirs = select(EmailContact.email_id).where(EmailContact.contact_id.in_(contacts))
+    hidden = select(Email.id).where(Email.thread_id == Thread.id,
+                                    Email.deleted_at.is_(None), not_(visible))
+    hides = exists(hidden.correlate(Thread)) if viewer is not None else None
     newest = func.max(Email.sent_at)
     query = (select(Thread.id, Thread.subject, newest, func.count(Email.id))
              .join(Email, Email.thread_id == Thread.id)
              .where(Thread.portal_id == portal_id, Email.portal_id == portal_id,
-                    Email.deleted_at.is_(None), Email.id.in_(theirs),
+                    Email.deleted_at.is_(None), Email.id.in_(theirs), visible,
                     Thread.id != email.thread_id)
              .group_by(Thread.id, Thread.subject).order_by(newest.desc(), Thread.id.desc())
              .limit(limit))
     if text.strip():
-        query = query.where(func.lower(Thread.subject).like(
-            _like(text.strip().lower()), escape="\\"))
-    return [ThreadChoice(row[0], row[1], row[2], row[3])
-            for row in (await session.execute(query)).all()]
+        pattern = _like(text.strip().lower())
+        by_subject = func.lower(Thread.subject).like(pattern, escape="\\")
+        if hides is None:
+            query = query.where(by_subject)
+        else:
+            seen = select(Email.id).where(Email.thread_id == Thread.id,
+                                          Email.deleted_at.is_(None), visible,
+                                          func.lower(Email.subject).like(pattern, escape="\\"))
+            query = query.where(or_(and_(not_(hides), by_subject),
+                                    and_(hides, exists(seen.correlate(Thread)))))
+    rows = (await session.execute(query)).all()
+    subjects = {row[0]: row[1] for row in rows}
+    if hides is not None and rows:
+        mixed = set(await session.scalars(select(Thread.id).where(
+            Thread.id.in_(list(subjects)), hides)))
+        for thread_id in mixed:
+            first = await session.scalar(select(Email.subject).where(
+                Email.thread_id == thread_id, Email.deleted_at.is_(None), visible)
+                .order_by(Email.sent_at, Email.id).limit(1))
+            subjects[thread_id] = base_subject(first or "")[:998]
+    return [ThreadChoice(row[0], subjects[row[0]], row[2], row[3]) for row in rows]

@@ -1,4 +1,5 @@
-"""Why not logged (the ingest log, searchable by sender, address and time) and the
+"""Why not logged (the ingest log, searchable by sender, address and time; a team
+inbox's entries only for its members and admins) and the
 team page (users and their roles, for everyone; changing roles, invitations by mail
 and the open ones, and how each user signs in, for admins)."""
 
@@ -45,7 +46,10 @@ async def ingest_log_page(request: Request, viewer: Viewer) -> Response:
             session, viewer.portal_id, sender=sender, address=address,
             since=datetime.combine(since, time(), UTC) if since else None,
             until=(datetime.combine(until, time(), UTC) + timedelta(days=1)
-                   if until else None))
+                   if until else None),
+            # A team inbox's refused mail names who wrote to it: its members' and the
+            # admin's only (docs/tickets.md, "Who sees what").
+            viewer=None if viewer.is_admin else viewer.user_id)
     shown = [{"entry": e, "reason": words.not_logged(e.reason_code, e.reason),
               "source": words.SOURCES_OF_REFUSAL.get(e.source, e.source)} for e in entries]
     return render(request, "ingest_log.html", shown=shown, sender=sender, address=address,

@@ -108,9 +108,12 @@ async def thread_page(request: Request, viewer: Viewer) -> Response:
         thread = await queries.thread(session, viewer.portal_id, _path_id(request))
         emails = await queries.thread_emails(session, viewer.portal_id, thread.id,
                                              viewer=_who(viewer))
+        # Titled by the first email the viewer sees: a thread that also holds a team
+        # inbox's mail must not show a non-member that mail's subject.
+        subject = await queries.thread_subject(session, thread, emails, viewer=_who(viewer))
         counts = await tracked_sends.counts_for(session, emails)
         targets = {email.id: await web_reads.move_targets(
-            session, viewer.portal_id, email.id,
+            session, viewer.portal_id, email.id, viewer=_who(viewer),
             text=find if moving == str(email.id) else "") for email in emails}
     shown = []
     for index, email in enumerate(emails):
@@ -125,9 +128,8 @@ async def thread_page(request: Request, viewer: Viewer) -> Response:
             "targets": targets[email.id],
             "find": find if moving == str(email.id) else "",
         })
-    return render(request, "thread.html", thread=thread, shown=shown, images=images,
-                  moving=moving,
-                  inline_styles=True, remote_images=images)
+    return render(request, "thread.html", thread=thread, subject=subject, shown=shown,
+                  images=images, moving=moving, inline_styles=True, remote_images=images)
 
 
 @signed_in
@@ -144,6 +146,9 @@ async def move_email(request: Request, viewer: Viewer) -> Response:
         if not viewer.is_admin and email.user_id not in (None, viewer.user_id):
             raise PageError(403, "Not yours", "This email was logged by another user: "
                             "only they or an admin may move it.")
+        if target_text:  # not into a thread of only mail they may not see (its subject)
+            await queries.visible_thread(session, viewer.portal_id, int(target_text),
+                                         viewer=_who(viewer))
         moved = await regroup.move_to_thread(session, viewer.portal_id, email_id,
                                              int(target_text) if target_text else None)
         thread_id = moved.thread_id
