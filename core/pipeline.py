@@ -154,6 +154,9 @@ class Arrival:
         return cls(channel, (Delivery(portal_id, envelope or Envelope()),))
 
 
+_HELD_PORTALS = "core.pipeline.portals"
+
+
 async def log_message(runtime: Runtime, message: bytes | Prepared, how: Arrival) -> Results:
     """Log one message for each portal of ``how``, each in a write of its own; returns
     once those committed (on SQLite, shared with concurrent callers: group commit).
@@ -184,6 +187,10 @@ async def log_message(runtime: Runtime, message: bytes | Prepared, how: Arrival)
             portal = await session.get(Portal, portal_id)
             if portal is None:
                 raise NotFound(f"no portal {portal_id}")
+            # Held for the rest of the shared transaction: the session's identity map
+            # keeps objects only while something refers to them, and the next message
+            # of the batch would read the portal again.
+            session.info.setdefault(_HELD_PORTALS, {})[portal_id] = portal
             try:
                 # Mail to a team inbox (docs/tickets.md): anyone may write there.
                 from core.tickets import intake  # it builds on this module
