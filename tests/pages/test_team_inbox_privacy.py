@@ -6,6 +6,7 @@ inbox thread, and the contact timeline. Members and the admin see it."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from email.utils import make_msgid
 
 import httpx
@@ -13,15 +14,39 @@ import pytest
 
 from tests.pages.conftest import Browsers, csrf_of
 from tests.pages.test_tickets import Desk, make_desk
+from tests.support import postgres
 from tests.support.mail import deliver, logged_id, message
 from tests.support.server import Server
+from tests.support.smtp_recorder import SmtpRecorder
 
 SECRET = "Refund for invoice 4711"
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+         relay: SmtpRecorder) -> Iterator[Server]:
+    """The pages' shared SQLite server, or one on PostgreSQL (the queries differ)."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("web_server")
+        return
+    with postgres.database_for(request.param) as url:
+        running = Server(tmp_path_factory.mktemp("privacy-pg"), db_url=url,
+                         extra_args=relay.serve_args()).start()
+        yield running
+        running.stop()
+
+
+@pytest.fixture
+def browsers(site: Server) -> Iterator[Browsers]:
+    made = Browsers(site)
+    yield made
+    for client in made.open:
+        client.close()
+
+
 @pytest.fixture(scope="module")
-def desk(web_server: Server) -> Desk:
-    return make_desk(web_server)
+def desk(site: Server) -> Desk:
+    return make_desk(site)
 
 
 def _email(desk: Desk, email_id: int) -> dict[str, object]:
@@ -42,11 +67,11 @@ def _own(desk: Desk, subject: str, *, to: str, in_reply_to: str | None = None,
 
 
 def test_the_not_logged_page_keeps_the_inbox_refusals_to_its_members(
-        browsers: Browsers, web_server: Server) -> None:
+        browsers: Browsers, site: Server) -> None:
     """Mail to the inbox past a sender's hourly allowance is refused: the entry is on
     the members' and the admin's why-not-logged page, not the colleague's (searched by
     its sender either), who still sees refusals of mail to the portal's own address."""
-    desk = make_desk(web_server)  # its own: the allowance of one would hold up the rest
+    desk = make_desk(site)  # its own: the allowance of one would hold up the rest
     with desk.api() as api:
         assert api.patch(f"/api/v1/team-inboxes/{desk.inbox_id}",
                          json={"sender_hourly_limit": 1}).status_code == 200
@@ -132,7 +157,8 @@ def test_moving_lists_and_enters_no_inbox_thread(browsers: Browsers, desk: Desk)
     """The colleague's own email to a customer who also wrote the inbox: its list of
     threads to move to leaves out the inbox's thread (it listed its subject) and names a
     mixed thread by their own email, the subject's words find neither, and posting the
-    inbox thread's id anyway is a 404 that moves nothing; the admin's list has both."""
+    inbox thread's id anyway is a 404 that moves nothing (into the mixed thread: moved);
+    the admin's list has both."""
     _, secret = desk.open_ticket("Secret plans")
     secret_thread = int(str(_email(desk, _ticket_email(desk, str(secret["Message-ID"])))[
         "thread_id"]))
@@ -155,6 +181,10 @@ def test_moving_lists_and_enters_no_inbox_thread(browsers: Browsers, desk: Desk)
     assert _email(desk, own)["thread_id"] == own_thread
     admin = browsers.new(desk.admin).get(f"/threads/{own_thread}").text
     assert f'value="{secret_thread}"' in admin and "Secret plans" in admin
+    moved = outsider.post(f"/emails/{own}/move", data={
+        "csrf": csrf_of(page.text), "thread_id": str(mixed_thread)})
+    assert moved.status_code == 303, moved.text  # a thread they have mail on: moved
+    assert _email(desk, own)["thread_id"] == mixed_thread
 
 
 def test_the_contact_timeline_leaves_the_inbox_out(browsers: Browsers, desk: Desk) -> None:
