@@ -13,11 +13,13 @@ Never commits.
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import accounts, audit
@@ -68,6 +70,23 @@ from core.types import (
 _INBOX_TAG = re.compile(r"^inbox-(\d{1,18})$")
 SENDER_WINDOW = timedelta(hours=1)
 ACK_INTERVAL = timedelta(hours=4)  # RFC 3834 3.1.1: not the same sender again soon
+# New tickets one team inbox opens in an hour at most: past it, mail that would open one
+# is not logged (mail continuing a ticket still is). An outsider rotating From addresses
+# passes every per-sender allowance; this bounds what they cost. Generous: a busy
+# support@ opens far fewer.
+HOURLY_TICKETS_ENV = "INBOXLOG_TEAM_INBOX_HOURLY_TICKETS"
+DEFAULT_HOURLY_TICKETS = 1000
+# The ``team_inbox_senders`` row counting the inbox's refusals past that cap (not an
+# address: no sender has it).
+_CAP_ROW = "*"
+PRUNE_EVERY = 600.0  # seconds between one process's prunings of one inbox's sender rows
+_pruned: dict[int, float] = {}
+
+
+def hourly_ticket_cap() -> int:
+    """The inbox-wide cap on new tickets per hour (``INBOXLOG_TEAM_INBOX_HOURLY_TICKETS``)."""
+    text = os.environ.get(HOURLY_TICKETS_ENV, "").strip()
+    return max(1, int(text)) if text.isdigit() else DEFAULT_HOURLY_TICKETS
 
 
 async def addressed_inbox(session: AsyncSession, portal: Portal,
@@ -109,18 +128,42 @@ def _trusted(portal: Portal, envelope: Envelope, agent: User | None) -> tuple[bo
     return decision.action is not Action.DETACH, record
 
 
-async def _within_allowance(session: AsyncSession, inbox: TeamInbox, sender: str) -> bool:
-    """Count this message against its sender's hourly allowance; False past it."""
+async def _counted(session: AsyncSession, inbox: TeamInbox, address: str) -> int:
+    """Count one more message of ``address`` in its current hour; the count."""
     now = utcnow()
-    row = await session.get(TeamInboxSender, (inbox.id, sender))
+    row = await session.get(TeamInboxSender, (inbox.id, address))
     if row is None:
-        session.add(TeamInboxSender(team_inbox_id=inbox.id, address=sender,
+        await _prune(session, inbox.id)
+        session.add(TeamInboxSender(team_inbox_id=inbox.id, address=address,
                                     window_start=now, count=1))
-        return True
+        return 1
     if now - row.window_start >= SENDER_WINDOW:
         row.window_start, row.count = now, 0
     row.count += 1
-    return row.count <= inbox.sender_hourly_limit
+    return row.count
+
+
+async def _prune(session: AsyncSession, inbox_id: int) -> None:
+    """Drop the inbox's sender rows that no longer count: their hour is over and they
+    were not acknowledged within ACK_INTERVAL (at most every PRUNE_EVERY per process)."""
+    now = time.monotonic()
+    if now - _pruned.get(inbox_id, -PRUNE_EVERY) < PRUNE_EVERY:
+        return
+    _pruned[inbox_id] = now
+    cutoff = utcnow() - max(SENDER_WINDOW, ACK_INTERVAL)
+    await session.execute(
+        delete(TeamInboxSender).where(
+            TeamInboxSender.team_inbox_id == inbox_id, TeamInboxSender.window_start < cutoff,
+            or_(TeamInboxSender.last_ack_at.is_(None), TeamInboxSender.last_ack_at < cutoff))
+        .execution_options(synchronize_session=False))
+
+
+async def _opened_this_hour(session: AsyncSession, inbox: TeamInbox, cap: int) -> int:
+    """The tickets ``inbox`` opened in the last hour (counted up to ``cap``)."""
+    recent = (select(Ticket.id).where(
+        Ticket.portal_id == inbox.portal_id, Ticket.created_at >= utcnow() - SENDER_WINDOW,
+        Ticket.team_inbox_id == inbox.id).limit(cap).subquery())
+    return int(await session.scalar(select(func.count()).select_from(recent)) or 0)
 
 
 async def _referenced_threads(session: AsyncSession, portal_id: int,
@@ -210,10 +253,13 @@ async def log_team_mail(session: AsyncSession, *, portal: Portal, inbox: TeamInb
     trusted, auth = _trusted(portal, envelope, agent)
     existing = await session.scalar(select(Email).where(
         Email.portal_id == portal.id, Email.message_id == message_id))
-    if existing is not None:
+    if existing is not None and not await _shareable(session, inbox, existing, sender):
         if not any(s.source == Source.TEAM_INBOX.value for s in existing.sources):
             existing.sources.append(EmailSource(source=Source.TEAM_INBOX.value))
             await session.flush()
+        if existing.from_email.lower() != sender:  # not theirs: no id of it to them
+            return IngestResult(IngestOutcome.DUPLICATE, reason="a message with this "
+                                "Message-ID is already logged", source=Source.TEAM_INBOX)
         return IngestResult(IngestOutcome.DUPLICATE, existing.id, existing.thread_id,
                             source=Source.TEAM_INBOX)
     own = own_addresses(inbox, portal, bcc_domain)
@@ -221,10 +267,15 @@ async def log_team_mail(session: AsyncSession, *, portal: Portal, inbox: TeamInb
     if mailbox is not None:  # its connected mailbox's (replies go out From it)
         own = own | {mailbox.lower()}
     automatic = loop_reason(parsed, own)
-    if not await _within_allowance(session, inbox, sender or (envelope.mail_from or "")):
+    count = await _counted(session, inbox, sender or (envelope.mail_from or ""))
+    if count > inbox.sender_hourly_limit:
+        reason = (f"more than {inbox.sender_hourly_limit} messages from this sender in "
+                  "an hour")
+        if count > inbox.sender_hourly_limit + 1:  # logged once per sender and hour
+            return IngestResult(IngestOutcome.NOT_LOGGED, reason=reason,
+                                source=Source.TEAM_INBOX)
         return _not_logged(session, portal, envelope, prepared, NotLoggedReason.RATE_LIMITED,
-                           f"more than {inbox.sender_hourly_limit} messages from this "
-                           "sender in an hour")
+                           reason)
     people, blocked = contact_candidates(parsed, Direction.INCOMING, users, bcc_domain,
                                          portal.never_log)
     people = {a: n for a, n in people.items() if a not in own}
@@ -236,11 +287,21 @@ async def log_team_mail(session: AsyncSession, *, portal: Portal, inbox: TeamInb
     if found is None and automatic is not None:
         return _not_logged(session, portal, envelope, prepared, NotLoggedReason.BULK,
                            f"automatic mail ({automatic}) opens no ticket")
+    if found is None and (cap := hourly_ticket_cap()) <= await _opened_this_hour(
+            session, inbox, cap):
+        reason = f"this inbox opened {cap} tickets in the last hour: no more for now"
+        if await _counted(session, inbox, _CAP_ROW) > 1:  # logged once an hour
+            return IngestResult(IngestOutcome.NOT_LOGGED, reason=reason,
+                                source=Source.TEAM_INBOX)
+        return _not_logged(session, portal, envelope, prepared, NotLoggedReason.RATE_LIMITED,
+                           reason)
     # A help desk needs its customers on record: a ticket's contacts are made whatever
     # auto_create_contacts says (it governs personal logging); automatic mail makes none.
     contacts = await match_contacts(session, portal.id, people, create=automatic is None)
     ticket = None if found is None else await session.get(Ticket, found.ticket_id)
     thread_id = ticket.thread_id if ticket is not None else None
+    if thread_id is None and existing is not None:
+        thread_id = existing.thread_id  # the ticket shares the personal copy's thread
     if thread_id is None:
         thread = Thread(portal_id=portal.id, subject=base_subject(parsed.subject)[:998])
         session.add(thread)
@@ -251,8 +312,13 @@ async def log_team_mail(session: AsyncSession, *, portal: Portal, inbox: TeamInb
               else ThreadReason.REFERENCES)
     # Synced from the team inbox's own mailbox, or forwarded to its address.
     also = (Source.SYNC,) if envelope.source_hint is Source.SYNC else ()
-    email = await _store(session, portal, inbox, prepared, blobs, thread_id, reason,
-                         contacts, agent, automatic, auth, also=also)
+    if existing is not None:
+        email = existing
+        email.sources.extend(EmailSource(source=s.value) for s in (Source.TEAM_INBOX, *also)
+                             if s.value not in {e.source for e in email.sources})
+    else:
+        email = await _store(session, portal, inbox, prepared, blobs, thread_id, reason,
+                             contacts, agent, automatic, auth, also=also)
     await claim_refs(session, portal.id, thread_id, claimed_ids(parsed, message_id))
     ack = None
     if ticket is None:
@@ -266,6 +332,24 @@ async def log_team_mail(session: AsyncSession, *, portal: Portal, inbox: TeamInb
     await session.flush()
     return IngestResult(IngestOutcome.LOGGED, email.id, thread_id, source=Source.TEAM_INBOX,
                         acknowledgement=ack)
+
+
+async def _shareable(session: AsyncSession, inbox: TeamInbox, existing: Email,
+                     sender: str) -> bool:
+    """Whether ``existing`` (the same Message-ID, logged before) is a personal copy of
+    this very message that ``inbox`` should still open or continue its ticket with: a
+    salesperson CC'd on the customer's mail to support@ logged it first. It stays one
+    email (personal, as everyone in the portal saw it), linked to the ticket too. Not
+    when it is already on one of the inbox's tickets, is another team inbox's, or is
+    from someone else than this copy (a reused Message-ID)."""
+    if (existing.team_inbox_id is not None or existing.deleted_at is not None
+            or existing.from_email.lower() != sender or not sender):
+        return False
+    on_ticket = await session.scalar(
+        select(EmailTicket.ticket_id).join(Ticket, Ticket.id == EmailTicket.ticket_id)
+        .where(and_(EmailTicket.email_id == existing.id, Ticket.team_inbox_id == inbox.id))
+        .limit(1))
+    return on_ticket is None
 
 
 async def _store(session: AsyncSession, portal: Portal, inbox: TeamInbox, prepared: Prepared,
