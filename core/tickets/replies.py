@@ -104,9 +104,12 @@ class ReplySent:
     activity_id: int
     recipients: tuple[str, ...]
     others: tuple[Present, ...] = field(default=())
-    # Sent through the team inbox's own mailbox: where its copy went, or why not.
+    # Sent through the team inbox's own mailbox (else the relay): where its copy went,
+    # or why not.
+    via_mailbox: bool = False
     sent_folder: str | None = None
     sent_copy_error: str | None = None
+    sent_copy_error_code: InboxErrorCode | None = None
 
 
 @dataclass(frozen=True)
@@ -381,5 +384,6 @@ async def reply(runtime: Runtime, portal_id: int, user_id: int, ticket_id: int,
         return sent
     # Only now, logged: the Sent folder's sync must find it logged, not log it anew.
     copy = await mailer.copy_team_sent(portal_id, draft.team_inbox_id, raw)
-    return replace(sent, sent_folder=copy.folder,
-                   sent_copy_error=copy.error.message if copy.error else None)
+    return replace(sent, via_mailbox=True, sent_folder=copy.folder,
+                   sent_copy_error=copy.error.message if copy.error else None,
+                   sent_copy_error_code=copy.error.code if copy.error else None)

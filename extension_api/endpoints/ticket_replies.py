@@ -11,11 +11,14 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from core.inboxes import InboxError, MailboxSendFailed
 from core.storage.models import Email, User
 from core.tickets import canned, notes, presence, replies, service
 from core.tickets.presence import ReplyCollision, State
+from core.types import InboxErrorCode
 from extension_api.auth import Principal, authenticated, runtime_of
 from extension_api.endpoints._params import path_id
+from extension_api.endpoints.inboxes import STATUS as MAILBOX_STATUS
 from extension_api.errors import ApiError, ApiErrorCode
 from extension_api.schemas import read_body, respond
 from extension_api.schemas.ticket_replies import (
@@ -31,6 +34,15 @@ from extension_api.schemas.ticket_replies import (
     presence_of,
     reply_sent_of,
 )
+
+
+def mailbox_failure(exc: InboxError) -> ApiError:
+    """A reply the team mailbox's server did not take, answered as a CRM send's failure
+    (``POST /api/v1/send``): 504 ``send_unconfirmed`` or ``timeout``, 429 (with
+    Retry-After) ``throttled`` or ``too_many_connections``, 409 ``disconnected``..."""
+    headers = ({"Retry-After": "60"} if exc.code in (
+        InboxErrorCode.THROTTLED, InboxErrorCode.TOO_MANY_CONNECTIONS) else None)
+    return ApiError(MAILBOX_STATUS.get(exc.code, 502), exc.code, exc.message, headers)
 
 
 def _agent(principal: Principal) -> int:
@@ -54,6 +66,8 @@ async def reply(request: Request, principal: Principal) -> Response:
                                    body.request())
     except ReplyCollision as exc:
         return JSONResponse(collision_json(exc), 409)
+    except MailboxSendFailed as exc:  # the team mailbox's: answered as a CRM send's
+        raise mailbox_failure(exc.error) from None
     async with runtime.db.read() as session:
         email = await session.get(Email, sent.email_id)
         assert email is not None

@@ -13,6 +13,7 @@ from core.storage.models import Email as EmailRow
 from core.tickets import canned, notes, replies
 from core.tickets.matching import Status
 from core.tickets.presence import PRESENCE_FOR, CrossedReply, Present, ReplyCollision
+from core.types import InboxErrorCode
 from extension_api.schemas._codec import RequestShape, ResponseShape, Timestamp, to_json
 from extension_api.schemas.mail import Email, Id, email_of
 
@@ -70,12 +71,22 @@ class ReplySent(ResponseShape):
     recipients: list[str]
     email: Email
     others: list[PresentAgent]
+    # How it went: through the team inbox's own mailbox, or the operator's relay.
+    via: Literal["mailbox", "relay"]
+    # Through the mailbox: the Sent folder its copy was filed in, else None and why.
+    sent_folder: str | None
+    sent_copy_error: str | None
+    sent_copy_error_code: Annotated[InboxErrorCode | None, Meta(
+        description="why the copy is not in Sent (e.g. mailbox_full), as for CRM sends")]
 
 
 def reply_sent_of(sent: replies.ReplySent, email: EmailRow) -> ReplySent:
     return ReplySent(ticket_id=sent.ticket_id, activity_id=sent.activity_id,
                      message_id=sent.message_id, recipients=list(sent.recipients),
-                     email=email_of(email), others=[present_of(p) for p in sent.others])
+                     email=email_of(email), others=[present_of(p) for p in sent.others],
+                     via="mailbox" if sent.via_mailbox else "relay",
+                     sent_folder=sent.sent_folder, sent_copy_error=sent.sent_copy_error,
+                     sent_copy_error_code=sent.sent_copy_error_code)
 
 
 class CrossedReplyShape(ResponseShape):

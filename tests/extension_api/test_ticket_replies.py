@@ -132,6 +132,7 @@ def test_a_reply_threads_and_the_customers_answer_continues_the_ticket(
     assert answer.status_code == 201, answer.text
     sent = answer.json()
     assert sent["recipients"] == [CUSTOMER] and sent["email"]["direction"] == "outgoing"
+    assert sent["via"] == "relay" and sent["sent_folder"] is None  # no mailbox: no Sent
     mails = sent_to(relay, CUSTOMER)
     assert len(mails) == before + 1
     envelope, out = mails[-1]

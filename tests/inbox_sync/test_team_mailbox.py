@@ -178,6 +178,8 @@ def test_mail_in_the_mailbox_becomes_a_ticket_and_replies_go_through_it(
                         json={"text": "Hi Carla,\n\nwe are on it.", "status": "pending"})
     assert sent.status_code == 201, sent.text
     reply_id = sent.json()["message_id"]
+    assert sent.json()["via"] == "mailbox" and sent.json()["sent_folder"] == SENT
+    assert sent.json()["sent_copy_error"] is None
     received = [(env, raw) for env, raw in team.recorder.messages()[before:]
                 if reply_id.encode() in raw]
     assert len(received) == 1
@@ -247,3 +249,25 @@ def test_a_reply_the_mailbox_server_refuses_is_not_logged(team: TeamMailbox) -> 
     team.synced(lambda: len(team.tickets()) == 2)
     with team.api() as api:
         assert api.get("/api/v1/contacts", params={"email": team.address}).json()["items"] == []
+
+
+def test_a_reply_the_mailbox_server_throttles_is_a_429(team: TeamMailbox) -> None:
+    """The mailbox's SMTP server throttling (421): 429 throttled with Retry-After, as a
+    CRM send answers; nothing logged, no copy in Sent."""
+    with team.api() as api:
+        connected = api.post("/api/v1/inboxes", json=team.body())
+    assert connected.status_code == 201, connected.text
+    team.inbox_id = connected.json()["id"]
+    team.arrives(message(sender="ann@throttled.example", to=team.address, subject="Slow",
+                         message_id=make_msgid(domain="throttled.example")))
+    team.synced(lambda: len(team.tickets()) == 1)
+    [ticket] = team.tickets()
+    with team.api("0") as api:
+        throttled = api.post(f"/api/v1/tickets/{ticket['id']}/replies",
+                             json={"text": "Hi there", "force": True})
+    assert throttled.status_code == 429, throttled.text
+    assert throttled.json()["error"]["code"] == "throttled"
+    assert throttled.headers["retry-after"] == "60"
+    assert len(team.desk.ticket(ticket["id"])["emails"]) == 1
+    with team.imap() as client:
+        assert client.select_folder(SENT, readonly=True)[b"EXISTS"] == 0

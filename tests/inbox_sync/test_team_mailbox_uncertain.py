@@ -129,12 +129,12 @@ async def _received(recorder: SmtpRecorder, message_id: str) -> None:
 
 async def test_an_unconfirmed_team_reply_is_not_logged(
         desk: Desk, dovecot: Dovecot, released: SmtpRecorder) -> None:
-    """The server takes the reply and never answers: 502 send_unconfirmed (it may have
+    """The server takes the reply and never answers: 504 send_unconfirmed (it may have
     been sent), no email nor agent_reply, no copy in Sent; then the server accepts it."""
     async with desk.api() as api:
         response = await api.post(f"/api/v1/tickets/{desk.ticket_id}/replies",
                                   json={"text": "On it."})
-    assert response.status_code == 502, response.text
+    assert response.status_code == 504, response.text
     error = response.json()["error"]
     assert error["code"] == "send_unconfirmed" and "may have been sent" in error["message"]
     message_id = error["message"].split("<", 1)[1].split(">", 1)[0]
