@@ -1,7 +1,7 @@
 """A team inbox's mail kept from a colleague outside it on the pages, through the real
 port (docs/tickets.md, "Who sees what"): why-not-logged, search, a thread that mixes
 their mail with the inbox's, the list of threads to move an email to, moving into an
-inbox thread, and the contact timeline. Members and the admin see it."""
+inbox thread, and the contact and company timelines. Members and the admin see it."""
 
 from __future__ import annotations
 
@@ -187,9 +187,10 @@ def test_moving_lists_and_enters_no_inbox_thread(browsers: Browsers, desk: Desk)
     assert _email(desk, own)["thread_id"] == mixed_thread
 
 
-def test_the_contact_timeline_leaves_the_inbox_out(browsers: Browsers, desk: Desk) -> None:
-    """The customer's contact page: the colleague sees their own email to the customer
-    and none of the inbox's (a member sees both)."""
+def test_the_contact_and_company_timelines_leave_the_inbox_out(
+        browsers: Browsers, desk: Desk) -> None:
+    """The customer's contact page and their company's: the colleague sees their own
+    email to the customer and none of the inbox's (a member sees both)."""
     desk.open_ticket("Contract renewal 2027")
     _own(desk, "Coffee next week", to=desk.customer)
     outsider, member = browsers.new(desk.outsider), browsers.new(desk.agents[0])
@@ -199,3 +200,8 @@ def test_the_contact_timeline_leaves_the_inbox_out(browsers: Browsers, desk: Des
     page = outsider.get(f"/contacts/{found.group(1)}").text
     assert "Coffee next week" in page and "Contract renewal" not in page
     assert "Contract renewal" in member.get(f"/contacts/{found.group(1)}").text
+    company = re.search(r'href="(/companies/\d+)"', page)
+    assert company, "the customer has no company"
+    page = outsider.get(company.group(1)).text
+    assert "Coffee next week" in page and "Contract renewal" not in page
+    assert "Contract renewal" in member.get(company.group(1)).text
