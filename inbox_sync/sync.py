@@ -12,9 +12,11 @@ A team inbox's mailbox (``Inbox.team_inbox_id``, support@) is synced the same wa
 the other selection of a shared address: every INBOX message goes to the team inbox's
 intake (``core.tickets.intake``: tickets opened, continued, loops recognised, as for
 forwarded mail), its envelope tagged ``inbox-<id>`` as a forward to the team inbox's
-address is; in Sent only what is already logged is recognised (the copies of replies
-sent from inboxlog) and nothing else is fetched. A Message-ID already logged is never
-fetched again.
+address is. In Sent, what is already logged is recognised (the copies of replies sent
+from inboxlog); mail an agent sent from the mailbox itself (Outlook on support@) that
+answers a ticket's thread (``intake.answered_ticket``, from its headers) is fetched and
+logged on that ticket as an agent reply; anything else is not fetched. A Message-ID
+already logged is never fetched again.
 """
 
 from __future__ import annotations
@@ -30,13 +32,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import inboxes, pipeline
 from core.admission import Admission, admit
-from core.errors import CoreError, SenderNotAllowed
+from core.errors import CoreError, MessageTooLarge, SenderNotAllowed
 from core.inboxes import FolderReport, InboxError, SyncReport
 from core.mail.parsing import parse_message
 from core.preparation import Candidate
 from core.runtime import Runtime
-from core.storage.models import Email, Inbox, InboxFolder, Portal, User, utcnow
+from core.storage.models import Email, Inbox, InboxFolder, Portal, TeamInbox, User, utcnow
 from core.sync_filter import worth_admitting
+from core.tickets import intake
 from core.types import (
     Channel,
     Envelope,
@@ -205,12 +208,21 @@ async def _sync_team_batch(runtime: Runtime, inbox_id: int, imap: ImapSession,
     (too large ones leave an ingest-log entry instead); Sent's are only recognised."""
     headers = [h for h in await imap.run(imap.fetch_headers, uids) if h.header]
     report.headers_fetched += len(headers)
-    ids = await asyncio.to_thread(lambda: [parse_message(h.header).message_id for h in headers])
+    parsed = await asyncio.to_thread(lambda: [parse_message(h.header) for h in headers])
+    ids = [p.message_id for p in parsed]
+    answers: list[int] = []  # Sent: mail an agent sent from the mailbox itself
     async with runtime.db.read() as session:
         portal = await _portal(session, inbox_id)
         named = {i for i in ids if i}
         known = set(await session.scalars(select(Email.message_id).where(
             Email.portal_id == portal.id, Email.message_id.in_(named)))) if named else set()
+        if report.role == FolderRole.SENT:
+            desk = await session.get(TeamInbox, team.team_inbox_id)
+            for header, message in zip(headers, parsed, strict=True):
+                if (desk is not None and message.message_id not in known
+                        and header.size <= pipeline.MAX_MESSAGE_BYTES
+                        and await intake.answered_ticket(session, desk, message) is not None):
+                    answers.append(header.uid)
     envelope = team.envelope()
     arrival = pipeline.Arrival.for_portal(Channel.SYNC, portal.id, envelope)
     wanted: list[int] = []
@@ -218,7 +230,7 @@ async def _sync_team_batch(runtime: Runtime, inbox_id: int, imap: ImapSession,
         if message_id and message_id in known:
             report.already_logged += 1
         elif report.role != FolderRole.INBOX:
-            continue  # sent from the mailbox outside inboxlog: not logged (docs/tickets.md)
+            continue  # Sent: only what answers a ticket (``answers``), logged below
         elif header.size > pipeline.MAX_MESSAGE_BYTES:
             await pipeline.record_oversized(
                 runtime, arrival, header.size,
@@ -228,6 +240,41 @@ async def _sync_team_batch(runtime: Runtime, inbox_id: int, imap: ImapSession,
         else:
             wanted.append(header.uid)
     await _log_in_rounds(runtime, inbox_id, imap, headers, wanted, envelope, report)
+    for low in range(0, len(answers), BODY_BATCH):
+        await _log_sent_answers(runtime, portal.id, team.team_inbox_id, imap,
+                                answers[low:low + BODY_BATCH], report)
+
+
+async def _log_sent_answers(runtime: Runtime, portal_id: int, team_inbox_id: int,
+                            imap: ImapSession, uids: list[int], report: FolderReport) -> None:
+    """Log what agents sent from the team mailbox itself on the tickets it answers
+    (``core.tickets.intake.log_mailbox_sent``), each in its own write."""
+    bodies = await imap.run(imap.fetch_bodies, uids)
+    report.bodies_fetched += len(bodies)
+    for uid in uids:
+        raw = bodies.pop(uid, b"")
+        if not raw:
+            continue
+        try:
+            prepared = await pipeline.prepare(raw, spool_dir=runtime.blobs.spool_dir())
+        except MessageTooLarge:
+            continue
+        del raw
+
+        async def work(session: AsyncSession,
+                       prepared: pipeline.Prepared = prepared) -> pipeline.IngestResult:
+            portal = await session.get(Portal, portal_id)
+            desk = await session.get(TeamInbox, team_inbox_id)
+            if portal is None or desk is None:
+                raise CoreError(f"team inbox {team_inbox_id} is gone")
+            return await intake.log_mailbox_sent(session, portal=portal, inbox=desk,
+                                                 prepared=prepared, blobs=runtime.blobs)
+
+        result = await runtime.db.run(work)
+        if result.outcome is IngestOutcome.LOGGED:
+            report.logged += 1
+        elif result.outcome is IngestOutcome.DUPLICATE:
+            report.already_logged += 1
 
 
 async def _select(runtime: Runtime, inbox_id: int, headers: list[Header],

@@ -52,7 +52,7 @@ from core.storage.models import (
     User,
     utcnow,
 )
-from core.tickets import activity, routing
+from core.tickets import access, activity, routing
 from core.tickets.acknowledgements import Acknowledgement, acknowledgement
 from core.tickets.activity import Kind
 from core.tickets.matching import Known, Match, Status, Via, continued, subject_token
@@ -355,7 +355,8 @@ async def _shareable(session: AsyncSession, inbox: TeamInbox, existing: Email,
 async def _store(session: AsyncSession, portal: Portal, inbox: TeamInbox, prepared: Prepared,
                  blobs: BlobStore, thread_id: int, reason: ThreadReason,
                  contacts: list[Contact], agent: User | None, automatic: str | None,
-                 auth: Any, *, also: tuple[Source, ...] = ()) -> Email:
+                 auth: Any, *, also: tuple[Source, ...] = (),
+                 outgoing: bool | None = None) -> Email:
     parsed = prepared.message.parsed
     now = utcnow()
     sent_at = parsed.date if parsed.date and parsed.date < now + timedelta(days=1) else now
@@ -368,7 +369,8 @@ async def _store(session: AsyncSession, portal: Portal, inbox: TeamInbox, prepar
         portal_id=portal.id, message_id=message_id,
         synthetic_message_id=prepared.message.synthetic_id, thread_id=thread_id,
         thread_reason=reason.value,
-        direction=(Direction.OUTGOING if agent is not None else Direction.INCOMING).value,
+        direction=(Direction.OUTGOING if (agent is not None if outgoing is None else outgoing)
+                   else Direction.INCOMING).value,
         user_id=agent.id if agent is not None else None,
         from_email=parsed.from_.email[:320] if parsed.from_ else "",
         from_name=parsed.from_.name[:200] if parsed.from_ else "",
@@ -466,3 +468,68 @@ async def _acknowledge(session: AsyncSession, inbox: TeamInbox, ticket: Ticket,
     assert ticket.thread_id is not None
     await claim_refs(session, inbox.portal_id, ticket.thread_id, [ack.message_id])
     return ack
+
+
+async def answered_ticket(session: AsyncSession, inbox: TeamInbox,
+                          parsed: ParsedMessage) -> Ticket | None:
+    """The ticket of ``inbox`` a message sent from its own mailbox answers: one its
+    In-Reply-To / References / Thread-Index name the thread of, or whose ``[Ticket#N]``
+    token its subject carries together with such a header (a token alone is not
+    enough: the agent may have pasted it into new mail). None otherwise."""
+    threads = await _referenced_threads(session, inbox.portal_id, parsed)
+    if not threads:
+        return None
+    rows = {t.thread_id: t for t in await session.scalars(select(Ticket).where(
+        Ticket.portal_id == inbox.portal_id, Ticket.team_inbox_id == inbox.id,
+        Ticket.thread_id.in_(threads)))}
+    number = subject_token(parsed.subject)
+    if number is not None and 0 < number < 2**63:
+        named = await session.get(Ticket, number)
+        if (named is not None and named.team_inbox_id == inbox.id
+                and named.thread_id in threads):
+            return await _surviving(session, named)
+    for thread_id in threads:  # the nearest relative first
+        if thread_id in rows:
+            return await _surviving(session, rows[thread_id])
+    return None
+
+
+async def log_mailbox_sent(session: AsyncSession, *, portal: Portal, inbox: TeamInbox,
+                           prepared: Prepared, blobs: BlobStore) -> IngestResult:
+    """Log a message an agent sent from the team inbox's own mailbox outside inboxlog
+    (Outlook on support@; found in its Sent folder) on the ticket it answers, as an
+    agent reply (``detail.via`` ``mailbox``): by the portal user its ``Sender`` (or
+    From) names when they are a member of the inbox, else unattributed. Mail answering
+    no ticket is not logged (the mailbox's other business). Never commits."""
+    parsed, message_id = prepared.message.parsed, prepared.message.message_id
+    assert message_id is not None
+    existing = await session.scalar(select(Email.id).where(
+        Email.portal_id == portal.id, Email.message_id == message_id))
+    if existing is not None:
+        return IngestResult(IngestOutcome.DUPLICATE, existing, source=Source.TEAM_INBOX)
+    ticket = await answered_ticket(session, inbox, parsed)
+    if ticket is None or ticket.thread_id is None:
+        return IngestResult(IngestOutcome.NOT_LOGGED, reason="sent from the mailbox, "
+                            "answering no ticket", source=Source.TEAM_INBOX)
+    users = await accounts.users_by_address(session, portal.id)
+    members = set(await access.inbox_members(session, inbox.id))
+    agent = next((user for address in (parsed.sender, parsed.from_) if address is not None
+                  and (user := users.get(address.key)) is not None and user.id in members),
+                 None)
+    recipients = {a.key for a in (*parsed.to, *parsed.cc)}
+    contacts = [c for c in await session.scalars(
+        select(Contact).join(TicketContact, TicketContact.contact_id == Contact.id)
+        .where(TicketContact.ticket_id == ticket.id)) if c.email in recipients]
+    email = await _store(session, portal, inbox, prepared, blobs, ticket.thread_id,
+                         ThreadReason.IN_REPLY_TO, contacts, agent, None, None,
+                         also=(Source.SYNC,), outgoing=True)
+    await claim_refs(session, portal.id, ticket.thread_id, claimed_ids(parsed, message_id))
+    session.add(EmailTicket(email_id=email.id, ticket_id=ticket.id))
+    actor = agent.id if agent is not None else None
+    activity.log(session, ticket, Kind.AGENT_REPLY, actor=actor, email_id=email.id,
+                 detail={"via": "mailbox", "kind": "reply"})
+    activity.emit(session, ticket, EventType.TICKET_REPLIED, email_id=email.id,
+                  by="agent", user=actor, what="reply")
+    await session.flush()
+    return IngestResult(IngestOutcome.LOGGED, email.id, ticket.thread_id,
+                        source=Source.TEAM_INBOX)

@@ -271,3 +271,66 @@ def test_a_reply_the_mailbox_server_throttles_is_a_429(team: TeamMailbox) -> Non
     assert len(team.desk.ticket(ticket["id"])["emails"]) == 1
     with team.imap() as client:
         assert client.select_folder(SENT, readonly=True)[b"EXISTS"] == 0
+
+
+def test_mail_an_agent_sends_from_the_mailbox_itself_is_logged_on_its_ticket(
+        team: TeamMailbox) -> None:
+    """Outlook on support@: an answer in Sent naming the ticket's thread is logged on
+    the ticket as an agent reply (via mailbox), by the member its Sender names, else
+    unattributed; the first response counts it. Other Sent mail (new business, a
+    forged-looking token without a matching header) stays unlogged."""
+    with team.api() as api:
+        connected = api.post("/api/v1/inboxes", json=team.body())
+    assert connected.status_code == 201, connected.text
+    team.inbox_id = connected.json()["id"]
+    first = message(sender=f"Carla <{CUSTOMER}>", to=team.address, subject="Printer on fire",
+                    message_id=make_msgid(domain="customer.example"))
+    team.arrives(first)
+    team.synced(lambda: len(team.tickets()) == 1)
+    [ticket] = team.tickets()
+    agent = team.desk.agents[1]
+
+    def sent(subject: str, sender: str | None = None, answers: bool = True) -> EmailMessage:
+        mail = message(sender=f"Support <{team.address}>", to=CUSTOMER, subject=subject,
+                       message_id=make_msgid(domain="ourco.example"))
+        if sender:
+            mail["Sender"] = sender
+        if answers:
+            mail["In-Reply-To"] = mail["References"] = first["Message-ID"]
+        with team.imap() as client:
+            client.append(SENT, mail.as_bytes(), msg_time=datetime.now(UTC))
+        return mail
+
+    by_agent = sent("Re: Printer on fire", sender=agent["email"])
+    unsigned = sent("RE: Printer on fire")
+    others = [sent("Our new catalogue", answers=False),
+              sent(f"[Ticket#{ticket['id']}] pasted", answers=False)]
+    with team.imap() as client:
+        client.select_folder(SENT, readonly=True)
+        top = max(client.search(["ALL"]))
+    team.synced(lambda: team.checkpoint("sent") >= top)
+    full = team.desk.ticket(ticket["id"])
+    replies = [a for a in full["activity"] if a["kind"] == "agent_reply"]
+    assert [(a["actor_user_id"], a["detail"]["via"]) for a in replies] == [
+        (agent["id"], "mailbox"), (None, "mailbox")]
+    logged = {e["message_id"]: e for e in full["emails"]}
+    assert set(logged) == {first["Message-ID"].strip("<>"), by_agent["Message-ID"].strip("<>"),
+                           unsigned["Message-ID"].strip("<>")}
+    assert {logged[m.strip("<>")]["direction"] for m in (
+        by_agent["Message-ID"], unsigned["Message-ID"])} == {"outgoing"}
+    with team.api() as api:
+        for other in others:
+            assert api.get("/api/v1/emails", params={
+                "message_id": other["Message-ID"]}).json()["items"] == []
+        report = api.get("/api/v1/reports/first-response",
+                         params={"team_inbox_id": team.desk.inbox["id"]})
+    assert report.status_code == 200, report.text
+    assert report.json()["tickets"] == 1 and report.json()["unanswered"] == 0
+    # The customer's answer to the agent's Outlook mail continues the ticket.
+    answer = reply_to(by_agent, CUSTOMER)
+    answer.replace_header("To", team.address)
+    team.arrives(answer)
+    team.synced(lambda: len(team.desk.ticket(ticket["id"])["emails"]) == 4)
+    assert [t["id"] for t in team.tickets()] == [ticket["id"]]
+    team.sync()  # a second pass logs nothing twice
+    assert len(team.desk.ticket(ticket["id"])["emails"]) == 4
