@@ -44,8 +44,9 @@ class Result:
         assert "Traceback" not in self.stderr
         body = json.loads(self.stderr.strip().splitlines()[-1])
         assert set(body) == {"error"}
-        assert set(body["error"]) == {"code", "message"}
-        return body["error"]
+        error: dict[str, str] = body["error"]
+        assert set(error) == {"code", "message"}
+        return error
 
 
 def run(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None) -> Result:
