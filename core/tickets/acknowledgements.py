@@ -37,13 +37,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import object_session
 
-from core import leases
+from core import inboxes, leases
 from core.errors import CoreError, RelayFailed, RelayNotConfigured
+from core.inboxes import InboxError, MailboxSendFailed, TeamMailer
 from core.mail.parsing import ParsedMessage
 from core.outbound_mail import OutboundMail
 from core.storage.models import AcknowledgementOutbox, TeamInbox, Ticket, utcnow
 from core.tickets.matching import with_token
-from core.types import MessageId
+from core.types import InboxErrorCode, InboxStatus, MessageId
 
 if TYPE_CHECKING:
     from core.runtime import Runtime
@@ -70,11 +71,13 @@ class Acknowledgement:
 
 
 def acknowledgement(inbox: TeamInbox, ticket: Ticket, parsed: ParsedMessage,
-                    message_id: MessageId, bcc_domain: str) -> Acknowledgement:
-    """The acknowledgement of ``ticket`` opened by ``parsed``; when the ticket is in a
-    session, its outbox row is added to it (committed with the ticket, or not at all)."""
+                    message_id: MessageId, bcc_domain: str,
+                    mailbox: str | None = None) -> Acknowledgement:
+    """The acknowledgement of ``ticket`` opened by ``parsed``, From ``mailbox`` (the team
+    inbox's connected mailbox's address) when given; when the ticket is in a session,
+    its outbox row is added to it (committed with the ticket, or not at all)."""
     assert parsed.from_ is not None
-    own = inbox.address or f"{inbox.token}@{bcc_domain}"
+    own = mailbox or inbox.address or f"{inbox.token}@{bcc_domain}"
     ack_id = MessageId(f"ticket-{ticket.id}-ack-{secrets.token_hex(8)}@{bcc_domain}")
     message = EmailMessage()
     message["From"] = formataddr((inbox.name, own))
@@ -136,9 +139,48 @@ async def _claim(db: Database, row_id: int, now: datetime) -> AcknowledgementOut
         return await session.get(AcknowledgementOutbox, row_id)
 
 
-async def deliver(db: Database, sender: OutboundMail, row_id: int) -> bool:
-    """Claim the row and send it; True when the relay took it. A failure records
-    when to try again (or gives up a day after the ticket)."""
+@dataclass(frozen=True)
+class Senders:
+    """Who sends acknowledgements from this process: the operator's relay (None without
+    one) and the connector's ``TeamMailer`` for team inboxes with a mailbox of their own
+    (None where no connector runs)."""
+
+    relay: OutboundMail | None
+    mailer: TeamMailer | None = None
+
+    @classmethod
+    def of(cls, runtime: Runtime) -> Senders:
+        return cls(_sender(runtime), inboxes.team_mailer(runtime))
+
+    def __bool__(self) -> bool:
+        return self.relay is not None or self.mailer is not None
+
+
+async def _mailbox_of(db: Database, row_id: int) -> int | None:
+    """The team inbox whose connected mailbox sends the row, None for the relay."""
+    async with db.read() as session:
+        team_inbox_id = await session.scalar(
+            select(Ticket.team_inbox_id).join(
+                AcknowledgementOutbox, AcknowledgementOutbox.ticket_id == Ticket.id)
+            .where(AcknowledgementOutbox.id == row_id))
+        if team_inbox_id is None:
+            return None
+        mailbox = await inboxes.team_mailbox(session, team_inbox_id)
+    connected = mailbox is not None and mailbox.status != InboxStatus.DISCONNECTED
+    return team_inbox_id if connected else None
+
+
+async def deliver(db: Database, senders: Senders | OutboundMail, row_id: int) -> bool:
+    """Claim the row and send it, through its team inbox's mailbox when that inbox has
+    one connected (as replies go), else the relay; True when the server took it. A
+    failure records when to try again (or gives up a day after the ticket); a mailbox
+    that took the message and never answered (``send_unconfirmed``) may have sent it:
+    the row gives up rather than send it twice."""
+    if isinstance(senders, OutboundMail):
+        senders = Senders(senders)
+    through = await _mailbox_of(db, row_id)
+    if (senders.relay if through is None else senders.mailer) is None:
+        return False  # nobody here sends it: it waits for a process that can
     now = utcnow()
     row = await _claim(db, row_id, now)
     if row is None:
@@ -146,10 +188,21 @@ async def deliver(db: Database, sender: OutboundMail, row_id: int) -> bool:
     message = BytesParser(policy=policy.default).parsebytes(row.message)
     assert isinstance(message, EmailMessage)
     try:
-        await sender.send(message, row.recipient)
+        if through is not None:
+            assert senders.mailer is not None
+            try:
+                await senders.mailer.deliver_team(row.portal_id, through, message,
+                                                  (row.recipient,))
+            except InboxError as exc:
+                raise MailboxSendFailed(exc) from None
+        else:
+            assert senders.relay is not None
+            await senders.relay.send(message, row.recipient)
     except RelayFailed as exc:
         failed = utcnow()
-        gave_up = failed - row.created_at > GIVE_UP_AFTER
+        uncertain = (isinstance(exc, MailboxSendFailed)
+                     and exc.code == InboxErrorCode.SEND_UNCONFIRMED)
+        gave_up = uncertain or failed - row.created_at > GIVE_UP_AFTER
         log.warning("acknowledgement %s not sent (attempt %d)%s: %s", row.message_id,
                     row.attempts, "; giving up" if gave_up else "", exc)
         async with db.transaction() as session:
@@ -188,16 +241,16 @@ def send_later(runtime: Runtime, ack: Acknowledgement) -> None:
     """Send ``ack`` (committed with its ticket) in the background: the SMTP reply to
     the customer's message does not wait on the relay. A server without a relay
     sends none (its rows wait for one, up to a day)."""
-    sender = _sender(runtime)
-    if sender is None:
+    senders = Senders.of(runtime)
+    if not senders:
         log.info("no SMTP relay: the acknowledgement of a ticket is not sent")
         return
-    task = asyncio.get_running_loop().create_task(_send(runtime.db, sender, ack.message_id))
+    task = asyncio.get_running_loop().create_task(_send(runtime.db, senders, ack.message_id))
     _sending.add(task)
     task.add_done_callback(_sending.discard)
 
 
-async def _send(db: Database, sender: OutboundMail, message_id: MessageId) -> None:
+async def _send(db: Database, senders: Senders, message_id: MessageId) -> None:
     try:
         async with db.read() as session:
             row_id = await session.scalar(select(AcknowledgementOutbox.id).where(
@@ -205,7 +258,7 @@ async def _send(db: Database, sender: OutboundMail, message_id: MessageId) -> No
         if row_id is None:  # made outside the ticket's session: nothing was queued
             log.warning("the acknowledgement %s has no outbox row: not sent", message_id)
             return
-        await deliver(db, sender, row_id)
+        await deliver(db, senders, row_id)
     except CoreError:
         log.warning("the acknowledgement %s waits for the next sweep", message_id,
                     exc_info=True)
@@ -227,7 +280,7 @@ class OutboxSender:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> OutboxSender:
-        if _sender(self.runtime) is not None:
+        if Senders.of(self.runtime):
             self._task = asyncio.get_running_loop().create_task(self._run())
         return self
 
@@ -240,12 +293,12 @@ class OutboxSender:
 
     async def sweep(self) -> int:
         """Send what is due now; how many the relay took."""
-        sender = _sender(self.runtime)
-        if sender is None:
+        senders = Senders.of(self.runtime)
+        if not senders:
             return 0
         sent = 0
         for row_id in await due(self.runtime.db, utcnow()):
-            sent += await deliver(self.runtime.db, sender, row_id)
+            sent += await deliver(self.runtime.db, senders, row_id)
         return sent
 
     async def _run(self) -> None:

@@ -325,7 +325,7 @@ async def log_team_mail(session: AsyncSession, *, portal: Portal, inbox: TeamInb
         ticket = await _open(session, portal, inbox, parsed, email, thread_id, contacts, agent)
         if inbox.auto_acknowledge and agent is None and may_answer(parsed, own):
             ack = await _acknowledge(session, inbox, ticket, parsed, message_id, sender,
-                                     bcc_domain)
+                                     bcc_domain, mailbox)
     else:
         await _continue(session, ticket, email, contacts, agent, automatic)
     session.add(EmailTicket(email_id=email.id, ticket_id=ticket.id))
@@ -456,15 +456,16 @@ async def _continue(session: AsyncSession, ticket: Ticket, email: Email,
 
 async def _acknowledge(session: AsyncSession, inbox: TeamInbox, ticket: Ticket,
                        parsed: ParsedMessage, message_id: MessageId, sender: str,
-                       bcc_domain: str) -> Acknowledgement | None:
-    """The acknowledgement of a new ticket, at most once per sender per ACK_INTERVAL;
-    its Message-ID joins the ticket's thread, so a reply to it continues the ticket."""
+                       bcc_domain: str, mailbox: str | None) -> Acknowledgement | None:
+    """The acknowledgement of a new ticket, at most once per sender per ACK_INTERVAL,
+    From the inbox's connected ``mailbox`` when it has one (it is sent through it); its
+    Message-ID joins the ticket's thread, so a reply to it continues the ticket."""
     row = await session.get(TeamInboxSender, (inbox.id, sender))
     now = utcnow()
     if row is None or (row.last_ack_at is not None and now - row.last_ack_at < ACK_INTERVAL):
         return None
     row.last_ack_at = now
-    ack = acknowledgement(inbox, ticket, parsed, message_id, bcc_domain)
+    ack = acknowledgement(inbox, ticket, parsed, message_id, bcc_domain, mailbox)
     assert ticket.thread_id is not None
     await claim_refs(session, inbox.portal_id, ticket.thread_id, [ack.message_id])
     return ack
@@ -475,7 +476,10 @@ async def answered_ticket(session: AsyncSession, inbox: TeamInbox,
     """The ticket of ``inbox`` a message sent from its own mailbox answers: one its
     In-Reply-To / References / Thread-Index name the thread of, or whose ``[Ticket#N]``
     token its subject carries together with such a header (a token alone is not
-    enough: the agent may have pasted it into new mail). None otherwise."""
+    enough: the agent may have pasted it into new mail). None otherwise, and for
+    automatic mail (an acknowledgement the mailbox's provider filed in Sent)."""
+    if loop_reason(parsed) is not None:
+        return None
     threads = await _referenced_threads(session, inbox.portal_id, parsed)
     if not threads:
         return None

@@ -334,3 +334,43 @@ def test_mail_an_agent_sends_from_the_mailbox_itself_is_logged_on_its_ticket(
     assert [t["id"] for t in team.tickets()] == [ticket["id"]]
     team.sync()  # a second pass logs nothing twice
     assert len(team.desk.ticket(ticket["id"])["emails"]) == 4
+
+
+def test_acknowledgements_go_through_the_mailbox(team: TeamMailbox) -> None:
+    """With auto_acknowledge and a mailbox (and no relay on this server), the new
+    ticket's acknowledgement goes out once through the mailbox's SMTP server (its
+    envelope sender the mailbox, where the relay's is empty), From its address, threaded on the customer's message; the sync of
+    Sent takes it for no agent reply."""
+    with team.api() as api:
+        connected = api.post("/api/v1/inboxes", json=team.body())
+        assert connected.status_code == 201, connected.text
+        patched = api.patch(f"/api/v1/team-inboxes/{team.desk.inbox['id']}",
+                            json={"auto_acknowledge": True})
+        assert patched.status_code == 200, patched.text
+    team.inbox_id = connected.json()["id"]
+    customer = f"ack-{uuid.uuid4().hex[:8]}@customer.example"
+    first = message(sender=customer, to=team.address, subject="Where is my order",
+                    message_id=make_msgid(domain="customer.example"))
+    team.arrives(first)
+    team.synced(lambda: len(team.tickets()) == 1)
+    [ticket] = team.tickets()
+
+    def acks() -> list[tuple[dict[str, Any], bytes]]:
+        return [(env, raw) for env, raw in team.recorder.messages()
+                if customer in env["rcpt_tos"] and b"Auto-Submitted: auto-replied" in raw]
+
+    deadline = time.monotonic() + 20
+    while not acks():
+        assert time.monotonic() < deadline, "no acknowledgement through the mailbox"
+        time.sleep(0.05)
+    [(envelope, raw)] = acks()
+    assert envelope["mail_from"] == team.address  # the mailbox's, not the relay's <>
+    assert f"From: Support <{team.address}>".encode() in raw
+    assert first["Message-ID"].encode() in raw and f"[Ticket#{ticket['id']}]".encode() in raw
+    with team.imap() as client:  # as a provider that files what it sends would
+        client.append(SENT, raw, msg_time=datetime.now(UTC))
+    team.sync()
+    team.sync()
+    assert len(acks()) == 1
+    activity = team.desk.ticket(ticket["id"])["activity"]
+    assert "agent_reply" not in [a["kind"] for a in activity]
