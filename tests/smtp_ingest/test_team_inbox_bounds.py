@@ -162,3 +162,18 @@ def test_old_sender_rows_are_pruned(tmp_path_factory: pytest.TempPathFactory) ->
         assert rows == ["new@client.example"]
     finally:
         running.stop()
+
+
+def test_another_portals_copy_is_another_email(desk: Desk, server: Server) -> None:
+    """The same message logged personally in another portal changes nothing here: the
+    team inbox logs its own email and ticket, and neither portal sees the other's."""
+    other = make_desk(server)
+    original, theirs = _answer(other, "erin@client.example")
+    ours = logged_id(desk.send(original))
+    assert ours != theirs
+    assert desk.ticket_of_email(ours)["team_inbox_id"] == desk.inbox["id"]
+    with desk.api() as api:
+        assert api.get(f"/api/v1/emails/{theirs}").status_code == 404
+    with other.api() as api:
+        assert api.get(f"/api/v1/emails/{ours}").status_code == 404
+        assert api.get("/api/v1/tickets").json()["items"] == []
