@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, cast, func, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import accounts, tracked_sends
@@ -168,8 +168,12 @@ async def admit(
     how, chosen = choice.route, choice.chosen
     parsed, message_id = chosen.parsed, chosen.message_id
 
-    existing = None if message_id is None else await _logged_copy(
-        session, portal.id, message_id)
+    keys = [*thread_keys(parsed), *choice.outer_keys]
+    # The ids a thread claims when this message joins one: read with the logged copy.
+    wanted = [*(k.message_id for k in keys),
+              *(claimed_ids(parsed, message_id) if message_id is not None else ())]
+    existing, read_claims = await _logged_copy_and_claims(
+        session, portal.id, message_id, wanted)
     sends = await tracked_sends.by_tokens(session, portal.id, send_tokens_in_html(parsed.html))
     if existing is None and how.direction is Direction.OUTGOING:
         existing = await _tracked_copy(session, sends)
@@ -187,11 +191,7 @@ async def admit(
     if existing is not None and existing.deleted_at is not None:
         return admission(None, {}, Refusal(
             NotLoggedReason.DELETED, "this message was deleted; restore it to see it again"))
-    keys = [*thread_keys(parsed), *choice.outer_keys]
-    # The ids a thread claims when this message joins one, looked up at the same time.
-    wanted = [*(k.message_id for k in keys),
-              *(claimed_ids(parsed, message_id) if message_id is not None else ())]
-    claims = await _claimed(session, portal.id, wanted)
+    claims = read_claims
     hits = nearest_threads(keys, claims)
     found = hits[0] if hits else await _thread_of_tracked(session, sends)
     detached = decision is not None and decision.action is Action.DETACH
@@ -329,6 +329,36 @@ async def _logged_copy(session: AsyncSession, portal_id: int, message_id: str) -
     run = await statements.of_session(session)
     found = await run.first(_LOGGED_COPY, portal_id=portal_id, message_id=message_id)
     return None if found is None else await session.get(Email, found[0])
+
+
+# Both at once (one round trip on PostgreSQL): the logged copy's id, its first column
+# NULL, then the claimed ids with their threads.
+_COPY_AND_CLAIMS = Statement(lambda ids: union_all(
+    select(cast(null(), _REFS.message_id.type), _EMAILS.id).where(
+        _EMAILS.portal_id == bindparam("portal_id"),
+        _EMAILS.message_id == bindparam("message_id")),
+    select(_REFS.message_id, _REFS.thread_id).where(
+        _REFS.portal_id == bindparam("portal_id"), _REFS.message_id.in_(ids))),
+    lists=("ids",))
+
+
+async def _logged_copy_and_claims(
+    session: AsyncSession, portal_id: int, message_id: str | None, ids: list[str]
+) -> tuple[Email | None, dict[str, int]]:
+    """``_logged_copy`` and ``_claimed`` in one statement."""
+    if message_id is None:
+        return None, await _claimed(session, portal_id, ids)
+    if not ids:
+        return await _logged_copy(session, portal_id, message_id), {}
+    run = await statements.of_session(session)
+    copy_id, claims = None, {}
+    for claimed, row_id in await run.rows(_COPY_AND_CLAIMS, portal_id=portal_id,
+                                          message_id=message_id, ids=list(dict.fromkeys(ids))):
+        if claimed is None:
+            copy_id = row_id
+        else:
+            claims[claimed] = row_id
+    return (None if copy_id is None else await session.get(Email, copy_id)), claims
 
 
 async def _claimed(session: AsyncSession, portal_id: int, ids: list[str]) -> dict[str, int]:

@@ -159,3 +159,45 @@ async def test_both_ways_write_the_same_rows(db: Database) -> None:
                 rows["raw"] = [r[:3] for r in rows["raw"]]
                 rows["events"] = [e[:2] + e[3:] for e in rows["events"]]
             assert one == other
+
+
+async def test_a_copy_is_a_duplicate_and_a_reply_joins_its_thread(tmp_path: Path) -> None:
+    """Through log_message on each backend: admission reads the logged copy and the
+    claimed Message-IDs in one statement (``_logged_copy_and_claims``)."""
+    from core import pipeline
+    from core.runtime import Runtime, Settings
+    from core.types import Channel, Envelope, IngestOutcome
+
+    for backend in ("sqlite", "postgres"):
+        url = await postgres.create_database() if backend == "postgres" else ""
+        runtime = Runtime(Settings(data_dir=tmp_path / backend, db_url=url,
+                                   bcc_domain="bcc.example"))
+        try:
+            await migrate(runtime.db)
+            async with runtime.db.transaction() as session:
+                portal = (await accounts.create_portal(session, "p")).portal
+                await accounts.add_user(session, portal.id, "rep@ourco.example")
+            address = f"{portal.bcc_token}@bcc.example"
+            how = pipeline.Arrival(Channel.SMTP, (pipeline.Delivery(portal.id, Envelope(
+                mail_from="rep@ourco.example", rcpt_tos=(address,),
+                logging_address=address)),))
+
+            def message(n: int, *, refs: str = "") -> bytes:
+                return (f"From: Rep <rep@ourco.example>\r\nTo: buyer@acme.example\r\n"
+                        f"Subject: Quote {n}\r\nMessage-ID: <m{n}@ourco.example>\r\n"
+                        f"{refs}Date: Tue, 01 Dec 2026 10:00:00 +0000\r\n\r\nHello\r\n"
+                        ).encode()
+
+            first = (await pipeline.log_message(runtime, message(1), how)).only()
+            again = (await pipeline.log_message(runtime, message(1), how)).only()
+            reply = (await pipeline.log_message(runtime, message(2, refs=(
+                "In-Reply-To: <m1@ourco.example>\r\n")), how)).only()
+            other = (await pipeline.log_message(runtime, message(3), how)).only()
+            assert first.outcome is IngestOutcome.LOGGED
+            assert (again.outcome, again.email_id) == (IngestOutcome.DUPLICATE, first.email_id)
+            assert reply.outcome is IngestOutcome.LOGGED and reply.email_id != first.email_id
+            assert reply.thread_id == first.thread_id != other.thread_id
+        finally:
+            await runtime.close()
+            if url:
+                await postgres.drop_database(url)
