@@ -38,6 +38,7 @@ from pathlib import Path
 
 from core import metrics
 from core.runtime import Settings
+from inboxlog.serve import run as serve_run
 from inboxlog.serve import ServeOptions, Worker, prepare, print_banner, serve
 
 log = logging.getLogger("inboxlog.workers")
@@ -150,7 +151,7 @@ class _Supervisor:
                         smtp_socket=self.smtp_sockets[index] if self.smtp_sockets else None,
                         http_socket=self.http_sockets[index] if self.http_sockets else None,
                         supervisor_fd=self.watch_read)
-        asyncio.run(serve(self.settings, self.options, worker))
+        serve_run(serve(self.settings, self.options, worker))
         return 0
 
     def run(self, demo: dict[str, object]) -> int:

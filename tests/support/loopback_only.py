@@ -6,11 +6,16 @@ leave the machine: this hook, installed in the pytest process and in every `inbo
 serve` the tests start (``python -m tests.support.loopback_only serve ...``), makes a
 ``connect``/``sendto`` to anything but a loopback address or a Unix socket fail with
 ``PermissionError`` before a packet is sent. Name lookups are left to the system.
+
+uvloop (the loop ``serve`` runs on) connects and sends through libuv's own sockets,
+which raise no audit event: its ``create_connection`` and ``create_datagram_endpoint``
+are wrapped to check every address the host resolves to first.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import socket
 import sys
 from typing import Any
 
@@ -47,11 +52,43 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
     raise EgressRefused(f"tests reach loopback only; refused {event} to {address!r}")
 
 
+async def _refuse_off_loopback(loop: Any, host: Any, port: Any, kind: int) -> None:
+    if host is None:
+        return
+    for *_, address in await loop.getaddrinfo(host, port, type=kind):
+        if not _is_loopback(address):
+            raise EgressRefused(f"tests reach loopback only; refused {host!r} ({address!r})")
+
+
+def _guard_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    connect, datagram = uvloop.Loop.create_connection, uvloop.Loop.create_datagram_endpoint
+
+    async def create_connection(self: Any, factory: Any, host: Any = None, port: Any = None,
+                                *args: Any, **kwargs: Any) -> Any:
+        await _refuse_off_loopback(self, host, port, socket.SOCK_STREAM)
+        return await connect(self, factory, host, port, *args, **kwargs)
+
+    async def create_datagram_endpoint(self: Any, factory: Any, local_addr: Any = None,
+                                       remote_addr: Any = None, **kwargs: Any) -> Any:
+        if remote_addr is not None:
+            host, port = remote_addr[:2]
+            await _refuse_off_loopback(self, host, port, socket.SOCK_DGRAM)
+        return await datagram(self, factory, local_addr, remote_addr, **kwargs)
+
+    setattr(uvloop.Loop, "create_connection", create_connection)  # noqa: B010
+    setattr(uvloop.Loop, "create_datagram_endpoint", create_datagram_endpoint)  # noqa: B010
+
+
 def install() -> None:
     """Install the hook in this process (idempotent; audit hooks cannot be removed)."""
     global _installed
     if not _installed:
         sys.addaudithook(_hook)
+        _guard_uvloop()
         _installed = True
 
 
