@@ -19,7 +19,8 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, case, delete, func, literal, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import accounts, audit
@@ -129,18 +130,24 @@ def _trusted(portal: Portal, envelope: Envelope, agent: User | None) -> tuple[bo
 
 
 async def _counted(session: AsyncSession, inbox: TeamInbox, address: str) -> int:
-    """Count one more message of ``address`` in its current hour; the count."""
-    now = utcnow()
-    row = await session.get(TeamInboxSender, (inbox.id, address))
-    if row is None:
-        await _prune(session, inbox.id)
-        session.add(TeamInboxSender(team_inbox_id=inbox.id, address=address,
-                                    window_start=now, count=1))
-        return 1
-    if now - row.window_start >= SENDER_WINDOW:
-        row.window_start, row.count = now, 0
-    row.count += 1
-    return row.count
+    """Count one more message of ``address`` in its current hour; the count. One
+    statement (an upsert returning the count), so two writers at once on PostgreSQL
+    (``serve --workers``, other nodes) each add their own one: none counts from a
+    value the other has already raised."""
+    await _prune(session, inbox.id)
+    at = utcnow()
+    now = literal(at, TeamInboxSender.window_start.type)
+    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql"
+              else sqlite.insert)
+    over = TeamInboxSender.window_start <= at - SENDER_WINDOW  # its hour is over
+    upsert = insert(TeamInboxSender).values(
+        team_inbox_id=inbox.id, address=address, window_start=now, count=1,
+    ).on_conflict_do_update(
+        index_elements=[TeamInboxSender.team_inbox_id, TeamInboxSender.address],
+        set_={"window_start": case((over, now), else_=TeamInboxSender.window_start),
+              "count": case((over, 1), else_=TeamInboxSender.count + 1)},
+    ).returning(TeamInboxSender.count)
+    return int(await session.scalar(upsert) or 0)
 
 
 async def _prune(session: AsyncSession, inbox_id: int) -> None:
