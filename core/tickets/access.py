@@ -4,7 +4,6 @@ not exist; ``visible_email`` is the filter other read paths add."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -61,11 +60,3 @@ async def sees_inbox_mail(session: AsyncSession, portal_id: int, team_inbox_id: 
 async def sees_email(session: AsyncSession, email: Email, user_id: int | None) -> bool:
     """Whether ``user_id`` (None: the admin) may see this email."""
     return await sees_inbox_mail(session, email.portal_id, email.team_inbox_id, user_id)
-
-
-async def email_check(session: AsyncSession, portal_id: int,
-                      user_id: int | None) -> Callable[[Email], bool]:
-    """``sees_email`` for many emails at one look-up: for results read otherwise (search)."""
-    inboxes = await member_inboxes(session, portal_id, user_id)
-    return lambda email: (inboxes is None or email.team_inbox_id is None
-                          or email.team_inbox_id in inboxes)
