@@ -170,17 +170,23 @@ async def _mailbox_of(db: Database, row_id: int) -> int | None:
     return team_inbox_id if connected else None
 
 
-async def deliver(db: Database, senders: Senders | OutboundMail, row_id: int) -> bool:
+async def deliver(db: Database, senders: Senders | OutboundMail, row_id: int, *,
+                  sweeping: bool = False) -> bool:
     """Claim the row and send it, through its team inbox's mailbox when that inbox has
     one connected (as replies go), else the relay; True when the server took it. A
     failure records when to try again (or gives up a day after the ticket); a mailbox
     that took the message and never answered (``send_unconfirmed``) may have sent it:
-    the row gives up rather than send it twice."""
+    the row gives up rather than send it twice. A row nobody here can send waits for a
+    process that can; ``sweeping``, it is put off (``_put_off``) so that it leaves
+    the sweep's page to the others."""
     if isinstance(senders, OutboundMail):
         senders = Senders(senders)
     through = await _mailbox_of(db, row_id)
     if (senders.relay if through is None else senders.mailer) is None:
-        return False  # nobody here sends it: it waits for a process that can
+        if sweeping:
+            await _put_off(db, row_id, "no SMTP relay" if through is None else
+                           "no connector runs here to send through the team mailbox")
+        return False
     now = utcnow()
     row = await _claim(db, row_id, now)
     if row is None:
@@ -219,6 +225,41 @@ async def deliver(db: Database, senders: Senders | OutboundMail, row_id: int) ->
             .values(sent_at=utcnow(), claimed_until=None, last_error="")
             .execution_options(synchronize_session=False))
     return True
+
+
+async def _put_off(db: Database, row_id: int, reason: str) -> None:
+    """A row this process cannot send (``reason``): due again one retry period later
+    (another process may send it meanwhile: it is not claimed), or given up a day
+    after its ticket, as a failed send would be. Without this, fifty such rows would
+    fill every sweep's page and the rows after them would miss their retries."""
+    now = utcnow()
+    async with db.transaction() as session:
+        row = await session.get(AcknowledgementOutbox, row_id)
+        if (row is None or row.sent_at is not None or row.given_up_at is not None
+                or (row.claimed_until is not None and row.claimed_until >= now)):
+            return
+        gave_up = now - row.created_at > GIVE_UP_AFTER
+        if gave_up:
+            log.warning("acknowledgement %s not sent: %s; giving up", row.message_id,
+                        reason)
+        await session.execute(
+            update(AcknowledgementOutbox)
+            .where(AcknowledgementOutbox.id == row_id,
+                   AcknowledgementOutbox.sent_at.is_(None),
+                   AcknowledgementOutbox.given_up_at.is_(None),
+                   or_(AcknowledgementOutbox.claimed_until.is_(None),
+                       AcknowledgementOutbox.claimed_until < now))
+            .values(last_error=reason, next_attempt_at=now + retry_delay(1),
+                    given_up_at=now if gave_up else None)
+            .execution_options(synchronize_session=False))
+
+
+async def sweep(db: Database, senders: Senders) -> int:
+    """Send the rows due now (one page); how many were taken."""
+    sent = 0
+    for row_id in await due(db, utcnow()):
+        sent += await deliver(db, senders, row_id, sweeping=True)
+    return sent
 
 
 async def due(db: Database, now: datetime, limit: int = 50) -> list[int]:
@@ -296,10 +337,7 @@ class OutboxSender:
         senders = Senders.of(self.runtime)
         if not senders:
             return 0
-        sent = 0
-        for row_id in await due(self.runtime.db, utcnow()):
-            sent += await deliver(self.runtime.db, senders, row_id)
-        return sent
+        return await sweep(self.runtime.db, senders)
 
     async def _run(self) -> None:
         while True:
