@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from aiosmtpd.proxy_protocol import ProxyData
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from limits import RateLimitItemPerSecond
 
 from core import pipeline
 from core.accounts import PortalRoute, portal_for_address, was_replaced
@@ -26,6 +27,7 @@ from core.errors import (
 )
 from core.runtime import Runtime
 from core.sender_auth import AuthResult, SenderAuthPolicy, SmtpFacts
+from core.shared_budgets import for_database
 from core.types import Channel
 from core.types import Envelope as CoreEnvelope
 from smtp_ingest import replies
@@ -46,10 +48,11 @@ TOO_MANY_FAILED_RCPTS = "421 4.7.0 Too many unknown recipients, closing the conn
 
 
 class FailedRecipients:
-    """Counts refused recipients per SMTP session and per client address (bounded)."""
+    """Counts refused recipients per SMTP session and per client address (bounded); the
+    latter not when ``per_ip`` is None (on PostgreSQL: ``SharedAddressFailures``)."""
 
     def __init__(self, *, per_session: int = MAX_FAILED_RCPTS_PER_SESSION,
-                 per_ip: int = MAX_FAILED_RCPTS_PER_IP,
+                 per_ip: int | None = MAX_FAILED_RCPTS_PER_IP,
                  window: float = FAILED_RCPT_WINDOW_SECONDS, max_ips: int = 100_000) -> None:
         self.per_session, self.per_ip, self.window = per_session, per_ip, window
         self._max_ips = max_ips
@@ -69,13 +72,13 @@ class FailedRecipients:
         if self._sessions.get(session, 0) >= self.per_session:
             return True
         times = self._recent(_client_key(session))
-        return times is not None and len(times) >= self.per_ip
+        return times is not None and self.per_ip is not None and len(times) >= self.per_ip
 
     def fail(self, session: Session) -> bool:
         """Count one refused recipient; True when that used the last one up."""
         self._sessions[session] = self._sessions.get(session, 0) + 1
         ip = _client_key(session)
-        if ip:
+        if ip and self.per_ip is not None:
             times = self._recent(ip)
             if times is None:
                 times = self._ips[ip] = deque(maxlen=self.per_ip)
@@ -84,6 +87,42 @@ class FailedRecipients:
             self._ips.move_to_end(ip)
             times.append(time.monotonic())
         return self.over(session)
+
+
+class SharedAddressFailures:
+    """The per-client-address limit on PostgreSQL, shared by every process and node on
+    the database (``serve --workers N`` would otherwise allow N times as many guesses):
+    a budget of ``core.shared_budgets`` admitting ``per_ip - 1`` failures per window,
+    so that the ``per_ip``-th answers 421 as in one process. A process that saw the
+    budget run out remembers it until it refills (``over``, asked before each RCPT,
+    costs no round trip); another process learns it at its next failure there."""
+
+    BUDGET = "smtp-failed-rcpt"
+
+    def __init__(self, database_url: str, *, per_ip: int = MAX_FAILED_RCPTS_PER_IP,
+                 window: float = FAILED_RCPT_WINDOW_SECONDS, max_ips: int = 100_000) -> None:
+        self.budgets = for_database(database_url)
+        self.item = RateLimitItemPerSecond(per_ip - 1, int(window))
+        self._max_ips = max_ips
+        self._blocked: OrderedDict[str, float] = OrderedDict()  # client -> until
+
+    def over(self, key: str | None) -> bool:
+        until = self._blocked.get(key) if key else None
+        return until is not None and until > time.monotonic()
+
+    async def fail(self, key: str | None) -> bool:
+        """Count one refused recipient of ``key``; True when its budget is used up.
+        StorageUnavailable when the database cannot be reached."""
+        if not key:
+            return False
+        refused = await self.budgets.take(self.BUDGET, [self.item], key)
+        if refused is None:
+            return False
+        self._blocked[key] = time.monotonic() + refused[1]
+        self._blocked.move_to_end(key)
+        while len(self._blocked) > self._max_ips:
+            self._blocked.popitem(last=False)
+        return True
 
 
 @dataclass
@@ -106,7 +145,12 @@ class IngestHandler:
         (``serve --smtp-proxy-from``), when the server expects one."""
         self.runtime = runtime
         self.proxies = tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
-        self.failed_recipients = FailedRecipients()
+        # One process's memory is the whole server's on SQLite; on PostgreSQL the
+        # per-address budget is shared by every process on the database.
+        self.shared_failures = (None if runtime.db.is_sqlite else
+                                SharedAddressFailures(runtime.settings.database_url))
+        self.failed_recipients = FailedRecipients(
+            per_ip=MAX_FAILED_RCPTS_PER_IP if self.shared_failures is None else None)
         # Per transaction (a RSET or a new MAIL makes a new envelope): whose portals.
         self._recipients: weakref.WeakKeyDictionary[Envelope, _Recipients] = (
             weakref.WeakKeyDictionary())
@@ -136,7 +180,9 @@ class IngestHandler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str,
         rcpt_options: list[str],
     ) -> str:
-        if self.failed_recipients.over(session):
+        if self.failed_recipients.over(session) or (
+                self.shared_failures is not None
+                and self.shared_failures.over(_client_key(session))):
             log.warning("%s: too many unknown recipients, closing", _client(session))
             return TOO_MANY_FAILED_RCPTS
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
@@ -155,13 +201,25 @@ class IngestHandler:
             log.warning("database unavailable at RCPT", exc_info=True)
             return replies.TRANSIENT
         if found is None:
-            if self.failed_recipients.fail(session):
+            try:
+                used_up = await self._fail(session)
+            except StorageUnavailable:
+                log.warning("database unavailable counting a failed RCPT", exc_info=True)
+                return replies.TRANSIENT
+            if used_up:
                 log.warning("%s: too many unknown recipients, closing", _client(session))
                 return TOO_MANY_FAILED_RCPTS
             return replies.UNKNOWN_RECIPIENT
         envelope.rcpt_tos.append(address)
         self._recipients.setdefault(envelope, _Recipients()).add(address, *found)
         return replies.RCPT_OK
+
+    async def _fail(self, session: Session) -> bool:
+        """Count a refused recipient; True when the session or its address is out."""
+        used_up = self.failed_recipients.fail(session)
+        if self.shared_failures is not None:
+            used_up = await self.shared_failures.fail(_client_key(session)) or used_up
+        return used_up
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
