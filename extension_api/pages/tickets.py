@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 
 from core import queries
 from core.errors import InvalidInput, NotFound, RelayFailed, RelayNotConfigured
+from core.inboxes import MailboxSendFailed
 from core.storage.models import (
     Company,
     Contact,
@@ -39,6 +40,7 @@ from core.tickets.inboxes import list_inboxes
 from core.tickets.matching import Status
 from core.tickets.presence import Present, ReplyCollision, State
 from core.tickets.rules import Priority
+from extension_api.endpoints.ticket_replies import mailbox_failure
 from extension_api.errors import ApiError
 from extension_api.live import event_stream
 from extension_api.pages import _ticket_reads, words
@@ -163,6 +165,11 @@ def _sentence(row: TicketActivity, people: dict[int, User]) -> str:
     how = (row.detail or {}).get("how") or (row.detail or {}).get("reason")
     why = {"rule": " (a routing rule)", "round_robin": " (round-robin)",
            "customer_reply": " (the customer replied)"}.get(str(how), "")
+    if row.kind == Kind.ASSIGNED.value and (row.detail or {}).get("how") == "rule_not_followed":
+        named = ("a team with nobody in the inbox"
+                 if (row.detail or {}).get("reason") == "team_not_member"
+                 else "someone outside the inbox")
+        return f"Not assigned (a routing rule named {named})"
     if row.kind == Kind.ASSIGNED.value:
         target = row.to_value or ""
         if target.startswith("user:") and target[5:].isdigit():
@@ -433,6 +440,11 @@ async def reply(request: Request, viewer: Viewer) -> Response:
     except RelayNotConfigured:
         raise PageError(409, "Not sent", "This server sends no mail (it has no SMTP "
                         "relay): the reply was not sent, nor logged.") from None
+    except MailboxSendFailed as exc:  # the team mailbox's error, as the API says it
+        failure = mailbox_failure(exc.error)
+        raise PageError(failure.status_code, "Not sent", "The team mailbox did not send "
+                        f"the reply, which was not logged: {failure.detail} "
+                        f"({failure.code})", failure.headers) from None
     except RelayFailed as exc:
         raise PageError(502, "Not sent", f"The mail relay refused the reply, which was "
                         f"not logged: {exc.message}") from None
