@@ -1,12 +1,13 @@
 """A team inbox's per-sender hourly count on PostgreSQL, where writers run at once
 (``serve --workers``, several nodes): two messages of one sender counted at the same
 time are two more, never one (core.tickets.intake counts in one upsert statement).
-(SQLite has one writer at a time: nothing to race.)"""
+(SQLite has one writer at a time: nothing to race; the hour's reset on both backends.)"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 
@@ -69,3 +70,19 @@ async def test_two_writers_at_once_both_count(pg_database: Database) -> None:
     async with pg_database.read() as session:
         row = await session.get(TeamInboxSender, (inbox_id, SENDER))
         assert row is not None and row.count == 4
+
+
+async def test_a_new_hour_counts_from_one(database: Database) -> None:
+    """On both backends: 1, 2 in the hour; once the row's hour is over, 1 again (and
+    another sender's count is its own)."""
+    inbox_id = await _inbox(database)
+    assert [await _count(database, inbox_id) for _ in range(2)] == [1, 2]
+    async with database.transaction() as session:
+        row = await session.get(TeamInboxSender, (inbox_id, SENDER))
+        assert row is not None
+        row.window_start -= intake.SENDER_WINDOW + timedelta(seconds=1)
+    assert await _count(database, inbox_id) == 1
+    async with database.transaction() as session:
+        inbox = await session.get(TeamInbox, inbox_id)
+        assert inbox is not None
+        assert await intake._counted(session, inbox, "other@client.example") == 1
