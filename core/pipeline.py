@@ -62,6 +62,7 @@ from core.storage.models import (
     ThreadRef,
     utcnow,
 )
+from core.tickets.access import sees_email
 from core.types import (
     Channel,
     Direction,
@@ -379,7 +380,8 @@ async def _log_admitted(
         return IngestResult(IngestOutcome.NOT_LOGGED, reason=admission.refusal.reason,
                             source=source)
     if admission.existing is not None:
-        await run.add_source(admission.existing)
+        if await _theirs_too(session, admission):  # else it stays as it is: no source
+            await run.add_source(admission.existing)
         return IngestResult(IngestOutcome.DUPLICATE, admission.existing.id,
                             admission.existing.thread_id, source=source)
     if admission.forward_unread:
@@ -411,6 +413,29 @@ async def _log_admitted(
     if session.new or session.dirty or session.deleted:
         await session.flush()  # what the ORM still holds: a tracked send's link, tag links
     return IngestResult(IngestOutcome.LOGGED, email_id, thread_id, source=source)
+
+
+async def _theirs_too(session: AsyncSession, admission: Admission) -> bool:
+    """Whether the arriving user may have the logged ``admission.existing`` logged for
+    them too. A team inbox's email they are no member of only when it is their mail as
+    well: the same sender, and they wrote it or are in its To/Cc as support@'s copy had
+    them (a salesperson in Cc whose copy arrives after the inbox's). It then becomes
+    personal too, as when their copy comes first (``intake._shareable``): everyone sees
+    it, it stays on the ticket, the inbox's other emails stay hidden. Anyone else
+    reusing its Message-ID adds nothing to it (one-click logging then answers 404)."""
+    email, user = admission.existing, admission.route.user
+    assert email is not None
+    if email.team_inbox_id is None or await sees_email(session, email, user.id):
+        return True
+    sender = admission.chosen.parsed.from_
+    named = {email.from_email.lower(), *(str(a.get("email", "")).lower()
+                                         for a in (*email.to, *email.cc)
+                                         if isinstance(a, dict))}
+    if (sender is None or sender.key != email.from_email.lower() or email.deleted_at
+            is not None or user.email.lower() not in named):
+        return False
+    email.team_inbox_id = None
+    return True
 
 
 async def _claimed(session: AsyncSession, portal_id: int, ids: list[MessageId]) -> set[str]:
