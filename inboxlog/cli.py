@@ -28,8 +28,7 @@ from extension_api.throttle import DEFAULT_RATE_LIMIT
 from inbox_sync.outbound import Destinations
 from inbox_sync.service import ServiceOptions
 from inboxlog.oauth_options import oauth_config, oauth_options
-from inboxlog.serve import run as serve_run
-from inboxlog.serve import ServeOptions, one_node_at_a_time, serve
+from inboxlog.serve import ServeOptions, one_node_at_a_time, run, serve
 from inboxlog.webhook_options import webhook_config, webhook_options
 from inboxlog.workers import WorkersUnavailable, check_workers, run_workers
 
@@ -260,7 +259,7 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
         raise click.BadParameter("name the proxies", param_hint="--smtp-proxy-from")
     if workers > 1:
         sys.exit(run_workers(settings, options))
-    serve_run(serve(settings, options))
+    run(serve(settings, options))
 
 
 def _list(text: str) -> tuple[str, ...]:
