@@ -43,6 +43,9 @@ _STATUS: dict[type[CoreError], int] = {
     RelayFailed: 502,
 }
 
+# 503 codes whose request must not be sent again automatically (no Retry-After): the
+# reply went out and only its log failed (core.tickets.replies.ReplySentNotLogged).
+_NOT_RETRIED = frozenset({"reply_sent_not_logged"})
 
 
 class ApiErrorCode(enum.StrEnum):
@@ -94,7 +97,9 @@ class ApiError(HTTPException):
 async def on_core_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CoreError)
     status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)
-    headers = {"Retry-After": "30"} if status == 503 else None
+    # A passing outage invites a retry; a reply that already went out must not be resent.
+    retry = status == 503 and exc.code not in _NOT_RETRIED
+    headers = {"Retry-After": "30"} if retry else None
     return error_response(status, exc.code, exc.message, headers)
 
 
