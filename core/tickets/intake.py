@@ -19,7 +19,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, literal, or_, select
+from sqlalchemy import and_, case, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -467,15 +467,28 @@ async def _acknowledge(session: AsyncSession, inbox: TeamInbox, ticket: Ticket,
     """The acknowledgement of a new ticket, at most once per sender per ACK_INTERVAL,
     From the inbox's connected ``mailbox`` when it has one (it is sent through it); its
     Message-ID joins the ticket's thread, so a reply to it continues the ticket."""
-    row = await session.get(TeamInboxSender, (inbox.id, sender))
-    now = utcnow()
-    if row is None or (row.last_ack_at is not None and now - row.last_ack_at < ACK_INTERVAL):
+    if not await _claim_acknowledgement(session, inbox.id, sender):
         return None
-    row.last_ack_at = now
     ack = acknowledgement(inbox, ticket, parsed, message_id, bcc_domain, mailbox)
     assert ticket.thread_id is not None
     await claim_refs(session, inbox.portal_id, ticket.thread_id, [ack.message_id])
     return ack
+
+
+async def _claim_acknowledgement(session: AsyncSession, inbox_id: int, sender: str) -> bool:
+    """Whether ``sender`` may be acknowledged now (not within ACK_INTERVAL), marking it
+    acknowledged if so. One conditional UPDATE ... RETURNING: of two writers at once on
+    PostgreSQL the second waits for the first's row lock, then finds it acknowledged."""
+    now = utcnow()
+    claimed = await session.scalar(
+        update(TeamInboxSender)
+        .where(TeamInboxSender.team_inbox_id == inbox_id, TeamInboxSender.address == sender,
+               or_(TeamInboxSender.last_ack_at.is_(None),
+                   TeamInboxSender.last_ack_at <= now - ACK_INTERVAL))
+        .values(last_ack_at=now)
+        .returning(TeamInboxSender.address)
+        .execution_options(synchronize_session=False))
+    return claimed is not None
 
 
 async def answered_ticket(session: AsyncSession, inbox: TeamInbox,
