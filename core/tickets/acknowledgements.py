@@ -107,6 +107,15 @@ def retry_delay(attempts: int, base: float | None = None) -> timedelta:
     return timedelta(seconds=min(MAX_RETRY, first * 2 ** max(0, attempts - 1)))
 
 
+def put_off_delay(age: timedelta, base: float | None = None) -> timedelta:
+    """How long a row nobody here can send is put off, ``age`` after it was written: as
+    long as it has waited already (at least one retry period, at most MAX_RETRY), so its
+    tries back off exponentially as failures do (30 s, 30 s, 1 min, 2 min, ... 1 h):
+    about thirty in its day, not one every retry period. (``attempts`` counts sends.)"""
+    first = base if base is not None else retry_base()
+    return timedelta(seconds=min(MAX_RETRY, max(first, age.total_seconds())))
+
+
 def retry_base() -> float:
     text = os.environ.get(RETRY_ENV, "").strip()
     return max(0.05, float(text)) if text else DEFAULT_RETRY
@@ -228,9 +237,9 @@ async def deliver(db: Database, senders: Senders | OutboundMail, row_id: int, *,
 
 
 async def _put_off(db: Database, row_id: int, reason: str) -> None:
-    """A row this process cannot send (``reason``): due again one retry period later
-    (another process may send it meanwhile: it is not claimed), or given up a day
-    after its ticket, as a failed send would be. Without this, fifty such rows would
+    """A row this process cannot send (``reason``): due again later, backing off
+    (put_off_delay; another process may send it meanwhile: it is not claimed), or given
+    up a day after its ticket, as a failed send would be. Without this, fifty such rows would
     fill every sweep's page and the rows after them would miss their retries."""
     now = utcnow()
     async with db.transaction() as session:
@@ -249,7 +258,8 @@ async def _put_off(db: Database, row_id: int, reason: str) -> None:
                    AcknowledgementOutbox.given_up_at.is_(None),
                    or_(AcknowledgementOutbox.claimed_until.is_(None),
                        AcknowledgementOutbox.claimed_until < now))
-            .values(last_error=reason, next_attempt_at=now + retry_delay(1),
+            .values(last_error=reason,
+                    next_attempt_at=now + put_off_delay(now - row.created_at),
                     given_up_at=now if gave_up else None)
             .execution_options(synchronize_session=False))
 

@@ -104,3 +104,36 @@ async def test_an_unsendable_row_a_day_old_is_given_up(db: Database,
         row = await session.get(AcknowledgementOutbox, old[0])
     assert row is not None and row.given_up_at is not None and row.sent_at is None
     assert "connector" in row.last_error
+
+
+async def test_an_unsendable_row_backs_off(db: Database, relay: SmtpRecorder) -> None:
+    """Put off as long as it has waited (one retry period at first, an hour at most):
+    a new row is due again in 30 s, one written 10 minutes ago in 10 minutes, one of
+    5 hours in an hour (every 30 s for a day before)."""
+    first = timedelta(seconds=acknowledgements.retry_base())
+    cases = ((timedelta(), first), (timedelta(minutes=10), timedelta(minutes=10)),
+             (timedelta(hours=5), timedelta(hours=1)))
+    *waiting, _sendable = await _rows(db, len(cases))
+    async with db.transaction() as session:
+        for row_id, (ago, _delay) in zip(waiting, cases, strict=True):
+            row = await session.get(AcknowledgementOutbox, row_id)
+            assert row is not None
+            row.created_at = utcnow() - ago
+    before = utcnow()
+    await acknowledgements.sweep(db, _senders(relay))
+    after = utcnow()
+    async with db.read() as session:
+        for row_id, (ago, delay) in zip(waiting, cases, strict=True):
+            row = await session.get(AcknowledgementOutbox, row_id)
+            assert row is not None and row.given_up_at is None and row.attempts == 0
+            assert (before + delay - timedelta(seconds=1) <= row.next_attempt_at
+                    <= after + delay + timedelta(seconds=1)), (ago, row.next_attempt_at)
+
+def test_put_off_delay_doubles_up_to_the_maximum() -> None:
+    waited, tries = timedelta(), 0
+    while waited < acknowledgements.GIVE_UP_AFTER:
+        waited += acknowledgements.put_off_delay(waited, base=30)
+        tries += 1
+    assert tries < 40  # 2880 at one retry period each
+    assert acknowledgements.put_off_delay(timedelta(), base=30) == timedelta(seconds=30)
+    assert acknowledgements.put_off_delay(timedelta(days=1), base=30) == timedelta(hours=1)
