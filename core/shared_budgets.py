@@ -10,9 +10,11 @@ holds the caller's *theoretical arrival time* ``tat``. A request at ``now`` is a
 when ``max(tat, now) - now <= T - T/N``, and then moves ``tat`` to ``max(tat, now) + T/N``:
 N requests at once from rest, then one more each ``T/N``; a caller whose ``tat`` lies
 in the past has a full budget, so such rows can go at any time. Admitting and moving
-are one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE``, which PostgreSQL applies to the
-newest row under its row lock: two processes never both take the last request. A
-refused request moves nothing (as the in-memory moving window, it does not count).
+are one statement that locks the caller's rows, then ``INSERT ... ON CONFLICT DO UPDATE
+... WHERE`` only when every budget admits: two processes never both take the last
+request, and a refused request moves nothing, in none of its budgets (as the in-memory
+moving window, it does not count): a burst the short budget refuses does not use up the
+long one.
 
 The table is outside the migrations (schema ``inboxlog_ephemeral``): it holds nothing
 worth keeping (UNLOGGED: no WAL, emptied after a crash, which only refills budgets), it
@@ -46,22 +48,33 @@ _MAKE = (
     f"CREATE UNLOGGED TABLE IF NOT EXISTS {TABLE} ("
     "bucket text PRIMARY KEY, tat double precision NOT NULL)",
 )
-# $1 buckets, $2 their steps (T/N), $3 their slack (T - T/N), $4 now. One row out per
-# bucket: admitted or not, and the ``tat`` it had before (NULL: none), from the
-# statement's snapshot (the CTE's change is not visible to the outer SELECT).
+# $1 buckets, $2 their steps (T/N), $3 their slack (T - T/N), $4 now. The caller's rows
+# are locked first (in bucket order: two requests of one caller never deadlock) and read
+# at their newest; a request is taken from every bucket only when every bucket admits it,
+# so one a short budget refuses takes nothing from the longer ones. One row out per
+# bucket: whether it admits, whether it was taken, and its ``tat`` (NULL: none). The
+# ``ON CONFLICT ... WHERE`` keeps checking each row under its lock: only a row that a
+# concurrent first request inserts after the lock could still refuse alone.
 _TAKE = f"""
 WITH wanted AS (
     SELECT * FROM unnest($1::text[], $2::float8[], $3::float8[]) AS w(bucket, step, slack)
+), locked AS (
+    SELECT b.bucket, b.tat FROM {TABLE} b WHERE b.bucket = ANY($1::text[])
+    ORDER BY b.bucket FOR UPDATE
+), judged AS (
+    SELECT w.bucket, w.step, w.slack, l.tat,
+           greatest(coalesce(l.tat, $4), $4) - $4 <= w.slack AS admits
+    FROM wanted w LEFT JOIN locked l ON l.bucket = w.bucket
 ), taken AS (
     INSERT INTO {TABLE} AS t (bucket, tat)
-    SELECT bucket, $4 + step FROM wanted
+    SELECT bucket, $4 + step FROM judged WHERE (SELECT bool_and(admits) FROM judged)
     ON CONFLICT (bucket) DO UPDATE SET tat = greatest(t.tat, $4) + (excluded.tat - $4)
     WHERE greatest(t.tat, $4) - $4 <= (SELECT slack FROM wanted WHERE bucket = t.bucket)
     RETURNING t.bucket
 )
-SELECT w.bucket, EXISTS (SELECT 1 FROM taken WHERE taken.bucket = w.bucket) AS admitted,
-       b.tat
-FROM wanted w LEFT JOIN {TABLE} b ON b.bucket = w.bucket
+SELECT j.bucket, j.admits, EXISTS (SELECT 1 FROM taken WHERE taken.bucket = j.bucket)
+       AS taken, j.tat
+FROM judged j
 """
 _FORGET = f"DELETE FROM {TABLE} WHERE tat < $1"
 
@@ -116,12 +129,15 @@ class SharedBudgets:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StorageUnavailable(f"database unavailable: {type(exc).__name__}") from exc
         found = {row["bucket"]: row for row in rows}
-        for item, budget in zip(items, budgets, strict=True):
-            row = found[budget.bucket]
-            if not row["admitted"]:
-                wait = (row["tat"] or now) - now - budget.slack
-                return item, max(1, math.ceil(wait))
-        return None
+        if all(row["taken"] for row in rows):
+            return None
+        refused = [(item, budget) for item, budget in zip(items, budgets, strict=True)
+                   if not found[budget.bucket]["admits"]] or [
+            (item, budget) for item, budget in zip(items, budgets, strict=True)
+            if not found[budget.bucket]["taken"]]  # a race with a first request
+        item, budget = refused[0]
+        wait = (found[budget.bucket]["tat"] or now) - now - budget.slack
+        return item, max(1, math.ceil(wait))
 
     async def close(self) -> None:
         if self._pool is not None and self._pid == os.getpid():
