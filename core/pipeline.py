@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import _logged_rows, audit, metrics
+from core import _logged_rows, accounts, audit, metrics
 from core._store import (
     associate,
     claim_refs,
@@ -419,7 +419,8 @@ async def _theirs_too(session: AsyncSession, admission: Admission) -> bool:
     """Whether the arriving user may have the logged ``admission.existing`` logged for
     them too. A team inbox's email they are no member of only when it is their mail as
     well: the same sender, and they wrote it or are in its To/Cc as support@'s copy had
-    them (a salesperson in Cc whose copy arrives after the inbox's). It then becomes
+    them, by any of their confirmed addresses (a salesperson in Cc whose copy arrives
+    after the inbox's). It then becomes
     personal too, as when their copy comes first (``intake._shareable``): everyone sees
     it, it stays on the ticket, the inbox's other emails stay hidden. Anyone else
     reusing its Message-ID adds nothing to it (one-click logging then answers 404)."""
@@ -431,8 +432,11 @@ async def _theirs_too(session: AsyncSession, admission: Admission) -> bool:
     named = {email.from_email.lower(), *(str(a.get("email", "")).lower()
                                          for a in (*email.to, *email.cc)
                                          if isinstance(a, dict))}
-    if (sender is None or sender.key != email.from_email.lower() or email.deleted_at
-            is not None or user.email.lower() not in named):
+    if sender is None or sender.key != email.from_email.lower() or email.deleted_at:
+        return False
+    users = await accounts.users_by_address(session, email.portal_id)  # their aliases
+    if not any(a == user.email.lower() or (a in users and users[a].id == user.id)
+               for a in named):
         return False
     email.team_inbox_id = None
     return True

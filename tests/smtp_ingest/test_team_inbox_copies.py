@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.support import postgres
+from tests.support.addresses import request_confirmation
 from tests.support.mail import deliver, logged_id, message
 from tests.support.server import Server
 from tests.support.tickets import SUPPORT, Desk, customer_mail, make_desk, reply_to
@@ -97,6 +98,19 @@ def test_a_copy_the_salesperson_wrote_is_theirs_too(desk: Desk) -> None:
     shared = logged_id(desk.send(mail))
     assert logged_id(deliver(desk.server, mail, desk.account.bcc_address,
                              mail_from=sales["email"])) == shared
+    with desk.api(sales["api_token"]) as api:
+        assert api.get(f"/api/v1/emails/{shared}").status_code == 200
+
+
+def test_a_copy_to_the_salespersons_alias_is_theirs_too(desk: Desk) -> None:
+    """Cc'd on a confirmed alternate address of theirs: their mail as well."""
+    sales, alias = desk.outsider, "fran.sales@ourco.example"
+    token = request_confirmation(desk.server, sales["id"], alias)
+    with desk.server.api(None) as api:
+        assert api.post("/confirm-address", data={"token": token}).status_code == 200
+    original = customer_mail("jo@client.example", "Quote", cc=[alias])
+    shared = logged_id(desk.send(original))
+    assert logged_id(_personal_copy(desk, original)) == shared
     with desk.api(sales["api_token"]) as api:
         assert api.get(f"/api/v1/emails/{shared}").status_code == 200
 
