@@ -12,7 +12,15 @@ from core.errors import NotFound
 from core.queries import contact as owned_contact
 from core.queries import owned
 from core.retention import delete_emails, restorable_until
-from core.storage.models import Attachment, Email, EmailContact, Event, IngestLogEntry, utcnow
+from core.storage.models import (
+    AcknowledgementOutbox,
+    Attachment,
+    Email,
+    EmailContact,
+    Event,
+    IngestLogEntry,
+    utcnow,
+)
 
 
 async def owned_email(session: AsyncSession, portal_id: int, email_id: int) -> Email:
@@ -52,8 +60,9 @@ async def delete_contact(
     session: AsyncSession, portal_id: int, contact_id: int, *, erase: bool
 ) -> Erased:
     """Remove a contact. With ``erase``, also every email no other contact needs, with
-    its attachments, raw copies and events, and the audit entries naming the person
-    (a person's right to be forgotten). Blob files go in the orphan sweep that the
+    its attachments, raw copies and events, the audit entries naming the person and
+    the team inboxes' acknowledgements to them, sent or not (a person's right to be
+    forgotten). Blob files go in the orphan sweep that the
     caller runs after commit."""
     contact = await owned_contact(session, portal_id, contact_id)
     emails = attachments = events = audit_entries = 0
@@ -73,5 +82,8 @@ async def delete_contact(
             IngestLogEntry.portal_id == portal_id,
             func.lower(IngestLogEntry.sender) == contact.email))
         audit_entries = result.rowcount or 0  # type: ignore[attr-defined]
+        await session.execute(delete(AcknowledgementOutbox).where(  # their address, the mail
+            AcknowledgementOutbox.portal_id == portal_id,
+            func.lower(AcknowledgementOutbox.recipient) == contact.email))
     await session.delete(contact)
     return Erased(emails, attachments, events, audit_entries)

@@ -12,6 +12,8 @@ header_metadata        raw headers of one-to-one email (BCC, forward,  current a
                        forwarding rule)                                calendar month
 deleted_emails         an email deleted by a user, restorable          90 days
 ingest_log             audit entries of mail not logged               30 days
+acknowledgements       a team inbox's acknowledgement (its recipient   7 days after it
+                       and whole message), once sent or given up       was settled
 web_links              sign-in, reset, invitation and set-up links     until spent or
                        (extension codes: a second lifetime past their  expired
                        expiry, so a replay is still recognised)
@@ -38,6 +40,7 @@ from core import extension_grants, sessions, web_accounts
 from core.storage.blobs import BlobStore
 from core.storage.db import Database
 from core.storage.models import (
+    AcknowledgementOutbox,
     Attachment,
     Blob,
     Email,
@@ -74,6 +77,7 @@ RAW_POLICY: dict[Source, RawPolicy] = {
 
 DELETED_EMAIL_DAYS = 90
 INGEST_LOG_DAYS = 30
+ACKNOWLEDGEMENT_DAYS = 7  # after it was sent or given up (unsent rows are still due)
 
 
 def _start_of_previous_month(now: datetime) -> datetime:
@@ -113,6 +117,10 @@ async def purge_expired(session: AsyncSession, now: datetime) -> dict[str, int]:
     result = await session.execute(delete(IngestLogEntry).where(
         IngestLogEntry.at < now - timedelta(days=INGEST_LOG_DAYS)))
     counts["ingest_log"] = result.rowcount or 0  # type: ignore[attr-defined]
+    settled = now - timedelta(days=ACKNOWLEDGEMENT_DAYS)
+    result = await session.execute(delete(AcknowledgementOutbox).where(or_(
+        AcknowledgementOutbox.sent_at < settled, AcknowledgementOutbox.given_up_at < settled)))
+    counts["acknowledgements"] = result.rowcount or 0  # type: ignore[attr-defined]
     counts["web_links"] = (await web_accounts.purge_ended_links(session, now)
                            + await extension_grants.purge_spent_codes(session, now))
     counts["web_sessions"] = await sessions.purge_ended(session, now)
