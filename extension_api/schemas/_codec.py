@@ -14,6 +14,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from core.control_characters import CONTROL_MESSAGE, LABEL_PATTERN, NUL_MESSAGE, nul_field
 from extension_api.endpoints._params import json_object
 from extension_api.errors import ApiError, ApiErrorCode
 
@@ -41,12 +42,17 @@ def _invalid(exc: msgspec.ValidationError) -> ApiError:
     message = str(exc)
     if (at := _AT.match(message)) is not None and at["path"]:
         text = at["text"]
+        if repr(LABEL_PATTERN) in text:  # the rule, not its regular expression
+            text = CONTROL_MESSAGE
         message = f"{at['path']}: {text[:1].lower()}{text[1:]}"
     return ApiError(422, ApiErrorCode.INVALID_INPUT, message)
 
 
 def shape_of(value: Mapping[str, Any], shape: type[R]) -> R:
-    """``value`` (decoded JSON) as ``shape``; 422 naming the first bad field."""
+    """``value`` (decoded JSON) as ``shape``; 422 naming the first bad field. No string
+    of any shape holds a NUL (PostgreSQL's text columns refuse it): 422 naming it."""
+    if (field := nul_field(value)) is not None:
+        raise ApiError(422, ApiErrorCode.INVALID_INPUT, f"{field}: {NUL_MESSAGE}")
     try:
         return msgspec.convert(value, shape)
     except msgspec.ValidationError as exc:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from msgspec import UNSET, Meta, UnsetType
 
+from core.control_characters import LABEL_PATTERN
 from core.storage.models import CannedResponse as CannedRow
 from core.storage.models import Email as EmailRow
 from core.tickets import canned, notes, replies
@@ -158,7 +159,7 @@ _BODY_DOC = ("the text; placeholders such as {{contact.first_name}} or "
              "{{contact.first_name|there}} (a fallback) are filled in when it is used: "
              + ", ".join(f"{k}.{f}" for k, fs in canned.FIELDS.items() for f in fs))
 Body = Annotated[str, Meta(min_length=1, max_length=canned.MAX_BODY, description=_BODY_DOC)]
-Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=LABEL_PATTERN)]
 
 
 class CannedResponseRequest(RequestShape):

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from msgspec import UNSET, Meta, UnsetType
 
+from core.control_characters import LABEL_PATTERN
 from core.storage.models import AgentCapacity as AgentRow
 from core.storage.models import Email as EmailRow
 from core.storage.models import Inbox as InboxRow
@@ -22,8 +23,8 @@ from core.types import InboxStatus
 from extension_api.schemas._codec import RequestShape, ResponseShape, Timestamp
 from extension_api.schemas.mail import Email, Id, email_of
 
-Name = Annotated[str, Meta(min_length=1, max_length=200)]
-Label = Annotated[str, Meta(min_length=1, max_length=50)]
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=LABEL_PATTERN)]
+Label = Annotated[str, Meta(min_length=1, max_length=50, pattern=LABEL_PATTERN)]
 LongText = Annotated[str, Meta(max_length=10_000)]
 # Per day "mon".."sun" [["09:00", "17:00"], ...]; "holidays": ["2026-12-25", ...] (local
 # dates without working hours). One list type holds both, as msgspec unions allow.
