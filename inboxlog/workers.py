@@ -6,10 +6,18 @@ both ports (``SO_REUSEPORT``): the kernel spreads new connections over them by a
 their addresses, so a burst of connections (20 sessions opening at once) is shared
 evenly; with one socket for all, the first worker to wake accepted every connection
 waiting and kept most of the burst (one worker served 1,100 of 1,500 bench messages,
-the other 400). The supervisor holds every socket open, so the ports stay open while a
-worker is restarted: connections given to its sockets wait in their backlog. The
-supervisor serves nothing itself. It restarts a worker that exits on its own (after a
-pause that grows while it keeps failing), turns its own SIGTERM or SIGINT into SIGTERM
+the other 400). The supervisor binds them all before forking. When a worker dies, the
+supervisor closes that worker's sockets at once: the kernel then hashes new connections
+over the live workers' sockets only, instead of queueing a share of them where nobody
+accepts until the restart (up to 30 s, or for ever for a worker that keeps failing).
+Connections already queued on the closed sockets move to a live socket of the port
+where the kernel migrates them (``net.ipv4.tcp_migrate_req = 1``, Linux 5.14+: the
+supervisor reads it and logs which); elsewhere the kernel resets them, and the client
+sees a refused connection it may retry, never a hang. The restarted worker gets fresh
+sockets, bound just before it is forked. The supervisor serves nothing itself. It
+restarts a worker that exits on its own (after a pause that grows while it keeps
+failing; ``INBOXLOG_WORKER_RESTART_DELAY`` sets the first pause, 0.5 s by default),
+turns its own SIGTERM or SIGINT into SIGTERM
 for every worker (a second one into SIGINT: stop without waiting for open
 connections), and exits when all have. Each worker reads a pipe that only the
 supervisor holds open, so a supervisor killed outright (SIGKILL) leaves no worker
@@ -24,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import shutil
 import signal
@@ -38,8 +47,7 @@ from pathlib import Path
 
 from core import metrics
 from core.runtime import Settings
-from inboxlog.serve import run as serve_run
-from inboxlog.serve import ServeOptions, Worker, prepare, print_banner, serve
+from inboxlog.serve import ServeOptions, Worker, prepare, print_banner, run, serve
 
 log = logging.getLogger("inboxlog.workers")
 
@@ -47,6 +55,31 @@ _SIGNALS = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
 FIRST_RESTART_DELAY = 0.5  # seconds before restarting a worker that exited on its own
 MOST_RESTART_DELAY = 30.0
 STEADY_AFTER = 30.0  # a worker that ran this long before failing restarts at once again
+MIGRATE_REQ = Path("/proc/sys/net/ipv4/tcp_migrate_req")
+
+
+def first_restart_delay() -> float:
+    """The first pause before restarting a worker: ``INBOXLOG_WORKER_RESTART_DELAY``
+    (seconds; tests make it long to watch the port without the worker) or 0.5 s."""
+    given = os.environ.get("INBOXLOG_WORKER_RESTART_DELAY", "").strip()
+    try:
+        delay = float(given) if given else FIRST_RESTART_DELAY
+    except ValueError:
+        delay = -1.0
+    if not 0 <= delay < math.inf:
+        raise WorkersUnavailable(
+            f"INBOXLOG_WORKER_RESTART_DELAY must be seconds (0 or more), not {given!r}")
+    return delay
+
+
+def queued_connections_migrate() -> bool:
+    """Whether this kernel moves the connections queued on a closed listening socket to
+    another socket of its ``SO_REUSEPORT`` group (``net.ipv4.tcp_migrate_req``), rather
+    than resetting them."""
+    try:
+        return MIGRATE_REQ.read_text().strip() == "1"
+    except OSError:
+        return False
 
 
 class WorkersUnavailable(Exception):
@@ -65,6 +98,7 @@ def check_workers(settings: Settings, workers: int) -> None:
             "on the file's lock")
     if not hasattr(signal, "sigtimedwait") or not hasattr(os, "fork"):
         raise WorkersUnavailable("--workers above 1 needs Linux (fork and sigtimedwait)")
+    first_restart_delay()  # WorkersUnavailable when it is not seconds
 
 
 def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
@@ -107,8 +141,9 @@ def listen_each(host: str, port: int, count: int) -> list[socket.socket]:
 class _Supervisor:
     settings: Settings
     options: ServeOptions
-    smtp_sockets: list[socket.socket]  # one a worker, by index; [] without SMTP
-    http_sockets: list[socket.socket]
+    # One a worker, by index ([] without SMTP): None while that worker is down.
+    smtp_sockets: list[socket.socket | None]
+    http_sockets: list[socket.socket | None]
     children: dict[int, int] = field(default_factory=dict)  # pid -> worker index
     started: dict[int, float] = field(default_factory=dict)  # index -> monotonic start
     delays: dict[int, float] = field(default_factory=dict)  # index -> next restart pause
@@ -117,9 +152,43 @@ class _Supervisor:
     failed: bool = False
 
     def __post_init__(self) -> None:
+        self.first_delay = first_restart_delay()
+        self.most_delay = max(MOST_RESTART_DELAY, self.first_delay)
+        self.migrate = queued_connections_migrate()
+        self.ports = [(host, _port_of(sockets)) for host, sockets in (
+            (self.options.smtp_host, self.smtp_sockets),
+            (self.options.http_host, self.http_sockets)) if sockets]
         self.watch_read, self.watch_write = os.pipe()
 
+    def _close_sockets(self, index: int) -> None:
+        """Close worker ``index``'s listening sockets (it is dead): the port's new
+        connections go to the live workers' sockets."""
+        for sockets in (self.smtp_sockets, self.http_sockets):
+            if sockets and (sock := sockets[index]) is not None:
+                sockets[index] = None
+                sock.close()
+
+    def _bind_sockets(self, index: int) -> None:
+        """Fresh listening sockets for worker ``index`` where it has none (OSError when
+        a port cannot be bound again: its sockets stay closed)."""
+        kinds = [sockets for sockets in (self.smtp_sockets, self.http_sockets) if sockets]
+        try:
+            for sockets, (host, port) in zip(kinds, self.ports, strict=True):
+                if sockets[index] is None:
+                    sockets[index] = listen(host, port, reuse_port=True)
+        except OSError:
+            self._close_sockets(index)
+            raise
+
     def spawn(self, index: int) -> None:
+        try:
+            self._bind_sockets(index)
+        except OSError as exc:
+            delay = self._next_delay(index, ran=0.0)
+            self.restarts[index] = time.monotonic() + delay
+            log.error("worker %d: cannot listen again (%s); retrying in %.1f s",
+                      index, exc, delay)
+            return
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -144,14 +213,15 @@ class _Supervisor:
         for handler in logging.getLogger().handlers:
             handler.setFormatter(logging.Formatter(
                 f"%(asctime)s %(levelname)s worker-{index} %(name)s %(message)s"))
-        for n, sock in enumerate([*self.smtp_sockets, *self.http_sockets]):
-            if n % self.options.workers != index:  # the other workers' sockets
-                sock.close()
+        for sockets in (self.smtp_sockets, self.http_sockets):
+            for n, sock in enumerate(sockets):
+                if n != index and sock is not None:  # the other workers' sockets
+                    sock.close()
         worker = Worker(index=index, count=self.options.workers,
                         smtp_socket=self.smtp_sockets[index] if self.smtp_sockets else None,
                         http_socket=self.http_sockets[index] if self.http_sockets else None,
                         supervisor_fd=self.watch_read)
-        serve_run(serve(self.settings, self.options, worker))
+        run(serve(self.settings, self.options, worker))
         return 0
 
     def run(self, demo: dict[str, object]) -> int:
@@ -213,13 +283,25 @@ class _Supervisor:
                     log.warning("worker %d (pid %d) ended with %s", index, pid,
                                 _describe(code))
                 continue
+            self._close_sockets(index)
             ran = time.monotonic() - self.started.get(index, 0.0)
-            delay = (FIRST_RESTART_DELAY if ran >= STEADY_AFTER
-                     else self.delays.get(index, FIRST_RESTART_DELAY))
-            self.delays[index] = min(delay * 2, MOST_RESTART_DELAY)
+            delay = self._next_delay(index, ran)
             self.restarts[index] = time.monotonic() + delay
-            log.error("worker %d (pid %d) ended with %s after %.1f s; restarting in %.1f s",
-                      index, pid, _describe(code), ran, delay)
+            log.error("worker %d (pid %d) ended with %s after %.1f s; its sockets closed "
+                      "(queued connections %s); restarting in %.1f s", index, pid,
+                      _describe(code), ran,
+                      "moved to the other workers" if self.migrate else "reset", delay)
+
+    def _next_delay(self, index: int, ran: float) -> float:
+        delay = (self.first_delay if ran >= STEADY_AFTER
+                 else self.delays.get(index, self.first_delay))
+        self.delays[index] = min(delay * 2, self.most_delay)
+        return delay
+
+
+def _port_of(sockets: list[socket.socket | None]) -> int:
+    port: int = next(sock for sock in sockets if sock is not None).getsockname()[1]
+    return port
 
 
 def _describe(code: int) -> str:
@@ -254,17 +336,15 @@ def _run_workers(settings: Settings, options: ServeOptions) -> int:
     demo = asyncio.run(prepare(settings, options))
     if threading.active_count() > 1:  # a thread would not survive the fork in a worker
         log.warning("%d threads before starting the workers", threading.active_count())
-    smtp = (listen_each(options.smtp_host, options.smtp_port, options.workers)
-            if options.smtp else [])
+    smtp: list[socket.socket | None] = [
+        *(listen_each(options.smtp_host, options.smtp_port, options.workers)
+          if options.smtp else [])]
+    http: list[socket.socket | None] = []
     try:
-        http = (listen_each(options.http_host, options.http_port, options.workers)
-                if options.http else [])
-    except OSError:
-        for sock in smtp:
-            sock.close()
-        raise
-    try:
+        if options.http:
+            http.extend(listen_each(options.http_host, options.http_port, options.workers))
         return _Supervisor(settings, options, smtp, http).run(demo)
     finally:
         for sock in (*smtp, *http):
-            sock.close()
+            if sock is not None:
+                sock.close()
