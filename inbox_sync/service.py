@@ -21,14 +21,12 @@ import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from email.message import EmailMessage
-from typing import NamedTuple
 
 from sqlalchemy import select
 
-from core import accounts, inboxes, leases, queries
+from core import accounts, inboxes, leases
 from core.credentials import CredentialBox
-from core.errors import CoreError, InvalidInput
+from core.errors import InvalidInput
 from core.inboxes import (
     ConnectRequest,
     Endpoint,
@@ -36,7 +34,6 @@ from core.inboxes import (
     SendRequest,
     SendResult,
     SyncReport,
-    TeamSentCopy,
 )
 from core.oauth import (
     OAuthError,
@@ -46,7 +43,7 @@ from core.oauth import (
     StateBox,
 )
 from core.runtime import Runtime
-from core.storage.models import Inbox, TeamInbox, User, utcnow
+from core.storage.models import Inbox, User, utcnow
 from core.types import (
     FolderRole,
     InboxAuth,
@@ -69,8 +66,10 @@ from inbox_sync.oauth import (
     new_verifier,
 )
 from inbox_sync.outbound import Destinations
+from inbox_sync.owner import Owner
 from inbox_sync.schedule import InboxLeases
 from inbox_sync.spool import SendSpool
+from inbox_sync.team_mailbox import TeamMailbox
 
 log = logging.getLogger(__name__)
 
@@ -116,25 +115,6 @@ class ServiceOptions:
     lease_seconds: float = field(default_factory=leases.ttl_from_env)
 
 
-class Owner(NamedTuple):
-    """Whose inbox a connection is, for the per-user and per-portal network limits (a
-    team inbox's mailbox counts as a user of its own: ``-team_inbox_id``)."""
-
-    portal_id: int
-    user_id: int
-
-    @classmethod
-    def team(cls, portal_id: int, team_inbox_id: int) -> Owner:
-        return cls(portal_id, -team_inbox_id)
-
-    @classmethod
-    def of(cls, inbox: Inbox) -> Owner:
-        if inbox.user_id is not None:
-            return cls(inbox.portal_id, inbox.user_id)
-        assert inbox.team_inbox_id is not None
-        return cls.team(inbox.portal_id, inbox.team_inbox_id)
-
-
 @dataclass
 class _Slot:
     """One inbox's connection, the lock that serializes its use, its worker task."""
@@ -150,7 +130,8 @@ class _Slot:
 
 
 class InboxService:
-    """Implements ``core.inboxes.InboxConnector``."""
+    """Implements ``core.inboxes.InboxConnector``, ``TeamMailboxConnector`` (delegated to
+    ``inbox_sync.team_mailbox``) and ``core.oauth.OAuthConnector``."""
 
     def __init__(self, runtime: Runtime, options: ServiceOptions | None = None) -> None:
         self.runtime = runtime
@@ -179,7 +160,10 @@ class InboxService:
         self.leases = InboxLeases(runtime, ttl=self.options.lease_seconds,
                                   start=self._start_worker, stop=self._stop_worker)
         self._lease_task: asyncio.Task[None] | None = None
-        inboxes.register_team_mailer(runtime, self)
+        # The team mailbox's connect and send steps (inbox_sync.team_mailbox): core's
+        # ticket replies send through it.
+        self.team_mailbox = TeamMailbox(self)
+        inboxes.register_team_mailer(runtime, self.team_mailbox)
 
     # -- lifetime -------------------------------------------------------------------
 
@@ -492,85 +476,7 @@ class InboxService:
 
     async def connect_team(self, portal_id: int, team_inbox_id: int,
                            request: ConnectRequest) -> int:
-        """Connect a team inbox's own mailbox (the admin's doing): both logins tested as
-        for a user's, then synced into the team inbox's tickets (``sync``)."""
-        address = accounts.normalize_address(request.address)
-        async with self.runtime.db.read() as db:  # another portal's: NotFound first
-            await queries.owned(db, TeamInbox, portal_id, team_inbox_id)
-        imap, smtp, username = await self._tested(Owner.team(portal_id, team_inbox_id), address,
-                                                  request)
-        async with self.runtime.db.transaction() as db:
-            inbox = await inboxes.save_team_mailbox(
-                db, portal_id, team_inbox_id, address, username, imap, smtp,
-                self.box.encrypt(request.password), request.first_sync_days)
-            inbox_id = inbox.id
-        await self._restart(inbox_id, self._slot(inbox_id))
-        return inbox_id
-
-    async def _team_inbox(self, portal_id: int, team_inbox_id: int) -> Inbox:
-        async with self.runtime.db.read() as db:
-            inbox = await inboxes.team_mailbox(db, team_inbox_id)
-        if inbox is None or inbox.portal_id != portal_id:
-            raise InboxError(InboxErrorCode.DISCONNECTED, "the team inbox has no mailbox")
-        if inbox.status == InboxStatus.DISCONNECTED:
-            raise InboxError(InboxErrorCode.DISCONNECTED, f"the team inbox's mailbox is "
-                             f"disconnected ({inbox.status_reason}); reconnect it first")
-        return inbox
-
-    async def deliver_team(self, portal_id: int, team_inbox_id: int, message: EmailMessage,
-                           recipients: tuple[str, ...]) -> dict[str, str]:
-        """Send an agent's reply through the team mailbox's SMTP server, as a CRM send
-        goes (the same limits; ``send_unconfirmed`` when no answer came after the
-        message went)."""
-        inbox = await self._team_inbox(portal_id, team_inbox_id)
-        owner = Owner.of(inbox)
-        endpoint = Endpoint(inbox.smtp_host, inbox.smtp_port, MailSecurity(inbox.smtp_security))
-        outgoing = send.Outgoing(message, str(message["Message-ID"]).strip("<>"), recipients)
-
-        async def attempt(password: str | Bearer) -> dict[str, str]:
-            async with self.network.turn(*owner, protocol=MailProtocol.SMTP):
-                return await send.deliver(endpoint, inbox.username, password, outgoing,
-                                          connect=self._smtp_socket,
-                                          timeout=self.options.timeout,
-                                          context=self.options.ssl_context)
-
-        password = await self._credential(inbox)
-        try:
-            try:
-                return await attempt(password)
-            except InboxError as exc:
-                # An access token refused at AUTH (before MAIL: nothing was sent):
-                # refreshed once, then tried again, as a CRM send does.
-                if exc.code != InboxErrorCode.AUTH_REJECTED or not isinstance(password, Bearer):
-                    raise
-                return await attempt(await self._credential(inbox, password.token))
-        except InboxError as exc:
-            if exc.credentials_rejected:
-                async with self.runtime.db.transaction() as db:
-                    await inboxes.set_status(db, inbox.id, InboxStatus.DISCONNECTED,
-                                             exc.message, exc.code)
-            raise
-
-    async def copy_team_sent(self, portal_id: int, team_inbox_id: int,
-                             raw: bytes) -> TeamSentCopy:
-        try:
-            inbox = await self._team_inbox(portal_id, team_inbox_id)
-            if self._files_sent(inbox):
-                return TeamSentCopy()
-            login = (await self._credentials(inbox.id))[0]
-        except InboxError as exc:
-            return TeamSentCopy(error=exc)
-        except CoreError as exc:  # the database: the reply went out all the same
-            return TeamSentCopy(error=InboxError(InboxErrorCode.IMAP_ERROR, exc.message))
-        copy = await self._copy_to_sent(inbox.id, login, raw)
-        try:
-            async with self.runtime.db.transaction() as db:
-                await inboxes.note_sent_copy(db, inbox.id, copy.error.code if copy.error
-                                             else None, copy.error.message if copy.error else "")
-        except Exception:  # the reply went out: nothing after that may fail it
-            log.warning("inbox %d: status not updated after the copy to Sent", inbox.id,
-                        exc_info=True)
-        return TeamSentCopy(copy.folder, copy.error)
+        return await self.team_mailbox.connect_team(portal_id, team_inbox_id, request)
 
     async def _restart(self, inbox_id: int, slot: _Slot) -> None:
         """New credentials: drop the old connection; (re)start the worker, here (a node
@@ -649,14 +555,8 @@ class InboxService:
 
     async def team_authorization_url(self, portal_id: int, team_inbox_id: int,
                                      provider: str, first_sync_days: int) -> str:
-        chosen = self._provider(provider)
-        async with self.runtime.db.read() as db:  # another portal's: NotFound
-            await queries.owned(db, TeamInbox, portal_id, team_inbox_id)
-        verifier = new_verifier()
-        state = self.states.seal(PendingAuthorization(
-            portal_id, None, chosen.name, verifier, new_verifier()[:24], first_sync_days,
-            team_inbox_id=team_inbox_id))
-        return self.oauth_client.authorization_url(chosen, state, verifier)
+        return await self.team_mailbox.team_authorization_url(portal_id, team_inbox_id,
+                                                              provider, first_sync_days)
 
     async def complete_authorization(self, state: str, code: str) -> OAuthResult:
         pending = self.states.open(state)
