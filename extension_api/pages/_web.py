@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from core import sessions, web_reads
+from core.control_characters import NUL, NUL_MESSAGE, label_problem
 from core.errors import CoreError, NotFound
 from core.runtime import Runtime
 from core.types import Role
@@ -239,7 +240,25 @@ async def form(request: Request) -> dict[str, str]:
         raise PageError(403, "Form expired",
                         "This form is out of date (or was not sent by this site). Go "
                         "back, reload the page and send it again.")
+    _refuse_nul(pairs)
     return fields
+
+
+def _refuse_nul(pairs: Iterable[tuple[str, str]]) -> None:
+    """400 naming the first form field or query parameter that holds a NUL (PostgreSQL's
+    text columns refuse it); nothing typed is altered."""
+    for name, value in pairs:
+        if NUL in name or NUL in value:
+            shown = name.replace(NUL, "\\u0000")[:40]
+            raise PageError(400, "Not accepted", f"{shown}: {NUL_MESSAGE}.")
+
+
+def label_field(name: str, value: str) -> str:
+    """``value`` of the label-like field ``name`` (a pipeline, a stage, a tag) as typed;
+    400 naming it when it holds a control character other than tab and line breaks."""
+    if (problem := label_problem(name, value)) is not None:
+        raise PageError(400, "Not accepted", f"{problem}.")
+    return value
 
 
 def fields_of(request: Request, name: str) -> list[str]:
@@ -289,6 +308,7 @@ def public(endpoint: Page) -> Page:
     async def wrapper(request: Request) -> Response:
         request.state.viewer = await current_viewer(request)
         try:
+            _refuse_nul(request.query_params.multi_items())
             return await endpoint(request)
         except (PageError, CoreError) as exc:
             return _guarded(request, exc)
@@ -312,6 +332,7 @@ def signed_in(endpoint: SignedInPage) -> Page:
             target = back if request.method == "GET" else "/"
             return redirect(request, "/sign-in?next=" + quote(target, safe=""))
         try:
+            _refuse_nul(request.query_params.multi_items())
             return await endpoint(request, viewer)
         except (PageError, CoreError) as exc:
             return _guarded(request, exc)

@@ -48,6 +48,7 @@ from extension_api.pages._web import (
     PageError,
     Viewer,
     form,
+    label_field,
     redirect,
     render,
     runtime_of,
@@ -100,15 +101,20 @@ def _number(value: str, name: str, high: int = 2**63 - 1) -> int | None:
 
 @signed_in
 async def tickets_page(request: Request, viewer: Viewer) -> Response:
-    """``/tickets?inbox=&status=&assignee=me|none&priority=&page=``."""
+    """``/tickets?team_inbox_id=&status=&assignee=me|none&priority=&page=`` (the reports
+    page's name for the inbox; ``inbox=``, the older one, still works)."""
     params = request.query_params
     given = {name: params.get(name, "").strip()[:40]
              for name in ("inbox", "status", "assignee", "priority")}
+    named = params.get("team_inbox_id", "").strip()[:40]
+    if named and given["inbox"] and named != given["inbox"]:
+        raise PageError(400, "Not a filter", "Give team_inbox_id once (inbox is its old name).")
+    given["inbox"] = named or given["inbox"]
     page = _number(params.get("page", ""), "page", MAX_PAGE) or 1
     status = _choice(given["status"], tuple(Status), "status")
     priority = _choice(given["priority"], tuple(Priority), "priority")
     assignee = _choice(given["assignee"], ("me", "none"), "assignee")
-    inbox_id = _number(given["inbox"], "inbox")
+    inbox_id = _number(given["inbox"], "team_inbox_id")
     wanted = service.Filter(
         status=Status(status) if status else None, team_inbox_id=inbox_id,
         assignee_user_id=viewer.user_id if assignee == "me" else None,
@@ -126,7 +132,7 @@ async def tickets_page(request: Request, viewer: Viewer) -> Response:
     names = {inbox.id: inbox.name for inbox in inboxes}
     if inbox_id is not None and inbox_id not in names:
         raise PageError(404, "Not found", "There is no such team inbox.")
-    filters = {k: v for k, v in given.items() if v}
+    filters = {"team_inbox_id" if k == "inbox" else k: v for k, v in given.items() if v}
     pages = {"newer": f"/tickets?{urlencode({**filters, 'page': page - 1})}"
              if page > 1 else "",
              "older": f"/tickets?{urlencode({**filters, 'page': page + 1})}"
@@ -312,7 +318,7 @@ def _assignee_value(found: Ticket) -> str:
 
 def _label_of(fields: dict[str, str], name: str) -> str | None:
     """A pipeline or stage as typed: None (unchanged) when empty or missing."""
-    value = fields.get(name, "").strip()
+    value = label_field(name, fields.get(name, "").strip())
     if len(value) > MAX_LABEL:
         raise PageError(400, "Not changed", f"A {name} is at most {MAX_LABEL} characters.")
     return value or None
@@ -323,7 +329,8 @@ def _tags_of(fields: dict[str, str]) -> tuple[str, ...] | None:
     ``tags`` (unchanged)."""
     if "tags" not in fields:
         return None
-    tags = tuple(dict.fromkeys(t.strip() for t in fields["tags"].split(",") if t.strip()))
+    tags = tuple(dict.fromkeys(t.strip() for t in label_field("tags", fields["tags"])
+                               .split(",") if t.strip()))
     if len(tags) > MAX_TAGS or any(len(t) > MAX_LABEL for t in tags):
         raise PageError(400, "Not changed", f"At most {MAX_TAGS} tags, each at most "
                         f"{MAX_LABEL} characters.")
