@@ -2,25 +2,40 @@
 
 A team inbox's entries (mail to it refused: rate-limited, automatic, too large, failed
 authentication) name who wrote to it; like its mail they are its members' and the
-admin's only (docs/tickets.md, "Who sees what"). The log has no team inbox column: an
-entry is a team inbox's when its source is ``team_inbox`` or its logging address is one
-of a team inbox's (``<inbox token>@...`` or ``...+inbox-<id>@...``); a user sees such an
-entry only when that address names an inbox they are a member of.
+admin's only (docs/tickets.md, "Who sees what"). An entry names its team inbox
+(``team_inbox_id``, from the delivery's ``inbox-<id>`` tag: also mail synced from the
+inbox's connected mailbox, recorded with source ``sync`` and the mailbox's address); a
+user sees it only when they are a member of that inbox. Entries older than that column
+(migration 0023 could not attribute them) fall back to the old patterns: a team inbox's
+when its source is ``team_inbox`` or its logging address is one of a team inbox's
+(``<inbox token>@...`` or ``...+inbox-<id>@...``), seen when that address names an
+inbox of theirs.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, not_, or_, select, true
+from sqlalchemy import ColumnElement, and_, false, func, not_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.storage.models import IngestLogEntry, TeamInbox
 from core.tickets.access import member_inboxes
-from core.types import NotLoggedReason, Source
+from core.types import Envelope, NotLoggedReason, Source
 
-__all__ = ["NotLoggedReason", "entries", "record", "visible_entry"]
+__all__ = ["NotLoggedReason", "entries", "record", "team_inbox_of", "visible_entry"]
+
+_INBOX_TAG = re.compile(r"^inbox-(\d{1,18})$")
+
+
+def team_inbox_of(envelope: Envelope) -> int | None:
+    """The team inbox a delivery is for (its ``inbox-<id>`` tag), or None."""
+    for tag in envelope.tags:
+        if (found := _INBOX_TAG.match(tag)) is not None:
+            return int(found.group(1))
+    return None
 
 
 def record(
@@ -35,13 +50,16 @@ def record(
     envelope_sender: str | None = None,
     message_id: str | None = None,
     size: int = 0,
+    team_inbox_id: int | None = None,
 ) -> IngestLogEntry:
-    """Add an audit entry to the caller's transaction."""
+    """Add an audit entry to the caller's transaction (``team_inbox_id``: whose mail it
+    was, when a team inbox's)."""
     entry = IngestLogEntry(
         portal_id=portal_id, reason_code=reason_code.value, reason=reason[:500], source=source,
         logging_address=(logging_address or "")[:320], sender=(sender or "")[:320],
         envelope_sender=(envelope_sender or "")[:320],
         message_id=message_id[:998] if message_id else None, size=size,
+        team_inbox_id=team_inbox_id,
     )
     session.add(entry)
     return entry
@@ -65,11 +83,14 @@ async def visible_entry(session: AsyncSession, portal_id: int,
     inboxes = (await session.execute(select(TeamInbox.id, TeamInbox.token).where(
         TeamInbox.portal_id == portal_id))).all()
     theirs = [address.like(f"{token.lower()}@%") for _, token in inboxes]
+    unattributed = IngestLogEntry.team_inbox_id.is_(None)
     inbox_mail = or_(IngestLogEntry.source == Source.TEAM_INBOX.value,
                      address.like("%+inbox-%"), *theirs)
     mine = [_names_inbox(address, token, inbox_id) for inbox_id, token in inboxes
             if inbox_id in members]
-    return or_(not_(inbox_mail), *mine)
+    ours = [i for i, _ in inboxes if i in members]
+    return or_(IngestLogEntry.team_inbox_id.in_(ours) if ours else false(),
+               and_(unattributed, or_(not_(inbox_mail), *mine)))
 
 
 async def entries(

@@ -249,7 +249,7 @@ def _record_refused(session: AsyncSession, portal_id: int, channel: Channel,
                  logging_address=envelope.logging_address,
                  sender=parsed.from_.key if parsed.from_ else None,
                  envelope_sender=envelope.mail_from, message_id=prepared.message.message_id,
-                 size=len(prepared.raw))
+                 size=len(prepared.raw), team_inbox_id=audit.team_inbox_of(envelope))
 
 
 async def _record_too_large(runtime: Runtime, how: Arrival, error: MessageTooLarge,
@@ -269,7 +269,7 @@ async def _record_too_large(runtime: Runtime, how: Arrival, error: MessageTooLar
                          sender=sender.key if sender is not None else None,
                          envelope_sender=delivery.envelope.mail_from,
                          message_id=headers.message_id if headers is not None else None,
-                         size=size)
+                         size=size, team_inbox_id=audit.team_inbox_of(delivery.envelope))
 
     try:
         await runtime.db.run(work)
@@ -311,7 +311,7 @@ class _Ingest:
             logging_address=self.envelope.logging_address,
             sender=parsed.from_.key if parsed.from_ else None,
             envelope_sender=self.envelope.mail_from, message_id=self.chosen.message_id,
-            size=len(self.prepared.raw),
+            size=len(self.prepared.raw), team_inbox_id=audit.team_inbox_of(self.envelope),
         )
 
     async def add_source(self, email: Email) -> None:

@@ -242,7 +242,7 @@ def _not_logged(session: AsyncSession, portal: Portal, envelope: Envelope,
                  logging_address=envelope.logging_address,
                  sender=parsed.from_.key if parsed.from_ else None,
                  envelope_sender=envelope.mail_from, message_id=prepared.message.message_id,
-                 size=len(prepared.raw))
+                 size=len(prepared.raw), team_inbox_id=audit.team_inbox_of(envelope))
     return IngestResult(IngestOutcome.NOT_LOGGED, reason=reason, source=Source.TEAM_INBOX)
 
 

@@ -46,3 +46,6 @@ class IngestLogEntry(Base):
     reason_code: Mapped[str] = mapped_column(String(40))
     reason: Mapped[str] = mapped_column(String(500))
     size: Mapped[int] = mapped_column(default=0)
+    # The team inbox whose mail this was (its members' and the admin's only); None for
+    # a user's mail, and for entries older than 0023 it could not attribute.
+    team_inbox_id: Mapped[int | None] = mapped_column(BigId, default=None)
