@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
+import os
 import sqlite3
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from core.errors import StorageUnavailable
 from core.storage._inline_sqlite import InlineConnection
 
 # Statements sent to the database, by engine (``make bench`` reads it from /metrics to
@@ -356,29 +359,67 @@ class Reader(Protocol):
     async def first(self, statement: Statement, **values: Any) -> Row | None: ...
 
 
+LOOKUP_TIMEOUT = 5.0  # seconds a kept connection's read may take, its turn included
+
+
+def lookup_timeout() -> float:
+    """``INBOXLOG_LOOKUP_TIMEOUT`` (seconds, above 0), else ``LOOKUP_TIMEOUT``."""
+    given = os.environ.get("INBOXLOG_LOOKUP_TIMEOUT", "").strip()
+    try:
+        seconds = float(given) if given else LOOKUP_TIMEOUT
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < math.inf:
+        raise ValueError(f"INBOXLOG_LOOKUP_TIMEOUT must be seconds above 0, not {given!r}")
+    return seconds
+
+
 class KeptConnection:
     """One connection of ``engine`` kept open for short reads outside any transaction
     (RCPT's look-ups: SQLite's autocommit, PostgreSQL's AUTOCOMMIT), instead of a session
     and a pool checkout (and PostgreSQL's ping) per read. Every read still goes to the
     database: nothing is cached. Reads take turns on it (on SQLite they run without a
     pause, so they never wait). A connection found broken (``is_lost``) is dropped and
-    the read tried once on a new one; the next read opens one when none is kept."""
+    the read tried once on a new one; the next read opens one when none is kept.
 
-    def __init__(self, engine: AsyncEngine, is_lost: Callable[[BaseException], bool]
-                 ) -> None:
+    Since every look-up of the process takes its turn here, one stalled query (a table
+    lock held elsewhere, a database that stopped answering) would hold every SMTP
+    session's RCPT: a read, its turn included, gets ``timeout`` seconds (default
+    ``lookup_timeout()``), then raises StorageUnavailable (RCPT answers 451 4.3.0), and
+    a connection interrupted mid-read is dropped, so the next read gets a new one. On
+    PostgreSQL the connection also carries a ``statement_timeout`` a little longer, so
+    the server gives up the abandoned statement too. (SQLite's reads run inline on the
+    loop: nothing to interrupt.)"""
+
+    def __init__(self, engine: AsyncEngine, is_lost: Callable[[BaseException], bool],
+                 *, timeout: float | None = None) -> None:
         self._engine = engine
         self._is_lost = is_lost
+        self.timeout = lookup_timeout() if timeout is None else timeout
         self._connection: AsyncConnection | None = None
         self._runner: Runner | None = None
         self._lock = asyncio.Lock()
 
     async def rows(self, statement: Statement, **values: Any) -> list[Row]:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._rows(statement, values)
+        except TimeoutError as exc:
+            raise StorageUnavailable(
+                f"database look-up took over {self.timeout:g} s") from exc
+
+    async def _rows(self, statement: Statement, values: dict[str, Any]) -> list[Row]:
         async with self._lock:
             for kept in (True, False):
                 fresh = self._runner is None
-                runner = self._runner or await self._connect()
                 try:
+                    runner = self._runner or await self._connect()
                     return await runner.rows(statement, **values)
+                except asyncio.CancelledError:
+                    # Timed out (or the session went) mid-read: the connection may still
+                    # be busy with it, so it is not the next read's.
+                    await self._drop()
+                    raise
                 except Exception as exc:
                     if not self._is_lost(exc):
                         raise
@@ -395,6 +436,8 @@ class KeptConnection:
         connection = await self._engine.connect()
         try:
             self._runner = await for_connection(connection, counter(connection))
+            await _set_statement_timeout(
+                connection, f"{math.ceil(self.timeout * 1000) + 500}")  # undone in close()
         except BaseException:
             await connection.close()
             raise
@@ -413,4 +456,18 @@ class KeptConnection:
     async def close(self) -> None:
         connection, self._connection, self._runner = self._connection, None, None
         if connection is not None:
+            try:
+                await _set_statement_timeout(connection, "DEFAULT")  # as the pool gave it
+            except Exception:  # broken: not back to the pool at all
+                await connection.invalidate()
             await connection.close()
+
+
+async def _set_statement_timeout(connection: AsyncConnection, value: str) -> None:
+    """``SET statement_timeout`` on an asyncpg connection, on the driver itself (outside
+    SQLAlchemy's transaction and the statement counts); nothing elsewhere."""
+    if connection.dialect.driver != "asyncpg":
+        return
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None  # a connection checked out is open
+    await driver.execute(f"SET statement_timeout = {value}")
