@@ -6,10 +6,12 @@ import enum
 import logging
 from collections.abc import Mapping
 
+from asyncpg.exceptions import CharacterNotInRepertoireError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from core.control_characters import NUL, NUL_MESSAGE
 from core.errors import (
     AddressTaken,
     AlreadyConfirmed,
@@ -109,7 +111,23 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, str(exc.detail), exc.headers)
 
 
+def _nul_refused(exc: BaseException | None) -> bool:
+    """PostgreSQL refused a NUL in a text value (asyncpg's CharacterNotInRepertoireError,
+    however SQLAlchemy wrapped it)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, CharacterNotInRepertoireError):
+            return True
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
+    if _nul_refused(exc):  # a NUL that no shape check stopped (a query parameter): 422
+        named = next((k for k, v in request.query_params.multi_items() if NUL in k + v), "")
+        where = f"{named}: " if named else ""
+        return error_response(422, ApiErrorCode.INVALID_INPUT, f"{where}{NUL_MESSAGE}")
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, ApiErrorCode.INTERNAL_ERROR, "internal server error")
 

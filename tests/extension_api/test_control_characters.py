@@ -153,3 +153,29 @@ def test_free_text_keeps_every_control_but_nul_and_labels_keep_tabs(
     assert note.status_code == 201, note.text
     assert stage.status_code == 200, stage.text
     assert desk.ticket(ticket_id)["stage"] == "a\tb"
+
+
+def _query_cases() -> list[tuple[str, str]]:
+    """Every string query parameter of every GET operation the API documents."""
+    return [(path, param["name"]) for path, operations in _DOCUMENT["paths"].items()
+            for method, op in operations.items() if method == "get" and isinstance(op, dict)
+            for param in op.get("parameters", [])
+            if param.get("in") == "query"
+            and any(s.get("type") == "string" for s in _resolved(param.get("schema", {})))]
+
+
+QUERY_CASES = _query_cases()
+
+
+@pytest.mark.parametrize(("path", "name"), QUERY_CASES,
+                         ids=[f"{p}?{n}" for p, n in QUERY_CASES])
+def test_a_nul_in_any_query_parameter_is_refused_not_a_500(
+        pg_desk: tuple[Desk, int], path: str, name: str) -> None:
+    desk, ticket_id = pg_desk
+    with _client(desk, path) as api:
+        answer = api.get(_path(path, desk, ticket_id), params={name: NUL})
+    assert answer.status_code < 500, answer.text  # a callback redirects with its error
+    if answer.status_code == 422:
+        assert answer.json()["error"]["message"].startswith(f"{name}: "), answer.text
+    if answer.status_code == 200:  # a filter nothing matches, never stored
+        assert "\\u0000" not in answer.text
