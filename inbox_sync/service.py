@@ -22,8 +22,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import select
-
 from core import accounts, inboxes, leases
 from core.credentials import CredentialBox
 from core.errors import InvalidInput
@@ -36,10 +34,8 @@ from core.inboxes import (
     SyncReport,
 )
 from core.oauth import (
-    OAuthError,
     OAuthProvider,
     OAuthResult,
-    PendingAuthorization,
     StateBox,
 )
 from core.runtime import Runtime
@@ -62,9 +58,8 @@ from inbox_sync.oauth import (
     OAuthClient,
     TokenKeeper,
     Tokens,
-    address_from,
-    new_verifier,
 )
+from inbox_sync.oauth_connect import OAuthConnect
 from inbox_sync.outbound import Destinations
 from inbox_sync.owner import Owner
 from inbox_sync.schedule import InboxLeases
@@ -131,7 +126,8 @@ class _Slot:
 
 class InboxService:
     """Implements ``core.inboxes.InboxConnector``, ``TeamMailboxConnector`` (delegated to
-    ``inbox_sync.team_mailbox``) and ``core.oauth.OAuthConnector``."""
+    ``inbox_sync.team_mailbox``) and ``core.oauth.OAuthConnector`` (delegated to
+    ``inbox_sync.oauth_connect``): the HTTP adapter finds all three as one object."""
 
     def __init__(self, runtime: Runtime, options: ServiceOptions | None = None) -> None:
         self.runtime = runtime
@@ -163,6 +159,7 @@ class InboxService:
         # The team mailbox's connect and send steps (inbox_sync.team_mailbox): core's
         # ticket replies send through it.
         self.team_mailbox = TeamMailbox(self)
+        self.oauth_connect = OAuthConnect(self)  # connecting an inbox with OAuth 2.0
         inboxes.register_team_mailer(runtime, self.team_mailbox)
 
     # -- lifetime -------------------------------------------------------------------
@@ -532,26 +529,15 @@ class InboxService:
             return SentCopy(error=InboxError(InboxErrorCode.IMAP_ERROR,
                                              f"the copy to the Sent folder failed: {exc}"))
 
-    # -- OAuth 2.0 (core.oauth.OAuthConnector) ------------------------------------------
+    # -- OAuth 2.0 (core.oauth.OAuthConnector: inbox_sync.oauth_connect) ----------------
 
     def providers(self) -> list[str]:
-        return sorted(self.options.oauth.providers)
-
-    def _provider(self, name: str) -> OAuthProvider:
-        provider = self.options.oauth.providers.get(name)
-        if provider is None:
-            raise OAuthError(InboxErrorCode.OAUTH_NOT_CONFIGURED, f"no OAuth provider {name!r} is "
-                             "configured on this server (configured: "
-                             f"{', '.join(self.providers()) or 'none'})")
-        return provider
+        return self.oauth_connect.providers()
 
     async def authorization_url(self, portal_id: int, user_id: int, provider: str,
                                 first_sync_days: int) -> str:
-        chosen = self._provider(provider)
-        verifier = new_verifier()
-        state = self.states.seal(PendingAuthorization(
-            portal_id, user_id, chosen.name, verifier, new_verifier()[:24], first_sync_days))
-        return self.oauth_client.authorization_url(chosen, state, verifier)
+        return await self.oauth_connect.authorization_url(portal_id, user_id, provider,
+                                                          first_sync_days)
 
     async def team_authorization_url(self, portal_id: int, team_inbox_id: int,
                                      provider: str, first_sync_days: int) -> str:
@@ -559,54 +545,7 @@ class InboxService:
                                                               provider, first_sync_days)
 
     async def complete_authorization(self, state: str, code: str) -> OAuthResult:
-        pending = self.states.open(state)
-        provider = self._provider(pending.provider)
-        tokens, claims = await self.oauth_client.exchange(provider, code,
-                                                          pending.code_verifier)
-        address = accounts.normalize_address(address_from(claims))
-        if pending.team_inbox_id is not None:
-            owner = Owner.team(pending.portal_id, pending.team_inbox_id)
-        else:
-            assert pending.user_id is not None
-            owner = Owner(pending.portal_id, pending.user_id)
-        bearer = Bearer(tokens.access_token, provider.sasl)
-        try:
-            session = await self._open_once(owner, provider.imap, address, bearer)
-            await self.network.run(session.close)
-            async with self.network.turn(*owner, protocol=MailProtocol.SMTP):
-                await send.check_login(provider.smtp, address, bearer,
-                                       connect=self._smtp_socket,
-                                       timeout=self.options.timeout,
-                                       context=self.options.ssl_context)
-        except InboxError as exc:
-            if exc.code == InboxErrorCode.AUTH_REJECTED:
-                # A token just issued and refused: the grant lacks mail access.
-                raise OAuthError(InboxErrorCode.OAUTH_SCOPE_MISSING, f"{exc.message} (the "
-                                 "grant does not give access to mail; connect again and "
-                                 "allow it)") from None
-            raise
-        async with self.runtime.db.transaction() as db:
-            existing = await db.scalar(select(Inbox.id).where(
-                Inbox.portal_id == pending.portal_id, Inbox.address == address))
-            secret = self.box.encrypt(tokens.dumps())
-            if pending.team_inbox_id is not None:
-                inbox = await inboxes.save_team_mailbox(
-                    db, pending.portal_id, pending.team_inbox_id, address, address,
-                    provider.imap, provider.smtp, secret, pending.first_sync_days,
-                    auth=InboxAuth.OAUTH, oauth_provider=provider.name)
-            else:
-                user = await db.get(User, pending.user_id)
-                if user is None or user.portal_id != pending.portal_id:
-                    raise OAuthError(InboxErrorCode.OAUTH_STATE_INVALID,
-                                     "the user who asked is gone")
-                inbox = await inboxes.save_inbox(
-                    db, pending.portal_id, user.id, address, address, provider.imap,
-                    provider.smtp, secret, pending.first_sync_days,
-                    auth=InboxAuth.OAUTH, oauth_provider=provider.name)
-            inbox_id = inbox.id
-        await self._restart(inbox_id, self._slot(inbox_id))
-        log.info("inbox %d connected with OAuth (%s)", inbox_id, provider.name)
-        return OAuthResult(inbox_id, address, existing is not None)
+        return await self.oauth_connect.complete_authorization(state, code)
 
     async def disconnect(self, portal_id: int, inbox_id: int) -> None:
         async with self.runtime.db.read() as session:

@@ -61,7 +61,7 @@ class TeamMailbox:
     async def team_authorization_url(self, portal_id: int, team_inbox_id: int,
                                      provider: str, first_sync_days: int) -> str:
         service = self.service
-        chosen = service._provider(provider)
+        chosen = service.oauth_connect.provider(provider)
         async with service.runtime.db.read() as db:  # another portal's: NotFound
             await queries.owned(db, TeamInbox, portal_id, team_inbox_id)
         verifier = new_verifier()
