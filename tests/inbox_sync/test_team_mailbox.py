@@ -339,8 +339,8 @@ def test_mail_an_agent_sends_from_the_mailbox_itself_is_logged_on_its_ticket(
 def test_acknowledgements_go_through_the_mailbox(team: TeamMailbox) -> None:
     """With auto_acknowledge and a mailbox (and no relay on this server), the new
     ticket's acknowledgement goes out once through the mailbox's SMTP server (its
-    envelope sender the mailbox, where the relay's is empty), From its address, threaded on the customer's message; the sync of
-    Sent takes it for no agent reply."""
+    envelope sender the mailbox, where the relay's is empty), From its address, threaded
+    on the customer's message; the sync of Sent takes it for no agent reply."""
     with team.api() as api:
         connected = api.post("/api/v1/inboxes", json=team.body())
         assert connected.status_code == 201, connected.text
