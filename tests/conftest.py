@@ -13,6 +13,10 @@ from tests.support import loopback_only, postgres
 from tests.support.dns import DnsServer, running_dns
 from tests.support.server import PortalAccount, Server
 
+# ``desk_server`` and ``desk`` (a team inbox on SQLite and on PostgreSQL), for the ticket
+# tests; a module that defines its own ``desk`` uses that one.
+pytest_plugins = ["tests.support.tickets"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Tests reach loopback only: a connect anywhere else fails before a packet leaves."""

@@ -5,35 +5,12 @@ their email into its threads, search pages and cursors), and bad settings are 42
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from email.utils import make_msgid
 from typing import Any
 
-import pytest
-
-from tests.support import postgres
 from tests.support.mail import deliver, logged_id, message
 from tests.support.server import Server
 from tests.support.tickets import Desk, customer_mail, make_desk, reply_to
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def desk_server(request: pytest.FixtureRequest,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The suite's shared SQLite server (tests isolate by portal), or one on PostgreSQL."""
-    if request.param == "sqlite":
-        yield request.getfixturevalue("server")
-        return
-    with postgres.database_for(request.param) as url:
-        running = Server(tmp_path_factory.mktemp(f"attacks-{request.param}"),
-                         db_url=url).start()
-        yield running
-        running.stop()
-
-
-@pytest.fixture
-def desk(desk_server: Server) -> Desk:
-    return make_desk(desk_server)
 
 
 def _senders(desk: Desk, token: str) -> set[str]:

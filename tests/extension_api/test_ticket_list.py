@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.extension_api.test_tickets import desk, desk_server  # noqa: F401 (fixtures)
 from tests.support.mail import logged_id
 from tests.support.server import Server
 from tests.support.tickets import Desk, customer_mail
@@ -18,7 +17,7 @@ def _ids(answer: Any) -> list[int]:
     return [int(item["id"]) for item in answer.json()["items"]]
 
 
-def test_priority_and_latest_activity(desk: Desk) -> None:  # noqa: F811
+def test_priority_and_latest_activity(desk: Desk) -> None:
     """Three tickets; the oldest is then made urgent (its latest activity): the newest
     order is by id as before, the latest-activity order puts it first, the priority
     filter finds it alone, and both orders page without losing or repeating one."""
@@ -65,7 +64,7 @@ def test_priority_and_latest_activity(desk: Desk) -> None:  # noqa: F811
 
 
 def test_other_portals_tickets_are_never_listed(
-        desk: Desk, desk_server: Server) -> None:  # noqa: F811
+        desk: Desk, desk_server: Server) -> None:
     """Another portal's admin token, in either order and with any filter, lists none of
     this portal's tickets."""
     ticket = desk.ticket_of_email(logged_id(desk.send(customer_mail("dora@client.example"))))

@@ -5,35 +5,12 @@ capacity through the SMTP port, assigning, changing, closing and merging tickets
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pytest
-
-from tests.support import postgres
 from tests.support.mail import deliver, logged_id, message
 from tests.support.server import Server
-from tests.support.tickets import Desk, customer_mail, make_desk, reply_to
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def desk_server(request: pytest.FixtureRequest,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The suite's shared SQLite server (tests isolate by portal), or one on PostgreSQL."""
-    if request.param == "sqlite":
-        yield request.getfixturevalue("server")
-        return
-    with postgres.database_for(request.param) as url:
-        running = Server(tmp_path_factory.mktemp(f"tickets-{request.param}"),
-                         db_url=url).start()
-        yield running
-        running.stop()
-
-
-@pytest.fixture
-def desk(desk_server: Server) -> Desk:
-    return make_desk(desk_server)
+from tests.support.tickets import Desk, customer_mail, make_desk, reply_to  # noqa: F401 (the fixtures)
 
 
 def _open(desk: Desk, sender: str, subject: str = "Printer on fire") -> dict[str, Any]:

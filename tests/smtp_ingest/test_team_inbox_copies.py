@@ -8,36 +8,12 @@ the inbox's email and sees nothing of it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
 
-import pytest
-
-from tests.support import postgres
 from tests.support.addresses import request_confirmation
 from tests.support.mail import deliver, logged_id, message
-from tests.support.server import Server
-from tests.support.tickets import SUPPORT, Desk, customer_mail, make_desk, reply_to
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def desk_server(request: pytest.FixtureRequest,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The suite's shared SQLite server (tests isolate by portal), or one on PostgreSQL."""
-    if request.param == "sqlite":
-        yield request.getfixturevalue("server")
-        return
-    with postgres.database_for(request.param) as url:
-        running = Server(tmp_path_factory.mktemp(f"copies-{request.param}"),
-                         db_url=url).start()
-        yield running
-        running.stop()
-
-
-@pytest.fixture
-def desk(desk_server: Server) -> Desk:
-    return make_desk(desk_server)
+from tests.support.tickets import SUPPORT, Desk, customer_mail, reply_to
 
 
 def _admin_email(desk: Desk, email_id: int) -> dict[str, Any]:

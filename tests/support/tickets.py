@@ -3,11 +3,15 @@ it, and mail as customers' clients write it (docs/tickets.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
 
+import pytest
+
+from tests.support import postgres
 from tests.support.mail import deliver, message
 from tests.support.server import PortalAccount, Server
 
@@ -80,3 +84,25 @@ def reply_to(original: EmailMessage, sender: str, *, references: bool = True,
     if references:
         reply["References"] = original["Message-ID"]
     return reply
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def desk_server(request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The suite's shared SQLite server (tests isolate by portal), or one on PostgreSQL
+    started for each test module that uses it (a fixture of the whole suite:
+    tests/conftest.py names this module in ``pytest_plugins``)."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("server")
+        return
+    with postgres.database_for(request.param) as url:
+        running = Server(tmp_path_factory.mktemp(f"desk-{request.param}"),
+                         db_url=url).start()
+        yield running
+        running.stop()
+
+
+@pytest.fixture
+def desk(desk_server: Server) -> Desk:
+    """A portal with a team inbox and its agents on ``desk_server``."""
+    return make_desk(desk_server)
