@@ -178,6 +178,7 @@ def run() -> list[Row]:
         rows += _rows("sqlite", small, bare, goal=0.2, cpu_goal=2)
         rows += _rows("sqlite, 64 KB", large, bare_large, goal=None, cpu_goal=None)
         if pg_available():
+            one_worker: Measured | None = None
             for workers in pg_workers():
                 url = new_pg_database()
                 try:
@@ -188,6 +189,15 @@ def run() -> list[Row]:
                 label = "postgresql" + (f" --workers {workers}" if workers > 1 else "")
                 rows += _rows(label, small, bare, goal=None, cpu_goal=3 if workers == 1 else None)
                 rows += _rows(f"{label}, 64 KB", large, bare_large, goal=None, cpu_goal=None)
+                if workers == 1:
+                    one_worker = small
+                elif one_worker is not None:
+                    # The goal: N workers use the node's cores (2 here).
+                    ratio = small.load.rate / one_worker.load.rate
+                    rows.append(Row(
+                        "smtp ingest", f"postgresql --workers {workers} vs one: messages/s",
+                        small.load.rate, one_worker.load.rate, "msg/s", "one worker",
+                        "ratio >= 1.5", ratio >= 1.5))
     return rows
 
 
