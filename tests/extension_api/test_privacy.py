@@ -163,7 +163,7 @@ def _purge_far_ahead(server: Server, account: PortalAccount) -> None:
     counts = server.cli("purge", "--now", later)
     assert set(counts) == {"sync_headers", "extension_full", "crm_send_headers",
                            "header_metadata", "deleted_emails", "ingest_log", "web_links",
-                           "web_sessions", "blobs"}
+                           "web_sessions", "blobs", "acknowledgements"}
     assert counts["header_metadata"] >= 1
     again = server.cli("purge", "--now", later)
     assert again["header_metadata"] == 0
