@@ -36,6 +36,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, and_, bindparam, case, func, literal, select, text, union_all
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.sla import BusinessHours, percentile
@@ -252,6 +253,41 @@ async def response_times(session: AsyncSession, scope: Scope,
                                         .where(*scope.kept_created(TicketFigures)))).scalar()
     value = TicketFigureValue
     in_scope = scope.kept_created(value)
+    if connection.dialect.name == "postgresql":
+        found = await _pg_figures(connection, in_scope)
+    else:
+        found = await _ranked_figures(connection, in_scope)
+    none = Figures(0, None, None, None)
+    first = found.get(figures.Metric.FIRST_RESPONSE, none)
+    return ResponseTimes(tickets or 0, (tickets or 0) - first.count, first,
+                         found.get(figures.Metric.REOPENED_FIRST_RESPONSE, none),
+                         found.get(figures.Metric.NEXT_RESPONSE, none),
+                         found.get(figures.Metric.FIRST_RESOLUTION, none))
+
+
+async def _pg_figures(connection: Any, in_scope: list[Any]) -> dict[int, Figures]:
+    """PostgreSQL: each metric's count, exact sum and percentiles in one grouped read
+    (``percentile_cont`` interpolates between the two closest ranks, as
+    ``core.sla.percentile`` does); one sort of the range's values a metric, where
+    reading the ranks by OFFSET walked the index up to the 90th percentile for each."""
+    value = TicketFigureValue
+    quantiles = [q / 100 for q in PERCENTILES]
+    rows = (await connection.execute(
+        select(value.metric, func.count(), func.sum(value.micros),
+               func.percentile_cont(array(quantiles)).within_group(value.micros))
+        .where(*in_scope).group_by(value.metric))).all()
+    found: dict[int, Figures] = {}
+    for metric, count, total, at in rows:
+        if count:
+            p50, p90 = (float(v) / 1e6 for v in at)
+            found[metric] = Figures(count, p50, p90, int(total) / (count * 1_000_000))
+    return found
+
+
+async def _ranked_figures(connection: Any, in_scope: list[Any]) -> dict[int, Figures]:
+    """SQLite (no percentile function): counts and exact sums, then the values at the
+    percentiles' ranks read in index order."""
+    value = TicketFigureValue
     # Each metric its own index range: a GROUP BY over an IN of them took 3-21 ms on
     # 29,000 figures where these four took 2.8.
     totals = {metric: (n, int(total)) for metric, n, total in (await connection.execute(
@@ -275,14 +311,8 @@ async def response_times(session: AsyncSession, scope: Scope,
         for metric, low, micros in rows:
             at_rank[metric][low + seen[metric, low]] = micros
             seen[metric, low] += 1
-    found = {metric: Figures.ranked(n, total, at_rank[metric])
-             for metric, (n, total) in totals.items()}
-    none = Figures(0, None, None, None)
-    first = found.get(figures.Metric.FIRST_RESPONSE, none)
-    return ResponseTimes(tickets or 0, (tickets or 0) - first.count, first,
-                         found.get(figures.Metric.REOPENED_FIRST_RESPONSE, none),
-                         found.get(figures.Metric.NEXT_RESPONSE, none),
-                         found.get(figures.Metric.FIRST_RESOLUTION, none))
+    return {metric: Figures.ranked(n, total, at_rank[metric])
+            for metric, (n, total) in totals.items()}
 
 
 # --- workload -------------------------------------------------------------------------

@@ -38,6 +38,7 @@ import pytest
 from core import accounts
 from core.storage.db import Database, sqlite_url
 from core.storage.models import Team, TeamMember, Ticket, utcnow
+from tests.support import postgres
 from tests.support.server import PortalAccount, Server, run_coroutine
 from tests.support.ticket_rows import Step, team_inbox, ticket
 
@@ -68,7 +69,7 @@ class Fixture:
 
 
 async def _build(server: Server, account: PortalAccount, other: PortalAccount) -> Fixture:
-    db = Database(sqlite_url(server.data_dir / "inboxlog.db"))
+    db = Database(server.db_url or sqlite_url(server.data_dir / "inboxlog.db"))
     try:
         async with db.transaction() as session:
             p = account.portal_id
@@ -120,6 +121,20 @@ async def _build(server: Server, account: PortalAccount, other: PortalAccount) -
                            support, billing, other, other_inbox)
     finally:
         await db.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def server(request: pytest.FixtureRequest, server: Server,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The suite's SQLite server, or one on PostgreSQL (whose reports compute their
+    percentiles in the database): the same hand-computed figures on both."""
+    if request.param == "sqlite":
+        yield server
+        return
+    with postgres.database_for(request.param) as url:
+        running = Server(tmp_path_factory.mktemp("reports-pg"), db_url=url).start()
+        yield running
+        running.stop()
 
 
 @pytest.fixture(scope="module")
