@@ -72,6 +72,17 @@ async def database(unmigrated: Database) -> Database:
 
 
 @pytest.fixture
+async def pg_database() -> AsyncIterator[Database]:
+    """A migrated, empty database of its own in PostgreSQL (for writers racing there)."""
+    url = await postgres.create_database()
+    db = Database(url)
+    await migrate(db)
+    yield db
+    await db.dispose()
+    await postgres.drop_database(url)
+
+
+@pytest.fixture
 def pg_server(tmp_path: Path) -> Iterator[Server]:
     """A server of its own on a database of its own in PostgreSQL."""
     url = asyncio.run(postgres.create_database())
