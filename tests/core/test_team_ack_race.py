@@ -4,29 +4,15 @@ nodes): core.tickets.intake claims the acknowledgement in one conditional UPDATE
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
-
 from core import accounts
-from core.storage.db import Database, migrate
+from core.storage.db import Database
 from core.storage.models import TeamInbox, TeamInboxSender
 from core.tickets import inboxes, intake
-from tests.support import postgres
+from tests.support.races import Hold, second_waits_for_first
 
 SENDER = "carla@client.example"
-
-
-@pytest.fixture
-async def pg_database() -> AsyncIterator[Database]:
-    url = await postgres.create_database()
-    db = Database(url)
-    await migrate(db)
-    yield db
-    await db.dispose()
-    await postgres.drop_database(url)
 
 
 async def _inbox(db: Database) -> int:
@@ -38,15 +24,13 @@ async def _inbox(db: Database) -> int:
         return inbox.id
 
 
-async def _claim(db: Database, inbox_id: int, held: asyncio.Event | None = None,
-                 release: asyncio.Event | None = None) -> bool:
+async def _claim(db: Database, inbox_id: int, hold: Hold | None = None) -> bool:
     async with db.transaction() as session:
         inbox = await session.get(TeamInbox, inbox_id)
         assert inbox is not None
         claimed = await intake._claim_acknowledgement(session, inbox.id, SENDER)
-        if held is not None and release is not None:
-            held.set()
-            await release.wait()
+        if hold is not None:
+            await hold.here()
         return claimed
 
 
@@ -55,16 +39,9 @@ async def test_two_writers_at_once_acknowledge_once(pg_database: Database) -> No
     yet), another waits for it and then finds the sender acknowledged: one of them
     acknowledges, not both (reading last_ack_at first, both did)."""
     inbox_id = await _inbox(pg_database)
-    held, release = asyncio.Event(), asyncio.Event()
-    first = asyncio.create_task(_claim(pg_database, inbox_id, held, release))
-    holding = asyncio.create_task(held.wait())
-    await asyncio.wait({first, holding}, return_when=asyncio.FIRST_COMPLETED)
-    if first.done():
-        first.result()  # it failed before holding: say why
-    second = asyncio.create_task(_claim(pg_database, inbox_id))
-    done, _ = await asyncio.wait({second}, timeout=0.3)
-    assert not done, "the second claim did not wait for the first"
-    release.set()
+    first, second = await second_waits_for_first(
+        lambda hold: _claim(pg_database, inbox_id, hold),
+        lambda: _claim(pg_database, inbox_id), "the second claim", timeout=0.3)
     assert (await first, await second) == (True, False)
 
 

@@ -5,29 +5,15 @@ time are two more, never one (core.tickets.intake counts in one upsert statement
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
-
 from core import accounts
-from core.storage.db import Database, migrate
+from core.storage.db import Database
 from core.storage.models import TeamInbox, TeamInboxSender
 from core.tickets import inboxes, intake
-from tests.support import postgres
+from tests.support.races import Hold, second_waits_for_first
 
 SENDER = "carla@client.example"
-
-
-@pytest.fixture
-async def pg_database() -> AsyncIterator[Database]:
-    url = await postgres.create_database()
-    db = Database(url)
-    await migrate(db)
-    yield db
-    await db.dispose()
-    await postgres.drop_database(url)
 
 
 async def _inbox(db: Database) -> int:
@@ -38,15 +24,13 @@ async def _inbox(db: Database) -> int:
         return inbox.id
 
 
-async def _count(db: Database, inbox_id: int, held: asyncio.Event | None = None,
-                 release: asyncio.Event | None = None) -> int:
+async def _count(db: Database, inbox_id: int, hold: Hold | None = None) -> int:
     async with db.transaction() as session:
         inbox = await session.get(TeamInbox, inbox_id)
         assert inbox is not None
         count = await intake._counted(session, inbox, SENDER)
-        if held is not None and release is not None:
-            held.set()
-            await release.wait()
+        if hold is not None:
+            await hold.here()
         return count
 
 
@@ -56,16 +40,9 @@ async def test_two_writers_at_once_both_count(pg_database: Database) -> None:
     the 2 both could read."""
     inbox_id = await _inbox(pg_database)
     assert [await _count(pg_database, inbox_id) for _ in range(2)] == [1, 2]
-    held, release = asyncio.Event(), asyncio.Event()
-    first = asyncio.create_task(_count(pg_database, inbox_id, held, release))
-    holding = asyncio.create_task(held.wait())
-    await asyncio.wait({first, holding}, return_when=asyncio.FIRST_COMPLETED)
-    if first.done():
-        first.result()  # it failed before holding: say why
-    second = asyncio.create_task(_count(pg_database, inbox_id))
-    done, _ = await asyncio.wait({second}, timeout=0.3)
-    assert not done, "the second count did not wait for the first"
-    release.set()
+    first, second = await second_waits_for_first(
+        lambda hold: _count(pg_database, inbox_id, hold),
+        lambda: _count(pg_database, inbox_id), "the second count", timeout=0.3)
     assert (await first, await second) == (3, 4)
     async with pg_database.read() as session:
         row = await session.get(TeamInboxSender, (inbox_id, SENDER))

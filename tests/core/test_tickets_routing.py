@@ -4,27 +4,12 @@ the same next agent. (SQLite has one writer at a time: nothing to race.)"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-
-import pytest
-
 from core import accounts
-from core.storage.db import Database, migrate
+from core.storage.db import Database
 from core.storage.models import Ticket
 from core.tickets import inboxes, routing
 from core.tickets.rules import Facts
-from tests.support import postgres
-
-
-@pytest.fixture
-async def pg_database() -> AsyncIterator[Database]:
-    url = await postgres.create_database()
-    db = Database(url)
-    await migrate(db)
-    yield db
-    await db.dispose()
-    await postgres.drop_database(url)
+from tests.support.races import Hold, second_waits_for_first
 
 
 async def _inbox(db: Database) -> tuple[int, list[int]]:
@@ -37,8 +22,7 @@ async def _inbox(db: Database) -> tuple[int, list[int]]:
         return inbox.id, agents
 
 
-async def _route(db: Database, inbox_id: int, held: asyncio.Event | None = None,
-                 release: asyncio.Event | None = None) -> int | None:
+async def _route(db: Database, inbox_id: int, hold: Hold | None = None) -> int | None:
     async with db.transaction() as session:
         inbox = await session.get(inboxes.TeamInbox, inbox_id)
         assert inbox is not None
@@ -47,9 +31,8 @@ async def _route(db: Database, inbox_id: int, held: asyncio.Event | None = None,
         await session.flush()
         decision = await routing.route(session, inbox, ticket, Facts())
         await routing.apply(session, ticket, decision)
-        if held is not None and release is not None:
-            held.set()
-            await release.wait()
+        if hold is not None:
+            await hold.here()
         return decision.user_id
 
 
@@ -57,14 +40,7 @@ async def test_concurrent_routing_waits_for_the_first_pick(pg_database: Database
     """While one transaction has picked an agent and not committed, a second waits for
     it, then picks the other agent."""
     inbox_id, agents = await _inbox(pg_database)
-    held, release = asyncio.Event(), asyncio.Event()
-    first = asyncio.create_task(_route(pg_database, inbox_id, held, release))
-    holding = asyncio.create_task(held.wait())
-    await asyncio.wait({first, holding}, return_when=asyncio.FIRST_COMPLETED)
-    if first.done():
-        first.result()  # it failed before holding: say why
-    second = asyncio.create_task(_route(pg_database, inbox_id))
-    done, _ = await asyncio.wait({second}, timeout=0.5)
-    assert not done, "the second pick did not wait for the first"
-    release.set()
+    first, second = await second_waits_for_first(
+        lambda hold: _route(pg_database, inbox_id, hold),
+        lambda: _route(pg_database, inbox_id), "the second pick")
     assert sorted([await first, await second]) == agents

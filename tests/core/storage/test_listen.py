@@ -6,28 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 from sqlalchemy import insert
 
 from core import accounts
-from core.storage.db import Database, migrate
+from core.storage.db import Database
 from core.storage.listen import EVENTS_CHANNEL, asyncpg_dsn
 from core.storage.models import Event
 from extension_api.live import EventBus
-from tests.support import postgres
-
-
-@pytest.fixture
-async def pg() -> AsyncIterator[Database]:
-    url = await postgres.create_database()
-    db = Database(url)
-    await migrate(db)
-    yield db
-    await db.dispose()
-    await postgres.drop_database(url)
 
 
 async def _until(condition: object, seconds: float = 10) -> None:
@@ -43,23 +30,23 @@ async def _woken_within(bus: EventBus, seconds: float) -> float:
     return time.monotonic() - began
 
 
-async def test_a_committed_event_wakes_a_listening_bus(pg: Database) -> None:
+async def test_a_committed_event_wakes_a_listening_bus(pg_database: Database) -> None:
     """An events insert committed on another connection wakes the bus at once (the
     trigger notifies at commit), with the stream's poll stretched while listening."""
     bus = EventBus(listening_poll=30)
-    task = bus.listen(pg)
+    task = bus.listen(pg_database)
     assert task is not None
     try:
         await _until(lambda: bus.listening)
         await bus.wait(0.05)  # the wake-up every (re)connection gives
-        async with pg.transaction() as session:
+        async with pg_database.transaction() as session:
             portal = (await accounts.create_portal(session, "Listen")).portal
         waiter = asyncio.create_task(_woken_within(bus, 0.5))
         await asyncio.sleep(0.1)
         assert not waiter.done()  # no event yet: still waiting past the 0.5 s asked
         await asyncio.sleep(0.5)
         assert not waiter.done()
-        async with pg.transaction() as session:
+        async with pg_database.transaction() as session:
             session.add(Event(portal_id=portal.id, type="open"))
         assert await asyncio.wait_for(waiter, 5) < 2
     finally:
@@ -67,14 +54,14 @@ async def test_a_committed_event_wakes_a_listening_bus(pg: Database) -> None:
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_the_listener_reconnects_when_its_connection_is_killed(pg: Database) -> None:
+async def test_the_listener_reconnects_when_its_connection_is_killed(pg_database: Database) -> None:
     """The listening backend terminated by the server: the listener connects again and
     notifications wake the bus again; meanwhile streams poll at their own pace."""
     bus = EventBus(listening_poll=30)
-    task = bus.listen(pg)
+    task = bus.listen(pg_database)
     assert task is not None and bus.listener is not None
     listener = bus.listener
-    admin = await asyncpg.connect(asyncpg_dsn(pg.url))
+    admin = await asyncpg.connect(asyncpg_dsn(pg_database.url))
     try:
         await _until(lambda: bus.listening)
         killed = await admin.fetchval(
@@ -94,17 +81,17 @@ async def test_the_listener_reconnects_when_its_connection_is_killed(pg: Databas
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_the_trigger_names_the_portals_of_the_events(pg: Database) -> None:
+async def test_the_trigger_names_the_portals_of_the_events(pg_database: Database) -> None:
     """One insert statement of events for two portals: one notification at commit,
     naming both portals; nothing before the commit."""
-    async with pg.transaction() as session:
+    async with pg_database.transaction() as session:
         first = (await accounts.create_portal(session, "One")).portal.id
         second = (await accounts.create_portal(session, "Two")).portal.id
     heard: asyncio.Queue[str] = asyncio.Queue()
-    conn = await asyncpg.connect(asyncpg_dsn(pg.url))
+    conn = await asyncpg.connect(asyncpg_dsn(pg_database.url))
     try:
         await conn.add_listener(EVENTS_CHANNEL, lambda *args: heard.put_nowait(args[3]))
-        async with pg.transaction() as session:
+        async with pg_database.transaction() as session:
             await session.execute(insert(Event).values([
                 {"portal_id": first, "type": "open", "detail": {}},
                 {"portal_id": second, "type": "open", "detail": {}},
