@@ -4,19 +4,18 @@ rows: here on each backend, with both ways where they run, compared row by row."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import _logged_rows, accounts
 from core._logged_rows import NewEmail
 from core.storage import statements
-from core.storage.db import Database, migrate, sqlite_url
+from core.storage.db import Database, migrate
 from core.storage.models import (
     Attachment,
     Company,
@@ -35,20 +34,8 @@ from tests.support import postgres
 Write = Callable[[statements.Runner, NewEmail], Awaitable[tuple[int, int]]]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    url = (await postgres.create_database() if request.param == "postgres"
-           else sqlite_url(tmp_path / "rows.sqlite3"))
-    database = Database(url)
-    await migrate(database)
-    yield database
-    await database.dispose()
-    if request.param == "postgres":
-        await postgres.drop_database(url)
-
-
-async def _setup(db: Database) -> tuple[int, int, list[int], list[int]]:
-    async with db.transaction() as session:
+async def _setup(database: Database) -> tuple[int, int, list[int], list[int]]:
+    async with database.transaction() as session:
         portal = (await accounts.create_portal(session, "p")).portal
         user = (await accounts.add_user(session, portal.id, "rep@ourco.example")).user
         companies = [Company(portal_id=portal.id, domain=f"c{n}.example", name=f"C{n}")
@@ -88,8 +75,8 @@ def _new(portal_id: int, user_id: int, n: int, *, thread_id: int | None = None,
                      for kind in (("logged", "reply") if full else ("logged",))))
 
 
-async def _rows(db: Database, email_id: int) -> dict[str, Any]:
-    async with db.read() as session:
+async def _rows(database: Database, email_id: int) -> dict[str, Any]:
+    async with database.read() as session:
         email = await session.get(Email, email_id)
         assert email is not None
 
@@ -119,28 +106,28 @@ async def _rows(db: Database, email_id: int) -> dict[str, Any]:
         }
 
 
-async def _write(db: Database, write: Write, new: NewEmail) -> tuple[int, int]:
+async def _write(database: Database, write: Write, new: NewEmail) -> tuple[int, int]:
     async def work(session: AsyncSession) -> tuple[int, int]:
         return await write(await statements.of_session(session), new)
 
-    return await db.run(work)
+    return await database.run(work)
 
 
-async def test_both_ways_write_the_same_rows(db: Database) -> None:
-    portal_id, user_id, contacts, companies = await _setup(db)
+async def test_both_ways_write_the_same_rows(database: Database) -> None:
+    portal_id, user_id, contacts, companies = await _setup(database)
     ways: list[Write] = [_logged_rows._write_each]
-    if not db.is_sqlite:
+    if not database.is_sqlite:
         ways.append(_logged_rows._write_in_one)
     seen = []
     for offset, write in enumerate(ways):
         base = 10 * offset
-        first_id, thread_id = await _write(db, write, _new(
+        first_id, thread_id = await _write(database, write, _new(
             portal_id, user_id, base, contacts=tuple(contacts), companies=tuple(companies),
             full=True))
-        reply_id, reply_thread = await _write(db, write, _new(
+        reply_id, reply_thread = await _write(database, write, _new(
             portal_id, user_id, base + 1, thread_id=thread_id))
         assert reply_thread == thread_id and reply_id != first_id
-        first, reply = await _rows(db, first_id), await _rows(db, reply_id)
+        first, reply = await _rows(database, first_id), await _rows(database, reply_id)
         assert first["contacts"] == [(c,) for c in sorted(contacts)]
         assert first["companies"] == [(c,) for c in sorted(companies)]
         assert first["refs"] == 3 and len(first["events"]) == 2

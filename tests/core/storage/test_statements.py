@@ -6,7 +6,6 @@ StorageUnavailable, a kept connection that died replaced at the next read."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import StorageUnavailable
 from core.storage import statements
-from core.storage.db import Database, migrate, sqlite_url
+from core.storage.db import Database, sqlite_url
 from core.storage.models import Event, Portal, Thread, ThreadRef
 from core.storage.statements import (
     AsyncpgRunner,
@@ -38,35 +37,23 @@ _PORTAL_BY_TOKEN = Statement(lambda: select(_PORTALS.id).where(
     _PORTALS.bcc_token == bindparam("token")).limit(1))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    url = (await postgres.create_database() if request.param == "postgres"
-           else sqlite_url(tmp_path / "statements.sqlite3"))
-    database = Database(url)
-    await migrate(database)
-    yield database
-    await database.dispose()
-    if request.param == "postgres":
-        await postgres.drop_database(url)
-
-
-async def _portal(db: Database, token: str = "tok") -> int:
-    async with db.transaction() as session:
+async def _portal(database: Database, token: str = "tok") -> int:
+    async with database.transaction() as session:
         portal = Portal(name="p", bcc_token=token, never_log=[])
         session.add(portal)
         await session.flush()
         return portal.id
 
 
-async def test_ingest_runs_on_the_driver(db: Database) -> None:
+async def test_ingest_runs_on_the_driver(database: Database) -> None:
     async def work(session: AsyncSession) -> type:
         return type(await statements.of_session(session))
 
-    assert await db.run(work) is (SqliteRunner if db.is_sqlite else AsyncpgRunner)
+    assert await database.run(work) is (SqliteRunner if database.is_sqlite else AsyncpgRunner)
 
 
-async def test_rows_ids_defaults_and_types(db: Database) -> None:
-    portal_id = await _portal(db)
+async def test_rows_ids_defaults_and_types(database: Database) -> None:
+    portal_id = await _portal(database)
     threads, events = Insert(Thread.__table__, returning="id"), Insert(Event.__table__)
 
     async def work(session: AsyncSession) -> tuple[int, int]:
@@ -81,9 +68,9 @@ async def test_rows_ids_defaults_and_types(db: Database) -> None:
             for n in range(5)])
         return thread_id, second
 
-    thread_id, second = await db.run(work)
+    thread_id, second = await database.run(work)
     assert second == thread_id + 1
-    async with db.read() as session:
+    async with database.read() as session:
         ids = list(await session.scalars(select(Event.id).order_by(Event.id)))
         subjects = list(await session.scalars(select(Thread.subject).order_by(Thread.id)))
     assert subjects == ["s", "t"] and len(ids) == 3
@@ -100,7 +87,7 @@ async def test_rows_ids_defaults_and_types(db: Database) -> None:
         missing = await run.first(_EVENT, id=-1)
         return event, found, missing
 
-    event, found, missing = await db.run(read)
+    event, found, missing = await database.run(read)
     assert event is not None and missing is None
     kind, at, machine, detail = event
     assert (kind, machine, detail) == ("logged", False, {"n": 2, "word": "ü"})
@@ -108,8 +95,8 @@ async def test_rows_ids_defaults_and_types(db: Database) -> None:
     assert found == [[("<4@x>",)], [("<0@x>",), ("<2@x>",)], [("<3@x>",), ("<4@x>",)]]
 
 
-async def test_statements_share_the_sessions_transaction(db: Database) -> None:
-    portal_id = await _portal(db)
+async def test_statements_share_the_sessions_transaction(database: Database) -> None:
+    portal_id = await _portal(database)
 
     class Refused(Exception):
         pass
@@ -124,13 +111,13 @@ async def test_statements_share_the_sessions_transaction(db: Database) -> None:
         raise Refused
 
     with pytest.raises(Refused):
-        await db.run(work)
-    async with db.read() as session:
+        await database.run(work)
+    async with database.read() as session:
         assert await session.scalar(select(func.count()).select_from(Thread)) == 0
 
 
-async def test_a_unique_key_race_is_an_integrity_error(db: Database) -> None:
-    portal_id = await _portal(db)
+async def test_a_unique_key_race_is_an_integrity_error(database: Database) -> None:
+    portal_id = await _portal(database)
     portals = Insert(Portal.__table__, returning="id")
 
     async def work(session: AsyncSession) -> int:
@@ -139,34 +126,34 @@ async def test_a_unique_key_race_is_an_integrity_error(db: Database) -> None:
                                              "never_log": []})
 
     with pytest.raises(IntegrityError):
-        await db.run(work, attempts=2)
-    async with db.read() as session:
+        await database.run(work, attempts=2)
+    async with database.read() as session:
         assert list(await session.scalars(select(Portal.id))) == [portal_id]
 
 
-async def test_lookup_reads_fresh_and_outlives_a_lost_connection(db: Database) -> None:
-    portal_id = await _portal(db, "first")
-    async with db.lookup() as reader:
+async def test_lookup_reads_fresh_and_outlives_a_lost_connection(database: Database) -> None:
+    portal_id = await _portal(database, "first")
+    async with database.lookup() as reader:
         assert await reader.first(_PORTAL_BY_TOKEN, token="first") == (portal_id,)
-    async with db.transaction() as session:
+    async with database.transaction() as session:
         portal = await session.get(Portal, portal_id)
         assert portal is not None
         portal.bcc_token = "second"
-    async with db.lookup() as reader:  # no cache: the change shows at once
+    async with database.lookup() as reader:  # no cache: the change shows at once
         assert await reader.first(_PORTAL_BY_TOKEN, token="first") is None
         assert await reader.first(_PORTAL_BY_TOKEN, token="second") == (portal_id,)
-    if db.is_sqlite:
+    if database.is_sqlite:
         return
     # PostgreSQL restarted under the kept connection: the next read takes a new one.
-    await postgres.set_available(db.url, False)
-    await postgres.set_available(db.url, True)
-    async with db.lookup() as reader:
+    await postgres.set_available(database.url, False)
+    await postgres.set_available(database.url, True)
+    async with database.lookup() as reader:
         assert await reader.first(_PORTAL_BY_TOKEN, token="second") == (portal_id,)
 
 
-async def test_a_dead_database_is_storage_unavailable(db: Database, tmp_path: Path) -> None:
-    portal_id = await _portal(db)
-    if db.is_sqlite:
+async def test_a_dead_database_is_storage_unavailable(database: Database, tmp_path: Path) -> None:
+    portal_id = await _portal(database)
+    if database.is_sqlite:
         # A database file that is not one: every statement fails.
         broken = Database(sqlite_url(tmp_path / "not-a-database.sqlite3"))
         (tmp_path / "not-a-database.sqlite3").write_bytes(b"x" * 4096)
@@ -177,12 +164,12 @@ async def test_a_dead_database_is_storage_unavailable(db: Database, tmp_path: Pa
         finally:
             await broken.dispose()
         return
-    async with db.lookup() as reader:
+    async with database.lookup() as reader:
         assert await reader.first(_PORTAL_BY_TOKEN, token="tok") == (portal_id,)
-    await postgres.set_available(db.url, False)
+    await postgres.set_available(database.url, False)
     try:
         with pytest.raises(StorageUnavailable):
-            async with db.lookup() as reader:
+            async with database.lookup() as reader:
                 await reader.first(_PORTAL_BY_TOKEN, token="tok")
 
         async def work(session: AsyncSession) -> object:
@@ -190,20 +177,20 @@ async def test_a_dead_database_is_storage_unavailable(db: Database, tmp_path: Pa
             return await run.first(_PORTAL_BY_TOKEN, token="tok")
 
         with pytest.raises(StorageUnavailable):
-            await db.run(work)
+            await database.run(work)
     finally:
-        await postgres.set_available(db.url, True)
+        await postgres.set_available(database.url, True)
 
 
-async def test_statements_are_counted(db: Database) -> None:
-    await _portal(db)
-    engine = "lookup" if db.is_sqlite else "main"
+async def test_statements_are_counted(database: Database) -> None:
+    await _portal(database)
+    engine = "lookup" if database.is_sqlite else "main"
 
     def counted() -> float:
         return float(statements.STATEMENTS.labels(engine)._value.get())
 
     before = counted()
-    async with db.lookup() as reader:
+    async with database.lookup() as reader:
         await reader.first(_PORTAL_BY_TOKEN, token="tok")
         await reader.first(_PORTAL_BY_TOKEN, token="other")
     assert counted() - before == 2
