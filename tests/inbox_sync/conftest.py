@@ -21,6 +21,7 @@ from tests.support.dovecot import Dovecot
 from tests.support.mail import deliver, logged_id, message
 from tests.support.server import BCC_DOMAIN, ClockedServer, PortalAccount, Server, free_port
 from tests.support.smtp_recorder import SmtpRecorder
+from tests.support.team_mailbox import TeamMailbox
 
 
 @pytest.fixture(scope="session")
@@ -155,3 +156,9 @@ def new_mailbox(dovecot: Dovecot, recorder: SmtpRecorder, server: Server, *,
 def mailbox(dovecot: Dovecot, recorder: SmtpRecorder, inbox_server: Server) -> Mailbox:
     """A fresh mailbox and a fresh portal whose user owns it."""
     return new_mailbox(dovecot, recorder, inbox_server)
+
+
+@pytest.fixture
+def team(dovecot: Dovecot, recorder: SmtpRecorder, inbox_server: ClockedServer) -> TeamMailbox:
+    """A fresh portal's team inbox whose address is a fresh Dovecot mailbox."""
+    return TeamMailbox(dovecot, recorder, inbox_server)

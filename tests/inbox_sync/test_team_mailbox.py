@@ -11,91 +11,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
 
-import httpx
-import pytest
-from imapclient import IMAPClient
-
-from tests.support.dovecot import SENT, Dovecot
+from tests.support.dovecot import SENT
 from tests.support.mail import deliver, message
-from tests.support.server import ClockedServer
-from tests.support.smtp_recorder import SmtpRecorder
-from tests.support.tickets import Desk, make_desk, reply_to
+from tests.support.team_mailbox import TeamMailbox
+from tests.support.tickets import reply_to
 
 CUSTOMER = "carla@customer.example"
-
-
-class TeamMailbox:
-    """A portal's team inbox whose address is a Dovecot user, and that user's login."""
-
-    def __init__(self, dovecot: Dovecot, recorder: SmtpRecorder, server: ClockedServer):
-        self.address = f"support-{uuid.uuid4().hex[:10]}@ourco.example"
-        self.password = "pw-" + uuid.uuid4().hex[:8]
-        dovecot.add_user(self.address, self.password)
-        recorder.add_user(self.address, self.password)
-        self.dovecot, self.recorder, self.server = dovecot, recorder, server
-        self.desk: Desk = make_desk(server, address=self.address)
-        self.inbox_id = 0
-
-    def body(self) -> dict[str, Any]:
-        return {"address": self.address, "password": self.password,
-                "team_inbox_id": self.desk.inbox["id"],
-                "imap": {"host": "127.0.0.1", "port": self.dovecot.imap_port,
-                         "security": "none"},
-                "smtp": {"host": "127.0.0.1", "port": self.recorder.port, "security": "none"}}
-
-    def api(self, who: str | None = None) -> httpx.Client:
-        """As the admin (None), agent "0"/"1" or the colleague outside the inbox."""
-        token = (self.desk.account.admin_token if who is None
-                 else self.desk.outsider["api_token"] if who == "outsider"
-                 else self.desk.agents[int(who)]["api_token"])
-        return self.server.api(token)
-
-    def imap(self) -> IMAPClient:
-        client = IMAPClient("127.0.0.1", self.dovecot.imap_port, ssl=False, timeout=10)
-        client.login(self.address, self.password)
-        return client
-
-    def arrives(self, msg: EmailMessage) -> None:
-        """The message lands in the mailbox's INBOX (as delivered)."""
-        with self.imap() as client:
-            client.append("INBOX", msg.as_bytes(), msg_time=datetime.now(UTC))
-
-    def sync(self, who: str | None = "0") -> dict[str, Any]:
-        """Sync now, as a member by default; the report."""
-        with self.api(who) as api:
-            response = api.post(f"/api/v1/inboxes/{self.inbox_id}/sync")
-        assert response.status_code == 200, response.text
-        return dict(response.json())
-
-    def synced(self, done: Callable[[], bool], timeout: float = 30) -> None:
-        """Sync now until ``done`` (the background worker, on IDLE, may get there first:
-        either way the mail went through the sync)."""
-        deadline = time.monotonic() + timeout
-        while not done():
-            assert time.monotonic() < deadline, "not synced in time"
-            self.sync()
-
-    def checkpoint(self, role: str) -> int:
-        with self.api() as api:
-            inbox = api.get(f"/api/v1/inboxes/{self.inbox_id}").json()
-        return int(next(f["last_uid"] for f in inbox["folders"] if f["role"] == role))
-
-    def tickets(self) -> list[dict[str, Any]]:
-        with self.api() as api:
-            found = api.get("/api/v1/tickets",
-                            params={"team_inbox_id": self.desk.inbox["id"]}).json()
-        return list(found["items"])
-
-
-@pytest.fixture
-def team(dovecot: Dovecot, recorder: SmtpRecorder, inbox_server: ClockedServer) -> TeamMailbox:
-    return TeamMailbox(dovecot, recorder, inbox_server)
 
 
 def test_only_the_admin_connects_and_only_members_see_it(team: TeamMailbox) -> None:
@@ -112,12 +38,9 @@ def test_only_the_admin_connects_and_only_members_see_it(team: TeamMailbox) -> N
     with team.api() as api:
         wrong = api.post("/api/v1/inboxes", json={**team.body(), "password": "nope"})
         assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "auth_rejected"
-        connected = api.post("/api/v1/inboxes", json=team.body())
-    assert connected.status_code == 201, connected.text
-    inbox = connected.json()
+    inbox = team.connect()
     assert inbox["team_inbox_id"] == team.desk.inbox["id"] and inbox["user_id"] is None
     assert inbox["first_sync_days"] == 0
-    team.inbox_id = inbox["id"]
     with team.api("1") as api:
         assert api.get(f"/api/v1/inboxes/{team.inbox_id}").json()["address"] == team.address
         shown = api.get(f"/api/v1/team-inboxes/{team.desk.inbox['id']}").json()
@@ -145,16 +68,11 @@ def test_mail_in_the_mailbox_becomes_a_ticket_and_replies_go_through_it(
     mailbox's SMTP with a copy in Sent that the next sync recognises; the customer's
     replies with and without References continue the ticket; an out-of-office on the
     closed ticket neither reopens it nor opens another."""
-    with team.api() as api:
-        connected = api.post("/api/v1/inboxes", json=team.body())
-    assert connected.status_code == 201, connected.text
-    team.inbox_id = connected.json()["id"]
+    team.connect()
     first = message(sender=f"Carla <{CUSTOMER}>", to=team.address, subject="Printer on fire",
                     message_id=make_msgid(domain="customer.example"),
                     body="Hello,\n\nour printer is on fire again.\n\nCarla")
-    team.arrives(first)
-    team.synced(lambda: len(team.tickets()) == 1)
-    [ticket] = team.tickets()
+    ticket = team.first_ticket(first)
     agent_ids = [a["id"] for a in team.desk.agents]
     assert ticket["assignee_user_id"] in agent_ids and ticket["status"] == "open"
     with team.api() as api:
@@ -223,14 +141,10 @@ def test_mail_in_the_mailbox_becomes_a_ticket_and_replies_go_through_it(
 def test_a_reply_the_mailbox_server_refuses_is_not_logged(team: TeamMailbox) -> None:
     """The mailbox's SMTP server refusing the customer: 502 with its code and reply,
     nothing logged on the ticket, no copy in Sent."""
-    with team.api() as api:
-        connected = api.post("/api/v1/inboxes", json=team.body())
-    assert connected.status_code == 201, connected.text
-    team.inbox_id = connected.json()["id"]
-    team.arrives(message(sender="ghost@refused.example", to=team.address, subject="Hello?",
-                         message_id=make_msgid(domain="refused.example")))
-    team.synced(lambda: len(team.tickets()) == 1)
-    [ticket] = team.tickets()
+    team.connect()
+    ticket = team.first_ticket(message(
+        sender="ghost@refused.example", to=team.address, subject="Hello?",
+        message_id=make_msgid(domain="refused.example")))
     with team.api("0") as api:
         refused = api.post(f"/api/v1/tickets/{ticket['id']}/replies",
                            json={"text": "Hi there", "force": True})
@@ -254,14 +168,10 @@ def test_a_reply_the_mailbox_server_refuses_is_not_logged(team: TeamMailbox) -> 
 def test_a_reply_the_mailbox_server_throttles_is_a_429(team: TeamMailbox) -> None:
     """The mailbox's SMTP server throttling (421): 429 throttled with Retry-After, as a
     CRM send answers; nothing logged, no copy in Sent."""
-    with team.api() as api:
-        connected = api.post("/api/v1/inboxes", json=team.body())
-    assert connected.status_code == 201, connected.text
-    team.inbox_id = connected.json()["id"]
-    team.arrives(message(sender="ann@throttled.example", to=team.address, subject="Slow",
-                         message_id=make_msgid(domain="throttled.example")))
-    team.synced(lambda: len(team.tickets()) == 1)
-    [ticket] = team.tickets()
+    team.connect()
+    ticket = team.first_ticket(message(
+        sender="ann@throttled.example", to=team.address, subject="Slow",
+        message_id=make_msgid(domain="throttled.example")))
     with team.api("0") as api:
         throttled = api.post(f"/api/v1/tickets/{ticket['id']}/replies",
                              json={"text": "Hi there", "force": True})
@@ -279,15 +189,10 @@ def test_mail_an_agent_sends_from_the_mailbox_itself_is_logged_on_its_ticket(
     the ticket as an agent reply (via mailbox), by the member its Sender names, else
     unattributed; the first response counts it. Other Sent mail (new business, a
     forged-looking token without a matching header) stays unlogged."""
-    with team.api() as api:
-        connected = api.post("/api/v1/inboxes", json=team.body())
-    assert connected.status_code == 201, connected.text
-    team.inbox_id = connected.json()["id"]
+    team.connect()
     first = message(sender=f"Carla <{CUSTOMER}>", to=team.address, subject="Printer on fire",
                     message_id=make_msgid(domain="customer.example"))
-    team.arrives(first)
-    team.synced(lambda: len(team.tickets()) == 1)
-    [ticket] = team.tickets()
+    ticket = team.first_ticket(first)
     agent = team.desk.agents[1]
 
     def sent(subject: str, sender: str | None = None, answers: bool = True) -> EmailMessage:
@@ -341,19 +246,15 @@ def test_acknowledgements_go_through_the_mailbox(team: TeamMailbox) -> None:
     ticket's acknowledgement goes out once through the mailbox's SMTP server (its
     envelope sender the mailbox, where the relay's is empty), From its address, threaded
     on the customer's message; the sync of Sent takes it for no agent reply."""
+    team.connect()
     with team.api() as api:
-        connected = api.post("/api/v1/inboxes", json=team.body())
-        assert connected.status_code == 201, connected.text
         patched = api.patch(f"/api/v1/team-inboxes/{team.desk.inbox['id']}",
                             json={"auto_acknowledge": True})
         assert patched.status_code == 200, patched.text
-    team.inbox_id = connected.json()["id"]
     customer = f"ack-{uuid.uuid4().hex[:8]}@customer.example"
     first = message(sender=customer, to=team.address, subject="Where is my order",
                     message_id=make_msgid(domain="customer.example"))
-    team.arrives(first)
-    team.synced(lambda: len(team.tickets()) == 1)
-    [ticket] = team.tickets()
+    ticket = team.first_ticket(first)
 
     def acks() -> list[tuple[dict[str, Any], bytes]]:
         return [(env, raw) for env, raw in team.recorder.messages()

@@ -8,25 +8,12 @@ from __future__ import annotations
 import uuid
 from email.utils import make_msgid
 
-import pytest
-
-from tests.inbox_sync.test_team_mailbox import TeamMailbox
-from tests.support.dovecot import Dovecot
 from tests.support.mail import message
-from tests.support.server import ClockedServer
-from tests.support.smtp_recorder import SmtpRecorder
-
-
-@pytest.fixture
-def team(dovecot: Dovecot, recorder: SmtpRecorder, inbox_server: ClockedServer) -> TeamMailbox:
-    return TeamMailbox(dovecot, recorder, inbox_server)
+from tests.support.team_mailbox import TeamMailbox
 
 
 def test_a_too_large_synced_message_is_the_inbox_members_only(team: TeamMailbox) -> None:
-    with team.api() as api:
-        connected = api.post("/api/v1/inboxes", json=team.body())
-    assert connected.status_code == 201, connected.text
-    team.inbox_id = connected.json()["id"]
+    team.connect()
     customer = f"big-{uuid.uuid4().hex[:8]}@customer.example"
     big = make_msgid(domain="customer.example")
     mail = message(sender=customer, to=team.address, subject="The scans", message_id=big)

@@ -11,14 +11,12 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
-from tests.inbox_sync.test_team_mailbox import TeamMailbox
 from tests.pages.conftest import chromium
 from tests.pages.test_browser import follow, sign_in
 from tests.pages.test_tickets import enable_login
-from tests.support.dovecot import Dovecot
 from tests.support.mail import message
 from tests.support.server import ClockedServer
-from tests.support.smtp_recorder import SmtpRecorder
+from tests.support.team_mailbox import TeamMailbox
 
 
 @pytest.fixture(scope="module")
@@ -29,17 +27,12 @@ def browser() -> Iterator[webdriver.Chrome]:
 
 
 def test_the_page_shows_the_mailbox_servers_refusal(
-        browser: webdriver.Chrome, dovecot: Dovecot, recorder: SmtpRecorder,
-        inbox_server: ClockedServer) -> None:
-    team = TeamMailbox(dovecot, recorder, inbox_server)
-    with team.api() as api:
-        connected = api.post("/api/v1/inboxes", json=team.body())
-    assert connected.status_code == 201, connected.text
-    team.inbox_id = connected.json()["id"]
-    team.arrives(message(sender="ghost@refused.example", to=team.address, subject="Hello?",
-                         message_id=make_msgid(domain="refused.example")))
-    team.synced(lambda: len(team.tickets()) == 1)
-    [ticket] = team.tickets()
+        browser: webdriver.Chrome, inbox_server: ClockedServer,
+        team: TeamMailbox) -> None:
+    team.connect()
+    ticket = team.first_ticket(message(
+        sender="ghost@refused.example", to=team.address, subject="Hello?",
+        message_id=make_msgid(domain="refused.example")))
     agent = enable_login(inbox_server, team.desk.account, team.desk.agents[0])
     sign_in(browser, inbox_server, agent)
     browser.get(f"{inbox_server.base_url}/tickets/{ticket['id']}")
