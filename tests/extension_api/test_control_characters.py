@@ -6,9 +6,7 @@ covered by itself. Through the HTTP port, on PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,12 +14,10 @@ import pytest
 
 from extension_api.openapi import openapi_document
 from extension_api.schemas._codec import RequestShape
-from tests.pages.test_tickets import Desk, make_desk
-from tests.support import postgres
-from tests.support.server import Server
+from tests.pages.test_tickets import Desk
+from tests.support.nul_sweep import NUL, desk_on_postgres
 from tests.support.smtp_recorder import SmtpRecorder
 
-NUL = "a\x00b"
 _DOCUMENT = openapi_document("http://localhost")
 _SCHEMAS: dict[str, Any] = _DOCUMENT["components"]["schemas"]
 
@@ -85,16 +81,8 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpRecorder]:
 @pytest.fixture(scope="module")
 def pg_desk(tmp_path_factory: pytest.TempPathFactory,
             relay: SmtpRecorder) -> Iterator[tuple[Desk, int]]:
-    url = asyncio.run(postgres.create_database())
-    running = Server(Path(tmp_path_factory.mktemp("pg-nul")), db_url=url,
-                     extra_args=relay.serve_args()).start()
-    try:
-        desk = make_desk(running)
-        ticket_id, _ = desk.open_ticket("Printer on fire")
-        yield desk, ticket_id
-    finally:
-        running.stop()
-        asyncio.run(postgres.drop_database(url))
+    with desk_on_postgres(tmp_path_factory.mktemp("pg-nul"), relay) as made:
+        yield made
 
 
 def _path(path: str, desk: Desk, ticket_id: int) -> str:

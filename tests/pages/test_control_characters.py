@@ -6,24 +6,20 @@ list's ``team_inbox_id`` filter (the reports page's name; ``inbox`` still works)
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
 
 from tests.pages.conftest import Browsers, csrf_of
-from tests.pages.test_tickets import Desk, make_desk
-from tests.support import postgres
-from tests.support.server import Server
+from tests.pages.test_tickets import Desk
+from tests.support.nul_sweep import NUL, desk_on_postgres
 from tests.support.smtp_recorder import SmtpRecorder
 
-NUL = "a\x00b"
 # Every page a signed-in user opens that shows forms (the ticket's is added); live feeds
 # and links that need a token of their own are left out.
 PAGES = ("/tickets", "/setup", "/not-logged", "/inboxes", "/team", "/tokens",
@@ -73,16 +69,8 @@ def forms_of(client: httpx.Client, page: str) -> tuple[list[Form], str]:
 @pytest.fixture(scope="module")
 def pg_web(tmp_path_factory: pytest.TempPathFactory,
            relay: SmtpRecorder) -> Iterator[tuple[Desk, int]]:
-    url = asyncio.run(postgres.create_database())
-    running = Server(Path(tmp_path_factory.mktemp("pg-web-nul")), db_url=url,
-                     extra_args=relay.serve_args()).start()
-    try:
-        desk = make_desk(running)
-        ticket_id, _ = desk.open_ticket("Printer on fire")
-        yield desk, ticket_id
-    finally:
-        running.stop()
-        asyncio.run(postgres.drop_database(url))
+    with desk_on_postgres(tmp_path_factory.mktemp("pg-web-nul"), relay) as made:
+        yield made
 
 
 @pytest.fixture
