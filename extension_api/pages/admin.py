@@ -14,7 +14,7 @@ from core import web_accounts, web_reads
 from core.errors import RelayFailed, RelayNotConfigured
 from core.storage.models import utcnow
 from core.types import Role
-from extension_api.pages import words
+from extension_api.pages import _dates, words
 from extension_api.pages._web import (
     PageError,
     Viewer,
@@ -28,12 +28,8 @@ from extension_api.pages._web import (
 
 
 def _day(text: str, name: str) -> date | None:
-    if not text.strip():
-        return None
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise PageError(422, "Not a date", f"{name} is a date such as 2026-12-01.") from None
+    return _dates.day(text.strip(), name,
+                      refuse=lambda message: PageError(422, "Not a date", message))
 
 
 @signed_in

@@ -24,7 +24,7 @@ from extension_api.endpoints.reports import (
     LATEST,
     MAX_DAYS,
 )
-from extension_api.pages import charts, words
+from extension_api.pages import _dates, charts, words
 from extension_api.pages._web import PageError, Viewer, render, runtime_of, signed_in
 
 TIMES = (("first_response", "First response"),
@@ -38,15 +38,7 @@ def _bad(message: str) -> PageError:
 
 
 def _day(value: str, name: str) -> date | None:
-    if not value:
-        return None
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        raise _bad(f"{name} is a date, YYYY-MM-DD.") from None
-    if not EARLIEST <= day <= LATEST:
-        raise _bad(f"{name} is from {EARLIEST} to {LATEST}.")
-    return day
+    return _dates.day(value, name, earliest=EARLIEST, latest=LATEST, refuse=_bad)
 
 
 def _zone(value: str) -> ZoneInfo:

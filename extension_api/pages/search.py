@@ -22,12 +22,14 @@ from core.errors import InvalidInput
 from core.search.snippets import Span
 from core.tracking_verdicts import Counts
 from core.types import Direction, Source
-from extension_api.pages import words
+from extension_api.pages import _dates, words
 from extension_api.pages._web import Viewer, render, runtime_of, signed_in
 
 PAGE_SIZE = 20
 FIELDS = ("q", "contact", "company", "direction", "source", "after", "before",
           "attachments")
+# "before" ends on the next day, and the last day there is has none.
+LAST_DAY = date.max - timedelta(days=1)
 WHERE = {"text": "", "subject": "in the subject", "from": "in the sender",
          "to": "in the recipients", "attachments": "in the file names"}
 
@@ -55,18 +57,6 @@ def pieces(text: str, spans: Sequence[Span]) -> list[Piece]:
     return cut
 
 
-def _day(value: str, name: str) -> date | None:
-    if not value:
-        return None
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"{name} must be a date (YYYY-MM-DD)") from None
-    if day == date.max:  # "before" ends on the next day, and this one has none
-        raise InvalidInput(f"{name} must be a date before 9999-12-31")
-    return day
-
-
 E = TypeVar("E", Direction, Source)
 
 
@@ -91,7 +81,8 @@ async def search_page(request: Request, viewer: Viewer) -> Response:
     searched = any(given.values())
     if searched:
         try:
-            after, before = _day(given["after"], "after"), _day(given["before"], "before")
+            after = _dates.day(given["after"], "after", latest=LAST_DAY)
+            before = _dates.day(given["before"], "before", latest=LAST_DAY)
             filters = search.Filters(
                 direction=_choice(Direction, given["direction"]),
                 source=_choice(Source, given["source"]),
