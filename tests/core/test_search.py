@@ -28,7 +28,7 @@ from core.storage.models import (
     Thread,
 )
 from core.types import Direction, Source
-from tests.support.migrations import upgrade_to
+from tests.support.migrations import downgrade_to, upgrade_to
 
 _ids = count(1)
 DAY = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)
@@ -348,15 +348,7 @@ async def test_any_text_is_a_query_or_a_clear_refusal(database: Database) -> Non
 
 async def test_downgrade_and_upgrade_again(database: Database) -> None:
     """0012 downgrades cleanly (no search_* object left) and upgrades again."""
-    from alembic import command
-
-    from core.storage.db import _alembic_config
-
-    def downgrade(sync_conn: object) -> None:
-        command.downgrade(_alembic_config(sync_conn), "0011")
-
-    async with database.write_engine.begin() as conn:
-        await conn.run_sync(downgrade)
+    await downgrade_to(database, "0011")
     listing = ("SELECT name FROM sqlite_master WHERE name LIKE 'search%'" if database.is_sqlite
                else "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'search%' UNION ALL "
                     "SELECT relname FROM pg_class WHERE relname LIKE 'search%'")

@@ -5,23 +5,12 @@ both backends."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import text
 
 from core import accounts
-from core.storage.db import Database, _alembic_config, migrate
+from core.storage.db import Database, migrate
 from core.tickets import inboxes
-
-
-async def _downgrade_to(db: Database, revision: str) -> None:
-    from alembic import command
-
-    def downgrade(sync_conn: Any) -> None:
-        command.downgrade(_alembic_config(sync_conn), revision)
-
-    async with db.write_engine.begin() as conn:
-        await conn.run_sync(downgrade)
+from tests.support.migrations import downgrade_to
 
 
 async def test_entries_of_a_team_inbox_get_its_id(unmigrated: Database) -> None:
@@ -32,7 +21,7 @@ async def test_entries_of_a_team_inbox_get_its_id(unmigrated: Database) -> None:
         inbox = await inboxes.create_inbox(session, portal, inboxes.InboxChange(
             name="Support"))
         inbox_id, token = inbox.id, inbox.token
-    await _downgrade_to(unmigrated, "0022")
+    await downgrade_to(unmigrated, "0022")
     rows = {  # label: (portal, logging address, source)
         "token": (portal, f"{token.upper()}@bcc.example", "team_inbox"),
         "tag": (portal, f"abc+inbox-{inbox_id}@bcc.example", "rule"),
@@ -56,6 +45,6 @@ async def test_entries_of_a_team_inbox_get_its_id(unmigrated: Database) -> None:
 
     assert await attributed() == {"token": inbox_id, "tag": inbox_id, "synced": None,
                                   "user": None, "elsewhere": None}
-    await _downgrade_to(unmigrated, "0022")
+    await downgrade_to(unmigrated, "0022")
     await migrate(unmigrated)
     assert (await attributed())["tag"] == inbox_id

@@ -5,13 +5,13 @@ figures, and goes down and up again, on both backends."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
 from core import accounts
-from core.storage.db import Database, _alembic_config, migrate
+from core.storage.db import Database, migrate
+from tests.support.migrations import downgrade_to, rows
 from tests.support.ticket_rows import Step, team_inbox, ticket
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -30,21 +30,6 @@ def at(day: int, hour: int) -> datetime:
     return datetime(2026, 11, day, hour, tzinfo=BERLIN)
 
 
-async def _rows(db: Database, sql: str) -> list[tuple[Any, ...]]:
-    async with db.write_engine.begin() as conn:
-        return [tuple(r) for r in await conn.execute(text(sql))]
-
-
-async def _downgrade_to(db: Database, revision: str) -> None:
-    from alembic import command
-
-    def downgrade(sync_conn: Any) -> None:
-        command.downgrade(_alembic_config(sync_conn), revision)
-
-    async with db.write_engine.begin() as conn:
-        await conn.run_sync(downgrade)
-
-
 async def test_existing_tickets_get_their_rows(unmigrated: Database) -> None:
     await migrate(unmigrated)
     async with unmigrated.transaction() as session:
@@ -57,13 +42,13 @@ async def test_existing_tickets_get_their_rows(unmigrated: Database) -> None:
             Step("customer_message", at(23, 11)), Step("agent_reply", at(23, 12))],
             channel="sync", assignee=agent)
         await ticket(session, portal, inbox, at(23, 9), status="closed", merged_into=kept)
-    written = {table: await _rows(unmigrated, sql) for table, sql in _KEPT.items()}
+    written = {table: await rows(unmigrated, sql) for table, sql in _KEPT.items()}
     assert written["ticket_figures"] == [
         (kept, portal, inbox, "sync", "open", agent, 3600.0, "3600.0")]
     assert written["ticket_figure_values"] == [(kept, 1, 0, 3600 * 10**6),
                                               (kept, 3, 0, 3600 * 10**6)]
     assert written["ticket_assignments"] == [(kept, 0, agent)]
-    await _downgrade_to(unmigrated, "0021")
+    await downgrade_to(unmigrated, "0021")
     async with unmigrated.write_engine.begin() as conn:
         # Before 0022, only what a report had stored: one stale row, one merged ticket's.
         await conn.execute(text("DELETE FROM ticket_figures"))
@@ -72,4 +57,4 @@ async def test_existing_tickets_get_their_rows(unmigrated: Database) -> None:
             " first_response, reopen_first_responses, next_responses) VALUES"
             f" ({kept + 1}, 0, 'old', 5.0, '', '')"))
     await migrate(unmigrated)
-    assert {table: await _rows(unmigrated, sql) for table, sql in _KEPT.items()} == written
+    assert {table: await rows(unmigrated, sql) for table, sql in _KEPT.items()} == written

@@ -5,14 +5,12 @@ goes back down (dropping only team mailboxes) and up again."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from core.storage.db import Database, _alembic_config, migrate
-from tests.support.migrations import upgrade_to
+from core.storage.db import Database, migrate
+from tests.support.migrations import downgrade_to, rows, upgrade_to
 
 _NOW = "'2026-12-01 10:00:00'"
 _INBOX = ("INSERT INTO inboxes (id, portal_id, user_id, {extra}address, imap_host, imap_port,"
@@ -20,21 +18,6 @@ _INBOX = ("INSERT INTO inboxes (id, portal_id, user_id, {extra}address, imap_hos
           " oauth_provider, first_sync_days, status, status_reason, status_code, created_at)"
           " VALUES ({id}, 1, {user}, {extra_value}'{address}', 'imap.x', 993, 'ssl', 'smtp.x',"
           " 465, 'ssl', 'u', 's', 'password', '', 30, 'connected', '', '', " + _NOW + ")")
-
-
-async def _downgrade_to(db: Database, revision: str) -> None:
-    from alembic import command
-
-    def downgrade(sync_conn: Any) -> None:
-        command.downgrade(_alembic_config(sync_conn), revision)
-
-    async with db.write_engine.begin() as conn:
-        await conn.run_sync(downgrade)
-
-
-async def _rows(db: Database, sql: str) -> list[tuple[Any, ...]]:
-    async with db.write_engine.begin() as conn:
-        return [tuple(r) for r in await conn.execute(text(sql))]
 
 
 async def test_inboxes_and_checkpoints_survive_and_team_inboxes_own_mailboxes(
@@ -57,9 +40,9 @@ async def test_inboxes_and_checkpoints_survive_and_team_inboxes_own_mailboxes(
         ):
             await conn.execute(text(sql))
     await migrate(unmigrated)
-    assert await _rows(unmigrated, "SELECT id, user_id, team_inbox_id FROM inboxes") == [
+    assert await rows(unmigrated, "SELECT id, user_id, team_inbox_id FROM inboxes") == [
         (5, 1, None)]
-    assert await _rows(unmigrated, "SELECT id, inbox_id, last_uid FROM inbox_folders") == [
+    assert await rows(unmigrated, "SELECT id, inbox_id, last_uid FROM inbox_folders") == [
         (9, 5, 1234)]
     async with unmigrated.write_engine.begin() as conn:
         await conn.execute(text(_INBOX.format(
@@ -73,10 +56,10 @@ async def test_inboxes_and_checkpoints_survive_and_team_inboxes_own_mailboxes(
                     address="other@x.example")))
     async with unmigrated.write_engine.begin() as conn:
         await conn.execute(text("DELETE FROM team_inboxes WHERE id = 3"))
-    assert await _rows(unmigrated, "SELECT id FROM inboxes") == [(5,)]  # gone with it
-    await _downgrade_to(unmigrated, "0020")
-    assert await _rows(unmigrated, "SELECT id, inbox_id, last_uid FROM inbox_folders") == [
+    assert await rows(unmigrated, "SELECT id FROM inboxes") == [(5,)]  # gone with it
+    await downgrade_to(unmigrated, "0020")
+    assert await rows(unmigrated, "SELECT id, inbox_id, last_uid FROM inbox_folders") == [
         (9, 5, 1234)]
     await migrate(unmigrated)
-    assert await _rows(unmigrated, "SELECT id, inbox_id, last_uid FROM inbox_folders") == [
+    assert await rows(unmigrated, "SELECT id, inbox_id, last_uid FROM inbox_folders") == [
         (9, 5, 1234)]

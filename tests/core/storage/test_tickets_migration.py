@@ -4,24 +4,12 @@ both backends, and back down and up again."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import text
 
-from core.storage.db import Database, _alembic_config, migrate
-from tests.support.migrations import upgrade_to
+from core.storage.db import Database, migrate
+from tests.support.migrations import downgrade_to, upgrade_to
 
 _NOW = "'2026-11-30 10:00:00'"
-
-
-async def _downgrade_to(db: Database, revision: str) -> None:
-    from alembic import command
-
-    def downgrade(sync_conn: Any) -> None:
-        command.downgrade(_alembic_config(sync_conn), revision)
-
-    async with db.write_engine.begin() as conn:
-        await conn.run_sync(downgrade)
 
 
 async def _links(db: Database) -> list[tuple[int, int]]:
@@ -54,7 +42,7 @@ async def test_existing_tickets_and_their_emails_survive(unmigrated: Database) -
         row = (await conn.execute(text(
             "SELECT subject, status, pipeline, priority, team_inbox_id FROM tickets"))).one()
     assert tuple(row) == ("Broken", "open", "support", "normal", None)
-    await _downgrade_to(unmigrated, "0015")
+    await downgrade_to(unmigrated, "0015")
     assert await _links(unmigrated) == [(1, 7)]
     await migrate(unmigrated)
     assert await _links(unmigrated) == [(1, 7)]
