@@ -21,6 +21,7 @@ from extension_api.errors import EXCEPTION_HANDLERS
 from extension_api.live import EventBus, HitRecorder
 from extension_api.pages import WebState
 from extension_api.pages import routes as page_routes
+from extension_api.pixel_lane import PixelLane
 from extension_api.routes import API, routes
 from extension_api.throttle import (
     DEFAULT_RATE_LIMIT,
@@ -79,7 +80,7 @@ def create_app(runtime: Runtime, *, cors_origins: str = DEFAULT_CORS_ORIGINS,
 
     app = Starlette(
         routes=[*routes, *page_routes], exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan,
-        middleware=[Middleware(
+        middleware=[Middleware(PixelLane), Middleware(
             CORSMiddleware, allow_origin_regex=cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"], max_age=600,

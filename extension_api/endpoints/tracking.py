@@ -39,13 +39,27 @@ def _hit(request: Request, kind: HitKind, position: int | None = None) -> Hit:
                position=position, purpose=purpose[:200])
 
 
-async def pixel(request: Request) -> Response:
-    """Always the GIF (a broken image helps nobody); only genuine tokens are recorded."""
-    send_token = request.app.state.signer.verify_open(request.path_params["token"])
+def pixel_response() -> Response:
+    """The open pixel's answer: the GIF, never cached."""
+    return Response(GIF, media_type="image/gif", headers=NO_CACHE)
+
+
+_OPENS = TRACKING_HITS.labels(HitKind.OPEN.value)
+
+
+def record_open(request: Request, token: str) -> None:
+    """Record an open for ``token`` if it is genuine (a forged one is dropped here)."""
+    send_token = request.app.state.signer.verify_open(token)
     if send_token is not None:
         request.app.state.recorder.add(send_token, _hit(request, HitKind.OPEN))
-        TRACKING_HITS.labels(HitKind.OPEN.value).inc()
-    return Response(GIF, media_type="image/gif", headers=NO_CACHE)
+        _OPENS.inc()
+
+
+async def pixel(request: Request) -> Response:
+    """Always the GIF (a broken image helps nobody); only genuine tokens are recorded.
+    A plain GET without an ``Origin`` takes ``extension_api.pixel_lane`` instead."""
+    record_open(request, request.path_params["token"])
+    return pixel_response()
 
 
 def _unknown(text: str = "unknown link") -> Response:
