@@ -16,6 +16,8 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
 
+import httpx
+
 from tests.support.dovecot import SENT
 from tests.support.mail import deliver, message
 from tests.support.team_mailbox import TeamMailbox
@@ -121,8 +123,8 @@ def test_mail_in_the_mailbox_becomes_a_ticket_and_replies_go_through_it(
     bare.replace_header("To", team.address)
     team.arrives(bare)
     team.synced(lambda: len(team.desk.ticket(ticket["id"])["emails"]) == 4)
-    [again] = team.tickets()
-    assert again["id"] == ticket["id"] and again["status"] == "open"  # pending -> open
+    [reopened] = team.tickets()
+    assert reopened["id"] == ticket["id"] and reopened["status"] == "open"  # pending -> open
     full = team.desk.ticket(ticket["id"])
     ids = {e["message_id"] for e in full["emails"]}
     assert {answer["Message-ID"].strip("<>"), bare["Message-ID"].strip("<>"), reply_id} <= ids
@@ -138,22 +140,34 @@ def test_mail_in_the_mailbox_becomes_a_ticket_and_replies_go_through_it(
     assert still["id"] == ticket["id"] and still["status"] == "closed"
 
 
-def test_a_reply_the_mailbox_server_refuses_is_not_logged(team: TeamMailbox) -> None:
-    """The mailbox's SMTP server refusing the customer: 502 with its code and reply,
-    nothing logged on the ticket, no copy in Sent."""
+def _reply_to_a_new_ticket(team: TeamMailbox, customer: str,
+                           subject: str) -> tuple[dict[str, Any], httpx.Response]:
+    """The mailbox connected, ``customer``'s mail opens a ticket; agent 0 replies to it
+    (sent anyway). The ticket and the answer."""
     team.connect()
     ticket = team.first_ticket(message(
-        sender="ghost@refused.example", to=team.address, subject="Hello?",
-        message_id=make_msgid(domain="refused.example")))
+        sender=customer, to=team.address, subject=subject,
+        message_id=make_msgid(domain=customer.split("@")[1])))
     with team.api("0") as api:
-        refused = api.post(f"/api/v1/tickets/{ticket['id']}/replies",
-                           json={"text": "Hi there", "force": True})
-    assert refused.status_code == 502, refused.text
-    error = refused.json()["error"]
-    assert error["code"] == "send_rejected" and "550" in error["message"]
+        return ticket, api.post(f"/api/v1/tickets/{ticket['id']}/replies",
+                                json={"text": "Hi there", "force": True})
+
+
+def _nothing_sent(team: TeamMailbox, ticket: dict[str, Any]) -> None:
+    """Nothing logged on the ticket but the customer's mail, no copy in Sent."""
     assert len(team.desk.ticket(ticket["id"])["emails"]) == 1
     with team.imap() as client:
         assert client.select_folder(SENT, readonly=True)[b"EXISTS"] == 0
+
+
+def test_a_reply_the_mailbox_server_refuses_is_not_logged(team: TeamMailbox) -> None:
+    """The mailbox's SMTP server refusing the customer: 502 with its code and reply,
+    nothing logged on the ticket, no copy in Sent."""
+    ticket, refused = _reply_to_a_new_ticket(team, "ghost@refused.example", "Hello?")
+    assert refused.status_code == 502, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "send_rejected" and "550" in error["message"]
+    _nothing_sent(team, ticket)
     # The team inbox's address changed since: the mailbox's own stays no customer.
     with team.api() as api:
         assert api.patch(f"/api/v1/team-inboxes/{team.desk.inbox['id']}",
@@ -168,19 +182,11 @@ def test_a_reply_the_mailbox_server_refuses_is_not_logged(team: TeamMailbox) -> 
 def test_a_reply_the_mailbox_server_throttles_is_a_429(team: TeamMailbox) -> None:
     """The mailbox's SMTP server throttling (421): 429 throttled with Retry-After, as a
     CRM send answers; nothing logged, no copy in Sent."""
-    team.connect()
-    ticket = team.first_ticket(message(
-        sender="ann@throttled.example", to=team.address, subject="Slow",
-        message_id=make_msgid(domain="throttled.example")))
-    with team.api("0") as api:
-        throttled = api.post(f"/api/v1/tickets/{ticket['id']}/replies",
-                             json={"text": "Hi there", "force": True})
+    ticket, throttled = _reply_to_a_new_ticket(team, "ann@throttled.example", "Slow")
     assert throttled.status_code == 429, throttled.text
     assert throttled.json()["error"]["code"] == "throttled"
     assert throttled.headers["retry-after"] == "60"
-    assert len(team.desk.ticket(ticket["id"])["emails"]) == 1
-    with team.imap() as client:
-        assert client.select_folder(SENT, readonly=True)[b"EXISTS"] == 0
+    _nothing_sent(team, ticket)
 
 
 def test_mail_an_agent_sends_from_the_mailbox_itself_is_logged_on_its_ticket(
