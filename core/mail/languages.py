@@ -15,8 +15,11 @@ from collections.abc import Iterable
 import pycld2
 
 # CLD2 reads this many characters at most: the start of an email says its language,
-# and the cost stays bounded whatever the size of the text.
-SAMPLE_CHARS = 4096
+# and the cost stays bounded whatever the size of the text. Over the 938 sample
+# messages under tests/emails, 2,048 gives the answer 4,096 gives for all but one
+# (which 4,096 left unknown and 2,048 finds English), at about half the cost for a
+# longer text (0.09 -> 0.04 ms for 4 KB of English).
+SAMPLE_CHARS = 2048
 # Below this many bytes of letters CLD2 guesses: "Thanks!" or "ok" is no language.
 MIN_TEXT_BYTES = 40
 
@@ -27,7 +30,11 @@ _NOT_A_LANGUAGE = frozenset({"und", "mul", "zxx", "mis"})
 # CLD2 still answers with some codes ISO 639 withdrew.
 _RENAMED = {"iw": "he", "in": "id", "ji": "yi", "jw": "jv", "tl": "fil"}
 # CLD2 refuses control characters (other than tab and line ends) as invalid UTF-8.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# They are ASCII, so in UTF-8 each is its own byte, never part of another character's:
+# replaced in the encoded bytes (a table look-up a byte, where a regex over the text
+# cost a third of CLD2's own time).
+_CONTROL_TO_SPACE = bytes.maketrans(
+    bytes([*range(0x00, 0x09), 0x0b, 0x0c, *range(0x0e, 0x20), 0x7f]), b" " * 30)
 
 
 def content_language(headers: Iterable[tuple[str, str]]) -> str | None:
@@ -47,7 +54,7 @@ def content_language(headers: Iterable[tuple[str, str]]) -> str | None:
 def detect(text: str) -> str | None:
     """The language of ``text`` (its first ``SAMPLE_CHARS`` characters), or ``None``
     when it is too short, or mixed or unlike any language CLD2 knows."""
-    sample = _CONTROL.sub(" ", text[:SAMPLE_CHARS]).encode("utf-8", "replace")
+    sample = text[:SAMPLE_CHARS].encode("utf-8", "replace").translate(_CONTROL_TO_SPACE)
     try:
         reliable, text_bytes, found = pycld2.detect(sample, isPlainText=True)
     except pycld2.error:  # what it still takes for invalid UTF-8

@@ -52,6 +52,14 @@ def test_detect_gives_no_language_for_short_or_odd_text(text: str) -> None:
     assert detect(text) is None
 
 
+def test_detect_reads_past_control_characters() -> None:
+    """Control characters (a broken sender's) are spaces to CLD2, wherever they are."""
+    broken = "".join(f"{word}\x00" if i % 3 else f"{word}\x1b\x7f"
+                     for i, word in enumerate(GERMAN.split(" ")))
+    assert detect(broken) == "de"
+    assert detect("\x0b\x0c" + ENGLISH + "\x01") == "en"
+
+
 def test_detect_reads_text_with_lone_surrogates() -> None:
     """A lone surrogate (a broken charset's decoding) is replaced, not an error."""
     assert detect("\ud800 " + GERMAN) == "de"
