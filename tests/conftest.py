@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -85,8 +84,5 @@ async def pg_database() -> AsyncIterator[Database]:
 @pytest.fixture
 def pg_server(tmp_path: Path) -> Iterator[Server]:
     """A server of its own on a database of its own in PostgreSQL."""
-    url = asyncio.run(postgres.create_database())
-    running = Server(tmp_path / "pg-server", db_url=url).start()
-    yield running
-    running.stop()
-    asyncio.run(postgres.drop_database(url))
+    with postgres.inboxlog_server(tmp_path / "pg-server") as running:
+        yield running

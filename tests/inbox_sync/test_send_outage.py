@@ -29,12 +29,9 @@ from tests.support.smtp_recorder import SmtpRecorder
 @pytest.fixture
 def pg_inbox_server(tmp_path: Path) -> Iterator[Server]:
     """`inboxlog serve` with inbox sync, on a PostgreSQL database of its own."""
-    url = asyncio.run(postgres.create_database())
-    running = Server(tmp_path / "pg-inbox", db_url=url,
-                     extra_args=("--inbox-poll-interval", "1")).start()
-    yield running
-    running.stop()
-    asyncio.run(postgres.drop_database(url))
+    with postgres.inboxlog_server(tmp_path / "pg-inbox",
+                                  ("--inbox-poll-interval", "1")) as running:
+        yield running
 
 
 def _wait_for(what: str, check: Callable[[], object], timeout: float = 60) -> None:

@@ -5,7 +5,6 @@ HTTP port of a server on PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 
@@ -17,12 +16,9 @@ from tests.support.server import Server
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    url = asyncio.run(postgres.create_database())
-    running = Server(tmp_path_factory.mktemp("budget-refusals"), url,
-                     ("--api-rate-limit", "3 per 2 seconds; 8 per 10 minutes")).start()
-    yield running
-    running.stop()
-    asyncio.run(postgres.drop_database(url))
+    with postgres.inboxlog_server(tmp_path_factory.mktemp("budget-refusals"), (
+            "--api-rate-limit", "3 per 2 seconds; 8 per 10 minutes")) as running:
+        yield running
 
 
 def test_a_burst_the_short_budget_refuses_leaves_the_long_budget_alone(

@@ -6,7 +6,6 @@ Through the real SMTP port; the first restart pause is made long
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import signal
@@ -25,12 +24,10 @@ RESTART_DELAY = 8.0
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    url = asyncio.run(postgres.create_database())
-    running = Server(tmp_path_factory.mktemp("worker-down"), url, ("--workers", "2"),
-                     extra_env={"INBOXLOG_WORKER_RESTART_DELAY": str(RESTART_DELAY)}).start()
-    yield running
-    running.stop()
-    asyncio.run(postgres.drop_database(url))
+    with postgres.inboxlog_server(
+            tmp_path_factory.mktemp("worker-down"), ("--workers", "2"),
+            extra_env={"INBOXLOG_WORKER_RESTART_DELAY": str(RESTART_DELAY)}) as running:
+        yield running
 
 
 def wait_for_log(server: Server, pattern: str, timeout: float = 20) -> re.Match[str]:

@@ -86,9 +86,8 @@ def owner(server_port: int, client: socket.socket, pids: set[int]) -> int:
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    url = asyncio.run(postgres.create_database())
-    yield url
-    asyncio.run(postgres.drop_database(url))
+    with postgres.database_for("postgres") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

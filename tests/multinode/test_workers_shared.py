@@ -5,7 +5,6 @@ connection is read from /proc."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
@@ -23,9 +22,8 @@ from tests.support.server import PortalAccount, Server
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    url = asyncio.run(postgres.create_database())
-    yield url
-    asyncio.run(postgres.drop_database(url))
+    with postgres.database_for("postgres") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ port; which worker holds each connection is read from /proc."""
 
 from __future__ import annotations
 
-import asyncio
 import smtplib
 from collections.abc import Iterator
 
@@ -21,12 +20,9 @@ GUESSER = "127.0.0.9"  # a client address of its own
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    url = asyncio.run(postgres.create_database())
-    running = Server(tmp_path_factory.mktemp("workers-rcpt"), url,
-                     ("--workers", "2")).start()
-    yield running
-    running.stop()
-    asyncio.run(postgres.drop_database(url))
+    with postgres.inboxlog_server(tmp_path_factory.mktemp("workers-rcpt"),
+                                  ("--workers", "2")) as running:
+        yield running
 
 
 def _session_on(server: Server, pid: int, pids: set[int]) -> smtplib.SMTP:

@@ -4,14 +4,12 @@ columns refuse NUL, which SQLite stores)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from tests.pages.test_tickets import Desk, make_desk
 from tests.support import postgres
-from tests.support.server import Server
 from tests.support.smtp_recorder import SmtpRecorder
 
 NUL = "a\x00b"
@@ -22,12 +20,7 @@ def desk_on_postgres(folder: Path, relay: SmtpRecorder) -> Iterator[tuple[Desk, 
     """A server of its own on a database of its own in PostgreSQL, mail going out through
     ``relay``; a team inbox's desk on it and the id of a ticket a customer opened. Both
     are gone afterwards."""
-    url = asyncio.run(postgres.create_database())
-    running = Server(folder, db_url=url, extra_args=relay.serve_args()).start()
-    try:
+    with postgres.inboxlog_server(folder, relay.serve_args()) as running:
         desk = make_desk(running)
         ticket_id, _ = desk.open_ticket("Printer on fire")
         yield desk, ticket_id
-    finally:
-        running.stop()
-        asyncio.run(postgres.drop_database(url))

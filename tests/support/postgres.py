@@ -9,8 +9,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+
+from tests.support.server import Server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,6 +66,19 @@ def database_for(backend: str) -> Iterator[str]:
     finally:
         if url:
             asyncio.run(drop_database(url))
+
+
+@contextmanager
+def inboxlog_server(folder: Path, extra_args: tuple[str, ...] = (),
+                    **options: Any) -> Iterator[Server]:
+    """`inboxlog serve` (tests.support.server.Server, ``options`` its own) in ``folder``,
+    on a fresh PostgreSQL database of its own; stopped and dropped afterwards."""
+    with database_for("postgres") as url:
+        running = Server(folder, url, extra_args, **options).start()
+        try:
+            yield running
+        finally:
+            running.stop()
 
 
 async def drop_database(url: str) -> None:

@@ -23,12 +23,9 @@ TIMEOUT = 1.0
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    url = asyncio.run(postgres.create_database())
-    running = Server(tmp_path_factory.mktemp("lookup-timeout"), url,
-                     extra_env={"INBOXLOG_LOOKUP_TIMEOUT": str(TIMEOUT)}).start()
-    yield running
-    running.stop()
-    asyncio.run(postgres.drop_database(url))
+    with postgres.inboxlog_server(tmp_path_factory.mktemp("lookup-timeout"), extra_env={
+            "INBOXLOG_LOOKUP_TIMEOUT": str(TIMEOUT)}) as running:
+        yield running
 
 
 class TableLock:
