@@ -22,6 +22,7 @@ from core.outbound_mail import SmtpRelay
 from core.runtime import Runtime, Settings, parse_nameserver
 from core.storage.blobs import parse_s3_url
 from core.storage.db import migrate as run_migrations
+from core.storage.statements import lookup_timeout
 from core.types import Channel
 from extension_api.app import DEFAULT_CORS_ORIGINS
 from extension_api.throttle import DEFAULT_RATE_LIMIT
@@ -30,7 +31,7 @@ from inbox_sync.service import ServiceOptions
 from inboxlog.oauth_options import oauth_config, oauth_options
 from inboxlog.serve import ServeOptions, one_node_at_a_time, run, serve
 from inboxlog.webhook_options import webhook_config, webhook_options
-from inboxlog.workers import WorkersUnavailable, check_workers, run_workers
+from inboxlog.workers import WorkersUnavailable, check_workers, first_restart_delay, run_workers
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -218,6 +219,12 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
         check_workers(Settings(data_dir=data_dir, db_url=db), workers)
     except WorkersUnavailable as exc:
         raise click.BadParameter(str(exc), param_hint="--workers") from None
+    try:  # the settings read from the environment only: refused now, not at first use
+        lookup_timeout()
+        if workers > 1:
+            first_restart_delay()
+    except (ValueError, WorkersUnavailable) as exc:
+        raise click.UsageError(str(exc)) from None
     if smtp_relay:
         try:
             SmtpRelay.parse(smtp_relay)

@@ -316,6 +316,17 @@ def test_serve_refuses_workers_on_sqlite(data_env: dict[str, str]) -> None:
     assert not Path(data_env["INBOXLOG_DATA_DIR"]).exists()
 
 
+def test_serve_refuses_bad_settings_from_the_environment(data_env: dict[str, str]) -> None:
+    """A setting only the environment gives (INBOXLOG_LOOKUP_TIMEOUT) is a usage error
+    that names it, before anything is created or bound."""
+    for value in ("abc", "0", "-1", "inf"):
+        result = run("serve", env={**data_env, "INBOXLOG_LOOKUP_TIMEOUT": value})
+        assert result.code == 2, result.stderr
+        assert "INBOXLOG_LOOKUP_TIMEOUT must be seconds above 0" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not Path(data_env["INBOXLOG_DATA_DIR"]).exists()
+
+
 def test_serve_refuses_a_bad_proxy_address(data_env: dict[str, str]) -> None:
     """--smtp-proxy-from takes addresses and networks only."""
     result = run("serve", "--smtp-proxy-protocol", "--smtp-proxy-from", "haproxy.local",
