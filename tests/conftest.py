@@ -11,6 +11,7 @@ from core.storage.db import Database, migrate
 from tests.support import loopback_only, postgres
 from tests.support.dns import DnsServer, running_dns
 from tests.support.server import PortalAccount, Server
+from tests.support.smtp_recorder import SmtpRecorder
 
 # ``desk_server`` and ``desk`` (a team inbox on SQLite and on PostgreSQL), for the ticket
 # tests; a module that defines its own ``desk`` uses that one.
@@ -41,6 +42,16 @@ def dns_server() -> Iterator[DnsServer]:
     """The test DNS server (NSD, tests/support/dns.py), once for the session."""
     with running_dns() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpRecorder]:
+    """The operator's SMTP relay (the SMTP test server, recording), one per module; a
+    server sends through it with ``extra_args=relay.serve_args()``. (tests/pages has one
+    for the session, for its session's server.)"""
+    recorder = SmtpRecorder.relay(tmp_path_factory.mktemp("relay"))
+    yield recorder
+    recorder.stop()
 
 
 @pytest.fixture

@@ -72,13 +72,6 @@ def test_the_cases_cover_every_request_shape_with_a_string() -> None:
 
 
 @pytest.fixture(scope="module")
-def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpRecorder]:
-    recorder = SmtpRecorder.relay(tmp_path_factory.mktemp("relay"))
-    yield recorder
-    recorder.stop()
-
-
-@pytest.fixture(scope="module")
 def pg_desk(tmp_path_factory: pytest.TempPathFactory,
             relay: SmtpRecorder) -> Iterator[tuple[Desk, int]]:
     with desk_on_postgres(tmp_path_factory.mktemp("pg-nul"), relay) as made:

@@ -27,13 +27,6 @@ CUSTOMER = "carol@customer.example"
 
 
 @pytest.fixture(scope="module")
-def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpRecorder]:
-    recorder = SmtpRecorder.relay(tmp_path_factory.mktemp("relay"))
-    yield recorder
-    recorder.stop()
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, relay: SmtpRecorder) -> Iterator[Server]:
     running = Server(tmp_path_factory.mktemp("replies"), extra_args=relay.serve_args()).start()
     yield running

@@ -32,17 +32,10 @@ _LINK = re.compile(r"(http://\S+/confirm-address\?token=\S+)")
 
 
 @pytest.fixture(scope="module")
-def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpRecorder]:
-    relay = SmtpRecorder.relay(tmp_path_factory.mktemp("relay"))
-    yield relay
-    relay.stop()
-
-
-@pytest.fixture(scope="module")
 def relayed(tmp_path_factory: pytest.TempPathFactory,
-            recorder: SmtpRecorder) -> Iterator[Server]:
+            relay: SmtpRecorder) -> Iterator[Server]:
     running = Server(tmp_path_factory.mktemp("relayed"),
-                     extra_args=recorder.serve_args()).start()
+                     extra_args=relay.serve_args()).start()
     yield running
     running.stop()
 
@@ -59,10 +52,10 @@ def addresses(server: Server, account: PortalAccount) -> dict[str, bool]:
     return {a["address"]: a["confirmed"] for a in response.json()["items"]}
 
 
-def confirmations(recorder: SmtpRecorder, address: str) -> list[tuple[dict[str, Any],
+def confirmations(relay: SmtpRecorder, address: str) -> list[tuple[dict[str, Any],
                                                                       EmailMessage]]:
     return [(envelope, message_from_bytes(raw, policy=policy.default))
-            for envelope, raw in recorder.messages() if envelope["rcpt_tos"] == [address]]
+            for envelope, raw in relay.messages() if envelope["rcpt_tos"] == [address]]
 
 
 def link_in(mail: EmailMessage) -> str:
@@ -100,7 +93,7 @@ def confirm(server: Server, link: str) -> Any:
 
 
 def test_an_added_address_logs_as_the_user_once_its_link_is_followed(
-        relayed: Server, recorder: SmtpRecorder) -> None:
+        relayed: Server, relay: SmtpRecorder) -> None:
     account = relayed.new_portal("rita@ourco.example")
     response = add(relayed, account.user_token, account.user_id, "Rita.Sales@Other.example")
     assert response.status_code == 201, response.text
@@ -116,14 +109,14 @@ def test_an_added_address_logs_as_the_user_once_its_link_is_followed(
         check(document, path, "get", 200, listed)
         assert set(listed["items"][0]) == properties(document, "UserAddress")
 
-    [(envelope, mail)] = confirmations(recorder, ALT)
-    # The recorder takes mail only after AUTH: the relay's credentials were used.
+    [(envelope, mail)] = confirmations(relay, ALT)
+    # The SMTP test server takes mail only after AUTH: the relay's credentials were used.
     assert envelope["mail_from"] == "inboxlog@bcc.test"
     assert mail["To"] == ALT and mail["Subject"] == "Confirm the address you send from"
     link = link_in(mail)
     assert link.startswith(f"{relayed.base_url}/confirm-address?token=ilc_")
     # Whole in the raw message too (7bit, no soft line breaks), for any mail reader.
-    assert any(link.encode() in raw for _, raw in recorder.messages())
+    assert any(link.encode() in raw for _, raw in relay.messages())
 
     # Unconfirmed, the address is nobody's: BCC'd mail from it is refused.
     code, text = bcc_from(relayed, account, ALT)
@@ -153,7 +146,7 @@ def test_an_added_address_logs_as_the_user_once_its_link_is_followed(
 
 
 def test_an_expired_link_is_refused_and_a_new_one_replaces_it(
-        relayed: Server, recorder: SmtpRecorder) -> None:
+        relayed: Server, relay: SmtpRecorder) -> None:
     account = relayed.new_portal("rita@late.example")
     address = "rita@expired.example"
     assert add(relayed, account.user_token, account.user_id, address).status_code == 201
@@ -161,7 +154,7 @@ def test_an_expired_link_is_refused_and_a_new_one_replaces_it(
     resent = add(relayed, account.user_token, account.user_id, address)
     assert resent.status_code == 429
     assert resent.json()["error"]["code"] == "confirmation_recently_sent"
-    [(_, first)] = confirmations(recorder, address)
+    [(_, first)] = confirmations(relay, address)
 
     set_requested_at(relayed, address, datetime.now(UTC) - timedelta(hours=48, minutes=1))
     with relayed.api(None) as api:
@@ -171,7 +164,7 @@ def test_an_expired_link_is_refused_and_a_new_one_replaces_it(
     assert bcc_from(relayed, account, address)[0] == 550
 
     assert add(relayed, account.user_token, account.user_id, address).status_code == 201
-    [_, (_, second)] = confirmations(recorder, address)
+    [_, (_, second)] = confirmations(relay, address)
     assert link_in(second) != link_in(first)
     assert confirm(relayed, link_in(first)).status_code == 404  # replaced
     with relayed.api(None) as api:
@@ -182,7 +175,7 @@ def test_an_expired_link_is_refused_and_a_new_one_replaces_it(
 
 
 def test_only_the_user_or_their_admin_manages_their_addresses(
-        relayed: Server, recorder: SmtpRecorder) -> None:
+        relayed: Server, relay: SmtpRecorder) -> None:
     account = relayed.new_portal("rita@roles.example")
     with relayed.api(account.admin_token) as api:
         colleague = api.post("/api/v1/users", json={"email": "carl@roles.example"}).json()
@@ -223,11 +216,11 @@ def test_only_the_user_or_their_admin_manages_their_addresses(
 
 
 def test_a_removed_address_is_no_longer_the_users(relayed: Server,
-                                                   recorder: SmtpRecorder) -> None:
+                                                   relay: SmtpRecorder) -> None:
     account = relayed.new_portal("rita@remove.example")
     address = "rita@removed.example"
     added = add(relayed, account.user_token, account.user_id, address).json()
-    [(_, mail)] = confirmations(recorder, address)
+    [(_, mail)] = confirmations(relay, address)
     assert confirm(relayed, link_in(mail)).status_code == 200
     logged_id(bcc_from(relayed, account, address, "Before removal"))
     path = f"/api/v1/users/{account.user_id}/addresses"

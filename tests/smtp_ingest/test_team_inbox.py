@@ -21,17 +21,10 @@ from tests.support.tickets import SUPPORT, Desk, customer_mail, make_desk, reply
 
 
 @pytest.fixture(scope="module")
-def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpRecorder]:
-    relay = SmtpRecorder.relay(tmp_path_factory.mktemp("relay"))
-    yield relay
-    relay.stop()
-
-
-@pytest.fixture(scope="module")
 def relayed(tmp_path_factory: pytest.TempPathFactory,
-            recorder: SmtpRecorder) -> Iterator[Server]:
+            relay: SmtpRecorder) -> Iterator[Server]:
     running = Server(tmp_path_factory.mktemp("team-inbox"),
-                     extra_args=recorder.serve_args()).start()
+                     extra_args=relay.serve_args()).start()
     yield running
     running.stop()
 
@@ -156,29 +149,29 @@ def _out_of_office(to_message: EmailMessage, sender: str) -> EmailMessage:
     return oof
 
 
-def _acks(recorder: SmtpRecorder, to: str) -> list[EmailMessage]:
+def _acks(relay: SmtpRecorder, to: str) -> list[EmailMessage]:
     """The acknowledgements the relay has received for ``to``, oldest first."""
     parser = BytesParser(policy=policy.default)
-    return [parser.parsebytes(raw) for envelope, raw in recorder.messages()
+    return [parser.parsebytes(raw) for envelope, raw in relay.messages()
             if to in envelope["rcpt_tos"]]
 
 
-def _wait_for_ack(recorder: SmtpRecorder, to: str, count: int = 1) -> list[EmailMessage]:
+def _wait_for_ack(relay: SmtpRecorder, to: str, count: int = 1) -> list[EmailMessage]:
     deadline = time.monotonic() + 20
-    while len(found := _acks(recorder, to)) < count:
+    while len(found := _acks(relay, to)) < count:
         assert time.monotonic() < deadline, f"no acknowledgement reached {to}"
         time.sleep(0.05)
     return found
 
 
 def test_acknowledgement_is_auto_submitted_and_threads(relayed: Server,
-                                                       recorder: SmtpRecorder) -> None:
+                                                       relay: SmtpRecorder) -> None:
     """A new ticket is acknowledged once, marked Auto-Submitted, replying to the
     customer's message with the ticket's token; a reply to it continues the ticket."""
     desk = make_desk(relayed, ack=True)
     original = customer_mail("lea@client.example")
     ticket_id = desk.ticket_of_email(logged_id(desk.send(original)))["id"]
-    [ack] = _wait_for_ack(recorder, "lea@client.example")
+    [ack] = _wait_for_ack(relay, "lea@client.example")
     assert ack["Auto-Submitted"] == "auto-replied"
     assert ack["In-Reply-To"] == original["Message-ID"]
     assert f"[Ticket#{ticket_id}]" in ack["Subject"]
@@ -188,13 +181,13 @@ def test_acknowledgement_is_auto_submitted_and_threads(relayed: Server,
 
 
 def test_out_of_office_reply_neither_reopens_nor_loops(relayed: Server,
-                                                      recorder: SmtpRecorder) -> None:
+                                                      relay: SmtpRecorder) -> None:
     """An out-of-office answer to the acknowledgement is kept on the ticket as automatic,
     does not reopen it, gets no acknowledgement; unrelated automatic mail opens none."""
     desk = make_desk(relayed, ack=True)
     original = customer_mail("max@client.example")
     ticket_id = desk.ticket_of_email(logged_id(desk.send(original)))["id"]
-    [ack] = _wait_for_ack(recorder, "max@client.example")
+    [ack] = _wait_for_ack(relay, "max@client.example")
     with desk.api() as api:
         api.post(f"/api/v1/tickets/{ticket_id}/close")
     oof = _out_of_office(ack, "max@client.example")
@@ -207,9 +200,9 @@ def test_out_of_office_reply_neither_reopens_nor_loops(relayed: Server,
     assert code == 250 and "not logged" in text
     # A person's new ticket is acknowledged after both: then none went to the others.
     desk.send(customer_mail("ola@client.example"))
-    _wait_for_ack(recorder, "ola@client.example")
-    assert len(_acks(recorder, "max@client.example")) == 1
-    assert not _acks(recorder, "ooo@client.example")
+    _wait_for_ack(relay, "ola@client.example")
+    assert len(_acks(relay, "max@client.example")) == 1
+    assert not _acks(relay, "ooo@client.example")
 
 
 def test_a_sender_past_the_hourly_allowance_is_not_logged(relayed: Server) -> None:
