@@ -25,10 +25,8 @@ def oauth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture
 def browsers(oauth_server: Server) -> Iterator[Browsers]:
-    made = Browsers(oauth_server)
-    yield made
-    for client in made.open:
-        client.close()
+    with Browsers(oauth_server) as made:
+        yield made
 
 
 # Redirect URIs that name a web site's origin, however dressed up as an allowed one.

@@ -109,13 +109,18 @@ class Browsers:
         self.open.append(client)
         return sign_in_with(client, account) if account is not None else client
 
+    def __enter__(self) -> Browsers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for client in self.open:
+            client.close()
+
 
 @pytest.fixture
 def browsers(web_server: Server) -> Iterator[Browsers]:
-    made = Browsers(web_server)
-    yield made
-    for client in made.open:
-        client.close()
+    with Browsers(web_server) as made:
+        yield made
 
 
 def mails_to(relay: SmtpRecorder, address: str) -> list[EmailMessage]:

@@ -75,10 +75,8 @@ def pg_web(tmp_path_factory: pytest.TempPathFactory,
 
 @pytest.fixture
 def pg_browsers(pg_web: tuple[Desk, int]) -> Iterator[Browsers]:
-    made = Browsers(pg_web[0].server)
-    yield made
-    for client in made.open:
-        client.close()
+    with Browsers(pg_web[0].server) as made:
+        yield made
 
 
 def test_a_nul_in_any_form_field_or_query_parameter_is_a_400_naming_it(

@@ -38,10 +38,8 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture
 def browsers(site: Server) -> Iterator[Browsers]:
-    made = Browsers(site)
-    yield made
-    for client in made.open:
-        client.close()
+    with Browsers(site) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")
