@@ -27,6 +27,7 @@ p50 14400, p90 10800 + 0.9 * 7200 = 17280.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +37,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from core import accounts
+from core.sla import percentile
 from core.storage.db import Database, sqlite_url
 from core.storage.models import Team, TeamMember, Ticket, utcnow
 from tests.support import postgres
@@ -244,6 +246,84 @@ def test_another_portal_sees_nothing_of_it(server: Server, fixture: Fixture) -> 
         assert answer.status_code == 404, report
     assert _get(server, fixture.account.admin_token, "volume",
                 team_inbox_id=fixture.support)["total"] == 3
+
+
+@dataclass(frozen=True)
+class Spread:
+    token: str
+    inboxes: tuple[int, int]
+    # (inbox, created, first response s, first resolution s or None) of every ticket
+    tickets: list[tuple[int, datetime, int, int | None]]
+
+
+async def _spread(server: Server, account: PortalAccount) -> Spread:
+    """51 tickets in two around-the-clock inboxes: one every 4 days from January to
+    August 2026 and ten more in 1-10 March; responses in whole 5 minutes (ties), every
+    other ticket closed."""
+    rng = random.Random(20)
+    created = [datetime(2026, 1, 5, 10, tzinfo=UTC) + timedelta(days=4 * i)
+               for i in range(41)]
+    created += [datetime(2026, 3, 1 + i, 15, tzinfo=UTC) for i in range(10)]
+    db = Database(server.db_url or sqlite_url(server.data_dir / "inboxlog.db"))
+    kept = []
+    try:
+        async with db.transaction() as session:
+            p = account.portal_id
+            inboxes = (await team_inbox(session, p, "one"), await team_inbox(session, p, "two"))
+            for i, at in enumerate(created):
+                inbox = inboxes[i % 2]
+                reply = 300 * rng.randrange(1, 40)
+                closed = reply + 300 * rng.randrange(0, 40) if i % 3 else None
+                steps = [Step("agent_reply", at + timedelta(seconds=reply))]
+                if closed is not None:
+                    steps.append(Step("status", at + timedelta(seconds=closed), "closed"))
+                await ticket(session, p, inbox, at, steps,
+                             status="open" if closed is None else "closed",
+                             closed_at=None if closed is None else steps[-1].at)
+                kept.append((inbox, at, reply, closed))
+    finally:
+        await db.dispose()
+    return Spread(account.admin_token, inboxes, kept)
+
+
+@pytest.fixture(scope="module")
+def spread(server: Server) -> Spread:
+    account = server.new_portal("lead@spread.example")
+    return run_coroutine(lambda: _spread(server, account))
+
+
+@pytest.mark.parametrize(("first", "last"), [
+    ("2026-01-01", "2026-08-31"),  # the portal's whole span: read in the ranked index
+    ("2026-02-01", "2026-05-31"),  # part of it, still that way
+    ("2026-03-01", "2026-03-10"),  # 5 % of it: the range sorted instead
+    ("2026-03-02", "2026-03-02"),  # one ticket
+    ("2026-12-01", "2026-12-31"),  # none
+])
+@pytest.mark.parametrize("inbox", [None, 0, 1])
+def test_percentiles_at_their_ranks_match_the_values(server: Server, spread: Spread,
+                                                     first: str, last: str,
+                                                     inbox: int | None) -> None:
+    """Whatever the range's share of the portal's span and whichever end a rank is read
+    from, the figures are core.sla.percentile's and the mean of the range's values."""
+    start = datetime.fromisoformat(first).replace(tzinfo=UTC)
+    end = datetime.fromisoformat(last).replace(tzinfo=UTC) + timedelta(days=1)
+    inbox_id = None if inbox is None else spread.inboxes[inbox]
+    chosen = [t for t in spread.tickets
+              if start <= t[1] < end and inbox_id in (None, t[0])]
+
+    def expected(values: list[int]) -> dict[str, Any]:
+        if not values:
+            return _figures(0, None, None, None)
+        return _figures(len(values), pytest.approx(percentile(values, 50), abs=1e-6),
+                        pytest.approx(percentile(values, 90), abs=1e-6),
+                        pytest.approx(sum(values) / len(values), abs=1e-6))
+
+    params = {"from": first, "to": last, "time_zone": "UTC"} | (
+        {} if inbox_id is None else {"team_inbox_id": str(inbox_id)})
+    report = _get(server, spread.token, "first-response", **params)
+    assert report["tickets"] == len(chosen)
+    assert report["first_response"] == expected([t[2] for t in chosen])
+    assert report["first_resolution"] == expected([t[3] for t in chosen if t[3] is not None])
 
 
 @pytest.mark.parametrize("params", [
