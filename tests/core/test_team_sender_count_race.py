@@ -7,20 +7,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from core import accounts
 from core.storage.db import Database
 from core.storage.models import TeamInbox, TeamInboxSender
-from core.tickets import inboxes, intake
-from tests.support.races import Hold, second_waits_for_first
+from core.tickets import intake
+from tests.support.races import Hold, desk_inbox, second_waits_for_first
 
 SENDER = "carla@client.example"
 
 
 async def _inbox(db: Database) -> int:
     async with db.transaction() as session:
-        portal = (await accounts.create_portal(session, "Desk")).portal
-        inbox = await inboxes.create_inbox(session, portal.id, inboxes.InboxChange(
-            name="Support"))
+        inbox = await desk_inbox(session)
         return inbox.id
 
 

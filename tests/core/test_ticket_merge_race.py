@@ -7,24 +7,21 @@ from __future__ import annotations
 
 import pytest
 
-from core import accounts
 from core.errors import InvalidInput
 from core.storage.db import Database
 from core.storage.models import Ticket
-from core.tickets import inboxes, service
-from tests.support.races import Hold, second_waits_for_first
+from core.tickets import service
+from tests.support.races import Hold, desk_inbox, second_waits_for_first
 
 
 async def _tickets(db: Database) -> tuple[int, int, int]:
     async with db.transaction() as session:
-        portal = (await accounts.create_portal(session, "Desk")).portal
-        inbox = await inboxes.create_inbox(session, portal.id, inboxes.InboxChange(
-            name="Support"))
-        pair = [Ticket(portal_id=portal.id, subject=f"t{n}", team_inbox_id=inbox.id,
+        inbox = await desk_inbox(session)
+        pair = [Ticket(portal_id=inbox.portal_id, subject=f"t{n}", team_inbox_id=inbox.id,
                        status="open", priority="normal", tags=[]) for n in (1, 2)]
         session.add_all(pair)
         await session.flush()
-        return portal.id, pair[0].id, pair[1].id
+        return inbox.portal_id, pair[0].id, pair[1].id
 
 
 async def _merge(db: Database, portal_id: int, ticket_id: int, into: int,

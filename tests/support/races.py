@@ -8,8 +8,22 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import accounts
+from core.storage.models import TeamInbox
+from core.tickets import inboxes
+
 First = TypeVar("First")
 Second = TypeVar("Second")
+
+
+async def desk_inbox(session: AsyncSession) -> TeamInbox:
+    """A new portal ("Desk") with one team inbox ("Support"), no members: what two
+    writers race over."""
+    portal = (await accounts.create_portal(session, "Desk")).portal
+    return await inboxes.create_inbox(session, portal.id, inboxes.InboxChange(
+        name="Support"))
 
 
 class Hold:
