@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,25 +14,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.storage.models import Contact, Event, User
 from core.types import EventType
 
+Named = TypeVar("Named", User, Contact)
 
-async def users(session: AsyncSession, portal_id: int, ids: Iterable[int | None]
-                ) -> dict[int, User]:
+
+async def _by_id(session: AsyncSession, model: type[Named], portal_id: int,
+                 ids: Iterable[int | None]) -> dict[int, Named]:
+    """The portal's rows of ``model`` with these ids (None and repeats skipped)."""
     wanted = sorted({i for i in ids if i is not None})
     if not wanted:
         return {}
-    rows = await session.scalars(select(User).where(User.portal_id == portal_id,
-                                                    User.id.in_(wanted)))
-    return {user.id: user for user in rows}
+    rows = await session.scalars(select(model).where(model.portal_id == portal_id,
+                                                     model.id.in_(wanted)))
+    return {row.id: row for row in rows}
+
+
+async def users(session: AsyncSession, portal_id: int, ids: Iterable[int | None]
+                ) -> dict[int, User]:
+    return await _by_id(session, User, portal_id, ids)
 
 
 async def contacts(session: AsyncSession, portal_id: int, ids: Iterable[int | None]
                    ) -> dict[int, Contact]:
-    wanted = sorted({i for i in ids if i is not None})
-    if not wanted:
-        return {}
-    rows = await session.scalars(select(Contact).where(Contact.portal_id == portal_id,
-                                                       Contact.id.in_(wanted)))
-    return {contact.id: contact for contact in rows}
+    return await _by_id(session, Contact, portal_id, ids)
 
 
 TICKET_EVENTS = tuple(t.value for t in EventType if t.value.startswith("ticket_"))
