@@ -21,17 +21,10 @@ from tests.support.server import PortalAccount, Server
 
 
 @pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    with postgres.database_for("postgres") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, pg_url: str) -> Iterator[Server]:
-    running = Server(tmp_path_factory.mktemp("workers-shared"), pg_url,
-                     ("--workers", "2", "--api-rate-limit", "6 per 10 minutes")).start()
-    yield running
-    running.stop()
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with postgres.inboxlog_server(tmp_path_factory.mktemp("workers-shared"), (
+            "--workers", "2", "--api-rate-limit", "6 per 10 minutes")) as running:
+        yield running
 
 
 def connection_to(server: Server, port: int, pid: int, pids: set[int]) -> socket.socket:
