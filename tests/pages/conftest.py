@@ -54,17 +54,16 @@ class WebAccount:
     password: str
 
 
-def web_account(server: Server, email_address: str, *, role: Role = Role.ADMIN,
-                password: str = PASSWORD) -> WebAccount:
-    """A fresh portal whose one user signs in with ``password`` (through core, as the
-    invitation link's page does)."""
-    portal = server.new_portal(email_address)
+def enable_sign_in(server: Server, user_id: int, role: Role,
+                   password: str = PASSWORD) -> None:
+    """Let user ``user_id`` of ``server`` sign in to the pages with ``password``, as
+    ``role`` (through core, as the invitation link's page does)."""
 
     async def enable() -> None:
         db = Database(server.db_url or sqlite_url(server.data_dir / "inboxlog.db"))
         try:
             async with db.transaction() as session:
-                user = await session.get(User, portal.user_id)
+                user = await session.get(User, user_id)
                 assert user is not None
                 login = await web_accounts.enable(session, user, role)
                 await web_accounts.set_password(session, login, password)
@@ -72,6 +71,13 @@ def web_account(server: Server, email_address: str, *, role: Role = Role.ADMIN,
             await db.dispose()
 
     run_coroutine(enable)
+
+
+def web_account(server: Server, email_address: str, *, role: Role = Role.ADMIN,
+                password: str = PASSWORD) -> WebAccount:
+    """A fresh portal whose one user signs in with ``password``."""
+    portal = server.new_portal(email_address)
+    enable_sign_in(server, portal.user_id, role, password)
     return WebAccount(portal, email_address, password)
 
 

@@ -21,15 +21,14 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
-from core import web_accounts
 from core.storage.db import Database, sqlite_url
-from core.storage.models import User
 from core.types import Role
 from tests.pages.conftest import (
     PASSWORD,
     Browsers,
     WebAccount,
     csrf_of,
+    enable_sign_in,
     mails_to,
     unique,
     web_account,
@@ -44,19 +43,7 @@ from tests.support.smtp_recorder import SmtpRecorder
 def enable_login(server: Server, portal: PortalAccount, made: dict[str, Any],
                  role: Role = Role.USER) -> WebAccount:
     """Let a user the API made sign in to the pages with the test password."""
-
-    async def enable() -> None:
-        db = Database(server.db_url or sqlite_url(server.data_dir / "inboxlog.db"))
-        try:
-            async with db.transaction() as session:
-                user = await session.get(User, made["id"])
-                assert user is not None
-                login = await web_accounts.enable(session, user, role)
-                await web_accounts.set_password(session, login, PASSWORD)
-        finally:
-            await db.dispose()
-
-    run_coroutine(enable)
+    enable_sign_in(server, made["id"], role)
     return WebAccount(replace(portal, user_id=made["id"], user_email=made["email"],
                               user_token=made["api_token"]), made["email"], PASSWORD)
 
