@@ -16,24 +16,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import ipaddress
 import logging
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
+from sqlalchemy import event
 
 from core import webhooks
 from core.credentials import CredentialBox, CredentialsUnreadable
 from core.errors import StorageUnavailable
 from core.inboxes import Endpoint, InboxError
 from core.runtime import Runtime
-from core.storage.models import Event
+from core.storage.listen import EVENTS_CHANNEL, Listener
+from core.storage.models import Event, utcnow
 from core.types import InboxErrorCode, MailProtocol, MailSecurity
 from inbox_sync import pinned
 from inbox_sync.outbound import Destinations
@@ -52,7 +56,15 @@ class WebhookOptions:
 
     destinations: Destinations = field(default_factory=Destinations)
     policy: webhooks.RetryPolicy = field(default_factory=webhooks.RetryPolicy)
-    poll_interval: float = 1.0  # how often new events and due retries are looked for
+    # Rounds are woken by work (WebhookSender); these bound the waits between them.
+    # The least time between rounds woken by new events; also the poll while events
+    # may go unheard (PostgreSQL's LISTEN down) or are left past the cursor.
+    poll_interval: float = 1.0
+    # The same for events of portals without an active endpoint (as of the last round):
+    # the cursor moves on, and an endpoint created without a wake-up is found.
+    other_events_poll: float = 5.0
+    idle_poll: float = 30.0  # the longest wait with nothing known to be waiting
+    dispatch_batches: int = 20  # batches of events one round dispatches at most
     concurrency: int = 16  # attempts in flight at once
     # Of those, at most this share for one portal's endpoints: another tenant's slow or
     # dead receivers never hold them all (core.webhooks.claim).
@@ -127,9 +139,25 @@ def _retry_after(response: httpx2.Response) -> float | None:
     return float(value) if value.isdigit() else None
 
 
+# Set in the sender's own task (and so in its attempts'): its commits wake nobody.
+_SENDING: contextvars.ContextVar[bool] = contextvars.ContextVar("webhook_sender",
+                                                               default=False)
+
+
 class WebhookSender:
-    """The background task: every ``poll_interval``, dispatch new events and start
-    attempts for due deliveries, ``concurrency`` at most in flight."""
+    """The background task: rounds that dispatch new events and start attempts for due
+    deliveries, ``concurrency`` at most in flight.
+
+    It waits for work instead of polling: a round runs when events are committed for a
+    portal with an active endpoint (in this process: a commit on SQLite, whose one
+    process writes them all; from any process or node: PostgreSQL's NOTIFY on
+    ``events``, core.storage.listen), at most once per ``poll_interval`` (other
+    portals' events: once per ``other_events_poll``); at once when the API changes an
+    endpoint (``wake``) or an attempt ends (its slot is free); when the earliest
+    pending delivery is due (a retry); and at least every ``idle_poll`` (mail logged by
+    another process on SQLite, such as ``inboxlog ingest``). While PostgreSQL's LISTEN
+    connection is down, events are polled for every ``poll_interval``, as before.
+    """
 
     def __init__(self, runtime: Runtime, payload_of: Callable[[Event], str],
                  options: WebhookOptions | None = None) -> None:
@@ -141,9 +169,17 @@ class WebhookSender:
         self._inflight: set[asyncio.Task[None]] = set()
         self._busy: Counter[int] = Counter()  # attempts in flight per portal
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._stir = asyncio.Event()  # something may have changed: look at the flags
+        self._urgent = False  # run a round now
+        self._events = False  # events were committed: a round within poll_interval
+        self._other_events = False  # only for other portals: within other_events_poll
+        self._portals: set[int] = set()  # with an active endpoint, as of the last round
+        self._listener: Listener | None = None
+        self._listening: asyncio.Task[None] | None = None
+        self._hooked: list[Any] = []  # the sync engines whose commits wake it (SQLite)
         self._client: httpx2.AsyncClient | None = None
         self._last_prune = 0.0
+        self._behind = False  # events were left past the cursor in the last round
 
     @property
     def box(self) -> CredentialBox:
@@ -161,16 +197,56 @@ class WebhookSender:
                 follow_redirects=False, trust_env=False,
                 timeout=self.options.policy.timeout)
             self._task = asyncio.create_task(self._run(), name="webhook-sender")
+            self._hear_events()
 
     def wake(self) -> None:
-        self._wake.set()
+        """Run a round now (an endpoint was created, enabled or changed)."""
+        self._urgent = True
+        self._stir.set()
+
+    def events_committed(self, portals: Iterable[int] | None = None) -> None:
+        """Events of ``portals`` (None: of any) were committed: a round soon if an
+        active endpoint may want them, else later."""
+        if self._portals and (portals is None or not self._portals.isdisjoint(portals)):
+            self._events = True
+        else:
+            self._other_events = True
+        self._stir.set()
+
+    def _hear_events(self) -> None:
+        db = self.runtime.db
+        if not db.is_sqlite:
+            self._listener = Listener(db.url, EVENTS_CHANNEL, self._notified)
+            self._listening = asyncio.create_task(self._listener.run_forever(),
+                                                  name="webhook-events-listener")
+            return
+        # SQLite: one process writes every event, through these two engines. Any commit
+        # there may carry events (they are written many ways: ORM, Core, the driver).
+        # The ingest engine has no public name in core.storage.db.
+        for engine in {db.write_engine, getattr(db, "_ingest_engine", db.write_engine)}:
+            event.listen(engine.sync_engine, "commit", self._committed)
+            self._hooked.append(engine.sync_engine)
+
+    def _committed(self, _connection: Any) -> None:
+        if not _SENDING.get():
+            self.events_committed()
+
+    def _notified(self, payload: str) -> None:
+        """NOTIFY of events committed (their portals, comma-separated; empty: maybe any,
+        or the LISTEN connection (re)connected)."""
+        portals = [int(p) for p in payload.split(",") if p.strip().isdigit()]
+        self.events_committed(portals or None)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for engine in self._hooked:
+            event.remove(engine, "commit", self._committed)
+        self._hooked.clear()
+        for task in (self._task, self._listening):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._listening = self._listener = None
         for task in list(self._inflight):
             task.cancel()
         if self._inflight:
@@ -180,16 +256,54 @@ class WebhookSender:
             self._client = None
 
     async def _run(self) -> None:
+        _SENDING.set(True)
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             try:
                 await self.run_once()
+                wait = await self._quiet_for()
             except StorageUnavailable:
                 log.warning("webhooks: the database is unavailable; trying again")
+                wait = self.options.poll_interval
             except Exception:  # never let the sender die: deliveries would pile up
                 log.exception("the webhook sender failed; it goes on")
+                wait = self.options.poll_interval
+            await self._pause(started, wait)
+
+    async def _quiet_for(self) -> float:
+        """How long nothing is known to be waiting: until the earliest due delivery,
+        ``idle_poll`` at most; ``poll_interval`` while events are left past the cursor
+        or may go unheard."""
+        if self._behind or (self._listener is not None and not self._listener.connected):
+            return self.options.poll_interval
+        async with self.runtime.db.read() as session:
+            due = await webhooks.next_due(session)
+        if due is None:
+            return self.options.idle_poll
+        until = (due - utcnow()).total_seconds()
+        # Due already but not claimed (no slot free, or another node's claim under way):
+        # an attempt's end wakes it; the poll backs that up.
+        return min(self.options.idle_poll,
+                   until + 0.005 if until > 0 else self.options.poll_interval)
+
+    async def _pause(self, started: float, seconds: float) -> None:
+        """Wait ``seconds``, less when woken: at once by ``wake`` or a free slot, by
+        committed events no sooner than ``poll_interval`` after the round ``started``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not self._urgent:
+            if self._events:
+                deadline = min(deadline, started + self.options.poll_interval)
+            elif self._other_events:
+                deadline = min(deadline, started + self.options.other_events_poll)
+            now = loop.time()
+            if now >= deadline:
+                break
+            self._stir.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.options.poll_interval)
-            self._wake.clear()
+                await asyncio.wait_for(self._stir.wait(), deadline - now)
+        self._urgent = self._events = self._other_events = False
 
     async def run_once(self) -> int:
         """One round: dispatch, then start the due attempts there is room for; how many
@@ -200,10 +314,17 @@ class WebhookSender:
             async with db.transaction() as session:
                 await webhooks.prune(session, KEEP_SETTLED)
         async with db.read() as session:
+            # Read first: events committed from now on wake the next round if theirs.
+            self._portals = await webhooks.active_portals(session)
             events, due = await webhooks.work_waiting(session)
-        if events:
+        self._behind = False
+        for _ in range(self.options.dispatch_batches if events else 0):
             async with db.transaction() as session:
-                due = await webhooks.dispatch(session, self.payload_of, gaps=self._gaps) > 0 or due
+                done = await webhooks.dispatch_batch(session, self.payload_of, gaps=self._gaps)
+            due = due or done.deliveries > 0
+            self._behind = done.full or done.held
+            if not done.full:
+                break
         free = self.options.concurrency - len(self._inflight)
         if free <= 0 or not due:
             return 0
@@ -221,7 +342,7 @@ class WebhookSender:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
-        self._wake.set()  # a slot is free: due work may be waiting for it
+        self.wake()  # a slot is free, and a retry may be due at a new time
 
     async def _deliver(self, item: webhooks.Claimed) -> None:
         try:

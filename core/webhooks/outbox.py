@@ -10,9 +10,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.storage.models import Event, WebhookCursor, WebhookDelivery, WebhookEndpoint, utcnow
@@ -49,15 +49,31 @@ class GapClock:
             del self._first_seen[key]
 
 
+@dataclass(frozen=True)
+class Dispatched:
+    """What one ``dispatch_batch`` did."""
+
+    deliveries: int  # written
+    full: bool = False  # it took a whole batch of events: more may wait right behind
+    held: bool = False  # it stopped at a gap in the ids not yet settled (PostgreSQL)
+
+
 async def dispatch(session: AsyncSession, payload_of: Callable[[Event], str], *,
                    gaps: GapClock | None = None, limit: int = 500) -> int:
     """Turn the events past the cursor into deliveries of the endpoints that want them;
     the number of deliveries written. 0 at once when another node holds the cursor.
     ``gaps``: wait for gaps in the ids (PostgreSQL); None where ids commit in order."""
+    return (await dispatch_batch(session, payload_of, gaps=gaps, limit=limit)).deliveries
+
+
+async def dispatch_batch(session: AsyncSession, payload_of: Callable[[Event], str], *,
+                         gaps: GapClock | None = None, limit: int = 500) -> Dispatched:
+    """``dispatch``, saying also whether events may be left past the cursor: a whole
+    batch was taken, or a gap holds the rest back."""
     cursor = await session.scalar(select(WebhookCursor).where(WebhookCursor.id == 1)
                                   .with_for_update(skip_locked=True))
     if cursor is None:
-        return 0
+        return Dispatched(0)
     rows = (await session.execute(
         select(Event.id, Event.portal_id, Event.type).where(Event.id > cursor.last_event_id)
         .order_by(Event.id).limit(limit))).all()
@@ -68,8 +84,9 @@ async def dispatch(session: AsyncSession, payload_of: Callable[[Event], str], *,
             break
         taken.append(row)
         expected = row.id + 1
+    held = len(taken) < len(rows)
     if not taken:
-        return 0
+        return Dispatched(0, held=held)
     portals = {row.portal_id for row in taken}
     endpoints = (await session.scalars(select(WebhookEndpoint).where(
         WebhookEndpoint.portal_id.in_(portals),
@@ -102,7 +119,7 @@ async def dispatch(session: AsyncSession, payload_of: Callable[[Event], str], *,
     if gaps is not None:
         gaps.forget_below(cursor.last_event_id)
     await session.flush()
-    return written
+    return Dispatched(written, full=len(rows) == limit and not held, held=held)
 
 
 async def work_waiting(session: AsyncSession) -> tuple[bool, bool]:
@@ -119,6 +136,23 @@ async def work_waiting(session: AsyncSession) -> tuple[bool, bool]:
                WebhookDelivery.next_attempt_at <= utcnow(),
                WebhookEndpoint.state == EndpointState.ACTIVE).limit(1)) is not None
     return events, due
+
+
+async def active_portals(session: AsyncSession) -> set[int]:
+    """The portals with an active endpoint: only their events make deliveries."""
+    return set((await session.scalars(
+        select(WebhookEndpoint.portal_id).where(WebhookEndpoint.state == EndpointState.ACTIVE)
+        .distinct())).all())
+
+
+async def next_due(session: AsyncSession) -> datetime | None:
+    """When the earliest pending delivery of an active endpoint is due (a retry's time,
+    or a claim's end), None when none is pending: the sender sleeps until then."""
+    return await session.scalar(
+        select(func.min(WebhookDelivery.next_attempt_at))
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(WebhookDelivery.status == DeliveryStatus.PENDING,
+               WebhookEndpoint.state == EndpointState.ACTIVE))
 
 
 async def prune(session: AsyncSession, older_than: timedelta) -> int:

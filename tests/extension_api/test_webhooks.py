@@ -27,6 +27,7 @@ from tests.support.server import PortalAccount, Server
 class Received:
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass
