@@ -20,6 +20,12 @@ from core.storage.db import Database, sqlite_url
 SENDER_AUTH_THREADS = 16
 
 
+@functools.lru_cache(maxsize=16)
+def _networks(texts: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """``trusted_networks`` parsed once (each message's sender check asks)."""
+    return tuple(ipaddress.ip_network(text, strict=False) for text in texts)
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("var")
@@ -63,8 +69,7 @@ class Settings:
             return False
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
-        return any(ip in ipaddress.ip_network(network, strict=False)
-                   for network in self.trusted_networks)
+        return any(ip in network for network in _networks(self.trusted_networks))
 
     def dns_config(self) -> DnsConfig:
         lifetime = 2 * self.dns_timeout
