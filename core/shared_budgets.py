@@ -36,6 +36,7 @@ import asyncpg
 from limits import RateLimitItem
 
 from core.errors import StorageUnavailable
+from core.storage import connections
 from core.storage.listen import asyncpg_dsn
 
 SCHEMA = "inboxlog_ephemeral"
@@ -102,7 +103,10 @@ class SharedBudgets:
             return self._pool
         async with self._lock:
             if self._pool is None or self._pid != os.getpid():
-                pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4)
+                share = connections.current()  # this process's (made after a fork)
+                pool = await asyncpg.create_pool(
+                    self.dsn, min_size=1, max_size=share.budget_pool,
+                    server_settings={"application_name": share.name("rate limits")})
                 async with pool.acquire() as conn, conn.transaction():
                     await conn.execute("SELECT pg_advisory_xact_lock($1)", _MAKE_LOCK)
                     for statement in _MAKE:

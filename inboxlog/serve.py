@@ -24,9 +24,11 @@ from sqlalchemy import func, select, text
 
 from core import accounts, leases, retention, web_accounts
 from core.runtime import Runtime, Settings
+from core.storage import connections
 from core.storage.db import migrate
 from core.storage.models import Portal
 from core.tickets.acknowledgements import OutboxSender
+from core.tickets.refigure import Refigurer
 from extension_api.app import DEFAULT_CORS_ORIGINS, create_app
 from extension_api.throttle import DEFAULT_RATE_LIMIT
 from inbox_sync.service import InboxService, ServiceOptions
@@ -64,6 +66,9 @@ class ServeOptions:
     # The SMTP port's proxies (addresses or networks): every connection must open with a
     # PROXY protocol header from one of them. (): no proxy, none is read.
     smtp_proxy_from: tuple[str, ...] = ()
+    # PostgreSQL connections this node may hold, split over its workers
+    # (core.storage.connections); SQLite ignores it.
+    db_connections: int = connections.DEFAULT_BUDGET
 
 
 @dataclass(frozen=True)
@@ -209,6 +214,9 @@ async def serve(settings: Settings, options: ServeOptions, worker: Worker | None
     """Serve until SIGTERM/SIGINT (or, in a worker, its supervisor's end). Without
     ``worker`` this process is the whole server: it prepares the database first (see
     ``prepare``) and prints the banner; a worker's supervisor did both."""
+    connections.use(connections.share_of(
+        options.db_connections, worker.count if worker else 1, worker.index if worker else 0,
+        f"inboxlog serve worker {worker.index}" if worker else "inboxlog serve"))
     runtime = Runtime(settings)
     try:
         demo = await _prepare(runtime, options) if worker is None else None
@@ -245,6 +253,9 @@ async def serve(settings: Settings, options: ServeOptions, worker: Worker | None
         # Acknowledgements a relay failure or a dead process left unsent (every process
         # runs one; a sweep is one node's turn).
         ack_sender = OutboxSender(runtime).start()
+        # Ticket figures an hours change left stale (every process runs one; one at a
+        # time walks, by its lease).
+        refigurer = Refigurer(runtime.db).start()
         # PostgreSQL: event streams here wake at events committed by any node.
         events_listener = app.state.events.listen(runtime.db)
         if demo is not None:
@@ -272,6 +283,7 @@ async def serve(settings: Settings, options: ServeOptions, worker: Worker | None
             await inbox_service.stop()
             await webhook_sender.stop()
             await ack_sender.stop()
+            await refigurer.stop()
             if events_listener is not None:
                 events_listener.cancel()
             if smtp_server is not None:

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import (
 
 from core._files import private_dir, private_file
 from core.errors import StorageUnavailable
-from core.storage import _inline_sqlite
+from core.storage import _inline_sqlite, connections
 from core.storage import statements as statements_module
 from core.storage.group_commit import GroupCommit
 from core.storage.statements import STATEMENTS, KeptConnection
@@ -177,7 +177,11 @@ class Database:
         else:
             # 20 SMTP sessions look up RCPT at once: connections opened past the pool
             # for them (TLS, authentication) and closed again cost more than the look-ups.
-            self.read_engine = self.write_engine = _make_engine(url, pool_size=20, max_overflow=10)
+            # The sizes are this process's share of the node's budget (20 + 10 alone).
+            share = connections.current()
+            self.read_engine = self.write_engine = _make_engine(
+                url, pool_size=share.engine_pool, max_overflow=share.engine_overflow,
+                connect_args={"server_settings": {"application_name": share.name("engine")}})
             self._ingest_engine = self.write_engine
             # The RCPT look-ups read one row: no transaction around it (BEGIN, ROLLBACK).
             self._lookup_engine = self.write_engine.execution_options(

@@ -22,6 +22,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy import make_url
 
+from core.storage import connections
+
 log = logging.getLogger(__name__)
 
 EVENTS_CHANNEL = "inboxlog_events"
@@ -63,7 +65,8 @@ class Listener:
 
     async def _listen_once(self) -> None:
         """Connect, listen until the connection is lost; returns then (or raises)."""
-        conn: Any = await asyncpg.connect(self.dsn, timeout=10)
+        conn: Any = await asyncpg.connect(self.dsn, timeout=10, server_settings={
+            "application_name": connections.current().name("listen")})
         lost = asyncio.Event()
         try:
             conn.add_termination_listener(lambda _conn: lost.set())
