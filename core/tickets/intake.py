@@ -52,7 +52,6 @@ from core.tickets.senders import (
     ACK_INTERVAL,
     CAP_ROW,
     SENDER_WINDOW,
-    claim_acknowledgement,
     count_message,
     hourly_ticket_cap,
     opened_this_hour,
@@ -67,10 +66,6 @@ from core.types import (
     ThreadReason,
 )
 
-# Importable from here as before the split (core.tickets.replies, the race tests).
-_store = store_email
-_counted = count_message
-_claim_acknowledgement = claim_acknowledgement
 __all__ = ["ACK_INTERVAL", "SENDER_WINDOW", "addressed_inbox", "answered_ticket",
            "hourly_ticket_cap", "log_mailbox_sent", "log_team_mail", "own_addresses"]
 

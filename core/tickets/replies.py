@@ -53,9 +53,9 @@ from core.storage.models import (
 )
 from core.tickets import activity, canned, presence, service
 from core.tickets.activity import Kind
-from core.tickets.intake import _store
 from core.tickets.matching import Status, with_token
 from core.tickets.presence import Present, State
+from core.tickets.recording import store_email
 from core.types import Direction, EventType, InboxErrorCode, MessageId, ThreadReason
 
 if TYPE_CHECKING:
@@ -332,7 +332,7 @@ async def _log(runtime: Runtime, portal_id: int, user_id: int, ticket_id: int,
         contacts = [c for c in [await session.get(Contact, cid) for cid in
                                 await service.contact_ids(session, ticket.id)]
                     if c is not None and c.email in draft.recipients]
-        email = await _store(session, portal, inbox, prepared, runtime.blobs,
+        email = await store_email(session, portal, inbox, prepared, runtime.blobs,
                              ticket.thread_id, ThreadReason.IN_REPLY_TO, contacts, agent,
                              None, None)
         await claim_refs(session, portal_id, ticket.thread_id, [draft.message_id])

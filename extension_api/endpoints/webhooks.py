@@ -56,6 +56,7 @@ async def create(request: Request, principal: Principal) -> Response:
             session, box, principal.portal_id, url=url, event_types=body.events,
             description=body.description)
         created = new_webhook_of(endpoint, secret)
+    _wake_sender(request)  # events from now on: no wait for the sender's next look
     return respond(created, 201)
 
 

@@ -1,6 +1,6 @@
 """A team inbox acknowledges a sender at most once per ACK_INTERVAL, also when two
 processes take that sender's mail at once on PostgreSQL (``serve --workers``, several
-nodes): core.tickets.intake claims the acknowledgement in one conditional UPDATE."""
+nodes): core.tickets.senders claims the acknowledgement in one conditional UPDATE."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from core.storage.db import Database
 from core.storage.models import TeamInbox, TeamInboxSender
-from core.tickets import intake
+from core.tickets import senders
 from tests.support.races import Hold, desk_inbox, second_waits_for_first
 
 SENDER = "carla@client.example"
@@ -17,7 +17,7 @@ SENDER = "carla@client.example"
 async def _inbox(db: Database) -> int:
     async with db.transaction() as session:
         inbox = await desk_inbox(session)
-        await intake._counted(session, inbox, SENDER)  # the row intake writes first
+        await senders.count_message(session, inbox, SENDER)  # the row intake writes first
         return inbox.id
 
 
@@ -25,7 +25,7 @@ async def _claim(db: Database, inbox_id: int, hold: Hold | None = None) -> bool:
     async with db.transaction() as session:
         inbox = await session.get(TeamInbox, inbox_id)
         assert inbox is not None
-        claimed = await intake._claim_acknowledgement(session, inbox.id, SENDER)
+        claimed = await senders.claim_acknowledgement(session, inbox.id, SENDER)
         if hold is not None:
             await hold.here()
         return claimed
@@ -50,7 +50,7 @@ async def test_acknowledged_again_after_the_interval(database: Database) -> None
     async with database.transaction() as session:
         row = await session.get(TeamInboxSender, (inbox_id, SENDER))
         assert row is not None and row.last_ack_at is not None
-        row.last_ack_at -= intake.ACK_INTERVAL + timedelta(seconds=1)
+        row.last_ack_at -= senders.ACK_INTERVAL + timedelta(seconds=1)
     assert await _claim(database, inbox_id) is True
     async with database.transaction() as session:
-        assert not await intake._claim_acknowledgement(session, inbox_id, "x@client.example")
+        assert not await senders.claim_acknowledgement(session, inbox_id, "x@client.example")

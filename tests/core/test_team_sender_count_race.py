@@ -1,6 +1,6 @@
 """A team inbox's per-sender hourly count on PostgreSQL, where writers run at once
 (``serve --workers``, several nodes): two messages of one sender counted at the same
-time are two more, never one (core.tickets.intake counts in one upsert statement).
+time are two more, never one (core.tickets.senders counts in one upsert statement).
 (SQLite has one writer at a time: nothing to race; the hour's reset on both backends.)"""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from core.storage.db import Database
 from core.storage.models import TeamInbox, TeamInboxSender
-from core.tickets import intake
+from core.tickets import senders
 from tests.support.races import Hold, desk_inbox, second_waits_for_first
 
 SENDER = "carla@client.example"
@@ -25,7 +25,7 @@ async def _count(db: Database, inbox_id: int, hold: Hold | None = None) -> int:
     async with db.transaction() as session:
         inbox = await session.get(TeamInbox, inbox_id)
         assert inbox is not None
-        count = await intake._counted(session, inbox, SENDER)
+        count = await senders.count_message(session, inbox, SENDER)
         if hold is not None:
             await hold.here()
         return count
@@ -54,9 +54,9 @@ async def test_a_new_hour_counts_from_one(database: Database) -> None:
     async with database.transaction() as session:
         row = await session.get(TeamInboxSender, (inbox_id, SENDER))
         assert row is not None
-        row.window_start -= intake.SENDER_WINDOW + timedelta(seconds=1)
+        row.window_start -= senders.SENDER_WINDOW + timedelta(seconds=1)
     assert await _count(database, inbox_id) == 1
     async with database.transaction() as session:
         inbox = await session.get(TeamInbox, inbox_id)
         assert inbox is not None
-        assert await intake._counted(session, inbox, "other@client.example") == 1
+        assert await senders.count_message(session, inbox, "other@client.example") == 1
