@@ -22,15 +22,17 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, delete, event, insert, inspect, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, UOWTransaction
 
 from core.sla import Activity, BusinessHours, TicketSla, ticket_sla
 from core.storage.models import (
     EmailSource,
+    FigureWalk,
     TeamInbox,
     Ticket,
     TicketActivity,
@@ -38,11 +40,13 @@ from core.storage.models import (
     TicketFigures,
     TicketFigureValue,
 )
+from core.storage.models.base import utcnow
 
 SLA_KINDS = ("created", "customer_message", "agent_reply", "status")
 _KEPT_KINDS = (*SLA_KINDS, "assigned")  # assignments: workload's, in their own table
 _TICKETS = "inboxlog.figures.tickets"  # session.info keys: what the commit recomputes
 _INBOXES = "inboxlog.figures.inboxes"
+_MARKED = "inboxlog.figures.marked"
 _CHUNK = 500  # ids per IN (): the drivers' parameter limits
 
 
@@ -216,8 +220,10 @@ def _refresh_noted(session: Session) -> None:
     inbox_ids: set[int] = session.info.pop(_INBOXES, set())
     connection = session.connection()
     if inbox_ids:
-        ticket_ids.update(connection.scalars(select(Ticket.id).where(
-            Ticket.team_inbox_id.in_(sorted(inbox_ids)))))
+        # Not every ticket of the inbox here: that would hold the write lock (SQLite's
+        # only one) for as long as thousands take. core.tickets.refigure redoes them.
+        mark_stale(connection, inbox_ids)
+        session.info[_MARKED] = True
     ticket_ids = {ticket_id for ticket_id in ticket_ids if ticket_id is not None}
     if not ticket_ids:
         return
@@ -228,7 +234,45 @@ def _refresh_noted(session: Session) -> None:
     refresh(connection, ticket_ids)
 
 
+@event.listens_for(Session, "after_commit")
+def _wake(session: Session) -> None:
+    if session.info.pop(_MARKED, False):
+        for wake in list(_on_marked):
+            wake()
+
+
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     session.info.pop(_TICKETS, None)
     session.info.pop(_INBOXES, None)
+    session.info.pop(_MARKED, None)
+
+
+# --- stale after an hours change --------------------------------------------------------
+
+_on_marked: list[Callable[[], None]] = []  # called after a commit that marked inboxes
+
+
+def on_marked(wake: Callable[[], None]) -> Callable[[], None]:
+    """Call ``wake`` (on the committing thread, the event loop's) after each commit in
+    this process that marked inboxes stale; returns what unregisters it."""
+    _on_marked.append(wake)
+    return lambda: _on_marked.remove(wake)
+
+
+def mark_stale(connection: Connection, inbox_ids: Iterable[int]) -> None:
+    """Mark these inboxes' figures stale (``ticket_figure_walks``), their walk starting
+    over from their first ticket (a walk under way was computing with hours that are
+    no longer the inbox's). In the caller's transaction; on PostgreSQL the row is
+    locked until it ends, so a walk's step on it waits for the change or the change
+    for the step."""
+    dialect = connection.dialect.name
+    insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    for inbox_id, portal_id in connection.execute(
+            select(TeamInbox.id, TeamInbox.portal_id)
+            .where(TeamInbox.id.in_(sorted(inbox_ids)))):
+        stmt = insert_of(FigureWalk).values(team_inbox_id=inbox_id, portal_id=portal_id,
+                                           after_ticket_id=0, marked_at=utcnow())
+        connection.execute(stmt.on_conflict_do_update(
+            index_elements=[FigureWalk.team_inbox_id],
+            set_={"after_ticket_id": 0, "marked_at": stmt.excluded.marked_at}))

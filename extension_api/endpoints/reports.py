@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from core import reports
 from core.storage.models import TeamInbox
-from core.tickets import access
+from core.tickets import access, refigure
 from extension_api.auth import Principal, authenticated, runtime_of
 from extension_api.endpoints._params import query_int
 from extension_api.errors import ApiError, ApiErrorCode
@@ -96,7 +96,10 @@ def _report(build: Callable[[Request, AsyncSession, reports.Scope, Range], Await
     async def endpoint(request: Request, principal: Principal) -> Response:
         async with runtime_of(request).db.read() as session:
             scope, span = await _scope(request, principal, session)
-            return respond(await build(request, session, scope, span))
+            report = await build(request, session, scope, span)
+            report.recomputing = await refigure.recomputing(session, scope.portal_id,
+                                                            scope.inboxes)
+            return respond(report)
 
     endpoint.__doc__ = build.__doc__
     return endpoint

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core import reports
-from core.tickets import access
+from core.tickets import access, refigure
 from core.tickets.inboxes import list_inboxes
 from extension_api.endpoints.reports import (
     DEFAULT_DAYS,
@@ -138,12 +138,14 @@ async def reports_page(request: Request, viewer: Viewer) -> Response:
         workload = await reports.workload(session, scope)
         status = await reports.status(session, scope, timedelta(hours=hours))
         times = await reports.response_times(session, scope)
+        recomputing = await refigure.recomputing(session, viewer.portal_id, scope_inboxes)
     figures: dict[str, Any] = {name: getattr(times, name) for name, _ in TIMES}
     return render(
         request, "reports.html", given={**given, "from": str(first), "to": str(last),
                                         "time_zone": zone.key, "stale_hours": str(hours)},
         inboxes=inboxes, inbox_id=inbox_id, volume=volume, times=times, figures=figures,
         labels=dict(TIMES), workload=workload, counts=status, hours=hours,
+        recomputing=recomputing,
         source=words.source, duration=charts.duration,
         drawn={"volume": _volume_chart(volume, first, last), "times": _times_chart(times),
                "workload": _workload_chart(workload), "status": _status_chart(status, hours)})

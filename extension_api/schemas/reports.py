@@ -34,6 +34,9 @@ class VolumeReport(ResponseShape):
     range: Range
     total: int
     items: list[VolumeDay]
+    # An inbox counted had its hours changed and its tickets' figures are being
+    # recomputed (core.tickets.refigure): those not yet redone count their old figures.
+    recomputing: bool = False
 
 
 class Figures(ResponseShape):
@@ -57,6 +60,9 @@ class ResponseTimesReport(ResponseShape):
     reopened_first_response: Figures
     next_response: Figures
     first_resolution: Figures
+    # An inbox counted had its hours changed and its tickets' figures are being
+    # recomputed (core.tickets.refigure): those not yet redone count their old figures.
+    recomputing: bool = False
 
 
 class AgentLoad(ResponseShape):
@@ -77,6 +83,9 @@ class WorkloadReport(ResponseShape):
     range: Range
     unassigned: int
     items: list[AgentLoad]
+    # An inbox counted had its hours changed and its tickets' figures are being
+    # recomputed (core.tickets.refigure): those not yet redone count their old figures.
+    recomputing: bool = False
 
 
 class StatusReport(ResponseShape):
@@ -90,6 +99,9 @@ class StatusReport(ResponseShape):
     unassigned: int
     stale: int
     stale_hours: int
+    # An inbox counted had its hours changed and its tickets' figures are being
+    # recomputed (core.tickets.refigure): those not yet redone count their old figures.
+    recomputing: bool = False
 
 
 def _figures(figures: reports.Figures) -> Figures:

@@ -224,7 +224,8 @@ def test_a_member_sees_only_their_inboxes(server: Server, fixture: Fixture) -> N
     assert nothing["tickets"] == 0 and nothing["first_response"] == _figures(0, None, None,
                                                                              None)
     assert _get(server, cara_token, "workload") == {"range": nothing["range"],
-                                                    "unassigned": 0, "items": []}
+                                                    "unassigned": 0, "items": [],
+                                                    "recomputing": False}
     with server.api(cara_token) as api:
         assert api.get("/api/v1/reports/volume",
                        params={"team_inbox_id": fixture.support}).status_code == 404

@@ -20,7 +20,12 @@ from core.storage.models.lease import NodeLease  # noqa: F401 (core.leases)
 from core.storage.models.outbox import AcknowledgementOutbox
 from core.storage.models.portal import ApiToken, Portal, User, UserAddress
 from core.storage.models.replies import CannedResponse, TicketPresence
-from core.storage.models.reports import TicketAssignment, TicketFigures, TicketFigureValue
+from core.storage.models.reports import (
+    FigureWalk,
+    TicketAssignment,
+    TicketFigures,
+    TicketFigureValue,
+)
 from core.storage.models.retention import IngestLogEntry, RawCopy
 from core.storage.models.team import (
     AgentCapacity,
@@ -55,6 +60,7 @@ __all__ = [
     "EmailSource",
     "EmailTicket",
     "Event",
+    "FigureWalk",
     "Inbox",
     "InboxFolder",
     "IngestLogEntry",

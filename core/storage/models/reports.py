@@ -102,3 +102,20 @@ class TicketAssignment(Base):
     team_inbox_id: Mapped[int] = mapped_column(BigInteger)
     at: Mapped[datetime] = mapped_column()
     user_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class FigureWalk(Base):
+    """A team inbox whose tickets' figures are stale: its hours changed and
+    ``core.tickets.refigure`` has not yet recomputed every ticket under them. The walk
+    goes in ticket id order; ``after_ticket_id`` is the last one it redid (0: from the
+    start, as a new change of the hours sets it). Deleted when the walk is done; a
+    report on the inbox says ``recomputing`` while it exists."""
+
+    __tablename__ = "ticket_figure_walks"
+
+    team_inbox_id: Mapped[int] = mapped_column(
+        ForeignKey("team_inboxes.id", ondelete="CASCADE"), primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"),
+                                           index=True)
+    after_ticket_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    marked_at: Mapped[datetime] = mapped_column()
