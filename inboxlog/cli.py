@@ -20,6 +20,7 @@ from core import secret_key as secret_key_file
 from core.errors import CoreError
 from core.outbound_mail import SmtpRelay
 from core.runtime import Runtime, Settings, parse_nameserver
+from core.storage import connections
 from core.storage.blobs import parse_s3_url
 from core.storage.db import migrate as run_migrations
 from core.storage.statements import lookup_timeout
@@ -136,6 +137,13 @@ def _listening_url(host: str, port: int, *, tls: bool) -> str:
         help="Processes sharing the SMTP and HTTP ports (PostgreSQL only), under a "
              "supervisor that restarts one that dies; worker 0 alone runs the periodic "
              "purge and the inbox sync.")
+@option("--db-connections", type=click.IntRange(min=1),
+        default=connections.DEFAULT_BUDGET, show_default=True,
+        help="PostgreSQL connections this node may hold at once, split over its "
+             "workers (each worker's engine pool and overflow, its rate-limit pool, its "
+             "2 LISTEN connections); refused at start when the server cannot take "
+             "them. Several nodes: their sum must fit max_connections. Ignored on "
+             "SQLite.")
 @option("--smtp-proxy-protocol", is_flag=True,
         help="Every SMTP connection opens with a PROXY protocol header (HAProxy's "
              "send-proxy or send-proxy-v2) naming the client, whose address the sender "
@@ -202,7 +210,8 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
                   http_port: int, bcc_domain: str, base_url: str, secret_key: str,
                   tls_cert: Path | None, tls_key: Path | None, no_demo: bool,
                   forwarded_allow_ips: str, cors_origins: str | None, only: str | None,
-                  workers: int, smtp_proxy_protocol: bool, smtp_proxy_from: str,
+                  workers: int, db_connections: int, smtp_proxy_protocol: bool,
+                  smtp_proxy_from: str,
                   api_rate_limit: str,
                   purge_interval: int, allow_mail_hosts: str, inbox_timeout: float,
                   inbox_sync: bool, inbox_poll_interval: float,
@@ -219,6 +228,7 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
         check_workers(Settings(data_dir=data_dir, db_url=db), workers)
     except WorkersUnavailable as exc:
         raise click.BadParameter(str(exc), param_hint="--workers") from None
+    _check_db_connections(Settings(data_dir=data_dir, db_url=db), db_connections, workers)
     try:  # the settings read from the environment only: refused now, not at first use
         lookup_timeout()
         if workers > 1:
@@ -249,7 +259,7 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
         tls_cert=tls_cert, tls_key=tls_key, demo=not no_demo,
         forwarded_allow_ips=forwarded_allow_ips, smtp=only != "http", http=only != "smtp",
         cors_origins=cors_origins or DEFAULT_CORS_ORIGINS,
-        workers=workers,
+        workers=workers, db_connections=db_connections,
         smtp_proxy_from=(_networks(smtp_proxy_from, "--smtp-proxy-from")
                          if smtp_proxy_protocol else ()),
         api_rate_limit=api_rate_limit,
@@ -267,6 +277,39 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
     if workers > 1:
         sys.exit(run_workers(settings, options))
     run(serve(settings, options))
+
+
+def _check_db_connections(settings: Settings, budget: int, workers: int) -> None:
+    """On PostgreSQL, refuse a budget a worker cannot work with, or more than the server
+    takes beside its other clients (BadParameter, exit 2); warn when the inboxlog
+    processes already connected and this node together may not fit."""
+    if settings.database_url.startswith("sqlite"):
+        return  # no server to share: SQLite's engines are files in this process
+    hint = "--db-connections"
+    try:
+        most = connections.node_most(budget, workers)
+    except connections.BudgetTooSmall as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+    try:
+        room = asyncio.run(connections.room(settings.database_url))
+    except Exception as exc:  # serve's start reports an unreachable database itself
+        logging.getLogger("inboxlog").warning(
+            "could not read PostgreSQL's max_connections (%s: %s); %s unchecked",
+            type(exc).__name__, exc, hint)
+        return
+    if most > room.for_inboxlog:
+        raise click.BadParameter(
+            f"this node ({workers} worker(s)) may hold up to {most} connections at once, "
+            f"but {room.numbers()}: at most {room.for_inboxlog} are left (lower it, or "
+            "raise max_connections)",
+            param_hint=hint)
+    if most + room.inboxlog > room.for_inboxlog:
+        logging.getLogger("inboxlog").warning(
+            "this node may hold %d PostgreSQL connections (%s %d) and other inboxlog "
+            "processes (other nodes, commands) hold %d now; %s: under load together "
+            "they may exceed it (\"too many clients\"): the nodes' %s together must "
+            "stay within %d", most, hint, budget, room.inboxlog, room.numbers(), hint,
+            room.for_inboxlog)
 
 
 def _list(text: str) -> tuple[str, ...]:

@@ -214,9 +214,11 @@ async def serve(settings: Settings, options: ServeOptions, worker: Worker | None
     """Serve until SIGTERM/SIGINT (or, in a worker, its supervisor's end). Without
     ``worker`` this process is the whole server: it prepares the database first (see
     ``prepare``) and prints the banner; a worker's supervisor did both."""
-    connections.use(connections.share_of(
-        options.db_connections, worker.count if worker else 1, worker.index if worker else 0,
-        f"inboxlog serve worker {worker.index}" if worker else "inboxlog serve"))
+    if not settings.database_url.startswith("sqlite"):  # SQLite: no server to share
+        connections.use(connections.share_of(
+            options.db_connections, worker.count if worker else 1,
+            worker.index if worker else 0,
+            f"inboxlog serve worker {worker.index}" if worker else "inboxlog serve"))
     runtime = Runtime(settings)
     try:
         demo = await _prepare(runtime, options) if worker is None else None

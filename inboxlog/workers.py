@@ -47,6 +47,7 @@ from pathlib import Path
 
 from core import metrics
 from core.runtime import Settings
+from core.storage import connections
 from inboxlog.serve import ServeOptions, Worker, prepare, print_banner, run, serve
 
 log = logging.getLogger("inboxlog.workers")
@@ -333,6 +334,9 @@ def run_workers(settings: Settings, options: ServeOptions) -> int:
 
 
 def _run_workers(settings: Settings, options: ServeOptions) -> int:
+    # The supervisor's connections (the migrations, then none) are named too; each
+    # worker takes its share of options.db_connections (serve.serve).
+    connections.use(connections.Share(process="inboxlog serve supervisor"))
     demo = asyncio.run(prepare(settings, options))
     if threading.active_count() > 1:  # a thread would not survive the fork in a worker
         log.warning("%d threads before starting the workers", threading.active_count())
