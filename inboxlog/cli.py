@@ -297,13 +297,13 @@ def _check_db_connections(settings: Settings, budget: int, workers: int) -> None
             "could not read PostgreSQL's max_connections (%s: %s); %s unchecked",
             type(exc).__name__, exc, hint)
         return
-    if most > room.for_inboxlog:
+    if not room.fits(most):
         raise click.BadParameter(
             f"this node ({workers} worker(s)) may hold up to {most} connections at once, "
             f"but {room.numbers()}: at most {room.for_inboxlog} are left (lower it, or "
             "raise max_connections)",
             param_hint=hint)
-    if most + room.inboxlog > room.for_inboxlog:
+    if room.crowded(most):
         logging.getLogger("inboxlog").warning(
             "this node may hold %d PostgreSQL connections (%s %d) and other inboxlog "
             "processes (other nodes, commands) hold %d now; %s: under load together "

@@ -94,3 +94,62 @@ def use(share: Share) -> None:
 
 def current() -> Share:
     return _current
+
+
+@dataclass(frozen=True)
+class Room:
+    """What a PostgreSQL server has room for, now."""
+
+    max_connections: int
+    reserved: int  # superuser_reserved_connections
+    others: int  # client connections of anything but inboxlog
+    inboxlog: int  # client connections named inboxlog (other nodes, commands)
+
+    @property
+    def limit(self) -> int:
+        """The connections ordinary roles may open in all."""
+        return self.max_connections - self.reserved
+
+    @property
+    def for_inboxlog(self) -> int:
+        """What other clients leave to inboxlog's nodes together."""
+        return self.limit - self.others
+
+    def numbers(self) -> str:
+        return (f"PostgreSQL takes {self.limit} (max_connections {self.max_connections} "
+                f"- superuser_reserved_connections {self.reserved}), {self.others} of them "
+                f"held by other clients")
+
+    def fits(self, most: int) -> bool:
+        """Whether a node of ``most`` connections fits beside the other clients."""
+        return most <= self.for_inboxlog
+
+    def crowded(self, most: int) -> bool:
+        """Whether it may not, beside the inboxlog processes connected now (other
+        nodes): their connections now are a floor of what they may hold."""
+        return most + self.inboxlog > self.for_inboxlog
+
+
+_ROOM = (
+    "SELECT current_setting('max_connections')::int AS max_connections,"
+    " current_setting('superuser_reserved_connections')::int AS reserved,"
+    " count(*) FILTER (WHERE coalesce(application_name, '') NOT LIKE 'inboxlog%') AS others,"
+    " count(*) FILTER (WHERE application_name LIKE 'inboxlog%') AS inboxlog"
+    " FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+)
+
+
+async def room(url: str) -> Room:
+    """Read the room at the server of ``url`` (asyncpg's errors pass)."""
+    import asyncpg
+
+    from core.storage.listen import asyncpg_dsn
+
+    conn = await asyncpg.connect(asyncpg_dsn(url), timeout=10, server_settings={
+        "application_name": "inboxlog serve start"})
+    try:
+        row = await conn.fetchrow(_ROOM)
+    finally:
+        await conn.close()
+    assert row is not None
+    return Room(row["max_connections"], row["reserved"], row["others"], row["inboxlog"])

@@ -10,6 +10,7 @@ from core.storage.connections import (
     DEFAULT_BUDGET,
     LISTENERS,
     BudgetTooSmall,
+    Room,
     Share,
     least_per_process,
     node_most,
@@ -56,3 +57,16 @@ def test_a_budget_too_small_for_each_worker_says_so() -> None:
     with pytest.raises(BudgetTooSmall, match=leave):
         share_of(20, 4, 0, "w")
     assert least_per_process() == 7
+
+
+def test_room_for_a_node_beside_the_other_clients_and_nodes() -> None:
+    """PostgreSQL's 100 less 3 reserved less 10 other clients leave 87: a node of 87
+    fits, of 88 not; beside 30 connections of other inboxlog processes a node of 58 is
+    crowded (they may grow), of 57 not."""
+    room = Room(max_connections=100, reserved=3, others=10, inboxlog=30)
+    assert room.limit == 97 and room.for_inboxlog == 87
+    assert room.fits(87) and not room.fits(88)
+    assert room.crowded(58) and not room.crowded(57)
+    assert room.numbers() == ("PostgreSQL takes 97 (max_connections 100 - "
+                              "superuser_reserved_connections 3), 10 of them held by "
+                              "other clients")
