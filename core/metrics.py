@@ -24,8 +24,8 @@ from prometheus_client import (
 )
 from prometheus_client.metrics import MetricWrapperBase
 
-__all__ = ["CONTENT_TYPE_LATEST", "INGESTED", "SMTP_REPLIES", "TRACKING_HITS", "exposition",
-           "process_ended", "share_across_processes"]
+__all__ = ["CONTENT_TYPE_LATEST", "INGESTED", "SMTP_REPLIES", "TRACKING_HITS",
+           "TRACKING_HITS_DROPPED", "exposition", "process_ended", "share_across_processes"]
 
 # Counted by the SMTP server as it answers DATA (``smtp_ingest.server``).
 SMTP_REPLIES = Counter("inboxlog_smtp_data_replies", "Replies to SMTP DATA, by code", ["code"])
@@ -35,6 +35,9 @@ SMTP_REPLIES = Counter("inboxlog_smtp_data_replies", "Replies to SMTP DATA, by c
 INGESTED = Counter("inboxlog_ingested_messages", "Messages through the pipeline, by outcome",
                    ["outcome", "source"])
 TRACKING_HITS = Counter("inboxlog_tracking_hits", "Pixel and link requests received", ["kind"])
+# Hits answered but never recorded: over the recorder's pending caps (extension_api.live).
+TRACKING_HITS_DROPPED = Counter("inboxlog_tracking_hits_dropped",
+                                "Tracking hits dropped while too many waited to be recorded")
 
 _ENV = "PROMETHEUS_MULTIPROC_DIR"
 _shared: Path | None = None

@@ -13,11 +13,13 @@ import contextlib
 import json
 import logging
 import weakref
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from core import tracked_sends
 from core.errors import StorageUnavailable
+from core.metrics import TRACKING_HITS_DROPPED
 from core.storage.db import Database
 from core.storage.listen import EVENTS_CHANNEL, Listener
 from core.storage.models import Event
@@ -28,6 +30,10 @@ from extension_api.schemas.tracking import event_of
 log = logging.getLogger(__name__)
 
 MAX_SET_ASIDE = 10_000
+# Hits waiting to be recorded, while the database is away: per tracked send (one URL
+# replayed in a loop says nothing more after this many) and in all (every sender's).
+MAX_PENDING_PER_SEND = 1_000
+MAX_PENDING = 200_000
 
 
 async def event_stream(read: Callable[[int], Awaitable[Sequence[Event]]], bus: EventBus,
@@ -167,11 +173,32 @@ class HitRecorder:
         self.recorded = 0
         # Hits that failed to record on their own, kept (bounded) for a look, never retried.
         self.set_aside: list[tuple[str, Hit]] = []
+        self._pending_by_send: Counter[str] = Counter()
+        self.dropped = 0  # hits over the pending caps: answered, never recorded
 
     def add(self, send_token: str, hit: Hit) -> None:
+        """Queue a hit; one over ``MAX_PENDING_PER_SEND`` of its send, or over
+        ``MAX_PENDING`` in all (the database away for long, a URL replayed in a loop),
+        is dropped and counted instead: memory stays bounded, and one send's flood
+        never crowds out the other sends' hits."""
+        if (self._pending_by_send[send_token] >= MAX_PENDING_PER_SEND
+                or len(self._pending) >= MAX_PENDING):
+            self.dropped += 1
+            TRACKING_HITS_DROPPED.inc()
+            return
         self._pending.append((send_token, hit))
+        self._pending_by_send[send_token] += 1
         if len(self._pending) >= self._batch:
             self._wake.set()
+
+    def _done(self, hits: list[tuple[str, Hit]]) -> None:
+        """``hits`` are no longer pending (recorded, or set aside)."""
+        for send_token, _ in hits:
+            left = self._pending_by_send[send_token] - 1
+            if left > 0:
+                self._pending_by_send[send_token] = left
+            else:
+                del self._pending_by_send[send_token]
 
     def start(self) -> None:
         if self._task is None:
@@ -216,6 +243,7 @@ class HitRecorder:
     async def _record(self, batch: list[tuple[str, Hit]]) -> None:
         async with self._db.transaction() as session:
             await tracked_sends.record_hits(session, batch, link_days=self._link_days)
+        self._done(batch)
         self.recorded += len(batch)
         if self._on_recorded is not None:
             self._on_recorded()
@@ -236,6 +264,7 @@ class HitRecorder:
             except Exception:
                 log.exception("setting aside %d tracking hits of one send that cannot be "
                               "recorded", len(group))
+                self._done(group)
                 self.set_aside.extend(group)
                 del self.set_aside[: max(0, len(self.set_aside) - MAX_SET_ASIDE)]
             except BaseException:

@@ -32,7 +32,7 @@ from inbox_sync.service import ServiceOptions
 from inboxlog.oauth_options import oauth_config, oauth_options
 from inboxlog.serve import ServeOptions, one_node_at_a_time, run, serve
 from inboxlog.webhook_options import webhook_config, webhook_options
-from inboxlog.workers import WorkersUnavailable, check_workers, first_restart_delay, run_workers
+from inboxlog.workers import WorkersUnavailable, check_workers, run_workers
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -229,11 +229,9 @@ def serve_command(db: str, data_dir: Path, smtp_host: str, smtp_port: int, http_
     except WorkersUnavailable as exc:
         raise click.BadParameter(str(exc), param_hint="--workers") from None
     _check_db_connections(Settings(data_dir=data_dir, db_url=db), db_connections, workers)
-    try:  # the settings read from the environment only: refused now, not at first use
+    try:  # a setting only the environment gives: refused now, not at first use
         lookup_timeout()
-        if workers > 1:
-            first_restart_delay()
-    except (ValueError, WorkersUnavailable) as exc:
+    except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if smtp_relay:
         try:

@@ -333,8 +333,8 @@ async def _log(runtime: Runtime, portal_id: int, user_id: int, ticket_id: int,
                                 await service.contact_ids(session, ticket.id)]
                     if c is not None and c.email in draft.recipients]
         email = await store_email(session, portal, inbox, prepared, runtime.blobs,
-                             ticket.thread_id, ThreadReason.IN_REPLY_TO, contacts, agent,
-                             None, None)
+                                  ticket.thread_id, ThreadReason.IN_REPLY_TO, contacts,
+                                  agent, None, None)
         await claim_refs(session, portal_id, ticket.thread_id, [draft.message_id])
         session.add(EmailTicket(email_id=email.id, ticket_id=ticket.id))
         kind = "forward" if wanted.forward else "reply"

@@ -83,6 +83,10 @@ def test_requests_the_lane_leaves_to_the_app(server: Server, account: PortalAcco
     assert head.status_code == 200
     assert head.headers["content-type"] == "image/gif"
     assert _fetch(send["pixel_url"] + "/more", "203.0.113.7").status_code == 404
+    # A GET with a body over the API's limit: still BodyLimit's 413, and no open.
+    too_large = httpx.request("GET", send["pixel_url"], content=b"x" * (1024 * 1024 + 1),
+                              headers={"User-Agent": CHROME, "X-Forwarded-For": "203.0.113.10"})
+    assert too_large.status_code == 413
     deadline = time.monotonic() + 10
     with server.api(account.user_token) as api:
         while True:  # the verdicts are the classifier's (a burst of three): count them all

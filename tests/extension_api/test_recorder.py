@@ -111,3 +111,62 @@ async def test_a_poisoned_batch_is_set_aside_and_later_hits_are_recorded(
         assert any("setting aside 1 tracking hits" in r.getMessage() for r in caplog.records)
         # And the API still answers about both sends.
         assert (await api.get(f"/api/v1/tracked-sends/{poisoned['id']}")).status_code == 200
+
+
+async def test_pending_hits_are_capped_per_send_and_in_all(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the database is away, a send's hits past its cap are dropped (counted), not
+    kept: one URL replayed in a loop neither grows memory nor crowds out another send's
+    hits; once recorded, a send may queue again."""
+    from core.errors import StorageUnavailable
+    from extension_api import live as live_module
+
+    monkeypatch.setattr(live_module, "MAX_PENDING_PER_SEND", 3)
+    monkeypatch.setattr(live_module, "MAX_PENDING", 5)
+    real = tracked_sends.record_hits
+    away = True
+
+    async def record_hits(session: Any, hits: Iterable[tuple[str, Hit]], **options: Any) -> int:
+        if away:
+            raise StorageUnavailable("the database is away")
+        return await real(session, hits, **options)
+
+    monkeypatch.setattr(tracked_sends, "record_hits", record_hits)
+    recorder = live.app.state.recorder
+    headers = {"Authorization": f"Bearer {live.user_token}"}
+    async with httpx.AsyncClient(base_url=live.base_url, headers=headers) as api:
+        sends = []
+        for to in ("amy@buyer.example", "bob@buyer.example", "cy@buyer.example"):
+            response = await api.post("/api/v1/tracked-sends", json={
+                "to": [to], "subject": "Offer", "html": "<p>hello</p>"})
+            assert response.status_code == 201, response.text
+            sends.append(response.json())
+        flooded, other, third = sends
+
+        async def opens(send: dict[str, Any], count: int) -> None:
+            for n in range(count):
+                pixel = await api.get(send["pixel_url"], headers={
+                    "User-Agent": CHROME, "X-Forwarded-For": f"203.0.113.{n + 1}"})
+                assert pixel.status_code == 200  # always the GIF
+
+        await opens(flooded, 6)  # 3 kept, 3 over the send's cap
+        await opens(other, 2)  # kept: 5 pending in all
+        await opens(third, 1)  # over the cap in all
+        assert recorder.dropped == 4
+        away = False
+        for _ in range(50):
+            if (await _stored_hits(live.runtime, flooded["id"]),
+                    await _stored_hits(live.runtime, other["id"])) == (3, 2):
+                break
+            await asyncio.sleep(0.1)
+        assert await _stored_hits(live.runtime, flooded["id"]) == 3
+        assert await _stored_hits(live.runtime, other["id"]) == 2
+        assert await _stored_hits(live.runtime, third["id"]) == 0
+        await opens(flooded, 1)  # its pending hits were recorded: room again
+        for _ in range(50):
+            if await _stored_hits(live.runtime, flooded["id"]) == 4:
+                break
+            await asyncio.sleep(0.1)
+        assert await _stored_hits(live.runtime, flooded["id"]) == 4
+        assert recorder.dropped == 4
