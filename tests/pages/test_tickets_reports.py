@@ -69,7 +69,7 @@ def _api_figures(server: Server, token: str) -> dict[str, Any]:
     workload = _api(server, token, "workload")
     status = _api(server, token, "status")
     return {"volume": _api(server, token, "volume")["items"],
-            "times": {k: v for k, v in times.items() if k != "range"},
+            "times": {k: v for k, v in times.items() if k not in ("range", "recomputing")},
             "agents": [{k: v for k, v in a.items() if k not in ("email", "name")}
                        for a in workload["items"]],
             "unassigned": workload["unassigned"],
