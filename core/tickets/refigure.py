@@ -23,8 +23,12 @@ a transaction, yielding the write lock between them, until no inbox is stale:
 - while an inbox is stale its reports answer with the figures as they are (old ones
   for the tickets not yet redone) and say ``recomputing`` (``recomputing``).
 
-The process that committed a mark wakes its ``Refigurer`` at once; marks committed by
-other processes are found within ``IDLE`` seconds.
+The process that committed a mark wakes its ``Refigurer`` at once, which walks (or, the
+lease held elsewhere, asks again every third of its TTL until it is done); each looks
+once when it starts (a walk cut short). On PostgreSQL each also looks every ``IDLE``
+seconds, for a walk whose node died while the others were idle; on SQLite every process
+is on this machine and a dead one is restarted (``serve --workers``), so an idle server
+sends the database nothing.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ log = logging.getLogger(__name__)
 
 LEASE = "refigure"
 BATCH = 200  # tickets a transaction: ~25 ms of SQLite's write lock on this machine
-IDLE = 30.0  # seconds between looks for marks no commit here woke it for
+IDLE = 30.0  # PostgreSQL: seconds between looks for marks no commit here woke it for
 BATCH_ENV = "INBOXLOG_REFIGURE_BATCH"  # tests: a smaller batch, a pause between them
 PAUSE_ENV = "INBOXLOG_REFIGURE_PAUSE"
 
@@ -62,7 +66,10 @@ class Step(enum.Enum):
 async def step(db: Database, holder: str, ttl: float, batch: int = BATCH) -> Step:
     """Redo the next ``batch`` tickets of the inbox marked longest ago, in one
     transaction of its own, if ``holder`` holds (or takes) the lease; release it once
-    no inbox is stale."""
+    no inbox is stale. When none is, one read and no write (an idle server's look)."""
+    async with db.read() as session:
+        if await session.scalar(select(FigureWalk.team_inbox_id).limit(1)) is None:
+            return Step.DONE
     async with db.transaction() as session:
         if not await leases.acquire(session, LEASE, holder, ttl):
             return Step.ELSEWHERE
@@ -78,6 +85,10 @@ async def step(db: Database, holder: str, ttl: float, batch: int = BATCH) -> Ste
             .order_by(Ticket.id).limit(batch)))
         if not ids:
             await session.delete(walk)
+            await session.flush()
+            if await session.scalar(select(FigureWalk.team_inbox_id).limit(1)) is None:
+                await leases.release(session, holder, [LEASE])
+                return Step.DONE
             return Step.MORE
         if session.get_bind().dialect.name == "postgresql":
             # As a write of these tickets would: their logs cannot change under us.
@@ -132,8 +143,9 @@ class Refigurer:
                 await leases.release(session, leases.this_node(), [LEASE])
 
     async def _run(self) -> None:
+        idle = None if self.db.is_sqlite else IDLE
         while True:
-            wait = IDLE
+            wait = idle
             try:
                 while (done := await step(self.db, leases.this_node(), self.ttl,
                                           self.batch)) is Step.MORE:
@@ -143,7 +155,7 @@ class Refigurer:
                     wait = min(IDLE, self.ttl / 3)
             except Exception:
                 log.exception("recomputing stale ticket figures failed; retrying")
-                wait = min(IDLE, 5.0)
+                wait = 5.0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
             self._wake.clear()
