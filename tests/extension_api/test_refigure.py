@@ -262,9 +262,9 @@ def test_a_restart_mid_walk_finishes_it(server: Server, desk: Desk) -> None:
     assert rows == stored(server, desk.account.portal_id, recompute=True)
 
 
-def test_a_member_sees_recomputing_only_for_their_inboxes(server: Server,
-                                                          desk: Desk) -> None:
-    """Another portal's admin cannot change the inbox (404) and so marks nothing."""
+def test_no_one_else_marks_the_inbox(server: Server, desk: Desk) -> None:
+    """Another portal's admin (404) and a user of the portal who is not its admin (403)
+    cannot change the inbox's hours, and so mark nothing."""
     with server.api(desk.other.admin_token) as api:
         answer = api.patch(f"/api/v1/team-inboxes/{desk.inbox}",
                            json={"business_hours": LATE})
