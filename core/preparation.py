@@ -10,7 +10,9 @@ kept out of the write. The result, ``Prepared``, offers admission one or two
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
+import functools
 import hashlib
 import tempfile
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from core.mail.forwards import ForwardedOriginal, extract_forward
 from core.mail.languages import language_of
 from core.mail.parsing import ParsedMessage, parse_message, sanitize_html, synthetic_message_id
 from core.mail.quotes import reply_text
+from core.storage.worker_threads import DaemonThreads
 from core.tracking import strip_tracking
 from core.types import MessageId
 
@@ -125,6 +128,13 @@ def _prepare_sync(raw: bytes, spool_dir: Path) -> Prepared:
 # other); larger ones still go to a thread, so no message holds the loop for long.
 INLINE_BYTES = 8 * 1024
 
+# Parsing's own threads, not asyncio's default executor: blob writes inside a
+# transaction use that one, and a slow parse must not take the threads a commit needs.
+# Bounded (four keep both cores of a small machine busy where nh3 lets go of the GIL),
+# and daemon threads: a shutdown does not wait for a parse still running.
+PARSE_THREADS = 4
+_PARSING = DaemonThreads(PARSE_THREADS, "parse")
+
 
 async def prepare(raw: bytes, *, spool_dir: Path | None = None) -> Prepared:
     """Check the size limits and parse (past ``INLINE_BYTES``, in a worker thread).
@@ -137,4 +147,5 @@ async def prepare(raw: bytes, *, spool_dir: Path | None = None) -> Prepared:
     where = spool_dir if spool_dir is not None else Path(tempfile.gettempdir())
     if len(raw) <= INLINE_BYTES:
         return _prepare_sync(raw, where)
-    return await asyncio.to_thread(_prepare_sync, raw, where)
+    call = functools.partial(contextvars.copy_context().run, _prepare_sync, raw, where)
+    return await asyncio.get_running_loop().run_in_executor(_PARSING, call)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nh3
 
-from core.mail import _large_parts, _mime
+from core.mail import _large_parts, _mime, html_depth
 from core.mail._large_parts import SPOOL_THRESHOLD, SpooledBody
 from core.mail.spool import SpooledFile
 from core.types import BlobHash, MessageId
@@ -236,7 +236,10 @@ def _bodies(
         else:
             others.append(labelled)
     text = _body_text(text_leaf, defects)
-    html = _body_text(html_leaf, defects)
+    html, flattened = html_depth.flatten(_body_text(html_leaf, defects))
+    if flattened:  # before anything parses it: see core.mail.html_depth
+        defects.append(f"text/html body nested deeper than {html_depth.MAX_DEPTH} elements;"
+                       " the deeper tags dropped")
     if not text.strip() and html:  # some clients send an empty text alternative
         text = html_to_text(html)
     linesep = "\r\n" if b"\r\n" in raw else "\n"
@@ -464,11 +467,12 @@ def sanitize_html(html: str) -> str:
 
     Keeps formatting, tables, images (``http``, ``https``, ``cid``, ``data:image``)
     and links (``http``, ``https``, ``mailto``, with ``rel="noopener noreferrer"``);
-    drops scripts, styles, frames, forms, event handlers and unsafe CSS.
+    drops scripts, styles, frames, forms, event handlers and unsafe CSS. Tags nested
+    deeper than ``html_depth.MAX_DEPTH`` are dropped first (their text kept).
     """
     try:
         return nh3.clean(
-            _mime.clean_text(html),
+            html_depth.flatten(_mime.clean_text(html))[0],
             tags=_ALLOWED_TAGS,
             clean_content_tags=_DROPPED_WITH_CONTENT,
             attributes=_ATTRIBUTES,
