@@ -23,11 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import _logged_rows, accounts, audit, metrics
 from core._store import (
+    MAX_STORED_ATTACHMENTS,
     associate,
     claim_refs,
     header_block,
     store_attachments,
     store_blob,
+    store_blobs,
     store_raw_copy,
 )
 from core.admission import Admission, admit
@@ -510,13 +512,19 @@ async def _new_email(run: _Ingest, contact_ids: list[int], company_ids: tuple[in
         "auth": admission.auth, "language": chosen.display.language,
         "created_at": now,
     }
+    # Past the cap a part is listed, not stored (like any part of a portal that does not
+    # log attachments): thousands of tiny parts must not hold everyone's commit.
+    kept = parsed.attachments[:MAX_STORED_ATTACHMENTS] if portal.log_attachments else ()
+    if len(parsed.attachments) > len(kept) and portal.log_attachments:
+        notes.append(f"attachments not stored past the first {MAX_STORED_ATTACHMENTS}: "
+                     f"{len(parsed.attachments) - len(kept)} listed only")
+    await store_blobs(run.session, run.blobs, kept)
     attachments = []
-    for part in parsed.attachments:
-        stored = (await store_blob(run.session, run.blobs, part.body, part.sha256)
-                  if portal.log_attachments else None)
+    for index, part in enumerate(parsed.attachments):
         attachments.append({
             "filename": part.filename[:500], "content_type": part.content_type[:200],
-            "size": part.size, "sha256": part.sha256, "blob_sha256": stored,
+            "size": part.size, "sha256": part.sha256,
+            "blob_sha256": part.sha256 if index < len(kept) else None,
             "inline": part.inline,
             "content_id": part.content_id[:998] if part.content_id else None,
         })

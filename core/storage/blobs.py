@@ -125,10 +125,12 @@ class LocalBlobStore:
     def _present(self, target: Path, size: int) -> bool:
         return target.exists() and target.stat().st_size == size
 
-    def _write(self, digest: BlobHash, data: bytes) -> None:
+    def _write(self, digest: BlobHash, data: bytes, *, sync_name: bool = True) -> Path | None:
+        """Write the blob's file; without ``sync_name`` its directory is returned (None
+        when the file was there) for the caller to fsync once for many files."""
         target = self.path(digest)
         if self._present(target, len(data)):
-            return
+            return None
         private_dir(target.parent)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
@@ -140,7 +142,10 @@ class LocalBlobStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        if not sync_name:
+            return target.parent
         fsync_directory(target.parent)
+        return None
 
     def _link(self, spooled: SpooledFile) -> None:
         """Give a spooled file its blob name: a hard link to its already fsynced data, or
@@ -182,6 +187,18 @@ class LocalBlobStore:
             return known
 
         return await asyncio.to_thread(write)
+
+    def write_many(self, items: list[tuple[bytes | SpooledFile, BlobHash]]) -> None:
+        """Store many blobs durably in the calling thread: each file is fsynced, and
+        each directory once, after its last file (not one directory fsync per file)."""
+        names: set[Path] = set()
+        for data, digest in items:
+            if isinstance(data, SpooledFile):
+                self._link(data)
+            elif (directory := self._write(digest, data, sync_name=False)) is not None:
+                names.add(directory)
+        for directory in names:
+            fsync_directory(directory)
 
     async def get(self, digest: BlobHash | str) -> bytes:
         return await asyncio.to_thread(self.path(digest).read_bytes)
@@ -242,3 +259,13 @@ async def _file_chunks(handle: Any) -> AsyncIterator[bytes]:
             yield chunk
     finally:
         handle.close()
+
+
+async def put_many(store: BlobStore, items: list[tuple[bytes | SpooledFile, BlobHash]]) -> None:
+    """Store ``items`` (data and its trusted sha256) durably: on local files in one
+    worker thread with one fsync per directory, elsewhere one ``put`` after another."""
+    if isinstance(store, LocalBlobStore):
+        await asyncio.to_thread(store.write_many, items)
+        return
+    for data, digest in items:
+        await store.put(data, digest)
