@@ -12,6 +12,7 @@ from core.errors import NotFound
 from core.queries import contact as owned_contact
 from core.queries import owned
 from core.retention import delete_emails, restorable_until
+from core.storage.db import Database
 from core.storage.models import (
     AcknowledgementOutbox,
     Attachment,
@@ -55,6 +56,17 @@ class Erased:
     events: int
     audit_entries: int
 
+    def __add__(self, other: Erased) -> Erased:
+        return Erased(self.emails + other.emails, self.attachments + other.attachments,
+                      self.events + other.events, self.audit_entries + other.audit_entries)
+
+
+NOTHING = Erased(0, 0, 0, 0)
+
+# Rows removed per write transaction while erasing: the write lock (on SQLite, every
+# tenant's mail waits on it) is held for one chunk, not for the whole person.
+ERASE_CHUNK = 500
+
 
 async def delete_contact(
     session: AsyncSession, portal_id: int, contact_id: int, *, erase: bool
@@ -62,28 +74,83 @@ async def delete_contact(
     """Remove a contact. With ``erase``, also every email no other contact needs, with
     its attachments, raw copies and events, the audit entries naming the person and
     the team inboxes' acknowledgements to them, sent or not (a person's right to be
-    forgotten). Blob files go in the orphan sweep that the
-    caller runs after commit."""
+    forgotten). Blob files go in the orphan sweep that the caller runs after commit.
+
+    All in the caller's transaction; ``erase_contact`` does the same in chunks."""
     contact = await owned_contact(session, portal_id, contact_id)
-    emails = attachments = events = audit_entries = 0
+    erased = NOTHING
     if erase:
-        mine = select(EmailContact.email_id).where(EmailContact.contact_id == contact_id)
-        shared = (select(EmailContact.email_id)
-                  .where(EmailContact.email_id.in_(mine), EmailContact.contact_id != contact_id))
-        only_mine = list((await session.scalars(
-            select(Email.id).where(Email.id.in_(mine), Email.id.not_in(shared)))).all())
-        if only_mine:
-            attachments = await session.scalar(select(func.count()).select_from(Attachment)
-                                                .where(Attachment.email_id.in_(only_mine))) or 0
-            events = await session.scalar(select(func.count()).select_from(Event)
-                                          .where(Event.email_id.in_(only_mine))) or 0
-        emails = await delete_emails(session, only_mine)
-        result = await session.execute(delete(IngestLogEntry).where(
-            IngestLogEntry.portal_id == portal_id,
-            func.lower(IngestLogEntry.sender) == contact.email))
-        audit_entries = result.rowcount or 0  # type: ignore[attr-defined]
-        await session.execute(delete(AcknowledgementOutbox).where(  # their address, the mail
-            AcknowledgementOutbox.portal_id == portal_id,
-            func.lower(AcknowledgementOutbox.recipient) == contact.email))
+        erased = await _erase_emails(session, await _only_theirs(session, contact_id))
+        audit_entries, _acks = await _erase_mentions(session, portal_id, contact.email)
+        erased += Erased(0, 0, 0, audit_entries)
     await session.delete(contact)
-    return Erased(emails, attachments, events, audit_entries)
+    return erased
+
+
+async def erase_contact(db: Database, portal_id: int, contact_id: int) -> Erased:
+    """``delete_contact(erase=True)`` in write transactions of at most ``ERASE_CHUNK``
+    emails, audit entries or acknowledgements each.
+
+    The contact row stays until the last transaction, which sweeps again whatever was
+    linked to them meanwhile (mail that arrived during the erasure) and deletes the
+    contact in the same commit: when this returns, nothing of theirs is left. A crash
+    part-way leaves the contact with less of their data and no answer saying it is
+    done; the next call for the same contact carries on from there.
+    """
+    async with db.read() as session:
+        address = (await owned_contact(session, portal_id, contact_id)).email
+    erased = NOTHING
+    while True:  # the emails only they needed
+        async with db.transaction() as session:
+            await owned_contact(session, portal_id, contact_id)  # erased by another call: 404
+            ids = await _only_theirs(session, contact_id, limit=ERASE_CHUNK)
+            erased += await _erase_emails(session, ids)
+        if len(ids) < ERASE_CHUNK:
+            break
+    while True:  # the audit entries and acknowledgements naming them
+        async with db.transaction() as session:
+            audit_entries, acks = await _erase_mentions(session, portal_id, address,
+                                                        limit=ERASE_CHUNK)
+        erased += Erased(0, 0, 0, audit_entries)
+        if max(audit_entries, acks) < ERASE_CHUNK:
+            break
+    async with db.transaction() as session:  # what came meanwhile, and the contact
+        erased += await delete_contact(session, portal_id, contact_id, erase=True)
+    return erased
+
+
+async def _only_theirs(session: AsyncSession, contact_id: int,
+                       limit: int | None = None) -> list[int]:
+    """The contact's emails that no other contact is linked to, oldest first."""
+    mine = select(EmailContact.email_id).where(EmailContact.contact_id == contact_id)
+    shared = (select(EmailContact.email_id)
+              .where(EmailContact.email_id.in_(mine), EmailContact.contact_id != contact_id))
+    query = select(Email.id).where(Email.id.in_(mine), Email.id.not_in(shared))
+    return list((await session.scalars(query.order_by(Email.id).limit(limit))).all())
+
+
+async def _erase_emails(session: AsyncSession, ids: list[int]) -> Erased:
+    if not ids:
+        return NOTHING
+    attachments = await session.scalar(select(func.count()).select_from(Attachment)
+                                       .where(Attachment.email_id.in_(ids))) or 0
+    events = await session.scalar(select(func.count()).select_from(Event)
+                                  .where(Event.email_id.in_(ids))) or 0
+    return Erased(await delete_emails(session, ids), attachments, events, 0)
+
+
+async def _erase_mentions(session: AsyncSession, portal_id: int, address: str,
+                          limit: int | None = None) -> tuple[int, int]:
+    """Delete (up to ``limit`` of each) the audit entries of mail from ``address`` and
+    the acknowledgements to it: their numbers."""
+    entries = (select(IngestLogEntry.id).where(
+        IngestLogEntry.portal_id == portal_id, func.lower(IngestLogEntry.sender) == address)
+        .limit(limit))
+    acks = (select(AcknowledgementOutbox.id).where(  # their address, the mail
+        AcknowledgementOutbox.portal_id == portal_id,
+        func.lower(AcknowledgementOutbox.recipient) == address).limit(limit))
+    audit = await session.execute(delete(IngestLogEntry).where(IngestLogEntry.id.in_(entries)))
+    sent = await session.execute(
+        delete(AcknowledgementOutbox).where(AcknowledgementOutbox.id.in_(acks)))
+    return (audit.rowcount or 0,  # type: ignore[attr-defined]
+            sent.rowcount or 0)  # type: ignore[attr-defined]

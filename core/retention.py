@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import ColumnElement, delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -97,34 +97,68 @@ def restorable_until(deleted_at: datetime) -> datetime:
     return deleted_at + timedelta(days=DELETED_EMAIL_DAYS)
 
 
-async def purge_expired(session: AsyncSession, now: datetime) -> dict[str, int]:
+# Rows removed per write transaction by the purge: the write lock (on SQLite, every
+# tenant's mail waits on it) is held for one chunk, however much has expired.
+PURGE_CHUNK = 500
+
+
+async def purge_expired(db: Database, now: datetime) -> dict[str, int]:
     """Delete what every rule says has expired at ``now``; counts per rule.
 
-    Runs in the caller's transaction. Blob files are not touched here: see
-    ``remove_orphan_blobs``, which runs after this commits.
+    In write transactions of at most ``PURGE_CHUNK`` rows each (deleted emails: per
+    portal); a crash part-way leaves less to do at the next run. Blob files are not
+    touched here: see ``remove_orphan_blobs``, which runs after this.
     """
     counts: dict[str, int] = {}
     for rule, cutoff in RAW_CUTOFF.items():
-        result = await session.execute(
-            delete(RawCopy).where(RawCopy.rule == rule.value, RawCopy.created_at < cutoff(now))
-        )
-        counts[rule.value] = result.rowcount or 0  # type: ignore[attr-defined]
-    expired = (await session.scalars(select(Email.id).where(
-        Email.deleted_at.is_not(None),
-        Email.deleted_at < now - timedelta(days=DELETED_EMAIL_DAYS),
-    ))).all()
-    counts["deleted_emails"] = await delete_emails(session, list(expired))
-    result = await session.execute(delete(IngestLogEntry).where(
-        IngestLogEntry.at < now - timedelta(days=INGEST_LOG_DAYS)))
-    counts["ingest_log"] = result.rowcount or 0  # type: ignore[attr-defined]
+        counts[rule.value] = await _delete_in_chunks(
+            db, RawCopy, RawCopy.rule == rule.value, RawCopy.created_at < cutoff(now))
+    counts["deleted_emails"] = await _purge_deleted_emails(
+        db, now - timedelta(days=DELETED_EMAIL_DAYS))
+    counts["ingest_log"] = await _delete_in_chunks(
+        db, IngestLogEntry, IngestLogEntry.at < now - timedelta(days=INGEST_LOG_DAYS))
     settled = now - timedelta(days=ACKNOWLEDGEMENT_DAYS)
-    result = await session.execute(delete(AcknowledgementOutbox).where(or_(
-        AcknowledgementOutbox.sent_at < settled, AcknowledgementOutbox.given_up_at < settled)))
-    counts["acknowledgements"] = result.rowcount or 0  # type: ignore[attr-defined]
-    counts["web_links"] = (await web_accounts.purge_ended_links(session, now)
-                           + await extension_grants.purge_spent_codes(session, now))
-    counts["web_sessions"] = await sessions.purge_ended(session, now)
+    counts["acknowledgements"] = await _delete_in_chunks(
+        db, AcknowledgementOutbox,
+        or_(AcknowledgementOutbox.sent_at < settled, AcknowledgementOutbox.given_up_at < settled))
+    async with db.transaction() as session:
+        counts["web_links"] = (await web_accounts.purge_ended_links(session, now)
+                               + await extension_grants.purge_spent_codes(session, now))
+        counts["web_sessions"] = await sessions.purge_ended(session, now)
     return counts
+
+
+_Chunked = type[RawCopy] | type[IngestLogEntry] | type[AcknowledgementOutbox]
+
+
+async def _delete_in_chunks(db: Database, model: _Chunked, *where: ColumnElement[bool]) -> int:
+    removed = 0
+    while True:
+        async with db.transaction() as session:
+            chunk = select(model.id).where(*where).limit(PURGE_CHUNK)
+            result = await session.execute(delete(model).where(model.id.in_(chunk)))
+        count: int = result.rowcount or 0  # type: ignore[attr-defined]
+        removed += count
+        if count < PURGE_CHUNK:
+            return removed
+
+
+async def _purge_deleted_emails(db: Database, deleted_before: datetime) -> int:
+    expired = (Email.deleted_at.is_not(None), Email.deleted_at < deleted_before)
+    async with db.read() as session:
+        portals = list((await session.scalars(
+            select(Email.portal_id).where(*expired).distinct())).all())
+    removed = 0
+    for portal_id in portals:
+        while True:
+            async with db.transaction() as session:
+                ids = list((await session.scalars(
+                    select(Email.id).where(Email.portal_id == portal_id, *expired)
+                    .order_by(Email.id).limit(PURGE_CHUNK))).all())
+                removed += await delete_emails(session, ids)
+            if len(ids) < PURGE_CHUNK:
+                break
+    return removed
 
 
 async def delete_emails(session: AsyncSession, email_ids: list[int]) -> int:
@@ -227,9 +261,7 @@ class _ClaimReleased(Exception):
 
 async def purge(db: Database, blobs: BlobStore, now: datetime | None = None) -> dict[str, int]:
     """Apply every retention rule at ``now`` (default: the current time)."""
-    when = now or datetime.now(UTC)
-    async with db.transaction() as session:
-        counts = await purge_expired(session, when)
+    counts = await purge_expired(db, now or datetime.now(UTC))
     counts["blobs"] = await remove_orphan_blobs(db, blobs)
     counts["blobs"] += await remove_stray_files(db, blobs)
     return counts
