@@ -16,7 +16,11 @@ from core.storage.worker_threads import DaemonThreads
 def test_never_more_threads_than_workers_and_every_call_runs() -> None:
     pool = DaemonThreads(2, "t-bound")
     gate = threading.Event()
-    futures = [pool.submit(lambda n=n: (gate.wait(10), n)[1]) for n in range(6)]
+    def call(n: int) -> int:
+        gate.wait(10)
+        return n
+
+    futures = [pool.submit(call, n) for n in range(6)]
     assert sum(t.name.startswith("t-bound-") for t in threading.enumerate()) == 2
     gate.set()
     assert [f.result(timeout=10) for f in futures] == list(range(6))
