@@ -26,6 +26,7 @@ import contextlib
 import logging
 import os
 import secrets
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import policy
@@ -34,7 +35,7 @@ from email.parser import BytesParser
 from email.utils import format_datetime, formataddr
 from typing import TYPE_CHECKING
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import object_session
 
 from core import inboxes, leases
@@ -61,6 +62,9 @@ MAX_RETRY = 3600.0
 GIVE_UP_AFTER = timedelta(days=1)  # an acknowledgement later than that is no use
 CLAIM = timedelta(minutes=5)  # a sender's hold on a row while it talks to the relay
 TURN = "acknowledgements"  # the sweep's lease (core.leases.take_turn)
+# With nothing left to send, how long a sender waits before it looks again (rows of a
+# process that died mid-send; its own sends wake it, and a retry's due time does).
+IDLE_LOOK = 60.0
 
 
 @dataclass(frozen=True)
@@ -286,6 +290,7 @@ async def due(db: Database, now: datetime, limit: int = 50) -> list[int]:
 
 
 _sending: set[asyncio.Task[None]] = set()
+_outbox_senders: weakref.WeakSet[OutboxSender] = weakref.WeakSet()
 
 
 def send_later(runtime: Runtime, ack: Acknowledgement) -> None:
@@ -313,6 +318,10 @@ async def _send(db: Database, senders: Senders, message_id: MessageId) -> None:
     except CoreError:
         log.warning("the acknowledgement %s waits for the next sweep", message_id,
                     exc_info=True)
+    finally:
+        # Sent, or due again later: the senders here look when that is.
+        for sender in list(_outbox_senders):
+            sender.wake()
 
 
 async def drain() -> None:
@@ -329,13 +338,20 @@ class OutboxSender:
         self.runtime = runtime
         self.every = every if every is not None else min(5.0, retry_base())
         self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
 
     def start(self) -> OutboxSender:
         if Senders.of(self.runtime):
             self._task = asyncio.get_running_loop().create_task(self._run())
+            _outbox_senders.add(self)
         return self
 
+    def wake(self) -> None:
+        """Look at the outbox now (a send of this process ended: sent, or due later)."""
+        self._wake.set()
+
     async def stop(self) -> None:
+        _outbox_senders.discard(self)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -351,10 +367,27 @@ class OutboxSender:
 
     async def _run(self) -> None:
         while True:
+            pause = self.every
             try:
                 if await leases.my_turn(self.runtime.db, TURN, self.every):
                     await self.sweep()
+                    pause = await self._pause()
             except CoreError:
                 log.warning("acknowledgement sweep failed; trying again in %.0f s",
                             self.every, exc_info=True)
-            await asyncio.sleep(self.every)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), pause)
+
+    async def _pause(self) -> float:
+        """Until the earliest unsent row may be tried: ``every`` at least (a row due now
+        but claimed by a send in flight), ``IDLE_LOOK`` at most (nothing pending: an
+        idle server asks the database nothing in between)."""
+        async with self.runtime.db.read() as session:
+            earliest = await session.scalar(select(func.min(
+                AcknowledgementOutbox.next_attempt_at)).where(
+                AcknowledgementOutbox.sent_at.is_(None),
+                AcknowledgementOutbox.given_up_at.is_(None)))
+        if earliest is None:
+            return IDLE_LOOK
+        return min(IDLE_LOOK, max(self.every, (earliest - utcnow()).total_seconds()))
