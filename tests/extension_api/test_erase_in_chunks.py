@@ -45,7 +45,7 @@ async def _clone(server: Server, portal_id: int, email_id: int, count: int) -> N
                 Attachment.email_id == email_id))).mappings().all()
             rows = [{**{k: v for k, v in email.items() if k != "id"},
                      "message_id": f"clone-{n}-{email['message_id']}"} for n in range(count)]
-            await session.execute(insert(Email.__table__), rows)
+            await session.execute(insert(Email), rows)
             ids = list(await session.scalars(select(Email.id).where(
                 Email.portal_id == portal_id, Email.message_id.like("clone-%"))))
             assert len(ids) == count
@@ -54,9 +54,9 @@ async def _clone(server: Server, portal_id: int, email_id: int, count: int) -> N
                 return [{**{k: v for k, v in row.items() if k != skip}, "email_id": i}
                         for row in template for i in ids]  # type: ignore[attr-defined]
 
-            await session.execute(insert(EmailContact.__table__), copies(links))
-            await session.execute(insert(EmailSource.__table__), copies(sources))
-            await session.execute(insert(Attachment.__table__), copies(files, skip="id"))
+            await session.execute(insert(EmailContact), copies(links))
+            await session.execute(insert(EmailSource), copies(sources))
+            await session.execute(insert(Attachment), copies(files, skip="id"))
     finally:
         await db.dispose()
 
