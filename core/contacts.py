@@ -96,6 +96,15 @@ def contact_steps(people: Mapping[str, str], known_names: Mapping[str, str], *,
     return steps
 
 
+# Addresses per IN list: a 12,000-address To is read in 24 statements of one compiled
+# shape, not one of 16,384 placeholders compiled on the event loop (0.3 s).
+_CHUNK = 512
+
+
+def _chunks(items: list[str]) -> list[list[str]]:
+    return [items[i:i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+
+
 async def _companies_for(session: AsyncSession, portal_id: int,
                          domains: set[str]) -> dict[str, Company]:
     """The portal's companies for registrable ``domains``, the missing ones created: one
@@ -133,8 +142,9 @@ async def match_contacts(
     with session.no_autoflush:
         existing = {
             c.email: c
+            for chunk in _chunks(list(people))
             for c in await session.scalars(
-                select(Contact).where(Contact.portal_id == portal_id, Contact.email.in_(people))
+                select(Contact).where(Contact.portal_id == portal_id, Contact.email.in_(chunk))
             )
         }
         steps = contact_steps(people, {a: c.name for a, c in existing.items()}, create=create)
@@ -179,16 +189,18 @@ class ContactLink:
 async def contact_links(
     session: AsyncSession, portal_id: int, people: dict[str, str], *, create: bool,
 ) -> list[ContactLink]:
-    """``match_contacts``, for callers that need only ids. When every address is a
-    known contact that keeps its name (most mail), one read by the driver and no ORM
-    rows; otherwise ``match_contacts`` creates and renames."""
+    """``match_contacts``, for callers that need only ids. The known contacts are read
+    by the driver (no ORM rows); ``match_contacts`` gets only the addresses it creates
+    or renames (none for most mail)."""
     if not people:
         return []
     run = await statements.of_session(session)
-    rows = {email: (contact_id, name, company_id) for contact_id, email, name, company_id
-            in await run.rows(_KNOWN, portal_id=portal_id, emails=list(people))}
+    rows = {email: (contact_id, name, company_id) for chunk in _chunks(list(people))
+            for contact_id, email, name, company_id
+            in await run.rows(_KNOWN, portal_id=portal_id, emails=chunk)}
     steps = contact_steps(people, {a: row[1] for a, row in rows.items()}, create=create)
-    if any(step.new or step.name is not None for step in steps):
-        return [ContactLink(c.id, c.company_id)
-                for c in await match_contacts(session, portal_id, people, create=create)]
-    return [ContactLink(rows[s.address][0], rows[s.address][2]) for s in steps]
+    changed = {s.address: people[s.address] for s in steps if s.new or s.name is not None}
+    made = {c.email: ContactLink(c.id, c.company_id) for c in
+            await match_contacts(session, portal_id, changed, create=create)}
+    return [made.get(s.address) or ContactLink(rows[s.address][0], rows[s.address][2])
+            for s in steps]
