@@ -23,8 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import _logged_rows, accounts, audit, metrics
 from core._store import (
+    MAX_LISTED_ATTACHMENTS,
     MAX_STORED_ATTACHMENTS,
     associate,
+    attachments_note,
     claim_refs,
     header_block,
     store_attachments,
@@ -513,14 +515,14 @@ async def _new_email(run: _Ingest, contact_ids: list[int], company_ids: tuple[in
         "created_at": now,
     }
     # Past the cap a part is listed, not stored (like any part of a portal that does not
-    # log attachments): thousands of tiny parts must not hold everyone's commit.
+    # log attachments): thousands of tiny parts must not hold everyone's commit. Past
+    # the listing cap a part is only counted in the notes.
     kept = parsed.attachments[:MAX_STORED_ATTACHMENTS] if portal.log_attachments else ()
-    if len(parsed.attachments) > len(kept) and portal.log_attachments:
-        notes.append(f"attachments not stored past the first {MAX_STORED_ATTACHMENTS}: "
-                     f"{len(parsed.attachments) - len(kept)} listed only")
+    if note := attachments_note(len(parsed.attachments), portal.log_attachments):
+        notes.append(note)
     await store_blobs(run.session, run.blobs, kept)
     attachments = []
-    for index, part in enumerate(parsed.attachments):
+    for index, part in enumerate(parsed.attachments[:MAX_LISTED_ATTACHMENTS]):
         attachments.append({
             "filename": part.filename[:500], "content_type": part.content_type[:200],
             "size": part.size, "sha256": part.sha256,
