@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFound
@@ -99,14 +99,14 @@ async def erase_contact(db: Database, portal_id: int, contact_id: int) -> Erased
     """
     async with db.read() as session:
         address = (await owned_contact(session, portal_id, contact_id)).email
+        linked = list(await session.scalars(select(EmailContact.email_id).where(
+            EmailContact.contact_id == contact_id).order_by(EmailContact.email_id)))
     erased = NOTHING
-    while True:  # the emails only they needed
+    for start in range(0, len(linked), ERASE_CHUNK):  # the emails only they needed
         async with db.transaction() as session:
             await owned_contact(session, portal_id, contact_id)  # erased by another call: 404
-            ids = await _only_theirs(session, contact_id, limit=ERASE_CHUNK)
+            ids = await _only_theirs(session, contact_id, linked[start:start + ERASE_CHUNK])
             erased += await _erase_emails(session, ids)
-        if len(ids) < ERASE_CHUNK:
-            break
     while True:  # the audit entries and acknowledgements naming them
         async with db.transaction() as session:
             audit_entries, acks = await _erase_mentions(session, portal_id, address,
@@ -120,13 +120,21 @@ async def erase_contact(db: Database, portal_id: int, contact_id: int) -> Erased
 
 
 async def _only_theirs(session: AsyncSession, contact_id: int,
-                       limit: int | None = None) -> list[int]:
-    """The contact's emails that no other contact is linked to, oldest first."""
-    mine = select(EmailContact.email_id).where(EmailContact.contact_id == contact_id)
-    shared = (select(EmailContact.email_id)
-              .where(EmailContact.email_id.in_(mine), EmailContact.contact_id != contact_id))
-    query = select(Email.id).where(Email.id.in_(mine), Email.id.not_in(shared))
-    return list((await session.scalars(query.order_by(Email.id).limit(limit))).all())
+                       among: list[int] | None = None) -> list[int]:
+    """The contact's emails (of ``among``, if given) that no other contact is linked to.
+
+    Each email's links are looked up by its key, so a chunk costs its own size, not
+    the contact's whole history."""
+    linked = EmailContact.email_id == Email.id
+    query = select(Email.id).where(
+        exists().where(linked, EmailContact.contact_id == contact_id),
+        ~exists().where(linked, EmailContact.contact_id != contact_id))
+    if among is None:
+        query = query.where(Email.id.in_(
+            select(EmailContact.email_id).where(EmailContact.contact_id == contact_id)))
+    else:
+        query = query.where(Email.id.in_(among))
+    return list((await session.scalars(query)).all())
 
 
 async def _erase_emails(session: AsyncSession, ids: list[int]) -> Erased:

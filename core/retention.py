@@ -132,15 +132,17 @@ _Chunked = type[RawCopy] | type[IngestLogEntry] | type[AcknowledgementOutbox]
 
 
 async def _delete_in_chunks(db: Database, model: _Chunked, *where: ColumnElement[bool]) -> int:
-    removed = 0
-    while True:
+    removed = after = 0
+    while True:  # onwards from the last chunk's key: the whole table is walked once
         async with db.transaction() as session:
-            chunk = select(model.id).where(*where).limit(PURGE_CHUNK)
-            result = await session.execute(delete(model).where(model.id.in_(chunk)))
-        count: int = result.rowcount or 0  # type: ignore[attr-defined]
-        removed += count
-        if count < PURGE_CHUNK:
+            ids = list(await session.scalars(select(model.id).where(model.id > after, *where)
+                                             .order_by(model.id).limit(PURGE_CHUNK)))
+            if ids:
+                await session.execute(delete(model).where(model.id.in_(ids)))
+        removed += len(ids)
+        if len(ids) < PURGE_CHUNK:
             return removed
+        after = ids[-1]
 
 
 async def _purge_deleted_emails(db: Database, deleted_before: datetime) -> int:
@@ -150,14 +152,17 @@ async def _purge_deleted_emails(db: Database, deleted_before: datetime) -> int:
             select(Email.portal_id).where(*expired).distinct())).all())
     removed = 0
     for portal_id in portals:
+        after = 0
         while True:
             async with db.transaction() as session:
                 ids = list((await session.scalars(
-                    select(Email.id).where(Email.portal_id == portal_id, *expired)
+                    select(Email.id).where(Email.portal_id == portal_id, Email.id > after,
+                                           *expired)
                     .order_by(Email.id).limit(PURGE_CHUNK))).all())
                 removed += await delete_emails(session, ids)
             if len(ids) < PURGE_CHUNK:
                 break
+            after = ids[-1]
     return removed
 
 
