@@ -63,7 +63,7 @@ def company_domain(domain: str) -> str | None:
 # The most contacts one email may create. Its To/Cc still lists every address; the rest
 # are only not made contacts (known contacts are all linked: one read). 126 KB of To/Cc
 # holds 6,000 addresses, and creating each one used to hold every tenant's mail for 2 ms.
-MAX_NEW_CONTACTS = 50
+MAX_NEW_CONTACTS = 500
 
 
 @dataclass(frozen=True)
