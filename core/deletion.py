@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.errors import NotFound
 from core.queries import contact as owned_contact
 from core.queries import owned
-from core.retention import delete_emails, restorable_until
+from core.retention import delete_emails, restorable_until, yield_write_lock
 from core.storage.db import Database
 from core.storage.models import (
     AcknowledgementOutbox,
@@ -103,17 +104,21 @@ async def erase_contact(db: Database, portal_id: int, contact_id: int) -> Erased
             EmailContact.contact_id == contact_id).order_by(EmailContact.email_id)))
     erased = NOTHING
     for start in range(0, len(linked), ERASE_CHUNK):  # the emails only they needed
+        started = time.monotonic()
         async with db.transaction() as session:
             await owned_contact(session, portal_id, contact_id)  # erased by another call: 404
             ids = await _only_theirs(session, contact_id, linked[start:start + ERASE_CHUNK])
             erased += await _erase_emails(session, ids)
+        await yield_write_lock(started)
     while True:  # the audit entries and acknowledgements naming them
+        started = time.monotonic()
         async with db.transaction() as session:
             audit_entries, acks = await _erase_mentions(session, portal_id, address,
                                                         limit=ERASE_CHUNK)
         erased += Erased(0, 0, 0, audit_entries)
         if max(audit_entries, acks) < ERASE_CHUNK:
             break
+        await yield_write_lock(started)
     async with db.transaction() as session:  # what came meanwhile, and the contact
         erased += await delete_contact(session, portal_id, contact_id, erase=True)
     return erased

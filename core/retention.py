@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -102,6 +103,14 @@ def restorable_until(deleted_at: datetime) -> datetime:
 PURGE_CHUNK = 500
 
 
+async def yield_write_lock(started: float) -> None:
+    """Between two chunks, leave the write lock free as long as the last one (begun at
+    ``started``, monotonic) held it: a writer in another process, whose SQLite busy
+    wait polls every 25-100 ms, gets its turn instead of losing each race to the next
+    chunk (measured: a 1.9 s stall of another portal's mail during a purge without)."""
+    await asyncio.sleep(time.monotonic() - started)
+
+
 async def purge_expired(db: Database, now: datetime) -> dict[str, int]:
     """Delete what every rule says has expired at ``now``; counts per rule.
 
@@ -134,6 +143,7 @@ _Chunked = type[RawCopy] | type[IngestLogEntry] | type[AcknowledgementOutbox]
 async def _delete_in_chunks(db: Database, model: _Chunked, *where: ColumnElement[bool]) -> int:
     removed = after = 0
     while True:  # onwards from the last chunk's key: the whole table is walked once
+        started = time.monotonic()
         async with db.transaction() as session:
             ids = list(await session.scalars(select(model.id).where(model.id > after, *where)
                                              .order_by(model.id).limit(PURGE_CHUNK)))
@@ -143,6 +153,7 @@ async def _delete_in_chunks(db: Database, model: _Chunked, *where: ColumnElement
         if len(ids) < PURGE_CHUNK:
             return removed
         after = ids[-1]
+        await yield_write_lock(started)
 
 
 async def _purge_deleted_emails(db: Database, deleted_before: datetime) -> int:
@@ -154,6 +165,7 @@ async def _purge_deleted_emails(db: Database, deleted_before: datetime) -> int:
     for portal_id in portals:
         after = 0
         while True:
+            started = time.monotonic()
             async with db.transaction() as session:
                 ids = list((await session.scalars(
                     select(Email.id).where(Email.portal_id == portal_id, Email.id > after,
@@ -163,6 +175,7 @@ async def _purge_deleted_emails(db: Database, deleted_before: datetime) -> int:
             if len(ids) < PURGE_CHUNK:
                 break
             after = ids[-1]
+            await yield_write_lock(started)
     return removed
 
 
