@@ -17,7 +17,6 @@ import json
 import os
 import sys
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,50 +25,10 @@ import httpx
 from bench.common import Server, drop_pg_database, new_pg_database, running
 from bench.load import load, make_messages
 from bench.smtp_ingest import USER, _contact
+from tests.support.pg_activity import ConnectionPeaks
 
 MESSAGES = int(os.environ.get("BENCH_CONNECTIONS_MESSAGES", "600"))
 API_CLIENTS = int(os.environ.get("BENCH_CONNECTIONS_API_CLIENTS", "20"))  # 0: SMTP alone
-
-
-class Peaks:
-    """Samples pg_stat_activity of one database in a thread of its own: the most
-    connections seen at once named ``inboxlog serve...``, in all and by name."""
-
-    def __init__(self, url: str, every: float = 0.02) -> None:
-        self.url, self.every = url, every
-        self.total = 0
-        self.by_name: collections.Counter[str] = collections.Counter()
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-
-    async def _run(self) -> None:
-        import asyncpg
-
-        from core.storage.listen import asyncpg_dsn
-
-        conn = await asyncpg.connect(asyncpg_dsn(self.url))
-        try:
-            while not self._stop.is_set():
-                rows = await conn.fetch(
-                    "SELECT application_name AS name, count(*) AS n FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                    "AND application_name LIKE 'inboxlog serve%' GROUP BY 1")
-                self.total = max(self.total, sum(row["n"] for row in rows))
-                for row in rows:
-                    self.by_name[row["name"]] = max(self.by_name[row["name"]], row["n"])
-                self.samples += 1
-                await asyncio.sleep(self.every)
-        finally:
-            await conn.close()
-
-    def __enter__(self) -> Peaks:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 async def api_load(base_url: str, token: str, contact_id: int, until: asyncio.Event,
@@ -109,14 +68,14 @@ def run_once(args: list[str]) -> dict[str, Any]:
                 portal = server.new_portal(USER)
                 asyncio.run(load(server.smtp_port, USER, portal.bcc_address,
                                  make_messages(20, USER, _contact)))
-                with Peaks(url) as peaks:
+                with ConnectionPeaks(url, every=0.02) as peaks:
                     smtp, api = asyncio.run(_both(server, portal.bcc_address,
                                                   portal.user_token))
         finally:
             drop_pg_database(url)
     return {"args": args, "messages": smtp.ok, "smtp_codes": smtp.codes,
             "messages_per_s": round(smtp.rate, 1), "api_codes": dict(api),
-            "peak_connections": peaks.total, "samples": peaks.samples,
+            "peak_connections": peaks.peak, "samples": peaks.samples,
             "peak_by_name": dict(sorted(peaks.by_name.items()))}
 
 

@@ -9,7 +9,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -23,49 +22,10 @@ from core.storage.connections import LISTENERS, room
 from core.storage.listen import asyncpg_dsn
 from tests.support import postgres
 from tests.support.mail import deliver, message
+from tests.support.pg_activity import ConnectionPeaks
 from tests.support.server import PortalAccount, Server
 
 BUDGET = 16
-
-
-class Sampler:
-    """The most connections named ``inboxlog serve...`` seen at once on one database,
-    in all and by name, sampled every 5 ms in a thread of its own."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.peak = 0
-        self.by_name: Counter[str] = Counter()
-        self.samples = 0
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-
-    async def _run(self) -> None:
-        conn = await asyncpg.connect(asyncpg_dsn(self.url))
-        try:
-            while not self._stop.is_set():
-                rows = await conn.fetch(
-                    "SELECT application_name AS name, count(*) AS n FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                    "AND application_name LIKE 'inboxlog serve%' GROUP BY 1")
-                self.peak = max(self.peak, sum(row["n"] for row in rows))
-                for row in rows:
-                    self.by_name[row["name"]] = max(self.by_name[row["name"]], row["n"])
-                self.samples += 1
-                self._ready.set()
-                await asyncio.sleep(0.005)
-        finally:
-            await conn.close()
-
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +66,7 @@ def test_two_workers_never_hold_more_than_the_budget(server: Server) -> None:
     every call answered (200): past its share a worker waits for a connection of its
     pools rather than opening one. Each worker's LISTEN connections are counted."""
     account = server.new_portal()
-    with Sampler(server.db_url) as sampler:
+    with ConnectionPeaks(server.db_url) as sampler:
         smtp, api = _burst(server, account)
     assert smtp == {250: 60}, server.log()
     assert api == {200: 120}, server.log()
