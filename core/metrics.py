@@ -36,8 +36,12 @@ INGESTED = Counter("inboxlog_ingested_messages", "Messages through the pipeline,
                    ["outcome", "source"])
 TRACKING_HITS = Counter("inboxlog_tracking_hits", "Pixel and link requests received", ["kind"])
 # Hits answered but never recorded: over the recorder's pending caps (extension_api.live).
+# Every metric here has labels: a value is made at first use, not at import, where
+# with PROMETHEUS_MULTIPROC_DIR set its file would be opened before serve made the
+# directory (and a child kept from import would count outside the shared files).
 TRACKING_HITS_DROPPED = Counter("inboxlog_tracking_hits_dropped",
-                                "Tracking hits dropped while too many waited to be recorded")
+                                "Tracking hits dropped while too many waited to be recorded",
+                                ["kind"])
 
 _ENV = "PROMETHEUS_MULTIPROC_DIR"
 _shared: Path | None = None

@@ -184,7 +184,7 @@ class HitRecorder:
         if (self._pending_by_send[send_token] >= MAX_PENDING_PER_SEND
                 or len(self._pending) >= MAX_PENDING):
             self.dropped += 1
-            TRACKING_HITS_DROPPED.inc()
+            TRACKING_HITS_DROPPED.labels(hit.kind.value).inc()
             return
         self._pending.append((send_token, hit))
         self._pending_by_send[send_token] += 1

@@ -44,15 +44,12 @@ def pixel_response() -> Response:
     return Response(GIF, media_type="image/gif", headers=NO_CACHE)
 
 
-_OPENS = TRACKING_HITS.labels(HitKind.OPEN.value)
-
-
 def record_open(request: Request, token: str) -> None:
     """Record an open for ``token`` if it is genuine (a forged one is dropped here)."""
     send_token = request.app.state.signer.verify_open(token)
     if send_token is not None:
         request.app.state.recorder.add(send_token, _hit(request, HitKind.OPEN))
-        _OPENS.inc()
+        TRACKING_HITS.labels(HitKind.OPEN.value).inc()
 
 
 async def pixel(request: Request) -> Response:

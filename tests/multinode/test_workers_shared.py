@@ -10,6 +10,7 @@ import signal
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -161,3 +162,19 @@ def test_a_burst_of_connections_is_shared_by_the_workers(server: Server) -> None
             sock.close()
     # Binomial(20, 1/2): a worker with fewer than 3 is 1 run in 2,500.
     assert len(served) == 2 and min(served.values()) >= 3, served
+
+
+def test_workers_start_with_the_operators_multiprocess_directory(tmp_path: Path) -> None:
+    """PROMETHEUS_MULTIPROC_DIR set by the operator to a directory serve makes itself
+    (as `make bench` does): the workers start, and /metrics counts their mail. A metric
+    that made its value at import (no labels, or a child kept from import) opened its
+    file there before the directory existed, and every worker died at start."""
+    metrics = tmp_path / "data" / "metrics"
+    with postgres.inboxlog_server(tmp_path / "data", ("--workers", "2"), extra_env={
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics)}) as running:
+        account = running.new_portal()
+        logged_id(deliver(running, message(sender=account.user_email, to="ann@acme.example"),
+                          account.bcc_address))
+        with running.api(account.user_token) as api:
+            text = api.get("/metrics").text
+    assert counters(text).get("inboxlog_ingested_messages_total", 0) >= 1
