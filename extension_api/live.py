@@ -30,8 +30,9 @@ from extension_api.schemas.tracking import event_of
 log = logging.getLogger(__name__)
 
 MAX_SET_ASIDE = 10_000
-# Hits waiting to be recorded, while the database is away: per tracked send (one URL
-# replayed in a loop says nothing more after this many) and in all (every sender's).
+# Hits waiting to be recorded: in all (every sender's), and while the database is away
+# per tracked send (one URL replayed in a loop says nothing more after this many; with
+# the database there, every hit is recorded, however many arrive between two flushes).
 MAX_PENDING_PER_SEND = 1_000
 MAX_PENDING = 200_000
 
@@ -175,14 +176,15 @@ class HitRecorder:
         self.set_aside: list[tuple[str, Hit]] = []
         self._pending_by_send: Counter[str] = Counter()
         self.dropped = 0  # hits over the pending caps: answered, never recorded
+        self.backlogged = False  # the last flush found the database away
 
     def add(self, send_token: str, hit: Hit) -> None:
-        """Queue a hit; one over ``MAX_PENDING_PER_SEND`` of its send, or over
-        ``MAX_PENDING`` in all (the database away for long, a URL replayed in a loop),
-        is dropped and counted instead: memory stays bounded, and one send's flood
-        never crowds out the other sends' hits."""
-        if (self._pending_by_send[send_token] >= MAX_PENDING_PER_SEND
-                or len(self._pending) >= MAX_PENDING):
+        """Queue a hit; one over ``MAX_PENDING`` in all, or while the database is away
+        over ``MAX_PENDING_PER_SEND`` of its send (a URL replayed in a loop), is
+        dropped and counted instead: memory stays bounded, and one send's flood never
+        crowds out the other sends' hits."""
+        if len(self._pending) >= MAX_PENDING or (
+                self.backlogged and self._pending_by_send[send_token] >= MAX_PENDING_PER_SEND):
             self.dropped += 1
             TRACKING_HITS_DROPPED.labels(hit.kind.value).inc()
             return
@@ -228,6 +230,7 @@ class HitRecorder:
                 await self._record(batch)
             except StorageUnavailable:
                 self._pending[:0] = batch
+                self.backlogged = True
                 log.warning("could not record %d tracking hits yet", len(batch))
                 return False
             except Exception:
@@ -238,6 +241,7 @@ class HitRecorder:
             except BaseException:
                 self._pending[:0] = batch  # cancelled mid-write: nothing was committed
                 raise
+        self.backlogged = False
         return True
 
     async def _record(self, batch: list[tuple[str, Hit]]) -> None:
