@@ -86,6 +86,8 @@ async def store_blobs(
     per part: the transaction is everyone's group commit). Rows first, then files, for
     the reason :func:`store_blob` gives.
     """
+    if not parts:
+        return
     unique = {part.sha256: part.body for part in parts}
     digests = list(unique)
     known: set[str] = set()

@@ -264,6 +264,8 @@ async def _file_chunks(handle: Any) -> AsyncIterator[bytes]:
 async def put_many(store: BlobStore, items: list[tuple[bytes | SpooledFile, BlobHash]]) -> None:
     """Store ``items`` (data and its trusted sha256) durably: on local files in one
     worker thread with one fsync per directory, elsewhere one ``put`` after another."""
+    if not items:  # most mail: no thread hop inside everyone's group commit
+        return
     if isinstance(store, LocalBlobStore):
         await asyncio.to_thread(store.write_many, items)
         return
