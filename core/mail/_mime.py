@@ -15,7 +15,7 @@ import email.utils
 import io
 import mimetypes
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.generator import BytesGenerator
@@ -264,7 +264,7 @@ def decode_header_value(raw: str, where: str) -> tuple[str, list[str]]:
 
 
 def parse_addresses(
-    raw_values: Iterable[str], where: str
+    raw_values: Collection[str], where: str
 ) -> tuple[list[tuple[str, str]], list[str]]:
     """Parse address headers into ``(display name, addr-spec)`` pairs.
 
@@ -273,6 +273,8 @@ def parse_addresses(
     """
     defects: list[str] = []
     values: list[str] = []
+    if not raw_values:  # an absent header: nothing for the stdlib's parser to do
+        return [], defects
     for raw in raw_values:
         text, notes = header_text(raw, where)
         values.append(unfold(text))
@@ -286,7 +288,8 @@ def parse_addresses(
     for name, addr in pairs:
         addr = clean_text(addr).strip()
         local, _, domain = addr.rpartition("@")
-        if not local or not domain or any(c.isspace() for c in addr):
+        # addr.split() != [addr]: whitespace in it (str.isspace's), in one C call.
+        if not local or not domain or addr.split() != [addr]:
             if addr or name:
                 defects.append(f"{where}: unusable address {addr or name!r} ignored")
             continue

@@ -11,6 +11,7 @@ import hashlib
 import html as html_lib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import Message
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import nh3
 
-from core.mail import _large_parts, _mime, html_depth
+from core.mail import _large_parts, _mime, _plain, html_depth
 from core.mail._large_parts import SPOOL_THRESHOLD, SpooledBody
 from core.mail.spool import SpooledFile
 from core.types import BlobHash, MessageId
@@ -113,8 +114,16 @@ def parse_message(
     to files there instead of memory (their parts' ``body`` is a :class:`SpooledFile`,
     removed when the part is garbage-collected); the result is otherwise the same.
     """
+    return _parse_message(bytes(raw), spool_dir, spool_threshold, fast=True)
+
+
+def _parse_message(
+    raw: bytes, spool_dir: Path | None, spool_threshold: int, *, fast: bool
+) -> ParsedMessage:
+    """:func:`parse_message`; ``fast=False`` sends every message through the stdlib's
+    parser (the tests compare both ways)."""
     try:
-        return _parse(bytes(raw), spool_dir, spool_threshold)
+        return _parse(raw, spool_dir, spool_threshold, fast)
     except Exception as exc:  # last resort: the contract is "never raises"
         text, _ = _mime.decode_bytes(bytes(raw), None, "message")
         return _empty(
@@ -150,13 +159,24 @@ def _load(
     return BytesParser(policy=_mime.PARSE_POLICY).parsebytes(raw, headersonly=True), {}
 
 
-def _parse(raw: bytes, spool_dir: Path | None, spool_threshold: int) -> ParsedMessage:
+def _parse(
+    raw: bytes, spool_dir: Path | None, spool_threshold: int, fast: bool
+) -> ParsedMessage:
     defects: list[str] = []
-    msg, spooled = _load(raw, defects, spool_dir, spool_threshold)
+    # The common case without the stdlib's parser (core.mail._plain); a large message
+    # keeps the stdlib's path, where its body may be spooled.
+    plain = (_plain.split(raw)
+             if fast and (spool_dir is None or len(raw) <= spool_threshold) else None)
+    items: Iterable[tuple[str, object]]
+    if plain is None:
+        msg, spooled = _load(raw, defects, spool_dir, spool_threshold)
+        items = msg.raw_items()
+    else:
+        items = plain.headers
     headers: list[tuple[str, str]] = []
     raw_by_name: dict[str, list[str]] = {}  # lower-case name -> raw values, in order
     first: dict[str, str] = {}  # lower-case name -> first decoded value
-    for name, value in msg.raw_items():
+    for name, value in items:
         name = _mime.clean_text(str(name)).strip()
         decoded, notes = _mime.decode_header_value(str(value), name)
         headers.append((name, decoded))
@@ -179,7 +199,10 @@ def _parse(raw: bytes, spool_dir: Path | None, spool_threshold: int) -> ParsedMe
         if header not in first:
             defects.append(f"missing {label} header")
 
-    text, html, attachments = _bodies(msg, raw, defects, spooled)
+    if plain is None:
+        text, html, attachments = _bodies(msg, raw, defects, spooled)
+    else:
+        text, html, attachments = _plain_bodies(plain, defects)
     return ParsedMessage(
         message_id=message_ids[0] if message_ids else None,
         in_reply_to=tuple(_mime.extract_ids(first.get("in-reply-to", ""))),
@@ -235,13 +258,9 @@ def _bodies(
             html_leaf = labelled
         else:
             others.append(labelled)
-    text = _body_text(text_leaf, defects)
-    html, flattened = html_depth.flatten(_body_text(html_leaf, defects))
-    if flattened:  # before anything parses it: see core.mail.html_depth
-        defects.append(f"text/html body nested deeper than {html_depth.MAX_DEPTH} elements;"
-                       " the deeper tags dropped")
-    if not text.strip() and html:  # some clients send an empty text alternative
-        text = html_to_text(html)
+    text, html = _text_and_html(
+        _body_text(text_leaf, defects), _body_text(html_leaf, defects), defects
+    )
     linesep = "\r\n" if b"\r\n" in raw else "\n"
     referenced = _mime.cid_references(html)
     parts = tuple(
@@ -254,6 +273,31 @@ def _bodies(
         if item.leaf.part is not msg:
             defects.extend(_mime.describe_defect(d, item.where) for d in item.leaf.part.defects)
     return text, html, parts
+
+
+def _plain_bodies(
+    plain: _plain.PlainMessage, defects: list[str]
+) -> tuple[str, str, tuple[Part, ...]]:
+    """:func:`_bodies` for a message :mod:`core.mail._plain` took: its one part is the
+    text or the html body, and nothing else reports defects."""
+    where = f"part 1 ({plain.content_type})"
+    decoded, notes = _mime.decode_bytes(plain.body, plain.charset, where)
+    defects.extend(notes)
+    body = _mime.clean_text(decoded).replace("\r\n", "\n").replace("\r", "\n")
+    if plain.content_type == "text/html":
+        return (*_text_and_html("", body, defects), ())
+    return (*_text_and_html(body, "", defects), ())
+
+
+def _text_and_html(text: str, html: str, defects: list[str]) -> tuple[str, str]:
+    """The bodies as chosen: the html flattened, the text derived from it if empty."""
+    html, flattened = html_depth.flatten(html)
+    if flattened:  # before anything parses it: see core.mail.html_depth
+        defects.append(f"text/html body nested deeper than {html_depth.MAX_DEPTH} elements;"
+                       " the deeper tags dropped")
+    if not text.strip() and html:  # some clients send an empty text alternative
+        text = html_to_text(html)
+    return text, html
 
 
 @dataclass(frozen=True)
