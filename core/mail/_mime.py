@@ -112,6 +112,8 @@ _NOT_CHARSETS = frozenset(
 def clean_text(text: str) -> str:
     """Drop NULs and replace lone surrogates so the text is storable as UTF-8."""
     # Postgres rejects NUL in text columns and surrogates cannot be encoded.
+    if text.isascii():  # no surrogate to look for (isascii is a flag check)
+        return text.replace("\x00", "")
     return _SURROGATES.sub("\ufffd", text.replace("\x00", ""))
 
 
@@ -202,6 +204,8 @@ def header_text(raw: str, where: str) -> tuple[str, list[str]]:
 
 def unfold(value: str) -> str:
     """Undo header folding and drop stray line breaks."""
+    if "\n" not in value and "\r" not in value:
+        return value
     return _FOLD.sub("", value).replace("\r", "").replace("\n", "")
 
 
@@ -280,7 +284,7 @@ def parse_addresses(
         values.append(unfold(text))
         defects.extend(notes)
     try:
-        pairs = email.utils.getaddresses(values)
+        pairs = _simple_addresses(values) or email.utils.getaddresses(values)
     except Exception:  # the stdlib address parser has had crash bugs
         defects.append(f"{where}: unparseable address list")
         return [], defects
@@ -300,6 +304,38 @@ def parse_addresses(
             display = display[1:-1].strip()  # quotes that were inside an encoded word
         result.append((display, f"{local}@{domain.lower()}"))
     return result, defects
+
+
+# Mailboxes email.utils.getaddresses reads without surprises: atoms only (no quotes,
+# comments, routes, groups or escapes), ASCII, one space or tab between the words of a
+# name, an addr-spec of dot-separated atoms. _simple_addresses gives its result for
+# them in one regex pass; anything else goes to it.
+_ATOM = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+"
+_ADDR_SPEC = rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_PHRASE_ATOM = r"[A-Za-z0-9!#$%&'*+\-./=?^_`{|}~]+"  # getphraselist: "." does not end it
+_MAILBOX = re.compile(
+    rf"[ \t]*(?:(?:({_PHRASE_ATOM}(?:[ \t]+{_PHRASE_ATOM})*)[ \t]*)?<({_ADDR_SPEC})>"
+    rf"|({_ADDR_SPEC}))[ \t]*(?:,|\Z)"
+)
+
+
+def _simple_addresses(values: list[str]) -> list[tuple[str, str]] | None:
+    """``email.utils.getaddresses(values)`` when every value is a list of simple
+    mailboxes (see ``_MAILBOX``), else ``None``."""
+    pairs: list[tuple[str, str]] = []
+    for value in values:
+        pos, end = 0, len(value)
+        if not value.strip(" \t") or not value.isascii():
+            return None
+        while pos < end:
+            match = _MAILBOX.match(value, pos)
+            if match is None or (match.group(0).endswith(",") and match.end() == end):
+                return None  # not simple, or a trailing comma
+            name, routed, bare = match.groups()
+            # getphraselist: the words of a name joined with one space.
+            pairs.append((" ".join(name.split()) if name else "", routed or bare))
+            pos = match.end()
+    return pairs
 
 
 def extract_ids(value: str, *, allow_bare: bool = False) -> list[MessageId]:

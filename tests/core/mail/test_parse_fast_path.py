@@ -3,6 +3,7 @@ on every sample, on the bench's message, and on generated edge cases around its 
 
 from __future__ import annotations
 
+import email.utils
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.load import small_message
-from core.mail import _plain, parsing
+from core.mail import _mime, _plain, parsing
 from core.mail._large_parts import SPOOL_THRESHOLD
 
 SAMPLES = sorted((Path(__file__).parents[2] / "emails").rglob("*.eml"))
@@ -183,3 +184,58 @@ def test_generated_messages_parse_the_same_both_ways(lines: list[bytes], seps: l
         seps = [seps[0]] * len(seps)
     raw = b"".join(line + sep for line, sep in zip(lines, seps, strict=False))
     _assert_same(raw + seps[-1] + body)
+
+
+_GOOD_WORDS = ["a", "Ann", "J.", ".", "x.y", "=?utf-8?q?A=C3=A9?=", "o'n", "-"]
+_GOOD_LOCALS = ["ann", "a.b", "o'neil+tag", "A"]
+_GOOD_DOMAINS = ["acme.example", "x-y.example", "localhost", "A.EXAMPLE"]
+_SPACE = st.sampled_from(["", " ", "  ", "\t", " \t"])
+
+
+@st.composite
+def _address_list(draw: st.DrawFn, broken: bool) -> str:
+    """Mailboxes the shortcut takes; with ``broken``, pieces it must refuse or read right."""
+    def piece(good: list[str], bad: list[str]) -> str:
+        return draw(st.sampled_from(good + bad if broken else good))
+
+    boxes = []
+    for _ in range(draw(st.integers(1, 3))):
+        addr = (piece(_GOOD_LOCALS, ["a..b", ".a", "a.", '"q"', "é", ""]) + "@"
+                + piece(_GOOD_DOMAINS, ["a..b", "b.", "[1.2.3.4]", ""]))
+        words = [piece(_GOOD_WORDS, ["é", '"q"', "(c)", "a\\b", "[x]", ""])
+                 for _ in range(draw(st.integers(0, 3)))]
+        name = draw(st.sampled_from([" ", "  ", "\t"])).join(words)
+        shape = piece(["bare", "routed", "routed-tight"], ["routed-spaced"])
+        if shape == "bare":
+            box = addr
+        else:
+            inner = f" {addr} " if shape == "routed-spaced" else addr
+            box = f"{name}{'' if shape == 'routed-tight' else ' '}<{inner}>"
+        boxes.append(draw(_SPACE) + box + draw(_SPACE))
+    return piece([","], [", ,", ",,"]).join(boxes) + piece([""], [",", ", "])
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(_address_list(broken=True), min_size=1, max_size=3))
+def test_simple_address_lists_read_as_the_stdlib_reads_them(values: list[str]) -> None:
+    """Whenever the address shortcut answers, it answers what email.utils.getaddresses does."""
+    simple = _mime._simple_addresses(values)
+    if simple is not None:
+        assert simple == email.utils.getaddresses(values)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(_address_list(broken=False), min_size=1, max_size=3))
+def test_plain_address_lists_take_the_shortcut(values: list[str]) -> None:
+    """Lists of plain mailboxes (names of atoms, dot-atom addresses) take the shortcut,
+    to the stdlib's result."""
+    assert _mime._simple_addresses(values) == email.utils.getaddresses(values)
+
+
+@pytest.mark.parametrize("value", [
+    "Rita Rep <rep@ourco.example>", "a@b.example, Bob  X <b.c@d.example>", "J. Smith<x@y>",
+    "=?utf-8?q?Ann?= <a@b>", "<a@b>", "a@b , c@d", "o'neil+tag@x-y.example",
+])
+def test_simple_address_lists_take_the_shortcut(value: str) -> None:
+    """Plain mailboxes are read without the stdlib, to the same result."""
+    assert _mime._simple_addresses([value]) == email.utils.getaddresses([value])
