@@ -67,9 +67,9 @@ def split(raw: bytes) -> PlainMessage | None:
     if raw.startswith(b"From "):
         return None
     first_end = raw.find(b"\n")
-    if first_end <= 0:
+    if first_end < 0:
         return None
-    sep = b"\r\n" if raw[first_end - 1] == 0x0D else b"\n"
+    sep = b"\r\n" if first_end > 0 and raw[first_end - 1] == 0x0D else b"\n"
     field = _FIELD[sep]
     headers: list[tuple[str, str]] = []
     pos = 0
