@@ -191,7 +191,7 @@ def decode_bytes(data: bytes, charset: str | None, where: str) -> tuple[str, lis
 
 def header_text(raw: str, where: str) -> tuple[str, list[str]]:
     """Turn a raw parsed header value (8-bit bytes as surrogates) into real text."""
-    if not _SURROGATES.search(raw):
+    if raw.isascii() or not _SURROGATES.search(raw):
         return raw, []
     data = to_bytes(raw)
     try:
