@@ -27,11 +27,33 @@ class Block:
 
 def lines_of(text: str) -> list[str]:
     """``text`` as lines, with header blocks flattened onto one line cut apart again."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")
+    return _lines_of(_normalized(text))
+
+
+def _normalized(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")
+
+
+def _lines_of(text: str) -> list[str]:
+    if text.count(":") < 3:  # no line has the three colons ``may_run_together`` needs
+        return text.split("\n")
     lines: list[str] = []
     for line in text.split("\n"):
         lines.extend(formats.split_run_together(line) if len(line) > 40 else (line,))
     return lines
+
+
+# A line opening, past its leading whitespace, with a separator rule's first character.
+_RULE_OPENING = re.compile("\n[^\\S\n]*[-—–━_]")
+
+
+def may_hold_block(text: str) -> bool:
+    """A cheap test over a whole ``_normalized`` text before ``find_block`` looks at its
+    lines, false only where it finds nothing and gives no reason: no line can pass
+    ``may_open_block`` (it needs a colon or a rule at its start), and a quoted block
+    needs a From label's colon too."""
+    return (formats.may_hold_label(text)
+            or _RULE_OPENING.search("\n" + text) is not None)
 
 
 def find_block(text: str, subject: str, reasons: list[str]) -> Block | None:
@@ -40,9 +62,12 @@ def find_block(text: str, subject: str, reasons: list[str]) -> Block | None:
     A forward quoted whole (Apple Mail, Sparrow: every line starts with ``> ``) is
     read again without its quote marks when the plain reading finds nothing.
     """
-    lines = lines_of(text)
+    text = _normalized(text)
+    if not may_hold_block(text):
+        return None
+    lines = _lines_of(text)
     block = _find_block_in(lines, subject, reasons)
-    if block is None and _quotes_a_header(lines):
+    if block is None and ">" in text and _quotes_a_header(lines):
         unquoted = lines_of("\n".join(formats.unquote(line) for line in lines))
         block = _find_block_in(unquoted, subject, reasons)
     return block

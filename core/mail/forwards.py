@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -154,11 +155,18 @@ def _with_note(original: ForwardedOriginal, note: str) -> ForwardedOriginal:
     )  # fmt: skip
 
 
-def _from_inline(parsed: ParsedMessage, reasons: list[str]) -> ForwardedOriginal | None:
-    candidates = [parsed.text]
+def _texts(parsed: ParsedMessage) -> Iterator[str]:
+    """The texts an inline forward is looked for in: the text part, then the html's
+    text, worked out only when the text part holds no forward (the usual case)."""
+    yield parsed.text
     if parsed.html:
-        candidates.append(html_to_text(_with_mailto_addresses(parsed.html)))
-    for text in candidates:
+        yield html_to_text(_with_mailto_addresses(parsed.html))
+
+
+def _from_inline(parsed: ParsedMessage, reasons: list[str]) -> ForwardedOriginal | None:
+    candidates: list[str] = []
+    for text in _texts(parsed):
+        candidates.append(text)
         block = find_block(text, parsed.subject, reasons)
         if block is None:
             continue

@@ -55,8 +55,12 @@ def reply_text(text: str) -> str:
 
 
 def _reply_text(text: str) -> str:
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    cut = _cut_index(lines)
+    joined = text.replace("\r\n", "\n").replace("\r", "\n")
+    candidates = _candidate_lines(joined)
+    if not candidates:
+        return text  # no line can cut, none is quoted: the split below would keep all
+    lines = joined.split("\n")
+    cut = _cut_index(lines, candidates)
     kept = [line for line in lines[:cut] if not line.lstrip().startswith(">")]
     if cut == len(lines) and len(kept) == len(lines):
         return text
@@ -82,13 +86,54 @@ def may_be_mobile(stripped: str) -> bool:
     return _MOBILE_START.match(stripped) is not None
 
 
-def _cut_index(lines: list[str]) -> int:
-    stripped_lines = [line.strip() for line in lines]
-    for index, line in enumerate(lines):
-        stripped = stripped_lines[index]
+# A line opening with what a cut line, a mobile signature or a quoted line opens with
+# (``may_cut_at``'s rules, ``_MOBILE_START``'s letters folded as it folds them, ">").
+_LINE_OPENING = re.compile("\n[^\\S\n]*(?:[-—–━_>]|[egiklosvwо])", re.IGNORECASE)
+_COLONS = (":", "：", "៖")
+
+
+def _candidate_lines(text: str) -> list[int]:
+    """The indices (sorted) of the lines of ``text`` (split at "\\n") that ``_cut_index``
+    must look at, and of every quoted line; the rest would be passed over, one by one.
+
+    A superset of the lines ``may_cut_at`` or ``may_be_mobile`` lets through: a line
+    holding one of ``may_hold_label``'s colons and the line above it (whose
+    ``following`` line may end with it), and a line that starts, past its leading
+    whitespace, with a rule, ">" or a mobile signature's first letter. Found by
+    searches over the whole text instead of a Python test per line.
+    """
+    marked = "\n" + text  # offset p in ``marked`` is offset p - 1 in ``text``
+    # (offset, whether the line above counts too), for a line starting at ``offset``
+    # or holding it; the leading "\n" of a match is the end of the line above.
+    found = [(match.start(), False) for match in _LINE_OPENING.finditer(marked)]
+    for colon in _COLONS:
+        position = marked.find(colon)
+        while position >= 0:
+            found.append((position, True))
+            line_end = marked.find("\n", position)
+            position = marked.find(colon, line_end) if line_end >= 0 else -1
+    found.sort()
+    indices: set[int] = set()
+    line, counted = 0, 0
+    for position, above in found:
+        line += marked.count("\n", counted, position)  # newlines before: its index
+        counted = position
+        if above:  # a colon: ``line`` counts the one at 0, this line is one less
+            indices.update((line - 1, line - 2) if line > 1 else (line - 1,))
+        else:
+            indices.add(line)
+    return sorted(indices)
+
+
+def _cut_index(lines: list[str], candidates: list[int] | None = None) -> int:
+    """The first line to cut at (``len(lines)``: none); ``candidates``, from
+    ``_candidate_lines``, are the only lines that need a look (default: all)."""
+    for index in range(len(lines)) if candidates is None else candidates:
+        line = lines[index]
+        stripped = line.strip()
         if not stripped or stripped.startswith(">"):
             continue
-        following = stripped_lines[index + 1] if index + 1 < len(lines) else ""
+        following = lines[index + 1].strip() if index + 1 < len(lines) else ""
         if not may_cut_at(stripped, following):
             if may_be_mobile(stripped) and _MOBILE_SIGNATURE.match(stripped):
                 return index
