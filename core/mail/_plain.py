@@ -20,17 +20,22 @@ and goes to the stdlib as before:
   only ``charset``, ``format`` and ``delsp`` parameters in simple syntax (each at
   most once);
 - at most one Content-Transfer-Encoding, absent or 7bit, 8bit or binary (the
-  payload is then the body bytes themselves);
+  payload is then the body bytes themselves), or exactly ``quoted-printable`` or
+  ``base64`` (any case, nothing around it), decoded by the functions
+  ``get_payload(decode=True)`` calls, with the defects base64 decoding reports;
 - no Content-Disposition (no attachment, no filename).
 
 The feedparser's defects come only from what these rules exclude, so a message taken
-here has none.
+here has none but base64's.
 """
 
 from __future__ import annotations
 
+import quopri
 import re
 from dataclasses import dataclass
+from email._encoded_words import decode_b  # what get_payload(decode=True) decodes base64 with
+from email.errors import MessageDefect
 
 # One header line, then its continuations; the name as feedparser.headerRE wants it.
 # Values: printable ASCII, tab and 8-bit bytes; never CR, LF or another control.
@@ -50,6 +55,8 @@ _CONTENT_TYPE = re.compile(
 )
 _PARAMETER = re.compile(r";[ \t]*([A-Za-z]+)=\"?([A-Za-z0-9._+-]*)\"?[ \t]*")
 _PLAIN_ENCODINGS = frozenset({"7bit", "8bit", "binary"})
+# get_payload compares str(header).lower() with these: only the bare word is surely that.
+_DECODED_ENCODINGS = frozenset({"quoted-printable", "base64"})
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ class PlainMessage:
     content_type: str  # lower-case, "text/plain" or "text/html"
     charset: str | None  # as get_content_charset() gives it: lower-case, unquoted
     body: bytes  # get_payload(decode=True)
+    defects: tuple[MessageDefect, ...]  # what get_payload(decode=True) registered (base64)
 
 
 def split(raw: bytes) -> PlainMessage | None:
@@ -88,12 +96,20 @@ def split(raw: bytes) -> PlainMessage | None:
     found = _content_headers(headers)
     if found is None:
         return None
-    content_type, charset = found
-    return PlainMessage(tuple(headers), content_type, charset, raw[pos + len(sep):])
+    content_type, charset, encoding = found
+    body = raw[pos + len(sep):]
+    defects: tuple[MessageDefect, ...] = ()
+    if encoding == "quoted-printable":
+        body = quopri.decodestring(body)
+    elif encoding == "base64":
+        body, found_defects = decode_b(b"".join(body.splitlines()))
+        defects = tuple(found_defects)
+    return PlainMessage(tuple(headers), content_type, charset, body, defects)
 
 
-def _content_headers(headers: list[tuple[str, str]]) -> tuple[str, str | None] | None:
-    """The content type and charset, or ``None`` when the headers leave the common case."""
+def _content_headers(headers: list[tuple[str, str]]) -> tuple[str, str | None, str] | None:
+    """The content type, charset and transfer encoding ("" when the body is the payload),
+    or ``None`` when the headers leave the common case."""
     content_types: list[str] = []
     encodings: list[str] = []
     for name, value in headers:
@@ -106,11 +122,13 @@ def _content_headers(headers: list[tuple[str, str]]) -> tuple[str, str | None] |
             return None
     if len(encodings) > 1 or len(content_types) > 1:
         return None
-    if encodings and encodings[0].strip(" \t").lower() not in _PLAIN_ENCODINGS:
+    encoding = ""
+    if encodings and encodings[0].lower() in _DECODED_ENCODINGS:
+        encoding = encodings[0].lower()
+    elif encodings and encodings[0].strip(" \t").lower() not in _PLAIN_ENCODINGS:
         return None
-    if not content_types:
-        return "text/plain", None
-    return _content_type(content_types[0])
+    found = _content_type(content_types[0]) if content_types else ("text/plain", None)
+    return None if found is None else (*found, encoding)
 
 
 def _content_type(value: str) -> tuple[str, str | None] | None:

@@ -279,14 +279,18 @@ def _plain_bodies(
     plain: _plain.PlainMessage, defects: list[str]
 ) -> tuple[str, str, tuple[Part, ...]]:
     """:func:`_bodies` for a message :mod:`core.mail._plain` took: its one part is the
-    text or the html body, and nothing else reports defects."""
+    text or the html body, and only decoding it reports defects."""
     where = f"part 1 ({plain.content_type})"
     decoded, notes = _mime.decode_bytes(plain.body, plain.charset, where)
     defects.extend(notes)
     body = _mime.clean_text(decoded).replace("\r\n", "\n").replace("\r", "\n")
     if plain.content_type == "text/html":
-        return (*_text_and_html("", body, defects), ())
-    return (*_text_and_html(body, "", defects), ())
+        text, html = _text_and_html("", body, defects)
+    else:
+        text, html = _text_and_html(body, "", defects)
+    # Collected last, as _bodies collects the message's own (base64's, here).
+    defects.extend(_mime.describe_defect(d, "message") for d in plain.defects)
+    return text, html, ()
 
 
 def _text_and_html(text: str, html: str, defects: list[str]) -> tuple[str, str]:
