@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
+import operator
 import os
 import sqlite3
 import weakref
@@ -39,6 +40,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from core.errors import StorageUnavailable
+from core.storage._binds import Processor, bind_processor
 from core.storage._inline_sqlite import InlineConnection
 
 # Statements sent to the database, by engine (``make bench`` reads it from /metrics to
@@ -47,7 +49,6 @@ STATEMENTS = Counter("inboxlog_db_statements", "SQL statements executed, by engi
                      ["engine"])
 
 Row = tuple[Any, ...]
-Processor = Callable[[Any], Any] | None
 
 
 @dataclass(frozen=True)
@@ -56,24 +57,29 @@ class _Compiled:
     positional parameters, and its rows into Python values."""
 
     sql: str
-    names: tuple[str, ...]
-    fixed: Mapping[str, Any]  # values the statement itself holds (a LIMIT)
-    binds: tuple[Processor, ...]
+    # How named values become its positional parameters: those without a default
+    # read in one go (``needed``, in order), those with one (a Python-side column
+    # default, or a value the statement itself holds, a LIMIT) put in at their place,
+    # then each value not None that has a bind processor (core.storage._binds)
+    # processed. (A loop over every parameter was most of an INSERT's Python time.)
+    needed: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    defaulted: tuple[tuple[int, str, Callable[[], Any]], ...]
+    processed: tuple[tuple[int, Callable[[Any], Any]], ...]
     results: tuple[Processor, ...]
-    defaults: Mapping[str, Callable[[], Any]]  # the Python-side column defaults
+    plain_rows: bool  # no result processors: its rows are as the driver gives them
 
     def args(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        for name, default in self.defaults.items():
-            if name not in values:
-                values = {**values, name: default()}
-        out = []
-        for name, process in zip(self.names, self.binds, strict=True):
-            value = values[name] if name in values else self.fixed[name]
-            out.append(value if process is None or value is None else process(value))
+        out = list(self.needed(values))
+        for index, name, default in self.defaulted:
+            out.insert(index, values[name] if name in values else default())
+        for index, process in self.processed:
+            value = out[index]
+            if value is not None:
+                out[index] = process(value)
         return tuple(out)
 
     def row(self, row: Sequence[Any]) -> Row:
-        if not any(self.results):
+        if self.plain_rows:
             return tuple(row)
         return tuple(v if p is None or v is None else p(v)
                      for p, v in zip(self.results, row, strict=True))
@@ -88,15 +94,9 @@ def _compile(statement: ClauseElement, dialect: Dialect,
     compiled = statement.compile(dialect=dialect, column_keys=column_keys)
     assert isinstance(compiled, SQLCompiler)
     names = tuple(compiled.positiontup or ())
-    fixed = {n: compiled.binds[n].value for n in names if not compiled.binds[n].required}
-    binds = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect)
-                  for n in names)
-    columns = list(getattr(statement, "selected_columns", ()))
-    if not columns and getattr(statement, "_returning", None):
-        columns = list(statement._returning)  # type: ignore[attr-defined]
-    results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None)
-                    for c in columns)
-    defaults: dict[str, Callable[[], Any]] = {}
+    defaults: dict[str, Callable[[], Any]] = {
+        n: functools.partial(_same, compiled.binds[n].value)
+        for n in names if not compiled.binds[n].required}
     for column in getattr(compiled, "insert_prefetch", ()):
         default = column.default
         if default is None:
@@ -105,7 +105,24 @@ def _compile(statement: ClauseElement, dialect: Dialect,
             defaults[column.key] = functools.partial(default.arg, None)
         elif default.is_scalar:
             defaults[column.key] = functools.partial(_same, default.arg)
-    return _Compiled(compiled.string, names, fixed, binds, results, defaults)
+    processors = [bind_processor(compiled.binds[n].type, dialect) for n in names]
+    columns = list(getattr(statement, "selected_columns", ()))
+    if not columns and getattr(statement, "_returning", None):
+        columns = list(statement._returning)  # type: ignore[attr-defined]
+    results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None)
+                    for c in columns)
+    return _Compiled(
+        compiled.string, _getter([n for n in names if n not in defaults]),
+        tuple((i, n, defaults[n]) for i, n in enumerate(names) if n in defaults),
+        tuple((i, p) for i, p in enumerate(processors) if p is not None),
+        results, not any(results))
+
+
+def _getter(names: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """What reads ``names``' values, a tuple of them (a KeyError for one not given)."""
+    if len(names) > 1:
+        return operator.itemgetter(*names)
+    return lambda values: tuple(values[n] for n in names)
 
 
 def _same(value: Any) -> Any:
@@ -156,16 +173,29 @@ class Insert:
         self._table: Table = table
         self._returning = returning
         self._compiled: dict[tuple[Any, ...], _Compiled] = {}
+        # On SQLite the new id of a table whose one primary key is INTEGER is the rowid,
+        # which the connection keeps after each INSERT: no RETURNING row to build.
+        self.returns_rowid = returning is not None and _is_rowid(table, returning)
 
-    def prepare(self, dialect: Dialect, keys: tuple[str, ...]) -> _Compiled:
-        key = (_dialect_key(dialect), keys)
+    def prepare(self, dialect: Dialect, keys: tuple[str, ...], *, returning: bool = True
+                ) -> _Compiled:
+        key = (_dialect_key(dialect), keys, returning)
         compiled = self._compiled.get(key)
         if compiled is None:
             statement = insert(self._table)
-            if self._returning is not None:
+            if returning and self._returning is not None:
                 statement = statement.returning(self._table.c[self._returning])
             compiled = self._compiled[key] = _compile(statement, dialect, list(keys))
         return compiled
+
+
+def _is_rowid(table: Table, column: str) -> bool:
+    """Whether ``column`` of ``table`` is SQLite's rowid: its one primary key, INTEGER."""
+    from sqlalchemy.dialects import sqlite
+
+    [*key] = table.primary_key.columns
+    return (len(key) == 1 and key[0].key == column
+            and key[0].type.compile(sqlite.dialect()).upper() == "INTEGER")
 
 
 def _sqlalchemy_error(exc: Exception, sql: str, args: Any) -> StatementError:
@@ -248,6 +278,19 @@ class SqliteRunner(Runner):
             return self._connection.execute(compiled.sql, args).fetchall()
         except sqlite3.Error as exc:
             raise _sqlalchemy_error(exc, compiled.sql, args) from exc
+
+    async def insert_id(self, statement: Insert, row: Mapping[str, Any]) -> int:
+        if not statement.returns_rowid:
+            return await super().insert_id(statement, row)
+        compiled = statement.prepare(self.dialect, tuple(row), returning=False)
+        args = compiled.args(row)
+        self._counter.inc()
+        try:
+            new_id = self._connection.execute(compiled.sql, args).lastrowid
+        except sqlite3.Error as exc:
+            raise _sqlalchemy_error(exc, compiled.sql, args) from exc
+        assert new_id is not None  # every INSERT sets it
+        return new_id
 
     async def _many(self, compiled: _Compiled, args: list[tuple[Any, ...]]) -> None:
         self._counter.inc()
