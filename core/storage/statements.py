@@ -5,12 +5,13 @@ per ``await session.execute`` a greenlet switch, a cache key of the statement, a
 lookup, an execution context and a result object; on SQLite about 50 µs of it around
 an indexed statement of a few µs (bench/NOTES.md, "Ingest CPU per message"). Here the
 SQL still comes from Core constructs, compiled once per dialect at first use (a schema
-change in the models flows through), with the types' own bind and result processors,
-and is run by the driver itself: on SQLite by the inline ``sqlite3`` connection on the
-loop thread (``core.storage._inline_sqlite``), a plain synchronous call; on PostgreSQL
-by asyncpg (its prepared statements, ``executemany`` for several rows). Any other
-connection (aiosqlite's thread) runs the same SQL through SQLAlchemy's
-``exec_driver_sql``.
+change in the models flows through), with the types' bind processors (SQLAlchemy's, or
+for the common types a cheaper one of the same values: ``core.storage._binds``) and
+result processors, and is run by the driver itself: on SQLite by the inline ``sqlite3``
+connection on the loop thread (``core.storage._inline_sqlite``), a plain synchronous
+call; on PostgreSQL by asyncpg (its prepared statements, ``executemany`` for several
+rows). Any other connection (aiosqlite's thread) runs the same SQL through
+SQLAlchemy's ``exec_driver_sql``.
 
 Errors come out as SQLAlchemy's (``IntegrityError`` for a unique-key race, a
 ``DBAPIError`` carrying the driver's error otherwise), so ``core.storage.db`` maps them
