@@ -57,8 +57,9 @@ def reply_text(text: str) -> str:
 def _reply_text(text: str) -> str:
     # (a search for "\r" is much cheaper than the replacing, which scans for "\r\n")
     joined = text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
-    candidates = _candidate_lines(joined)
-    if not candidates:
+    # A short text is cheaper to look at line by line than to search for candidates.
+    candidates = _candidate_lines(joined) if len(joined) >= _SHORT_TEXT else None
+    if candidates == []:
         return text  # no line can cut, none is quoted: the split below would keep all
     lines = joined.split("\n")
     cut = _cut_index(lines, candidates)
@@ -69,6 +70,7 @@ def _reply_text(text: str) -> str:
     return result or text.strip()
 
 
+_SHORT_TEXT = 1024  # characters
 # What a cut line starts with when it has no colon: a separator rule, or "-- ".
 _RULE_STARTS = ("-", "—", "–", "━", "_")
 

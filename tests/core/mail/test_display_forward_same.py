@@ -89,6 +89,16 @@ def test_the_whole_text_prefilters_find_what_the_line_by_line_path_finds(
                for body in MORE_BODIES) >= 3
 
 
+def test_the_candidate_lines_of_any_text_cut_where_every_line_does(texts: list[str]) -> None:
+    # reply_text searches for candidates only past 1 KB: here every text, short ones too.
+    for text in texts:
+        joined = text.replace("\r\n", "\n").replace("\r", "\n")
+        lines, candidates = joined.split("\n"), quotes._candidate_lines(joined)
+        assert quotes._cut_index(lines, candidates) == quotes._cut_index(lines), text[:80]
+        if not candidates:
+            assert not any(line.lstrip().startswith(">") for line in lines), text[:80]
+
+
 def test_a_plain_body_is_a_single_search_away_from_its_answer() -> None:
     # The bench's message: 52 lines of prose, no colon, no rule: nothing to look at.
     text = "The quick brown fox jumps over the lazy dog; figures for Q3 attached below.\n" * 52
