@@ -227,17 +227,24 @@ async def users_by_address(session: AsyncSession, portal_id: int) -> dict[str, U
     key = ("users_by_address", portal_id)
     if (known := session.info.get(key)) is not None:
         return dict(known)
-    rows = await session.execute(
-        select(UserAddress.address, User)
-        .join(User, User.id == UserAddress.user_id)
-        .where(UserAddress.portal_id == portal_id, UserAddress.confirmed_at.is_not(None))
-        # Not each user's addresses again (``User.addresses`` loads by selectin: a second
-        # statement per group commit, 3 % of the SMTP loop's samples); routing reads
-        # none, and the sessions this runs in (ingest, sync) show no user to anyone.
-        .options(lazyload(User.addresses))
-    )
+    rows = await session.execute(_USERS_BY_ADDRESS, {"portal_id": portal_id})
     users = session.info[key] = {address: user for address, user in rows}
     return dict(users)
+
+
+# Built once: SQLAlchemy remembers a statement object's cache key, so each group commit
+# does not build the select and its loader options again and walk them for the key
+# (about half of this read's CPU, bench/NOTES.md).
+_USERS_BY_ADDRESS = (
+    select(UserAddress.address, User)
+    .join(User, User.id == UserAddress.user_id)
+    .where(UserAddress.portal_id == bindparam("portal_id"),
+           UserAddress.confirmed_at.is_not(None))
+    # Not each user's addresses again (``User.addresses`` loads by selectin: a second
+    # statement per group commit, 3 % of the SMTP loop's samples); routing reads none,
+    # and the sessions this runs in (ingest, sync) show no user to anyone.
+    .options(lazyload(User.addresses))
+)
 
 
 MAX_NEVER_LOG = 10_000

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import _logged_rows, accounts, audit, metrics
@@ -189,13 +189,7 @@ async def log_message(runtime: Runtime, message: bytes | Prepared, how: Arrival)
 
         async def work(session: AsyncSession, portal_id: int = delivery.portal_id,
                        envelope: Envelope = envelope) -> IngestResult | Refused:
-            portal = await session.get(Portal, portal_id)
-            if portal is None:
-                raise NotFound(f"no portal {portal_id}")
-            # Held for the rest of the shared transaction: the session's identity map
-            # keeps objects only while something refers to them, and the next message
-            # of the batch would read the portal again.
-            session.info.setdefault(_HELD_PORTALS, {})[portal_id] = portal
+            portal = await _portal(session, portal_id)
             try:
                 # Mail to a team inbox (docs/tickets.md): anyone may write there.
                 from core.tickets import intake  # it builds on this module
@@ -221,6 +215,25 @@ async def log_message(runtime: Runtime, message: bytes | Prepared, how: Arrival)
             send_later(runtime, result.acknowledgement)
         results.append(result)
     return _counted(how, Results(tuple(results)))
+
+
+async def _portal(session: AsyncSession, portal_id: int) -> Portal:
+    """The portal, read once per shared transaction: held for the rest of it (the
+    session's identity map keeps objects only while something refers to them, and the
+    next message of the batch would read it again), by a select built once (SQLAlchemy
+    remembers a statement object's cache key; ``session.get`` builds its select at each
+    call). Raises NotFound."""
+    held: dict[int, Portal] = session.info.setdefault(_HELD_PORTALS, {})
+    portal = held.get(portal_id)
+    if portal is None or inspect(portal).expired_attributes:
+        portal = (await session.execute(_PORTAL, {"portal_id": portal_id})).scalar()
+        if portal is None:
+            raise NotFound(f"no portal {portal_id}")
+        held[portal_id] = portal
+    return portal
+
+
+_PORTAL = select(Portal).where(Portal.id == bindparam("portal_id"))
 
 
 def _counted(how: Arrival, results: Results) -> Results:
