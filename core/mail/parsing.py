@@ -280,10 +280,8 @@ def _plain_bodies(
 ) -> tuple[str, str, tuple[Part, ...]]:
     """:func:`_bodies` for a message :mod:`core.mail._plain` took: its one part is the
     text or the html body, and only decoding it reports defects."""
-    where = f"part 1 ({plain.content_type})"
-    decoded, notes = _mime.decode_bytes(plain.body, plain.charset, where)
-    defects.extend(notes)
-    body = _mime.clean_text(decoded).replace("\r\n", "\n").replace("\r", "\n")
+    body = _decoded_text(plain.body, plain.charset, f"part 1 ({plain.content_type})",
+                         defects)
     if plain.content_type == "text/html":
         text, html = _text_and_html("", body, defects)
     else:
@@ -327,9 +325,16 @@ def _body_text(item: _Labelled | None, defects: list[str]) -> str:
     if item is None:
         return ""
     payload, notes = _payload(item)
+    defects.extend(notes)
     data = payload if isinstance(payload, bytes) else payload.read_bytes()
-    text, more = _mime.decode_bytes(data, _mime.charset(item.leaf.part), item.where)
-    defects.extend(notes + more)
+    return _decoded_text(data, _mime.charset(item.leaf.part), item.where, defects)
+
+
+def _decoded_text(data: bytes, charset: str | None, where: str, defects: list[str]) -> str:
+    """A body part's bytes as text: its charset's (or the best guess), cleaned for
+    storage, with LF line ends."""
+    text, notes = _mime.decode_bytes(data, charset, where)
+    defects.extend(notes)
     return _mime.clean_text(text).replace("\r\n", "\n").replace("\r", "\n")
 
 
