@@ -12,6 +12,7 @@ import textwrap
 from dataclasses import dataclass
 
 from core.mail import _forward_formats as formats
+from core.mail._mime import lf_line_ends
 from core.mail.subjects import REPLY_PREFIX, is_forward_subject, strip_forward_prefixes
 
 
@@ -31,9 +32,7 @@ def lines_of(text: str) -> list[str]:
 
 
 def _normalized(text: str) -> str:
-    if "\r" in text:  # much cheaper than the replacing, which scans for "\r\n"
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text.replace("\ufeff", "")
+    return lf_line_ends(text).replace("\ufeff", "")
 
 
 def _lines_of(text: str) -> list[str]:

@@ -117,6 +117,14 @@ def clean_text(text: str) -> str:
     return _SURROGATES.sub("\ufffd", text.replace("\x00", ""))
 
 
+def lf_line_ends(text: str) -> str:
+    """``text`` with CRLF and lone CR line ends made LF. Most text has no CR: looking
+    for one is much cheaper than the replacing, which scans for CRLF."""
+    if "\r" not in text:
+        return text
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _normalize_charset(charset: str | None) -> str | None:
     if not charset:
         return None

@@ -335,7 +335,7 @@ def _decoded_text(data: bytes, charset: str | None, where: str, defects: list[st
     storage, with LF line ends."""
     text, notes = _mime.decode_bytes(data, charset, where)
     defects.extend(notes)
-    return _mime.clean_text(text).replace("\r\n", "\n").replace("\r", "\n")
+    return _mime.lf_line_ends(_mime.clean_text(text))
 
 
 def _part(

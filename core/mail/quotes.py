@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from core.mail import _forward_formats as formats
+from core.mail._mime import lf_line_ends
 
 # Attribution lines ("On <date>, <name> wrote:") end with one of these verbs, or
 # carry one before the sender's address ("Am <date> schrieb Name <addr>:").
@@ -55,8 +56,7 @@ def reply_text(text: str) -> str:
 
 
 def _reply_text(text: str) -> str:
-    # (a search for "\r" is much cheaper than the replacing, which scans for "\r\n")
-    joined = text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+    joined = lf_line_ends(text)
     # A short text is cheaper to look at line by line than to search for candidates.
     candidates = _candidate_lines(joined) if len(joined) >= _SHORT_TEXT else None
     if candidates == []:
